@@ -1,0 +1,127 @@
+"""Plain data the builders take and the readers return, free of XML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from gateway.domain.orders import Category, Party, PaymentOrder
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentGroup:
+    """One PmtInf: orders sharing debtor account, execution date and category or batch."""
+
+    pmt_inf_id: str
+    debtor: Party
+    execution_date: date
+    category: Category
+    orders: tuple[PaymentOrder, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundBatch:
+    """Everything needed to build one pain.001 file."""
+
+    msg_id: str
+    created_at: datetime
+    initiating_party: str
+    groups: tuple[PaymentGroup, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CreditTransfer:
+    """One CdtTrfTxInf as a bank reads it from a pain.001."""
+
+    pmt_inf_id: str
+    instr_id: str | None
+    end_to_end_id: str
+    amount: Decimal
+    currency: str
+    creditor_name: str
+    creditor_account: str
+    creditor_agent_bic: str | None
+    debtor_account: str
+    purpose: str | None
+    remittance: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pain001Content:
+    """A pain.001 as a bank reads it."""
+
+    msg_id: str
+    created_at: datetime
+    nb_of_txs: int
+    ctrl_sum: Decimal | None
+    initiating_party: str | None
+    transfers: tuple[CreditTransfer, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TxStatus:
+    """A transaction-level status line of a pain.002 (TxInfAndSts)."""
+
+    original_end_to_end_id: str | None
+    status: str
+    original_instr_id: str | None = None
+    original_pmt_inf_id: str | None = None
+    reason_code: str | None = None
+    reason_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """A pain.002 customer payment status report."""
+
+    msg_id: str
+    created_at: datetime
+    original_msg_id: str
+    original_msg_name_id: str
+    group_status: str | None
+    transactions: tuple[TxStatus, ...]
+    group_reason_code: str | None = None
+    group_reason_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryDetail:
+    """One TxDtls inside a camt.054 entry."""
+
+    amount: Decimal
+    currency: str
+    end_to_end_id: str | None = None
+    msg_id: str | None = None
+    pmt_inf_id: str | None = None
+    account_servicer_ref: str | None = None
+    counterparty_name: str | None = None
+    counterparty_account: str | None = None
+    remittance: str | None = None
+    structured_ref: str | None = None
+    return_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One Ntry of a camt.054 notification."""
+
+    amount: Decimal
+    currency: str
+    credit_debit: str
+    status: str
+    booking_date: date | None
+    value_date: date | None
+    account_servicer_ref: str | None
+    details: tuple[EntryDetail, ...] = field(default_factory=tuple)
+    entry_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A camt.054 bank-to-customer debit/credit notification."""
+
+    msg_id: str
+    created_at: datetime
+    account: str
+    entries: tuple[Entry, ...]
