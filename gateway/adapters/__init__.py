@@ -1,0 +1,1 @@
+"""Adapters at the edges: the database, RabbitMQ, keys."""

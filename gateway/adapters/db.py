@@ -1,0 +1,333 @@
+"""SQLite storage (WAL): the gateway's orders, files, inbound records and outbox."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from gateway.errors import TransientError
+from gateway.service.records import OutboxMessage, PendingMessage, ReadyGroup, StoredOrder
+
+AddResult = Literal["new", "duplicate", "conflict"]
+
+_ORDER_COLUMNS = (
+    "order_id, payload, partner, group_key, category, amount, currency, state, msg_id, "
+    "pmt_inf_id, status_code, reason_code, reason_text, bank_ref, value_date, received_at, "
+    "updated_at"
+)
+
+
+def _schema_sql() -> str:
+    return resources.files("gateway.adapters").joinpath("sqlite_schema.sql").read_text()
+
+
+class Tx:
+    """One open write transaction; every method runs inside it."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self._conn.execute(sql, args).fetchone()
+
+    # --- intake -------------------------------------------------------------------------------
+
+    def add_order(
+        self,
+        *,
+        order_id: str,
+        content_hash: str,
+        payload: str,
+        partner: str,
+        group_key: str,
+        category: str,
+        amount: str,
+        currency: str,
+        now: str,
+    ) -> AddResult:
+        """Store a new order; same id and hash is a duplicate, same id and other hash a conflict."""
+        row = self._one("SELECT content_hash FROM orders WHERE order_id = ?", (order_id,))
+        if row is not None:
+            return "duplicate" if row[0] == content_hash else "conflict"
+        self._conn.execute(
+            "INSERT INTO orders (order_id, content_hash, payload, partner, group_key, category,"
+            " amount, currency, state, received_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?)",
+            (order_id, content_hash, payload, partner, group_key, category, amount, currency,
+             now, now),
+        )
+        return "new"
+
+    def add_invalid(
+        self, *, subject: str, order_id: str | None, raw: bytes, reason: str, now: str
+    ) -> bool:
+        """Quarantine a refused order; False when the same body was refused before."""
+        cursor = self._conn.execute(
+            "INSERT OR IGNORE INTO invalid_orders (subject, order_id, raw, reason, received_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (subject, order_id, raw, reason, now),
+        )
+        return cursor.rowcount == 1
+
+    # --- batching -----------------------------------------------------------------------------
+
+    def ready_groups(self, quiet_before: str, full_at: int) -> list[ReadyGroup]:
+        """Groups of received orders that have gone quiet or are big enough for a file."""
+        rows = self._conn.execute(
+            "SELECT group_key, COUNT(*), MAX(received_at) FROM orders WHERE state = 'received'"
+            " GROUP BY group_key"
+        ).fetchall()
+        return [
+            ReadyGroup(key, count)
+            for key, count, newest in rows
+            if newest < quiet_before or count >= full_at
+        ]
+
+    def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
+        """Received orders of one group, oldest first."""
+        rows = self._conn.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE state = 'received' AND group_key = ?"  # noqa: S608 - fixed column list
+            " ORDER BY received_at, order_id LIMIT ?",
+            (group_key, limit),
+        ).fetchall()
+        return [StoredOrder(*row) for row in rows]
+
+    def next_value(self, counter: str) -> int:
+        """The next number of a named counter, never handed out twice."""
+        self._conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, 1)"
+            " ON CONFLICT(name) DO UPDATE SET value = value + 1",
+            (counter,),
+        )
+        return int(self._one("SELECT value FROM counters WHERE name = ?", (counter,))[0])
+
+    def add_file(
+        self,
+        *,
+        msg_id: str,
+        partner: str,
+        message_type: str,
+        nb_of_txs: int,
+        ctrl_sum: str,
+        sha256: str,
+        now: str,
+    ) -> None:
+        """Record an outbound file as built."""
+        self._conn.execute(
+            "INSERT INTO files (msg_id, partner, message_type, state, nb_of_txs, ctrl_sum,"
+            " sha256, created_at) VALUES (?, ?, ?, 'built', ?, ?, ?, ?)",
+            (msg_id, partner, message_type, nb_of_txs, ctrl_sum, sha256, now),
+        )
+
+    def mark_batched(self, assignments: Sequence[tuple[str, str]], msg_id: str, now: str) -> None:
+        """Move orders (order_id, pmt_inf_id) from received to batched in file msg_id."""
+        self._conn.executemany(
+            "UPDATE orders SET state = 'batched', msg_id = ?, pmt_inf_id = ?, updated_at = ?"
+            " WHERE order_id = ? AND state = 'received'",
+            [(msg_id, pmt_inf_id, now, order_id) for order_id, pmt_inf_id in assignments],
+        )
+
+    # --- outbox -------------------------------------------------------------------------------
+
+    def enqueue(self, message: OutboxMessage, now: str) -> bool:
+        """Add a message to the outbox; False when the same message id is already there."""
+        cursor = self._conn.execute(
+            "INSERT OR IGNORE INTO outbox (message_id, exchange, routing_key, body, headers,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                message.message_id,
+                message.exchange,
+                message.routing_key,
+                message.body,
+                json.dumps(message.headers, sort_keys=True),
+                now,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def mark_sent(self, row_ids: Sequence[int], now: str) -> None:
+        """Mark outbox rows confirmed by the broker."""
+        self._conn.executemany(
+            "UPDATE outbox SET sent_at = ? WHERE id = ? AND sent_at IS NULL",
+            [(now, row_id) for row_id in row_ids],
+        )
+
+    def file_sent(self, msg_id: str, now: str) -> None:
+        """A file reached the partner's channel: the file and its orders are now sent."""
+        self._conn.execute(
+            "UPDATE files SET state = 'sent', sent_at = ?, attempts = attempts + 1"
+            " WHERE msg_id = ? AND state = 'built'",
+            (now, msg_id),
+        )
+        self._conn.execute(
+            "UPDATE orders SET state = 'sent', updated_at = ? WHERE msg_id = ? AND state = 'batched'",
+            (now, msg_id),
+        )
+
+    # --- inbound ------------------------------------------------------------------------------
+
+    def first_sight(self, partner: str, msg_id: str, message_type: str, now: str) -> bool:
+        """Record an inbound file; False when this partner already sent this MsgId."""
+        cursor = self._conn.execute(
+            "INSERT OR IGNORE INTO inbound_files (partner, msg_id, message_type, received_at)"
+            " VALUES (?, ?, ?, ?)",
+            (partner, msg_id, message_type, now),
+        )
+        return cursor.rowcount == 1
+
+    def quarantine(self, partner: str | None, raw: bytes, reason: str, now: str) -> int:
+        """Keep a refused inbound file with its reason; returns its quarantine id."""
+        cursor = self._conn.execute(
+            "INSERT INTO quarantine (partner, raw, reason, received_at) VALUES (?, ?, ?, ?)",
+            (partner, raw, reason, now),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def get_order(self, order_id: str) -> StoredOrder | None:
+        """One order, or None."""
+        row = self._one(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = ?",  # noqa: S608 - fixed column list
+            (order_id,),
+        )
+        return StoredOrder(*row) if row else None
+
+    def move_order(
+        self,
+        order_id: str,
+        state: str,
+        now: str,
+        *,
+        status_code: str | None = None,
+        reason_code: str | None = None,
+        reason_text: str | None = None,
+        bank_ref: str | None = None,
+        value_date: str | None = None,
+    ) -> None:
+        """Set an order's new state and what the bank said; the caller checked the move."""
+        self._conn.execute(
+            "UPDATE orders SET state = ?, updated_at = ?,"
+            " status_code = COALESCE(?, status_code), reason_code = COALESCE(?, reason_code),"
+            " reason_text = COALESCE(?, reason_text), bank_ref = COALESCE(?, bank_ref),"
+            " value_date = COALESCE(?, value_date) WHERE order_id = ?",
+            (state, now, status_code, reason_code, reason_text, bank_ref, value_date, order_id),
+        )
+
+    def order_ids_of_file(self, msg_id: str) -> list[str]:
+        """Ids of the orders sent in one file."""
+        rows = self._conn.execute("SELECT order_id FROM orders WHERE msg_id = ?", (msg_id,))
+        return [row[0] for row in rows.fetchall()]
+
+    def file_status(self, msg_id: str, state: str, now: str) -> None:
+        """Record the status a partner gave a whole file."""
+        self._conn.execute(
+            "UPDATE files SET state = ?, status_at = ? WHERE msg_id = ?", (state, now, msg_id)
+        )
+
+    def add_revenue(
+        self,
+        *,
+        bank_ref: str,
+        partner: str,
+        msg_id: str,
+        amount: str,
+        currency: str,
+        value_date: str | None,
+        payer: str | None,
+        now: str,
+    ) -> bool:
+        """Record a revenue collection; False when this bank reference was seen before."""
+        cursor = self._conn.execute(
+            "INSERT OR IGNORE INTO revenue (bank_ref, partner, msg_id, amount, currency,"
+            " value_date, payer, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (bank_ref, partner, msg_id, amount, currency, value_date, payer, now),
+        )
+        return cursor.rowcount == 1
+
+
+class Database:
+    """Opens one SQLite connection per thread and runs write transactions with retries."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.executescript(_schema_sql())
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA busy_timeout = 30000")
+        return conn
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """A write transaction: committed on success, rolled back on any error."""
+        conn = self.connection()
+        self._begin(conn)
+        try:
+            yield Tx(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            conn.execute("ROLLBACK")
+            raise TransientError(f"database commit failed: {exc}") from exc
+
+    @staticmethod
+    @retry(
+        retry=retry_if_exception_type(sqlite3.OperationalError),
+        wait=wait_exponential(multiplier=0.05, max=2),
+        stop=stop_after_attempt(8),
+        reraise=True,
+    )
+    def _begin(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A read-only query for status and reports."""
+        return list(self.connection().execute(sql, args).fetchall())
+
+    def pending_outbox(self, limit: int) -> list[PendingMessage]:
+        """Outbox messages not yet confirmed, oldest first."""
+        rows = self.query(
+            "SELECT id, message_id, exchange, routing_key, body, headers FROM outbox"
+            " WHERE sent_at IS NULL ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [
+            PendingMessage(
+                row_id, OutboxMessage(message_id, exchange, key, bytes(body), json.loads(headers))
+            )
+            for row_id, message_id, exchange, key, body, headers in rows
+        ]
+
+    def counts_by_state(self) -> dict[str, int]:
+        """Orders per state."""
+        return {state: n for state, n in self.query("SELECT state, COUNT(*) FROM orders GROUP BY 1")}
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

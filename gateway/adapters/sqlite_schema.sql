@@ -1,0 +1,89 @@
+-- The gateway's own state. One row per order, file, inbound file and outbox message.
+CREATE TABLE IF NOT EXISTS orders (
+    order_id      TEXT PRIMARY KEY,
+    content_hash  TEXT NOT NULL,
+    payload       TEXT NOT NULL,
+    partner       TEXT NOT NULL,
+    group_key     TEXT NOT NULL,
+    category      TEXT NOT NULL,
+    amount        TEXT NOT NULL,
+    currency      TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    msg_id        TEXT,
+    pmt_inf_id    TEXT,
+    status_code   TEXT,
+    reason_code   TEXT,
+    reason_text   TEXT,
+    bank_ref      TEXT,
+    value_date    TEXT,
+    received_at   TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_by_state_group ON orders (state, group_key);
+CREATE INDEX IF NOT EXISTS orders_by_msg ON orders (msg_id);
+
+CREATE TABLE IF NOT EXISTS invalid_orders (
+    subject      TEXT PRIMARY KEY,
+    order_id     TEXT,
+    raw          BLOB NOT NULL,
+    reason       TEXT NOT NULL,
+    received_at  TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS files (
+    msg_id        TEXT PRIMARY KEY,
+    partner       TEXT NOT NULL,
+    message_type  TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    nb_of_txs     INTEGER NOT NULL,
+    ctrl_sum      TEXT NOT NULL,
+    sha256        TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    sent_at       TEXT,
+    status_at     TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE IF NOT EXISTS inbound_files (
+    partner       TEXT NOT NULL,
+    msg_id        TEXT NOT NULL,
+    message_type  TEXT NOT NULL,
+    received_at   TEXT NOT NULL,
+    PRIMARY KEY (partner, msg_id)
+);
+
+CREATE TABLE IF NOT EXISTS quarantine (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    partner      TEXT,
+    raw          BLOB NOT NULL,
+    reason       TEXT NOT NULL,
+    received_at  TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS revenue (
+    bank_ref     TEXT PRIMARY KEY,
+    partner      TEXT NOT NULL,
+    msg_id       TEXT NOT NULL,
+    amount       TEXT NOT NULL,
+    currency     TEXT NOT NULL,
+    value_date   TEXT,
+    payer        TEXT,
+    received_at  TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS outbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id  TEXT NOT NULL UNIQUE,
+    exchange    TEXT NOT NULL,
+    routing_key TEXT NOT NULL,
+    body        BLOB NOT NULL,
+    headers     TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    sent_at     TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sent_at, id);
+
+CREATE TABLE IF NOT EXISTS counters (
+    name   TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
+);

@@ -1,0 +1,276 @@
+"""The simulated bank's decisions: verify, check, settle or reject, and report back signed."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import structlog
+from lxml import etree
+
+from gateway.banksim.record import BankRecord
+from gateway.errors import InvalidMessage
+from gateway.iso20022 import xsd
+from gateway.iso20022.camt054 import build_camt054
+from gateway.iso20022.model import (
+    CreditTransfer,
+    Entry,
+    EntryDetail,
+    Notification,
+    Pain001Content,
+    StatusReport,
+    TxStatus,
+)
+from gateway.iso20022.pain001 import read_pain001
+from gateway.iso20022.pain002 import build_pain002
+from gateway.iso20022.xml import parse_xml
+from gateway.signing import KeyPair, sign, verify
+
+log = structlog.get_logger("gateway.banksim")
+
+# Reasons the simulated bank gives, as ISO ExternalStatusReason1Code values.
+REASONS = {
+    "AC01": "Số tài khoản không đúng (incorrect account number)",
+    "AC04": "Tài khoản đã đóng (closed account number)",
+    "DS0A": "Chữ ký số không hợp lệ (data signature not valid)",
+    "FF01": "Tệp không đúng định dạng (invalid file format)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RevenueItem:
+    """One collection the bank took in for the treasury (tax, fine) and reports as a credit."""
+
+    bank_ref: str
+    payer_name: str
+    amount: str
+    currency: str
+    value_date: date
+    remittance: str
+    structured_ref: str | None = None
+
+
+@dataclass
+class AccountBook:
+    """Which creditor accounts the bank knows as closed or as nonexistent."""
+
+    closed: frozenset[str] = field(default_factory=frozenset)
+    unknown: frozenset[str] = field(default_factory=frozenset)
+
+    def decide(self, transfer: CreditTransfer) -> str | None:
+        """The ISO reason code to reject with, or None to settle."""
+        account = transfer.creditor_account.split(":")[-1]
+        if account in self.unknown:
+            return "AC01"
+        if account in self.closed:
+            return "AC04"
+        return None
+
+
+Reply = tuple[str, str, bytes]
+
+
+def _ref(prefix: str, *parts: str) -> str:
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:20].upper()
+    return f"{prefix}{digest}"
+
+
+class BankSimulator:
+    """A partner bank: takes signed pain.001 files, answers with signed pain.002 and camt.054."""
+
+    def __init__(
+        self,
+        *,
+        bic: str,
+        account: str,
+        keypair: KeyPair,
+        trusted_cert: bytes,
+        record: BankRecord,
+        book: AccountBook,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.bic = bic
+        self.account = account
+        self._keypair = keypair
+        self._trusted = trusted_cert
+        self.record = record
+        self.book = book
+        self._clock = clock
+
+    def receive(self, raw: bytes) -> list[Reply]:
+        """Handle one file; a file seen before gets the same replies again, never a new payment."""
+        try:
+            tree = verify(raw, self._trusted)
+            xsd.validate(tree)
+            content = read_pain001(tree)
+        except InvalidMessage as exc:
+            return self._refuse_file(raw, exc)
+        if self.record.seen(content.msg_id):
+            log.info("bank.file_duplicate", msg_id=content.msg_id)
+            return self.record.replies_to(content.msg_id)
+        now = self._clock()
+        decisions = [(t, self.book.decide(t)) for t in content.transfers]
+        replies = [self._status_report(content, decisions, now)]
+        settled = [t for t, reason in decisions if reason is None]
+        if settled:
+            replies.append(self._debit_notification(content, settled, now))
+        self.record.record(
+            content.msg_id,
+            hashlib.sha256(raw).hexdigest(),
+            now.isoformat(),
+            [
+                (
+                    t.end_to_end_id,
+                    format(t.amount, "f"),
+                    t.currency,
+                    t.creditor_account,
+                    "rejected" if reason else "settled",
+                    reason,
+                )
+                for t, reason in decisions
+            ],
+            replies,
+        )
+        log.info(
+            "bank.file_processed",
+            msg_id=content.msg_id,
+            txs=len(decisions),
+            settled=len(settled),
+            rejected=len(decisions) - len(settled),
+        )
+        return replies
+
+    def _status_report(
+        self,
+        content: Pain001Content,
+        decisions: list[tuple[CreditTransfer, str | None]],
+        now: datetime,
+    ) -> Reply:
+        rejected = sum(1 for _, reason in decisions if reason)
+        group = "ACCP" if rejected == 0 else ("RJCT" if rejected == len(decisions) else "PART")
+        report = StatusReport(
+            msg_id=_ref("VBA-STS-", content.msg_id)[:35],
+            created_at=now,
+            original_msg_id=content.msg_id,
+            original_msg_name_id="pain.001.001.09",
+            group_status=group,
+            transactions=tuple(
+                TxStatus(
+                    original_end_to_end_id=t.end_to_end_id,
+                    original_instr_id=t.instr_id,
+                    original_pmt_inf_id=t.pmt_inf_id,
+                    status="RJCT" if reason else "ACCP",
+                    reason_code=reason,
+                    reason_text=REASONS.get(reason) if reason else None,
+                )
+                for t, reason in decisions
+            ),
+        )
+        return report.msg_id, "pain.002", self._signed(build_pain002(report))
+
+    def _debit_notification(
+        self, content: Pain001Content, settled: list[CreditTransfer], now: datetime
+    ) -> Reply:
+        notification = Notification(
+            msg_id=_ref("VBA-DBT-", content.msg_id)[:35],
+            created_at=now,
+            account=self.account,
+            entries=tuple(
+                Entry(
+                    amount=t.amount,
+                    currency=t.currency,
+                    credit_debit="DBIT",
+                    status="BOOK",
+                    booking_date=now.date(),
+                    value_date=now.date(),
+                    account_servicer_ref=_ref("VBA", content.msg_id, t.end_to_end_id)[:35],
+                    details=(
+                        EntryDetail(
+                            amount=t.amount,
+                            currency=t.currency,
+                            end_to_end_id=t.end_to_end_id,
+                            msg_id=content.msg_id,
+                            pmt_inf_id=t.pmt_inf_id,
+                            account_servicer_ref=_ref("VBA", content.msg_id, t.end_to_end_id)[
+                                :35
+                            ],
+                            counterparty_name=t.creditor_name,
+                            counterparty_account=t.creditor_account.split(":")[-1],
+                            remittance=t.remittance,
+                        ),
+                    ),
+                )
+                for t in settled
+            ),
+        )
+        return notification.msg_id, "camt.054", self._signed(build_camt054(notification))
+
+    def revenue_notification(self, items: Iterable[RevenueItem]) -> Reply:
+        """A camt.054 of credits: revenue the bank collected for the treasury."""
+        items = list(items)
+        now = self._clock()
+        notification = Notification(
+            msg_id=_ref("VBA-CDT-", *(i.bank_ref for i in items))[:35],
+            created_at=now,
+            account=self.account,
+            entries=tuple(
+                Entry(
+                    amount=Decimal(i.amount),
+                    currency=i.currency,
+                    credit_debit="CRDT",
+                    status="BOOK",
+                    booking_date=i.value_date,
+                    value_date=i.value_date,
+                    account_servicer_ref=i.bank_ref,
+                    details=(
+                        EntryDetail(
+                            amount=Decimal(i.amount),
+                            currency=i.currency,
+                            account_servicer_ref=i.bank_ref,
+                            counterparty_name=i.payer_name,
+                            remittance=i.remittance,
+                            structured_ref=i.structured_ref,
+                        ),
+                    ),
+                )
+                for i in items
+            ),
+        )
+        body = self._signed(build_camt054(notification))
+        self.record.add_reply("revenue", notification.msg_id, "camt.054", body)
+        return notification.msg_id, "camt.054", body
+
+    def _refuse_file(self, raw: bytes, error: InvalidMessage) -> list[Reply]:
+        reason = "DS0A" if "signature" in str(error).lower() else "FF01"
+        msg_id = _loose_msg_id(raw)
+        log.warning("bank.file_refused", msg_id=msg_id, reason=reason, error=str(error))
+        if msg_id is None:
+            return []
+        report = StatusReport(
+            msg_id=_ref("VBA-STS-", msg_id, "refused")[:35],
+            created_at=self._clock(),
+            original_msg_id=msg_id,
+            original_msg_name_id="pain.001.001.09",
+            group_status="RJCT",
+            transactions=(),
+            group_reason_code=reason,
+            group_reason_text=f"{REASONS[reason]}: {error}"[:105],
+        )
+        return [(report.msg_id, "pain.002", self._signed(build_pain002(report)))]
+
+    def _signed(self, root: etree._Element) -> bytes:
+        xsd.validate(root)
+        return sign(root, self._keypair)
+
+
+def _loose_msg_id(raw: bytes) -> str | None:
+    """The MsgId of a file the bank refuses, read without trusting it, to address the refusal."""
+    try:
+        root = parse_xml(raw)
+    except InvalidMessage:
+        return None
+    found = root.xpath("//*[local-name()='GrpHdr']/*[local-name()='MsgId']/text()")
+    return str(found[0])[:35] if found else None

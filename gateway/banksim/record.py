@@ -1,0 +1,125 @@
+"""What the simulated bank received and paid, kept in its own SQLite file for checkers."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    msg_id       TEXT PRIMARY KEY,
+    sha256       TEXT NOT NULL,
+    received_at  TEXT NOT NULL,
+    times_seen   INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS payments (
+    msg_id        TEXT NOT NULL,
+    end_to_end_id TEXT NOT NULL,
+    amount        TEXT NOT NULL,
+    currency      TEXT NOT NULL,
+    creditor      TEXT NOT NULL,
+    decision      TEXT NOT NULL,
+    reason_code   TEXT,
+    PRIMARY KEY (msg_id, end_to_end_id)
+);
+CREATE TABLE IF NOT EXISTS replies (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    original      TEXT NOT NULL,
+    msg_id        TEXT NOT NULL UNIQUE,
+    kind          TEXT NOT NULL,
+    body          BLOB NOT NULL
+);
+"""
+
+
+class BankRecord:
+    """The bank's book of received files, decided payments and the replies it sent."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.executescript(_SCHEMA)
+
+    def seen(self, msg_id: str) -> bool:
+        """True when a file with this MsgId was received before (counted again)."""
+        with self._lock:
+            cursor = self._conn.execute(
+                "UPDATE files SET times_seen = times_seen + 1 WHERE msg_id = ?", (msg_id,)
+            )
+            return cursor.rowcount == 1
+
+    def record(
+        self,
+        msg_id: str,
+        sha256: str,
+        received_at: str,
+        payments: list[tuple[str, str, str, str, str, str | None]],
+        replies: list[tuple[str, str, bytes]],
+    ) -> None:
+        """Record a new file, its decisions and its replies in one transaction."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "INSERT INTO files (msg_id, sha256, received_at) VALUES (?, ?, ?)",
+                    (msg_id, sha256, received_at),
+                )
+                self._conn.executemany(
+                    "INSERT INTO payments (msg_id, end_to_end_id, amount, currency, creditor,"
+                    " decision, reason_code) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(msg_id, *payment) for payment in payments],
+                )
+                self._conn.executemany(
+                    "INSERT OR IGNORE INTO replies (original, msg_id, kind, body)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(msg_id, reply_id, kind, body) for reply_id, kind, body in replies],
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def add_reply(self, original: str, msg_id: str, kind: str, body: bytes) -> None:
+        """Keep a reply not tied to a received file (revenue notifications)."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO replies (original, msg_id, kind, body) VALUES (?, ?, ?, ?)",
+                (original, msg_id, kind, body),
+            )
+
+    def replies_to(self, msg_id: str) -> list[tuple[str, str, bytes]]:
+        """The replies sent for one received file, in order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT msg_id, kind, body FROM replies WHERE original = ? ORDER BY seq", (msg_id,)
+            ).fetchall()
+        return [(row[0], row[1], bytes(row[2])) for row in rows]
+
+    def paid_twice(self) -> list[str]:
+        """EndToEndIds settled more than once across files: must always be empty."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT end_to_end_id FROM payments WHERE decision = 'settled'"
+                " GROUP BY end_to_end_id HAVING COUNT(*) > 1"
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def totals(self) -> dict[str, tuple[int, str]]:
+        """Per decision: number of payments and their VND sum."""
+        with self._lock:
+            rows = self._conn.execute("SELECT decision, amount FROM payments").fetchall()
+        sums: dict[str, tuple[int, Decimal]] = {}
+        for decision, amount in rows:
+            count, subtotal = sums.get(decision, (0, Decimal(0)))
+            sums[decision] = (count + 1, subtotal + Decimal(amount))
+        return {decision: (count, format(subtotal, "f")) for decision, (count, subtotal) in sums.items()}
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._conn.close()

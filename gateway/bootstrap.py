@@ -1,0 +1,142 @@
+"""The one composition root: builds adapters and services from Settings and wires the workers."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.adapters import topology
+from gateway.adapters.db import Database
+from gateway.adapters.rabbitmq import Publisher, connect, consume
+from gateway.banksim.bank import AccountBook, BankSimulator
+from gateway.banksim.record import BankRecord
+from gateway.config import PartnerProfile, Settings
+from gateway.runtime import Runtime, every
+from gateway.service.batcher import BatchService
+from gateway.service.inbound import InboundService
+from gateway.service.intake import IntakeService
+from gateway.service.relay import RelayService
+from gateway.signing import KeyPair, ensure_keypair
+
+
+def our_keypair(settings: Settings) -> KeyPair:
+    """The treasury's signing key pair (generated into keys/ on first use)."""
+    return ensure_keypair(
+        settings.keys_path, settings.signing_key, f"{settings.initiating_party} - gateway"
+    )
+
+
+def bank_keypair(settings: Settings, partner: PartnerProfile) -> KeyPair:
+    """The simulated bank's key pair; its certificate is the one the partner profile pins."""
+    cert = settings.path(partner.certificate)
+    name = cert.name.removesuffix(".cert.pem")
+    return ensure_keypair(cert.parent, name, f"{partner.name} bank simulator")
+
+
+def declare_topology(settings: Settings) -> None:
+    """Declare exchanges and queues once at start."""
+    conn = connect(settings.amqp_url)
+    try:
+        topology.declare(conn.channel(), settings.partners, settings.delivery_limit)
+    finally:
+        conn.close()
+
+
+@dataclass
+class Gateway:
+    """The gateway's services, built once."""
+
+    settings: Settings
+    db: Database
+    intake: IntakeService
+    batcher: BatchService
+    inbound: InboundService
+
+
+def build_gateway(settings: Settings) -> Gateway:
+    """Open the database, load our key, build the services."""
+    db = Database(settings.db_file)
+    return Gateway(
+        settings=settings,
+        db=db,
+        intake=IntakeService(db, settings),
+        batcher=BatchService(db, settings, our_keypair(settings)),
+        inbound=InboundService(db, settings),
+    )
+
+
+def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
+    """Run intake, batcher, relay and inbound as workers of `runtime`."""
+    settings = gateway.settings
+    declare_topology(settings)
+
+    def intake(stop: threading.Event) -> None:
+        consume(settings.amqp_url, topology.ORDERS_QUEUE, gateway.intake.handle, stop,
+                prefetch=settings.prefetch, chunk=settings.intake_chunk)
+
+    def inbound(stop: threading.Event) -> None:
+        consume(settings.amqp_url, topology.FROM_BANK_QUEUE, gateway.inbound.handle, stop,
+                prefetch=4, chunk=1)
+
+    def relay(stop: threading.Event) -> None:
+        publisher = Publisher(settings.amqp_url)
+        try:
+            every(settings.relay_interval, RelayService(gateway.db, publisher).drain)(stop)
+        finally:
+            publisher.close()
+
+    runtime.add("intake", intake)
+    runtime.add("batcher", every(0.2, gateway.batcher.tick))
+    runtime.add("relay", relay)
+    runtime.add("inbound", inbound)
+
+
+def load_book(path: Path | None) -> AccountBook:
+    """The bank's closed and unknown accounts from a JSON file {"closed": [], "unknown": []}."""
+    if path is None or not path.exists():
+        return AccountBook()
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return AccountBook(
+        closed=frozenset(data.get("closed", [])), unknown=frozenset(data.get("unknown", []))
+    )
+
+
+def build_bank(settings: Settings, partner: PartnerProfile, book: AccountBook,
+               record_path: Path) -> BankSimulator:
+    """A bank simulator for one partner, trusting our certificate."""
+    account = partner.accounts[0] if partner.accounts else "BBAN:0"
+    return BankSimulator(
+        bic=partner.bic,
+        account=account.split(":")[-1],
+        keypair=bank_keypair(settings, partner),
+        trusted_cert=our_keypair(settings).cert_pem,
+        record=BankRecord(record_path),
+        book=book,
+    )
+
+
+def start_bank(settings: Settings, partner: PartnerProfile, bank: BankSimulator,
+               runtime: Runtime) -> None:
+    """Run the bank simulator on the partner's inbox; replies go to `gateway.from-bank`."""
+
+    def serve(stop: threading.Event) -> None:
+        publisher = Publisher(settings.amqp_url)
+
+        def handle(messages: object) -> None:
+            for message in messages:  # type: ignore[attr-defined]
+                for reply_id, kind, body in bank.receive(message.body):
+                    publisher.publish(
+                        topology.FROM_BANK_EXCHANGE, partner.name, body, message_id=reply_id,
+                        headers={"partner": partner.name, "message_type": kind},
+                        content_type="application/xml",
+                    )
+
+        try:
+            consume(settings.amqp_url, topology.bank_inbox(partner.name), handle, stop,
+                    prefetch=4, chunk=1)
+        finally:
+            publisher.close()
+
+    runtime.add(f"bank-sim-{partner.name}", serve)

@@ -1,0 +1,240 @@
+"""The `gateway` command line: services, demo, bank simulator and admin views."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pika.exceptions import AMQPError
+
+from gateway import logs
+from gateway.config import Settings, load_settings
+from gateway.errors import ConfigError, GatewayError
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--log-format", type=click.Choice(["json", "console"]), default=None,
+              help="Log as JSON lines (production) or readable console lines.")
+@click.pass_context
+def cli(ctx: click.Context, log_format: str | None) -> None:
+    """KBNN bank gateway: payment orders in, signed ISO 20022 out, bank reports in, postings out."""
+    settings = load_settings()
+    logs.configure(log_format or settings.log_format, settings.log_level)
+    ctx.obj = settings
+
+
+@cli.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the gateway services (intake, batcher, relay, inbound) until interrupted."""
+    from gateway.bootstrap import build_gateway, start_gateway
+    from gateway.runtime import Runtime
+
+    settings = _settings(ctx)
+    runtime = Runtime()
+    start_gateway(build_gateway(settings), runtime)
+    click.echo(f"gateway running against {_redact(settings.amqp_url)}; Ctrl-C stops", err=True)
+    runtime.wait()
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--timeout", default=110.0, show_default=True, help="Seconds to wait for the flow.")
+@click.pass_context
+def demo(ctx: click.Context, as_json: bool, timeout: float) -> None:
+    """Run a month of Phú Lương's payments through the gateway and a simulated bank."""
+    from gateway.demo.run import render, run_demo
+
+    result = run_demo(_settings(ctx), timeout=timeout)
+    click.echo(render(result))
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, sort_keys=True))
+    if result["by_state"].get("received") or result["by_state"].get("sent"):
+        raise click.ClickException("the demo did not bring every order to a final state")
+
+
+@cli.command("bank-sim")
+@click.option("--partner", default="agribank", show_default=True, help="Partner profile to serve.")
+@click.option("--book", type=click.Path(path_type=Path), default=None,
+              help='JSON {"closed": [...], "unknown": [...]} of accounts the bank refuses.')
+@click.pass_context
+def bank_sim(ctx: click.Context, partner: str, book: Path | None) -> None:
+    """Serve as the partner bank: answer pain.001 files with pain.002 and camt.054."""
+    from gateway.bootstrap import build_bank, declare_topology, load_book, start_bank
+    from gateway.runtime import Runtime
+
+    settings = _settings(ctx)
+    profile = settings.partners.get(partner)
+    if profile is None:
+        raise ConfigError(f"no partner profile named {partner!r} in conf/partners/")
+    declare_topology(settings)
+    bank = build_bank(settings, profile, load_book(book), settings.path(f"var/bank-{partner}.db"))
+    runtime = Runtime()
+    start_bank(settings, profile, bank, runtime)
+    click.echo(f"bank simulator for {partner} running; Ctrl-C stops", err=True)
+    runtime.wait()
+
+
+def _read_orders(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".csv":
+        rows = list(csv.DictReader(io.StringIO(text)))
+        return [_order_from_csv(row, index) for index, row in enumerate(rows, start=2)]
+    data = json.loads(text)
+    return data if isinstance(data, list) else [data]
+
+
+def _order_from_csv(row: dict[str, str], line: int) -> dict[str, Any]:
+    try:
+        order: dict[str, Any] = {
+            "schema": "payment-order/1",
+            "order_id": row["order_id"],
+            "category": row["category"],
+            "debtor": {
+                "name": row["debtor_name"],
+                "account": {"number": row["debtor_account"], "scheme": "BBAN"},
+                "agent_bic": row["debtor_bic"],
+            },
+            "creditor": {
+                "name": row["creditor_name"],
+                "account": {"number": row["creditor_account"], "scheme": "BBAN"},
+                "agent_bic": row["creditor_bic"],
+            },
+            "amount": row["amount"],
+            "currency": row["currency"],
+            "requested_execution_date": row["requested_execution_date"],
+            "remittance": row.get("remittance", ""),
+        }
+    except KeyError as exc:
+        raise GatewayError(f"CSV line {line}: missing column {exc.args[0]}") from None
+    if row.get("batch_ref"):
+        order["batch_ref"] = row["batch_ref"]
+    return order
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def submit(ctx: click.Context, file: Path) -> None:
+    """Publish payment orders from a JSON (one or a list) or CSV file to treasury.orders."""
+    from gateway.adapters import topology
+    from gateway.adapters.rabbitmq import Publisher
+
+    settings = _settings(ctx)
+    try:
+        orders = _read_orders(file)
+    except json.JSONDecodeError as exc:
+        raise GatewayError(f"{file}: not JSON: {exc.msg} at line {exc.lineno}") from None
+    publisher = Publisher(settings.amqp_url)
+    try:
+        for order in orders:
+            publisher.publish(
+                topology.ORDERS_EXCHANGE,
+                f"order.{order.get('category', 'unknown')}",
+                json.dumps(order, ensure_ascii=False).encode("utf-8"),
+                message_id=str(order.get("order_id", "")),
+            )
+    finally:
+        publisher.close()
+    click.echo(f"published {len(orders)} order(s) to treasury.orders")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Counts of orders by state, files by state, outbox and quarantine."""
+    from gateway.adapters.db import Database
+
+    settings = _settings(ctx)
+    if not settings.db_file.exists():
+        raise GatewayError(f"no gateway database at {settings.db_file} yet; start `gateway run`")
+    db = Database(settings.db_file)
+    orders = db.counts_by_state()
+    invalid = int(db.query("SELECT COUNT(*) FROM invalid_orders")[0][0])
+    if invalid:
+        orders["invalid"] = invalid
+    files = {s: n for s, n in db.query("SELECT state, COUNT(*) FROM files GROUP BY 1")}
+    pending = int(db.query("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")[0][0])
+    quarantined = int(db.query("SELECT COUNT(*) FROM quarantine")[0][0])
+    result = {
+        "orders": dict(sorted(orders.items())),
+        "files": dict(sorted(files.items())),
+        "outbox_pending": pending,
+        "quarantined_inbound": quarantined,
+    }
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+        return
+    click.echo(f"database {settings.db_file}")
+    click.echo("orders by state:")
+    for state, count in result["orders"].items():
+        click.echo(f"  {state:<22}{count:>8}")
+    click.echo("files by state:")
+    for state, count in result["files"].items():
+        click.echo(f"  {state:<22}{count:>8}")
+    click.echo(f"outbox pending          {pending:>8}")
+    click.echo(f"quarantined inbound     {quarantined:>8}")
+
+
+@cli.group()
+def orders() -> None:
+    """Look at orders."""
+
+
+@orders.command("show")
+@click.argument("order_id")
+@click.pass_context
+def orders_show(ctx: click.Context, order_id: str) -> None:
+    """One order: its state, file, bank status and reason."""
+    from dataclasses import asdict
+
+    from gateway.adapters.db import Database
+
+    settings = _settings(ctx)
+    db = Database(settings.db_file)
+    with db.transaction() as tx:
+        order = tx.get_order(order_id)
+    if order is None:
+        raise GatewayError(f"no order {order_id!r}")
+    data = asdict(order)
+    data["payload"] = json.loads(data["payload"])
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _redact(url: str) -> str:
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+def main() -> None:
+    """Entry point: one clear line and a non-zero exit for every known failure."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except GatewayError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except AMQPError as exc:
+        click.echo(f"error: broker unavailable ({exc!r}); is RabbitMQ running?", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,55 @@
+"""The JSON contracts (payment-order/1, ledger-posting/1) checked against their published schemas."""
+
+from __future__ import annotations
+
+import json
+import threading
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from gateway.errors import InvalidMessage
+from gateway.paths import schemas_dir
+
+_lock = threading.Lock()
+
+
+@cache
+def _validator(name: str) -> Draft202012Validator:
+    with _lock:
+        path = schemas_dir() / f"{name}.schema.json"
+        try:
+            schema = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidMessage(f"contract schema {path} is missing") from None
+        return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def _check(name: str, payload: Any) -> None:
+    error = best_match(_validator(name).iter_errors(payload))
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "(document)"
+        raise InvalidMessage(f"{name}: {where}: {error.message}")
+
+
+def parse_order_json(body: bytes) -> dict[str, Any]:
+    """Decode an order message and check it against payment-order/1."""
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage(f"order is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidMessage(
+            f"order is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(payload, dict):
+        raise InvalidMessage(f"order must be a JSON object, got {type(payload).__name__}")
+    _check("payment-order-1", payload)
+    return payload
+
+
+def check_posting(body: dict[str, Any]) -> None:
+    """Check a posting against ledger-posting/1 (used by tests and the ledger sink)."""
+    _check("ledger-posting-1", body)

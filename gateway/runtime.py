@@ -1,0 +1,61 @@
+"""Worker threads: each owns its connections, stops on one event, and logs why it failed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import structlog
+
+log = structlog.get_logger("gateway.runtime")
+
+
+class Runtime:
+    """Starts named workers and stops them together."""
+
+    def __init__(self) -> None:
+        self.stop_event = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def add(self, name: str, target: Callable[[threading.Event], None]) -> None:
+        """Run `target(stop_event)` in a thread, restarting it after an unexpected error."""
+
+        def guarded() -> None:
+            while not self.stop_event.is_set():
+                try:
+                    target(self.stop_event)
+                    return
+                except Exception as exc:
+                    log.exception("worker.crashed", worker=name, error=repr(exc))
+                    self.stop_event.wait(1.0)
+
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask every worker to stop and wait for them."""
+        self.stop_event.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def wait(self) -> None:
+        """Block until stopped (Ctrl-C stops)."""
+        try:
+            while not self.stop_event.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            log.info("runtime.interrupted")
+        finally:
+            self.stop()
+
+
+def every(interval: float, step: Callable[[], int]) -> Callable[[threading.Event], None]:
+    """A worker that calls `step` until stopped, pausing `interval` when it found nothing to do."""
+
+    def loop(stop: threading.Event) -> None:
+        while not stop.is_set():
+            if step() == 0:
+                stop.wait(interval)
+
+    return loop

@@ -1,0 +1,1 @@
+"""Services: the handlers that move orders and files forward, behind small ports."""

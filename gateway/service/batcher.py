@@ -1,0 +1,131 @@
+"""Batcher: cuts received orders into signed pain.001 files and puts them in the outbox."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+
+import structlog
+
+from gateway.adapters.db import Database
+from gateway.adapters.topology import TO_BANK_EXCHANGE
+from gateway.config import PartnerProfile, Settings
+from gateway.domain.money import total
+from gateway.domain.orders import PaymentOrder, order_from_payload
+from gateway.iso20022 import xsd
+from gateway.iso20022.model import OutboundBatch, PaymentGroup
+from gateway.iso20022.pain001 import build_pain001
+from gateway.service.clock import Clock, stamp, utcnow
+from gateway.service.records import OutboxMessage, StoredOrder
+from gateway.signing import KeyPair, sign
+
+log = structlog.get_logger("gateway.batcher")
+
+
+def make_msg_id(partner: PartnerProfile, day: str, seq: int) -> str:
+    """A MsgId unique per gateway database: prefix, date, partner, sequence (≤35 characters)."""
+    return f"KBNN-{day}-{partner.name[:8].upper()}-{seq:07d}"
+
+
+def payment_groups(msg_id: str, orders: list[PaymentOrder]) -> tuple[PaymentGroup, ...]:
+    """One PmtInf per category within a file (debtor and date are already shared)."""
+    by_category: dict[str, list[PaymentOrder]] = {}
+    for order in orders:
+        by_category.setdefault(order.category.value, []).append(order)
+    groups = []
+    for index, members in enumerate(by_category.values(), start=1):
+        first = members[0]
+        groups.append(
+            PaymentGroup(
+                pmt_inf_id=f"{msg_id}-{index:03d}",
+                debtor=first.debtor,
+                execution_date=first.requested_execution_date,
+                category=first.category,
+                orders=tuple(members),
+            )
+        )
+    return tuple(groups)
+
+
+class BatchService:
+    """Every tick, turns each quiet (or full) group of received orders into one file."""
+
+    def __init__(
+        self, db: Database, settings: Settings, keypair: KeyPair, clock: Clock = utcnow
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._keypair = keypair
+        self._clock = clock
+
+    def tick(self) -> int:
+        """Cut every ready group; returns the number of files built."""
+        now = self._clock()
+        quiet_before = stamp(now - timedelta(seconds=self._settings.batch_quiet_seconds))
+        smallest_limit = min(
+            (p.max_txs_per_file for p in self._settings.partners.values()), default=50_000
+        )
+        with self._db.transaction() as tx:
+            ready = tx.ready_groups(quiet_before, smallest_limit)
+        built = 0
+        for group in ready:
+            while self._cut(group.group_key):
+                built += 1
+        return built
+
+    def _cut(self, key: str) -> bool:
+        partner = self._settings.partners[key.split("|", 1)[0]]
+        now = self._clock()
+        with self._db.transaction() as tx:
+            stored = tx.received_in_group(key, partner.max_txs_per_file)
+            if not stored:
+                return False
+            seq = tx.next_value("pain.001")
+            msg_id = make_msg_id(partner, now.strftime("%Y%m%d"), seq)
+            body, nb, ctrl_sum, groups = self._build(msg_id, partner, stored, now)
+            tx.add_file(
+                msg_id=msg_id,
+                partner=partner.name,
+                message_type=partner.pain001_version,
+                nb_of_txs=nb,
+                ctrl_sum=ctrl_sum,
+                sha256=hashlib.sha256(body).hexdigest(),
+                now=stamp(now),
+            )
+            tx.mark_batched(
+                [(o.order_id, g.pmt_inf_id) for g in groups for o in g.orders], msg_id, stamp(now)
+            )
+            tx.enqueue(
+                OutboxMessage(
+                    message_id=msg_id,
+                    exchange=TO_BANK_EXCHANGE,
+                    routing_key=partner.name,
+                    body=body,
+                    headers={
+                        "partner": partner.name,
+                        "message_type": partner.pain001_version,
+                        "msg_id": msg_id,
+                    },
+                ),
+                stamp(now),
+            )
+        log.info("file.built", msg_id=msg_id, partner=partner.name, txs=nb, ctrl_sum=ctrl_sum)
+        return True
+
+    def _build(
+        self, msg_id: str, partner: PartnerProfile, stored: list[StoredOrder], now: object
+    ) -> tuple[bytes, int, str, tuple[PaymentGroup, ...]]:
+        orders = [order_from_payload(json.loads(row.payload)) for row in stored]
+        groups = payment_groups(msg_id, orders)
+        batch = OutboundBatch(
+            msg_id=msg_id,
+            created_at=self._clock(),
+            initiating_party=self._settings.initiating_party,
+            groups=groups,
+        )
+        root = build_pain001(batch, partner.pain001_version)
+        xsd.validate(root)
+        body = sign(root, self._keypair)
+        ctrl_sum = total([o.money.amount for o in orders])
+        return body, len(orders), format(ctrl_sum, "f"), groups

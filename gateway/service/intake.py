@@ -1,0 +1,136 @@
+"""Intake: payment orders from the treasury core, checked, stored, or refused with a reason."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from gateway.adapters.db import Database, Tx
+from gateway.config import Settings
+from gateway.contracts import parse_order_json
+from gateway.domain.orders import PaymentOrder, content_hash, order_from_payload
+from gateway.domain.postings import LedgerPosting, PostingKind
+from gateway.errors import InvalidMessage
+from gateway.service.clock import Clock, stamp, utcnow
+from gateway.service.postings import posting_message
+
+log = structlog.get_logger("gateway.intake")
+
+
+class Message(Protocol):
+    """What intake needs of a broker delivery."""
+
+    @property
+    def body(self) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeOutcome:
+    """What became of one message."""
+
+    order_id: str | None
+    result: str
+    reason: str | None = None
+
+
+def group_key(partner: str, order: PaymentOrder) -> str:
+    """Orders with the same key travel in one file: partner, debtor, date, batch or category."""
+    batch = f"batch:{order.batch_ref}" if order.batch_ref else f"category:{order.category.value}"
+    return "|".join(
+        (partner, order.debtor.account.key, order.requested_execution_date.isoformat(), batch)
+    )
+
+
+class IntakeService:
+    """Stores valid orders and quarantines invalid ones, with an `order_invalid` posting."""
+
+    def __init__(self, db: Database, settings: Settings, clock: Clock = utcnow) -> None:
+        self._db = db
+        self._settings = settings
+        self._clock = clock
+
+    def handle(self, messages: Sequence[Message]) -> list[IntakeOutcome]:
+        """Accept a chunk of messages in one transaction (the caller acks after it returns)."""
+        now = self._clock()
+        with self._db.transaction() as tx:
+            return [self._accept(tx, message.body, now) for message in messages]
+
+    def _route(self, order: PaymentOrder) -> str:
+        if order.partner:
+            if order.partner not in self._settings.partners:
+                raise InvalidMessage(f"partner {order.partner!r} is not configured")
+            return order.partner
+        partner = self._settings.partner_for_account(order.debtor.account.key)
+        if partner is None:
+            raise InvalidMessage(
+                f"no partner holds debtor account {order.debtor.account.key}; "
+                "add it to a partner profile or name the partner in the order"
+            )
+        return partner.name
+
+    def _accept(self, tx: Tx, body: bytes, now: Any) -> IntakeOutcome:
+        payload: dict[str, Any] | None = None
+        try:
+            payload = parse_order_json(body)
+            order = order_from_payload(payload)
+            partner = self._route(order)
+        except InvalidMessage as exc:
+            order_id = payload.get("order_id") if payload else None
+            return self._refuse(tx, body, str(order_id) if order_id else None, str(exc), now)
+        result = tx.add_order(
+            order_id=order.order_id,
+            content_hash=content_hash(payload),
+            payload=json.dumps(payload, ensure_ascii=False, sort_keys=True),
+            partner=partner,
+            group_key=group_key(partner, order),
+            category=order.category.value,
+            amount=order.money.wire(),
+            currency=order.money.currency,
+            now=stamp(now),
+        )
+        if result == "conflict":
+            return self._refuse(
+                tx,
+                body,
+                order.order_id,
+                f"order_id {order.order_id} was already received with different content",
+                now,
+                code="DUPL",
+            )
+        log.debug("order.received", order_id=order.order_id, result=result, partner=partner)
+        return IntakeOutcome(order.order_id, result)
+
+    def _refuse(
+        self,
+        tx: Tx,
+        body: bytes,
+        order_id: str | None,
+        reason: str,
+        now: Any,
+        code: str = "INVD",
+    ) -> IntakeOutcome:
+        subject = hashlib.sha256(body).hexdigest()
+        if tx.add_invalid(subject=subject, order_id=order_id, raw=body, reason=reason, now=stamp(now)):
+            log.warning("order.invalid", order_id=order_id, reason=reason)
+            posting = LedgerPosting(
+                kind=PostingKind.ORDER_INVALID,
+                subject=subject,
+                order_id=order_id,
+                end_to_end_id=order_id,
+                msg_id=None,
+                status="invalid",
+                reason_code=code,
+                reason_text=reason,
+                amount=None,
+                currency=None,
+                value_date=None,
+                bank_ref=None,
+                occurred_at=now,
+            )
+            tx.enqueue(posting_message(posting), stamp(now))
+        return IntakeOutcome(order_id, "invalid", reason)

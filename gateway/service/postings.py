@@ -1,0 +1,21 @@
+"""Turning ledger postings into outbox messages for `treasury.ledger`."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.adapters.topology import LEDGER_EXCHANGE
+from gateway.domain.postings import LedgerPosting
+from gateway.service.records import OutboxMessage
+
+
+def posting_message(posting: LedgerPosting) -> OutboxMessage:
+    """The outbox message carrying one posting; its id is the posting id."""
+    body = json.dumps(posting.to_json(), ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return OutboxMessage(
+        message_id=posting.posting_id,
+        exchange=LEDGER_EXCHANGE,
+        routing_key=posting.routing_key,
+        body=body,
+        headers={"schema": "ledger-posting/1", "kind": posting.kind.value},
+    )

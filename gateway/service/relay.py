@@ -1,0 +1,75 @@
+"""Outbox relay: publishes what the services wrote and marks it sent on the broker's confirm."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import structlog
+
+from gateway.adapters.db import Database
+from gateway.adapters.topology import TO_BANK_EXCHANGE
+from gateway.errors import PermanentError
+from gateway.service.clock import Clock, stamp, utcnow
+
+log = structlog.get_logger("gateway.relay")
+
+
+class Publisher(Protocol):
+    """Publishes one message and returns only once the broker confirmed it."""
+
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        headers: dict[str, str] | None = None,
+        content_type: str = ...,
+    ) -> None: ...
+
+
+class RelayService:
+    """Drains the outbox in id order; a crash before marking means a resend with the same id."""
+
+    def __init__(
+        self, db: Database, publisher: Publisher, clock: Clock = utcnow, batch: int = 500
+    ) -> None:
+        self._db = db
+        self._publisher = publisher
+        self._clock = clock
+        self._batch = batch
+
+    def drain(self) -> int:
+        """Publish pending messages; returns how many were confirmed."""
+        pending = self._db.pending_outbox(self._batch)
+        confirmed: list[int] = []
+        files: list[str] = []
+        try:
+            for item in pending:
+                message = item.message
+                is_file = message.exchange == TO_BANK_EXCHANGE
+                try:
+                    self._publisher.publish(
+                        message.exchange,
+                        message.routing_key,
+                        message.body,
+                        message_id=message.message_id,
+                        headers=message.headers,
+                        content_type="application/xml" if is_file else "application/json",
+                    )
+                except PermanentError as exc:
+                    log.error("outbox.unroutable", message_id=message.message_id, error=str(exc))
+                    continue
+                confirmed.append(item.row_id)
+                if is_file:
+                    files.append(message.message_id)
+                    log.info("file.sent", msg_id=message.message_id, partner=message.routing_key)
+        finally:
+            if confirmed:
+                now = stamp(self._clock())
+                with self._db.transaction() as tx:
+                    tx.mark_sent(confirmed, now)
+                    for msg_id in files:
+                        tx.file_sent(msg_id, now)
+        return len(confirmed)

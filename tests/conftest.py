@@ -1,0 +1,60 @@
+"""Shared fixtures: settings in a temporary home, and the real broker when a test needs one."""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.parse
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from gateway.config import DEFAULT_AMQP_URL, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def amqp_url() -> str:
+    """The broker the tests use."""
+    return os.environ.get("GATEWAY_AMQP_URL", DEFAULT_AMQP_URL)
+
+
+def _broker_answers(url: str) -> bool:
+    parsed = urllib.parse.urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 5672), 2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> str:
+    """A RabbitMQ that answers; on CI (GATEWAY_REQUIRE_BROKER or CI set) its absence fails."""
+    url = amqp_url()
+    if not _broker_answers(url):
+        message = f"no RabbitMQ at {url}: run `scripts/broker start`"
+        if os.environ.get("GATEWAY_REQUIRE_BROKER") or os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """The project's settings with the database, keys and bank certificate under tmp_path."""
+    base = load_settings(ROOT)
+    partners = {
+        name: replace(profile, certificate=str(tmp_path / "keys" / f"banksim-{name}.cert.pem"))
+        for name, profile in base.partners.items()
+    }
+    return replace(
+        base,
+        db_path=str(tmp_path / "gateway.db"),
+        keys_dir=str(tmp_path / "keys"),
+        partners=partners,
+        batch_quiet_seconds=0.3,
+        amqp_url=amqp_url(),
+    )

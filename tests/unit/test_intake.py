@@ -1,0 +1,127 @@
+"""Intake: valid orders stored once, duplicates no-ops, conflicts and bad input quarantined."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from gateway.adapters.db import Database
+from gateway.config import Settings
+from gateway.service.intake import IntakeService
+
+
+@dataclass
+class Msg:
+    """A broker delivery as intake sees it."""
+
+    body: bytes
+
+
+def order(**changes: Any) -> dict[str, Any]:
+    """A valid social-assistance order, changed as asked."""
+    base: dict[str, Any] = {
+        "schema": "payment-order/1",
+        "order_id": "BTXH2611-000001",
+        "batch_ref": "BTXH-PL-2026-11",
+        "category": "social_benefit",
+        "debtor": {
+            "name": "Kho bạc Nhà nước Phú Lương",
+            "account": {"number": "7411058271001", "scheme": "BBAN"},
+            "agent_bic": "VBAAVNVX",
+        },
+        "creditor": {
+            "name": "Nguyễn Thị Hồng Nhung",
+            "account": {"number": "8800123456789", "scheme": "BBAN"},
+            "agent_bic": "VBAAVNVX",
+        },
+        "amount": "540000",
+        "currency": "VND",
+        "requested_execution_date": "2026-11-10",
+        "remittance": "Trợ cấp xã hội tháng 11/2026 - xã Yên Ninh",
+    }
+    base.update(changes)
+    return base
+
+
+def body(payload: dict[str, Any]) -> Msg:
+    """The order as bytes on the wire."""
+    return Msg(json.dumps(payload, ensure_ascii=False).encode())
+
+
+@pytest.fixture
+def db(settings: Settings) -> Database:
+    """A fresh SQLite database."""
+    return Database(settings.db_file)
+
+
+@pytest.fixture
+def intake(db: Database, settings: Settings) -> IntakeService:
+    """The intake service on that database."""
+    return IntakeService(db, settings)
+
+
+def test_valid_order_is_stored_as_received(intake: IntakeService, db: Database) -> None:
+    """A valid order lands in state received, routed to the partner holding the debtor account."""
+    [outcome] = intake.handle([body(order())])
+    assert outcome.result == "new"
+    assert db.query("SELECT state, partner, amount FROM orders") == [
+        ("received", "agribank", "540000")
+    ]
+
+
+def test_same_order_twice_is_a_no_op(intake: IntakeService, db: Database) -> None:
+    """Same id and same content: stored once, no posting."""
+    outcomes = intake.handle([body(order()), body(order())])
+    assert [o.result for o in outcomes] == ["new", "duplicate"]
+    assert db.query("SELECT COUNT(*) FROM orders") == [(1,)]
+    assert db.query("SELECT COUNT(*) FROM outbox") == [(0,)]
+
+
+def test_same_id_different_content_is_a_conflict(intake: IntakeService, db: Database) -> None:
+    """Same id, other amount: refused as a conflict, quarantined and reported."""
+    intake.handle([body(order())])
+    [outcome] = intake.handle([body(order(amount="999000"))])
+    assert outcome.result == "invalid"
+    assert "different content" in (outcome.reason or "")
+    assert db.query("SELECT amount FROM orders") == [("540000",)]
+    [(posting,)] = db.query("SELECT body FROM outbox")
+    data = json.loads(posting)
+    assert data["kind"] == "order_invalid"
+    assert data["reason"]["code"] == "DUPL"
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (b'{"schema": "payment-order/1", "order_id": ', "not JSON"),
+        (json.dumps(order(amount="606000.50")).encode(), "VND allows 0"),
+        (json.dumps(order(amount=606000)).encode(), "amount"),
+        (json.dumps(order(category="lottery")).encode(), "category"),
+        (json.dumps(order(order_id="X" * 36)).encode(), "order_id"),
+        (json.dumps({**order(), "creditor": {"name": "A", "agent_bic": "VBAAVNVX"}}).encode(),
+         "account"),
+        (json.dumps(order(requested_execution_date="2026-02-30")).encode(), "date"),
+        (json.dumps(order(partner="nobank")).encode(), "not configured"),
+        (json.dumps(order(debtor={"name": "X", "account": {"number": "1"},
+                                  "agent_bic": "VBAAVNVX"})).encode(), "no partner holds"),
+    ],
+)
+def test_invalid_orders_are_refused_with_reason_and_kept(
+    intake: IntakeService, db: Database, raw: bytes, needle: str
+) -> None:
+    """Each bad order is quarantined with a clear reason and an order_invalid posting."""
+    [outcome] = intake.handle([Msg(raw)])
+    assert outcome.result == "invalid"
+    assert needle in (outcome.reason or ""), outcome.reason
+    assert db.query("SELECT raw FROM invalid_orders") == [(raw,)]
+    [(posting,)] = db.query("SELECT body FROM outbox")
+    assert needle in json.loads(posting)["reason"]["text"]
+
+
+def test_same_bad_body_twice_is_reported_once(intake: IntakeService, db: Database) -> None:
+    """A redelivered bad message does not post a second refusal."""
+    intake.handle([Msg(b"not json"), Msg(b"not json")])
+    assert db.query("SELECT COUNT(*) FROM outbox") == [(1,)]
