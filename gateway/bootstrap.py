@@ -73,12 +73,24 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
     declare_topology(settings)
 
     def intake(stop: threading.Event) -> None:
-        consume(settings.amqp_url, topology.ORDERS_QUEUE, gateway.intake.handle, stop,
-                prefetch=settings.prefetch, chunk=settings.intake_chunk)
+        consume(
+            settings.amqp_url,
+            topology.ORDERS_QUEUE,
+            gateway.intake.handle,
+            stop,
+            prefetch=settings.prefetch,
+            chunk=settings.intake_chunk,
+        )
 
     def inbound(stop: threading.Event) -> None:
-        consume(settings.amqp_url, topology.FROM_BANK_QUEUE, gateway.inbound.handle, stop,
-                prefetch=4, chunk=1)
+        consume(
+            settings.amqp_url,
+            topology.FROM_BANK_QUEUE,
+            gateway.inbound.handle,
+            stop,
+            prefetch=4,
+            chunk=1,
+        )
 
     def relay(stop: threading.Event) -> None:
         publisher = Publisher(settings.amqp_url)
@@ -103,8 +115,9 @@ def load_book(path: Path | None) -> AccountBook:
     )
 
 
-def build_bank(settings: Settings, partner: PartnerProfile, book: AccountBook,
-               record_path: Path) -> BankSimulator:
+def build_bank(
+    settings: Settings, partner: PartnerProfile, book: AccountBook, record_path: Path
+) -> BankSimulator:
     """A bank simulator for one partner, trusting our certificate."""
     account = partner.accounts[0] if partner.accounts else "BBAN:0"
     return BankSimulator(
@@ -117,8 +130,9 @@ def build_bank(settings: Settings, partner: PartnerProfile, book: AccountBook,
     )
 
 
-def start_bank(settings: Settings, partner: PartnerProfile, bank: BankSimulator,
-               runtime: Runtime) -> None:
+def start_bank(
+    settings: Settings, partner: PartnerProfile, bank: BankSimulator, runtime: Runtime
+) -> None:
     """Run the bank simulator on the partner's inbox; replies go to `gateway.from-bank`."""
 
     def serve(stop: threading.Event) -> None:
@@ -128,14 +142,23 @@ def start_bank(settings: Settings, partner: PartnerProfile, bank: BankSimulator,
             for message in messages:  # type: ignore[attr-defined]
                 for reply_id, kind, body in bank.receive(message.body):
                     publisher.publish(
-                        topology.FROM_BANK_EXCHANGE, partner.name, body, message_id=reply_id,
+                        topology.FROM_BANK_EXCHANGE,
+                        partner.name,
+                        body,
+                        message_id=reply_id,
                         headers={"partner": partner.name, "message_type": kind},
                         content_type="application/xml",
                     )
 
         try:
-            consume(settings.amqp_url, topology.bank_inbox(partner.name), handle, stop,
-                    prefetch=4, chunk=1)
+            consume(
+                settings.amqp_url,
+                topology.bank_inbox(partner.name),
+                handle,
+                stop,
+                prefetch=4,
+                chunk=1,
+            )
         finally:
             publisher.close()
 

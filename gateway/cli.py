@@ -23,8 +23,12 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--log-format", type=click.Choice(["json", "console"]), default=None,
-              help="Log as JSON lines (production) or readable console lines.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "console"]),
+    default=None,
+    help="Log as JSON lines (production) or readable console lines.",
+)
 @click.pass_context
 def cli(ctx: click.Context, log_format: str | None) -> None:
     """KBNN bank gateway: payment orders in, signed ISO 20022 out, bank reports in, postings out."""
@@ -65,8 +69,12 @@ def demo(ctx: click.Context, as_json: bool, timeout: float) -> None:
 
 @cli.command("bank-sim")
 @click.option("--partner", default="agribank", show_default=True, help="Partner profile to serve.")
-@click.option("--book", type=click.Path(path_type=Path), default=None,
-              help='JSON {"closed": [...], "unknown": [...]} of accounts the bank refuses.')
+@click.option(
+    "--book",
+    type=click.Path(path_type=Path),
+    default=None,
+    help='JSON {"closed": [...], "unknown": [...]} of accounts the bank refuses.',
+)
 @click.pass_context
 def bank_sim(ctx: click.Context, partner: str, book: Path | None) -> None:
     """Serve as the partner bank: answer pain.001 files with pain.002 and camt.054."""

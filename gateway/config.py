@@ -1,4 +1,4 @@
-"""Settings and partner profiles: defaults, then conf/*.toml, then GATEWAY_* environment variables."""
+"""Settings and partner profiles: defaults, then conf/*.toml, then GATEWAY_* variables."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The JSON contracts (payment-order/1, ledger-posting/1) checked against their published schemas."""
+"""The JSON contracts (payment-order/1, ledger-posting/1) checked against their schemas."""
 
 from __future__ import annotations
 

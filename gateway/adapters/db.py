@@ -61,8 +61,18 @@ class Tx:
             "INSERT INTO orders (order_id, content_hash, payload, partner, group_key, category,"
             " amount, currency, state, received_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?)",
-            (order_id, content_hash, payload, partner, group_key, category, amount, currency,
-             now, now),
+            (
+                order_id,
+                content_hash,
+                payload,
+                partner,
+                group_key,
+                category,
+                amount,
+                currency,
+                now,
+                now,
+            ),
         )
         return "new"
 
@@ -168,7 +178,8 @@ class Tx:
             (now, msg_id),
         )
         self._conn.execute(
-            "UPDATE orders SET state = 'sent', updated_at = ? WHERE msg_id = ? AND state = 'batched'",
+            "UPDATE orders SET state = 'sent', updated_at = ?"
+            " WHERE msg_id = ? AND state = 'batched'",
             (now, msg_id),
         )
 
@@ -323,7 +334,9 @@ class Database:
 
     def counts_by_state(self) -> dict[str, int]:
         """Orders per state."""
-        return {state: n for state, n in self.query("SELECT state, COUNT(*) FROM orders GROUP BY 1")}
+        return {
+            state: n for state, n in self.query("SELECT state, COUNT(*) FROM orders GROUP BY 1")
+        }
 
     def close(self) -> None:
         """Close this thread's connection."""

@@ -194,9 +194,7 @@ class BankSimulator:
                             end_to_end_id=t.end_to_end_id,
                             msg_id=content.msg_id,
                             pmt_inf_id=t.pmt_inf_id,
-                            account_servicer_ref=_ref("VBA", content.msg_id, t.end_to_end_id)[
-                                :35
-                            ],
+                            account_servicer_ref=_ref("VBA", content.msg_id, t.end_to_end_id)[:35],
                             counterparty_name=t.creditor_name,
                             counterparty_account=t.creditor_account.split(":")[-1],
                             remittance=t.remittance,

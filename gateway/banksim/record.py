@@ -117,7 +117,9 @@ class BankRecord:
         for decision, amount in rows:
             count, subtotal = sums.get(decision, (0, Decimal(0)))
             sums[decision] = (count + 1, subtotal + Decimal(amount))
-        return {decision: (count, format(subtotal, "f")) for decision, (count, subtotal) in sums.items()}
+        return {
+            decision: (count, format(subtotal, "f")) for decision, (count, subtotal) in sums.items()
+        }
 
     def close(self) -> None:
         """Close the database."""

@@ -85,13 +85,22 @@ def publish_orders(settings: Settings, month: DemoMonth) -> int:
     return len(month.orders) + len(month.invalid_orders)
 
 
-def run_demo(settings: Settings, *, timeout: float = 110.0) -> dict[str, Any]:
-    """Run the whole flow and return the summary (see `summary`)."""
+def run_demo(
+    settings: Settings,
+    *,
+    month: DemoMonth | None = None,
+    workdir: Path | None = None,
+    timeout: float = 110.0,
+) -> dict[str, Any]:
+    """Run the whole flow and return the summary (see `summary`).
+
+    The run's databases are made afresh under `workdir` (default var/demo).
+    """
     started = time.monotonic()
-    paths = DemoPaths(settings.path("var/demo"))
+    paths = DemoPaths(workdir or settings.path("var/demo"))
     shutil.rmtree(paths.root, ignore_errors=True)
     settings = replace(settings, db_path=str(paths.gateway_db))
-    month = generate_month()
+    month = month or generate_month()
     partner = settings.partners[month.partner]
     gateway = build_gateway(settings)
     book = AccountBook(closed=month.closed_accounts, unknown=month.unknown_accounts)
@@ -104,8 +113,14 @@ def run_demo(settings: Settings, *, timeout: float = 110.0) -> dict[str, Any]:
         start_bank(settings, partner, bank, runtime)
 
         def ledger(stop: threading.Event) -> None:
-            consume(settings.amqp_url, topology.LEDGER_QUEUE, sink.handle, stop,
-                    prefetch=settings.prefetch, chunk=500)
+            consume(
+                settings.amqp_url,
+                topology.LEDGER_QUEUE,
+                sink.handle,
+                stop,
+                prefetch=settings.prefetch,
+                chunk=500,
+            )
 
         runtime.add("ledger-sink", ledger)
         submitted = publish_orders(settings, month)
@@ -143,9 +158,14 @@ def _report_revenue(settings: Settings, partner: str, bank: Any, month: DemoMont
     reply_id, kind, body = bank.revenue_notification(items)
     publisher = Publisher(settings.amqp_url)
     try:
-        publisher.publish(topology.FROM_BANK_EXCHANGE, partner, body, message_id=reply_id,
-                          headers={"partner": partner, "message_type": kind},
-                          content_type="application/xml")
+        publisher.publish(
+            topology.FROM_BANK_EXCHANGE,
+            partner,
+            body,
+            message_id=reply_id,
+            headers={"partner": partner, "message_type": kind},
+            content_type="application/xml",
+        )
     finally:
         publisher.close()
 
@@ -207,7 +227,8 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         "KBNN Phú Lương — one month through the bank gateway",
         f"  orders submitted        {result['orders_submitted']:>8}"
-        f"   (accepted {result['orders_accepted']}, invalid {result['by_state'].get('invalid', 0)})",
+        f"   (accepted {result['orders_accepted']},"
+        f" invalid {result['by_state'].get('invalid', 0)})",
         "  orders by state",
         *(f"    {state:<20}{count:>8}" for state, count in result["by_state"].items()),
         "  rejections by reason",

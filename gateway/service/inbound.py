@@ -110,9 +110,7 @@ class InboundService:
         log_.info("report.applied", partner=partner.name, lines=len(statuses), moved=moved)
         return "applied"
 
-    def _apply_status(
-        self, tx: Tx, report: StatusReport, status: TxStatus, now: datetime
-    ) -> int:
+    def _apply_status(self, tx: Tx, report: StatusReport, status: TxStatus, now: datetime) -> int:
         if status.original_end_to_end_id is None:
             return 0
         order = tx.get_order(status.original_end_to_end_id)
@@ -135,12 +133,25 @@ class InboundService:
             reason_text=status.reason_text,
         )
         if target is TxState.REJECTED:
-            self._post(tx, PostingKind.PAYMENT_REJECTED, order, now, status=status.status,
-                       reason_code=status.reason_code, reason_text=status.reason_text,
-                       msg_id=report.original_msg_id)
+            self._post(
+                tx,
+                PostingKind.PAYMENT_REJECTED,
+                order,
+                now,
+                status=status.status,
+                reason_code=status.reason_code,
+                reason_text=status.reason_text,
+                msg_id=report.original_msg_id,
+            )
         elif target is TxState.SETTLED:
-            self._post(tx, PostingKind.PAYMENT_SETTLED, order, now, status=status.status,
-                       msg_id=report.original_msg_id)
+            self._post(
+                tx,
+                PostingKind.PAYMENT_SETTLED,
+                order,
+                now,
+                status=status.status,
+                msg_id=report.original_msg_id,
+            )
         return 1
 
     # --- camt.054 -----------------------------------------------------------------------------
@@ -179,24 +190,51 @@ class InboundService:
         if entry.credit_debit == "DBIT" and order is not None:
             if not can_move(TxState(order.state), TxState.SETTLED):
                 return "ignored"
-            tx.move_order(order.order_id, TxState.SETTLED.value, stamp(now),
-                          status_code="BOOK", bank_ref=bank_ref, value_date=value_date)
-            self._post(tx, PostingKind.PAYMENT_SETTLED, tx.get_order(order.order_id) or order,
-                       now, status="settled", msg_id=order.msg_id)
+            tx.move_order(
+                order.order_id,
+                TxState.SETTLED.value,
+                stamp(now),
+                status_code="BOOK",
+                bank_ref=bank_ref,
+                value_date=value_date,
+            )
+            self._post(
+                tx,
+                PostingKind.PAYMENT_SETTLED,
+                tx.get_order(order.order_id) or order,
+                now,
+                status="settled",
+                msg_id=order.msg_id,
+            )
             return "settled"
         if entry.credit_debit == "CRDT" and order is not None and detail.return_reason:
             if not can_move(TxState(order.state), TxState.RETURNED):
                 return "ignored"
-            tx.move_order(order.order_id, TxState.RETURNED.value, stamp(now),
-                          reason_code=detail.return_reason, bank_ref=bank_ref)
-            self._post(tx, PostingKind.PAYMENT_RETURNED, tx.get_order(order.order_id) or order,
-                       now, status="returned", reason_code=detail.return_reason,
-                       msg_id=order.msg_id)
+            tx.move_order(
+                order.order_id,
+                TxState.RETURNED.value,
+                stamp(now),
+                reason_code=detail.return_reason,
+                bank_ref=bank_ref,
+            )
+            self._post(
+                tx,
+                PostingKind.PAYMENT_RETURNED,
+                tx.get_order(order.order_id) or order,
+                now,
+                status="returned",
+                reason_code=detail.return_reason,
+                msg_id=order.msg_id,
+            )
             return "returned"
         if entry.credit_debit == "CRDT" and bank_ref:
             return self._revenue(tx, partner, notification, entry, detail, bank_ref, now)
-        log.warning("notification.entry_unmatched", bank_ref=bank_ref,
-                    end_to_end_id=detail.end_to_end_id, credit_debit=entry.credit_debit)
+        log.warning(
+            "notification.entry_unmatched",
+            bank_ref=bank_ref,
+            end_to_end_id=detail.end_to_end_id,
+            credit_debit=entry.credit_debit,
+        )
         return "ignored"
 
     def _revenue(
@@ -268,4 +306,3 @@ class InboundService:
             occurred_at=now,
         )
         tx.enqueue(posting_message(posting), stamp(now))
-

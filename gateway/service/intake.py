@@ -115,7 +115,9 @@ class IntakeService:
         code: str = "INVD",
     ) -> IntakeOutcome:
         subject = hashlib.sha256(body).hexdigest()
-        if tx.add_invalid(subject=subject, order_id=order_id, raw=body, reason=reason, now=stamp(now)):
+        if tx.add_invalid(
+            subject=subject, order_id=order_id, raw=body, reason=reason, now=stamp(now)
+        ):
             log.warning("order.invalid", order_id=order_id, reason=reason)
             posting = LedgerPosting(
                 kind=PostingKind.ORDER_INVALID,

@@ -1,0 +1,125 @@
+"""XSD validation: one compiled schema per message version, loaded once and cached."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import threading
+from pathlib import Path
+
+from lxml import etree
+
+from gateway.errors import InvalidMessage
+from gateway.iso20022.namespaces import MessageType, message_type, namespace_of
+from gateway.iso20022.xml import PARSER
+
+SCHEMAS_ENV = "GATEWAY_SCHEMAS_DIR"
+MAX_REPORTED_ERRORS = 3
+
+_cache: dict[tuple[Path, MessageType], etree.XMLSchema] = {}
+_lock = threading.Lock()
+_ELEMENT = re.compile(r"^Element '([^']+)'(?:, attribute '([^']+)')?: (.*)$", re.DOTALL)
+_CLARK = re.compile(r"\{[^}]*\}")
+
+
+def schemas_dir() -> Path:
+    """Where the XSDs live: `GATEWAY_SCHEMAS_DIR`, else the project's `schemas/`."""
+    override = os.environ.get(SCHEMAS_ENV)
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[2] / "schemas"
+
+
+def has_schema(kind: MessageType) -> bool:
+    """True when the XSD of this message version is installed."""
+    return (schemas_dir() / kind.schema_file).is_file()
+
+
+def schema_for(kind: MessageType) -> etree.XMLSchema:
+    """The compiled XSD of a message version, compiled on first use only."""
+    key = (schemas_dir(), kind)
+    schema = _cache.get(key)
+    if schema is None:
+        with _lock:
+            schema = _cache.get(key)
+            if schema is None:
+                schema = _load(key[0] / kind.schema_file, kind)
+                _cache[key] = schema
+    return schema
+
+
+def _load(path: Path, kind: MessageType) -> etree.XMLSchema:
+    """Compile one XSD file, saying clearly when it is missing or broken."""
+    if not path.is_file():
+        raise InvalidMessage(f"no XSD for {kind.name_id}: {path} is missing")
+    try:
+        return etree.XMLSchema(etree.parse(str(path), PARSER))
+    except (etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
+        raise InvalidMessage(f"XSD {path} cannot be used: {exc}") from None
+
+
+def validate(root: etree._Element) -> None:
+    """Validate a document against the XSD of its namespace; raise InvalidMessage on failure."""
+    kind = message_type(root)
+    schema = schema_for(kind)
+    subject = root if namespace_of(root) == kind.namespace else _renamed(root, kind.namespace)
+    try:
+        schema.assertValid(subject)
+    except etree.DocumentInvalid as exc:
+        errors = [_describe(entry, subject) for entry in list(exc.error_log)[:MAX_REPORTED_ERRORS]]
+        raise InvalidMessage(f"{kind.name_id} fails its XSD: " + "; ".join(errors)) from None
+
+
+def _renamed(root: etree._Element, namespace: str) -> etree._Element:
+    """A copy of a national variant with its namespace replaced by the ISO base one."""
+    old = namespace_of(root)
+    clone = copy.deepcopy(root)
+    for element in clone.iter(etree.Element):
+        if etree.QName(element).namespace == old:
+            element.tag = f"{{{namespace}}}{etree.QName(element).localname}"
+    return clone
+
+
+def _describe(entry: etree._LogEntry, root: etree._Element) -> str:
+    """`line N: <element path>: <libxml2 message>` for one validation error."""
+    found = _ELEMENT.match(entry.message)
+    if found:
+        name, attribute, message = found.groups()
+        element = _CLARK.sub("", name)
+    else:
+        attribute, message, element = None, entry.message, "?"
+    located = _element_at(root, entry.path)
+    if located is not None:
+        element = _readable_path(located)
+    if attribute:
+        element = f"{element}@{attribute}"
+    message = _CLARK.sub("", message).strip()
+    return f"line {entry.line}: {element}: {message}" if entry.line else f"{element}: {message}"
+
+
+def _element_at(root: etree._Element, path: str | None) -> etree._Element | None:
+    """The element libxml2's error path points at, when it can be resolved."""
+    if not path:
+        return None
+    try:
+        result = root.getroottree().xpath(path)
+    except etree.XPathError:
+        return None
+    if isinstance(result, list) and result and isinstance(result[0], etree._Element):
+        return result[0]
+    return None
+
+
+def _readable_path(element: etree._Element) -> str:
+    """`GrpHdr/MsgId`-style path of local names below the root, with [n] where siblings repeat."""
+    steps: list[str] = []
+    node: etree._Element | None = element
+    while node is not None and node.getparent() is not None:
+        parent = node.getparent()
+        assert parent is not None
+        same = [child for child in parent if child.tag == node.tag]
+        step = etree.QName(node).localname
+        steps.append(f"{step}[{same.index(node) + 1}]" if len(same) > 1 else step)
+        node = parent
+    return "/".join(reversed(steps)) or etree.QName(element).localname

@@ -1,0 +1,134 @@
+"""The demo's month over the real broker: every invariant a treasury relies on holds."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from gateway.adapters.db import Database
+from gateway.bootstrap import our_keypair
+from gateway.config import Settings, load_settings
+from gateway.demo.ledger_sink import LedgerSink
+from gateway.demo.month import DemoMonth, generate_month
+from gateway.demo.run import DemoPaths, run_demo
+from gateway.iso20022 import xsd
+from gateway.signing import verify
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.broker, pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def month() -> DemoMonth:
+    """The demo's month, as `gateway demo` runs it."""
+    return generate_month()
+
+
+@pytest.fixture(scope="module")
+def outcome(
+    broker_url: str, tmp_path_factory: pytest.TempPathFactory, month: DemoMonth
+) -> tuple[dict[str, Any], DemoPaths, Settings]:
+    """One full demo run in a temporary home."""
+    home = tmp_path_factory.mktemp("demo")
+    base = load_settings(ROOT)
+    partners = {
+        name: replace(p, certificate=str(home / "keys" / f"banksim-{name}.cert.pem"))
+        for name, p in base.partners.items()
+    }
+    settings = replace(
+        base, keys_dir=str(home / "keys"), partners=partners, amqp_url=broker_url,
+        batch_quiet_seconds=0.5,
+    )
+    paths = DemoPaths(home / "run")
+    result = run_demo(settings, month=month, workdir=paths.root, timeout=150)
+    return result, paths, settings
+
+
+def test_every_order_ends_in_exactly_one_final_state(outcome: Any, month: DemoMonth) -> None:
+    """No order is left in flight; each valid order appears once, in a final state."""
+    result, paths, _ = outcome
+    db = Database(paths.gateway_db)
+    rows = db.query("SELECT order_id, state FROM orders")
+    assert len(rows) == len(month.orders) == len({r[0] for r in rows})
+    assert {state for _, state in rows} <= {"settled", "rejected"}
+
+
+def test_settled_plus_rejected_plus_invalid_is_submitted(outcome: Any, month: DemoMonth) -> None:
+    """Counts add up to what the treasury core published."""
+    result, _, _ = outcome
+    states = result["by_state"]
+    submitted = len(month.orders) + len(month.invalid_orders)
+    assert result["orders_submitted"] == submitted
+    assert states["settled"] + states["rejected"] + states["invalid"] == submitted
+    assert states["invalid"] == len(month.invalid_orders)
+    expected_rejections = len(month.closed_accounts) + len(month.unknown_accounts)
+    assert states["rejected"] == expected_rejections
+    assert result["rejected_by_reason"] == {
+        "AC01": len(month.unknown_accounts),
+        "AC04": len(month.closed_accounts),
+    }
+
+
+def test_one_posting_per_final_state_and_revenue_credit(outcome: Any, month: DemoMonth) -> None:
+    """Postings: one per settled, rejected and invalid order and per revenue credit, none twice."""
+    result, paths, _ = outcome
+    sink = LedgerSink(paths.ledger_db)
+    postings = sink.postings()
+    kinds = Counter(p["kind"] for p in postings)
+    states = result["by_state"]
+    assert kinds == Counter(
+        payment_settled=states["settled"],
+        payment_rejected=states["rejected"],
+        order_invalid=states["invalid"],
+        revenue_collected=len(month.revenue),
+    )
+    order_ids = [p["order_id"] for p in postings if p["kind"].startswith("payment_")]
+    assert sorted(order_ids) == sorted(o["order_id"] for o in month.orders)
+    assert sink.refused() == 0
+    assert result["paid_twice"] == 0
+
+
+def test_vnd_totals_of_postings_equal_the_orders(outcome: Any, month: DemoMonth) -> None:
+    """Settled + rejected postings sum to the orders' total; revenue to the bank's credits."""
+    result, paths, _ = outcome
+    postings = LedgerSink(paths.ledger_db).postings()
+
+    def posted(kind: str) -> Decimal:
+        return sum((Decimal(p["amount"]) for p in postings if p["kind"] == kind), Decimal(0))
+
+    ordered = sum((Decimal(o["amount"]) for o in month.orders), Decimal(0))
+    assert posted("payment_settled") + posted("payment_rejected") == ordered
+    assert posted("payment_settled") == result["settled_vnd"]
+    assert posted("revenue_collected") == sum((c.amount for c in month.revenue), Decimal(0))
+    assert ordered > Decimal(2_000_000_000)
+
+
+def test_every_file_sent_validates_and_its_signature_verifies(outcome: Any) -> None:
+    """Each pain.001 the gateway sent verifies with our certificate and passes its XSD."""
+    result, paths, settings = outcome
+    db = Database(paths.gateway_db)
+    files = db.query(
+        "SELECT o.body, o.message_id FROM outbox o JOIN files f ON f.msg_id = o.message_id"
+        " WHERE o.sent_at IS NOT NULL"
+    )
+    assert len(files) == result["files_sent"] >= 4
+    cert = our_keypair(settings).cert_pem
+    for body, msg_id in files:
+        tree = verify(bytes(body), cert)
+        xsd.validate(tree)
+        assert msg_id.encode() in bytes(body)
+
+
+def test_summary_is_json_with_the_documented_keys(outcome: Any) -> None:
+    """The --json summary carries the keys the README documents."""
+    result, _, _ = outcome
+    keys = {
+        "orders_submitted", "by_state", "rejected_by_reason", "files_sent", "postings_by_kind",
+        "settled_vnd", "rejected_vnd", "revenue_vnd", "duration_s",
+    }
+    assert keys <= set(json.loads(json.dumps(result)))

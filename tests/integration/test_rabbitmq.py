@@ -1,0 +1,119 @@
+"""The RabbitMQ adapter against a real broker: topology, confirms, acks only after the handler."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+
+import pika
+import pytest
+
+from gateway.adapters import topology
+from gateway.adapters.rabbitmq import Delivery, Publisher, connect, consume
+from gateway.errors import PermanentError, TransientError
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture
+def queue(broker_url: str) -> Iterator[str]:
+    """A throwaway classic queue bound to a throwaway exchange under its own name."""
+    name = f"test.{uuid.uuid4().hex[:8]}"
+    conn = connect(broker_url)
+    channel = conn.channel()
+    channel.exchange_declare(name, "direct", auto_delete=True)
+    channel.queue_declare(name, durable=True)
+    channel.queue_bind(name, name, routing_key="k")
+    yield name
+    channel.queue_delete(name)
+    channel.exchange_delete(name)
+    conn.close()
+
+
+def depth(url: str, queue: str) -> int:
+    """Messages ready in a queue."""
+    conn = connect(url)
+    try:
+        return int(conn.channel().queue_declare(queue, passive=True).method.message_count)
+    finally:
+        conn.close()
+
+
+def test_topology_declares_twice_without_error(broker_url: str) -> None:
+    """Declaring the whole topology again with the same arguments is harmless."""
+    conn = connect(broker_url)
+    try:
+        topology.declare(conn.channel(), ["agribank"], 5)
+        topology.declare(conn.channel(), ["agribank"], 5)
+        ok = conn.channel().queue_declare(topology.ORDERS_QUEUE, passive=True)
+        assert ok.method.queue == topology.ORDERS_QUEUE
+    finally:
+        conn.close()
+
+
+def test_unroutable_publish_is_refused(broker_url: str, queue: str) -> None:
+    """With `mandatory`, a message no queue takes is an error, never silently dropped."""
+    publisher = Publisher(broker_url)
+    try:
+        with pytest.raises(PermanentError, match="no queue"):
+            publisher.publish(queue, "nobody-listens", b"{}", message_id="m-1")
+    finally:
+        publisher.close()
+
+
+def test_messages_are_acked_only_after_the_handler(broker_url: str, queue: str) -> None:
+    """A chunk whose handler fails transiently is redelivered; after success the queue is empty."""
+    publisher = Publisher(broker_url)
+    for index in range(5):
+        publisher.publish(queue, "k", f"m{index}".encode(), message_id=f"m{index}")
+    publisher.close()
+    seen: list[bytes] = []
+    failures = {"left": 1}
+    stop = threading.Event()
+
+    def handler(deliveries: Sequence[Delivery]) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise TransientError("database busy")
+        seen.extend(d.body for d in deliveries)
+        if len(seen) >= 5:
+            stop.set()
+
+    thread = threading.Thread(
+        target=consume, args=(broker_url, queue, handler, stop), kwargs={"prefetch": 10, "chunk": 5}
+    )
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert sorted(seen) == [f"m{i}".encode() for i in range(5)]
+    assert depth(broker_url, queue) == 0
+
+
+def test_a_poison_message_does_not_take_its_neighbours_down(broker_url: str, queue: str) -> None:
+    """One message that always fails is isolated; the others in its chunk are acked once."""
+    publisher = Publisher(broker_url)
+    for body in (b"good-1", b"poison", b"good-2"):
+        publisher.publish(queue, "k", body, message_id=body.decode())
+    publisher.close()
+    handled: list[bytes] = []
+    stop = threading.Event()
+
+    def handler(deliveries: Sequence[Delivery]) -> None:
+        if any(d.body == b"poison" for d in deliveries):
+            raise ValueError("cannot handle this one")
+        handled.extend(d.body for d in deliveries)
+        if len(handled) >= 2:
+            stop.set()
+
+    thread = threading.Thread(
+        target=consume, args=(broker_url, queue, handler, stop), kwargs={"prefetch": 10, "chunk": 3}
+    )
+    thread.start()
+    thread.join(20)
+    assert sorted(handled) == [b"good-1", b"good-2"]
+    conn = connect(broker_url)
+    method, _, body = conn.channel().basic_get(queue, auto_ack=True)
+    conn.close()
+    assert body == b"poison"
+    assert isinstance(method, pika.spec.Basic.GetOk)
