@@ -101,12 +101,18 @@ def test_same_id_different_content_is_a_conflict(intake: IntakeService, db: Data
         (json.dumps(order(amount=606000)).encode(), "amount"),
         (json.dumps(order(category="lottery")).encode(), "category"),
         (json.dumps(order(order_id="X" * 36)).encode(), "order_id"),
-        (json.dumps({**order(), "creditor": {"name": "A", "agent_bic": "VBAAVNVX"}}).encode(),
-         "account"),
+        (
+            json.dumps({**order(), "creditor": {"name": "A", "agent_bic": "VBAAVNVX"}}).encode(),
+            "account",
+        ),
         (json.dumps(order(requested_execution_date="2026-02-30")).encode(), "date"),
         (json.dumps(order(partner="nobank")).encode(), "not configured"),
-        (json.dumps(order(debtor={"name": "X", "account": {"number": "1"},
-                                  "agent_bic": "VBAAVNVX"})).encode(), "no partner holds"),
+        (
+            json.dumps(
+                order(debtor={"name": "X", "account": {"number": "1"}, "agent_bic": "VBAAVNVX"})
+            ).encode(),
+            "no partner holds",
+        ),
     ],
 )
 def test_invalid_orders_are_refused_with_reason_and_kept(

@@ -1,0 +1,60 @@
+# syntax=docker/dockerfile:1
+# Bank gateway image.  Build:  docker build -t kbnn-bank-gateway .
+#
+# Runs `gateway run` as the non-root user `gateway` (uid 10001) in /app
+# (GATEWAY_HOME): conf/ and schemas/ are shipped read-only, var/ (SQLite
+# database, outbox files) and keys/ (signing keys, mounted or generated) are
+# writable.  Mount a volume on /app/var to keep the database, and the real
+# keys on /app/keys.
+#
+# The default broker URL expects a RabbitMQ container named `rabbitmq`.  The
+# official rabbitmq image allows guest from other hosts; any other broker
+# needs a real user in GATEWAY_AMQP_URL.
+
+# --- build stage: install the package and its dependencies into a venv -----
+FROM python:3.11-slim-bookworm AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+RUN python -m venv /opt/venv
+
+WORKDIR /src
+# README.md is part of the package metadata (pyproject `readme`).
+COPY pyproject.toml README.md ./
+COPY gateway/ gateway/
+COPY schemas/ schemas/
+COPY conf/ conf/
+RUN /opt/venv/bin/pip install --no-cache-dir .
+
+# --- runtime stage ------------------------------------------------------------
+FROM python:3.11-slim-bookworm
+
+ENV PATH=/opt/venv/bin:$PATH \
+    GATEWAY_AMQP_URL=amqp://guest:guest@rabbitmq:5672/%2F \
+    GATEWAY_HOME=/app \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+RUN useradd --uid 10001 --user-group --home-dir /app --no-create-home \
+        --shell /usr/sbin/nologin gateway
+
+COPY --from=build /opt/venv /opt/venv
+
+WORKDIR /app
+# Owned by root: the service reads these and never writes them.
+COPY schemas/ schemas/
+COPY conf/ conf/
+COPY keys/README.md keys/README.md
+RUN mkdir -p var \
+    && chown gateway:gateway var keys \
+    && chmod 0750 var keys
+
+# Numeric, so that orchestrators (Kubernetes runAsNonRoot) can verify it is
+# not root; 10001 is the `gateway` user created above.
+USER 10001:10001
+
+# `gateway status` exits 0 when the database is readable.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+    CMD ["gateway", "status"]
+
+CMD ["gateway", "run"]
