@@ -230,7 +230,7 @@ def _redact(url: str) -> str:
 def main() -> None:
     """Entry point: one clear line and a non-zero exit for every known failure."""
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -246,3 +246,4 @@ def main() -> None:
     except OSError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -74,14 +74,12 @@ class IntakeService:
         return partner.name
 
     def _accept(self, tx: Tx, body: bytes, now: Any) -> IntakeOutcome:
-        payload: dict[str, Any] | None = None
         try:
             payload = parse_order_json(body)
             order = order_from_payload(payload)
             partner = self._route(order)
         except InvalidMessage as exc:
-            order_id = payload.get("order_id") if payload else None
-            return self._refuse(tx, body, str(order_id) if order_id else None, str(exc), now)
+            return self._refuse(tx, body, _claimed_order_id(body), str(exc), now)
         result = tx.add_order(
             order_id=order.order_id,
             content_hash=content_hash(payload),
@@ -136,3 +134,14 @@ class IntakeService:
             )
             tx.enqueue(posting_message(posting), stamp(now))
         return IntakeOutcome(order_id, "invalid", reason)
+
+
+def _claimed_order_id(body: bytes) -> str | None:
+    """The order_id a refused message claims, if it can be read at all, to name it in reports."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    order_id = data.get("order_id") if isinstance(data, dict) else None
+    # Never shortened: a cut id could name another, real order. Absurd lengths are not repeated.
+    return order_id if isinstance(order_id, str) and 0 < len(order_id) <= 140 else None

@@ -1,0 +1,115 @@
+"""The whole path in one process, without a broker: intake → batcher → bank → inbound → postings."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from gateway.adapters.db import Database
+from gateway.banksim.bank import AccountBook, BankSimulator, RevenueItem
+from gateway.bootstrap import build_bank, build_gateway
+from gateway.config import Settings
+from gateway.demo.month import generate_month
+
+
+@dataclass
+class Msg:
+    """A delivery as the services see it."""
+
+    body: bytes
+    headers: dict[str, Any]
+    routing_key: str = "agribank"
+
+
+@pytest.fixture
+def month_orders() -> Any:
+    """A small month: 40 beneficiaries plus the bills and supplier transfers."""
+    return generate_month(beneficiaries=40)
+
+
+def outbox(db: Database, exchange: str) -> list[tuple[str, bytes]]:
+    """Unsent outbox messages to one exchange."""
+    rows = db.query(
+        "SELECT message_id, body FROM outbox WHERE exchange = ? AND sent_at IS NULL ORDER BY id",
+        (exchange,),
+    )
+    return [(m, bytes(b)) for m, b in rows]
+
+
+def test_month_runs_to_final_states(settings: Settings, month_orders: Any, tmp_path: Any) -> None:
+    """Every order ends settled or rejected, with one posting each and the right totals."""
+    gateway = build_gateway(settings)
+    partner = settings.partners["agribank"]
+    beneficiaries = sorted(
+        o["creditor"]["account"]["number"]
+        for o in month_orders.orders
+        if o["category"] == "social_benefit"
+    )
+    closed = beneficiaries[:2]  # the bank says these two accounts are closed
+    bank: BankSimulator = build_bank(
+        settings, partner, AccountBook(closed=frozenset(closed)), tmp_path / "bank.db"
+    )
+    bodies = [json.dumps(o, ensure_ascii=False).encode() for o in month_orders.orders]
+    gateway.intake.handle([Msg(b, {}) for b in bodies + month_orders.invalid_orders])
+    gateway.intake.handle([Msg(b, {}) for b in bodies[:5]])  # redelivered: no-ops
+
+    assert gateway.batcher.tick() == 0  # nothing is cut while the groups are still filling
+    time.sleep(settings.batch_quiet_seconds + 0.1)
+    # One file per execution date and batch (or category when the order has no batch).
+    groups = {
+        (o["requested_execution_date"], o.get("batch_ref") or o["category"])
+        for o in month_orders.orders
+    }
+    assert gateway.batcher.tick() == len(groups)
+    files = outbox(gateway.db, "gateway.to-bank")
+    assert len(files) == len(groups)
+    for msg_id, body in files:
+        with gateway.db.transaction() as tx:
+            tx.file_sent(msg_id, "2026-11-10T00:00:00+00:00")
+        for _, _, reply in bank.receive(body):
+            assert gateway.inbound.apply("agribank", reply) == "applied"
+        # The same file again: the bank pays nothing twice and the replies are duplicates.
+        for _, _, reply in bank.receive(body):
+            assert gateway.inbound.apply("agribank", reply) == "duplicate"
+
+    states = dict(gateway.db.query("SELECT state, COUNT(*) FROM orders GROUP BY 1"))
+    assert states == {"settled": len(month_orders.orders) - len(closed), "rejected": len(closed)}
+    postings = [json.loads(b) for _, b in outbox(gateway.db, "treasury.ledger")]
+    kinds = [p["kind"] for p in postings]
+    assert kinds.count("payment_settled") == states["settled"]
+    assert kinds.count("payment_rejected") == len(closed)
+    assert kinds.count("order_invalid") == len(month_orders.invalid_orders)
+    total = sum(Decimal(o["amount"]) for o in month_orders.orders)
+    posted = sum(Decimal(p["amount"]) for p in postings if p["kind"].startswith("payment_"))
+    assert posted == total
+    assert bank.record.paid_twice() == []
+
+
+def test_a_tampered_report_is_quarantined(settings: Settings, tmp_path: Any) -> None:
+    """A bank file whose signature does not verify changes nothing and is kept with the reason."""
+    gateway = build_gateway(settings)
+    bank = build_bank(settings, settings.partners["agribank"], AccountBook(), tmp_path / "b.db")
+    _, _, body = bank.revenue_notification(
+        [
+            RevenueItem(
+                bank_ref="VBA2611R000001",
+                payer_name="Trần Văn Bình",
+                amount="1500000",
+                currency="VND",
+                value_date=date(2026, 11, 12),
+                remittance="Thuế thu nhập cá nhân",
+            )
+        ]
+    )
+    tampered = body.replace(b"1500000", b"9500000")
+    assert gateway.inbound.apply("agribank", tampered) == "quarantined"
+    [(reason,)] = gateway.db.query("SELECT reason FROM quarantine")
+    assert "signature" in reason.lower() or "digest" in reason.lower()
+    assert gateway.inbound.apply("agribank", body) == "applied"
+    assert gateway.db.query("SELECT amount FROM revenue") == [("1500000",)]
