@@ -28,16 +28,16 @@ TREASURY_BIC: Final = "VBAAVNVX"
 PARTNER: Final = "agribank"
 TREASURY_CODE: Final = "2714"  # illustrative code of the Phú Lương treasury office
 
-# Social assistance: standard amount (Decree 20/2021/ND-CP) times a coefficient per beneficiary.
-SOCIAL_STANDARD: Final = Decimal(360_000)
+# Social assistance: the standard amount (Decree 20/2021/ND-CP as amended by Decree 76/2024/ND-CP,
+# 500,000 VND from 1 July 2024) times each beneficiary's coefficient; most are at 1.0.
+SOCIAL_STANDARD: Final = Decimal(500_000)
 SOCIAL_COEFFICIENTS: Final[tuple[tuple[Decimal, int], ...]] = (
-    (Decimal("1.0"), 35),
-    (Decimal("1.5"), 25),
-    (Decimal("2.0"), 22),
-    (Decimal("2.5"), 12),
-    (Decimal("3.0"), 6),
+    (Decimal("1.0"), 78),
+    (Decimal("1.5"), 14),
+    (Decimal("2.0"), 5),
+    (Decimal("2.5"), 3),
 )
-CARE_ALLOWANCE: Final = Decimal(180_000)  # monthly care support for some beneficiaries
+CARE_ALLOWANCE: Final = Decimal(250_000)  # monthly care support for some beneficiaries
 CARE_ALLOWANCE_SHARE: Final = 0.08
 SOCIAL_BUDGET: Final = {"chapter": "624", "economic_code": "7151", "treasury_code": TREASURY_CODE}
 

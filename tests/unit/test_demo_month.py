@@ -70,8 +70,8 @@ def test_benefit_total_is_about_2_2_billion_and_amounts_vary(month: DemoMonth) -
     assert Decimal(580_000) <= total / len(amounts) <= Decimal(630_000)
     assert len(set(amounts)) >= 5
     assert all(amount == amount.to_integral_value() for amount in amounts)
-    assert min(amounts) >= Decimal(360_000)
-    assert all(amount % 90_000 == 0 for amount in amounts)  # 360,000 × halves, 180,000 extras
+    assert min(amounts) >= Decimal(500_000)
+    assert all(amount % 250_000 == 0 for amount in amounts)  # 500,000 × halves, 250,000 extras
 
 
 def test_benefit_run_is_one_batch_on_the_10th(month: DemoMonth) -> None:
