@@ -173,8 +173,9 @@ class Tx:
     def file_sent(self, msg_id: str, now: str) -> None:
         """A file reached the partner's channel: the file and its orders are now sent."""
         self._conn.execute(
-            "UPDATE files SET state = 'sent', sent_at = ?, attempts = attempts + 1"
-            " WHERE msg_id = ? AND state = 'built'",
+            # The bank may have answered before the confirm was recorded: keep its status then.
+            "UPDATE files SET state = CASE state WHEN 'built' THEN 'sent' ELSE state END,"
+            " sent_at = COALESCE(sent_at, ?), attempts = attempts + 1 WHERE msg_id = ?",
             (now, msg_id),
         )
         self._conn.execute(

@@ -70,7 +70,8 @@ NAMESPACE_ALIASES: dict[str, MessageType] = {
 
 def namespace_of(root: etree._Element) -> str | None:
     """The namespace URI of an element, or None when it has none."""
-    return etree.QName(root).namespace
+    namespace: str | None = etree.QName(root).namespace
+    return namespace
 
 
 def message_type(root: etree._Element) -> MessageType:

@@ -1,4 +1,4 @@
-"""Hardened XML parsing and serialisation, and the small element helpers the ISO 20022 modules share.
+"""Hardened XML parsing and serialisation, and the element helpers the ISO 20022 modules share.
 
 Every inbound document goes through `parse_xml`: no DTD, no entities, no network, no XInclude,
 no huge trees, and a size cap checked before the parser sees a byte.
@@ -64,7 +64,8 @@ def _refuse_dtd(root: etree._Element) -> None:
 
 def to_bytes(root: etree._Element) -> bytes:
     """Serialise a document as UTF-8 with an XML declaration."""
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    data: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return data
 
 
 # --- Tags and paths -----------------------------------------------------------------------------
@@ -223,7 +224,7 @@ def read_account(cash_account: etree._Element | None, namespace: str | None) -> 
 
 
 def add_account(parent: etree._Element, tag: dict[str, str], account: Account) -> None:
-    """Write `Id/IBAN`, or `Id/Othr/Id` with its scheme as `Cd` (ISO code) or `Prtry`, under parent."""
+    """Write `Id/IBAN`, or `Id/Othr/Id` with its scheme as `Cd` (an ISO code) or `Prtry`."""
     sub = etree.SubElement
     ident = sub(parent, tag["Id"])
     if account.iban:

@@ -20,7 +20,7 @@ MAX_REPORTED_ERRORS = 3
 _cache: dict[tuple[Path, MessageType], etree.XMLSchema] = {}
 _lock = threading.Lock()
 _ELEMENT = re.compile(r"^Element '([^']+)'(?:, attribute '([^']+)')?: (.*)$", re.DOTALL)
-_CLARK = re.compile(r"\{[^}]*\}")
+_CLARK = re.compile(r"\{[^{}]*:[^{}]*\}")  # {namespace-uri}, not a pattern's {8}
 
 
 def schemas_dir() -> Path:

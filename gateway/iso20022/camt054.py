@@ -1,0 +1,324 @@
+"""camt.054 debit/credit notification: built as .08 (bank simulator), read as .02, .04 and .08.
+
+The counterparty of an entry is the creditor of a debit and the debtor of a credit, seen from the
+notified account.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from lxml import etree
+
+from gateway.domain.orders import nfc
+from gateway.errors import InvalidMessage
+from gateway.iso20022.model import Entry, EntryDetail, Notification
+from gateway.iso20022.namespaces import MessageType, message_type, namespace_of
+from gateway.iso20022.xml import (
+    ACCOUNT_TAGS,
+    account_from_key,
+    add_account,
+    code_or_proprietary,
+    date_choice,
+    find,
+    findall,
+    format_datetime,
+    parse_amount,
+    parse_datetime,
+    read_account,
+    required_text,
+    tags,
+    text,
+    texts,
+    wire_amount,
+)
+
+_OUT = MessageType.CAMT_054_001_08
+_TAG = tags(
+    _OUT.namespace,
+    (
+        "Document",
+        "BkToCstmrDbtCdtNtfctn",
+        "GrpHdr",
+        "MsgId",
+        "CreDtTm",
+        "Ntfctn",
+        "Acct",
+        "Ntry",
+        "NtryRef",
+        "Amt",
+        "CdtDbtInd",
+        "Sts",
+        "BookgDt",
+        "ValDt",
+        "Dt",
+        "AcctSvcrRef",
+        "BkTxCd",
+        "Domn",
+        "Fmly",
+        "SubFmlyCd",
+        "NtryDtls",
+        "TxDtls",
+        "Refs",
+        "PmtInfId",
+        "EndToEndId",
+        "RltdPties",
+        "Dbtr",
+        "DbtrAcct",
+        "Cdtr",
+        "CdtrAcct",
+        "Pty",
+        "Nm",
+        "RmtInf",
+        "Ustrd",
+        "Strd",
+        "CdtrRefInf",
+        "Ref",
+        "RtrInf",
+        "Rsn",
+        *ACCOUNT_TAGS,
+    ),
+)
+_CODE_MAX = 4  # External*Code lengths; longer values are written as Prtry
+_CREDIT, _DEBIT = "CRDT", "DBIT"
+
+
+def build_camt054(notification: Notification) -> etree._Element:
+    """Build a camt.054.001.08 notification for one account (not yet validated or signed)."""
+    sub = etree.SubElement
+    root = etree.Element(_TAG["Document"], nsmap={None: _OUT.namespace})
+    body = sub(root, _TAG["BkToCstmrDbtCdtNtfctn"])
+    created = format_datetime(notification.created_at, "GrpHdr/CreDtTm")
+    header = sub(body, _TAG["GrpHdr"])
+    sub(header, _TAG["MsgId"]).text = notification.msg_id
+    sub(header, _TAG["CreDtTm"]).text = created
+    ntfctn = sub(body, _TAG["Ntfctn"])
+    sub(ntfctn, _TAG["Id"]).text = notification.msg_id
+    sub(ntfctn, _TAG["CreDtTm"]).text = created
+    add_account(sub(ntfctn, _TAG["Acct"]), _TAG, account_from_key(notification.account))
+    for entry in notification.entries:
+        _add_entry(ntfctn, entry)
+    return root
+
+
+def _add_entry(parent: etree._Element, entry: Entry) -> None:
+    """One Ntry with its transaction details."""
+    sub = etree.SubElement
+    if entry.credit_debit not in (_CREDIT, _DEBIT):
+        raise InvalidMessage(f"entry credit_debit {entry.credit_debit!r} is not CRDT or DBIT")
+    ntry = sub(parent, _TAG["Ntry"])
+    if entry.entry_ref:
+        sub(ntry, _TAG["NtryRef"]).text = entry.entry_ref
+    _add_amount(ntry, entry.amount, entry.currency)
+    sub(ntry, _TAG["CdtDbtInd"]).text = entry.credit_debit
+    _add_code(sub(ntry, _TAG["Sts"]), entry.status)
+    for tag, day in (("BookgDt", entry.booking_date), ("ValDt", entry.value_date)):
+        if day is not None:
+            sub(sub(ntry, _TAG[tag]), _TAG["Dt"]).text = day.isoformat()
+    if entry.account_servicer_ref:
+        sub(ntry, _TAG["AcctSvcrRef"]).text = entry.account_servicer_ref
+    _add_bank_transaction_code(ntry, entry)
+    if entry.details:
+        details = sub(ntry, _TAG["NtryDtls"])
+        for detail in entry.details:
+            _add_detail(details, detail, entry.credit_debit)
+
+
+def _add_bank_transaction_code(ntry: etree._Element, entry: Entry) -> None:
+    """PMNT / ICDT (our debits) or RCDT (credits) / DMCT, or ICDT/RRTN for a returned payment."""
+    sub = etree.SubElement
+    returned = any(detail.return_reason for detail in entry.details)
+    family = "ICDT" if returned or entry.credit_debit == _DEBIT else "RCDT"
+    domain = sub(sub(ntry, _TAG["BkTxCd"]), _TAG["Domn"])
+    sub(domain, _TAG["Cd"]).text = "PMNT"
+    fmly = sub(domain, _TAG["Fmly"])
+    sub(fmly, _TAG["Cd"]).text = family
+    sub(fmly, _TAG["SubFmlyCd"]).text = "RRTN" if returned else "DMCT"
+
+
+def _add_detail(parent: etree._Element, detail: EntryDetail, credit_debit: str) -> None:
+    """One TxDtls: references, amount, counterparty, remittance and return reason."""
+    sub = etree.SubElement
+    tx = sub(parent, _TAG["TxDtls"])
+    refs = (
+        ("MsgId", detail.msg_id),
+        ("AcctSvcrRef", detail.account_servicer_ref),
+        ("PmtInfId", detail.pmt_inf_id),
+        ("EndToEndId", detail.end_to_end_id),
+    )
+    if any(value for _, value in refs):
+        refs_el = sub(tx, _TAG["Refs"])
+        for tag, value in refs:
+            if value:
+                sub(refs_el, _TAG[tag]).text = value
+    _add_amount(tx, detail.amount, detail.currency)
+    sub(tx, _TAG["CdtDbtInd"]).text = credit_debit
+    _add_counterparty(tx, detail, credit_debit)
+    if detail.remittance or detail.structured_ref:
+        info = sub(tx, _TAG["RmtInf"])
+        if detail.remittance:
+            sub(info, _TAG["Ustrd"]).text = nfc(detail.remittance)
+        if detail.structured_ref:
+            creditor_ref = sub(sub(info, _TAG["Strd"]), _TAG["CdtrRefInf"])
+            sub(creditor_ref, _TAG["Ref"]).text = detail.structured_ref
+    if detail.return_reason:
+        _add_code(sub(sub(tx, _TAG["RtrInf"]), _TAG["Rsn"]), detail.return_reason)
+
+
+def _add_counterparty(tx: etree._Element, detail: EntryDetail, credit_debit: str) -> None:
+    """RltdPties: the debtor of a credit, the creditor of a debit."""
+    if not detail.counterparty_name and not detail.counterparty_account:
+        return
+    sub = etree.SubElement
+    role = "Dbtr" if credit_debit == _CREDIT else "Cdtr"
+    parties = sub(tx, _TAG["RltdPties"])
+    if detail.counterparty_name:
+        party = sub(sub(parties, _TAG[role]), _TAG["Pty"])
+        sub(party, _TAG["Nm"]).text = nfc(detail.counterparty_name)
+    if detail.counterparty_account:
+        account = account_from_key(detail.counterparty_account)
+        add_account(sub(parties, _TAG[f"{role}Acct"]), _TAG, account)
+
+
+def _add_amount(parent: etree._Element, amount: Decimal, currency: str) -> None:
+    etree.SubElement(parent, _TAG["Amt"], Ccy=currency).text = wire_amount(amount, currency)
+
+
+def _add_code(parent: etree._Element, code: str) -> None:
+    """A code-or-proprietary choice: `Cd` for an ISO-length code, else `Prtry`."""
+    kind = "Cd" if len(code) <= _CODE_MAX else "Prtry"
+    etree.SubElement(parent, _TAG[kind]).text = code
+
+
+# --- Reading ------------------------------------------------------------------------------------
+
+
+def read_camt054(root: etree._Element) -> Notification:
+    """Read a camt.054 (.02, .04 or .08) notifying one account."""
+    kind = message_type(root)
+    if kind.family != "camt.054":
+        raise InvalidMessage(f"expected a camt.054 notification, got {kind.name_id}")
+    ns = namespace_of(root)
+    body = find(root, ns, "BkToCstmrDbtCdtNtfctn")
+    header = find(body, ns, "GrpHdr") if body is not None else None
+    if body is None or header is None:
+        raise InvalidMessage(f"{kind.name_id}: <BkToCstmrDbtCdtNtfctn/GrpHdr> is missing")
+    notifications = findall(body, ns, "Ntfctn")
+    accounts = {read_account(find(ntfctn, ns, "Acct"), ns) for ntfctn in notifications}
+    if len(accounts) != 1 or None in accounts:
+        raise InvalidMessage(
+            f"{kind.name_id}: expected notifications for one identified account, "
+            f"found {len(notifications)} Ntfctn for {len(accounts)} account(s)"
+        )
+    entries = [
+        _read_entry(ntry, ns) for ntfctn in notifications for ntry in findall(ntfctn, ns, "Ntry")
+    ]
+    return Notification(
+        msg_id=required_text(header, ns, "MsgId", "GrpHdr"),
+        created_at=parse_datetime(required_text(header, ns, "CreDtTm", "GrpHdr"), "CreDtTm"),
+        account=str(accounts.pop()),
+        entries=tuple(entries),
+    )
+
+
+def _read_entry(ntry: etree._Element, ns: str | None) -> Entry:
+    """One Ntry."""
+    reference = text(ntry, ns, "AcctSvcrRef")
+    where = f"entry {reference or text(ntry, ns, 'NtryRef') or '?'}"
+    amount, currency = _amount(find(ntry, ns, "Amt"), where)
+    credit_debit = required_text(ntry, ns, "CdtDbtInd", where)
+    transactions = [
+        (tx, batch)
+        for details, batch in _detail_blocks(ntry, ns)
+        for tx in findall(details, ns, "TxDtls")
+    ]
+    only = (amount, currency) if len(transactions) == 1 else None
+    return Entry(
+        amount=amount,
+        currency=currency,
+        credit_debit=credit_debit,
+        status=_status(find(ntry, ns, "Sts"), ns, where),
+        booking_date=date_choice(find(ntry, ns, "BookgDt"), ns, f"{where} BookgDt"),
+        value_date=date_choice(find(ntry, ns, "ValDt"), ns, f"{where} ValDt"),
+        account_servicer_ref=reference,
+        details=tuple(
+            _read_detail(tx, batch, ns, credit_debit, only, where) for tx, batch in transactions
+        ),
+        entry_ref=text(ntry, ns, "NtryRef"),
+    )
+
+
+def _detail_blocks(
+    ntry: etree._Element, ns: str | None
+) -> list[tuple[etree._Element, etree._Element | None]]:
+    """Each NtryDtls with its Btch (looked up once: a block may hold 100,000 TxDtls)."""
+    return [(details, find(details, ns, "Btch")) for details in findall(ntry, ns, "NtryDtls")]
+
+
+def _status(element: etree._Element | None, ns: str | None, where: str) -> str:
+    """Entry status: plain text up to .04, `Cd`/`Prtry` from .05 on."""
+    if element is None:
+        raise InvalidMessage(f"{where}: <Sts> is missing")
+    value = code_or_proprietary(element, ns) or (element.text or "").strip()
+    if not value:
+        raise InvalidMessage(f"{where}: <Sts> is empty")
+    return value
+
+
+def _read_detail(
+    tx: etree._Element,
+    batch: etree._Element | None,
+    ns: str | None,
+    credit_debit: str,
+    only: tuple[Decimal, str] | None,
+    where: str,
+) -> EntryDetail:
+    """One TxDtls; the batch supplies MsgId/PmtInfId when the references lack them."""
+    amount, currency = _detail_amount(tx, ns, only, where)
+    role = "Dbtr" if credit_debit == _CREDIT else "Cdtr"
+    remittance = texts(tx, ns, "RmtInf/Ustrd")
+    return EntryDetail(
+        amount=amount,
+        currency=currency,
+        end_to_end_id=text(tx, ns, "Refs/EndToEndId"),
+        msg_id=text(tx, ns, "Refs/MsgId") or text(batch, ns, "MsgId"),
+        pmt_inf_id=text(tx, ns, "Refs/PmtInfId") or text(batch, ns, "PmtInfId"),
+        account_servicer_ref=text(tx, ns, "Refs/AcctSvcrRef"),
+        counterparty_name=_party_name(find(tx, ns, f"RltdPties/{role}"), ns),
+        counterparty_account=read_account(find(tx, ns, f"RltdPties/{role}Acct"), ns),
+        remittance=" ".join(remittance) if remittance else None,
+        structured_ref=text(tx, ns, "RmtInf/Strd/CdtrRefInf/Ref"),
+        return_reason=code_or_proprietary(find(tx, ns, "RtrInf/Rsn"), ns),
+    )
+
+
+def _detail_amount(
+    tx: etree._Element, ns: str | None, only: tuple[Decimal, str] | None, where: str
+) -> tuple[Decimal, str]:
+    """Amt (.04+), else AmtDtls TxAmt or InstdAmt (.02), else the entry's when it has one TxDtls."""
+    for path in ("Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/InstdAmt/Amt"):
+        element = find(tx, ns, path)
+        if element is not None:
+            return _amount(element, f"{where} TxDtls")
+    if only is not None:
+        return only
+    raise InvalidMessage(f"{where}: a TxDtls has no amount and the entry has several")
+
+
+def _party_name(party: etree._Element | None, ns: str | None) -> str | None:
+    """A party's name: `Nm` (.02/.04), `Pty/Nm` or `Agt/FinInstnId/Nm` (.08)."""
+    if party is None:
+        return None
+    return (
+        text(party, ns, "Nm") or text(party, ns, "Pty/Nm") or text(party, ns, "Agt/FinInstnId/Nm")
+    )
+
+
+def _amount(element: etree._Element | None, where: str) -> tuple[Decimal, str]:
+    """An amount element's value and its Ccy attribute."""
+    if element is None or not element.text:
+        raise InvalidMessage(f"{where}: <Amt> is missing")
+    currency = element.get("Ccy")
+    if not currency:
+        raise InvalidMessage(f"{where}: <Amt> has no Ccy")
+    return parse_amount(element.text, f"{where} amount"), currency

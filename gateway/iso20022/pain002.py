@@ -1,0 +1,239 @@
+"""pain.002 customer payment status report: built as .12 (bank simulator), read as .03, .10, .12.
+
+Reading is tolerant: unknown status and reason codes are kept as text. A transaction without a
+status of its own inherits its PmtInf status, else the group status. A PmtInf status becomes a
+line of its own with no EndToEndId (`original_pmt_inf_id` set): it applies to the transactions of
+that PmtInf that are not listed.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable
+
+from lxml import etree
+
+from gateway.domain.orders import nfc
+from gateway.errors import InvalidMessage
+from gateway.iso20022.model import StatusReport, TxStatus
+from gateway.iso20022.namespaces import MessageType, message_type, namespace_of
+from gateway.iso20022.xml import (
+    code_or_proprietary,
+    find,
+    findall,
+    format_datetime,
+    parse_datetime,
+    required_text,
+    tags,
+    text,
+    texts,
+)
+
+_OUT = MessageType.PAIN_002_001_12
+_READABLE = frozenset(
+    {MessageType.PAIN_002_001_03, MessageType.PAIN_002_001_10, MessageType.PAIN_002_001_12}
+)
+_TAG = tags(
+    _OUT.namespace,
+    (
+        "Document",
+        "CstmrPmtStsRpt",
+        "GrpHdr",
+        "MsgId",
+        "CreDtTm",
+        "OrgnlGrpInfAndSts",
+        "OrgnlMsgId",
+        "OrgnlMsgNmId",
+        "GrpSts",
+        "StsRsnInf",
+        "Rsn",
+        "Cd",
+        "Prtry",
+        "AddtlInf",
+        "OrgnlPmtInfAndSts",
+        "OrgnlPmtInfId",
+        "PmtInfSts",
+        "TxInfAndSts",
+        "OrgnlInstrId",
+        "OrgnlEndToEndId",
+        "TxSts",
+    ),
+)
+_REASON_CODE_MAX = 4  # ExternalStatusReason1Code; longer codes go to Prtry
+_ADDTL_INF_MAX = 105  # Max105Text
+
+
+def build_pain002(report: StatusReport) -> etree._Element:
+    """Build a pain.002.001.12 status report (not yet validated or signed)."""
+    sub = etree.SubElement
+    root = etree.Element(_TAG["Document"], nsmap={None: _OUT.namespace})
+    body = sub(root, _TAG["CstmrPmtStsRpt"])
+    header = sub(body, _TAG["GrpHdr"])
+    sub(header, _TAG["MsgId"]).text = report.msg_id
+    sub(header, _TAG["CreDtTm"]).text = format_datetime(report.created_at, "GrpHdr/CreDtTm")
+    original = sub(body, _TAG["OrgnlGrpInfAndSts"])
+    sub(original, _TAG["OrgnlMsgId"]).text = report.original_msg_id
+    sub(original, _TAG["OrgnlMsgNmId"]).text = report.original_msg_name_id
+    if report.group_status:
+        sub(original, _TAG["GrpSts"]).text = report.group_status
+    _add_reason(original, report.group_reason_code, report.group_reason_text)
+    for pmt_inf_id, lines in _by_payment_information(report.transactions):
+        _add_payment_information(body, pmt_inf_id, lines)
+    return root
+
+
+def _by_payment_information(lines: Iterable[TxStatus]) -> list[tuple[str, list[TxStatus]]]:
+    """Status lines grouped by their original PmtInfId, in first-seen order."""
+    groups: dict[str, list[TxStatus]] = {}
+    for line in lines:
+        if not line.original_pmt_inf_id:
+            raise InvalidMessage(
+                f"status of {line.original_end_to_end_id}: original_pmt_inf_id is required "
+                "(pain.002.001.12 reports transactions under their PmtInf)"
+            )
+        groups.setdefault(line.original_pmt_inf_id, []).append(line)
+    return list(groups.items())
+
+
+def _add_payment_information(
+    parent: etree._Element, pmt_inf_id: str, lines: list[TxStatus]
+) -> None:
+    """One OrgnlPmtInfAndSts: its own status line (no ids) first, then its transactions."""
+    sub = etree.SubElement
+    block = sub(parent, _TAG["OrgnlPmtInfAndSts"])
+    sub(block, _TAG["OrgnlPmtInfId"]).text = pmt_inf_id
+    own = [line for line in lines if _is_pmt_inf_line(line)]
+    if len(own) > 1:
+        raise InvalidMessage(f"PmtInf {pmt_inf_id}: {len(own)} PmtInf-level statuses; at most one")
+    if own:
+        sub(block, _TAG["PmtInfSts"]).text = own[0].status
+        _add_reason(block, own[0].reason_code, own[0].reason_text)
+    for line in lines:
+        if not _is_pmt_inf_line(line):
+            _add_transaction(block, line)
+
+
+def _is_pmt_inf_line(line: TxStatus) -> bool:
+    return line.original_end_to_end_id is None and line.original_instr_id is None
+
+
+def _add_transaction(parent: etree._Element, line: TxStatus) -> None:
+    """One TxInfAndSts."""
+    sub = etree.SubElement
+    tx = sub(parent, _TAG["TxInfAndSts"])
+    if line.original_instr_id:
+        sub(tx, _TAG["OrgnlInstrId"]).text = line.original_instr_id
+    if line.original_end_to_end_id:
+        sub(tx, _TAG["OrgnlEndToEndId"]).text = line.original_end_to_end_id
+    sub(tx, _TAG["TxSts"]).text = line.status
+    _add_reason(tx, line.reason_code, line.reason_text)
+
+
+def _add_reason(parent: etree._Element, code: str | None, reason: str | None) -> None:
+    """StsRsnInf with Rsn/Cd (Prtry when not an ISO-length code) and AddtlInf split at 105."""
+    if not code and not reason:
+        return
+    sub = etree.SubElement
+    info = sub(parent, _TAG["StsRsnInf"])
+    if code:
+        kind = "Cd" if len(code) <= _REASON_CODE_MAX else "Prtry"
+        sub(sub(info, _TAG["Rsn"]), _TAG[kind]).text = code
+    for part in textwrap.wrap(nfc(reason or ""), _ADDTL_INF_MAX):
+        sub(info, _TAG["AddtlInf"]).text = part
+
+
+# --- Reading ------------------------------------------------------------------------------------
+
+
+def read_pain002(root: etree._Element) -> StatusReport:
+    """Read a pain.002 (.03 with national variants, .10, .12; .10 without a namespace too)."""
+    ns = _namespace(root)
+    body = find(root, ns, "CstmrPmtStsRpt")
+    if body is None:
+        raise InvalidMessage("pain.002: <CstmrPmtStsRpt> is missing")
+    header = find(body, ns, "GrpHdr")
+    original = find(body, ns, "OrgnlGrpInfAndSts")
+    if header is None or original is None:
+        raise InvalidMessage("pain.002: <GrpHdr> or <OrgnlGrpInfAndSts> is missing")
+    group_status = text(original, ns, "GrpSts")
+    group_code, group_text = _reason(original, ns)
+    lines = [
+        line
+        for block in findall(body, ns, "OrgnlPmtInfAndSts")
+        for line in _read_payment_information(block, ns, group_status)
+    ]
+    return StatusReport(
+        msg_id=required_text(header, ns, "MsgId", "GrpHdr"),
+        created_at=parse_datetime(required_text(header, ns, "CreDtTm", "GrpHdr"), "CreDtTm"),
+        original_msg_id=required_text(original, ns, "OrgnlMsgId", "OrgnlGrpInfAndSts"),
+        original_msg_name_id=required_text(original, ns, "OrgnlMsgNmId", "OrgnlGrpInfAndSts"),
+        group_status=group_status,
+        transactions=tuple(lines),
+        group_reason_code=group_code,
+        group_reason_text=group_text,
+    )
+
+
+def _namespace(root: etree._Element) -> str | None:
+    """The namespace to read with: a pain.002 one, or none for a bare CstmrPmtStsRpt document."""
+    if namespace_of(root) is None and find(root, None, "CstmrPmtStsRpt") is not None:
+        return None
+    kind = message_type(root)
+    if kind not in _READABLE:
+        raise InvalidMessage(f"expected a pain.002 status report, got {kind.name_id}")
+    return namespace_of(root)
+
+
+def _read_payment_information(
+    block: etree._Element, ns: str | None, group_status: str | None
+) -> list[TxStatus]:
+    """The PmtInf-level line (when it has a status) and its transactions."""
+    pmt_inf_id = required_text(block, ns, "OrgnlPmtInfId", "OrgnlPmtInfAndSts")
+    status = text(block, ns, "PmtInfSts")
+    lines: list[TxStatus] = []
+    if status:
+        code, reason = _reason(block, ns)
+        lines.append(
+            TxStatus(
+                original_end_to_end_id=None,
+                status=status,
+                original_pmt_inf_id=pmt_inf_id,
+                reason_code=code,
+                reason_text=reason,
+            )
+        )
+    inherited = status or group_status
+    for tx in findall(block, ns, "TxInfAndSts"):
+        lines.append(_read_transaction(tx, ns, pmt_inf_id, inherited))
+    return lines
+
+
+def _read_transaction(
+    tx: etree._Element, ns: str | None, pmt_inf_id: str, inherited: str | None
+) -> TxStatus:
+    """One TxInfAndSts, its status inherited when it has none."""
+    end_to_end_id = text(tx, ns, "OrgnlEndToEndId")
+    status = text(tx, ns, "TxSts") or inherited
+    if status is None:
+        raise InvalidMessage(
+            f"TxInfAndSts {end_to_end_id or '?'} in PmtInf {pmt_inf_id} has no status, "
+            "and neither its PmtInf nor the group has one"
+        )
+    code, reason = _reason(tx, ns)
+    return TxStatus(
+        original_end_to_end_id=end_to_end_id,
+        status=status,
+        original_instr_id=text(tx, ns, "OrgnlInstrId"),
+        original_pmt_inf_id=pmt_inf_id,
+        reason_code=code,
+        reason_text=reason,
+    )
+
+
+def _reason(element: etree._Element, ns: str | None) -> tuple[str | None, str | None]:
+    """The first reason code (Cd, else Prtry) and all AddtlInf lines joined, of StsRsnInf."""
+    infos = findall(element, ns, "StsRsnInf")
+    codes = (code_or_proprietary(find(info, ns, "Rsn"), ns) for info in infos)
+    code = next((c for c in codes if c), None)
+    lines = [line for info in infos for line in texts(info, ns, "AddtlInf")]
+    return code, " ".join(lines) or None
