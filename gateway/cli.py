@@ -175,7 +175,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     files = {s: n for s, n in db.query("SELECT state, COUNT(*) FROM files GROUP BY 1")}
     pending = int(db.query("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")[0][0])
     quarantined = int(db.query("SELECT COUNT(*) FROM quarantine")[0][0])
-    result = {
+    result: dict[str, Any] = {
         "orders": dict(sorted(orders.items())),
         "files": dict(sorted(files.items())),
         "outbox_pending": pending,

@@ -104,7 +104,7 @@ class Publisher:
         self._channel = None
 
 
-ChunkHandler = Callable[[Sequence[Delivery]], None]
+ChunkHandler = Callable[[Sequence[Delivery]], object]
 
 
 def consume(

@@ -41,7 +41,10 @@ def outcome(
         for name, p in base.partners.items()
     }
     settings = replace(
-        base, keys_dir=str(home / "keys"), partners=partners, amqp_url=broker_url,
+        base,
+        keys_dir=str(home / "keys"),
+        partners=partners,
+        amqp_url=broker_url,
         batch_quiet_seconds=0.5,
     )
     paths = DemoPaths(home / "run")
@@ -51,7 +54,7 @@ def outcome(
 
 def test_every_order_ends_in_exactly_one_final_state(outcome: Any, month: DemoMonth) -> None:
     """No order is left in flight; each valid order appears once, in a final state."""
-    result, paths, _ = outcome
+    _, paths, _ = outcome
     db = Database(paths.gateway_db)
     rows = db.query("SELECT order_id, state FROM orders")
     assert len(rows) == len(month.orders) == len({r[0] for r in rows})
@@ -128,7 +131,14 @@ def test_summary_is_json_with_the_documented_keys(outcome: Any) -> None:
     """The --json summary carries the keys the README documents."""
     result, _, _ = outcome
     keys = {
-        "orders_submitted", "by_state", "rejected_by_reason", "files_sent", "postings_by_kind",
-        "settled_vnd", "rejected_vnd", "revenue_vnd", "duration_s",
+        "orders_submitted",
+        "by_state",
+        "rejected_by_reason",
+        "files_sent",
+        "postings_by_kind",
+        "settled_vnd",
+        "rejected_vnd",
+        "revenue_vnd",
+        "duration_s",
     }
     assert keys <= set(json.loads(json.dumps(result)))
