@@ -13,6 +13,7 @@ from gateway.adapters.rabbitmq import Publisher, connect, consume
 from gateway.banksim.bank import AccountBook, BankSimulator
 from gateway.banksim.record import BankRecord
 from gateway.config import PartnerProfile, Settings
+from gateway.errors import ConfigError
 from gateway.runtime import Runtime, every
 from gateway.service.batcher import BatchService
 from gateway.service.inbound import InboundService
@@ -33,6 +34,18 @@ def bank_keypair(settings: Settings, partner: PartnerProfile) -> KeyPair:
     cert = settings.path(partner.certificate)
     name = cert.name.removesuffix(".cert.pem")
     return ensure_keypair(cert.parent, name, f"{partner.name} bank simulator")
+
+
+def our_certificate(settings: Settings) -> bytes:
+    """Our certificate as a bank holds it: read, never generated, by anyone but the gateway."""
+    path = settings.keys_path / f"{settings.signing_key}.cert.pem"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no treasury certificate at {path}: start `gateway run` once (it generates the key"
+            " pair) or copy the treasury's certificate there"
+        ) from None
 
 
 def declare_topology(settings: Settings) -> None:
@@ -124,7 +137,7 @@ def build_bank(
         bic=partner.bic,
         account=account.split(":")[-1],
         keypair=bank_keypair(settings, partner),
-        trusted_cert=our_keypair(settings).cert_pem,
+        trusted_cert=our_certificate(settings),
         record=BankRecord(record_path),
         book=book,
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import urllib.parse
 from dataclasses import replace
 from pathlib import Path
@@ -57,4 +59,34 @@ def settings(tmp_path: Path) -> Settings:
         partners=partners,
         batch_quiet_seconds=0.3,
         amqp_url=amqp_url(),
+    )
+
+
+@pytest.fixture(scope="session")
+def xmlsec1() -> str:
+    """The xmlsec1 binary: a failure under CI, a skip elsewhere, when it is missing."""
+    path = shutil.which("xmlsec1")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("xmlsec1 is not installed, and CI is set: install the xmlsec1 package")
+        pytest.skip("xmlsec1 is not installed (Debian: apt-get install xmlsec1)")
+    return path
+
+
+def xmlsec1_verify(xmlsec1: str, document: Path, cert: Path) -> subprocess.CompletedProcess[str]:
+    """Verify an enveloped signature (reference URI "") trusting only `cert`."""
+    return subprocess.run(
+        [
+            xmlsec1,
+            "--verify",
+            "--trusted-pem",
+            str(cert),
+            "--enabled-reference-uris",
+            "empty",
+            str(document),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )

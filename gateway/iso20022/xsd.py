@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-import os
 import re
 import threading
 from pathlib import Path
 
 from lxml import etree
 
+from gateway import paths
 from gateway.errors import InvalidMessage
 from gateway.iso20022.namespaces import MessageType, message_type, namespace_of
 from gateway.iso20022.xml import PARSER
@@ -24,11 +24,8 @@ _CLARK = re.compile(r"\{[^{}]*:[^{}]*\}")  # {namespace-uri}, not a pattern's {8
 
 
 def schemas_dir() -> Path:
-    """Where the XSDs live: `GATEWAY_SCHEMAS_DIR`, else the project's `schemas/`."""
-    override = os.environ.get(SCHEMAS_ENV)
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / "schemas"
+    """Where the XSDs live (see `gateway.paths.schemas_dir`)."""
+    return paths.schemas_dir()
 
 
 def has_schema(kind: MessageType) -> bool:

@@ -71,7 +71,11 @@ class InboundService:
                 raise InvalidMessage(f"file from unknown partner {partner_name!r}")
             tree = verify(raw, self._cert(partner))
             kind = message_type(tree)
-            xsd.validate(tree)
+            if xsd.has_schema(kind):
+                xsd.validate(tree)
+            else:
+                # Read (pain.002.001.10) without its XSD until an operator installs it.
+                log.warning("inbound.no_schema", partner=partner_name, message=kind.name_id)
             if kind.name.startswith("PAIN_002"):
                 report = read_pain002(tree)
                 return self._apply_report(partner, report, now)

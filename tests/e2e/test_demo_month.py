@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from dataclasses import replace
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from gateway.demo.month import DemoMonth, generate_month
 from gateway.demo.run import DemoPaths, run_demo
 from gateway.iso20022 import xsd
 from gateway.signing import verify
-from tests.conftest import ROOT
+from tests.conftest import ROOT, xmlsec1_verify
 
 pytestmark = [pytest.mark.broker, pytest.mark.e2e]
 
@@ -125,6 +126,20 @@ def test_every_file_sent_validates_and_its_signature_verifies(outcome: Any) -> N
         tree = verify(bytes(body), cert)
         xsd.validate(tree)
         assert msg_id.encode() in bytes(body)
+
+
+def test_every_file_sent_verifies_with_xmlsec1(outcome: Any, xmlsec1: str, tmp_path: Path) -> None:
+    """An independent implementation (xmlsec1, the reference C library) accepts every file."""
+    _, paths, settings = outcome
+    db = Database(paths.gateway_db)
+    files = db.query("SELECT o.body FROM outbox o JOIN files f ON f.msg_id = o.message_id")
+    cert = tmp_path / "kbnn.cert.pem"
+    cert.write_bytes(our_keypair(settings).cert_pem)
+    for index, (body,) in enumerate(files):
+        document = tmp_path / f"file-{index}.xml"
+        document.write_bytes(bytes(body))
+        checked = xmlsec1_verify(xmlsec1, document, cert)
+        assert checked.returncode == 0, checked.stderr
 
 
 def test_summary_is_json_with_the_documented_keys(outcome: Any) -> None:

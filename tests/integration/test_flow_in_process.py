@@ -13,9 +13,12 @@ import pytest
 
 from gateway.adapters.db import Database
 from gateway.banksim.bank import AccountBook, BankSimulator, RevenueItem
-from gateway.bootstrap import build_bank, build_gateway
+from gateway.bootstrap import bank_keypair, build_bank, build_gateway
 from gateway.config import Settings
 from gateway.demo.month import generate_month
+from gateway.iso20022.xml import parse_xml
+from gateway.signing import sign
+from tests.conftest import SHARED
 
 
 @dataclass
@@ -113,3 +116,17 @@ def test_a_tampered_report_is_quarantined(settings: Settings, tmp_path: Any) -> 
     assert "signature" in reason.lower() or "digest" in reason.lower()
     assert gateway.inbound.apply("agribank", body) == "applied"
     assert gateway.db.query("SELECT amount FROM revenue") == [("1500000",)]
+
+
+def test_a_pain002_001_10_is_read_without_its_schema(settings: Settings) -> None:
+    """A third-party pain.002.001.10 (no XSD in schemas/) is verified and read, not refused."""
+    sample = SHARED / "iso20022" / "samples" / "08_pain002_00110_de_vop_03.xml"
+    if not sample.exists():
+        pytest.skip(f"third-party samples not present at {sample.parent}")
+    gateway = build_gateway(settings)
+    signed = sign(
+        parse_xml(sample.read_bytes()), bank_keypair(settings, settings.partners["agribank"])
+    )
+    assert gateway.inbound.apply("agribank", signed) == "applied"
+    assert gateway.db.query("SELECT message_type FROM inbound_files") == [("pain.002",)]
+    assert gateway.db.query("SELECT COUNT(*) FROM quarantine") == [(0,)]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,20 +9,10 @@ import pytest
 from gateway.iso20022 import xsd
 from gateway.iso20022.pain001 import build_pain001
 from gateway.signing import KeyPair, SignatureError, ensure_keypair, sign, verify
+from tests.conftest import xmlsec1_verify
 from tests.unit.factories import batch, benefits_batch, group, order
 
 pytestmark = pytest.mark.interop
-
-
-@pytest.fixture(scope="module")
-def xmlsec1() -> str:
-    """The xmlsec1 binary: a failure under CI, a skip elsewhere, when it is missing."""
-    path = shutil.which("xmlsec1")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("xmlsec1 is not installed, and CI is set: install the xmlsec1 package")
-        pytest.skip("xmlsec1 is not installed (Debian: apt-get install xmlsec1)")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -51,25 +38,6 @@ def write(directory: Path, name: str, data: bytes) -> Path:
     path = directory / name
     path.write_bytes(data)
     return path
-
-
-def xmlsec1_verify(xmlsec1: str, document: Path, cert: Path) -> subprocess.CompletedProcess[str]:
-    """Verify an enveloped signature (reference URI "") trusting only `cert`."""
-    return subprocess.run(
-        [
-            xmlsec1,
-            "--verify",
-            "--trusted-pem",
-            str(cert),
-            "--enabled-reference-uris",
-            "empty",
-            str(document),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def signed_pain001(keypair: KeyPair) -> bytes:
