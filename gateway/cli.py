@@ -54,12 +54,20 @@ def run(ctx: click.Context) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--timeout", default=110.0, show_default=True, help="Seconds to wait for the flow.")
+@click.option("--verbose", is_flag=True, help="Logs on stderr instead of var/demo.log.jsonl.")
 @click.pass_context
-def demo(ctx: click.Context, as_json: bool, timeout: float) -> None:
+def demo(ctx: click.Context, as_json: bool, timeout: float, verbose: bool) -> None:
     """Run a month of Phú Lương's payments through the gateway and a simulated bank."""
     from gateway.demo.run import render, run_demo
 
-    result = run_demo(_settings(ctx), timeout=timeout)
+    settings = _settings(ctx)
+    if not verbose:
+        log_path = settings.path("var/demo.log.jsonl")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = ctx.with_resource(log_path.open("w", encoding="utf-8"))
+        logs.configure("json", settings.log_level, stream=log_file)
+        click.echo(f"demo: running; the gateway's JSON logs go to {log_path}", err=True)
+    result = run_demo(settings, timeout=timeout)
     click.echo(render(result))
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False, sort_keys=True))

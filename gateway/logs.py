@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 
-def configure(fmt: str = "json", level: str = "info") -> None:
-    """Set up structlog once for the process; events go to stderr."""
+def configure(fmt: str = "json", level: str = "info", stream: TextIO | None = None) -> None:
+    """Set up structlog for the process; events go to `stream` (default stderr)."""
+    out = stream or sys.stderr
     renderer: structlog.types.Processor = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        structlog.dev.ConsoleRenderer(colors=out.isatty())
         if fmt == "console"
         else structlog.processors.JSONRenderer(ensure_ascii=False)
     )
@@ -26,7 +28,7 @@ def configure(fmt: str = "json", level: str = "info") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
     logging.getLogger("pika").setLevel(logging.WARNING)
