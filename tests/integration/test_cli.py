@@ -1,0 +1,123 @@
+"""The `gateway` command as an admin runs it: help, one-line errors, submit, status, show."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.adapters import topology
+from gateway.adapters.db import Database
+from gateway.adapters.rabbitmq import connect
+from gateway.config import load_settings
+from gateway.service.intake import IntakeService
+from tests.conftest import ROOT
+from tests.unit.test_intake import Msg, order
+
+GATEWAY = str(Path(sys.executable).parent / "gateway")
+
+
+def run(home: Path, *args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `gateway ARGS` with GATEWAY_HOME=home."""
+    env = {**os.environ, "GATEWAY_HOME": str(home)}
+    if url:
+        env["GATEWAY_AMQP_URL"] = url
+    return subprocess.run(
+        [GATEWAY, *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A gateway home with the project's configuration and schemas."""
+    shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    return tmp_path
+
+
+def test_help_lists_the_commands(home: Path) -> None:
+    """`gateway --help` names every command of the walking skeleton."""
+    result = run(home, "--help")
+    assert result.returncode == 0
+    for command in ("run", "demo", "bank-sim", "submit", "status", "orders"):
+        assert command in result.stdout
+
+
+def test_status_without_a_database_is_one_clear_line(home: Path) -> None:
+    """No traceback: one line saying what is missing, and a non-zero exit."""
+    result = run(home, "status")
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "no gateway database" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_broken_profile_is_named(home: Path) -> None:
+    """A partner profile with an unknown key stops the command with the file and key named."""
+    (home / "conf" / "partners" / "broken.toml").write_text('name = "x"\nbic = "X"\ncolour = 1\n')
+    result = run(home, "status")
+    assert result.returncode == 1
+    assert "broken.toml: unknown key(s) colour" in result.stderr
+
+
+def test_unknown_partner_for_bank_sim(home: Path) -> None:
+    """bank-sim for a partner without a profile says so."""
+    result = run(home, "bank-sim", "--partner", "nobank")
+    assert result.returncode == 1
+    assert "no partner profile named 'nobank'" in result.stderr
+
+
+@pytest.mark.broker
+def test_submit_publishes_csv_orders(home: Path, broker_url: str) -> None:
+    """Orders from a CSV file arrive on gateway.orders as payment-order/1 JSON."""
+    conn = connect(broker_url)
+    channel = conn.channel()
+    topology.declare(channel, ["agribank"], 5)
+    channel.queue_purge(topology.ORDERS_QUEUE)
+    csv_file = home / "orders.csv"
+    csv_file.write_text(
+        "order_id,category,debtor_name,debtor_account,debtor_bic,creditor_name,"
+        "creditor_account,creditor_bic,amount,currency,requested_execution_date,remittance\n"
+        "CSV-1,electricity,Kho bạc Nhà nước Phú Lương,7411058271001,VBAAVNVX,"
+        "Công ty Điện lực Thái Nguyên,1020304050,ICBVVNVX,1250000,VND,2026-11-12,HĐ 0012345\n",
+        encoding="utf-8",
+    )
+    result = run(home, "submit", str(csv_file), url=broker_url)
+    assert result.returncode == 0, result.stderr
+    assert "published 1 order(s)" in result.stdout
+    method, _, body = channel.basic_get(topology.ORDERS_QUEUE, auto_ack=True)
+    conn.close()
+    assert method is not None
+    payload = json.loads(body)
+    assert payload["creditor"]["name"] == "Công ty Điện lực Thái Nguyên"
+    assert payload["amount"] == "1250000"
+
+
+def test_submit_a_csv_missing_a_column(home: Path) -> None:
+    """A CSV without a required column names the line and the column."""
+    csv_file = home / "orders.csv"
+    csv_file.write_text("order_id,category\nX,water\n", encoding="utf-8")
+    result = run(home, "submit", str(csv_file))
+    assert result.returncode == 1
+    assert "CSV line 2: missing column debtor_name" in result.stderr
+
+
+def test_orders_show_prints_one_order(home: Path) -> None:
+    """`orders show` prints the stored order with its state."""
+    settings = load_settings(home)
+    IntakeService(Database(settings.db_file), settings).handle(
+        [Msg(json.dumps(order(), ensure_ascii=False).encode())]
+    )
+    result = run(home, "orders", "show", "BTXH2611-000001")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["state"] == "received"
+    assert shown["payload"]["creditor"]["name"] == "Nguyễn Thị Hồng Nhung"
+    missing = run(home, "orders", "show", "NOPE")
+    assert missing.returncode == 1
+    assert "no order 'NOPE'" in missing.stderr
