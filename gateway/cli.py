@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +56,26 @@ def run(ctx: click.Context) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--timeout", default=110.0, show_default=True, help="Seconds to wait for the flow.")
 @click.option("--verbose", is_flag=True, help="Logs on stderr instead of var/demo.log.jsonl.")
+@click.option(
+    "--allow-remote-broker",
+    "allow_remote",
+    is_flag=True,
+    help="Run even though GATEWAY_AMQP_URL is not on this machine (queues are emptied).",
+)
 @click.pass_context
-def demo(ctx: click.Context, as_json: bool, timeout: float, verbose: bool) -> None:
+def demo(
+    ctx: click.Context, as_json: bool, timeout: float, verbose: bool, allow_remote: bool
+) -> None:
     """Run a month of Phú Lương's payments through the gateway and a simulated bank."""
     from gateway.demo.run import render, run_demo
 
     settings = _settings(ctx)
+    host = urllib.parse.urlparse(settings.amqp_url).hostname or ""
+    if host not in ("localhost", "127.0.0.1", "::1") and not allow_remote:
+        raise GatewayError(
+            f"the demo empties the gateway's queues and will not do that on {host}; "
+            "use a local broker (scripts/broker start) or pass --allow-remote-broker"
+        )
     if not verbose:
         log_path = settings.path("var/demo.log.jsonl")
         log_path.parent.mkdir(parents=True, exist_ok=True)

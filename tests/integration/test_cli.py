@@ -121,3 +121,10 @@ def test_orders_show_prints_one_order(home: Path) -> None:
     missing = run(home, "orders", "show", "NOPE")
     assert missing.returncode == 1
     assert "no order 'NOPE'" in missing.stderr
+
+
+def test_demo_refuses_a_remote_broker(home: Path) -> None:
+    """The demo empties queues, so it will not run against a broker on another host by mistake."""
+    result = run(home, "demo", url="amqp://guest:guest@rabbit.example.org:5672/%2F")
+    assert result.returncode == 1
+    assert "will not do that on rabbit.example.org" in result.stderr
