@@ -26,6 +26,13 @@ from gateway.signing import verify
 
 log = structlog.get_logger("gateway.inbound")
 
+# The posting each final state sends to the treasury ledger.
+_POSTING_FOR = {
+    TxState.SETTLED: PostingKind.PAYMENT_SETTLED,
+    TxState.REJECTED: PostingKind.PAYMENT_REJECTED,
+    TxState.RETURNED: PostingKind.PAYMENT_RETURNED,
+}
+
 _FILE_STATE = {
     "ACTC": "acknowledged",
     "ACCP": "acknowledged",
@@ -126,37 +133,19 @@ class InboundService:
             )
             return 0
         target = state_for_status(status.status)
-        if target is None or not can_move(TxState(order.state), target):
+        if target is None:
             return 0
-        tx.move_order(
-            order.order_id,
-            target.value,
-            stamp(now),
-            status_code=status.status,
-            reason_code=status.reason_code,
-            reason_text=status.reason_text,
-        )
-        if target is TxState.REJECTED:
-            self._post(
+        return int(
+            self._advance(
                 tx,
-                PostingKind.PAYMENT_REJECTED,
                 order,
+                target,
                 now,
-                status=status.status,
+                status_code=status.status,
                 reason_code=status.reason_code,
                 reason_text=status.reason_text,
-                msg_id=report.original_msg_id,
             )
-        elif target is TxState.SETTLED:
-            self._post(
-                tx,
-                PostingKind.PAYMENT_SETTLED,
-                order,
-                now,
-                status=status.status,
-                msg_id=report.original_msg_id,
-            )
-        return 1
+        )
 
     # --- camt.054 -----------------------------------------------------------------------------
 
@@ -192,45 +181,27 @@ class InboundService:
         value_date = entry.value_date.isoformat() if entry.value_date else None
         order = tx.get_order(detail.end_to_end_id) if detail.end_to_end_id else None
         if entry.credit_debit == "DBIT" and order is not None:
-            if not can_move(TxState(order.state), TxState.SETTLED):
-                return "ignored"
-            tx.move_order(
-                order.order_id,
-                TxState.SETTLED.value,
-                stamp(now),
-                status_code="BOOK",
+            moved = self._advance(
+                tx,
+                order,
+                TxState.SETTLED,
+                now,
+                status_code=entry.status,
                 bank_ref=bank_ref,
                 value_date=value_date,
             )
-            self._post(
-                tx,
-                PostingKind.PAYMENT_SETTLED,
-                tx.get_order(order.order_id) or order,
-                now,
-                status="settled",
-                msg_id=order.msg_id,
-            )
-            return "settled"
+            return "settled" if moved else "ignored"
         if entry.credit_debit == "CRDT" and order is not None and detail.return_reason:
-            if not can_move(TxState(order.state), TxState.RETURNED):
-                return "ignored"
-            tx.move_order(
-                order.order_id,
-                TxState.RETURNED.value,
-                stamp(now),
+            moved = self._advance(
+                tx,
+                order,
+                TxState.RETURNED,
+                now,
                 reason_code=detail.return_reason,
                 bank_ref=bank_ref,
+                value_date=value_date,
             )
-            self._post(
-                tx,
-                PostingKind.PAYMENT_RETURNED,
-                tx.get_order(order.order_id) or order,
-                now,
-                status="returned",
-                reason_code=detail.return_reason,
-                msg_id=order.msg_id,
-            )
-            return "returned"
+            return "returned" if moved else "ignored"
         if entry.credit_debit == "CRDT" and bank_ref:
             return self._revenue(tx, partner, notification, entry, detail, bank_ref, now)
         log.warning(
@@ -283,30 +254,49 @@ class InboundService:
         return "revenue"
 
     @staticmethod
-    def _post(
+    def _advance(
         tx: Tx,
-        kind: PostingKind,
         order: StoredOrder,
+        target: TxState,
         now: datetime,
         *,
-        status: str,
-        msg_id: str | None,
+        status_code: str | None = None,
         reason_code: str | None = None,
         reason_text: str | None = None,
-    ) -> None:
-        posting = LedgerPosting(
-            kind=kind,
-            subject=order.order_id,
-            order_id=order.order_id,
-            end_to_end_id=order.order_id,
-            msg_id=msg_id,
-            status=status,
+        bank_ref: str | None = None,
+        value_date: str | None = None,
+    ) -> bool:
+        """Move an order forward; a final state writes its posting in the same transaction."""
+        if not can_move(TxState(order.state), target):
+            return False
+        tx.move_order(
+            order.order_id,
+            target.value,
+            stamp(now),
+            status_code=status_code,
             reason_code=reason_code,
             reason_text=reason_text,
-            amount=Decimal(order.amount),
-            currency=order.currency,
-            value_date=date.fromisoformat(order.value_date) if order.value_date else None,
-            bank_ref=order.bank_ref,
+            bank_ref=bank_ref,
+            value_date=value_date,
+        )
+        kind = _POSTING_FOR.get(target)
+        if kind is None:
+            return True
+        moved = tx.get_order(order.order_id) or order
+        posting = LedgerPosting(
+            kind=kind,
+            subject=moved.order_id,
+            order_id=moved.order_id,
+            end_to_end_id=moved.order_id,
+            msg_id=moved.msg_id,
+            status=target.value,
+            reason_code=reason_code,
+            reason_text=reason_text,
+            amount=Decimal(moved.amount),
+            currency=moved.currency,
+            value_date=date.fromisoformat(moved.value_date) if moved.value_date else None,
+            bank_ref=moved.bank_ref,
             occurred_at=now,
         )
         tx.enqueue(posting_message(posting), stamp(now))
+        return True

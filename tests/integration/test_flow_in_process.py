@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +16,9 @@ from gateway.banksim.bank import AccountBook, BankSimulator, RevenueItem
 from gateway.bootstrap import bank_keypair, build_bank, build_gateway
 from gateway.config import Settings
 from gateway.demo.month import generate_month
+from gateway.iso20022.camt054 import build_camt054
+from gateway.iso20022.model import Entry, EntryDetail, Notification, StatusReport, TxStatus
+from gateway.iso20022.pain002 import build_pain002
 from gateway.iso20022.xml import parse_xml
 from gateway.signing import sign
 from tests.conftest import SHARED
@@ -130,3 +133,76 @@ def test_a_pain002_001_10_is_read_without_its_schema(settings: Settings) -> None
     assert gateway.inbound.apply("agribank", signed) == "applied"
     assert gateway.db.query("SELECT message_type FROM inbound_files") == [("pain.002",)]
     assert gateway.db.query("SELECT COUNT(*) FROM quarantine") == [(0,)]
+
+
+def _signed_by_bank(settings: Settings, root: Any) -> bytes:
+    return sign(root, bank_keypair(settings, settings.partners["agribank"]))
+
+
+def test_returns_and_late_reports(settings: Settings, tmp_path: Any) -> None:
+    """A return moves a settled order to returned; a late rejection of it moves nothing."""
+    gateway = build_gateway(settings)
+    bank = build_bank(settings, settings.partners["agribank"], AccountBook(), tmp_path / "b.db")
+    month = generate_month(beneficiaries=3)
+    social = [o for o in month.orders if o["category"] == "social_benefit"]
+    gateway.intake.handle([Msg(json.dumps(o, ensure_ascii=False).encode(), {}) for o in social])
+    time.sleep(settings.batch_quiet_seconds + 0.1)
+    assert gateway.batcher.tick() == 1
+    [(msg_id, body)] = outbox(gateway.db, "gateway.to-bank")
+    for _, _, reply in bank.receive(body):
+        gateway.inbound.apply("agribank", reply)
+    victim = social[0]
+    returned = Notification(
+        msg_id="VBA-RTN-0001",
+        created_at=datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
+        account="7411058271001",
+        entries=(
+            Entry(
+                amount=Decimal(victim["amount"]),
+                currency="VND",
+                credit_debit="CRDT",
+                status="BOOK",
+                booking_date=date(2026, 11, 20),
+                value_date=date(2026, 11, 20),
+                account_servicer_ref="VBA-RTN-REF-1",
+                details=(
+                    EntryDetail(
+                        amount=Decimal(victim["amount"]),
+                        currency="VND",
+                        end_to_end_id=victim["order_id"],
+                        return_reason="AC04",
+                    ),
+                ),
+            ),
+        ),
+    )
+    assert gateway.inbound.apply(
+        "agribank", _signed_by_bank(settings, build_camt054(returned))
+    ) == ("applied")
+    late = StatusReport(
+        msg_id="VBA-LATE-0001",
+        created_at=datetime(2026, 11, 21, 9, 0, tzinfo=UTC),
+        original_msg_id=msg_id,
+        original_msg_name_id="pain.001.001.09",
+        group_status="RJCT",
+        transactions=(
+            TxStatus(
+                original_end_to_end_id=social[1]["order_id"],
+                original_pmt_inf_id=f"{msg_id}-001",
+                status="RJCT",
+                reason_code="AC04",
+            ),
+        ),
+    )
+    assert gateway.inbound.apply("agribank", _signed_by_bank(settings, build_pain002(late))) == (
+        "applied"
+    )
+    states = dict(gateway.db.query("SELECT order_id, state FROM orders"))
+    assert states[victim["order_id"]] == "returned"
+    assert states[social[1]["order_id"]] == "settled"
+    postings = [json.loads(b) for _, b in outbox(gateway.db, "treasury.ledger")]
+    [returned_posting] = [p for p in postings if p["kind"] == "payment_returned"]
+    assert returned_posting["order_id"] == victim["order_id"]
+    assert returned_posting["reason"]["code"] == "AC04"
+    assert returned_posting["amount"] == victim["amount"]
+    assert not [p for p in postings if p["kind"] == "payment_rejected"]
