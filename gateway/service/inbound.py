@@ -71,6 +71,10 @@ class InboundService:
 
     def apply(self, partner_name: str, raw: bytes) -> str:
         """Verify, check and apply one file; returns what happened (applied, duplicate, ...)."""
+        with structlog.contextvars.bound_contextvars(partner=partner_name):
+            return self._apply(partner_name, raw)
+
+    def _apply(self, partner_name: str, raw: bytes) -> str:
         now = self._clock()
         try:
             partner = self._settings.partners.get(partner_name)
