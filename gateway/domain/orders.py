@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
@@ -110,15 +111,46 @@ def content_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(nfc(canonical).encode()).hexdigest()
 
 
+# Characters XML 1.0 cannot carry (C0 controls except tab, newline, return; U+FFFE, U+FFFF).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def text_field(value: Any, where: str, max_length: int) -> str:
+    """Text in NFC that fits its ISO 20022 field: refused when too long or not writable as XML."""
+    text = nfc(str(value))
+    bad = _NOT_XML.search(text)
+    if bad:
+        raise InvalidMessage(
+            f"{where} contains character U+{ord(bad.group()):04X}, which XML cannot carry"
+        )
+    if len(text) > max_length:
+        raise InvalidMessage(f"{where} is {len(text)} characters after NFC; at most {max_length}")
+    return text
+
+
+def iban_is_valid(iban: str) -> bool:
+    """ISO 13616 check digits: the rearranged IBAN, letters as numbers, modulo 97 is 1."""
+    if not re.fullmatch(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}", iban):
+        return False
+    digits = "".join(str(int(char, 36)) for char in iban[4:] + iban[:4])
+    return int(digits) % 97 == 1
+
+
 def _account(data: dict[str, Any], where: str) -> Account:
     if "iban" in data:
-        return Account(iban=str(data["iban"]).replace(" ", "").upper())
-    return Account(number=str(data["number"]), scheme=str(data.get("scheme", "BBAN")))
+        iban = str(data["iban"]).replace(" ", "").upper()
+        if not iban_is_valid(iban):
+            raise InvalidMessage(f"{where}.iban {iban} fails its check digits")
+        return Account(iban=iban)
+    return Account(
+        number=text_field(data["number"], f"{where}.number", 34),
+        scheme=text_field(data.get("scheme", "BBAN"), f"{where}.scheme", 35),
+    )
 
 
 def _party(data: dict[str, Any], where: str) -> Party:
     return Party(
-        name=nfc(str(data["name"])),
+        name=text_field(data["name"], f"{where}.name", 140),
         account=_account(data["account"], f"{where}.account"),
         agent_bic=str(data["agent_bic"]),
     )
@@ -139,33 +171,30 @@ def order_from_payload(payload: dict[str, Any]) -> PaymentOrder:
         raise InvalidMessage(
             f"requested_execution_date {payload['requested_execution_date']!r} is not a date"
         ) from None
-    remittance = nfc(payload.get("remittance", ""))
-    if len(remittance) > 140:
-        raise InvalidMessage(f"remittance is {len(remittance)} characters after NFC; at most 140")
+    remittance = text_field(payload.get("remittance", ""), "remittance", 140)
     budget_data = payload.get("budget")
     budget = (
         Budget(
-            chapter=budget_data.get("chapter"),
-            economic_code=budget_data.get("economic_code"),
-            treasury_code=budget_data.get("treasury_code"),
+            **{
+                key: text_field(budget_data[key], f"budget.{key}", 12)
+                for key in ("chapter", "economic_code", "treasury_code")
+                if key in budget_data
+            }
         )
         if budget_data
         else None
     )
-    debtor = _party(payload["debtor"], "debtor")
-    creditor = _party(payload["creditor"], "creditor")
-    for role, party in (("debtor", debtor), ("creditor", creditor)):
-        if len(party.name) > 140:
-            raise InvalidMessage(f"{role}.name is {len(party.name)} characters; at most 140")
     return PaymentOrder(
-        order_id=payload["order_id"],
+        order_id=text_field(payload["order_id"], "order_id", 35),
         category=category,
-        debtor=debtor,
-        creditor=creditor,
+        debtor=_party(payload["debtor"], "debtor"),
+        creditor=_party(payload["creditor"], "creditor"),
         money=Money.parse(payload["amount"], payload["currency"]),
         requested_execution_date=execution,
         remittance=remittance,
-        batch_ref=payload.get("batch_ref"),
+        batch_ref=text_field(payload["batch_ref"], "batch_ref", 35)
+        if "batch_ref" in payload
+        else None,
         budget=budget,
         partner=payload.get("partner"),
     )

@@ -106,6 +106,21 @@ def test_same_id_different_content_is_a_conflict(intake: IntakeService, db: Data
             "account",
         ),
         (json.dumps(order(requested_execution_date="2026-02-30")).encode(), "date"),
+        (
+            json.dumps(
+                order(creditor={**order()["creditor"], "name": "Nguyễn Văn\u0001 An"})
+            ).encode(),
+            "creditor.name contains character U+0001",
+        ),
+        (
+            json.dumps(
+                order(
+                    creditor={**order()["creditor"], "account": {"iban": "DE00370400440532013000"}}
+                )
+            ).encode(),
+            "fails its check digits",
+        ),
+        (json.dumps(order(budget={"chapter": "6" * 200})).encode(), "budget/chapter"),
         (json.dumps(order(partner="nobank")).encode(), "not configured"),
         (
             json.dumps(
@@ -131,3 +146,10 @@ def test_same_bad_body_twice_is_reported_once(intake: IntakeService, db: Databas
     """A redelivered bad message does not post a second refusal."""
     intake.handle([Msg(b"not json"), Msg(b"not json")])
     assert db.query("SELECT COUNT(*) FROM outbox") == [(1,)]
+
+
+def test_a_valid_iban_is_accepted(intake: IntakeService, db: Database) -> None:
+    """An IBAN with correct check digits is stored as the creditor account."""
+    creditor = {**order()["creditor"], "account": {"iban": "DE89370400440532013000"}}
+    [outcome] = intake.handle([body(order(creditor=creditor))])
+    assert outcome.result == "new", outcome.reason
