@@ -13,11 +13,14 @@ from gateway.adapters.topology import TO_BANK_EXCHANGE
 from gateway.config import PartnerProfile, Settings
 from gateway.domain.money import total
 from gateway.domain.orders import PaymentOrder, order_from_payload
+from gateway.domain.states import TxState
+from gateway.errors import InvalidMessage
 from gateway.iso20022 import xsd
 from gateway.iso20022.model import OutboundBatch, PaymentGroup
 from gateway.iso20022.pain001 import build_pain001
 from gateway.service.clock import Clock, stamp, utcnow
 from gateway.service.records import OutboxMessage, StoredOrder
+from gateway.service.transitions import advance
 from gateway.signing import KeyPair, sign
 
 log = structlog.get_logger("gateway.batcher")
@@ -70,9 +73,38 @@ class BatchService:
             ready = tx.ready_groups(quiet_before, smallest_limit)
         built = 0
         for group in ready:
-            while self._cut(group.group_key):
-                built += 1
+            try:
+                while self._cut(group.group_key):
+                    built += 1
+            except InvalidMessage as exc:
+                # One order the bank file cannot carry must not hold back the others.
+                log.error("batch.refused", group=group.group_key, error=str(exc))
+                if self._reject_unbuildable(group.group_key):
+                    while self._cut(group.group_key):
+                        built += 1
         return built
+
+    def _reject_unbuildable(self, key: str) -> int:
+        """Reject, with a posting, each order of a group that fails alone; returns how many."""
+        partner = self._settings.partners[key.split("|", 1)[0]]
+        now = self._clock()
+        rejected = 0
+        with self._db.transaction() as tx:
+            for stored in tx.received_in_group(key, partner.max_txs_per_file):
+                try:
+                    self._build("KBNN-CHECK", partner, [stored], now)
+                except InvalidMessage as exc:
+                    advance(
+                        tx,
+                        stored,
+                        TxState.REJECTED,
+                        now,
+                        reason_code="NARR",
+                        reason_text=f"the gateway cannot send this order: {exc}"[:500],
+                    )
+                    log.error("order.unbuildable", order_id=stored.order_id, error=str(exc))
+                    rejected += 1
+        return rejected
 
     def _cut(self, key: str) -> bool:
         partner = self._settings.partners[key.split("|", 1)[0]]

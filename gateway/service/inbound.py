@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -12,7 +11,7 @@ import structlog
 from gateway.adapters.db import Database, Tx
 from gateway.config import PartnerProfile, Settings
 from gateway.domain.postings import LedgerPosting, PostingKind
-from gateway.domain.states import TxState, can_move, state_for_status
+from gateway.domain.states import TxState, state_for_status
 from gateway.errors import InvalidMessage
 from gateway.iso20022 import xsd
 from gateway.iso20022.camt054 import read_camt054
@@ -21,17 +20,10 @@ from gateway.iso20022.namespaces import message_type
 from gateway.iso20022.pain002 import read_pain002
 from gateway.service.clock import Clock, stamp, utcnow
 from gateway.service.postings import posting_message
-from gateway.service.records import StoredOrder
+from gateway.service.transitions import advance
 from gateway.signing import verify
 
 log = structlog.get_logger("gateway.inbound")
-
-# The posting each final state sends to the treasury ledger.
-_POSTING_FOR = {
-    TxState.SETTLED: PostingKind.PAYMENT_SETTLED,
-    TxState.REJECTED: PostingKind.PAYMENT_REJECTED,
-    TxState.RETURNED: PostingKind.PAYMENT_RETURNED,
-}
 
 _FILE_STATE = {
     "ACTC": "acknowledged",
@@ -140,7 +132,7 @@ class InboundService:
         if target is None:
             return 0
         return int(
-            self._advance(
+            advance(
                 tx,
                 order,
                 target,
@@ -185,7 +177,7 @@ class InboundService:
         value_date = entry.value_date.isoformat() if entry.value_date else None
         order = tx.get_order(detail.end_to_end_id) if detail.end_to_end_id else None
         if entry.credit_debit == "DBIT" and order is not None:
-            moved = self._advance(
+            moved = advance(
                 tx,
                 order,
                 TxState.SETTLED,
@@ -196,7 +188,7 @@ class InboundService:
             )
             return "settled" if moved else "ignored"
         if entry.credit_debit == "CRDT" and order is not None and detail.return_reason:
-            moved = self._advance(
+            moved = advance(
                 tx,
                 order,
                 TxState.RETURNED,
@@ -256,51 +248,3 @@ class InboundService:
         )
         tx.enqueue(posting_message(posting), stamp(now))
         return "revenue"
-
-    @staticmethod
-    def _advance(
-        tx: Tx,
-        order: StoredOrder,
-        target: TxState,
-        now: datetime,
-        *,
-        status_code: str | None = None,
-        reason_code: str | None = None,
-        reason_text: str | None = None,
-        bank_ref: str | None = None,
-        value_date: str | None = None,
-    ) -> bool:
-        """Move an order forward; a final state writes its posting in the same transaction."""
-        if not can_move(TxState(order.state), target):
-            return False
-        tx.move_order(
-            order.order_id,
-            target.value,
-            stamp(now),
-            status_code=status_code,
-            reason_code=reason_code,
-            reason_text=reason_text,
-            bank_ref=bank_ref,
-            value_date=value_date,
-        )
-        kind = _POSTING_FOR.get(target)
-        if kind is None:
-            return True
-        moved = tx.get_order(order.order_id) or order
-        posting = LedgerPosting(
-            kind=kind,
-            subject=moved.order_id,
-            order_id=moved.order_id,
-            end_to_end_id=moved.order_id,
-            msg_id=moved.msg_id,
-            status=target.value,
-            reason_code=reason_code,
-            reason_text=reason_text,
-            amount=Decimal(moved.amount),
-            currency=moved.currency,
-            value_date=date.fromisoformat(moved.value_date) if moved.value_date else None,
-            bank_ref=moved.bank_ref,
-            occurred_at=now,
-        )
-        tx.enqueue(posting_message(posting), stamp(now))
-        return True
