@@ -186,14 +186,45 @@ class Tx:
 
     # --- inbound ------------------------------------------------------------------------------
 
-    def first_sight(self, partner: str, msg_id: str, message_type: str, now: str) -> bool:
-        """Record an inbound file; False when this partner already sent this MsgId."""
+    def first_sight(
+        self, partner: str, msg_id: str, message_type: str, raw: bytes, now: str
+    ) -> bool:
+        """Keep an inbound file; False when this partner already sent this MsgId."""
         cursor = self._conn.execute(
-            "INSERT OR IGNORE INTO inbound_files (partner, msg_id, message_type, received_at)"
-            " VALUES (?, ?, ?, ?)",
-            (partner, msg_id, message_type, now),
+            "INSERT OR IGNORE INTO inbound_files (partner, msg_id, message_type, received_at, raw)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (partner, msg_id, message_type, now, raw),
         )
         return cursor.rowcount == 1
+
+    def unmatched(
+        self,
+        *,
+        partner: str,
+        msg_id: str,
+        reference: str | None,
+        reason: str,
+        detail: dict[str, Any],
+        now: str,
+    ) -> None:
+        """Keep a line of a verified file that could not be applied, with the reason."""
+        self._conn.execute(
+            "INSERT INTO unmatched (partner, msg_id, reference, reason, detail, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (partner, msg_id, reference, reason, json.dumps(detail, default=str), now),
+        )
+
+    def file_partner(self, msg_id: str) -> str | None:
+        """The partner an outbound file was built for, or None for a file we never built."""
+        row = self._one("SELECT partner FROM files WHERE msg_id = ?", (msg_id,))
+        return str(row[0]) if row else None
+
+    def order_ids_of_group(self, msg_id: str, pmt_inf_id: str) -> list[str]:
+        """Ids of the orders sent in one PmtInf of one file."""
+        rows = self._conn.execute(
+            "SELECT order_id FROM orders WHERE msg_id = ? AND pmt_inf_id = ?", (msg_id, pmt_inf_id)
+        )
+        return [row[0] for row in rows.fetchall()]
 
     def quarantine(self, partner: str | None, raw: bytes, reason: str, now: str) -> int:
         """Keep a refused inbound file with its reason; returns its quarantine id."""
@@ -240,7 +271,9 @@ class Tx:
     def file_status(self, msg_id: str, state: str, now: str) -> None:
         """Record the status a partner gave a whole file."""
         self._conn.execute(
-            "UPDATE files SET state = ?, status_at = ? WHERE msg_id = ?", (state, now, msg_id)
+            "UPDATE files SET state = ?, status_at = ? WHERE msg_id = ?"
+            " AND state NOT IN ('rejected', 'partially_rejected')",
+            (state, now, msg_id),
         )
 
     def add_revenue(

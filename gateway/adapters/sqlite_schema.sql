@@ -44,12 +44,25 @@ CREATE TABLE IF NOT EXISTS files (
     attempts      INTEGER NOT NULL DEFAULT 0
 );
 
+-- Every verified file a partner sent, kept as received.
 CREATE TABLE IF NOT EXISTS inbound_files (
     partner       TEXT NOT NULL,
     msg_id        TEXT NOT NULL,
     message_type  TEXT NOT NULL,
     received_at   TEXT NOT NULL,
+    raw           BLOB NOT NULL,
     PRIMARY KEY (partner, msg_id)
+);
+
+-- Lines of verified files that the gateway could not apply, with the reason, for an admin.
+CREATE TABLE IF NOT EXISTS unmatched (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    partner       TEXT NOT NULL,
+    msg_id        TEXT NOT NULL,
+    reference     TEXT,
+    reason        TEXT NOT NULL,
+    detail        TEXT NOT NULL,
+    received_at   TEXT NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS quarantine (

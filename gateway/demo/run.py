@@ -20,6 +20,7 @@ from gateway.bootstrap import build_bank, build_gateway, start_bank, start_gatew
 from gateway.config import Settings
 from gateway.demo.ledger_sink import LedgerSink
 from gateway.demo.month import DemoMonth, generate_month
+from gateway.domain.orders import Budget, budget_line
 from gateway.runtime import Runtime
 
 log = structlog.get_logger("gateway.demo")
@@ -151,7 +152,7 @@ def _report_revenue(settings: Settings, partner: str, bank: Any, month: DemoMont
             currency="VND",
             value_date=c.value_date,
             remittance=c.remittance,
-            structured_ref=c.budget.get("economic_code"),
+            structured_ref=budget_line(Budget(**c.budget)),
         )
         for c in month.revenue
     ]

@@ -84,6 +84,36 @@ class Budget:
     treasury_code: str | None = None
 
 
+_BUDGET_LABELS = (("C", "chapter"), ("E", "economic_code"), ("T", "treasury_code"))
+
+
+def budget_line(budget: Budget | None) -> str:
+    """Budget codes as one reference line, e.g. "C624/E7151/T2714" ('' when none).
+
+    At most 3 × 13 characters, so it fits a 35-character ISO reference such as CdtrRefInf/Ref.
+    """
+    if budget is None:
+        return ""
+    return "/".join(
+        f"{label}{getattr(budget, field)}"
+        for label, field in _BUDGET_LABELS
+        if getattr(budget, field)
+    )
+
+
+def parse_budget_line(line: str | None) -> Budget | None:
+    """Read back a `budget_line`; None when the text is not one."""
+    if not line:
+        return None
+    values: dict[str, str] = {}
+    for part in line.split("/"):
+        field = dict(_BUDGET_LABELS).get(part[:1])
+        if field is None or len(part) < 2 or field in values:
+            return None
+        values[field] = part[1:]
+    return Budget(**values)
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentOrder:
     """One instruction to pay, as accepted at intake."""

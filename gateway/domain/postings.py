@@ -47,6 +47,7 @@ class LedgerPosting:
     occurred_at: datetime
     budget: dict[str, Any] | None = None
     debtor_name: str | None = None
+    refused_order_id: str | None = None
 
     @property
     def posting_id(self) -> str:
@@ -85,4 +86,6 @@ class LedgerPosting:
             body["budget"] = self.budget
         if self.debtor_name:
             body["debtor_name"] = self.debtor_name
+        if self.refused_order_id:
+            body["refused_order_id"] = self.refused_order_id
         return body

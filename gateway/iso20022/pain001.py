@@ -15,7 +15,7 @@ from decimal import Decimal
 from lxml import etree
 
 from gateway.domain.money import MINOR_UNITS, Money
-from gateway.domain.orders import Account, Budget, PaymentOrder, nfc
+from gateway.domain.orders import Account, PaymentOrder, budget_line, nfc
 from gateway.errors import InvalidMessage
 from gateway.iso20022.model import (
     CreditTransfer,
@@ -130,7 +130,7 @@ def _transaction(order: PaymentOrder, layout: _Layout) -> str:
 
 def _remittance(order: PaymentOrder) -> str:
     """RmtInf: the free text as Ustrd, the budget codes as Strd/AddtlRmtInf ('' when neither)."""
-    budget = _budget_line(order.budget)
+    budget = budget_line(order.budget)
     if not order.remittance and not budget:
         return ""
     unstructured = f"<Ustrd>{_x(order.remittance)}</Ustrd>" if order.remittance else ""
@@ -169,18 +169,6 @@ def _wire(money: Money) -> str:
     if decimals == MINOR_UNITS.get(money.currency, decimals):
         return wire
     return Money.parse(wire, money.currency).wire()
-
-
-def _budget_line(budget: Budget | None) -> str:
-    """Budget codes as one line, e.g. "CHAPTER:622 ECON:7001 TREAS:1234" ('' when none)."""
-    if budget is None:
-        return ""
-    parts = (
-        ("CHAPTER", budget.chapter),
-        ("ECON", budget.economic_code),
-        ("TREAS", budget.treasury_code),
-    )
-    return " ".join(f"{label}:{value}" for label, value in parts if value)
 
 
 class _Feed:

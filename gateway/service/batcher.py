@@ -99,6 +99,7 @@ class BatchService:
                         stored,
                         TxState.REJECTED,
                         now,
+                        status_code="RJCT",
                         reason_code="NARR",
                         reason_text=f"the gateway cannot send this order: {exc}"[:500],
                     )

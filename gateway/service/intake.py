@@ -120,8 +120,10 @@ class IntakeService:
             posting = LedgerPosting(
                 kind=PostingKind.ORDER_INVALID,
                 subject=subject,
-                order_id=order_id,
-                end_to_end_id=order_id,
+                # A refused message is not an order: the id it claims may belong to a valid one.
+                order_id=None,
+                end_to_end_id=None,
+                refused_order_id=order_id,
                 msg_id=None,
                 status="invalid",
                 reason_code=code,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -59,7 +60,7 @@ def advance(
         order_id=moved.order_id,
         end_to_end_id=moved.order_id,
         msg_id=moved.msg_id,
-        status=target.value,
+        status=status_code or target.value,
         reason_code=reason_code,
         reason_text=reason_text,
         amount=Decimal(moved.amount),
@@ -67,6 +68,7 @@ def advance(
         value_date=date.fromisoformat(moved.value_date) if moved.value_date else None,
         bank_ref=moved.bank_ref,
         occurred_at=now,
+        budget=json.loads(moved.payload).get("budget"),
     )
     tx.enqueue(posting_message(posting), stamp(now))
     return True

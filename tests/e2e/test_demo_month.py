@@ -95,6 +95,11 @@ def test_one_posting_per_final_state_and_revenue_credit(outcome: Any, month: Dem
     assert sorted(order_ids) == sorted(o["order_id"] for o in month.orders)
     assert sink.refused() == 0
     assert result["paid_twice"] == 0
+    revenue = [p for p in postings if p["kind"] == "revenue_collected"]
+    assert {p["bank_ref"] for p in revenue} == {c.bank_ref for c in month.revenue}
+    assert all(p["budget"]["economic_code"] for p in revenue)
+    settled = [p for p in postings if p["kind"] == "payment_settled"]
+    assert all(p["status"] == "BOOK" and p["bank_ref"] and p["value_date"] for p in settled)
 
 
 def test_vnd_totals_of_postings_equal_the_orders(outcome: Any, month: DemoMonth) -> None:

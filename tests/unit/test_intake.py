@@ -91,6 +91,9 @@ def test_same_id_different_content_is_a_conflict(intake: IntakeService, db: Data
     data = json.loads(posting)
     assert data["kind"] == "order_invalid"
     assert data["reason"]["code"] == "DUPL"
+    # The live order keeps its id to itself: the refusal names the claimed id apart.
+    assert data["order_id"] is None
+    assert data["refused_order_id"] == "BTXH2611-000001"
 
 
 @pytest.mark.parametrize(

@@ -160,7 +160,7 @@ def test_budget_codes_go_to_structured_remittance_beside_the_free_text() -> None
     budget = Budget(chapter="622", economic_code="7001", treasury_code="1234")
     root = build_pain001(batch(group([order(1, budget=budget), order(2)])))
     assert texts(root, "//p:RmtInf/p:Ustrd") == ["Trợ cấp xã hội tháng 3/2025"] * 2
-    assert texts(root, "//p:RmtInf/p:Strd/p:AddtlRmtInf") == ["CHAPTER:622 ECON:7001 TREAS:1234"]
+    assert texts(root, "//p:RmtInf/p:Strd/p:AddtlRmtInf") == ["C622/E7001/T1234"]
     xsd.validate(root)
 
 
@@ -168,7 +168,7 @@ def test_a_partial_budget_and_no_remittance() -> None:
     """Only the budget codes present are written; RmtInf without Ustrd stays valid."""
     root = build_pain001(batch(group([order(1, remittance="", budget=Budget(chapter="622"))])))
     assert texts(root, "//p:RmtInf/p:Ustrd") == []
-    assert texts(root, "//p:AddtlRmtInf") == ["CHAPTER:622"]
+    assert texts(root, "//p:AddtlRmtInf") == ["C622"]
     xsd.validate(root)
 
 

@@ -1,0 +1,220 @@
+"""camt.054 notifications: debits settle our payments, returns undo them, other credits are
+revenue; an entry that fits none of these is kept as unmatched with the reason."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from gateway.adapters.db import Tx
+from gateway.config import PartnerProfile
+from gateway.domain.money import Money
+from gateway.domain.orders import parse_budget_line
+from gateway.domain.postings import LedgerPosting, PostingKind
+from gateway.domain.states import TxState
+from gateway.errors import InvalidMessage
+from gateway.iso20022.model import Entry, EntryDetail, Notification
+from gateway.service.clock import stamp
+from gateway.service.postings import posting_message
+from gateway.service.records import StoredOrder
+from gateway.service.transitions import advance
+
+log = structlog.get_logger("gateway.inbound")
+
+# States in which a payment may be reported settled: it has left (or is leaving) the gateway.
+_SETTLEABLE = {TxState.BATCHED.value, TxState.SENT.value, TxState.ACKNOWLEDGED.value}
+
+
+class Unmatched(Exception):  # noqa: N818 - a verdict on one entry, not an error of the gateway
+    """An entry that cannot be applied; the message says why."""
+
+
+def _number(account: str) -> str:
+    return account.rsplit(":", maxsplit=1)[-1]
+
+
+def apply_notification(
+    tx: Tx, partner: PartnerProfile, notification: Notification, raw: bytes, now: datetime
+) -> str:
+    """Apply a verified camt.054 in the caller's transaction: applied or duplicate."""
+    ours = {_number(a) for a in partner.accounts}
+    if _number(notification.account) not in ours:
+        raise InvalidMessage(
+            f"camt.054 {notification.msg_id} is for account {notification.account},"
+            f" not one of {partner.name}'s accounts in its profile"
+        )
+    log_ = log.bind(msg_id=notification.msg_id)
+    if not tx.first_sight(partner.name, notification.msg_id, "camt.054", raw, stamp(now)):
+        log_.info("notification.duplicate")
+        return "duplicate"
+    counts = {"settled": 0, "returned": 0, "revenue": 0, "repeated": 0, "unmatched": 0}
+    for entry in notification.entries:
+        details = entry.details or (EntryDetail(amount=entry.amount, currency=entry.currency),)
+        for detail in details:
+            try:
+                outcome = _apply_entry(tx, partner, notification, entry, detail, now)
+            except Unmatched as exc:
+                outcome = "unmatched"
+                bank_ref = detail.account_servicer_ref or entry.account_servicer_ref
+                tx.unmatched(
+                    partner=partner.name,
+                    msg_id=notification.msg_id,
+                    reference=detail.end_to_end_id or bank_ref,
+                    reason=str(exc),
+                    detail={"entry": _plain(entry), "detail": _plain(detail)},
+                    now=stamp(now),
+                )
+                log_.warning("notification.entry_unmatched", reference=bank_ref, reason=str(exc))
+            counts[outcome] += 1
+    log_.info("notification.applied", **counts)
+    return "applied"
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    data = asdict(value)
+    data.pop("details", None)
+    return data
+
+
+def _apply_entry(
+    tx: Tx,
+    partner: PartnerProfile,
+    notification: Notification,
+    entry: Entry,
+    detail: EntryDetail,
+    now: datetime,
+) -> str:
+    if entry.status != "BOOK":
+        raise Unmatched(f"entry status {entry.status} is not booked")
+    bank_ref = detail.account_servicer_ref or entry.account_servicer_ref
+    order = tx.get_order(detail.end_to_end_id) if detail.end_to_end_id else None
+    if order is not None and order.partner != partner.name:
+        raise Unmatched(f"order {order.order_id} was sent to {order.partner}, not {partner.name}")
+    if entry.credit_debit == "DBIT":
+        return _settle(tx, order, entry, detail, bank_ref, now)
+    if detail.return_reason:
+        return _return(tx, order, entry, detail, bank_ref, now)
+    return _revenue(tx, partner, notification, entry, detail, bank_ref, now)
+
+
+def _same_money(order: StoredOrder, detail: EntryDetail) -> None:
+    if detail.currency != order.currency or detail.amount != Decimal(order.amount):
+        raise Unmatched(
+            f"amount {detail.amount} {detail.currency} differs from order {order.order_id}'s"
+            f" {order.amount} {order.currency}"
+        )
+
+
+def _settle(
+    tx: Tx,
+    order: StoredOrder | None,
+    entry: Entry,
+    detail: EntryDetail,
+    bank_ref: str | None,
+    now: datetime,
+) -> str:
+    if order is None:
+        raise Unmatched(f"debit for an unknown payment {detail.end_to_end_id}")
+    if order.state == TxState.SETTLED.value:
+        return "repeated"
+    if order.state not in _SETTLEABLE:
+        raise Unmatched(f"debit for order {order.order_id}, which is {order.state}")
+    _same_money(order, detail)
+    value_date = entry.value_date.isoformat() if entry.value_date else None
+    advance(
+        tx,
+        order,
+        TxState.SETTLED,
+        now,
+        status_code=entry.status,
+        bank_ref=bank_ref,
+        value_date=value_date,
+    )
+    return "settled"
+
+
+def _return(
+    tx: Tx,
+    order: StoredOrder | None,
+    entry: Entry,
+    detail: EntryDetail,
+    bank_ref: str | None,
+    now: datetime,
+) -> str:
+    if order is None:
+        raise Unmatched(f"return ({detail.return_reason}) of an unknown payment")
+    if order.state == TxState.RETURNED.value:
+        return "repeated"
+    if order.state != TxState.SETTLED.value:
+        raise Unmatched(f"return of order {order.order_id}, which is {order.state}, not settled")
+    _same_money(order, detail)
+    value_date = entry.value_date.isoformat() if entry.value_date else None
+    advance(
+        tx,
+        order,
+        TxState.RETURNED,
+        now,
+        reason_code=detail.return_reason,
+        bank_ref=bank_ref,
+        value_date=value_date,
+    )
+    return "returned"
+
+
+def _revenue(
+    tx: Tx,
+    partner: PartnerProfile,
+    notification: Notification,
+    entry: Entry,
+    detail: EntryDetail,
+    bank_ref: str | None,
+    now: datetime,
+) -> str:
+    if not bank_ref:
+        raise Unmatched("credit without an account-servicer reference")
+    try:
+        money = Money.parse(format(detail.amount, "f"), detail.currency)
+    except InvalidMessage as exc:
+        raise Unmatched(f"credit {bank_ref}: {exc}") from None
+    if not tx.add_revenue(
+        bank_ref=bank_ref,
+        partner=partner.name,
+        msg_id=notification.msg_id,
+        amount=money.wire(),
+        currency=money.currency,
+        value_date=entry.value_date.isoformat() if entry.value_date else None,
+        payer=detail.counterparty_name,
+        now=stamp(now),
+    ):
+        return "repeated"
+    posting = LedgerPosting(
+        kind=PostingKind.REVENUE_COLLECTED,
+        subject=f"{partner.name}:{bank_ref}",
+        order_id=None,
+        end_to_end_id=detail.end_to_end_id,
+        msg_id=notification.msg_id,
+        status=entry.status,
+        reason_code=None,
+        reason_text=detail.remittance,
+        amount=money.amount,
+        currency=money.currency,
+        value_date=entry.value_date,
+        bank_ref=bank_ref,
+        occurred_at=now,
+        debtor_name=detail.counterparty_name,
+        budget=_budget(detail.structured_ref),
+    )
+    tx.enqueue(posting_message(posting), stamp(now))
+    return "revenue"
+
+
+def _budget(reference: str | None) -> dict[str, Any] | None:
+    """Budget codes of a revenue credit, from its structured reference (see `budget_line`)."""
+    budget = parse_budget_line(reference)
+    if budget is None:
+        return None
+    return {key: value for key, value in asdict(budget).items() if value}

@@ -1,0 +1,125 @@
+"""pain.002 status reports: each line moves its order forward, or is kept as unmatched."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+
+from gateway.adapters.db import Tx
+from gateway.config import PartnerProfile
+from gateway.domain.states import state_for_status
+from gateway.iso20022.model import StatusReport, TxStatus
+from gateway.service.clock import stamp
+from gateway.service.transitions import advance
+
+log = structlog.get_logger("gateway.inbound")
+
+# What a group status says of the whole file.
+_FILE_STATE = {
+    "ACTC": "acknowledged",
+    "ACCP": "acknowledged",
+    "ACSP": "acknowledged",
+    "ACSC": "acknowledged",
+    "PART": "partially_rejected",
+    "RJCT": "rejected",
+}
+
+
+def apply_report(
+    tx: Tx, partner: PartnerProfile, report: StatusReport, raw: bytes, now: datetime
+) -> str:
+    """Apply a verified pain.002 in the caller's transaction: applied or duplicate."""
+    log_ = log.bind(msg_id=report.msg_id, original_msg_id=report.original_msg_id)
+    if not tx.first_sight(partner.name, report.msg_id, "pain.002", raw, stamp(now)):
+        log_.info("report.duplicate")
+        return "duplicate"
+    owner = tx.file_partner(report.original_msg_id)
+    if owner != partner.name:
+        reason = (
+            f"{partner.name} reports on {report.original_msg_id}, a file we never sent to it"
+            + (f" (it went to {owner})" if owner else "")
+        )
+        tx.unmatched(
+            partner=partner.name,
+            msg_id=report.msg_id,
+            reference=report.original_msg_id,
+            reason=reason,
+            detail={"group_status": report.group_status},
+            now=stamp(now),
+        )
+        log_.warning("report.unmatched", reason=reason)
+        return "applied"
+    lines = status_lines(tx, report)
+    moved = sum(_apply_line(tx, partner, report, line, now) for line in lines)
+    if report.group_status in _FILE_STATE:
+        tx.file_status(report.original_msg_id, _FILE_STATE[report.group_status], stamp(now))
+    log_.info("report.applied", lines=len(lines), moved=moved, group_status=report.group_status)
+    return "applied"
+
+
+def status_lines(tx: Tx, report: StatusReport) -> list[TxStatus]:
+    """One line per order the report speaks of.
+
+    A transaction's own status comes first; a PmtInf status covers that group's other orders;
+    a group status covers the file's remaining orders (when it names a state at all).
+    """
+    lines = [s for s in report.transactions if s.original_end_to_end_id]
+    covered = {s.original_end_to_end_id for s in lines}
+
+    def cover(order_ids: list[str], status: str, code: str | None, text: str | None) -> None:
+        for order_id in order_ids:
+            if order_id not in covered:
+                covered.add(order_id)
+                lines.append(TxStatus(order_id, status, reason_code=code, reason_text=text))
+
+    for group in report.transactions:
+        if group.original_end_to_end_id is None and group.original_pmt_inf_id:
+            ids = tx.order_ids_of_group(report.original_msg_id, group.original_pmt_inf_id)
+            cover(ids, group.status, group.reason_code, group.reason_text)
+    if report.group_status and state_for_status(report.group_status) is not None:
+        cover(
+            tx.order_ids_of_file(report.original_msg_id),
+            report.group_status,
+            report.group_reason_code,
+            report.group_reason_text,
+        )
+    return lines
+
+
+def _apply_line(
+    tx: Tx, partner: PartnerProfile, report: StatusReport, line: TxStatus, now: datetime
+) -> int:
+    order_id = line.original_end_to_end_id or ""
+    order = tx.get_order(order_id)
+    reason = None
+    if order is None:
+        reason = f"no order {order_id}"
+    elif order.msg_id != report.original_msg_id:
+        reason = f"order {order_id} was not sent in {report.original_msg_id}"
+    if reason is not None:
+        tx.unmatched(
+            partner=partner.name,
+            msg_id=report.msg_id,
+            reference=order_id,
+            reason=reason,
+            detail={"status": line.status, "reason": line.reason_code},
+            now=stamp(now),
+        )
+        log.warning("report.line_unmatched", end_to_end_id=order_id, reason=reason)
+        return 0
+    assert order is not None
+    target = state_for_status(line.status)
+    if target is None:
+        return 0
+    return int(
+        advance(
+            tx,
+            order,
+            target,
+            now,
+            status_code=line.status,
+            reason_code=line.reason_code,
+            reason_text=line.reason_text,
+        )
+    )

@@ -1,0 +1,227 @@
+"""Inbound rules on real SQLite and real signatures: what moves an order, and what is kept aside."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from gateway.bootstrap import Gateway, bank_keypair, build_gateway
+from gateway.config import Settings
+from gateway.iso20022.camt054 import build_camt054
+from gateway.iso20022.model import Entry, EntryDetail, Notification, StatusReport, TxStatus
+from gateway.iso20022.pain002 import build_pain002
+from gateway.signing import sign
+from tests.unit.test_intake import Msg, order
+
+AT = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+IDS = ("BTXH2611-000001", "BTXH2611-000002")
+
+
+@dataclass
+class Sent:
+    """A gateway with one file of two 540,000 VND orders sent to Agribank."""
+
+    gateway: Gateway
+    settings: Settings
+    msg_id: str
+
+    def signed(self, root: Any, partner: str = "agribank") -> bytes:
+        """A file as the partner's bank signs it."""
+        return sign(root, bank_keypair(self.settings, self.settings.partners[partner]))
+
+    def states(self) -> dict[str, str]:
+        """Order id → state."""
+        return dict(self.gateway.db.query("SELECT order_id, state FROM orders"))
+
+    def unmatched(self) -> list[str]:
+        """Reasons of the unmatched lines kept so far."""
+        return [r for (r,) in self.gateway.db.query("SELECT reason FROM unmatched ORDER BY id")]
+
+    def postings(self) -> list[dict[str, Any]]:
+        """Ledger postings written so far."""
+        rows = self.gateway.db.query("SELECT body FROM outbox WHERE exchange = 'treasury.ledger'")
+        return [json.loads(body) for (body,) in rows]
+
+
+@pytest.fixture
+def sent(settings: Settings) -> Sent:
+    """Two orders batched into one file and marked sent."""
+    gateway = build_gateway(settings)
+    payloads = [order(order_id=i) for i in IDS]
+    gateway.intake.handle([Msg(json.dumps(p, ensure_ascii=False).encode()) for p in payloads])
+    time.sleep(settings.batch_quiet_seconds + 0.1)
+    assert gateway.batcher.tick() == 1
+    [(msg_id,)] = gateway.db.query("SELECT msg_id FROM files")
+    with gateway.db.transaction() as tx:
+        tx.file_sent(msg_id, "2026-11-10T08:00:00+00:00")
+    return Sent(gateway, settings, msg_id)
+
+
+def debit(
+    end_to_end_id: str,
+    amount: str = "540000",
+    status: str = "BOOK",
+    credit: str = "DBIT",
+    return_reason: str | None = None,
+    account: str = "7411058271001",
+    ref: str = "VBA-1",
+) -> Notification:
+    """A camt.054 with one entry."""
+    return Notification(
+        msg_id=f"VBA-N-{ref}",
+        created_at=AT,
+        account=account,
+        entries=(
+            Entry(
+                amount=Decimal(amount),
+                currency="VND",
+                credit_debit=credit,
+                status=status,
+                booking_date=date(2026, 11, 10),
+                value_date=date(2026, 11, 10),
+                account_servicer_ref=ref,
+                details=(
+                    EntryDetail(
+                        amount=Decimal(amount),
+                        currency="VND",
+                        end_to_end_id=end_to_end_id,
+                        return_reason=return_reason,
+                    ),
+                ),
+            ),
+        ),
+    )
+
+
+def test_a_pending_debit_settles_nothing(sent: Sent) -> None:
+    """Only a booked debit settles; a pending one is kept aside with its status."""
+    sent.gateway.inbound.apply("agribank", sent.signed(build_camt054(debit(IDS[0], status="PDNG"))))
+    assert sent.states()[IDS[0]] == "sent"
+    assert sent.unmatched() == ["entry status PDNG is not booked"]
+
+
+def test_a_debit_of_another_amount_settles_nothing(sent: Sent) -> None:
+    """A debit whose amount differs from the order's is kept aside, not booked."""
+    sent.gateway.inbound.apply("agribank", sent.signed(build_camt054(debit(IDS[0], amount="1"))))
+    assert sent.states()[IDS[0]] == "sent"
+    assert "differs from order" in sent.unmatched()[0]
+    assert sent.postings() == []
+
+
+def test_a_debit_for_an_unknown_payment_is_kept(sent: Sent) -> None:
+    """A debit naming no order of ours is kept with its reason."""
+    sent.gateway.inbound.apply("agribank", sent.signed(build_camt054(debit("NOT-OURS-1"))))
+    assert sent.unmatched() == ["debit for an unknown payment NOT-OURS-1"]
+
+
+def test_a_return_of_an_unknown_payment_is_never_revenue(sent: Sent) -> None:
+    """A credit carrying return information is not booked as revenue when nothing matches."""
+    returned = debit("NOT-OURS-2", credit="CRDT", return_reason="AC04", ref="VBA-2")
+    sent.gateway.inbound.apply("agribank", sent.signed(build_camt054(returned)))
+    assert sent.unmatched() == ["return (AC04) of an unknown payment"]
+    assert sent.gateway.db.query("SELECT COUNT(*) FROM revenue") == [(0,)]
+    assert sent.postings() == []
+
+
+def test_a_return_before_settlement_is_kept(sent: Sent) -> None:
+    """A return of a payment not yet settled is kept aside; the order does not move."""
+    returned = debit(IDS[0], credit="CRDT", return_reason="AC04", ref="VBA-3")
+    sent.gateway.inbound.apply("agribank", sent.signed(build_camt054(returned)))
+    assert sent.states()[IDS[0]] == "sent"
+    assert sent.unmatched() == [f"return of order {IDS[0]}, which is sent, not settled"]
+
+
+def test_a_payment_group_rejection_rejects_its_orders(sent: Sent) -> None:
+    """A PmtInf-level RJCT with no transaction lines rejects every order of that group."""
+    report = StatusReport(
+        msg_id="VBA-STS-G1",
+        created_at=AT,
+        original_msg_id=sent.msg_id,
+        original_msg_name_id="pain.001.001.09",
+        group_status="RJCT",
+        transactions=(
+            TxStatus(
+                original_end_to_end_id=None,
+                original_pmt_inf_id=f"{sent.msg_id}-001",
+                status="RJCT",
+                reason_code="AM04",
+                reason_text="Không đủ số dư",
+            ),
+        ),
+    )
+    assert sent.gateway.inbound.apply("agribank", sent.signed(build_pain002(report))) == "applied"
+    assert set(sent.states().values()) == {"rejected"}
+    postings = sent.postings()
+    assert sorted(p["order_id"] for p in postings) == sorted(IDS)
+    assert {p["reason"]["code"] for p in postings} == {"AM04"}
+    assert sent.gateway.db.query("SELECT state FROM files") == [("rejected",)]
+
+
+def test_a_partner_cannot_move_another_partners_orders(sent: Sent, tmp_path: Any) -> None:
+    """A validly signed report from another bank, about our Agribank file, moves nothing."""
+    other = replace(
+        sent.settings.partners["agribank"],
+        name="vietcombank",
+        bic="BFTVVNVX",
+        accounts=("BBAN:0011000000001",),
+        certificate=str(tmp_path / "keys" / "banksim-vietcombank.cert.pem"),
+    )
+    settings = replace(sent.settings, partners={**sent.settings.partners, "vietcombank": other})
+    gateway = build_gateway(settings)
+    foreign = Sent(gateway, settings, sent.msg_id)
+    report = StatusReport(
+        msg_id="VCB-STS-1",
+        created_at=AT,
+        original_msg_id=sent.msg_id,
+        original_msg_name_id="pain.001.001.09",
+        group_status="RJCT",
+        transactions=(),
+    )
+    assert gateway.inbound.apply(
+        "vietcombank", foreign.signed(build_pain002(report), "vietcombank")
+    )
+    assert set(foreign.states().values()) == {"sent"}
+    assert foreign.unmatched() == [
+        f"vietcombank reports on {sent.msg_id}, a file we never sent to it (it went to agribank)"
+    ]
+
+
+def test_a_notification_for_another_account_is_quarantined(sent: Sent) -> None:
+    """A camt.054 for an account the partner's profile does not list is refused whole."""
+    foreign = debit(IDS[0], account="9999999999")
+    result = sent.gateway.inbound.apply("agribank", sent.signed(build_camt054(foreign)))
+    assert result == "quarantined"
+    [(reason,)] = sent.gateway.db.query("SELECT reason FROM quarantine")
+    assert "not one of agribank's accounts" in reason
+
+
+def test_revenue_amounts_are_posted_in_minor_units(sent: Sent) -> None:
+    """A credit written 1500000.00 VND is posted as 1500000."""
+    credit = debit("", amount="1500000.00", credit="CRDT", ref="VBA2611R000001")
+    credit = replace(
+        credit,
+        entries=(
+            replace(
+                credit.entries[0],
+                details=(replace(credit.entries[0].details[0], end_to_end_id=None),),
+            ),
+        ),
+    )
+    sent.gateway.inbound.apply("agribank", sent.signed(build_camt054(credit)))
+    [posting] = sent.postings()
+    assert posting["kind"] == "revenue_collected"
+    assert posting["amount"] == "1500000"
+
+
+def test_raw_files_are_kept(sent: Sent) -> None:
+    """Every applied file is kept as received, for audit."""
+    body = sent.signed(build_camt054(debit(IDS[0])))
+    sent.gateway.inbound.apply("agribank", body)
+    assert sent.gateway.db.query("SELECT raw FROM inbound_files") == [(body,)]
+    assert sent.states()[IDS[0]] == "settled"
