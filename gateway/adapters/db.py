@@ -170,6 +170,12 @@ class Tx:
             [(now, row_id) for row_id in row_ids],
         )
 
+    def park_outbox(self, row_id: int, reason: str, now: str) -> None:
+        """Set aside an outbox message the broker cannot route, with the reason."""
+        self._conn.execute(
+            "UPDATE outbox SET parked_at = ?, parked_why = ? WHERE id = ?", (now, reason, row_id)
+        )
+
     def file_sent(self, msg_id: str, now: str) -> None:
         """A file reached the partner's channel: the file and its orders are now sent."""
         self._conn.execute(
@@ -356,7 +362,7 @@ class Database:
         """Outbox messages not yet confirmed, oldest first."""
         rows = self.query(
             "SELECT id, message_id, exchange, routing_key, body, headers FROM outbox"
-            " WHERE sent_at IS NULL ORDER BY id LIMIT ?",
+            " WHERE sent_at IS NULL AND parked_at IS NULL ORDER BY id LIMIT ?",
             (limit,),
         )
         return [

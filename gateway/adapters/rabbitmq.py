@@ -39,7 +39,8 @@ class Delivery:
 def connect(url: str) -> pika.BlockingConnection:
     """A blocking connection, retried with backoff while the broker is away."""
     params = pika.URLParameters(url)
-    params.heartbeat = 30
+    if "heartbeat=" not in url:
+        params.heartbeat = 30
     params.blocked_connection_timeout = 60
     params.client_properties = {"connection_name": f"gateway:{threading.current_thread().name}"}
     return pika.BlockingConnection(params)
@@ -71,26 +72,43 @@ class Publisher:
         headers: dict[str, Any] | None = None,
         content_type: str = "application/json",
     ) -> None:
-        """Publish one persistent message and wait for the broker's confirm."""
+        """Publish one persistent message and wait for the broker's confirm.
+
+        A connection found dead (an idle one the broker dropped) is reopened and the publish tried
+        once more; the message may then arrive twice, which every consumer here tolerates.
+        """
         properties = pika.BasicProperties(
             delivery_mode=pika.DeliveryMode.Persistent,
             message_id=message_id,
             content_type=content_type,
             headers=headers or {},
         )
+        for attempt in (1, 2):
+            try:
+                channel = self._ensure()
+                channel.basic_publish(exchange, routing_key, body, properties, mandatory=True)
+                return
+            except UnroutableError:
+                raise PermanentError(
+                    f"message {message_id} to {exchange}/{routing_key} has no queue to go to"
+                ) from None
+            except NackError:
+                self.close()
+                raise TransientError(f"broker refused message {message_id}") from None
+            except AMQPError as exc:
+                self.close()
+                if attempt == 2:
+                    raise TransientError(f"broker unavailable: {exc!r}") from exc
+                log.info("publisher.reconnect", error=repr(exc))
+
+    def keepalive(self) -> None:
+        """Let the connection answer heartbeats while the caller has nothing to publish."""
+        if self._conn is None:
+            return
         try:
-            channel = self._ensure()
-            channel.basic_publish(exchange, routing_key, body, properties, mandatory=True)
-        except UnroutableError:
-            raise PermanentError(
-                f"message {message_id} to {exchange}/{routing_key} has no queue to go to"
-            ) from None
-        except NackError:
+            self._conn.process_data_events(0)
+        except AMQPError:
             self.close()
-            raise TransientError(f"broker refused message {message_id}") from None
-        except AMQPError as exc:
-            self.close()
-            raise TransientError(f"broker unavailable: {exc!r}") from exc
 
     def close(self) -> None:
         """Close the connection, ignoring errors from one already gone."""

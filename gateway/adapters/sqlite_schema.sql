@@ -92,9 +92,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     body        BLOB NOT NULL,
     headers     TEXT NOT NULL,
     created_at  TEXT NOT NULL,
-    sent_at     TEXT
+    sent_at     TEXT,
+    parked_at   TEXT,
+    parked_why  TEXT
 );
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sent_at, id);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sent_at, parked_at, id);
 
 CREATE TABLE IF NOT EXISTS counters (
     name   TEXT PRIMARY KEY,

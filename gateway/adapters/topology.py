@@ -46,11 +46,7 @@ def declare(channel: Any, partners: Iterable[str], delivery_limit: int) -> None:
         channel.exchange_declare(name, kind, durable=True)
 
     def queue(name: str, exchange: str, keys: Iterable[str]) -> None:
-        channel.queue_declare(f"{name}.parking", durable=True, arguments={"x-queue-type": "quorum"})
-        channel.queue_bind(f"{name}.parking", PARKING_EXCHANGE, routing_key=name)
-        channel.queue_declare(name, durable=True, arguments=_quorum_args(name, delivery_limit))
-        for key in keys:
-            channel.queue_bind(name, exchange, routing_key=key)
+        declare_queue(channel, name, exchange, keys, delivery_limit)
 
     queue(ORDERS_QUEUE, ORDERS_EXCHANGE, ["order.#"])
     queue(LEDGER_QUEUE, LEDGER_EXCHANGE, ["posting.#"])
@@ -58,3 +54,15 @@ def declare(channel: Any, partners: Iterable[str], delivery_limit: int) -> None:
     queue(FROM_BANK_QUEUE, FROM_BANK_EXCHANGE, partner_names)
     for partner in partner_names:
         queue(bank_inbox(partner), TO_BANK_EXCHANGE, [partner])
+
+
+def declare_queue(
+    channel: Any, name: str, exchange: str, keys: Iterable[str], delivery_limit: int
+) -> None:
+    """A quorum queue bound to `exchange`, whose dead letters go to `<name>.parking`."""
+    channel.exchange_declare(PARKING_EXCHANGE, "direct", durable=True)
+    channel.queue_declare(f"{name}.parking", durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(f"{name}.parking", PARKING_EXCHANGE, routing_key=name)
+    channel.queue_declare(name, durable=True, arguments=_quorum_args(name, delivery_limit))
+    for key in keys:
+        channel.queue_bind(name, exchange, routing_key=key)

@@ -8,7 +8,7 @@ import structlog
 
 from gateway.adapters.db import Database
 from gateway.adapters.topology import TO_BANK_EXCHANGE
-from gateway.errors import PermanentError
+from gateway.errors import PermanentError, TransientError
 from gateway.service.clock import Clock, stamp, utcnow
 
 log = structlog.get_logger("gateway.relay")
@@ -28,6 +28,9 @@ class Publisher(Protocol):
         content_type: str = ...,
     ) -> None: ...
 
+    def keepalive(self) -> None:
+        """Keep an idle connection alive."""
+
 
 class RelayService:
     """Drains the outbox in id order; a crash before marking means a resend with the same id."""
@@ -43,8 +46,12 @@ class RelayService:
     def drain(self) -> int:
         """Publish pending messages; returns how many were confirmed."""
         pending = self._db.pending_outbox(self._batch)
+        if not pending:
+            self._publisher.keepalive()
+            return 0
         confirmed: list[int] = []
         files: list[str] = []
+        parked: list[tuple[int, str]] = []
         try:
             for item in pending:
                 message = item.message
@@ -59,17 +66,23 @@ class RelayService:
                         content_type="application/xml" if is_file else "application/json",
                     )
                 except PermanentError as exc:
-                    log.error("outbox.unroutable", message_id=message.message_id, error=str(exc))
+                    # Kept in the outbox, out of the way of the others, for an admin to look at.
+                    log.error("outbox.parked", message_id=message.message_id, error=str(exc))
+                    parked.append((item.row_id, str(exc)))
                     continue
                 confirmed.append(item.row_id)
                 if is_file:
                     files.append(message.message_id)
                     log.info("file.sent", msg_id=message.message_id, partner=message.routing_key)
+        except TransientError as exc:
+            log.warning("outbox.publish_failed", error=str(exc), confirmed=len(confirmed))
         finally:
-            if confirmed:
+            if confirmed or parked:
                 now = stamp(self._clock())
                 with self._db.transaction() as tx:
                     tx.mark_sent(confirmed, now)
                     for msg_id in files:
                         tx.file_sent(msg_id, now)
+                    for row_id, reason in parked:
+                        tx.park_outbox(row_id, reason, now)
         return len(confirmed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 
@@ -117,3 +118,51 @@ def test_a_poison_message_does_not_take_its_neighbours_down(broker_url: str, que
     conn.close()
     assert body == b"poison"
     assert isinstance(method, pika.spec.Basic.GetOk)
+
+
+def test_a_message_that_keeps_failing_is_parked(broker_url: str) -> None:
+    """Past the delivery limit the quorum queue dead-letters the message into its parking queue."""
+    name = f"test.quorum.{uuid.uuid4().hex[:8]}"
+    conn = connect(broker_url)
+    channel = conn.channel()
+    channel.exchange_declare(name, "direct", auto_delete=True)
+    topology.declare_queue(channel, name, name, ["k"], delivery_limit=2)
+    publisher = Publisher(broker_url)
+    publisher.publish(name, "k", b"always fails", message_id="poison-1")
+    publisher.close()
+    attempts: list[int] = []
+    stop = threading.Event()
+
+    def handler(deliveries: Sequence[Delivery]) -> None:
+        attempts.append(len(deliveries))
+        raise ValueError("cannot handle this one")
+
+    thread = threading.Thread(
+        target=consume, args=(broker_url, name, handler, stop), kwargs={"prefetch": 1, "chunk": 1}
+    )
+    thread.start()
+    parked = None
+    for _ in range(100):
+        method, _, body = channel.basic_get(f"{name}.parking", auto_ack=True)
+        if method is not None:
+            parked = body
+            break
+        time.sleep(0.1)
+    stop.set()
+    thread.join(10)
+    channel.queue_delete(name)
+    channel.queue_delete(f"{name}.parking")
+    conn.close()
+    assert parked == b"always fails"
+    assert len(attempts) == 3  # the first delivery and two redeliveries, then parked
+
+
+def test_a_publisher_idle_past_its_heartbeat_still_publishes(broker_url: str, queue: str) -> None:
+    """A connection the broker dropped while idle is reopened; no message is lost."""
+    separator = "&" if "?" in broker_url else "?"
+    publisher = Publisher(f"{broker_url}{separator}heartbeat=1")
+    publisher.publish(queue, "k", b"before", message_id="m-before")
+    time.sleep(6)  # several missed heartbeats: the broker closes the connection
+    publisher.publish(queue, "k", b"after", message_id="m-after")
+    publisher.close()
+    assert depth(broker_url, queue) == 2
