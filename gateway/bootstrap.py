@@ -122,7 +122,12 @@ def load_book(path: Path | None) -> AccountBook:
     """The bank's closed and unknown accounts from a JSON file {"closed": [], "unknown": []}."""
     if path is None or not path.exists():
         return AccountBook()
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"bank book {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f'bank book {path}: expected {{"closed": [...], "unknown": [...]}}')
     return AccountBook(
         closed=frozenset(data.get("closed", [])), unknown=frozenset(data.get("unknown", []))
     )

@@ -108,9 +108,16 @@ class BankSimulator:
             content = read_pain001(tree)
         except InvalidMessage as exc:
             return self._refuse_file(raw, exc)
-        if self.record.seen(content.msg_id):
+        digest = hashlib.sha256(raw).hexdigest()
+        seen = self.record.seen(content.msg_id, digest)
+        if seen == "same":
             log.info("bank.file_duplicate", msg_id=content.msg_id)
             return self.record.replies_to(content.msg_id)
+        if seen == "different":
+            # A reused MsgId: pay nothing, and send no report that could be read as about the
+            # first file. A real bank would phone; the simulator logs it loudly.
+            log.error("bank.msg_id_reused", msg_id=content.msg_id)
+            return []
         now = self._clock()
         decisions = [(t, self.book.decide(t)) for t in content.transfers]
         replies = [self._status_report(content, decisions, now)]
@@ -119,7 +126,7 @@ class BankSimulator:
             replies.append(self._debit_notification(content, settled, now))
         self.record.record(
             content.msg_id,
-            hashlib.sha256(raw).hexdigest(),
+            digest,
             now.isoformat(),
             [
                 (

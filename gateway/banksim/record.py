@@ -45,13 +45,21 @@ class BankRecord:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.executescript(_SCHEMA)
 
-    def seen(self, msg_id: str) -> bool:
-        """True when a file with this MsgId was received before (counted again)."""
+    def seen(self, msg_id: str, sha256: str) -> str | None:
+        """None for a new MsgId; "same" for a resend of the same file (counted again);
+        "different" for a MsgId reused for other content."""
         with self._lock:
-            cursor = self._conn.execute(
+            row = self._conn.execute(
+                "SELECT sha256 FROM files WHERE msg_id = ?", (msg_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            if row[0] != sha256:
+                return "different"
+            self._conn.execute(
                 "UPDATE files SET times_seen = times_seen + 1 WHERE msg_id = ?", (msg_id,)
             )
-            return cursor.rowcount == 1
+            return "same"
 
     def record(
         self,

@@ -16,12 +16,19 @@ import structlog
 from gateway.adapters import topology
 from gateway.adapters.rabbitmq import Publisher, connect, consume
 from gateway.banksim.bank import AccountBook, RevenueItem
-from gateway.bootstrap import build_bank, build_gateway, start_bank, start_gateway
+from gateway.bootstrap import (
+    build_bank,
+    build_gateway,
+    declare_topology,
+    start_bank,
+    start_gateway,
+)
 from gateway.config import Settings
 from gateway.demo.ledger_sink import LedgerSink
 from gateway.demo.month import DemoMonth, generate_month
 from gateway.domain.orders import Budget, budget_line
 from gateway.runtime import Runtime
+from gateway.service.overview import overview
 
 log = structlog.get_logger("gateway.demo")
 
@@ -109,8 +116,9 @@ def run_demo(
     sink = LedgerSink(paths.ledger_db)
     runtime = Runtime()
     try:
-        start_gateway(gateway, runtime)
+        declare_topology(settings)
         _purge(settings)
+        start_gateway(gateway, runtime)
         start_bank(settings, partner, bank, runtime)
 
         def ledger(stop: threading.Event) -> None:
@@ -216,6 +224,11 @@ def summary(db: Any, sink: LedgerSink, submitted: int, month: DemoMonth) -> dict
         "posted_settled_vnd": int(postings.get("payment_settled", (0, Decimal(0)))[1]),
         "posted_rejected_vnd": int(postings.get("payment_rejected", (0, Decimal(0)))[1]),
         "revenue_reported": len(month.revenue),
+        **{
+            key: value
+            for key, value in overview(db).items()
+            if key in ("outbox_parked", "quarantined_inbound", "unmatched_lines")
+        },
     }
 
 
@@ -239,6 +252,8 @@ def render(result: dict[str, Any]) -> str:
         *(f"    {kind:<20}{count:>8}" for kind, count in result["postings_by_kind"].items()),
         f"  postings duplicated     {result['postings_duplicated']:>8}",
         f"  EndToEndIds paid twice  {result['paid_twice']:>8}",
+        f"  waiting for an admin    {result['quarantined_inbound'] + result['unmatched_lines']:>8}"
+        "   (quarantined files, unmatched report lines)",
         "  totals",
         f"    accepted orders       {money(result['accepted_vnd']):>24}",
         f"    settled               {money(result['settled_vnd']):>24}",

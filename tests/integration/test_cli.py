@@ -128,3 +128,51 @@ def test_demo_refuses_a_remote_broker(home: Path) -> None:
     result = run(home, "demo", url="amqp://guest:guest@rabbit.example.org:5672/%2F")
     assert result.returncode == 1
     assert "will not do that on rabbit.example.org" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"[1, 2]", "item 0 is not a JSON object"),
+        (b"\xff\xfe not text", "not UTF-8"),
+        (b'{"order_id": ', "not JSON"),
+    ],
+)
+def test_submit_refuses_a_bad_file_in_one_line(home: Path, content: bytes, needle: str) -> None:
+    """A file that holds no orders is refused with a line naming the problem, no traceback."""
+    path = home / "orders.json"
+    path.write_bytes(content)
+    result = run(home, "submit", str(path))
+    assert result.returncode == 1
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bank_sim_with_a_broken_book(home: Path) -> None:
+    """A bank book that is not JSON is named, not crashed on."""
+    book = home / "book.json"
+    book.write_text("{closed: [", encoding="utf-8")
+    result = run(home, "bank-sim", "--book", str(book))
+    assert result.returncode == 1
+    assert "book.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_status_counts_what_the_database_holds(home: Path) -> None:
+    """`status --json` shows orders by state and the admin queues, including refused orders."""
+    settings = load_settings(home)
+    intake = IntakeService(Database(settings.db_file), settings)
+    intake.handle([Msg(json.dumps(order(), ensure_ascii=False).encode()), Msg(b"not json")])
+    result = run(home, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["orders"] == {"invalid": 1, "received": 1}
+    assert shown["outbox_pending"] == 1  # the order_invalid posting, not yet relayed
+    assert shown["quarantined_inbound"] == 0
+
+
+def test_orders_show_without_a_database_creates_none(home: Path) -> None:
+    """Looking never creates an empty database as a side effect."""
+    result = run(home, "orders", "show", "X")
+    assert result.returncode == 1
+    assert "no gateway database" in result.stderr
+    assert not (home / "var" / "gateway.db").exists()
