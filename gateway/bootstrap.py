@@ -7,6 +7,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from gateway.adapters import topology
 from gateway.adapters.db import Database
 from gateway.adapters.rabbitmq import Publisher, connect, consume
@@ -20,6 +22,8 @@ from gateway.service.inbound import InboundService
 from gateway.service.intake import IntakeService
 from gateway.service.relay import RelayService
 from gateway.signing import KeyPair, ensure_keypair
+
+log = structlog.get_logger("gateway.bootstrap")
 
 
 def our_keypair(settings: Settings) -> KeyPair:
@@ -83,6 +87,14 @@ def build_gateway(settings: Settings) -> Gateway:
 def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
     """Run intake, batcher, relay and inbound as workers of `runtime`."""
     settings = gateway.settings
+    for partner in settings.partners.values():
+        if not settings.path(partner.certificate).is_file():
+            # Its reports will be quarantined until the bank's certificate is put there.
+            log.warning(
+                "partner.certificate_missing",
+                partner=partner.name,
+                path=str(settings.path(partner.certificate)),
+            )
     declare_topology(settings)
 
     def intake(stop: threading.Event) -> None:

@@ -90,7 +90,8 @@ _BUDGET_LABELS = (("C", "chapter"), ("E", "economic_code"), ("T", "treasury_code
 def budget_line(budget: Budget | None) -> str:
     """Budget codes as one reference line, e.g. "C624/E7151/T2714" ('' when none).
 
-    At most 3 × 13 characters, so it fits a 35-character ISO reference such as CdtrRefInf/Ref.
+    Real codes (3–4 characters) give 16 characters, well within a 35-character ISO reference
+    such as CdtrRefInf/Ref; the longest allowed codes (12 each) give 41.
     """
     if budget is None:
         return ""
