@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -147,13 +147,13 @@ class BatchService:
         return True
 
     def _build(
-        self, msg_id: str, partner: PartnerProfile, stored: list[StoredOrder], now: object
+        self, msg_id: str, partner: PartnerProfile, stored: list[StoredOrder], now: datetime
     ) -> tuple[bytes, int, str, tuple[PaymentGroup, ...]]:
         orders = [order_from_payload(json.loads(row.payload)) for row in stored]
         groups = payment_groups(msg_id, orders)
         batch = OutboundBatch(
             msg_id=msg_id,
-            created_at=self._clock(),
+            created_at=now,
             initiating_party=self._settings.initiating_party,
             groups=groups,
         )

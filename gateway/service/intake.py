@@ -6,7 +6,8 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Protocol
 
 import structlog
 
@@ -73,7 +74,7 @@ class IntakeService:
             )
         return partner.name
 
-    def _accept(self, tx: Tx, body: bytes, now: Any) -> IntakeOutcome:
+    def _accept(self, tx: Tx, body: bytes, now: datetime) -> IntakeOutcome:
         try:
             payload = parse_order_json(body)
             order = order_from_payload(payload)
@@ -109,7 +110,7 @@ class IntakeService:
         body: bytes,
         order_id: str | None,
         reason: str,
-        now: Any,
+        now: datetime,
         code: str = "INVD",
     ) -> IntakeOutcome:
         subject = hashlib.sha256(body).hexdigest()
