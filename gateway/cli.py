@@ -200,7 +200,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     from gateway.service.overview import overview
 
     settings = _settings(ctx)
-    result = overview(_existing_database(settings))
+    result = overview(_existing_database(settings), settings)
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
         return
@@ -209,7 +209,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{section} by state:")
         for state, count in result[section].items():
             click.echo(f"  {state:<22}{count:>8}")
-    for key in ("outbox_pending", "outbox_parked", "quarantined_inbound", "unmatched_lines"):
+    keys = ("outbox_pending", "outbox_parked", "quarantined_inbound", "unmatched_lines")
+    for key in (*keys, "files_overdue"):
         click.echo(f"{key.replace('_', ' '):<24}{result[key]:>8}")
 
 

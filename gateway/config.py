@@ -11,6 +11,8 @@ from typing import Any
 from gateway.errors import ConfigError
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+# The pain.001 versions the builder writes.
+PAIN001_VERSIONS = ("pain.001.001.09", "pain.001.001.03")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,12 @@ def load_partner(path: Path) -> PartnerProfile:
     for required in ("name", "bic"):
         if required not in data:
             raise ConfigError(f"{path}: missing required key {required!r}")
+    version = data.get("pain001_version", "pain.001.001.09")
+    if version not in PAIN001_VERSIONS:
+        raise ConfigError(
+            f"{path}: pain001_version {version!r} is not one the gateway writes;"
+            f" use one of {', '.join(PAIN001_VERSIONS)}"
+        )
     if data.get("transport", "amqp") != "amqp":
         raise ConfigError(f"{path}: transport {data['transport']!r} is not supported yet; use amqp")
     if "accounts" in data:

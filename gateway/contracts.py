@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import unicodedata
 from functools import cache
 from typing import Any
 
@@ -44,10 +45,25 @@ def parse_order_json(body: bytes) -> dict[str, Any]:
         raise InvalidMessage(
             f"order is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise InvalidMessage("order is nested too deeply to be a payment order") from None
     if not isinstance(payload, dict):
         raise InvalidMessage(f"order must be a JSON object, got {type(payload).__name__}")
-    _check("payment-order-1", payload)
-    return payload
+    # Lengths are ISO 20022's, counted in NFC: normalise before the schema counts them.
+    normalised: dict[str, Any] = _nfc(payload)
+    _check("payment-order-1", normalised)
+    return normalised
+
+
+def _nfc(value: Any) -> Any:
+    """Every string of a decoded JSON value in Unicode NFC."""
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value)
+    if isinstance(value, dict):
+        return {_nfc(key): _nfc(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_nfc(item) for item in value]
+    return value
 
 
 def check_posting(body: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from gateway.errors import TransientError
+from gateway.errors import InvalidMessage, TransientError
 from gateway.service.records import OutboxMessage, PendingMessage, ReadyGroup, StoredOrder
 
 AddResult = Literal["new", "duplicate", "conflict"]
@@ -195,13 +196,26 @@ class Tx:
     def first_sight(
         self, partner: str, msg_id: str, message_type: str, raw: bytes, now: str
     ) -> bool:
-        """Keep an inbound file; False when this partner already sent this MsgId."""
-        cursor = self._conn.execute(
-            "INSERT OR IGNORE INTO inbound_files (partner, msg_id, message_type, received_at, raw)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (partner, msg_id, message_type, now, raw),
+        """Keep an inbound file; False when this partner already sent this very file.
+
+        The same MsgId with other content is refused: it would otherwise be dropped unread.
+        """
+        digest = hashlib.sha256(raw).hexdigest()
+        row = self._one(
+            "SELECT sha256 FROM inbound_files WHERE partner = ? AND msg_id = ?", (partner, msg_id)
         )
-        return cursor.rowcount == 1
+        if row is not None:
+            if row[0] != digest:
+                raise InvalidMessage(
+                    f"{partner} reused MsgId {msg_id} for a different file; the first is kept"
+                )
+            return False
+        self._conn.execute(
+            "INSERT INTO inbound_files (partner, msg_id, message_type, received_at, sha256, raw)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (partner, msg_id, message_type, now, digest, raw),
+        )
+        return True
 
     def unmatched(
         self,
@@ -232,13 +246,14 @@ class Tx:
         )
         return [row[0] for row in rows.fetchall()]
 
-    def quarantine(self, partner: str | None, raw: bytes, reason: str, now: str) -> int:
-        """Keep a refused inbound file with its reason; returns its quarantine id."""
+    def quarantine(self, partner: str, raw: bytes, reason: str, now: str) -> bool:
+        """Keep a refused inbound file with its reason; False when this copy is already kept."""
         cursor = self._conn.execute(
-            "INSERT INTO quarantine (partner, raw, reason, received_at) VALUES (?, ?, ?, ?)",
-            (partner, raw, reason, now),
+            "INSERT OR IGNORE INTO quarantine (partner, sha256, raw, reason, received_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (partner, hashlib.sha256(raw).hexdigest(), raw, reason, now),
         )
-        return int(cursor.lastrowid or 0)
+        return cursor.rowcount == 1
 
     def get_order(self, order_id: str) -> StoredOrder | None:
         """One order, or None."""

@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS inbound_files (
     msg_id        TEXT NOT NULL,
     message_type  TEXT NOT NULL,
     received_at   TEXT NOT NULL,
+    sha256        TEXT NOT NULL,
     raw           BLOB NOT NULL,
     PRIMARY KEY (partner, msg_id)
 );
@@ -65,23 +66,27 @@ CREATE TABLE IF NOT EXISTS unmatched (
     received_at   TEXT NOT NULL
 );
 
+-- Inbound files refused whole, with the reason; a redelivered copy is kept once.
 CREATE TABLE IF NOT EXISTS quarantine (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    partner      TEXT,
+    partner      TEXT NOT NULL,
+    sha256       TEXT NOT NULL,
     raw          BLOB NOT NULL,
     reason       TEXT NOT NULL,
-    received_at  TEXT NOT NULL
+    received_at  TEXT NOT NULL,
+    UNIQUE (partner, sha256)
 );
 
 CREATE TABLE IF NOT EXISTS revenue (
-    bank_ref     TEXT PRIMARY KEY,
+    bank_ref     TEXT NOT NULL,
     partner      TEXT NOT NULL,
     msg_id       TEXT NOT NULL,
     amount       TEXT NOT NULL,
     currency     TEXT NOT NULL,
     value_date   TEXT,
     payer        TEXT,
-    received_at  TEXT NOT NULL
+    received_at  TEXT NOT NULL,
+    PRIMARY KEY (partner, bank_ref)
 );
 
 CREATE TABLE IF NOT EXISTS outbox (

@@ -145,7 +145,7 @@ def run_demo(
             log.error("demo.timeout", postings=sink.count(), expected=expected)
     finally:
         runtime.stop()
-    result = summary(gateway.db, sink, submitted, month)
+    result = summary(gateway.db, settings, sink, submitted, month)
     result["duration_s"] = round(time.monotonic() - started, 2)
     result["paid_twice"] = len(bank.record.paid_twice())
     return result
@@ -186,7 +186,9 @@ def _all_final(db: Any) -> bool:
     return int(rows[0][0]) == 0
 
 
-def summary(db: Any, sink: LedgerSink, submitted: int, month: DemoMonth) -> dict[str, Any]:
+def summary(
+    db: Any, settings: Settings, sink: LedgerSink, submitted: int, month: DemoMonth
+) -> dict[str, Any]:
     """Orders by state, rejections by reason, files, postings and VND totals that add up."""
     by_state = {state: n for state, n in db.query("SELECT state, COUNT(*) FROM orders GROUP BY 1")}
     invalid = int(db.query("SELECT COUNT(*) FROM invalid_orders")[0][0])
@@ -226,7 +228,7 @@ def summary(db: Any, sink: LedgerSink, submitted: int, month: DemoMonth) -> dict
         "revenue_reported": len(month.revenue),
         **{
             key: value
-            for key, value in overview(db).items()
+            for key, value in overview(db, settings).items()
             if key in ("outbox_parked", "quarantined_inbound", "unmatched_lines")
         },
     }

@@ -48,6 +48,7 @@ class LedgerPosting:
     budget: dict[str, Any] | None = None
     debtor_name: str | None = None
     refused_order_id: str | None = None
+    remittance: str | None = None
 
     @property
     def posting_id(self) -> str:
@@ -88,4 +89,6 @@ class LedgerPosting:
             body["debtor_name"] = self.debtor_name
         if self.refused_order_id:
             body["refused_order_id"] = self.refused_order_id
+        if self.remittance:
+            body["remittance"] = self.remittance
         return body

@@ -58,7 +58,13 @@ def _refuse_dtd(root: etree._Element) -> None:
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise InvalidMessage("document has a DOCTYPE declaration; DTDs and entities are refused")
-    for _ in root.iter(etree.Entity):
+    for node in root.iter(etree.Entity, etree.PI):
+        if isinstance(node, etree._ProcessingInstruction):
+            # A PI splits an element's text (and survives C14N, so it can sit inside a signed
+            # amount): no ISO 20022 message has one.
+            raise InvalidMessage(
+                f"processing instruction at line {node.sourceline}; payment files have none"
+            )
         raise InvalidMessage("document uses an entity reference; entities are refused")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from lxml import etree
 
 from gateway import paths
-from gateway.errors import InvalidMessage
+from gateway.errors import ConfigError, InvalidMessage
 from gateway.iso20022.namespaces import MessageType, message_type, namespace_of
 from gateway.iso20022.xml import PARSER
 
@@ -49,11 +49,11 @@ def schema_for(kind: MessageType) -> etree.XMLSchema:
 def _load(path: Path, kind: MessageType) -> etree.XMLSchema:
     """Compile one XSD file, saying clearly when it is missing or broken."""
     if not path.is_file():
-        raise InvalidMessage(f"no XSD for {kind.name_id}: {path} is missing")
+        raise ConfigError(f"no XSD for {kind.name_id}: {path} is missing")
     try:
         return etree.XMLSchema(etree.parse(str(path), PARSER))
     except (etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
-        raise InvalidMessage(f"XSD {path} cannot be used: {exc}") from None
+        raise ConfigError(f"XSD {path} cannot be used: {exc}") from None
 
 
 def validate(root: etree._Element) -> None:

@@ -14,7 +14,7 @@ from gateway.config import PartnerProfile, Settings
 from gateway.domain.money import total
 from gateway.domain.orders import PaymentOrder, order_from_payload
 from gateway.domain.states import TxState
-from gateway.errors import InvalidMessage
+from gateway.errors import GatewayError, InvalidMessage
 from gateway.iso20022 import xsd
 from gateway.iso20022.model import OutboundBatch, PaymentGroup
 from gateway.iso20022.pain001 import build_pain001
@@ -79,9 +79,16 @@ class BatchService:
             except InvalidMessage as exc:
                 # One order the bank file cannot carry must not hold back the others.
                 log.error("batch.refused", group=group.group_key, error=str(exc))
-                if self._reject_unbuildable(group.group_key):
-                    while self._cut(group.group_key):
-                        built += 1
+                try:
+                    if self._reject_unbuildable(group.group_key):
+                        while self._cut(group.group_key):
+                            built += 1
+                except GatewayError as again:
+                    log.error("batch.blocked", group=group.group_key, error=str(again))
+            except GatewayError as exc:
+                # A fault of ours (a missing XSD, a bad profile): no order is to blame. The group
+                # waits, and every tick says why, until an admin mends it.
+                log.error("batch.blocked", group=group.group_key, error=str(exc))
         return built
 
     def _reject_unbuildable(self, key: str) -> int:

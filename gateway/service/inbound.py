@@ -78,6 +78,6 @@ class InboundService:
             raise InvalidMessage(f"{kind.name_id} is not a report the gateway reads")
         except InvalidMessage as exc:
             with self._db.transaction() as tx:
-                qid = tx.quarantine(partner_name, raw, str(exc), stamp(now))
-            log.error("inbound.quarantined", reason=str(exc), id=qid)
+                first = tx.quarantine(partner_name, raw, str(exc), stamp(now))
+            log.error("inbound.quarantined", reason=str(exc), again=not first)
             return "quarantined"

@@ -143,7 +143,7 @@ def _claimed_order_id(body: bytes) -> str | None:
     """The order_id a refused message claims, if it can be read at all, to name it in reports."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     order_id = data.get("order_id") if isinstance(data, dict) else None
     # Never shortened: a cut id could name another, real order. Absurd lengths are not repeated.

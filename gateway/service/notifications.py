@@ -3,7 +3,7 @@ revenue; an entry that fits none of these is kept as unmatched with the reason."
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -54,7 +54,12 @@ def apply_notification(
     counts = {"settled": 0, "returned": 0, "revenue": 0, "repeated": 0, "unmatched": 0}
     for entry in notification.entries:
         details = entry.details or (EntryDetail(amount=entry.amount, currency=entry.currency),)
-        for detail in details:
+        for index, given in enumerate(details, start=1):
+            detail = given
+            if not given.account_servicer_ref and entry.account_servicer_ref:
+                # A detail without its own reference is told apart from its siblings.
+                suffix = f"#{index}" if len(details) > 1 else ""
+                detail = replace(given, account_servicer_ref=entry.account_servicer_ref + suffix)
             try:
                 outcome = _apply_entry(tx, partner, notification, entry, detail, now)
             except Unmatched as exc:
@@ -119,8 +124,12 @@ def _settle(
 ) -> str:
     if order is None:
         raise Unmatched(f"debit for an unknown payment {detail.end_to_end_id}")
-    if order.state == TxState.SETTLED.value:
+    if order.state == TxState.SETTLED.value and order.bank_ref == bank_ref:
         return "repeated"
+    if order.state == TxState.SETTLED.value:
+        raise Unmatched(
+            f"second debit {bank_ref} for order {order.order_id}, settled by {order.bank_ref}"
+        )
     if order.state not in _SETTLEABLE:
         raise Unmatched(f"debit for order {order.order_id}, which is {order.state}")
     _same_money(order, detail)
@@ -158,6 +167,7 @@ def _return(
         order,
         TxState.RETURNED,
         now,
+        status_code=entry.status,
         reason_code=detail.return_reason,
         bank_ref=bank_ref,
         value_date=value_date,
@@ -199,7 +209,8 @@ def _revenue(
         msg_id=notification.msg_id,
         status=entry.status,
         reason_code=None,
-        reason_text=detail.remittance,
+        reason_text=None,
+        remittance=detail.remittance,
         amount=money.amount,
         currency=money.currency,
         value_date=entry.value_date,

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.adapters.db import Database
+from gateway.config import Settings
+from gateway.service.clock import stamp, utcnow
 
 
 def _count(db: Database, sql: str) -> int:
     return int(db.query(sql)[0][0])
 
 
-def overview(db: Database) -> dict[str, Any]:
-    """Orders by state (invalid included), files by state, and the queues needing attention."""
+def overdue_files(db: Database, settings: Settings, now: datetime) -> list[str]:
+    """Files sent without any status report within their partner's deadline."""
+    overdue: list[str] = []
+    for partner in settings.partners.values():
+        limit = stamp(now - timedelta(minutes=partner.status_deadline_minutes))
+        rows = db.query(
+            "SELECT msg_id FROM files WHERE partner = ? AND state = 'sent' AND sent_at < ?"
+            " ORDER BY sent_at",
+            (partner.name, limit),
+        )
+        overdue.extend(row[0] for row in rows)
+    return overdue
+
+
+def overview(db: Database, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
+    """Orders by state (invalid included), files by state, and what needs an admin."""
     orders = db.counts_by_state()
     invalid = _count(db, "SELECT COUNT(*) FROM invalid_orders")
     if invalid:
@@ -27,4 +44,5 @@ def overview(db: Database) -> dict[str, Any]:
         "outbox_parked": _count(db, "SELECT COUNT(*) FROM outbox WHERE parked_at IS NOT NULL"),
         "quarantined_inbound": _count(db, "SELECT COUNT(*) FROM quarantine"),
         "unmatched_lines": _count(db, "SELECT COUNT(*) FROM unmatched"),
+        "files_overdue": len(overdue_files(db, settings, now or utcnow())),
     }

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import structlog
 
 from gateway.adapters.db import Tx
 from gateway.config import PartnerProfile
-from gateway.domain.states import state_for_status
+from gateway.domain.states import TxState, state_for_status
 from gateway.iso20022.model import StatusReport, TxStatus
 from gateway.service.clock import stamp
 from gateway.service.transitions import advance
@@ -52,7 +53,7 @@ def apply_report(
         return "applied"
     lines = status_lines(tx, report)
     moved = sum(_apply_line(tx, partner, report, line, now) for line in lines)
-    if report.group_status in _FILE_STATE:
+    if report.group_status in _FILE_STATE and (moved or not lines):
         tx.file_status(report.original_msg_id, _FILE_STATE[report.group_status], stamp(now))
     log_.info("report.applied", lines=len(lines), moved=moved, group_status=report.group_status)
     return "applied"
@@ -64,7 +65,9 @@ def status_lines(tx: Tx, report: StatusReport) -> list[TxStatus]:
     A transaction's own status comes first; a PmtInf status covers that group's other orders;
     a group status covers the file's remaining orders (when it names a state at all).
     """
-    lines = [s for s in report.transactions if s.original_end_to_end_id]
+    lines = [
+        replace(s, original_end_to_end_id=_order_id(s)) for s in report.transactions if _order_id(s)
+    ]
     covered = {s.original_end_to_end_id for s in lines}
 
     def cover(order_ids: list[str], status: str, code: str | None, text: str | None) -> None:
@@ -74,7 +77,7 @@ def status_lines(tx: Tx, report: StatusReport) -> list[TxStatus]:
                 lines.append(TxStatus(order_id, status, reason_code=code, reason_text=text))
 
     for group in report.transactions:
-        if group.original_end_to_end_id is None and group.original_pmt_inf_id:
+        if _order_id(group) is None and group.original_pmt_inf_id:
             ids = tx.order_ids_of_group(report.original_msg_id, group.original_pmt_inf_id)
             cover(ids, group.status, group.reason_code, group.reason_text)
     if report.group_status and state_for_status(report.group_status) is not None:
@@ -85,6 +88,11 @@ def status_lines(tx: Tx, report: StatusReport) -> list[TxStatus]:
             report.group_reason_text,
         )
     return lines
+
+
+def _order_id(line: TxStatus) -> str | None:
+    """The order a line speaks of: its EndToEndId, else its InstrId (we send the same id)."""
+    return line.original_end_to_end_id or line.original_instr_id
 
 
 def _apply_line(
@@ -112,14 +120,26 @@ def _apply_line(
     target = state_for_status(line.status)
     if target is None:
         return 0
-    return int(
-        advance(
-            tx,
-            order,
-            target,
-            now,
-            status_code=line.status,
-            reason_code=line.reason_code,
-            reason_text=line.reason_text,
-        )
+    moved = advance(
+        tx,
+        order,
+        target,
+        now,
+        status_code=line.status,
+        reason_code=line.reason_code,
+        reason_text=line.reason_text,
     )
+    current = TxState(order.state)
+    if not moved and target.final and current.final and current is not target:
+        # The bank now says the opposite of what it said before: a person must look.
+        reason = f"{line.status} for order {order_id}, which is already {order.state}"
+        tx.unmatched(
+            partner=partner.name,
+            msg_id=report.msg_id,
+            reference=order_id,
+            reason=reason,
+            detail={"status": line.status, "reason": line.reason_code},
+            now=stamp(now),
+        )
+        log.warning("report.contradiction", end_to_end_id=order_id, reason=reason)
+    return int(moved)

@@ -15,6 +15,7 @@ from gateway.adapters.db import Database
 from gateway.banksim.bank import AccountBook, BankSimulator, RevenueItem
 from gateway.bootstrap import bank_keypair, build_bank, build_gateway
 from gateway.config import Settings
+from gateway.contracts import check_posting
 from gateway.demo.month import generate_month
 from gateway.iso20022.camt054 import build_camt054
 from gateway.iso20022.model import Entry, EntryDetail, Notification, StatusReport, TxStatus
@@ -87,6 +88,8 @@ def test_month_runs_to_final_states(settings: Settings, month_orders: Any, tmp_p
     states = dict(gateway.db.query("SELECT state, COUNT(*) FROM orders GROUP BY 1"))
     assert states == {"settled": len(month_orders.orders) - len(closed), "rejected": len(closed)}
     postings = [json.loads(b) for _, b in outbox(gateway.db, "treasury.ledger")]
+    for posting in postings:
+        check_posting(posting)  # what the services really emit keeps the published contract
     kinds = [p["kind"] for p in postings]
     assert kinds.count("payment_settled") == states["settled"]
     assert kinds.count("payment_rejected") == len(closed)

@@ -13,6 +13,7 @@ import pytest
 
 from gateway.bootstrap import Gateway, bank_keypair, build_gateway
 from gateway.config import Settings
+from gateway.contracts import check_posting
 from gateway.iso20022.camt054 import build_camt054
 from gateway.iso20022.model import Entry, EntryDetail, Notification, StatusReport, TxStatus
 from gateway.iso20022.pain002 import build_pain002
@@ -44,9 +45,12 @@ class Sent:
         return [r for (r,) in self.gateway.db.query("SELECT reason FROM unmatched ORDER BY id")]
 
     def postings(self) -> list[dict[str, Any]]:
-        """Ledger postings written so far."""
+        """Ledger postings written so far, each checked against ledger-posting/1."""
         rows = self.gateway.db.query("SELECT body FROM outbox WHERE exchange = 'treasury.ledger'")
-        return [json.loads(body) for (body,) in rows]
+        postings = [json.loads(body) for (body,) in rows]
+        for posting in postings:
+            check_posting(posting)
+        return postings
 
 
 @pytest.fixture
@@ -225,3 +229,89 @@ def test_raw_files_are_kept(sent: Sent) -> None:
     sent.gateway.inbound.apply("agribank", body)
     assert sent.gateway.db.query("SELECT raw FROM inbound_files") == [(body,)]
     assert sent.states()[IDS[0]] == "settled"
+
+
+def status_report(sent: Sent, *lines: TxStatus, group: str | None = None, msg: str = "S1") -> bytes:
+    """A signed pain.002 about the sent file."""
+    report = StatusReport(
+        msg_id=f"VBA-STS-{msg}",
+        created_at=AT,
+        original_msg_id=sent.msg_id,
+        original_msg_name_id="pain.001.001.09",
+        group_status=group,
+        transactions=lines,
+    )
+    return sent.signed(build_pain002(report))
+
+
+def test_a_line_naming_only_the_instruction_id_rejects_only_that_order(sent: Sent) -> None:
+    """OrgnlInstrId alone identifies the order (we send the same id); its group is untouched."""
+    line = TxStatus(
+        original_end_to_end_id=None,
+        original_instr_id=IDS[0],
+        original_pmt_inf_id=f"{sent.msg_id}-001",
+        status="RJCT",
+        reason_code="AC04",
+    )
+    sent.gateway.inbound.apply("agribank", status_report(sent, line, group="PART"))
+    assert sent.states() == {IDS[0]: "rejected", IDS[1]: "sent"}
+
+
+def test_every_detail_of_a_revenue_entry_is_booked(sent: Sent) -> None:
+    """Details sharing their entry's reference are booked apart, not collapsed into one."""
+    base = debit("", amount="600000", credit="CRDT", ref="VBA2611R000777")
+    details = tuple(
+        EntryDetail(amount=Decimal(amount), currency="VND", counterparty_name=f"Người nộp {n}")
+        for n, amount in enumerate(("200000", "150000", "250000"), start=1)
+    )
+    entry = replace(base.entries[0], details=details)
+    sent.gateway.inbound.apply(
+        "agribank", sent.signed(build_camt054(replace(base, entries=(entry,))))
+    )
+    revenue = [p for p in sent.postings() if p["kind"] == "revenue_collected"]
+    assert sorted(p["amount"] for p in revenue) == ["150000", "200000", "250000"]
+    assert len({p["posting_id"] for p in revenue}) == 3
+
+
+def test_a_reused_msg_id_with_other_content_is_quarantined(sent: Sent) -> None:
+    """A second file under a MsgId already seen is kept aside, never dropped as a duplicate."""
+    first = debit(IDS[0], ref="VBA-SAME")
+    sent.gateway.inbound.apply("agribank", sent.signed(build_camt054(first)))
+    other = replace(debit(IDS[1], ref="VBA-OTHER"), msg_id=first.msg_id)
+    assert sent.gateway.inbound.apply("agribank", sent.signed(build_camt054(other))) == (
+        "quarantined"
+    )
+    [(reason,)] = sent.gateway.db.query("SELECT reason FROM quarantine")
+    assert f"reused MsgId {first.msg_id}" in reason
+    assert sent.states()[IDS[1]] == "sent"
+
+
+def test_a_processing_instruction_inside_an_amount_is_refused(sent: Sent) -> None:
+    """A PI survives C14N and would cut the amount short when read: the file is refused."""
+    body = sent.signed(build_camt054(debit(IDS[0])))
+    hostile = body.replace(b">540000<", b">540<?x?>000<")
+    assert sent.gateway.inbound.apply("agribank", hostile) == "quarantined"
+    [(reason,)] = sent.gateway.db.query("SELECT reason FROM quarantine")
+    assert "processing instruction" in reason
+    assert sent.states()[IDS[0]] == "sent"
+
+
+def test_contradictions_from_the_bank_are_kept_for_a_person(sent: Sent) -> None:
+    """A second debit under another reference, or a rejection after settlement, moves nothing."""
+    sent.gateway.inbound.apply("agribank", sent.signed(build_camt054(debit(IDS[0], ref="R-1"))))
+    sent.gateway.inbound.apply("agribank", sent.signed(build_camt054(debit(IDS[0], ref="R-2"))))
+    late = TxStatus(
+        original_end_to_end_id=IDS[0],
+        original_pmt_inf_id=f"{sent.msg_id}-001",
+        status="RJCT",
+        reason_code="AC04",
+    )
+    sent.gateway.inbound.apply("agribank", status_report(sent, late, group="RJCT", msg="LATE"))
+    assert sent.states()[IDS[0]] == "settled"
+    assert sent.unmatched()[0] == f"second debit R-2 for order {IDS[0]}, settled by R-1"
+    assert f"RJCT for order {IDS[0]}, which is already settled" in sent.unmatched()
+    assert sorted(p["kind"] for p in sent.postings()) == ["payment_rejected", "payment_settled"]
+    assert (
+        sent.gateway.db.query("SELECT state FROM files") == [("rejected",)]
+        or sent.states()[IDS[1]] == "rejected"
+    )

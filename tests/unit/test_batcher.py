@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
+
+import pytest
 
 from gateway.adapters.db import Database
 from gateway.bootstrap import build_gateway
@@ -58,3 +61,18 @@ def test_one_unbuildable_order_does_not_hold_back_its_group(settings: Settings) 
     assert data["kind"] == "payment_rejected"
     assert data["order_id"] == "BTXH2611-000009"
     assert "U+0001" in data["reason"]["text"]
+
+
+def test_a_missing_xsd_blocks_the_batch_without_blaming_the_orders(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault of the installation rejects no order: the group waits, in received."""
+    gateway = build_gateway(settings)
+    gateway.intake.handle([Msg(json.dumps(order(), ensure_ascii=False).encode())])
+    empty = tmp_path / "no-schemas"
+    empty.mkdir()
+    monkeypatch.setenv("GATEWAY_SCHEMAS_DIR", str(empty))
+    time.sleep(settings.batch_quiet_seconds + 0.1)
+    assert gateway.batcher.tick() == 0
+    assert gateway.db.query("SELECT state FROM orders") == [("received",)]
+    assert gateway.db.query("SELECT COUNT(*) FROM outbox") == [(0,)]

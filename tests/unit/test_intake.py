@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,3 +157,22 @@ def test_a_valid_iban_is_accepted(intake: IntakeService, db: Database) -> None:
     creditor = {**order()["creditor"], "account": {"iban": "DE89370400440532013000"}}
     [outcome] = intake.handle([body(order(creditor=creditor))])
     assert outcome.result == "new", outcome.reason
+
+
+def test_lengths_are_counted_after_nfc(intake: IntakeService, db: Database) -> None:
+    """A 130-character name sent decomposed (NFD, over 140 code points) is accepted, in NFC."""
+    name = ("Nguyễn Thị Hồng Nhung " * 6)[:130]
+    decomposed = unicodedata.normalize("NFD", name)
+    assert len(decomposed) > 140
+    creditor = {**order()["creditor"], "name": decomposed}
+    [outcome] = intake.handle([body(order(creditor=creditor))])
+    assert outcome.result == "new", outcome.reason
+    [(payload,)] = db.query("SELECT payload FROM orders")
+    assert json.loads(payload)["creditor"]["name"] == name
+
+
+def test_deeply_nested_json_is_refused_not_parked(intake: IntakeService, db: Database) -> None:
+    """JSON nested past Python's recursion limit is an invalid order with a reason."""
+    [outcome] = intake.handle([Msg(b"[" * 100_000)])
+    assert outcome.result == "invalid"
+    assert "nested too deeply" in (outcome.reason or "")

@@ -194,7 +194,7 @@ def test_a_missing_schema_file_is_a_clear_error(
     """GATEWAY_SCHEMAS_DIR overrides the folder; a missing XSD names the file."""
     monkeypatch.setenv(xsd.SCHEMAS_ENV, str(tmp_path))
     assert not xsd.has_schema(MessageType.PAIN_001_001_09)
-    with pytest.raises(InvalidMessage, match=r"no XSD for pain.001.001.09: .*pain.001.001.09.xsd"):
+    with pytest.raises(ConfigError, match=r"no XSD for pain.001.001.09: .*pain.001.001.09.xsd"):
         xsd.validate(build_pain001(benefits_batch(1)))
 
 
