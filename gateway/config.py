@@ -54,7 +54,7 @@ class Settings:
     # Name the treasury signs and initiates payments as.
     initiating_party: str = "Kho bạc Nhà nước Phú Lương"
     # Seconds a batch must stay without new orders before it is cut into a file.
-    batch_quiet_seconds: float = 1.0
+    batch_quiet_seconds: float = 2.0
     # Orders taken from the broker before one database commit and one multiple-ack.
     intake_chunk: int = 500
     # Unacknowledged messages the broker may push to each consumer.

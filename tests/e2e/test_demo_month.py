@@ -120,6 +120,15 @@ def test_vnd_totals_of_postings_equal_the_orders(outcome: Any, month: DemoMonth)
     assert ordered > Decimal(2_000_000_000)
 
 
+def test_the_benefit_run_travels_in_one_file(outcome: Any, month: DemoMonth) -> None:
+    """All payouts sharing the batch_ref leave in a single pain.001, as the contract promises."""
+    _, paths, _ = outcome
+    file_of = dict(Database(paths.gateway_db).query("SELECT order_id, msg_id FROM orders"))
+    for ref in {o["batch_ref"] for o in month.orders if o.get("batch_ref")}:
+        files = {file_of[o["order_id"]] for o in month.orders if o.get("batch_ref") == ref}
+        assert len(files) == 1, f"batch {ref} went out in {len(files)} files"
+
+
 def test_every_file_sent_validates_and_its_signature_verifies(outcome: Any) -> None:
     """Each pain.001 the gateway sent verifies with our certificate and passes its XSD."""
     result, paths, settings = outcome
