@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import structlog
 
 from gateway.adapters import topology
 from gateway.adapters.db import Database
-from gateway.adapters.rabbitmq import Publisher, connect, consume
+from gateway.adapters.rabbitmq import Delivery, Publisher, connect, consume
 from gateway.banksim.bank import AccountBook, BankSimulator
 from gateway.banksim.record import BankRecord
 from gateway.config import PartnerProfile, Settings
@@ -168,8 +169,8 @@ def start_bank(
     def serve(stop: threading.Event) -> None:
         publisher = Publisher(settings.amqp_url)
 
-        def handle(messages: object) -> None:
-            for message in messages:  # type: ignore[attr-defined]
+        def handle(messages: Sequence[Delivery]) -> None:
+            for message in messages:
                 for reply_id, kind, body in bank.receive(message.body):
                     publisher.publish(
                         topology.FROM_BANK_EXCHANGE,
