@@ -100,23 +100,11 @@ def _apply_line(
 ) -> int:
     order_id = line.original_end_to_end_id or ""
     order = tx.get_order(order_id)
-    reason = None
     if order is None:
-        reason = f"no order {order_id}"
-    elif order.msg_id != report.original_msg_id:
+        return _keep(tx, partner, report, line, f"no order {order_id}", now)
+    if order.msg_id != report.original_msg_id:
         reason = f"order {order_id} was not sent in {report.original_msg_id}"
-    if reason is not None:
-        tx.unmatched(
-            partner=partner.name,
-            msg_id=report.msg_id,
-            reference=order_id,
-            reason=reason,
-            detail={"status": line.status, "reason": line.reason_code},
-            now=stamp(now),
-        )
-        log.warning("report.line_unmatched", end_to_end_id=order_id, reason=reason)
-        return 0
-    assert order is not None
+        return _keep(tx, partner, report, line, reason, now)
     target = state_for_status(line.status)
     if target is None:
         return 0
@@ -133,13 +121,26 @@ def _apply_line(
     if not moved and target.final and current.final and current is not target:
         # The bank now says the opposite of what it said before: a person must look.
         reason = f"{line.status} for order {order_id}, which is already {order.state}"
-        tx.unmatched(
-            partner=partner.name,
-            msg_id=report.msg_id,
-            reference=order_id,
-            reason=reason,
-            detail={"status": line.status, "reason": line.reason_code},
-            now=stamp(now),
-        )
-        log.warning("report.contradiction", end_to_end_id=order_id, reason=reason)
+        _keep(tx, partner, report, line, reason, now)
     return int(moved)
+
+
+def _keep(
+    tx: Tx,
+    partner: PartnerProfile,
+    report: StatusReport,
+    line: TxStatus,
+    reason: str,
+    now: datetime,
+) -> int:
+    """Keep a status line that moves nothing, with the reason, for an admin; moves 0 orders."""
+    tx.unmatched(
+        partner=partner.name,
+        msg_id=report.msg_id,
+        reference=line.original_end_to_end_id,
+        reason=reason,
+        detail={"status": line.status, "reason": line.reason_code},
+        now=stamp(now),
+    )
+    log.warning("report.line_unmatched", end_to_end_id=line.original_end_to_end_id, reason=reason)
+    return 0
