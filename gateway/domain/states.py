@@ -60,20 +60,6 @@ class FileState(StrEnum):
     REJECTED = "rejected"
 
 
-class BankStatus(StrEnum):
-    """ISO 20022 ExternalPaymentTransactionStatus1Code values the gateway acts on."""
-
-    ACTC = "ACTC"
-    ACCP = "ACCP"
-    ACSP = "ACSP"
-    ACWC = "ACWC"
-    ACSC = "ACSC"
-    ACCC = "ACCC"
-    PDNG = "PDNG"
-    PART = "PART"
-    RJCT = "RJCT"
-
-
 def state_for_status(code: str) -> TxState | None:
     """The transaction state a pain.002 status moves to; None for codes that move nothing."""
     if code in ("ACTC", "ACCP", "ACSP", "ACWC"):

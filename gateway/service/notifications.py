@@ -132,17 +132,7 @@ def _settle(
         )
     if order.state not in _SETTLEABLE:
         raise Unmatched(f"debit for order {order.order_id}, which is {order.state}")
-    _same_money(order, detail)
-    value_date = entry.value_date.isoformat() if entry.value_date else None
-    advance(
-        tx,
-        order,
-        TxState.SETTLED,
-        now,
-        status_code=entry.status,
-        bank_ref=bank_ref,
-        value_date=value_date,
-    )
+    _book(tx, order, TxState.SETTLED, entry, detail, bank_ref, now)
     return "settled"
 
 
@@ -160,19 +150,31 @@ def _return(
         return "repeated"
     if order.state != TxState.SETTLED.value:
         raise Unmatched(f"return of order {order.order_id}, which is {order.state}, not settled")
+    _book(tx, order, TxState.RETURNED, entry, detail, bank_ref, now)
+    return "returned"
+
+
+def _book(
+    tx: Tx,
+    order: StoredOrder,
+    target: TxState,
+    entry: Entry,
+    detail: EntryDetail,
+    bank_ref: str | None,
+    now: datetime,
+) -> None:
+    """Move the order as the booked entry says, once its amount is the order's."""
     _same_money(order, detail)
-    value_date = entry.value_date.isoformat() if entry.value_date else None
     advance(
         tx,
         order,
-        TxState.RETURNED,
+        target,
         now,
         status_code=entry.status,
         reason_code=detail.return_reason,
         bank_ref=bank_ref,
-        value_date=value_date,
+        value_date=entry.value_date.isoformat() if entry.value_date else None,
     )
-    return "returned"
 
 
 def _revenue(

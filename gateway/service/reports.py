@@ -9,7 +9,7 @@ import structlog
 
 from gateway.adapters.db import Tx
 from gateway.config import PartnerProfile
-from gateway.domain.states import TxState, state_for_status
+from gateway.domain.states import FileState, TxState, state_for_status
 from gateway.iso20022.model import StatusReport, TxStatus
 from gateway.service.clock import stamp
 from gateway.service.transitions import advance
@@ -18,12 +18,12 @@ log = structlog.get_logger("gateway.inbound")
 
 # What a group status says of the whole file.
 _FILE_STATE = {
-    "ACTC": "acknowledged",
-    "ACCP": "acknowledged",
-    "ACSP": "acknowledged",
-    "ACSC": "acknowledged",
-    "PART": "partially_rejected",
-    "RJCT": "rejected",
+    "ACTC": FileState.ACKNOWLEDGED,
+    "ACCP": FileState.ACKNOWLEDGED,
+    "ACSP": FileState.ACKNOWLEDGED,
+    "ACSC": FileState.ACKNOWLEDGED,
+    "PART": FileState.PARTIALLY_REJECTED,
+    "RJCT": FileState.REJECTED,
 }
 
 
@@ -54,7 +54,7 @@ def apply_report(
     lines = status_lines(tx, report)
     moved = sum(_apply_line(tx, partner, report, line, now) for line in lines)
     if report.group_status in _FILE_STATE and (moved or not lines):
-        tx.file_status(report.original_msg_id, _FILE_STATE[report.group_status], stamp(now))
+        tx.file_status(report.original_msg_id, _FILE_STATE[report.group_status].value, stamp(now))
     log_.info("report.applied", lines=len(lines), moved=moved, group_status=report.group_status)
     return "applied"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -53,7 +54,13 @@ def advance(
     kind = POSTING_FOR.get(target)
     if kind is None:
         return True
-    moved = tx.get_order(order.order_id) or order
+    # What move_order just wrote (it keeps earlier bank details where none are given).
+    moved = replace(
+        order,
+        state=target.value,
+        bank_ref=bank_ref or order.bank_ref,
+        value_date=value_date or order.value_date,
+    )
     posting = LedgerPosting(
         kind=kind,
         subject=moved.order_id,
