@@ -36,7 +36,7 @@ def our_keypair(settings: Settings) -> KeyPair:
 
 def bank_keypair(settings: Settings, partner: PartnerProfile) -> KeyPair:
     """The simulated bank's key pair; its certificate is the one the partner profile pins."""
-    cert = settings.path(partner.certificate)
+    cert = settings.path(partner.signature.current.path)
     name = cert.name.removesuffix(".cert.pem")
     return ensure_keypair(cert.parent, name, f"{partner.name} bank simulator")
 
@@ -89,12 +89,12 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
     """Run intake, batcher, relay and inbound as workers of `runtime`."""
     settings = gateway.settings
     for partner in settings.partners.values():
-        if not settings.path(partner.certificate).is_file():
+        if not settings.path(partner.signature.current.path).is_file():
             # Its reports will be quarantined until the bank's certificate is put there.
             log.warning(
                 "partner.certificate_missing",
                 partner=partner.name,
-                path=str(settings.path(partner.certificate)),
+                path=str(settings.path(partner.signature.current.path)),
             )
     declare_topology(settings)
 

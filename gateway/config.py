@@ -9,32 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
+from gateway.profile import PartnerProfile, load_partner
+
+__all__ = ["DEFAULT_AMQP_URL", "PartnerProfile", "Settings", "load_partner", "load_settings"]
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-# The pain.001 versions the builder writes.
-PAIN001_VERSIONS = ("pain.001.001.09", "pain.001.001.03")
-
-
-@dataclass(frozen=True, slots=True)
-class PartnerProfile:
-    """How one bank partner is reached and trusted."""
-
-    # Short name used in queues, file names and postings, e.g. "agribank".
-    name: str
-    # The partner bank's BIC.
-    bic: str
-    # "amqp" (exchanges on the broker); file exchange comes with the files transport.
-    transport: str = "amqp"
-    # pain.001 version the partner accepts.
-    pain001_version: str = "pain.001.001.09"
-    # Debtor accounts (the treasury's own) held at this partner; orders are routed by them.
-    accounts: tuple[str, ...] = ()
-    # The partner's signing certificate (PEM), pinned; relative paths are under GATEWAY_HOME.
-    certificate: str = ""
-    # Minutes within which a status report is expected for each file sent.
-    status_deadline_minutes: int = 60
-    # Most transactions in one pain.001 file.
-    max_txs_per_file: int = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,29 +94,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-
-
-def load_partner(path: Path) -> PartnerProfile:
-    """Read one partner profile, naming the file and key of any mistake."""
-    data = _read_toml(path)
-    known = {f.name for f in fields(PartnerProfile)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}")
-    for required in ("name", "bic"):
-        if required not in data:
-            raise ConfigError(f"{path}: missing required key {required!r}")
-    version = data.get("pain001_version", "pain.001.001.09")
-    if version not in PAIN001_VERSIONS:
-        raise ConfigError(
-            f"{path}: pain001_version {version!r} is not one the gateway writes;"
-            f" use one of {', '.join(PAIN001_VERSIONS)}"
-        )
-    if data.get("transport", "amqp") != "amqp":
-        raise ConfigError(f"{path}: transport {data['transport']!r} is not supported yet; use amqp")
-    if "accounts" in data:
-        data["accounts"] = tuple(str(account) for account in data["accounts"])
-    return PartnerProfile(**data)
 
 
 def _home() -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import DEFAULT_AMQP_URL, Settings, load_settings
+from gateway.profile import PartnerProfile, PinnedCertificate
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -44,12 +45,18 @@ def broker_url() -> str:
     return url
 
 
+def pin_certificate(profile: PartnerProfile, cert: Path) -> PartnerProfile:
+    """The profile trusting only the certificate at `cert`."""
+    pinned = replace(profile.signature, certificates=(PinnedCertificate(path=str(cert)),))
+    return replace(profile, signature=pinned)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """The project's settings with the database, keys and bank certificate under tmp_path."""
     base = load_settings(ROOT)
     partners = {
-        name: replace(profile, certificate=str(tmp_path / "keys" / f"banksim-{name}.cert.pem"))
+        name: pin_certificate(profile, tmp_path / "keys" / f"banksim-{name}.cert.pem")
         for name, profile in base.partners.items()
     }
     return replace(

@@ -67,7 +67,7 @@ class BatchService:
         now = self._clock()
         quiet_before = stamp(now - timedelta(seconds=self._settings.batch_quiet_seconds))
         smallest_limit = min(
-            (p.max_txs_per_file for p in self._settings.partners.values()), default=50_000
+            (p.messages.max_txs_per_file for p in self._settings.partners.values()), default=50_000
         )
         with self._db.transaction() as tx:
             ready = tx.ready_groups(quiet_before, smallest_limit)
@@ -97,7 +97,7 @@ class BatchService:
         now = self._clock()
         rejected = 0
         with self._db.transaction() as tx:
-            for stored in tx.received_in_group(key, partner.max_txs_per_file):
+            for stored in tx.received_in_group(key, partner.messages.max_txs_per_file):
                 try:
                     self._build("KBNN-CHECK", partner, [stored], now)
                 except InvalidMessage as exc:
@@ -118,7 +118,7 @@ class BatchService:
         partner = self._settings.partners[key.split("|", 1)[0]]
         now = self._clock()
         with self._db.transaction() as tx:
-            stored = tx.received_in_group(key, partner.max_txs_per_file)
+            stored = tx.received_in_group(key, partner.messages.max_txs_per_file)
             if not stored:
                 return False
             seq = tx.next_value("pain.001")
@@ -127,7 +127,7 @@ class BatchService:
             tx.add_file(
                 msg_id=msg_id,
                 partner=partner.name,
-                message_type=partner.pain001_version,
+                message_type=partner.messages.pain001_version,
                 nb_of_txs=nb,
                 ctrl_sum=ctrl_sum,
                 sha256=hashlib.sha256(body).hexdigest(),
@@ -144,7 +144,7 @@ class BatchService:
                     body=body,
                     headers={
                         "partner": partner.name,
-                        "message_type": partner.pain001_version,
+                        "message_type": partner.messages.pain001_version,
                         "msg_id": msg_id,
                     },
                 ),
@@ -164,7 +164,7 @@ class BatchService:
             initiating_party=self._settings.initiating_party,
             groups=groups,
         )
-        root = build_pain001(batch, partner.pain001_version)
+        root = build_pain001(batch, partner.messages.pain001_version)
         xsd.validate(root)
         body = sign(root, self._keypair)
         ctrl_sum = total([o.money.amount for o in orders])

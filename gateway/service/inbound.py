@@ -33,7 +33,7 @@ class InboundService:
 
     def _cert(self, partner: PartnerProfile) -> bytes:
         if partner.name not in self._certs:
-            path = self._settings.path(partner.certificate)
+            path = self._settings.path(partner.signature.current.path)
             try:
                 self._certs[partner.name] = path.read_bytes()
             except OSError as exc:

@@ -59,7 +59,8 @@ def test_status_without_a_database_is_one_clear_line(home: Path) -> None:
 
 def test_a_broken_profile_is_named(home: Path) -> None:
     """A partner profile with an unknown key stops the command with the file and key named."""
-    (home / "conf" / "partners" / "broken.toml").write_text('name = "x"\nbic = "X"\ncolour = 1\n')
+    broken = 'name = "xbank"\nbic = "XBNKVNVX"\ncolour = 1\n'
+    (home / "conf" / "partners" / "broken.toml").write_text(broken)
     result = run(home, "status")
     assert result.returncode == 1
     assert "broken.toml: unknown key(s) colour" in result.stderr

@@ -18,6 +18,7 @@ from gateway.iso20022.camt054 import build_camt054
 from gateway.iso20022.model import Entry, EntryDetail, Notification, StatusReport, TxStatus
 from gateway.iso20022.pain002 import build_pain002
 from gateway.signing import sign
+from tests.conftest import pin_certificate
 from tests.unit.test_intake import Msg, order
 
 AT = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
@@ -169,12 +170,14 @@ def test_a_payment_group_rejection_rejects_its_orders(sent: Sent) -> None:
 
 def test_a_partner_cannot_move_another_partners_orders(sent: Sent, tmp_path: Any) -> None:
     """A validly signed report from another bank, about our Agribank file, moves nothing."""
-    other = replace(
-        sent.settings.partners["agribank"],
-        name="vietcombank",
-        bic="BFTVVNVX",
-        accounts=("BBAN:0011000000001",),
-        certificate=str(tmp_path / "keys" / "banksim-vietcombank.cert.pem"),
+    other = pin_certificate(
+        replace(
+            sent.settings.partners["agribank"],
+            name="vietcombank",
+            bic="BFTVVNVX",
+            accounts=("BBAN:0011000000001",),
+        ),
+        tmp_path / "keys" / "banksim-vietcombank.cert.pem",
     )
     settings = replace(sent.settings, partners={**sent.settings.partners, "vietcombank": other})
     gateway = build_gateway(settings)

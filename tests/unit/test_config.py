@@ -39,7 +39,7 @@ def test_partner_profile_missing_bic(tmp_path: Path) -> None:
     """A partner profile without its BIC names the file and the key."""
     path = tmp_path / "bank.toml"
     path.write_text('name = "bank"\n')
-    with pytest.raises(ConfigError, match=r"bank\.toml: missing required key 'bic'"):
+    with pytest.raises(ConfigError, match=r"bank\.toml: bic is required"):
         load_partner(path)
 
 

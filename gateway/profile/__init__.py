@@ -1,0 +1,84 @@
+"""Partner profiles (conf/partners/<name>.toml): how each bank is reached, trusted and scheduled.
+
+Each table of the file has its own module: [messages], [signature], [schedule], [files].
+Every mistake is refused at start with the file, table and key it is in.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from gateway.errors import ConfigError
+from gateway.profile.files import FileExchange, read_files
+from gateway.profile.messages import MessagePolicy, read_messages
+from gateway.profile.reading import Table
+from gateway.profile.schedule import Schedule, read_schedule
+from gateway.profile.signature import PinnedCertificate, SignaturePolicy, read_signature
+
+TRANSPORTS = ("amqp", "files")
+_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
+_BIC = re.compile(r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+
+__all__ = [
+    "FileExchange",
+    "MessagePolicy",
+    "PartnerProfile",
+    "PinnedCertificate",
+    "Schedule",
+    "SignaturePolicy",
+    "load_partner",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerProfile:
+    """How one bank partner is reached and trusted."""
+
+    # Short name used in queues, file names and postings, e.g. "agribank".
+    name: str
+    # The partner bank's BIC.
+    bic: str
+    # "amqp" (exchanges on the broker) or "files" (a pair of folders, local or over SFTP).
+    transport: str = "amqp"
+    # Debtor accounts (the treasury's own) held at this partner; orders are routed by them.
+    accounts: tuple[str, ...] = ()
+    # Minutes within which a status report is expected for each file sent.
+    status_deadline_minutes: int = 60
+    messages: MessagePolicy = field(default_factory=MessagePolicy)
+    signature: SignaturePolicy = field(default_factory=SignaturePolicy)
+    schedule: Schedule = field(default_factory=Schedule)
+    files: FileExchange | None = None
+
+
+def load_partner(path: Path) -> PartnerProfile:
+    """Read one partner profile, naming the file, table and key of any mistake."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    top = Table(path, "", data)
+    top.only(*(f.name for f in fields(PartnerProfile)))
+    name = top.text("name")
+    if not _NAME.match(name):
+        raise top.error("name", f"{name!r} must be 2-31 lower-case letters, digits or dashes")
+    bic = top.text("bic")
+    if not _BIC.match(bic):
+        raise top.error("bic", f"{bic!r} is not a BIC (8 or 11 characters, e.g. VBAAVNVX)")
+    transport = top.choice("transport", TRANSPORTS, "amqp")
+    profile = PartnerProfile(
+        name=name,
+        bic=bic,
+        transport=transport,
+        accounts=top.texts("accounts"),
+        status_deadline_minutes=top.integer("status_deadline_minutes", 60, minimum=1),
+        messages=read_messages(top.table("messages")),
+        signature=read_signature(top.table("signature")),
+        schedule=read_schedule(top.table("schedule")),
+        files=read_files(top.table("files"), required=transport == "files"),
+    )
+    top.finish()
+    return profile
