@@ -46,6 +46,9 @@ class Settings:
     log_format: str = "json"
     # Log level name.
     log_level: str = "info"
+    # ISO date-time with offset taken as the arrival of every order by the cut-off rules, for
+    # replaying a past month (the demo does); empty means the moment intake receives it.
+    as_of: str = ""
     # Partner profiles by name.
     partners: dict[str, PartnerProfile] = field(default_factory=dict)
 

@@ -13,12 +13,13 @@ import calendar
 import json
 import random
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any, Final
 
 from gateway.demo import names
 from gateway.demo.names import nfc
+from gateway.domain.calendar import BusinessCalendar
 
 ORDER_SCHEMA: Final = "payment-order/1"
 
@@ -88,7 +89,7 @@ CLOSED_ACCOUNTS: Final = 4
 UNKNOWN_ACCOUNTS: Final = 2
 
 # Fixed-date public holidays (lunar ones, such as Tết, are not modelled).
-FIXED_HOLIDAYS: Final = ((1, 1), (4, 30), (5, 1), (9, 2))
+VN_CALENDAR: Final = BusinessCalendar("VN")
 
 
 @dataclass(frozen=True)
@@ -118,15 +119,13 @@ class DemoMonth:
 
 
 def is_business_day(day: date) -> bool:
-    """Monday to Friday and not a fixed public holiday."""
-    return day.weekday() < 5 and (day.month, day.day) not in FIXED_HOLIDAYS
+    """Monday to Friday and not a Vietnamese public holiday (Tết and the lunar ones included)."""
+    return VN_CALENDAR.is_business_day(day)
 
 
 def next_business_day(day: date) -> date:
     """The day itself when it is a business day, else the next one."""
-    while not is_business_day(day):
-        day += timedelta(days=1)
-    return day
+    return VN_CALENDAR.next_business_day(day)
 
 
 def business_days(year: int, month: int) -> list[date]:

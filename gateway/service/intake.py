@@ -18,6 +18,7 @@ from gateway.domain.orders import PaymentOrder, content_hash, order_from_payload
 from gateway.domain.postings import LedgerPosting, PostingKind
 from gateway.errors import InvalidMessage
 from gateway.service.clock import Clock, stamp, utcnow
+from gateway.service.execution import ExecutionDates
 from gateway.service.postings import posting_message
 
 log = structlog.get_logger("gateway.intake")
@@ -54,6 +55,7 @@ class IntakeService:
         self._db = db
         self._settings = settings
         self._clock = clock
+        self._dates = ExecutionDates.from_settings(settings)  # cut-offs and business days
 
     def handle(self, messages: Sequence[Message]) -> list[IntakeOutcome]:
         """Accept a chunk of messages in one transaction (the caller acks after it returns)."""
@@ -79,12 +81,16 @@ class IntakeService:
             payload = parse_order_json(body)
             order = order_from_payload(payload)
             partner = self._route(order)
+            stored = payload
+            if tx.get_order(order.order_id) is None:  # a redelivery keeps the day it was given
+                profile = self._settings.partners[partner]
+                stored, order = self._dates.schedule(profile, payload, order, now)
         except InvalidMessage as exc:
             return self._refuse(tx, body, _claimed_order_id(body), str(exc), now)
         result = tx.add_order(
             order_id=order.order_id,
             content_hash=content_hash(payload),
-            payload=json.dumps(payload, ensure_ascii=False, sort_keys=True),
+            payload=json.dumps(stored, ensure_ascii=False, sort_keys=True),
             partner=partner,
             group_key=group_key(partner, order),
             category=order.category.value,

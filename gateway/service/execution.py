@@ -1,0 +1,88 @@
+"""Execution dates at intake: each order gets a day its partner bank really executes on.
+
+An order for a weekend, a public holiday or a day whose cut-off has passed is moved to the next
+business day, or refused, as the partner's profile says ([schedule] off_day).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from gateway.domain.calendar import BusinessCalendar, Cutoff, execution_date
+from gateway.domain.orders import PaymentOrder
+from gateway.errors import ConfigError, InvalidMessage
+from gateway.profile import PartnerProfile
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+
+log = structlog.get_logger("gateway.execution")
+
+# Key of the stored order (not of the contract) keeping the day the treasury asked for.
+MOVED_FROM = "requested_execution_date_moved_from"
+
+
+class ExecutionDateRefused(InvalidMessage):
+    """The partner refuses orders it cannot execute on the requested day."""
+
+
+class ExecutionDates:
+    """Applies each partner's cut-off and calendar to orders as they arrive."""
+
+    def __init__(self, as_of: datetime | None = None) -> None:
+        # A fixed arrival moment (replaying a past month); None means the time intake received it.
+        self._as_of = as_of
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ExecutionDates:
+        """From the `as_of` setting (empty: each order's own arrival time)."""
+        if not settings.as_of:
+            return cls()
+        try:
+            moment = datetime.fromisoformat(settings.as_of)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise ConfigError(
+                f"as_of {settings.as_of!r} must be a date-time with an offset,"
+                " e.g. 2026-11-02T08:00:00+07:00"
+            )
+        return cls(moment)
+
+    def schedule(
+        self, partner: PartnerProfile, payload: dict[str, Any], order: PaymentOrder, now: datetime
+    ) -> tuple[dict[str, Any], PaymentOrder]:
+        """The payload to store and the order as it will be executed; refused per the profile."""
+        rules = partner.schedule
+        decided = execution_date(
+            order.requested_execution_date,
+            self._as_of or now,
+            Cutoff(rules.cutoff, ZoneInfo(rules.timezone)),
+            BusinessCalendar(rules.calendar),
+        )
+        if not decided.moved:
+            return payload, order
+        if rules.off_day == "refuse":
+            raise ExecutionDateRefused(
+                f"{partner.name} cannot execute on {decided.requested.isoformat()}:"
+                f" {decided.reason}; the next business day is {decided.execution.isoformat()}"
+            )
+        log.info(
+            "order.execution_moved",
+            order_id=order.order_id,
+            partner=partner.name,
+            requested=decided.requested.isoformat(),
+            execution=decided.execution.isoformat(),
+            reason=decided.reason,
+        )
+        stored = {
+            **payload,
+            "requested_execution_date": decided.execution.isoformat(),
+            MOVED_FROM: decided.requested.isoformat(),
+        }
+        return stored, replace(order, requested_execution_date=decided.execution)
