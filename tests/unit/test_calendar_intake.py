@@ -102,5 +102,5 @@ def test_a_day_already_past_is_named_as_such(settings: Settings) -> None:
 @pytest.mark.parametrize("as_of", ["yesterday", "2026-11-02T08:00:00"])
 def test_a_bad_as_of_setting_is_refused_at_start(settings: Settings, as_of: str) -> None:
     """as_of must be a date-time with an offset; anything else stops the start, named."""
-    with pytest.raises(ConfigError, match="as_of .* must be a date-time with an offset"):
+    with pytest.raises(ConfigError, match=r"as_of .* must be a date-time with an offset"):
         ExecutionDates.from_settings(replace(settings, as_of=as_of))
