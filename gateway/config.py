@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
-from gateway.profile import PartnerProfile, load_partner
+from gateway.profile import PartnerProfile, load_partner, load_partners
 
 __all__ = ["DEFAULT_AMQP_URL", "PartnerProfile", "Settings", "load_partner", "load_settings"]
 
@@ -126,11 +126,7 @@ def load_settings(home: Path | None = None, **overrides: Any) -> Settings:
         if raw is not None:
             values[name] = _coerce(name, raw, getattr(defaults, name))
     values.update({k: v for k, v in overrides.items() if k != "partners"})
-    partners: dict[str, PartnerProfile] = {}
     partner_dir = root / "conf" / "partners"
-    if partner_dir.is_dir():
-        for path in sorted(partner_dir.glob("*.toml")):
-            profile = load_partner(path)
-            partners[profile.name] = profile
+    partners = load_partners(partner_dir) if partner_dir.is_dir() else {}
     partners.update(overrides.get("partners", {}))
     return Settings(home=root, partners=partners, **values)

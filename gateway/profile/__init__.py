@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from gateway.errors import ConfigError
-from gateway.profile.files import FileExchange, read_files
+from gateway.profile.files import FileExchange, SftpAccess, read_files
 from gateway.profile.messages import MessagePolicy, read_messages
 from gateway.profile.reading import Table
 from gateway.profile.schedule import Schedule, read_schedule
@@ -21,6 +21,8 @@ from gateway.profile.signature import PinnedCertificate, SignaturePolicy, read_s
 TRANSPORTS = ("amqp", "files")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
 _BIC = re.compile(r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+# How an order names the debtor account: an IBAN, or SCHEME:number (e.g. BBAN:7411058271001).
+_ACCOUNT = re.compile(r"^([A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}|[A-Za-z0-9]{1,35}:[A-Za-z0-9-]{1,34})$")
 
 __all__ = [
     "FileExchange",
@@ -28,8 +30,10 @@ __all__ = [
     "PartnerProfile",
     "PinnedCertificate",
     "Schedule",
+    "SftpAccess",
     "SignaturePolicy",
     "load_partner",
+    "load_partners",
 ]
 
 
@@ -69,11 +73,21 @@ def load_partner(path: Path) -> PartnerProfile:
     if not _BIC.match(bic):
         raise top.error("bic", f"{bic!r} is not a BIC (8 or 11 characters, e.g. VBAAVNVX)")
     transport = top.choice("transport", TRANSPORTS, "amqp")
+    accounts = top.texts("accounts")
+    for account in accounts:
+        if not _ACCOUNT.match(account):
+            raise top.error(
+                "accounts",
+                f"{account!r} is neither an IBAN nor SCHEME:number (e.g. BBAN:7411058271001)",
+            )
+    if len(set(accounts)) != len(accounts):
+        twice = sorted({a for a in accounts if accounts.count(a) > 1})
+        raise top.error("accounts", f"lists {', '.join(twice)} more than once")
     profile = PartnerProfile(
         name=name,
         bic=bic,
         transport=transport,
-        accounts=top.texts("accounts"),
+        accounts=accounts,
         status_deadline_minutes=top.integer("status_deadline_minutes", 60, minimum=1),
         messages=read_messages(top.table("messages")),
         signature=read_signature(top.table("signature")),
@@ -82,3 +96,31 @@ def load_partner(path: Path) -> PartnerProfile:
     )
     top.finish()
     return profile
+
+
+def load_partners(folder: Path) -> dict[str, PartnerProfile]:
+    """Every profile in `folder` (*.toml), refusing two partners with one name or one account."""
+    partners: dict[str, PartnerProfile] = {}
+    holders: dict[str, str] = {}
+    folders: dict[str, str] = {}
+    for path in sorted(folder.glob("*.toml")):
+        profile = load_partner(path)
+        if profile.name in partners:
+            raise ConfigError(f"{path}: name {profile.name!r} is already used by another profile")
+        for account in profile.accounts:
+            if account in holders:
+                raise ConfigError(
+                    f"{path}: accounts: {account} is already held by partner {holders[account]}"
+                )
+            holders[account] = profile.name
+        if profile.files is not None:
+            for side in (profile.files.outbound, profile.files.inbound):
+                where = f"{profile.files.sftp.host}:{side}" if profile.files.sftp else side
+                if where in folders:
+                    raise ConfigError(
+                        f"{path}: [files] folder {side!r} is already used by partner"
+                        f" {folders[where]}"
+                    )
+                folders[where] = profile.name
+        partners[profile.name] = profile
+    return partners

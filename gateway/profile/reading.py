@@ -45,6 +45,22 @@ class Table:
             raise self.error(key, f"must be a string, got {value!r}")
         return value
 
+    def word(self, key: str) -> str:
+        """A required, non-blank string."""
+        value = self.text(key)
+        if not value.strip():
+            raise self.error(key, "must not be empty")
+        return value
+
+    def number(self, key: str, default: float, minimum: float = 0.0) -> float:
+        """A number (integer or decimal) no smaller than minimum."""
+        value = self.raw(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(key, f"must be a number, got {value!r}")
+        if value < minimum:
+            raise self.error(key, f"must be at least {minimum:g}, got {value:g}")
+        return float(value)
+
     def choice(self, key: str, options: Sequence[str], default: str) -> str:
         """A string among a fixed set of options."""
         value = self.text(key, default)

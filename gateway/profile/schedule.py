@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gateway.domain.calendar import SUPPORTED_CALENDARS
 from gateway.profile.reading import Table
 
 # What happens to an order past the cut-off or on a day the bank is closed.
 OFF_DAY_RULES = ("next_business_day", "refuse")
-CALENDARS = ("VN",)
+CALENDARS = SUPPORTED_CALENDARS
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,10 @@ def read_schedule(table: Table) -> Schedule:
         cutoff = time.fromisoformat(cutoff_text)
     except ValueError:
         raise table.error("cutoff", f"{cutoff_text!r} is not a time like 15:30") from None
+    if cutoff.tzinfo is not None:
+        raise table.error(
+            "cutoff", f"{cutoff_text!r} carries an offset; give the local time and set timezone"
+        )
     schedule = Schedule(
         timezone=zone,
         cutoff=cutoff,
