@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,13 +12,16 @@ import structlog
 
 from gateway.adapters import topology
 from gateway.adapters.db import Database
+from gateway.adapters.filedrop import Folder, LocalFolder
 from gateway.adapters.rabbitmq import Delivery, Publisher, connect, consume
 from gateway.banksim.bank import AccountBook, BankSimulator
 from gateway.banksim.record import BankRecord
 from gateway.config import PartnerProfile, Settings
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
 from gateway.runtime import Runtime, every
 from gateway.service.batcher import BatchService
+from gateway.service.file_relay import FileRelay
+from gateway.service.file_scanner import FileScanner
 from gateway.service.inbound import InboundService
 from gateway.service.intake import IntakeService
 from gateway.service.relay import RelayService
@@ -120,8 +123,9 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
 
     def relay(stop: threading.Event) -> None:
         publisher = Publisher(settings.amqp_url)
+        service = RelayService(gateway.db, publisher, file_partners=file_partners(settings))
         try:
-            every(settings.relay_interval, RelayService(gateway.db, publisher).drain)(stop)
+            every(settings.relay_interval, service.drain)(stop)
         finally:
             publisher.close()
 
@@ -129,6 +133,77 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
     runtime.add("batcher", every(0.2, gateway.batcher.tick))
     runtime.add("relay", relay)
     runtime.add("inbound", inbound)
+    start_file_exchange(gateway, runtime)
+
+
+# --- file exchange: partners reached by a pair of folders, local or over SFTP ------------------
+
+
+def file_partners(settings: Settings) -> tuple[str, ...]:
+    """Names of the partners reached by file exchange (the broker relay skips their files)."""
+    return tuple(p.name for p in settings.partners.values() if p.transport == "files")
+
+
+def partner_folders(settings: Settings, partner: PartnerProfile) -> tuple[Folder, Folder]:
+    """The partner's outbound and inbound folders, on this machine or on its SFTP host."""
+    exchange = partner.files
+    if exchange is None:
+        raise ConfigError(f"partner {partner.name} is not reached by file exchange")
+    if exchange.sftp is not None:
+        from gateway.adapters.sftp import SftpFolder  # noqa: PLC0415 - paramiko only when used
+
+        key = settings.path(exchange.sftp.key)
+        return (
+            SftpFolder(exchange.sftp, key, exchange.outbound),
+            SftpFolder(exchange.sftp, key, exchange.inbound),
+        )
+    return LocalFolder(settings.path(exchange.outbound)), LocalFolder(
+        settings.path(exchange.inbound)
+    )
+
+
+def file_scanner(gateway: Gateway, partner: PartnerProfile) -> FileScanner:
+    """A scanner of one partner's inbound folder, feeding the inbound service."""
+    _, inbound = partner_folders(gateway.settings, partner)
+    return FileScanner(partner, inbound, gateway.inbound, gateway.db)
+
+
+def start_file_exchange(gateway: Gateway, runtime: Runtime) -> None:
+    """The file relay (outbox → outbound folders) and one inbound scanner per files partner."""
+    settings = gateway.settings
+    partners = [settings.partners[name] for name in file_partners(settings)]
+    if not partners:
+        return
+
+    def relay(stop: threading.Event) -> None:
+        folders = {p.name: partner_folders(settings, p)[0] for p in partners}
+        service = FileRelay(gateway.db, folders)
+        try:
+            every(settings.relay_interval, service.drain)(stop)
+        finally:
+            service.close()
+
+    runtime.add("file-relay", relay)
+    for partner in partners:
+        runtime.add(f"file-scanner-{partner.name}", scan_loop(file_scanner(gateway, partner)))
+
+
+def scan_loop(scanner: FileScanner) -> Callable[[threading.Event], None]:
+    """Scan every poll_seconds until stopped; a fault is logged and the next pass retries."""
+
+    def loop(stop: threading.Event) -> None:
+        interval = scanner.poll_seconds
+        while not stop.is_set():
+            try:
+                scanner.scan()
+            except (GatewayError, OSError) as exc:
+                log.warning("files.scan_failed", partner=scanner.partner, error=str(exc))
+            stop.wait(interval)
+
+    return loop
+
+
+# --- end of file exchange ----------------------------------------------------------------------
 
 
 def load_book(path: Path | None) -> AccountBook:

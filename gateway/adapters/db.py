@@ -373,12 +373,21 @@ class Database:
         """A read-only query for status and reports."""
         return list(self.connection().execute(sql, args).fetchall())
 
-    def pending_outbox(self, limit: int) -> list[PendingMessage]:
-        """Outbox messages not yet confirmed, oldest first."""
+    def pending_outbox(
+        self, limit: int, *, file_partners: Sequence[str] = (), files_only: bool = False
+    ) -> list[PendingMessage]:
+        """Outbox messages not yet confirmed, oldest first.
+
+        Files for `file_partners` (reached by file exchange, not by the broker) are left out, or,
+        with `files_only`, are the only messages returned.
+        """
+        marks = ", ".join("?" * len(file_partners))
+        to_files = f"(exchange = 'gateway.to-bank' AND routing_key IN ({marks}))"
+        which = to_files if files_only else f"NOT {to_files}"
         rows = self.query(
-            "SELECT id, message_id, exchange, routing_key, body, headers FROM outbox"
-            " WHERE sent_at IS NULL AND parked_at IS NULL ORDER BY id LIMIT ?",
-            (limit,),
+            "SELECT id, message_id, exchange, routing_key, body, headers FROM outbox"  # noqa: S608 - placeholders only
+            f" WHERE sent_at IS NULL AND parked_at IS NULL AND {which} ORDER BY id LIMIT ?",
+            (*file_partners, limit),
         )
         return [
             PendingMessage(

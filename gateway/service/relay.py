@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import structlog
@@ -36,16 +37,23 @@ class RelayService:
     """Drains the outbox in id order; a crash before marking means a resend with the same id."""
 
     def __init__(
-        self, db: Database, publisher: Publisher, clock: Clock = utcnow, batch: int = 500
+        self,
+        db: Database,
+        publisher: Publisher,
+        clock: Clock = utcnow,
+        batch: int = 500,
+        file_partners: Sequence[str] = (),
     ) -> None:
         self._db = db
+        # Partners reached by file exchange: gateway/service/file_relay.py delivers their files.
+        self._file_partners = tuple(file_partners)
         self._publisher = publisher
         self._clock = clock
         self._batch = batch
 
     def drain(self) -> int:
         """Publish pending messages; returns how many were confirmed."""
-        pending = self._db.pending_outbox(self._batch)
+        pending = self._db.pending_outbox(self._batch, file_partners=self._file_partners)
         if not pending:
             self._publisher.keepalive()
             return 0

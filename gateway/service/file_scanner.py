@@ -1,0 +1,229 @@
+"""Inbound file exchange: the bank's reports picked up from its folder, each exactly once.
+
+One scan of a partner's inbound folder:
+
+1. takes over claims left by a scanner that died (its process is gone, or it has held the file
+   longer than `stale_claim_seconds`);
+2. leaves alone files still being written (hidden or `.tmp`/`.part` names, or modified within
+   `settle_seconds`) and detached signatures (`<name>.sig`, which travel with their file);
+3. claims each other file by renaming it into `claimed/` under a name only this scanner uses,
+   so two scanners never read one file;
+4. hands it to the inbound service (signature, XSD, the report rules), unless the very same
+   bytes were already taken in, which the sha256 of every kept file tells;
+5. moves it to `processed/`, or to `failed/` beside a `<name>.reason.txt` saying why.
+
+A crash anywhere leaves the file in the inbound folder or in `claimed/`; the next scan finishes
+it. A file already applied is recognised by its sha256 and only moved, never applied twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from gateway.adapters.db import Database
+from gateway.adapters.filedrop import SIGNATURE_SUFFIX, Entry, Folder, is_partial
+from gateway.errors import GatewayError
+from gateway.profile import PartnerProfile
+from gateway.service.inbound import InboundService
+
+log = structlog.get_logger("gateway.files")
+
+CLAIMED = "claimed"
+PROCESSED = "processed"
+FAILED = "failed"
+REASON_SUFFIX = ".reason.txt"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A file in `claimed/`: its original name, who claimed it and when."""
+
+    name: str
+    owner: str
+    since: float
+
+    @property
+    def path(self) -> str:
+        """Its path relative to the inbound folder."""
+        return f"{CLAIMED}/{self.name}@{self.owner}@{self.since:.0f}"
+
+    @classmethod
+    def parse(cls, entry: Entry) -> Claim | None:
+        """The claim a name in claimed/ stands for; None for a name no scanner wrote."""
+        parts = entry.name.rsplit("@", 2)
+        if len(parts) != 3 or not parts[2].isdigit():
+            return None
+        return cls(parts[0], parts[1], float(parts[2]))
+
+
+def _owner_alive(owner: str, host: str) -> bool | None:
+    """Whether the claiming process still runs: None when it ran on another host."""
+    claimed_on, _, rest = owner.rpartition("~")
+    if claimed_on != host:
+        return None
+    pid = rest.split("-", 1)[0]
+    if not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FileScanner:
+    """Scans one partner's inbound folder; several scanners may share it safely."""
+
+    def __init__(
+        self,
+        partner: PartnerProfile,
+        folder: Folder,
+        inbound: InboundService,
+        db: Database,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if partner.files is None:
+            raise GatewayError(f"partner {partner.name} is not reached by file exchange")
+        self._partner = partner
+        self._exchange = partner.files
+        self._folder = folder
+        self._inbound = inbound
+        self._db = db
+        self._clock = clock
+        self._host = socket.gethostname().replace("@", "_").replace("~", "_")
+        # Unique per scanner, even among scanners of one process.
+        self.owner = f"{self._host}~{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._ready = False
+
+    @property
+    def partner(self) -> str:
+        """The partner whose folder this is."""
+        return self._partner.name
+
+    @property
+    def poll_seconds(self) -> float:
+        """Seconds between two scans."""
+        return self._exchange.poll_seconds
+
+    def scan(self) -> Counter[str]:
+        """One pass over the folder; returns how many files ended how."""
+        outcomes: Counter[str] = Counter()
+        with structlog.contextvars.bound_contextvars(partner=self._partner.name):
+            if not self._ready:
+                for sub in (CLAIMED, PROCESSED, FAILED):
+                    self._folder.ensure(sub)
+                self._ready = True
+            for claim in self._orphans():
+                outcomes[self._finish(claim, recovered=True)] += 1
+            now = self._clock()
+            for entry in self._folder.files():
+                if is_partial(entry.name):
+                    continue
+                if entry.name.endswith(SIGNATURE_SUFFIX):
+                    continue  # claimed with the file it signs
+                if now - entry.mtime < self._exchange.settle_seconds:
+                    outcomes["settling"] += 1
+                    continue
+                claim = Claim(entry.name, self.owner, now)
+                if not self._folder.claim(entry.name, claim.path):
+                    outcomes["taken_by_another"] += 1
+                    continue
+                signature = entry.name + SIGNATURE_SUFFIX
+                if self._folder.exists(signature):
+                    sig_claim = Claim(signature, self.owner, now)
+                    self._folder.claim(signature, sig_claim.path)
+                outcomes[self._finish(claim)] += 1
+        return outcomes
+
+    def _orphans(self) -> list[Claim]:
+        """Claims to take over: ours from an earlier pass, and those of dead or stale scanners."""
+        now = self._clock()
+        taken = []
+        for entry in self._folder.files(CLAIMED):
+            claim = Claim.parse(entry)
+            if claim is None or claim.name.endswith(SIGNATURE_SUFFIX):
+                continue
+            alive = _owner_alive(claim.owner, self._host)
+            stale = now - claim.since > self._exchange.stale_claim_seconds
+            if claim.owner != self.owner and alive is not False and not stale:
+                continue  # another scanner is working on it
+            if claim.owner != self.owner:
+                mine = Claim(claim.name, self.owner, now)
+                if not self._folder.claim(claim.path, mine.path):
+                    continue  # another scanner took it over first
+                self._take_signature(claim, mine)
+                log.warning("files.claim_recovered", file=claim.name, from_owner=claim.owner)
+                claim = mine
+            taken.append(claim)
+        return taken
+
+    def _take_signature(self, old: Claim, new: Claim) -> None:
+        sig_old = Claim(old.name + SIGNATURE_SUFFIX, old.owner, old.since)
+        if self._folder.exists(sig_old.path):
+            self._folder.claim(sig_old.path, Claim(sig_old.name, new.owner, new.since).path)
+
+    def _finish(self, claim: Claim, *, recovered: bool = False) -> str:
+        """Apply one claimed file and move it out of claimed/; returns the outcome."""
+        raw = self._folder.read(claim.path)
+        digest = hashlib.sha256(raw).hexdigest()
+        earlier = self._seen(digest)
+        if earlier is None:
+            outcome = self._inbound.apply(self._partner.name, raw)
+        else:
+            outcome = "duplicate" if earlier == "applied" else "quarantined"
+            log.info("files.already_taken_in", file=claim.name, sha256=digest, earlier=earlier)
+        log.info("files.read", file=claim.name, outcome=outcome, recovered=recovered)
+        try:
+            if outcome == "quarantined":
+                self._set_aside(claim, FAILED, self._reason(digest))
+            else:
+                self._set_aside(claim, PROCESSED, None)
+        except OSError as exc:
+            # Already taken in: the file stays claimed, and the next pass moves it again.
+            log.error("files.move_failed", file=claim.name, error=str(exc))
+            return "left_claimed"
+        return outcome
+
+    def _seen(self, digest: str) -> str | None:
+        """Whether these exact bytes were taken in from this partner: applied or quarantined."""
+        name = self._partner.name
+        if self._db.query(
+            "SELECT 1 FROM inbound_files WHERE partner = ? AND sha256 = ?", (name, digest)
+        ):
+            return "applied"
+        if self._db.query(
+            "SELECT 1 FROM quarantine WHERE partner = ? AND sha256 = ?", (name, digest)
+        ):
+            return "quarantined"
+        return None
+
+    def _reason(self, digest: str) -> str:
+        rows = self._db.query(
+            "SELECT reason FROM quarantine WHERE partner = ? AND sha256 = ?",
+            (self._partner.name, digest),
+        )
+        return str(rows[0][0]) if rows else "refused by the inbound checks"
+
+    def _set_aside(self, claim: Claim, where: str, reason: str | None) -> None:
+        """Move the file (and its signature) to processed/ or failed/, never replacing one."""
+        target = f"{where}/{claim.name}"
+        if self._folder.exists(target):
+            target = f"{target}.{claim.since:.0f}-{self.owner.rsplit('-', 1)[-1]}"
+        if reason is not None:
+            self._folder.write_atomic(target + REASON_SUFFIX, (reason + "\n").encode("utf-8"))
+        sig = Claim(claim.name + SIGNATURE_SUFFIX, claim.owner, claim.since)
+        if self._folder.exists(sig.path):
+            self._folder.move(sig.path, target + SIGNATURE_SUFFIX)
+        self._folder.move(claim.path, target)
+        log.info("files.set_aside", file=claim.name, to=target)
