@@ -14,6 +14,7 @@ import click
 from pika.exceptions import AMQPError
 
 from gateway import logs
+from gateway.commands import files as files_commands
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
 
@@ -272,3 +273,6 @@ def main() -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+cli.add_command(files_commands.files)
