@@ -57,6 +57,6 @@ def scan(ctx: click.Context, partner: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(results, sort_keys=True))
         return
-    for name, outcome in results.items():
-        counts = ", ".join(f"{key} {value}" for key, value in outcome.items()) or "nothing waiting"
+    for name, counted in results.items():
+        counts = ", ".join(f"{key} {value}" for key, value in counted.items()) or "nothing waiting"
         click.echo(f"{name}: {counts}")
