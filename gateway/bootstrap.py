@@ -15,6 +15,7 @@ from gateway.adapters.db import Database
 from gateway.adapters.filedrop import Folder, LocalFolder
 from gateway.adapters.rabbitmq import Delivery, Publisher, connect, consume
 from gateway.banksim.bank import AccountBook, BankSimulator
+from gateway.banksim.files import FileBank
 from gateway.banksim.record import BankRecord
 from gateway.config import PartnerProfile, Settings
 from gateway.errors import ConfigError, GatewayError
@@ -203,6 +204,33 @@ def scan_loop(scanner: FileScanner) -> Callable[[threading.Event], None]:
     return loop
 
 
+def file_bank(settings: Settings, partner: PartnerProfile, bank: BankSimulator) -> FileBank:
+    """The bank simulator on the partner's folders: reads outbound, writes inbound."""
+    outbound, inbound = partner_folders(settings, partner)
+    return FileBank(bank, outbound, inbound)
+
+
+def start_file_bank(
+    settings: Settings, partner: PartnerProfile, bank: BankSimulator, runtime: Runtime
+) -> None:
+    """Run the bank simulator over the partner's folders."""
+    poll = partner.files.poll_seconds if partner.files else 1.0
+
+    def serve(stop: threading.Event) -> None:
+        side = file_bank(settings, partner, bank)
+        try:
+            while not stop.is_set():
+                try:
+                    side.poll()
+                except (GatewayError, OSError) as exc:
+                    log.warning("bank.poll_failed", partner=partner.name, error=str(exc))
+                stop.wait(min(poll, 0.5))
+        finally:
+            side.close()
+
+    runtime.add(f"bank-sim-{partner.name}", serve)
+
+
 # --- end of file exchange ----------------------------------------------------------------------
 
 
@@ -239,7 +267,13 @@ def build_bank(
 def start_bank(
     settings: Settings, partner: PartnerProfile, bank: BankSimulator, runtime: Runtime
 ) -> None:
-    """Run the bank simulator on the partner's inbox; replies go to `gateway.from-bank`."""
+    """Run the bank simulator on the partner's inbox; replies go to `gateway.from-bank`.
+
+    A partner reached by file exchange is served over its folders instead.
+    """
+    if partner.transport == "files":
+        start_file_bank(settings, partner, bank, runtime)
+        return
 
     def serve(stop: threading.Event) -> None:
         publisher = Publisher(settings.amqp_url)

@@ -27,6 +27,10 @@ TREASURY_NAME: Final = nfc("Kho bạc Nhà nước Phú Lương")
 TREASURY_ACCOUNT: Final = "7411058271001"  # the treasury's own account at Agribank
 TREASURY_BIC: Final = "VBAAVNVX"
 PARTNER: Final = "agribank"
+# The treasury's second account, at VietinBank (reached by file exchange), for utility bills.
+BILLS_ACCOUNT: Final = "108000271446"
+BILLS_BIC: Final = "ICBVVNVX"
+BILLS_PARTNER: Final = "vietinbank"
 TREASURY_CODE: Final = "2714"  # illustrative code of the Phú Lương treasury office
 
 # Social assistance: the standard amount (Decree 20/2021/ND-CP as amended by Decree 76/2024/ND-CP,
@@ -116,6 +120,13 @@ class DemoMonth:
     revenue: list[RevenueCollection]
     treasury_account: str  # the treasury's own account number at the partner bank
     partner: str  # the partner profile holding the treasury account
+    # Partner whose treasury account pays the utility bills (the same as `partner`, or VietinBank).
+    bills_partner: str = PARTNER
+
+    @property
+    def partners(self) -> tuple[str, ...]:
+        """The partner banks this month's orders go to."""
+        return tuple(dict.fromkeys((self.partner, self.bills_partner)))
 
 
 def is_business_day(day: date) -> bool:
@@ -144,7 +155,9 @@ def _party(name: str, number: str, bic: str) -> dict[str, Any]:
     return {"name": name, "account": {"number": number, "scheme": "BBAN"}, "agent_bic": bic}
 
 
-def _treasury() -> dict[str, Any]:
+def _treasury(partner: str = PARTNER) -> dict[str, Any]:
+    if partner == BILLS_PARTNER:
+        return _party(TREASURY_NAME, BILLS_ACCOUNT, BILLS_BIC)
     return _party(TREASURY_NAME, TREASURY_ACCOUNT, TREASURY_BIC)
 
 
@@ -158,6 +171,7 @@ def _order(
     remittance: str,
     budget: dict[str, str],
     batch_ref: str | None = None,
+    debtor: str = PARTNER,
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {"schema": ORDER_SCHEMA, "order_id": order_id}
     if batch_ref is not None:
@@ -165,7 +179,7 @@ def _order(
     payload.update(
         {
             "category": category,
-            "debtor": _treasury(),
+            "debtor": _treasury(debtor),
             "creditor": creditor,
             "amount": _vnd(amount),
             "currency": "VND",
@@ -182,7 +196,9 @@ class _Accounts:
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
-        self._used = {TREASURY_ACCOUNT} | {acc for *_, pairs in UTILITIES for _, acc in pairs}
+        self._used = {TREASURY_ACCOUNT, BILLS_ACCOUNT} | {
+            acc for *_, pairs in UTILITIES for _, acc in pairs
+        }
 
     def beneficiary_bank(self) -> str:
         banks = [bic for bic, *_ in BENEFICIARY_BANKS]
@@ -233,7 +249,9 @@ def _previous_period(year: int, month: int) -> str:
     return f"{month - 1}/{year}" if month > 1 else f"12/{year - 1}"
 
 
-def _utility_bills(rng: random.Random, year: int, month: int) -> list[dict[str, Any]]:
+def _utility_bills(
+    rng: random.Random, year: int, month: int, partner: str = PARTNER
+) -> list[dict[str, Any]]:
     """Bills of the previous month's electricity, water and telecom for budget-using units."""
     period = _previous_period(year, month)
     days = business_days(year, month)
@@ -268,6 +286,7 @@ def _utility_bills(rng: random.Random, year: int, month: int) -> list[dict[str, 
                 execution=day,
                 remittance=remittance,
                 budget=budget,
+                debtor=partner,
             )
             bills.append((day, order))
     return _numbered(bills, f"DV{year % 100:02d}{month:02d}", 4)
@@ -409,15 +428,25 @@ def _revenue(rng: random.Random, year: int, month: int) -> list[RevenueCollectio
 
 
 def generate_month(
-    year: int = 2026, month: int = 11, seed: int = 2026, beneficiaries: int = 3631
+    year: int = 2026,
+    month: int = 11,
+    seed: int = 2026,
+    beneficiaries: int = 3631,
+    bills_partner: str = PARTNER,
 ) -> DemoMonth:
-    """One month of Kho bạc Nhà nước Phú Lương; the same arguments always give the same month."""
+    """One month of Kho bạc Nhà nước Phú Lương; the same arguments always give the same month.
+
+    `bills_partner="vietinbank"` pays the utility bills from the treasury's VietinBank account,
+    whose bank is reached by file exchange; everything else leaves from Agribank.
+    """
+    if bills_partner not in (PARTNER, BILLS_PARTNER):
+        raise ValueError(f"bills_partner must be {PARTNER} or {BILLS_PARTNER}")
     if beneficiaries < 1:
         raise ValueError("beneficiaries must be at least 1")
     rng = random.Random(seed)
     accounts = _Accounts(rng)
     social = _social_run(rng, accounts, year, month, beneficiaries)
-    utilities = _utility_bills(rng, year, month)
+    utilities = _utility_bills(rng, year, month, bills_partner)
     suppliers = _supplier_transfers(rng, accounts, year, month)
     creditors = [order["creditor"]["account"]["number"] for order in social]
     rejected = rng.sample(creditors, min(len(creditors), CLOSED_ACCOUNTS + UNKNOWN_ACCOUNTS))
@@ -431,4 +460,5 @@ def generate_month(
         revenue=revenue,
         treasury_account=TREASURY_ACCOUNT,
         partner=PARTNER,
+        bills_partner=bills_partner,
     )

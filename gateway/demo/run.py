@@ -7,15 +7,20 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass, replace
+from datetime import date, datetime
+from datetime import time as dt_time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 
 from gateway.adapters import topology
+from gateway.adapters.filedrop import SIGNATURE_SUFFIX, LocalFolder
 from gateway.adapters.rabbitmq import Publisher, connect, consume
 from gateway.banksim.bank import AccountBook, RevenueItem
+from gateway.banksim.files import TAKEN
 from gateway.bootstrap import (
     build_bank,
     build_gateway,
@@ -23,11 +28,12 @@ from gateway.bootstrap import (
     start_bank,
     start_gateway,
 )
-from gateway.config import Settings
+from gateway.config import PartnerProfile, Settings
 from gateway.demo.ledger_sink import LedgerSink
 from gateway.demo.month import DemoMonth, generate_month
 from gateway.domain.orders import Budget, budget_line
 from gateway.runtime import Runtime
+from gateway.service.file_scanner import CLAIMED, FAILED, PROCESSED, REASON_SUFFIX
 from gateway.service.overview import overview
 
 log = structlog.get_logger("gateway.demo")
@@ -54,6 +60,14 @@ class DemoPaths:
     def bank_db(self) -> Path:
         """The bank simulator's record."""
         return self.root / "bank.db"
+
+    def bank_db_of(self, partner: str) -> Path:
+        """The record of the bank simulator playing `partner`."""
+        return self.bank_db if partner == "agribank" else self.root / f"bank-{partner}.db"
+
+    def exchange(self, partner: str) -> Path:
+        """The pair of folders shared with a file-exchange partner during the run."""
+        return self.root / "exchange" / partner
 
     @property
     def ledger_db(self) -> Path:
@@ -102,24 +116,32 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the whole flow and return the summary (see `summary`).
 
-    The run's databases are made afresh under `workdir` (default var/demo).
+    The run's databases and the file-exchange folders are made afresh under `workdir` (default
+    var/demo). The utility bills leave from the treasury's VietinBank account, over file
+    exchange, when a `vietinbank` profile is configured; everything else goes to Agribank by
+    message.
     """
     started = time.monotonic()
     paths = DemoPaths(workdir or settings.path("var/demo"))
     shutil.rmtree(paths.root, ignore_errors=True)
-    settings = replace(settings, db_path=str(paths.gateway_db))
-    month = month or generate_month()
-    partner = settings.partners[month.partner]
+    if month is None:
+        files_bank = "vietinbank" if "vietinbank" in settings.partners else "agribank"
+        month = generate_month(bills_partner=files_bank)
+    settings = demo_settings(settings, paths, month)
     gateway = build_gateway(settings)
     book = AccountBook(closed=month.closed_accounts, unknown=month.unknown_accounts)
-    bank = build_bank(settings, partner, book, paths.bank_db)
+    banks = {
+        name: build_bank(settings, settings.partners[name], book, paths.bank_db_of(name))
+        for name in month.partners
+    }
     sink = LedgerSink(paths.ledger_db)
     runtime = Runtime()
     try:
         declare_topology(settings)
         _purge(settings)
         start_gateway(gateway, runtime)
-        start_bank(settings, partner, bank, runtime)
+        for name, bank in banks.items():
+            start_bank(settings, settings.partners[name], bank, runtime)
 
         def ledger(stop: threading.Event) -> None:
             consume(
@@ -134,7 +156,7 @@ def run_demo(
         runtime.add("ledger-sink", ledger)
         submitted = publish_orders(settings, month)
         log.info("demo.orders_published", orders=submitted)
-        _report_revenue(settings, partner.name, bank, month)
+        _report_revenue(settings, month.partner, banks[month.partner], month)
         expected = submitted + len(month.revenue)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -147,8 +169,32 @@ def run_demo(
         runtime.stop()
     result = summary(gateway.db, settings, sink, submitted, month)
     result["duration_s"] = round(time.monotonic() - started, 2)
-    result["paid_twice"] = len(bank.record.paid_twice())
+    result["paid_twice"] = sum(len(bank.record.paid_twice()) for bank in banks.values())
     return result
+
+
+def demo_settings(settings: Settings, paths: DemoPaths, month: DemoMonth) -> Settings:
+    """The run's settings: its own database and folders, and the month's first morning as now.
+
+    Orders are taken as arriving at 08:00 (Hà Nội) on the month's first day, so the partners'
+    cut-offs and calendar keep the days the month asks for, whenever the demo is run.
+    """
+    partners = dict(settings.partners)
+    for name, profile in partners.items():
+        if profile.files is not None and profile.files.sftp is None:
+            root = paths.exchange(name)
+            folders = replace(
+                profile.files, outbound=str(root / "to-bank"), inbound=str(root / "from-bank")
+            )
+            partners[name] = replace(profile, files=folders)
+    first = min(date.fromisoformat(o["requested_execution_date"]) for o in month.orders)
+    as_of = datetime.combine(first.replace(day=1), dt_time(8, 0), ZoneInfo("Asia/Ho_Chi_Minh"))
+    return replace(
+        settings,
+        db_path=str(paths.gateway_db),
+        partners=partners,
+        as_of=settings.as_of or as_of.isoformat(),
+    )
 
 
 def _report_revenue(settings: Settings, partner: str, bank: Any, month: DemoMonth) -> None:
@@ -226,11 +272,43 @@ def summary(
         "posted_settled_vnd": int(postings.get("payment_settled", (0, Decimal(0)))[1]),
         "posted_rejected_vnd": int(postings.get("payment_rejected", (0, Decimal(0)))[1]),
         "revenue_reported": len(month.revenue),
+        "files_by_partner": {
+            partner: n
+            for partner, n in db.query(
+                "SELECT partner, COUNT(*) FROM files WHERE sent_at IS NOT NULL GROUP BY 1"
+            )
+        },
+        "orders_by_partner": {
+            partner: n for partner, n in db.query("SELECT partner, COUNT(*) FROM orders GROUP BY 1")
+        },
+        "file_exchange": {
+            name: exchange_counts(profile)
+            for name, profile in sorted(settings.partners.items())
+            if profile.files is not None and profile.files.sftp is None
+        },
         **{
             key: value
             for key, value in overview(db, settings).items()
             if key in ("outbox_parked", "quarantined_inbound", "unmatched_lines")
         },
+    }
+
+
+def exchange_counts(profile: PartnerProfile) -> dict[str, int]:
+    """What lies in a local file-exchange partner's folders after the run."""
+    assert profile.files is not None
+    outbound = LocalFolder(Path(profile.files.outbound))
+    inbound = LocalFolder(Path(profile.files.inbound))
+    return {
+        "payment_files_taken_by_bank": len(outbound.files(TAKEN)),
+        "payment_files_waiting": len(outbound.files()),
+        "reports_processed": len(
+            [e for e in inbound.files(PROCESSED) if not e.name.endswith(SIGNATURE_SUFFIX)]
+        ),
+        "reports_failed": len(
+            [e for e in inbound.files(FAILED) if not e.name.endswith(REASON_SUFFIX)]
+        ),
+        "reports_waiting": len(inbound.files()) + len(inbound.files(CLAIMED)),
     }
 
 
@@ -250,6 +328,16 @@ def render(result: dict[str, Any]) -> str:
         "  rejections by reason",
         *(f"    {code:<20}{count:>8}" for code, count in result["rejected_by_reason"].items()),
         f"  files sent to the bank  {result['files_sent']:>8}",
+        *(
+            f"    {partner:<20}{count:>8}"
+            for partner, count in sorted(result["files_by_partner"].items())
+        ),
+        *(
+            f"  {name} folders: {c['payment_files_taken_by_bank']} payment files taken by the"
+            f" bank, {c['reports_processed']} reports read, {c['reports_failed']} failed,"
+            f" {c['payment_files_waiting'] + c['reports_waiting']} waiting"
+            for name, c in result["file_exchange"].items()
+        ),
         "  ledger postings by kind",
         *(f"    {kind:<20}{count:>8}" for kind, count in result["postings_by_kind"].items()),
         f"  postings duplicated     {result['postings_duplicated']:>8}",
