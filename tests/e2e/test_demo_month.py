@@ -29,8 +29,8 @@ pytestmark = [pytest.mark.broker, pytest.mark.e2e]
 
 @pytest.fixture(scope="module")
 def month() -> DemoMonth:
-    """The demo's month, as `gateway demo` runs it."""
-    return generate_month()
+    """The demo's month, as `gateway demo` runs it: the bills leave from VietinBank, over files."""
+    return generate_month(bills_partner="vietinbank")
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +182,72 @@ def test_nothing_waits_for_an_admin(outcome: Any) -> None:
     assert result["quarantined_inbound"] == 0
     assert result["unmatched_lines"] == 0
     assert result["outbox_parked"] == 0
+
+
+BILLS = {"electricity", "water", "telecom"}
+
+
+def test_the_bills_went_to_vietinbank_over_files(outcome: Any, month: DemoMonth) -> None:
+    """Orders are routed by debtor account: the bills to the files partner, the rest by AMQP."""
+    result, paths, _ = outcome
+    db = Database(paths.gateway_db)
+    partner_of = dict(db.query("SELECT order_id, partner FROM orders"))
+    for order in month.orders:
+        expected = "vietinbank" if order["category"] in BILLS else "agribank"
+        assert partner_of[order["order_id"]] == expected
+    assert result["orders_by_partner"]["vietinbank"] == sum(
+        1 for o in month.orders if o["category"] in BILLS
+    )
+    assert result["files_by_partner"]["vietinbank"] >= 5
+    assert result["files_by_partner"]["agribank"] >= 1
+
+
+def test_every_payment_file_reached_the_folder_once_and_every_report_was_read(
+    outcome: Any,
+) -> None:
+    """Each file for VietinBank lies in the bank's folder as <MsgId>.xml, signed and valid; each
+    report the bank wrote was read and moved to processed/; nothing failed or waits."""
+    result, paths, settings = outcome
+    db = Database(paths.gateway_db)
+    sent = {
+        msg_id
+        for (msg_id,) in db.query(
+            "SELECT msg_id FROM files WHERE partner = 'vietinbank' AND sent_at IS NOT NULL"
+        )
+    }
+    taken = paths.exchange("vietinbank") / "to-bank" / "taken"
+    names = sorted(p.name for p in taken.iterdir())
+    assert names == sorted(f"{msg_id}.xml" for msg_id in sent)  # no file twice, none lost
+    cert = our_keypair(settings).cert_pem
+    for path in taken.iterdir():
+        tree = verify(path.read_bytes(), cert)
+        xsd.validate(tree)
+        assert path.name.removesuffix(".xml").encode() in path.read_bytes()
+    counts = result["file_exchange"]["vietinbank"]
+    assert counts["payment_files_taken_by_bank"] == len(sent)
+    assert counts["payment_files_waiting"] == 0
+    assert counts["reports_failed"] == 0
+    assert counts["reports_waiting"] == 0
+    # A pain.002 and a camt.054 of debits per file: every bill there settles.
+    assert counts["reports_processed"] == 2 * len(sent)
+    inbound = paths.exchange("vietinbank") / "from-bank"
+    assert [p.name for p in inbound.iterdir() if p.is_file()] == []
+    read = db.query("SELECT COUNT(*) FROM inbound_files WHERE partner = 'vietinbank'")
+    assert read == [(counts["reports_processed"],)]
+
+
+def test_files_partner_orders_are_all_settled_with_postings(outcome: Any, month: DemoMonth) -> None:
+    """Every bill paid over files is settled and posted once to the ledger."""
+    _, paths, _ = outcome
+    db = Database(paths.gateway_db)
+    states = dict(
+        db.query("SELECT state, COUNT(*) FROM orders WHERE partner = 'vietinbank' GROUP BY 1")
+    )
+    bills = {o["order_id"] for o in month.orders if o["category"] in BILLS}
+    assert states == {"settled": len(bills)}
+    posted = [
+        p["order_id"]
+        for p in LedgerSink(paths.ledger_db).postings()
+        if p["kind"] == "payment_settled" and p["order_id"] in bills
+    ]
+    assert sorted(posted) == sorted(bills)
