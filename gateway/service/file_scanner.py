@@ -127,8 +127,9 @@ class FileScanner:
             for claim in self._orphans():
                 outcomes[self._finish(claim, recovered=True)] += 1
             now = self._clock()
-            for entry in self._folder.files():
-                if is_partial(entry.name):
+            # Oldest first: a bank's status report before the notification it wrote after it.
+            for entry in sorted(self._folder.files(), key=lambda e: (e.mtime, e.name)):
+                if is_partial(entry.name) or entry.name in (CLAIMED, PROCESSED, FAILED):
                     continue
                 if entry.name.endswith(SIGNATURE_SUFFIX):
                     continue  # claimed with the file it signs
