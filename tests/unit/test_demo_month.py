@@ -117,6 +117,32 @@ def test_every_order_is_debited_from_the_treasury(month: DemoMonth) -> None:
         assert order["debtor"]["name"] == "Kho bạc Nhà nước Phú Lương"
 
 
+def test_bills_can_leave_from_the_vietinbank_account() -> None:
+    """With bills_partner=vietinbank the utility bills debit the treasury's VietinBank account,
+    and every other order is unchanged, still debiting Agribank."""
+    both = generate_month(beneficiaries=50, bills_partner="vietinbank")
+    one = generate_month(beneficiaries=50)
+    assert both.partners == ("agribank", "vietinbank")
+    assert one.partners == ("agribank",)
+    assert [o["order_id"] for o in both.orders] == [o["order_id"] for o in one.orders]
+    for moved, kept in zip(both.orders, one.orders, strict=True):
+        if moved["category"] in ("electricity", "water", "telecom"):
+            assert moved["debtor"]["account"]["number"] == "108000271446"
+            assert moved["debtor"]["agent_bic"] == "ICBVVNVX"
+            assert {**moved, "debtor": kept["debtor"]} == kept
+        else:
+            assert moved == kept
+    with pytest.raises(ValueError, match="bills_partner"):
+        generate_month(beneficiaries=5, bills_partner="bidv")
+
+
+def test_business_days_follow_the_vietnamese_calendar() -> None:
+    """The month's days come from the holiday library: Vietnam Cultural Day (24 November 2026)
+    and Tết are not business days."""
+    assert date(2026, 11, 24) not in business_days(2026, 11)
+    assert next_business_day(date(2026, 2, 16)) == date(2026, 2, 23)
+
+
 def test_order_ids_are_unique_and_fit_end_to_end_id(month: DemoMonth) -> None:
     """Order ids are unique and at most 35 characters."""
     ids = [order["order_id"] for order in month.orders]
