@@ -175,6 +175,14 @@ MISTAKES = [
     ),
     ("poll", "poll_seconds = 1.5", "poll_seconds = 0", "[files] poll_seconds must be at least"),
     ("settle", "settle_seconds = 1", 'settle_seconds = "1s"', "settle_seconds must be a number"),
+    ("poll as flag", "poll_seconds = 1.5", "poll_seconds = true", "must be a number, got True"),
+    (
+        "stale claims",
+        "settle_seconds = 1",
+        "settle_seconds = 1\nstale_claim_seconds = 0",
+        "[files] stale_claim_seconds must be at least 1",
+    ),
+    ("folder type", 'outbound = "var/exchange/vietinbank/out"', "outbound = 5", "must be a string"),
     ("access", "settle_seconds = 1", 'settle_seconds = 1\naccess = "ftp"', "access is 'ftp'"),
     (
         "sftp without its table",
