@@ -266,6 +266,18 @@ def test_a_file_dropped_twice_is_taken_in_once(exchange: Exchange) -> None:
     assert exchange.listing() == []
 
 
+def test_a_detached_signature_travels_with_its_report(exchange: Exchange) -> None:
+    """`<name>.sig` is claimed with its file, handed over with it, and kept beside it."""
+    msg_id, body = exchange.revenue_report("VTB2611R000009")
+    exchange.drop(f"{msg_id}.xml.sig", b"<ds:Signature/>")
+    exchange.drop(f"{msg_id}.xml", body)
+    assert exchange.scanner().scan() == Counter(applied=1)
+    assert exchange.listing(PROCESSED) == [f"{msg_id}.xml", f"{msg_id}.xml.sig"]
+    assert exchange.listing() == []
+    assert exchange.listing(CLAIMED) == []
+    assert exchange.revenue_rows() == ["VTB2611R000009"]
+
+
 def test_a_refused_report_goes_to_failed_with_its_reason(exchange: Exchange) -> None:
     """A report whose signature does not verify is quarantined, moved to failed/, reason beside."""
     _, body = exchange.revenue_report("VTB2611R000003", amount="1500000")
