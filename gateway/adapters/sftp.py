@@ -55,6 +55,7 @@ def connect(access: SftpAccess, key_file: Path) -> paramiko.SFTPClient:
         except (OSError, paramiko.SSHException) as exc:
             raise GatewayError(f"SFTP key {key_file} unreadable: {exc}") from None
         transport.auth_publickey(access.user, key)
+        transport.set_keepalive(30)  # an idle scanner's connection is not dropped by firewalls
         client = paramiko.SFTPClient.from_transport(transport)
         if client is None:
             raise TransientError(f"SFTP host {where} opened no SFTP session")
