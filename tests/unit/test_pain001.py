@@ -214,13 +214,21 @@ def test_refusals_say_what_is_wrong() -> None:
 
 def test_an_xsd_failure_names_the_transaction_line_and_element() -> None:
     """Each transaction sits on its own line, so an XSD error points straight at it."""
-    root = build_pain001(batch(group([order(1), order(2, name="N" * 141), order(3)])))
+    bad = order(2)
+    bad = replace(bad, creditor=replace(bad.creditor, agent_bic="NOTABIC"))
+    root = build_pain001(batch(group([order(1), bad, order(3)])))
     with pytest.raises(InvalidMessage) as refused:
         xsd.validate(root)
     assert str(refused.value).startswith(
-        "pain.001.001.09 fails its XSD: line 4: CstmrCdtTrfInitn/PmtInf/CdtTrfTxInf[2]/Cdtr/Nm: "
-        "[facet 'maxLength']"
+        "pain.001.001.09 fails its XSD: line 4: "
+        "CstmrCdtTrfInitn/PmtInf/CdtTrfTxInf[2]/CdtrAgt/FinInstnId/BICFI: [facet 'pattern']"
     )
+
+
+def test_a_name_too_long_after_nfc_is_refused_before_the_xsd() -> None:
+    """Lengths are checked by the builder after normalisation, naming the order and field."""
+    with pytest.raises(InvalidMessage, match="order ORD-2025-0000002 creditor name is 141"):
+        build_pain001(batch(group([order(1), order(2, name="N" * 141), order(3)])))
 
 
 @pytest.mark.parametrize("version", ["pain.001.001.09", "pain.001.001.03"])
