@@ -12,6 +12,7 @@ from lxml import etree
 
 from gateway.domain.orders import nfc
 from gateway.errors import InvalidMessage
+from gateway.iso20022.apphdr import document_of
 from gateway.iso20022.model import Entry, EntryDetail, Notification
 from gateway.iso20022.namespaces import MessageType, message_type, namespace_of
 from gateway.iso20022.xml import (
@@ -195,6 +196,7 @@ def _add_code(parent: etree._Element, code: str) -> None:
 
 def read_camt054(root: etree._Element) -> Notification:
     """Read a camt.054 (.02, .04 or .08) notifying one account."""
+    root = document_of(root)
     kind = message_type(root)
     if kind.family != "camt.054":
         raise InvalidMessage(f"expected a camt.054 notification, got {kind.name_id}")

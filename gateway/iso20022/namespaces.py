@@ -10,6 +10,8 @@ from gateway.errors import InvalidMessage
 
 ISO_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
+# The envelope holding a head.001 AppHdr and its Document (see gateway.iso20022.apphdr).
+BIZMSG_NS = "urn:kbnn:gateway:bizmsg:1"
 
 
 class MessageType(Enum):

@@ -19,6 +19,7 @@ from gateway.domain.money import MINOR_UNITS, Money
 from gateway.domain.orders import Account, Party, PaymentOrder, budget_line
 from gateway.domain.text import Charset, check_identifier, fit
 from gateway.errors import InvalidMessage
+from gateway.iso20022.apphdr import document_of
 from gateway.iso20022.model import (
     CreditTransfer,
     OutboundBatch,
@@ -73,7 +74,8 @@ def build_pain001(
 
     `charset` and `account_id` are the partner's policies (see `gateway.profile.messages`).
     """
-    return _fromstring(*_Writer(version, charset, account_id).document(batch))
+    writer = _Writer(version, charset, account_id)
+    return _fromstring(*writer.document(batch), kind=writer.kind)
 
 
 def pain001_bytes(
@@ -112,8 +114,13 @@ class _Writer:
         self._accounts: dict[Account, str] = {}
         self._labels: list[str] = []
 
-    def document(self, batch: OutboundBatch) -> tuple[bytes, etree.XMLParser]:
-        """The document's bytes, and a parser that names the failing line's order on error."""
+    @property
+    def kind(self) -> MessageType:
+        """The message version written."""
+        return self._layout.kind
+
+    def document(self, batch: OutboundBatch) -> tuple[bytes, list[str]]:
+        """The document's bytes, and what each of its lines holds (for error messages)."""
         if not batch.groups:
             raise InvalidMessage(f"batch {batch.msg_id}: no payment groups to send")
         check_identifier(batch.msg_id, "MsgId")
@@ -144,8 +151,10 @@ class _Writer:
         try:
             data = "\n".join(lines).encode("utf-8")
         except UnicodeEncodeError:
-            raise InvalidMessage(f"{self._layout.kind.name_id}: text is not valid Unicode") from None
-        return data, _NamingParser(self._layout.kind, labels)
+            raise InvalidMessage(
+                f"{self._layout.kind.name_id}: text is not valid Unicode"
+            ) from None
+        return data, labels
 
     def _header(self, batch: OutboundBatch, totals: list[Decimal]) -> str:
         """The document start and GrpHdr."""
@@ -291,24 +300,19 @@ def _wire(money: Money, where: str) -> str:
         raise InvalidMessage(f"{where}: {exc}") from None
 
 
-class _NamingParser(etree.XMLParser):
-    """A parser for our own text whose syntax errors name the order on the failing line."""
-
-    def __init__(self, kind: MessageType, labels: list[str]) -> None:
-        super().__init__(resolve_entities=False, no_network=True, collect_ids=False)
-        self.kind = kind
-        self.labels = labels
+# Our own text has no DTD or entity; the parser is hardened all the same.
+_OWN_TEXT = etree.XMLParser(resolve_entities=False, no_network=True, collect_ids=False)
 
 
-def _fromstring(data: bytes, parser: _NamingParser) -> etree._Element:
+def _fromstring(data: bytes, labels: list[str], kind: MessageType) -> etree._Element:
+    """Parse the written text; a syntax error names the order (or part) on the failing line."""
     try:
-        root: etree._Element = etree.fromstring(data, parser)
+        root: etree._Element = etree.fromstring(data, _OWN_TEXT)
     except etree.XMLSyntaxError as exc:
         line = exc.lineno or 0
-        labels = parser.labels
         label = labels[line - 1] if 0 < line <= len(labels) else "?"
         message = re.sub(r", line \d+, column \d+$", "", str(exc.msg))
-        raise InvalidMessage(f"{parser.kind.name_id}: cannot write {label}: {message}") from None
+        raise InvalidMessage(f"{kind.name_id}: cannot write {label}: {message}") from None
     return root
 
 
@@ -317,6 +321,7 @@ def _fromstring(data: bytes, parser: _NamingParser) -> etree._Element:
 
 def read_pain001(root: etree._Element) -> Pain001Content:
     """Read a pain.001 (.09 or .03, national variants of .03 included) as a bank would."""
+    root = document_of(root)
     kind = message_type(root)
     if kind.family != "pain.001":
         raise InvalidMessage(f"expected a pain.001, got {kind.name_id}")

@@ -11,6 +11,7 @@ from lxml import etree
 
 from gateway import paths
 from gateway.errors import ConfigError, InvalidMessage
+from gateway.iso20022 import apphdr
 from gateway.iso20022.namespaces import MessageType, message_type, namespace_of
 from gateway.iso20022.xml import PARSER
 
@@ -57,7 +58,21 @@ def _load(path: Path, kind: MessageType) -> etree.XMLSchema:
 
 
 def validate(root: etree._Element) -> None:
-    """Validate a document against the XSD of its namespace; raise InvalidMessage on failure."""
+    """Validate a document against the XSD of its namespace; raise InvalidMessage on failure.
+
+    An envelope (see `gateway.iso20022.apphdr`) has its AppHdr and its Document validated
+    separately, each against its own XSD.
+    """
+    if apphdr.is_envelope(root):
+        header, document = apphdr.split(root)
+        assert header is not None
+        _validate_one(header)
+        _validate_one(document)
+        return
+    _validate_one(root)
+
+
+def _validate_one(root: etree._Element) -> None:
     kind = message_type(root)
     schema = schema_for(kind)
     subject = root if namespace_of(root) == kind.namespace else _renamed(root, kind.namespace)
