@@ -272,3 +272,9 @@ def main() -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+from gateway.commands import iso  # noqa: E402 - the areas' commands register after the core ones
+
+cli.add_command(iso.build)
+cli.add_command(iso.parse)

@@ -213,7 +213,7 @@ def read_camt054(root: etree._Element) -> Notification:
             f"found {len(notifications)} Ntfctn for {len(accounts)} account(s)"
         )
     entries = [
-        _read_entry(ntry, ns) for ntfctn in notifications for ntry in findall(ntfctn, ns, "Ntry")
+        read_entry(ntry, ns) for ntfctn in notifications for ntry in findall(ntfctn, ns, "Ntry")
     ]
     return Notification(
         msg_id=required_text(header, ns, "MsgId", "GrpHdr"),
@@ -223,11 +223,11 @@ def read_camt054(root: etree._Element) -> Notification:
     )
 
 
-def _read_entry(ntry: etree._Element, ns: str | None) -> Entry:
+def read_entry(ntry: etree._Element, ns: str | None) -> Entry:
     """One Ntry."""
     reference = text(ntry, ns, "AcctSvcrRef")
     where = f"entry {reference or text(ntry, ns, 'NtryRef') or '?'}"
-    amount, currency = _amount(find(ntry, ns, "Amt"), where)
+    amount, currency = read_amount(find(ntry, ns, "Amt"), where)
     credit_debit = required_text(ntry, ns, "CdtDbtInd", where)
     transactions = [
         (tx, batch)
@@ -301,7 +301,7 @@ def _detail_amount(
     for path in ("Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/InstdAmt/Amt"):
         element = find(tx, ns, path)
         if element is not None:
-            return _amount(element, f"{where} TxDtls")
+            return read_amount(element, f"{where} TxDtls")
     if only is not None:
         return only
     raise InvalidMessage(f"{where}: a TxDtls has no amount and the entry has several")
@@ -316,7 +316,7 @@ def _party_name(party: etree._Element | None, ns: str | None) -> str | None:
     )
 
 
-def _amount(element: etree._Element | None, where: str) -> tuple[Decimal, str]:
+def read_amount(element: etree._Element | None, where: str) -> tuple[Decimal, str]:
     """An amount element's value and its Ccy attribute."""
     if element is None or not element.text:
         raise InvalidMessage(f"{where}: <Amt> is missing")
