@@ -24,7 +24,6 @@ from tests.unit.factories import CREATED_AT, batch, benefits_batch, group, order
 
 V09 = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 V03 = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 
 def texts(root: etree._Element, path: str, ns: str = V09) -> list[str]:
@@ -43,15 +42,6 @@ def two_groups() -> OutboundBatch:
         "PMT-ELEC",
     )
     return batch(benefits, bills)
-
-
-@pytest.fixture(scope="module")
-def samples() -> Path:
-    """The third-party samples in ../shared, or a clean skip when that folder is absent."""
-    path = SHARED / "iso20022" / "samples"
-    if not path.is_dir():
-        pytest.skip(f"third-party samples not found at {path} (../shared is absent)")
-    return path
 
 
 @pytest.mark.parametrize("version", ["pain.001.001.09", "pain.001.001.03"])
