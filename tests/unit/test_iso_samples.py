@@ -76,7 +76,7 @@ def test_every_sample_has_a_row(samples: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_message_kind_and_xsd_verdict(samples: Path, name: str) -> None:
-    """Each sample is recognised; a valid one says so, a faulty one is refused by element and line."""
+    """Each sample is recognised; a valid one says so, a faulty one is refused by element, line."""
     message, kind, verdict = EXPECTED[name]
     data = (samples / name).read_bytes()
     if verdict.startswith(message + " fails its XSD"):
