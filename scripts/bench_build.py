@@ -160,7 +160,8 @@ def child(kind: str, count: int, keys: str) -> dict[str, object]:
             result["sign_s"] = signed - validated
             result["bytes"] = len(body)
     result["total_s"] = sum(
-        float(result.get(key, 0)) for key in ("build_s", "validate_s", "sign_s")  # type: ignore[arg-type]
+        float(result.get(key, 0))
+        for key in ("build_s", "validate_s", "sign_s")  # type: ignore[arg-type]
     )
     result["peak_kb"] = _status("VmHWM")
     return result
@@ -175,7 +176,9 @@ def _ensure_sepaxml() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--child", nargs=3, metavar=("KIND", "COUNT", "KEYS"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", nargs=3, metavar=("KIND", "COUNT", "KEYS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.child:
         kind, count, keys = args.child
@@ -184,7 +187,9 @@ def main() -> None:
     _ensure_sepaxml()
     from gateway import signing
 
-    print(f"signing: gateway.signing.sign on this branch ({signing.__name__}, {Path(signing.__file__).name})")
+    print(
+        f"signing: gateway.signing.sign on this branch ({signing.__name__}, {Path(signing.__file__).name})"
+    )
     header = (
         f"{'kind':9} {'txs':>7} {'build s':>8} {'valid s':>8} {'sign s':>7} {'total s':>8} "
         f"{'base MB':>8} {'peak MB':>8} {'added MB':>9} {'file MB':>8}"
@@ -202,8 +207,10 @@ def main() -> None:
                 rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(header)
     for row in rows:
+
         def f(key: str, fmt: str = "8.3f") -> str:
             return format(row[key], fmt) if key in row else f"{'-':>{fmt.split('.')[0]}}"
+
         mb = {k: row[k] / 1024 for k in ("base_kb", "peak_kb")}
         print(
             f"{row['kind']:9} {row['txs']:>7} {f('build_s')} {f('validate_s')} {f('sign_s', '7.3f')} "

@@ -316,11 +316,13 @@ def _party_name(party: etree._Element | None, ns: str | None) -> str | None:
     )
 
 
-def read_amount(element: etree._Element | None, where: str) -> tuple[Decimal, str]:
-    """An amount element's value and its Ccy attribute."""
+def read_amount(
+    element: etree._Element | None, where: str, name: str = "Amt"
+) -> tuple[Decimal, str]:
+    """An amount element's value and its Ccy attribute; `name` is its tag, for errors."""
     if element is None or not element.text:
-        raise InvalidMessage(f"{where}: <Amt> is missing")
+        raise InvalidMessage(f"{where}: <{name}> is missing")
     currency = element.get("Ccy")
     if not currency:
-        raise InvalidMessage(f"{where}: <Amt> has no Ccy")
+        raise InvalidMessage(f"{where}: <{name}> has no Ccy")
     return parse_amount(element.text, f"{where} amount"), currency

@@ -52,7 +52,7 @@ def _read_transaction(
 ) -> ReturnedTransaction:
     """One TxInf: returned amount, original ids, settlement date and reason."""
     where = f"line {tx.sourceline}: TxInf {text(tx, ns, 'RtrId') or '?'}"
-    amount, currency = read_amount(find(tx, ns, "RtrdIntrBkSttlmAmt"), where)
+    amount, currency = read_amount(find(tx, ns, "RtrdIntrBkSttlmAmt"), where, "RtrdIntrBkSttlmAmt")
     settled = text(tx, ns, "IntrBkSttlmDt")
     reasons = findall(tx, ns, "RtrRsnInf")
     codes = (code_or_proprietary(find(info, ns, "Rsn"), ns) for info in reasons)

@@ -42,8 +42,12 @@ from gateway.iso20022.xml import (
 
 _SPECIAL = re.compile(r'[&<>"\r]')
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\r": "&#13;"})
-# ExternalClearingSystemIdentification1Code is at most 5 characters; longer names are Prtry.
-_CLEARING_CODE_MAX = 5
+# ExternalClearingSystemIdentification1Code values written as `Cd`; any other system (CITAD,
+# NAPAS) is written as `Prtry`.
+ISO_CLEARING_SYSTEMS = frozenset(
+    {"ATBLZ", "AUBSB", "CACPA", "CHBCC", "CHSIC", "CNAPS", "DEBLZ", "ESNCC", "GBDSC", "HKNCC"}
+    | {"INFSC", "ITNCC", "JPZGN", "NZNCC", "PLKNR", "PTNCC", "RUCBC", "SESBA", "SGIBG", "USABA"}
+)
 ACCOUNT_STYLES = ("auto", "iban", "other")
 
 
@@ -271,7 +275,7 @@ def _agent(layout: _Layout, party: Party) -> str:
         parts.append(f"<{layout.bic}>{_x(party.agent_bic)}</{layout.bic}>")
     member = party.agent_member
     if member is not None:
-        kind = "Cd" if len(member.system) <= _CLEARING_CODE_MAX else "Prtry"
+        kind = "Cd" if member.system in ISO_CLEARING_SYSTEMS else "Prtry"
         parts.append(
             f"<ClrSysMmbId><ClrSysId><{kind}>{_x(member.system)}</{kind}></ClrSysId>"
             f"<MmbId>{_x(member.member_id)}</MmbId></ClrSysMmbId>"
