@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from gateway.domain.orders import Account, ClearingMember
-from gateway.domain.text import Charset, LATIN_SET, check_identifier, fit, to_latin
+from gateway.domain.text import LATIN_SET, Charset, check_identifier, fit, to_latin
 from gateway.errors import InvalidMessage
 from gateway.iso20022 import xsd
 from gateway.iso20022.pain001 import build_pain001
