@@ -24,7 +24,7 @@ from gateway.iso20022.model import (
     Statement,
     StatusReport,
 )
-from gateway.iso20022.namespaces import message_type, namespace_of
+from gateway.iso20022.namespaces import DSIG_NS, message_type, namespace_of
 from gateway.iso20022.pacs004 import read_pacs004
 from gateway.iso20022.pain001 import read_pain001
 from gateway.iso20022.pain002 import read_pain002
@@ -55,6 +55,8 @@ class ParsedFile:
     kind: str
     content: Content
     app_header: apphdr.AppHeader | None = None
+    # Where an XMLDSig signature was found (set aside, not verified: `parse` trusts nothing).
+    signature: str | None = None
 
 
 def read_file(data: bytes, *, validate: bool = True) -> ParsedFile:
@@ -63,6 +65,7 @@ def read_file(data: bytes, *, validate: bool = True) -> ParsedFile:
     Every refusal is an InvalidMessage naming the element and, where known, its line.
     """
     root = parse_xml(data)
+    signature = _set_signature_aside(root)
     header_element, document = apphdr.split(root)
     header = apphdr.read_app_header(header_element) if header_element is not None else None
     namespace = namespace_of(document)
@@ -71,7 +74,13 @@ def read_file(data: bytes, *, validate: bool = True) -> ParsedFile:
     if bare and etree.QName(document[0]).localname == "CstmrPmtStsRpt":
         content = read_pain002(document)
         return ParsedFile(
-            "pain.002", None, "not checked: no namespace", "status_report", content, header
+            "pain.002",
+            None,
+            "not checked: no namespace",
+            "status_report",
+            content,
+            header,
+            signature,
         )
     kind = message_type(document)
     reader = _KINDS.get(kind.family)
@@ -87,7 +96,29 @@ def read_file(data: bytes, *, validate: bool = True) -> ParsedFile:
         kind=reader[0],
         content=reader[1](document),
         app_header=header,
+        signature=signature,
     )
+
+
+_SIGNATURE = f"{{{DSIG_NS}}}Signature"
+
+
+def _set_signature_aside(root: etree._Element) -> str | None:
+    """Remove an enveloped signature (at the root, in the Document or in AppHdr/Sgntr) so the
+    content can be checked against its XSD; say where it was. It is not verified here."""
+    for parent in (root, *root):
+        if not isinstance(parent.tag, str):
+            continue
+        for holder in (parent, *parent.iterchildren("{*}Sgntr")):
+            found = holder.find(_SIGNATURE)
+            if found is not None:
+                holder.remove(found)
+                where = etree.QName(holder).localname
+                if etree.QName(holder).localname == "Sgntr":
+                    parent.remove(holder)
+                    where = "AppHdr/Sgntr"
+                return f"enveloped in {where} (not verified by parse)"
+    return None
 
 
 def _validate(root: etree._Element, header: etree._Element | None, document: etree._Element) -> str:
@@ -116,6 +147,7 @@ def to_json(parsed: ParsedFile) -> dict[str, Any]:
         "namespace": parsed.namespace,
         "xsd": parsed.xsd,
         "kind": parsed.kind,
+        "signature": parsed.signature,
         "app_header": _plain(parsed.app_header),
         "content": _plain(parsed.content),
     }
