@@ -49,6 +49,9 @@ ISO_CLEARING_SYSTEMS = frozenset(
     | {"INFSC", "ITNCC", "JPZGN", "NZNCC", "PLKNR", "PTNCC", "RUCBC", "SESBA", "SGIBG", "USABA"}
 )
 ACCOUNT_STYLES = ("auto", "iban", "other")
+_EXPONENTS = {currency: -units for currency, units in MINOR_UNITS.items()}
+_TEXT_CACHE = 200_000
+_NOT_ID = re.compile(r"[^A-Za-z0-9/\-?:().,'+ \n]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,7 @@ class _Writer:
         self._agents: dict[tuple[str, object], str] = {}
         self._accounts: dict[Account, str] = {}
         self._labels: list[str] = []
+        self._texts: dict[str, str] = {}
 
     @property
     def kind(self) -> MessageType:
@@ -140,14 +144,12 @@ class _Writer:
             if group.pmt_inf_id in seen_groups:
                 raise InvalidMessage(f"PmtInfId {group.pmt_inf_id} appears twice in one file")
             seen_groups.add(group.pmt_inf_id)
+            ids = [order.order_id for order in group.orders]
+            _check_order_ids(ids, seen_orders)
             lines.append(self._group_head(group, total))
             labels.append(f"PmtInf {group.pmt_inf_id}")
-            for order in group.orders:
-                if order.order_id in seen_orders:
-                    raise InvalidMessage(f"order {order.order_id} appears twice in one file")
-                seen_orders.add(order.order_id)
-                lines.append(transaction(order))
-                labels.append(f"order {order.order_id}")
+            lines.extend(map(transaction, group.orders))
+            labels.extend(f"order {order_id}" for order_id in ids)
             lines.append("</PmtInf>")
             labels.append(f"PmtInf {group.pmt_inf_id}")
         lines.append("</CstmrCdtTrfInitn></Document>\n")
@@ -164,7 +166,7 @@ class _Writer:
         """The document start and GrpHdr."""
         count = sum(len(group.orders) for group in batch.groups)
         created = format_datetime(batch.created_at, "GrpHdr/CreDtTm")
-        party = self._text(batch.initiating_party, "InitgPty/Nm", 140)
+        party = self._text(batch.initiating_party, "GrpHdr", "InitgPty/Nm")
         return (
             f'<Document xmlns="{self._layout.kind.namespace}"><CstmrCdtTrfInitn><GrpHdr>'
             f"<MsgId>{_x(batch.msg_id)}</MsgId><CreDtTm>{created}</CreDtTm>"
@@ -185,47 +187,78 @@ class _Writer:
             f"<CtrlSum>{total:f}</CtrlSum>"
             f"<PmtTpInf><CtgyPurp><Cd>{group.category.purpose}</Cd></CtgyPurp></PmtTpInf>"
             f"<ReqdExctnDt>{execution}</ReqdExctnDt>"
-            f"<Dbtr><Nm>{self._text(debtor.name, f'{where} name', 140)}</Nm></Dbtr>"
+            f"<Dbtr><Nm>{self._text(debtor.name, where, 'name')}</Nm></Dbtr>"
             f"<DbtrAcct>{self._account(debtor.account, where)}</DbtrAcct>"
             f"<DbtrAgt>{self._agent(debtor)}</DbtrAgt><ChrgBr>SLEV</ChrgBr>"
         )
 
     def _transaction(self, order: PaymentOrder) -> str:
-        """One CdtTrfTxInf."""
+        """One CdtTrfTxInf (its ids already checked: restricted set, so nothing to escape)."""
         money, creditor, order_id = order.money, order.creditor, order.order_id
-        check_identifier(order_id, "order id (InstrId/EndToEndId)")
-        where = f"order {order_id}"
-        purpose = order.category.purpose
+        account = creditor.account
+        written_account = (
+            f"<Id><Othr><Id>{_x(account.number)}</Id>{self._scheme(account.scheme)}</Othr></Id>"
+            if account.number and not account.iban and self._account_id != "iban"
+            else _account(account, self._account_id, f"order {order_id}")
+        )
+        amount = money.amount
+        # At exactly the currency's exponent (0 or negative) str() writes the plain digits;
+        # any other exponent goes through _wire, which refuses excess decimals, never rounds.
+        if amount.as_tuple().exponent == _EXPONENTS.get(money.currency):
+            wire = str(amount)
+        else:
+            wire = _wire(money, f"order {order_id}")
+        text = self._text
+        owner = f"order {order_id}"
         return (
-            f"<CdtTrfTxInf><PmtId><InstrId>{_x(order_id)}</InstrId>"
-            f"<EndToEndId>{_x(order.end_to_end_id)}</EndToEndId></PmtId>"
-            f'<Amt><InstdAmt Ccy="{money.currency}">{_wire(money, where)}</InstdAmt></Amt>'
+            f"<CdtTrfTxInf><PmtId><InstrId>{order_id}</InstrId>"
+            f"<EndToEndId>{order_id}</EndToEndId></PmtId>"
+            f'<Amt><InstdAmt Ccy="{money.currency}">{wire}</InstdAmt></Amt>'
             f"<CdtrAgt>{self._agent(creditor)}</CdtrAgt>"
-            f"<Cdtr><Nm>{self._text(creditor.name, f'{where} creditor name', 140)}</Nm></Cdtr>"
-            f"<CdtrAcct>{self._account(creditor.account, where)}</CdtrAcct>"
-            f"<Purp><Cd>{purpose}</Cd></Purp>{self._remittance(order, where)}</CdtTrfTxInf>"
+            f"<Cdtr><Nm>{text(creditor.name, owner, 'creditor name')}</Nm></Cdtr>"
+            f"<CdtrAcct>{written_account}</CdtrAcct>"
+            f"<Purp><Cd>{order.category.purpose}</Cd></Purp>{self._remittance(order, owner)}"
+            "</CdtTrfTxInf>"
         )
 
-    def _remittance(self, order: PaymentOrder, where: str) -> str:
+    def _remittance(self, order: PaymentOrder, owner: str) -> str:
         """RmtInf: free text as Ustrd (≤140), budget codes as Strd/AddtlRmtInf ('' when neither)."""
-        budget = budget_line(order.budget)
+        budget = budget_line(order.budget) if order.budget else ""
         if not order.remittance and not budget:
             return ""
         unstructured = (
-            f"<Ustrd>{self._text(order.remittance, f'{where} remittance', 140)}</Ustrd>"
+            f"<Ustrd>{self._text(order.remittance, owner, 'remittance')}</Ustrd>"
             if order.remittance
             else ""
         )
         structured = (
-            f"<Strd><AddtlRmtInf>{self._text(budget, f'{where} budget', 140)}</AddtlRmtInf></Strd>"
+            f"<Strd><AddtlRmtInf>{self._text(budget, owner, 'budget')}</AddtlRmtInf></Strd>"
             if budget
             else ""
         )
         return f"<RmtInf>{unstructured}{structured}</RmtInf>"
 
-    def _text(self, value: str, where: str, max_length: int) -> str:
-        """Text under the charset policy, length-checked after normalisation, escaped."""
-        return _x(fit(value, self._charset, where, max_length))
+    def _text(self, value: str, owner: str, field: str, max_length: int = 140) -> str:
+        """Text under the charset policy, length-checked after normalisation, escaped.
+
+        A run repeats many texts (the remittance, the debtor): each is normalised once.
+        """
+        written = self._texts.get(value)
+        if written is None:
+            try:
+                written = _x(fit(value, self._charset, field, max_length))
+            except InvalidMessage as exc:
+                raise InvalidMessage(f"{owner} {exc}") from None
+            if len(self._texts) < _TEXT_CACHE:
+                self._texts[value] = written
+        return written
+
+    def _scheme(self, scheme: str | None) -> str:
+        """`SchmeNm` of a domestic account: `Cd` for an ISO scheme, `Prtry` otherwise."""
+        if not scheme:
+            return ""
+        kind = "Cd" if scheme in ISO_ACCOUNT_SCHEMES else "Prtry"
+        return f"<SchmeNm><{kind}>{_x(scheme)}</{kind}></SchmeNm>"
 
     def _account(self, account: Account, where: str) -> str:
         """`Id/IBAN`, or `Id/Othr` with the scheme as `Cd` (ISO code) or `Prtry`, per policy."""
@@ -243,6 +276,33 @@ class _Writer:
             written = _agent(self._layout, party)
             self._agents[key] = written
         return written
+
+
+def _check_order_ids(ids: list[str], seen: set[str]) -> None:
+    """Every order id valid (1-35, restricted set, no outer spaces) and new to this file.
+
+    Checked over the whole group at once; the slow path runs only to name the culprit.
+    """
+    joined = "\n".join(ids)
+    clean = (
+        not _NOT_ID.search(joined)
+        and max(map(len, ids)) <= 35
+        and min(map(len, ids)) >= 1
+        and " \n" not in joined
+        and "\n " not in joined
+        and joined == joined.strip(" ")
+    )
+    if not clean:
+        for order_id in ids:
+            check_identifier(order_id, "order id (InstrId/EndToEndId)")
+    group = set(ids)
+    if len(group) != len(ids) or not seen.isdisjoint(group):
+        counted = set(seen)
+        for order_id in ids:
+            if order_id in counted:
+                raise InvalidMessage(f"order {order_id} appears twice in one file")
+            counted.add(order_id)
+    seen.update(group)
 
 
 def _group_total(group: PaymentGroup) -> Decimal:
@@ -305,7 +365,9 @@ def _wire(money: Money, where: str) -> str:
 
 
 # Our own text has no DTD or entity; the parser is hardened all the same.
-_OWN_TEXT = etree.XMLParser(resolve_entities=False, no_network=True, collect_ids=False)
+_OWN_TEXT = etree.XMLParser(
+    resolve_entities=False, no_network=True, collect_ids=False, remove_blank_text=True
+)
 
 
 def _fromstring(data: bytes, labels: list[str], kind: MessageType) -> etree._Element:

@@ -320,3 +320,14 @@ def test_a_pain001_inside_a_business_envelope_is_read(samples: Path) -> None:
     content = read_pain001(document)
     assert content.msg_id == "PN01-20260413-2150"
     assert content.nb_of_txs == 1
+
+
+def test_amounts_with_trailing_zero_decimals_are_written_in_minor_units() -> None:
+    """606000.00 VND is 606000 on the wire; 12.5 EUR is 12.50; 1E+3 VND is 1000."""
+    vnd = replace(order(1), money=Money(Decimal("606000.00"), "VND"))
+    eur = replace(order(2), money=Money(Decimal("12.5"), "EUR"))
+    big = replace(order(3), money=Money(Decimal("1E+3"), "VND"))
+    root = build_pain001(batch(group([vnd, eur, big])))
+    assert texts(root, "//p:InstdAmt") == ["606000", "12.50", "1000"]
+    with pytest.raises(InvalidMessage, match=r"order ORD-2025-0000004: amount 1\.5 VND"):
+        build_pain001(batch(group([replace(order(4), money=Money(Decimal("1.5"), "VND"))])))
