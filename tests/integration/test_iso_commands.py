@@ -84,6 +84,15 @@ def test_build_refuses_an_amount_with_decimals_vnd_has_not(home: Path) -> None:
     assert not (home / "out").exists() or not list((home / "out").iterdir())
 
 
+def test_help_lists_build_and_parse(home: Path) -> None:
+    """Both commands are registered and describe themselves."""
+    result = run(home, "--help")
+    assert result.returncode == 0
+    assert "build" in result.stdout
+    assert "parse" in result.stdout
+    assert "--no-validate" in run(home, "parse", "--help").stdout
+
+
 def test_build_for_an_unknown_partner_is_one_line(home: Path) -> None:
     """The known partners are named."""
     orders = home / "orders.json"
