@@ -15,6 +15,7 @@ from pika.exceptions import AMQPError
 
 from gateway import logs
 from gateway.commands import files as files_commands
+from gateway.commands import iso
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
 
@@ -276,3 +277,5 @@ def main() -> None:
 
 
 cli.add_command(files_commands.files)
+cli.add_command(iso.build)
+cli.add_command(iso.parse)

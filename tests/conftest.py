@@ -45,6 +45,21 @@ def broker_url() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    """The third-party ISO 20022 samples in ../shared/iso20022/samples.
+
+    Absent (a clone without ../shared) they are skipped; under CI their absence fails the run.
+    """
+    path = SHARED / "iso20022" / "samples"
+    if not path.is_dir():
+        message = f"third-party samples not found at {path} (../shared is absent)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 def pin_certificate(profile: PartnerProfile, cert: Path) -> PartnerProfile:
     """The profile trusting only the certificate at `cert`."""
     pinned = replace(profile.signature, certificates=(PinnedCertificate(path=str(cert)),))

@@ -26,10 +26,10 @@ def scan(ctx: click.Context, partner: str | None, as_json: bool) -> None:
     Files still being written are left for the next scan; each other file is claimed, applied
     and moved to processed/ or failed/ (with a .reason.txt).
     """
-    from gateway.adapters.db import Database  # noqa: PLC0415 - keeps --help instant
-    from gateway.bootstrap import file_partners, partner_folders  # noqa: PLC0415
-    from gateway.service.file_scanner import FileScanner  # noqa: PLC0415
-    from gateway.service.inbound import InboundService  # noqa: PLC0415
+    from gateway.adapters.db import Database  # keeps --help instant
+    from gateway.bootstrap import file_partners, partner_folders
+    from gateway.service.file_scanner import FileScanner
+    from gateway.service.inbound import InboundService
 
     settings: Settings = ctx.obj
     names = file_partners(settings)

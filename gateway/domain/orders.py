@@ -49,7 +49,7 @@ _PURPOSE = {
 
 def nfc(text: str) -> str:
     """Text in Unicode NFC, the form every length check and every file uses."""
-    return unicodedata.normalize("NFC", text)
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +67,22 @@ class Account:
 
 
 @dataclass(frozen=True, slots=True)
+class ClearingMember:
+    """A bank as a member of a clearing system (e.g. its CITAD or NAPAS code in Viet Nam)."""
+
+    # ExternalClearingSystemIdentification1Code when 5 characters or fewer, else proprietary.
+    system: str
+    member_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Party:
-    """A debtor or creditor: name, account and the BIC of the bank holding it."""
+    """A debtor or creditor: name, account and the bank holding it (BIC, clearing member id)."""
 
     name: str
     account: Account
     agent_bic: str
+    agent_member: ClearingMember | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,10 +190,17 @@ def _account(data: dict[str, Any], where: str) -> Account:
 
 
 def _party(data: dict[str, Any], where: str) -> Party:
+    member = data.get("agent_member")
     return Party(
         name=text_field(data["name"], f"{where}.name", 140),
         account=_account(data["account"], f"{where}.account"),
         agent_bic=str(data["agent_bic"]),
+        agent_member=ClearingMember(
+            system=text_field(member["clearing_system"], f"{where}.agent_member", 35),
+            member_id=text_field(member["member_id"], f"{where}.agent_member.member_id", 35),
+        )
+        if member
+        else None,
     )
 
 

@@ -12,6 +12,7 @@ from lxml import etree
 
 from gateway.domain.orders import nfc
 from gateway.errors import InvalidMessage
+from gateway.iso20022.apphdr import document_of
 from gateway.iso20022.model import Entry, EntryDetail, Notification
 from gateway.iso20022.namespaces import MessageType, message_type, namespace_of
 from gateway.iso20022.xml import (
@@ -195,6 +196,7 @@ def _add_code(parent: etree._Element, code: str) -> None:
 
 def read_camt054(root: etree._Element) -> Notification:
     """Read a camt.054 (.02, .04 or .08) notifying one account."""
+    root = document_of(root)
     kind = message_type(root)
     if kind.family != "camt.054":
         raise InvalidMessage(f"expected a camt.054 notification, got {kind.name_id}")
@@ -211,7 +213,7 @@ def read_camt054(root: etree._Element) -> Notification:
             f"found {len(notifications)} Ntfctn for {len(accounts)} account(s)"
         )
     entries = [
-        _read_entry(ntry, ns) for ntfctn in notifications for ntry in findall(ntfctn, ns, "Ntry")
+        read_entry(ntry, ns) for ntfctn in notifications for ntry in findall(ntfctn, ns, "Ntry")
     ]
     return Notification(
         msg_id=required_text(header, ns, "MsgId", "GrpHdr"),
@@ -221,11 +223,11 @@ def read_camt054(root: etree._Element) -> Notification:
     )
 
 
-def _read_entry(ntry: etree._Element, ns: str | None) -> Entry:
+def read_entry(ntry: etree._Element, ns: str | None) -> Entry:
     """One Ntry."""
     reference = text(ntry, ns, "AcctSvcrRef")
     where = f"entry {reference or text(ntry, ns, 'NtryRef') or '?'}"
-    amount, currency = _amount(find(ntry, ns, "Amt"), where)
+    amount, currency = read_amount(find(ntry, ns, "Amt"), where)
     credit_debit = required_text(ntry, ns, "CdtDbtInd", where)
     transactions = [
         (tx, batch)
@@ -299,7 +301,7 @@ def _detail_amount(
     for path in ("Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/InstdAmt/Amt"):
         element = find(tx, ns, path)
         if element is not None:
-            return _amount(element, f"{where} TxDtls")
+            return read_amount(element, f"{where} TxDtls")
     if only is not None:
         return only
     raise InvalidMessage(f"{where}: a TxDtls has no amount and the entry has several")
@@ -314,11 +316,13 @@ def _party_name(party: etree._Element | None, ns: str | None) -> str | None:
     )
 
 
-def _amount(element: etree._Element | None, where: str) -> tuple[Decimal, str]:
-    """An amount element's value and its Ccy attribute."""
+def read_amount(
+    element: etree._Element | None, where: str, name: str = "Amt"
+) -> tuple[Decimal, str]:
+    """An amount element's value and its Ccy attribute; `name` is its tag, for errors."""
     if element is None or not element.text:
-        raise InvalidMessage(f"{where}: <Amt> is missing")
+        raise InvalidMessage(f"{where}: <{name}> is missing")
     currency = element.get("Ccy")
     if not currency:
-        raise InvalidMessage(f"{where}: <Amt> has no Ccy")
+        raise InvalidMessage(f"{where}: <{name}> has no Ccy")
     return parse_amount(element.text, f"{where} amount"), currency

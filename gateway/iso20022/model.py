@@ -125,3 +125,63 @@ class Notification:
     created_at: datetime
     account: str
     entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """One Bal of a camt.053 statement: type code (OPBD, CLBD, ...), signed by CdtDbtInd."""
+
+    type: str
+    amount: Decimal
+    currency: str
+    credit_debit: str
+    date: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountStatement:
+    """One Stmt of a camt.053: an account's balances and booked entries for a period."""
+
+    statement_id: str
+    account: str
+    created_at: datetime | None
+    balances: tuple[Balance, ...]
+    entries: tuple[Entry, ...]
+    electronic_sequence: str | None = None
+    from_date: date | None = None
+    to_date: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A camt.053 bank-to-customer statement, one or more accounts."""
+
+    msg_id: str
+    created_at: datetime
+    statements: tuple[AccountStatement, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnedTransaction:
+    """One TxInf of a pacs.004: a settled payment coming back, with its original ids."""
+
+    amount: Decimal
+    currency: str
+    return_id: str | None = None
+    original_msg_id: str | None = None
+    original_instr_id: str | None = None
+    original_end_to_end_id: str | None = None
+    original_tx_id: str | None = None
+    settlement_date: date | None = None
+    reason_code: str | None = None
+    reason_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentReturn:
+    """A pacs.004 payment return."""
+
+    msg_id: str
+    created_at: datetime
+    original_msg_id: str | None
+    transactions: tuple[ReturnedTransaction, ...]

@@ -10,6 +10,8 @@ from gateway.errors import InvalidMessage
 
 ISO_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
+# The envelope holding a head.001 AppHdr and its Document (see gateway.iso20022.apphdr).
+BIZMSG_NS = "urn:kbnn:gateway:bizmsg:1"
 
 
 class MessageType(Enum):
@@ -27,6 +29,9 @@ class MessageType(Enum):
     CAMT_054_001_04 = "urn:iso:std:iso:20022:tech:xsd:camt.054.001.04"
     CAMT_054_001_08 = "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08"
     HEAD_001_001_02 = "urn:iso:std:iso:20022:tech:xsd:head.001.001.02"
+    PACS_004_001_02 = "urn:iso:std:iso:20022:tech:xsd:pacs.004.001.02"
+    PACS_004_001_09 = "urn:iso:std:iso:20022:tech:xsd:pacs.004.001.09"
+    PACS_004_001_11 = "urn:iso:std:iso:20022:tech:xsd:pacs.004.001.11"
 
     @property
     def namespace(self) -> str:
@@ -64,6 +69,12 @@ NAMESPACE_ALIASES: dict[str, MessageType] = {
     ),
     "http://www.six-interbank-clearing.com/de/pain.002.001.03.ch.02.xsd": (
         MessageType.PAIN_002_001_03
+    ),
+    "http://www.six-interbank-clearing.com/de/camt.053.001.04.ch.02.xsd": (
+        MessageType.CAMT_053_001_04
+    ),
+    "http://www.six-interbank-clearing.com/de/camt.054.001.04.ch.02.xsd": (
+        MessageType.CAMT_054_001_04
     ),
 }
 

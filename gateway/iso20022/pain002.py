@@ -15,6 +15,7 @@ from lxml import etree
 
 from gateway.domain.orders import nfc
 from gateway.errors import InvalidMessage
+from gateway.iso20022.apphdr import document_of
 from gateway.iso20022.model import StatusReport, TxStatus
 from gateway.iso20022.namespaces import MessageType, message_type, namespace_of
 from gateway.iso20022.xml import (
@@ -147,6 +148,7 @@ def _add_reason(parent: etree._Element, code: str | None, reason: str | None) ->
 
 def read_pain002(root: etree._Element) -> StatusReport:
     """Read a pain.002 (.03 with national variants, .10, .12; .10 without a namespace too)."""
+    root = document_of(root)
     ns = _namespace(root)
     body = find(root, ns, "CstmrPmtStsRpt")
     if body is None:

@@ -117,7 +117,9 @@ def required_text(element: etree._Element, namespace: str | None, path: str, whe
     """The text at `path`; an InvalidMessage naming what is missing otherwise."""
     value = text(element, namespace, path)
     if value is None:
-        raise InvalidMessage(f"{where}: <{path}> is missing or empty")
+        raise InvalidMessage(
+            f"line {element.sourceline or '?'}: {where}: <{path}> is missing or empty"
+        )
     return value
 
 

@@ -11,6 +11,7 @@ from lxml import etree
 
 from gateway import paths
 from gateway.errors import ConfigError, InvalidMessage
+from gateway.iso20022 import apphdr
 from gateway.iso20022.namespaces import MessageType, message_type, namespace_of
 from gateway.iso20022.xml import PARSER
 
@@ -20,6 +21,7 @@ MAX_REPORTED_ERRORS = 3
 _cache: dict[tuple[Path, MessageType], etree.XMLSchema] = {}
 _lock = threading.Lock()
 _ELEMENT = re.compile(r"^Element '([^']+)'(?:, attribute '([^']+)')?: (.*)$", re.DOTALL)
+_ROOT_STEP = re.compile(r"^/\*(\[\d+\])?")
 _CLARK = re.compile(r"\{[^{}]*:[^{}]*\}")  # {namespace-uri}, not a pattern's {8}
 
 
@@ -57,7 +59,21 @@ def _load(path: Path, kind: MessageType) -> etree.XMLSchema:
 
 
 def validate(root: etree._Element) -> None:
-    """Validate a document against the XSD of its namespace; raise InvalidMessage on failure."""
+    """Validate a document against the XSD of its namespace; raise InvalidMessage on failure.
+
+    An envelope (see `gateway.iso20022.apphdr`) has its AppHdr and its Document validated
+    separately, each against its own XSD.
+    """
+    if apphdr.is_envelope(root):
+        header, document = apphdr.split(root)
+        assert header is not None
+        _validate_one(header)
+        _validate_one(document)
+        return
+    _validate_one(root)
+
+
+def _validate_one(root: etree._Element) -> None:
     kind = message_type(root)
     schema = schema_for(kind)
     subject = root if namespace_of(root) == kind.namespace else _renamed(root, kind.namespace)
@@ -88,7 +104,7 @@ def _describe(entry: etree._LogEntry, root: etree._Element) -> str:
         attribute, message, element = None, entry.message, "?"
     located = _element_at(root, entry.path)
     if located is not None:
-        element = _readable_path(located)
+        element = _readable_path(located, root)
     if attribute:
         element = f"{element}@{attribute}"
     message = _CLARK.sub("", message).strip()
@@ -99,8 +115,10 @@ def _element_at(root: etree._Element, path: str | None) -> etree._Element | None
     """The element libxml2's error path points at, when it can be resolved."""
     if not path:
         return None
+    # libxml2 writes the path as if the validated element were the document root.
+    relative = _ROOT_STEP.sub(".", path, count=1)
     try:
-        result = root.getroottree().xpath(path)
+        result = root.xpath(relative)
     except etree.XPathError:
         return None
     if isinstance(result, list) and result and isinstance(result[0], etree._Element):
@@ -108,11 +126,11 @@ def _element_at(root: etree._Element, path: str | None) -> etree._Element | None
     return None
 
 
-def _readable_path(element: etree._Element) -> str:
-    """`GrpHdr/MsgId`-style path of local names below the root, with [n] where siblings repeat."""
+def _readable_path(element: etree._Element, top: etree._Element) -> str:
+    """`GrpHdr/MsgId`-style path of local names below `top`, with [n] where siblings repeat."""
     steps: list[str] = []
     node: etree._Element | None = element
-    while node is not None and node.getparent() is not None:
+    while node is not None and node is not top and node.getparent() is not None:
         parent = node.getparent()
         assert parent is not None
         same = [child for child in parent if child.tag == node.tag]

@@ -7,6 +7,7 @@ import json
 from datetime import datetime, timedelta
 
 import structlog
+from lxml import etree
 
 from gateway.adapters.db import Database
 from gateway.adapters.topology import TO_BANK_EXCHANGE
@@ -14,8 +15,9 @@ from gateway.config import PartnerProfile, Settings
 from gateway.domain.money import total
 from gateway.domain.orders import PaymentOrder, order_from_payload
 from gateway.domain.states import TxState
+from gateway.domain.text import Charset, fit
 from gateway.errors import GatewayError, InvalidMessage
-from gateway.iso20022 import xsd
+from gateway.iso20022 import apphdr, xsd
 from gateway.iso20022.model import OutboundBatch, PaymentGroup
 from gateway.iso20022.pain001 import build_pain001
 from gateway.service.clock import Clock, stamp, utcnow
@@ -157,15 +159,40 @@ class BatchService:
         self, msg_id: str, partner: PartnerProfile, stored: list[StoredOrder], now: datetime
     ) -> tuple[bytes, int, str, tuple[PaymentGroup, ...]]:
         orders = [order_from_payload(json.loads(row.payload)) for row in stored]
-        groups = payment_groups(msg_id, orders)
-        batch = OutboundBatch(
-            msg_id=msg_id,
-            created_at=now,
-            initiating_party=self._settings.initiating_party,
-            groups=groups,
-        )
-        root = build_pain001(batch, partner.messages.pain001_version)
-        xsd.validate(root)
+        root, groups = render(msg_id, partner, orders, now, self._settings.initiating_party)
         body = sign(root, self._keypair)
         ctrl_sum = total([o.money.amount for o in orders])
         return body, len(orders), format(ctrl_sum, "f"), groups
+
+
+def render(
+    msg_id: str,
+    partner: PartnerProfile,
+    orders: list[PaymentOrder],
+    now: datetime,
+    initiating_party: str,
+) -> tuple[etree._Element, tuple[PaymentGroup, ...]]:
+    """The validated, unsigned file of one batch for a partner: pain.001, in its envelope when the
+    partner takes a head.001 AppHdr (each part checked against its own XSD)."""
+    policy = partner.messages
+    groups = payment_groups(msg_id, orders)
+    batch = OutboundBatch(
+        msg_id=msg_id, created_at=now, initiating_party=initiating_party, groups=groups
+    )
+    root = build_pain001(
+        batch, policy.pain001_version, charset=policy.charset, account_id=policy.account_id
+    )
+    xsd.validate(root)
+    if policy.app_header:
+        header = apphdr.build_app_header(
+            apphdr.AppHeader(
+                sender_name=fit(initiating_party, Charset(policy.charset), "AppHdr/Fr", 140),
+                receiver_bic=partner.bic,
+                business_msg_id=msg_id,
+                message_definition=policy.pain001_version,
+                created_at=now,
+            )
+        )
+        xsd.validate(header)
+        root = apphdr.wrap(header, root)
+    return root, groups

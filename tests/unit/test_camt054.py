@@ -17,17 +17,7 @@ from gateway.iso20022.xml import parse_xml, to_bytes
 from tests.unit.factories import CREATED_AT
 
 V08 = "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08"
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 SETTLED = date(2025, 3, 17)
-
-
-@pytest.fixture(scope="module")
-def samples() -> Path:
-    """The third-party samples in ../shared, or a clean skip when that folder is absent."""
-    path = SHARED / "iso20022" / "samples"
-    if not path.is_dir():
-        pytest.skip(f"third-party samples not found at {path} (../shared is absent)")
-    return path
 
 
 def sample(samples: Path, name: str) -> Notification:

@@ -24,7 +24,6 @@ from tests.unit.factories import CREATED_AT, batch, benefits_batch, group, order
 
 V09 = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 V03 = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 
 def texts(root: etree._Element, path: str, ns: str = V09) -> list[str]:
@@ -43,15 +42,6 @@ def two_groups() -> OutboundBatch:
         "PMT-ELEC",
     )
     return batch(benefits, bills)
-
-
-@pytest.fixture(scope="module")
-def samples() -> Path:
-    """The third-party samples in ../shared, or a clean skip when that folder is absent."""
-    path = SHARED / "iso20022" / "samples"
-    if not path.is_dir():
-        pytest.skip(f"third-party samples not found at {path} (../shared is absent)")
-    return path
 
 
 @pytest.mark.parametrize("version", ["pain.001.001.09", "pain.001.001.03"])
@@ -214,13 +204,21 @@ def test_refusals_say_what_is_wrong() -> None:
 
 def test_an_xsd_failure_names_the_transaction_line_and_element() -> None:
     """Each transaction sits on its own line, so an XSD error points straight at it."""
-    root = build_pain001(batch(group([order(1), order(2, name="N" * 141), order(3)])))
+    bad = order(2)
+    bad = replace(bad, creditor=replace(bad.creditor, agent_bic="NOTABIC"))
+    root = build_pain001(batch(group([order(1), bad, order(3)])))
     with pytest.raises(InvalidMessage) as refused:
         xsd.validate(root)
     assert str(refused.value).startswith(
-        "pain.001.001.09 fails its XSD: line 4: CstmrCdtTrfInitn/PmtInf/CdtTrfTxInf[2]/Cdtr/Nm: "
-        "[facet 'maxLength']"
+        "pain.001.001.09 fails its XSD: line 4: "
+        "CstmrCdtTrfInitn/PmtInf/CdtTrfTxInf[2]/CdtrAgt/FinInstnId/BICFI: [facet 'pattern']"
     )
+
+
+def test_a_name_too_long_after_nfc_is_refused_before_the_xsd() -> None:
+    """Lengths are checked by the builder after normalisation, naming the order and field."""
+    with pytest.raises(InvalidMessage, match="order ORD-2025-0000002 creditor name is 141"):
+        build_pain001(batch(group([order(1), order(2, name="N" * 141), order(3)])))
 
 
 @pytest.mark.parametrize("version", ["pain.001.001.09", "pain.001.001.03"])
@@ -322,3 +320,14 @@ def test_a_pain001_inside_a_business_envelope_is_read(samples: Path) -> None:
     content = read_pain001(document)
     assert content.msg_id == "PN01-20260413-2150"
     assert content.nb_of_txs == 1
+
+
+def test_amounts_with_trailing_zero_decimals_are_written_in_minor_units() -> None:
+    """606000.00 VND is 606000 on the wire; 12.5 EUR is 12.50; 1E+3 VND is 1000."""
+    vnd = replace(order(1), money=Money(Decimal("606000.00"), "VND"))
+    eur = replace(order(2), money=Money(Decimal("12.5"), "EUR"))
+    big = replace(order(3), money=Money(Decimal("1E+3"), "VND"))
+    root = build_pain001(batch(group([vnd, eur, big])))
+    assert texts(root, "//p:InstdAmt") == ["606000", "12.50", "1000"]
+    with pytest.raises(InvalidMessage, match=r"order ORD-2025-0000004: amount 1\.5 VND"):
+        build_pain001(batch(group([replace(order(4), money=Money(Decimal("1.5"), "VND"))])))
