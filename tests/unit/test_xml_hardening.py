@@ -245,7 +245,7 @@ def ec_keypair(common_name: str = "Other signer") -> KeyPair:
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
+        .not_valid_before(now - timedelta(days=1000))
         .not_valid_after(now + timedelta(days=30))
         .sign(key, hashes.SHA256())
     )
