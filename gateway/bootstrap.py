@@ -22,23 +22,34 @@ from gateway.service.batcher import BatchService
 from gateway.service.inbound import InboundService
 from gateway.service.intake import IntakeService
 from gateway.service.relay import RelayService
-from gateway.signing import KeyPair, ensure_keypair
+from gateway.signing import KeyPair, KeyRing, ensure_keypair, load_keyring, passphrase_from_env
 
 log = structlog.get_logger("gateway.bootstrap")
 
 
+def our_keyring(settings: Settings) -> KeyRing:
+    """The treasury's signing key, current and next (a development pair is made on first use).
+
+    The passphrase comes from GATEWAY_KEY_PASSPHRASE or GATEWAY_KEY_PASSPHRASE_FILE.
+    """
+    passphrase = passphrase_from_env()
+    name = settings.signing_key
+    ensure_keypair(settings.keys_path, name, f"{settings.initiating_party} - gateway", passphrase)
+    return load_keyring(settings.keys_path, name, passphrase)
+
+
 def our_keypair(settings: Settings) -> KeyPair:
-    """The treasury's signing key pair (generated into keys/ on first use)."""
-    return ensure_keypair(
-        settings.keys_path, settings.signing_key, f"{settings.initiating_party} - gateway"
-    )
+    """The treasury's current signing key pair."""
+    return our_keyring(settings).current
 
 
 def bank_keypair(settings: Settings, partner: PartnerProfile) -> KeyPair:
     """The simulated bank's key pair; its certificate is the one the partner profile pins."""
     cert = settings.path(partner.signature.current.path)
     name = cert.name.removesuffix(".cert.pem")
-    return ensure_keypair(cert.parent, name, f"{partner.name} bank simulator")
+    return ensure_keypair(
+        cert.parent, name, f"{partner.name} bank simulator", passphrase_from_env()
+    )
 
 
 def our_certificate(settings: Settings) -> bytes:
@@ -80,7 +91,7 @@ def build_gateway(settings: Settings) -> Gateway:
         settings=settings,
         db=db,
         intake=IntakeService(db, settings),
-        batcher=BatchService(db, settings, our_keypair(settings)),
+        batcher=BatchService(db, settings, our_keyring(settings)),
         inbound=InboundService(db, settings),
     )
 

@@ -272,3 +272,10 @@ def main() -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+from gateway.commands.keys import keys  # noqa: E402 - sub-commands register after `cli` exists
+from gateway.commands.verify import verify  # noqa: E402 - same
+
+cli.add_command(keys)
+cli.add_command(verify)

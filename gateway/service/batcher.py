@@ -21,7 +21,7 @@ from gateway.iso20022.pain001 import build_pain001
 from gateway.service.clock import Clock, stamp, utcnow
 from gateway.service.records import OutboxMessage, StoredOrder
 from gateway.service.transitions import advance
-from gateway.signing import KeyPair, sign
+from gateway.signing import KeyRing, SignedFile, sign_for_partner
 
 log = structlog.get_logger("gateway.batcher")
 
@@ -55,11 +55,11 @@ class BatchService:
     """Every tick, turns each quiet (or full) group of received orders into one file."""
 
     def __init__(
-        self, db: Database, settings: Settings, keypair: KeyPair, clock: Clock = utcnow
+        self, db: Database, settings: Settings, keyring: KeyRing, clock: Clock = utcnow
     ) -> None:
         self._db = db
         self._settings = settings
-        self._keypair = keypair
+        self._keyring = keyring
         self._clock = clock
 
     def tick(self) -> int:
@@ -123,7 +123,8 @@ class BatchService:
                 return False
             seq = tx.next_value("pain.001")
             msg_id = make_msg_id(partner, now.strftime("%Y%m%d"), seq)
-            body, nb, ctrl_sum, groups = self._build(msg_id, partner, stored, now)
+            signed, nb, ctrl_sum, groups = self._build(msg_id, partner, stored, now)
+            body = signed.body
             tx.add_file(
                 msg_id=msg_id,
                 partner=partner.name,
@@ -146,6 +147,7 @@ class BatchService:
                         "partner": partner.name,
                         "message_type": partner.messages.pain001_version,
                         "msg_id": msg_id,
+                        **signed.headers,  # the detached signature, when the partner wants one
                     },
                 ),
                 stamp(now),
@@ -155,7 +157,7 @@ class BatchService:
 
     def _build(
         self, msg_id: str, partner: PartnerProfile, stored: list[StoredOrder], now: datetime
-    ) -> tuple[bytes, int, str, tuple[PaymentGroup, ...]]:
+    ) -> tuple[SignedFile, int, str, tuple[PaymentGroup, ...]]:
         orders = [order_from_payload(json.loads(row.payload)) for row in stored]
         groups = payment_groups(msg_id, orders)
         batch = OutboundBatch(
@@ -166,6 +168,6 @@ class BatchService:
         )
         root = build_pain001(batch, partner.messages.pain001_version)
         xsd.validate(root)
-        body = sign(root, self._keypair)
+        signed = sign_for_partner(root, self._keyring, partner.signature, f"{msg_id}.xml", now)
         ctrl_sum = total([o.money.amount for o in orders])
-        return body, len(orders), format(ctrl_sum, "f"), groups
+        return signed, len(orders), format(ctrl_sum, "f"), groups

@@ -39,8 +39,8 @@ CERT_VALIDITY = timedelta(days=730)
 # Start of validity of the development pairs `ensure_keypair` generates (see there).
 DEV_VALID_FROM = datetime(2024, 1, 1, tzinfo=UTC)
 ORGANISATION = "Kho bạc Nhà nước"
-PASSPHRASE_ENV = "GATEWAY_KEY_PASSPHRASE"
-PASSPHRASE_FILE_ENV = "GATEWAY_KEY_PASSPHRASE_FILE"
+PASSPHRASE_ENV = "GATEWAY_KEY_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
+PASSPHRASE_FILE_ENV = "GATEWAY_KEY_PASSPHRASE_FILE"  # noqa: S105 - same
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -149,7 +149,9 @@ def _load_pkcs12(path: Path, passphrase: bytes | None) -> KeyPair:
         key, cert, _ = pkcs12.load_key_and_certificates(path.read_bytes(), passphrase)
     except ValueError:
         hint = "" if passphrase else f" (set {PASSPHRASE_ENV} or {PASSPHRASE_FILE_ENV})"
-        raise ConfigError(f"{path} cannot be opened: wrong passphrase or not PKCS#12{hint}") from None
+        raise ConfigError(
+            f"{path} cannot be opened: wrong passphrase or not PKCS#12{hint}"
+        ) from None
     if key is None or cert is None:
         raise ConfigError(f"{path} must hold one private key and its certificate")
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):

@@ -148,8 +148,8 @@ def _check(
     candidates = choose(shape, pinned)
     failure: SignatureError | None = None
     for candidate in candidates:
-        check_strength(candidate.cert_pem)
         try:
+            check_strength(candidate.cert_pem, shape.method)
             check_value(shape, candidate.cert_pem, detached_data)
         except SignatureError as exc:
             failure = failure or exc

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
 from gateway.errors import ConfigError
+from gateway.iso20022.namespaces import DsigAlgorithm
 from gateway.iso20022.xml import parse_datetime
 from gateway.profile.signature import PinnedCertificate
 from gateway.signing.keys import certificate, key_id_of
@@ -44,7 +45,9 @@ class TrustedCertificate:
         return f"{self.key_id} (trusted {self.not_before:%Y-%m-%d} to {self.not_after:%Y-%m-%d})"
 
 
-def trusted(cert_pem: bytes, pin: PinnedCertificate | None = None, source: str = "") -> TrustedCertificate:
+def trusted(
+    cert_pem: bytes, pin: PinnedCertificate | None = None, source: str = ""
+) -> TrustedCertificate:
     """A certificate as trusted: its own validity narrowed by the pin's window."""
     cert = certificate(cert_pem)
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
@@ -107,9 +110,17 @@ def choose(shape: SignatureShape, pinned: Sequence[TrustedCertificate]) -> list[
     return list(pinned)
 
 
-def check_strength(cert_pem: bytes) -> None:
-    """RSA of 2048 bits or more, or ECDSA on P-256; nothing else."""
+def check_strength(cert_pem: bytes, method: DsigAlgorithm) -> None:
+    """RSA of 2048 bits or more, or ECDSA on P-256, used with its own signature method."""
     key = certificate(cert_pem).public_key()
+    expected = DsigAlgorithm.RSA_SHA256 if isinstance(key, rsa.RSAPublicKey) else None
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        expected = DsigAlgorithm.ECDSA_SHA256
+    if expected is not None and method is not expected:
+        raise SignatureError(
+            f"key mismatch: the signature is {method.name} but pinned certificate"
+            f" {key_id_of(cert_pem)} holds a {expected.name.split('_')[0]} key"
+        )
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
             raise SignatureError(
@@ -127,11 +138,14 @@ def check_time(chosen: TrustedCertificate, at: datetime) -> None:
         state = "expired" if at > chosen.not_after else "not yet valid"
         raise SignatureError(
             f"certificate {chosen.key_id} was {state} at the message's time"
-            f" {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC (trusted {chosen.not_before:%Y-%m-%d} to {chosen.not_after:%Y-%m-%d})"
+            f" {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC (trusted {chosen.not_before:%Y-%m-%d}"
+            f" to {chosen.not_after:%Y-%m-%d})"
         )
 
 
-def message_time(document: etree._Element, header: etree._Element | None, now: datetime) -> datetime:
+def message_time(
+    document: etree._Element, header: etree._Element | None, now: datetime
+) -> datetime:
     """The message's stated creation time, bounded by now (now when it states none)."""
     stated = None
     if header is not None:
