@@ -349,7 +349,9 @@ def test_a_document_signed_by_another_key_is_refused(keypair: KeyPair) -> None:
     other = ec_keypair()
     data = sign(build_pain001(benefits_batch(1)), other)
     assert verify(data, other.cert_pem) is not None
-    with pytest.raises(SignatureError, match=r"certificate [0-9a-f]{16} is not pinned for this partner"):
+    with pytest.raises(
+        SignatureError, match=r"certificate [0-9a-f]{16} is not pinned for this partner"
+    ):
         verify(data, keypair.cert_pem)
 
 
