@@ -585,9 +585,9 @@ def build(keys: Keys, canary_file: Path, canary_url: str) -> list[Case]:
         r"signature value does not match the pinned key",
     )
     add(
-        "treasury-reflected",
+        "another-partners-key",
         "trust",
-        "a file signed with a key the partner does not pin",
+        "a file signed with another partner's key",
         signed(pair=keys.expired),
         r"is not pinned for this partner",
     )
