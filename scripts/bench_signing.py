@@ -17,16 +17,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lxml import etree  # noqa: E402
-from signxml import XMLSigner, XMLVerifier  # noqa: E402
-from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod  # noqa: E402
+from lxml import etree
+from signxml import XMLSigner, XMLVerifier
+from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 
-from gateway.iso20022.pain001 import build_pain001  # noqa: E402
-from gateway.profile.signature import SignaturePolicy  # noqa: E402
-from gateway.signing import KeyPair, generate_keypair, trusted, verify_for_partner  # noqa: E402
-from gateway.signing.keys import private_key  # noqa: E402
-from gateway.signing.xmldsig import sign_enveloped  # noqa: E402
-from tests.unit.factories import benefits_batch  # noqa: E402
+from gateway.iso20022.pain001 import build_pain001
+from gateway.profile.signature import SignaturePolicy
+from gateway.signing import KeyPair, generate_keypair, trusted, verify_for_partner
+from gateway.signing.keys import private_key
+from gateway.signing.xmldsig import sign_enveloped
+from tests.unit.factories import benefits_batch
 
 
 def timed(action: Callable[[], Any]) -> tuple[float, Any]:

@@ -1,4 +1,4 @@
-"""Our signatures against independent implementations (xmlsec1, signxml), and theirs against ours."""
+"""Our signatures against independent implementations (xmlsec1, signxml), and theirs in ours."""
 
 from __future__ import annotations
 
