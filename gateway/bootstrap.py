@@ -23,6 +23,7 @@ from gateway.service.inbound import InboundService
 from gateway.service.intake import IntakeService
 from gateway.service.relay import RelayService
 from gateway.signing import KeyPair, KeyRing, ensure_keypair, load_keyring, passphrase_from_env
+from gateway.signing.keys import stored_in_clear
 
 log = structlog.get_logger("gateway.bootstrap")
 
@@ -35,6 +36,8 @@ def our_keyring(settings: Settings) -> KeyRing:
     passphrase = passphrase_from_env()
     name = settings.signing_key
     ensure_keypair(settings.keys_path, name, f"{settings.initiating_party} - gateway", passphrase)
+    if stored_in_clear(settings.keys_path, name):
+        log.warning("key.unencrypted", key=name, hint="development only: see keys/README.md")
     return load_keyring(settings.keys_path, name, passphrase)
 
 

@@ -46,5 +46,5 @@ def verify(ctx: click.Context, file: Path, partner: str, signature_file: Path | 
         click.echo(f"{file}: NOT valid: {exc}")
         ctx.exit(1)
     signer = f"signed by key {verified.key_id}" if verified.key_id else "unsigned (mode none)"
-    at = f", created {verified.signed_at.isoformat()}" if verified.signed_at else ""
+    at = f", created {verified.created_at.isoformat()}" if verified.created_at else ""
     click.echo(f"{file}: valid {kind.name_id} from {profile.name}, {signer}{at}")

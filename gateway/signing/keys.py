@@ -127,6 +127,15 @@ def has_pair(directory: Path, stem: str) -> bool:
     return any(path.exists() for path in pair_files(directory, stem))
 
 
+def stored_in_clear(directory: Path, stem: str) -> bool:
+    """Whether the pair `stem` keeps its private key unencrypted (development only)."""
+    key_path, _, p12_path = pair_files(directory, stem)
+    if p12_path.is_file() or not key_path.is_file():
+        return False
+    with key_path.open("rb") as handle:
+        return b"ENCRYPTED" not in handle.readline()
+
+
 def load_pair(directory: Path, stem: str, passphrase: bytes | None) -> KeyPair:
     """The pair stored under `stem`: `stem.p12`, else `stem.key.pem` with `stem.cert.pem`."""
     key_path, cert_path, p12_path = pair_files(directory, stem)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from lxml import etree
@@ -66,7 +66,8 @@ class VerifiedFile:
     document: etree._Element
     header: etree._Element | None = None
     key_id: str | None = None
-    signed_at: datetime | None = field(default=None)
+    # The creation time the message states, never later than now: trust is judged at it.
+    created_at: datetime | None = None
 
 
 def sign_for_partner(
@@ -115,7 +116,7 @@ def verify_for_partner(
     chosen = _check(shape, pinned, None)
     strip_signature(signature)
     verified = _unwrap(root, chosen.key_id, now)
-    check_time(chosen, verified.signed_at or now)
+    check_time(chosen, verified.created_at or now)
     return verified
 
 
@@ -137,7 +138,7 @@ def _verify_detached(
     if next(root.iter(SIGNATURE), None) is not None:
         raise SignatureError("the file holds a ds:Signature, but this partner signs detached")
     verified = _unwrap(root, chosen.key_id, now)
-    check_time(chosen, verified.signed_at or now)
+    check_time(chosen, verified.created_at or now)
     return verified
 
 

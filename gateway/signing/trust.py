@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
@@ -161,8 +160,3 @@ def message_time(
         # ISO 20022 allows a local time; Vietnam is UTC+7 all year.
         moment = moment.replace(tzinfo=timezone(timedelta(hours=7)))
     return min(moment, now)
-
-
-def certificate_of(pem: bytes) -> x509.Certificate:
-    """A certificate object (for callers that list keys)."""
-    return certificate(pem)
