@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.config import Settings
 from gateway.errors import ConfigError
@@ -91,9 +92,10 @@ def list_keys(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"no keys in {settings.keys_path}")
     for row in rows:
         activates = f"  signs from {row['activates']}" if row.get("activates") else ""
+        validity = f"valid {row['not_before']} to {row['not_after']}" if "not_before" in row else ""
         click.echo(
-            f"{row['role']:8} {row['key_id']}  {row['algorithm']:10} valid {row['not_before']}"
-            f" to {row['not_after']}  {row['file']}{activates}"
+            f"{row['role']:8} {row['key_id']:16}  {row.get('algorithm', ''):14} {validity:28}"
+            f"  {row['file']}{activates}"
         )
 
 
@@ -133,7 +135,8 @@ def rotate(
         click.echo(f"the next key of {name}, active since {since.isoformat()}, is now current")
     common_name = f"{settings.initiating_party} - gateway"
     key_pem, cert_pem = generate_keypair(common_name, curve=curve, valid_from=now)
-    store_pair(directory, f"{name}.next", key_pem, cert_pem, passphrase)
+    p12 = pair_files(directory, name)[2].exists()
+    store_pair(directory, f"{name}.next", key_pem, cert_pem, passphrase, pkcs12_format=p12)
     write_atomically(
         directory / f"{name}.next.activates", (when.isoformat() + "\n").encode(), 0o644
     )
@@ -187,12 +190,14 @@ def _cert_file(directory: Path, stem: str) -> Path:
 
 
 def _rows(directory: Path, name: str) -> list[dict[str, str]]:
-    """Every certificate in the keys folder, with its role; no private key is opened."""
+    """Every certificate in the keys folder (and in its PKCS#12 files), with its role."""
     rows: list[dict[str, str]] = []
     if not directory.is_dir():
         return rows
-    for path in sorted([*directory.glob("*.cert.pem"), *directory.glob("retired/*.cert.pem")]):
-        stem = path.name.removesuffix(".cert.pem")
+    files = [*directory.glob("*.cert.pem"), *directory.glob("*.p12")]
+    files += [*directory.glob("retired/*.cert.pem"), *directory.glob("retired/*.p12")]
+    for path in sorted(files):
+        stem = path.name.removesuffix(".cert.pem").removesuffix(".p12")
         role = "other"
         if stem == name:
             role = "current"
@@ -200,17 +205,32 @@ def _rows(directory: Path, name: str) -> list[dict[str, str]]:
             role = "next"
         elif path.parent.name == "retired":
             role = "retired"
-        pem = path.read_bytes()
-        cert = certificate(pem)
-        row = {
-            "role": role,
-            "key_id": key_id_of(pem),
-            "algorithm": type(cert.public_key()).__name__.removesuffix("PublicKey")[-10:],
-            "not_before": f"{cert.not_valid_before_utc:%Y-%m-%d}",
-            "not_after": f"{cert.not_valid_after_utc:%Y-%m-%d}",
-            "file": str(path),
-        }
+        if path.suffix == ".p12":
+            passphrase = passphrase_from_env()
+            if passphrase is None:
+                rows.append({"role": role, "key_id": "(locked)", "file": str(path)})
+                continue
+            pem = load_pair(path.parent, stem, passphrase).cert_pem
+        else:
+            pem = path.read_bytes()
+        row = {"role": role, "key_id": key_id_of(pem), **_describe(pem), "file": str(path)}
         if role == "next":
             row["activates"] = read_activation(directory, name).isoformat()
         rows.append(row)
     return rows
+
+
+def _describe(pem: bytes) -> dict[str, str]:
+    """Algorithm and validity of a certificate."""
+    cert = certificate(pem)
+    key = cert.public_key()
+    algorithm = "?"
+    if isinstance(key, rsa.RSAPublicKey):
+        algorithm = f"RSA-{key.key_size}"
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        algorithm = f"EC-{key.curve.name}"
+    return {
+        "algorithm": algorithm,
+        "not_before": f"{cert.not_valid_before_utc:%Y-%m-%d}",
+        "not_after": f"{cert.not_valid_after_utc:%Y-%m-%d}",
+    }

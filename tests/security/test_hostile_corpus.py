@@ -183,3 +183,10 @@ def test_parser_bombs_stay_bounded_in_a_child_process(
     assert result.returncode == 1, result.stderr
     assert "NOT valid" in result.stdout
     assert reason_is(case, result.stdout), result.stdout
+
+
+def test_the_readme_table_lists_every_case(world: World) -> None:
+    """README's security table (printed by scripts/security_table.py) names every case."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [case.name for case in world.cases if f"| `{case.name}` |" not in readme]
+    assert missing == []

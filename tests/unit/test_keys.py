@@ -93,3 +93,35 @@ def test_keys_generate_list_rotate(tmp_path: Path) -> None:
     again = runner.invoke(cli, ["keys", "rotate", "--activate-at", when.isoformat()], env=env)
     assert again.exit_code != 0
     assert "PRIVATE KEY" not in "".join(outputs)
+
+
+def test_a_rotation_after_the_activation_date_retires_the_old_key(tmp_path: Path) -> None:
+    """Once the next key signs, the next rotate makes it current and keeps the old one retired."""
+    env = {
+        "GATEWAY_HOME": str(tmp_path),
+        "GATEWAY_KEYS_DIR": str(tmp_path / "keys"),
+        PASSPHRASE_ENV: SECRET.decode(),
+    }
+    runner = CliRunner()
+    keys = tmp_path / "keys"
+    soon = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    for args in (["keys", "generate"], ["keys", "rotate", "--activate-at", soon]):
+        assert runner.invoke(cli, args, env=env).exit_code == 0
+    first = load_keyring(keys, "kbnn-gateway", SECRET)
+    assert first.next is not None
+    # The activation date has come.
+    (keys / "kbnn-gateway.next.activates").write_text("2026-01-01T00:00:00+00:00\n")
+    later = (datetime.now(UTC) + timedelta(days=60)).isoformat()
+    result = runner.invoke(cli, ["keys", "rotate", "--activate-at", later], env=env)
+    assert result.exit_code == 0, result.output
+    assert "is now current" in result.output
+    second = load_keyring(keys, "kbnn-gateway", SECRET)
+    assert second.current.key_id == first.next.key_id
+    assert second.next is not None and second.next.key_id not in (first.current.key_id,)
+    retired = sorted(p.name for p in (keys / "retired").iterdir())
+    assert retired == [
+        f"kbnn-gateway.{first.current.key_id}.cert.pem",
+        f"kbnn-gateway.{first.current.key_id}.key.pem",
+    ]
+    listing = runner.invoke(cli, ["keys", "list"], env=env).output
+    assert f"retired  {first.current.key_id}" in listing
