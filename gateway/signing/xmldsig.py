@@ -246,14 +246,19 @@ def find_enveloped(root: etree._Element) -> etree._Element:
 
 def inspect(signature: etree._Element, *, detached: bool) -> SignatureShape:
     """Accept only the agreed algorithms and one reference, naming anything else."""
-    names = [etree.QName(child).localname for child in signature if isinstance(child.tag, str)]
-    if names[:2] != list(_SIGNATURE_CHILDREN[:2]) or not set(names) <= set(_SIGNATURE_CHILDREN):
+    children = [child for child in signature if isinstance(child.tag, str)]
+    names = [
+        etree.QName(child).localname if etree.QName(child).namespace == DSIG_NS else child.tag
+        for child in children
+    ]
+    expected = [name for name in _SIGNATURE_CHILDREN if name in names]
+    if names != expected or names[:2] != list(_SIGNATURE_CHILDREN[:2]):
         extra = sorted(set(names) - set(_SIGNATURE_CHILDREN))
         raise SignatureError(
-            "the ds:Signature must hold SignedInfo, SignatureValue and KeyInfo only"
-            + (f"; it holds {', '.join(extra)}" if extra else "")
+            "the ds:Signature must hold SignedInfo, SignatureValue and KeyInfo, once each,"
+            " in that order" + (f"; it holds {', '.join(extra)}" if extra else "")
         )
-    info = signature[names.index("SignedInfo")]
+    info = children[0]
     _require(info, "CanonicalizationMethod", {DsigAlgorithm.EXC_C14N}, "canonicalisation")
     method = _require(info, "SignatureMethod", _SIGNATURE_METHODS, "signature method")
     references = info.findall(_ds("Reference"))

@@ -407,7 +407,19 @@ def build(keys: Keys, canary_file: Path, canary_url: str) -> list[Case]:
         "wrapping",
         "a ds:Object carrying a copy of the message",
         _edit(signed(), object_element),
-        r"SignedInfo, SignatureValue and KeyInfo only; .*Object",
+        r"SignedInfo, SignatureValue and KeyInfo, once each, in that order; it holds Object",
+    )
+
+    def second_signed_info(root: etree._Element) -> None:
+        info = next(root.iter(f"{DS}SignedInfo"))
+        info.addnext(copy.deepcopy(info))
+
+    add(
+        "second-signed-info",
+        "wrapping",
+        "a second SignedInfo inside the signature",
+        _edit(signed(), second_signed_info),
+        r"SignedInfo, SignatureValue and KeyInfo, once each, in that order",
     )
     add(
         "foreign-bizmsg",
