@@ -7,12 +7,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from structlog.testing import capture_logs
 
+from gateway.bootstrap import our_keyring
 from gateway.cli import cli
+from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.signing.keys import (
     PASSPHRASE_ENV,
     PASSPHRASE_FILE_ENV,
+    KeyPair,
     generate_keypair,
     load_keyring,
     load_pair,
@@ -125,3 +129,21 @@ def test_a_rotation_after_the_activation_date_retires_the_old_key(tmp_path: Path
     ]
     listing = runner.invoke(cli, ["keys", "list"], env=env).output
     assert f"retired  {first.current.key_id}" in listing
+
+
+def test_private_keys_are_never_shown_or_logged(settings: Settings) -> None:
+    """A key pair's repr holds no key, and loading our key ring logs no key material."""
+    key_pem, cert_pem = generate_keypair("KBNN repr")
+    assert b"PRIVATE KEY" in key_pem
+    assert "PRIVATE" not in repr(KeyPair(key_pem, cert_pem))
+    with capture_logs() as events:
+        ring = our_keyring(settings)
+    assert events == [
+        {
+            "event": "key.unencrypted",
+            "key": settings.signing_key,
+            "hint": "development only: see keys/README.md",
+            "log_level": "warning",
+        }
+    ]
+    assert "PRIVATE" not in repr(ring) and "PRIVATE" not in str(events)
