@@ -22,14 +22,14 @@ from gateway.service.batcher import BatchService
 from gateway.service.inbound import InboundService
 from gateway.service.intake import IntakeService
 from gateway.service.relay import RelayService
-from gateway.signing import KeyPair, KeyRing, ensure_keypair, load_keyring, passphrase_from_env
+from gateway.signing import KeyPair, KeyRing, KeyStore, ensure_keypair, passphrase_from_env
 from gateway.signing.keys import stored_in_clear
 
 log = structlog.get_logger("gateway.bootstrap")
 
 
-def our_keyring(settings: Settings) -> KeyRing:
-    """The treasury's signing key, current and next (a development pair is made on first use).
+def our_keys(settings: Settings) -> KeyStore:
+    """The treasury's signing keys (a development pair is made on first use if there is none).
 
     The passphrase comes from GATEWAY_KEY_PASSPHRASE or GATEWAY_KEY_PASSPHRASE_FILE.
     """
@@ -38,7 +38,14 @@ def our_keyring(settings: Settings) -> KeyRing:
     ensure_keypair(settings.keys_path, name, f"{settings.initiating_party} - gateway", passphrase)
     if stored_in_clear(settings.keys_path, name):
         log.warning("key.unencrypted", key=name, hint="development only: see keys/README.md")
-    return load_keyring(settings.keys_path, name, passphrase)
+    store = KeyStore(settings.keys_path, name, passphrase)
+    store.ring()  # a key that cannot be loaded stops the start, naming the file
+    return store
+
+
+def our_keyring(settings: Settings) -> KeyRing:
+    """The treasury's default signing key, current and next."""
+    return our_keys(settings).ring()
 
 
 def our_keypair(settings: Settings) -> KeyPair:
@@ -94,7 +101,7 @@ def build_gateway(settings: Settings) -> Gateway:
         settings=settings,
         db=db,
         intake=IntakeService(db, settings),
-        batcher=BatchService(db, settings, our_keyring(settings)),
+        batcher=BatchService(db, settings, our_keys(settings)),
         inbound=InboundService(db, settings),
     )
 

@@ -21,7 +21,7 @@ from gateway.iso20022.pain001 import build_pain001
 from gateway.service.clock import Clock, stamp, utcnow
 from gateway.service.records import OutboxMessage, StoredOrder
 from gateway.service.transitions import advance
-from gateway.signing import KeyRing, SignedFile, sign_for_partner
+from gateway.signing import KeyStore, SignedFile, sign_for_partner
 
 log = structlog.get_logger("gateway.batcher")
 
@@ -55,11 +55,11 @@ class BatchService:
     """Every tick, turns each quiet (or full) group of received orders into one file."""
 
     def __init__(
-        self, db: Database, settings: Settings, keyring: KeyRing, clock: Clock = utcnow
+        self, db: Database, settings: Settings, keys: KeyStore, clock: Clock = utcnow
     ) -> None:
         self._db = db
         self._settings = settings
-        self._keyring = keyring
+        self._keys = keys
         self._clock = clock
 
     def tick(self) -> int:
@@ -168,6 +168,7 @@ class BatchService:
         )
         root = build_pain001(batch, partner.messages.pain001_version)
         xsd.validate(root)
-        signed = sign_for_partner(root, self._keyring, partner.signature, f"{msg_id}.xml", now)
+        ring = self._keys.ring(partner.signature.key)
+        signed = sign_for_partner(root, ring, partner.signature, f"{msg_id}.xml", now)
         ctrl_sum = total([o.money.amount for o in orders])
         return signed, len(orders), format(ctrl_sum, "f"), groups

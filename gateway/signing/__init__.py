@@ -16,6 +16,7 @@ from gateway.profile.signature import SignaturePolicy
 from gateway.signing.keys import (
     KeyPair,
     KeyRing,
+    KeyStore,
     ensure_keypair,
     generate_keypair,
     key_id_of,
@@ -38,6 +39,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "KeyPair",
     "KeyRing",
+    "KeyStore",
     "SignatureError",
     "SignedFile",
     "TrustedCertificate",

@@ -259,6 +259,37 @@ def load_keyring(directory: Path, name: str, passphrase: bytes | None) -> KeyRin
     )
 
 
+class KeyStore:
+    """Our named keys in the keys folder, each loaded when first needed and again whenever its
+    files change, so that a rotation prepared while the gateway runs is taken up without a
+    restart."""
+
+    def __init__(self, directory: Path, default: str, passphrase: bytes | None) -> None:
+        self._directory = directory
+        self._default = default
+        self._passphrase = passphrase
+        self._rings: dict[str, tuple[tuple[tuple[str, int], ...], KeyRing]] = {}
+
+    def ring(self, name: str = "") -> KeyRing:
+        """The key ring `name` (the default key when empty)."""
+        name = name or self._default
+        stamp = self._stamp(name)
+        cached = self._rings.get(name)
+        if cached is None or cached[0] != stamp:
+            if not has_pair(self._directory, name):
+                raise ConfigError(f"no key {name!r} in {self._directory}: see keys/README.md")
+            self._rings[name] = (stamp, load_keyring(self._directory, name, self._passphrase))
+        return self._rings[name][1]
+
+    def _stamp(self, name: str) -> tuple[tuple[str, int], ...]:
+        paths = [
+            *pair_files(self._directory, name),
+            *pair_files(self._directory, f"{name}.next"),
+            self._directory / f"{name}.next.activates",
+        ]
+        return tuple((p.name, p.stat().st_mtime_ns) for p in paths if p.exists())
+
+
 def read_activation(directory: Path, name: str) -> datetime:
     """The date-time at which the next pair of `name` starts signing."""
     path = directory / f"{name}.next.activates"

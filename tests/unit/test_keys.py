@@ -17,6 +17,7 @@ from gateway.signing.keys import (
     PASSPHRASE_ENV,
     PASSPHRASE_FILE_ENV,
     KeyPair,
+    KeyStore,
     generate_keypair,
     load_keyring,
     load_pair,
@@ -147,3 +148,22 @@ def test_private_keys_are_never_shown_or_logged(settings: Settings) -> None:
         }
     ]
     assert "PRIVATE" not in repr(ring) and "PRIVATE" not in str(events)
+
+
+def test_the_key_store_takes_up_a_rotation_without_a_restart(tmp_path: Path) -> None:
+    """A next key prepared after the store was loaded signs from its date; other names load too."""
+    keys = tmp_path / "keys"
+    store_pair(keys, "kbnn-gateway", *generate_keypair("now"), SECRET)
+    store_pair(keys, "for-vcb", *generate_keypair("vcb"), SECRET)
+    store = KeyStore(keys, "kbnn-gateway", SECRET)
+    before = store.ring()
+    assert before.next is None
+    assert store.ring("for-vcb").current.key_id != before.current.key_id
+    when = datetime(2027, 1, 1, tzinfo=UTC)
+    store_pair(keys, "kbnn-gateway.next", *generate_keypair("next"), SECRET)
+    (keys / "kbnn-gateway.next.activates").write_text(when.isoformat())
+    after = store.ring()
+    assert after.next is not None and after.next_from == when
+    assert after.signing_pair(when).key_id != before.current.key_id
+    with pytest.raises(ConfigError, match=r"no key 'missing' in .*keys/README.md"):
+        store.ring("missing")
