@@ -139,6 +139,7 @@ def _template(pair: KeyPair, reference_uri: str, enveloped: bool) -> etree._Elem
 
 
 def _context(pair: KeyPair) -> xmlsec.SignatureContext:
+    _ensure_callbacks()
     context = xmlsec.SignatureContext()
     context.key = _signing_key(pair.key_pem, pair.cert_pem)
     return context
