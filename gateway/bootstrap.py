@@ -26,23 +26,44 @@ from gateway.service.file_scanner import FileScanner
 from gateway.service.inbound import InboundService
 from gateway.service.intake import IntakeService
 from gateway.service.relay import RelayService
-from gateway.signing import KeyPair, ensure_keypair
+from gateway.signing import KeyPair, KeyRing, KeyStore, ensure_keypair, passphrase_from_env
+from gateway.signing.keys import stored_in_clear
 
 log = structlog.get_logger("gateway.bootstrap")
 
 
+def our_keys(settings: Settings) -> KeyStore:
+    """The treasury's signing keys (a development pair is made on first use if there is none).
+
+    The passphrase comes from GATEWAY_KEY_PASSPHRASE or GATEWAY_KEY_PASSPHRASE_FILE.
+    """
+    passphrase = passphrase_from_env()
+    name = settings.signing_key
+    ensure_keypair(settings.keys_path, name, f"{settings.initiating_party} - gateway", passphrase)
+    if stored_in_clear(settings.keys_path, name):
+        log.warning("key.unencrypted", key=name, hint="development only: see keys/README.md")
+    store = KeyStore(settings.keys_path, name, passphrase)
+    store.ring()  # a key that cannot be loaded stops the start, naming the file
+    return store
+
+
+def our_keyring(settings: Settings) -> KeyRing:
+    """The treasury's default signing key, current and next."""
+    return our_keys(settings).ring()
+
+
 def our_keypair(settings: Settings) -> KeyPair:
-    """The treasury's signing key pair (generated into keys/ on first use)."""
-    return ensure_keypair(
-        settings.keys_path, settings.signing_key, f"{settings.initiating_party} - gateway"
-    )
+    """The treasury's current signing key pair."""
+    return our_keyring(settings).current
 
 
 def bank_keypair(settings: Settings, partner: PartnerProfile) -> KeyPair:
     """The simulated bank's key pair; its certificate is the one the partner profile pins."""
     cert = settings.path(partner.signature.current.path)
     name = cert.name.removesuffix(".cert.pem")
-    return ensure_keypair(cert.parent, name, f"{partner.name} bank simulator")
+    return ensure_keypair(
+        cert.parent, name, f"{partner.name} bank simulator", passphrase_from_env()
+    )
 
 
 def our_certificate(settings: Settings) -> bytes:
@@ -84,7 +105,7 @@ def build_gateway(settings: Settings) -> Gateway:
         settings=settings,
         db=db,
         intake=IntakeService(db, settings),
-        batcher=BatchService(db, settings, our_keypair(settings)),
+        batcher=BatchService(db, settings, our_keys(settings)),
         inbound=InboundService(db, settings),
     )
 

@@ -16,6 +16,8 @@ from pika.exceptions import AMQPError
 from gateway import logs
 from gateway.commands import files as files_commands
 from gateway.commands import iso
+from gateway.commands.keys import keys
+from gateway.commands.verify import verify
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
 
@@ -279,3 +281,5 @@ def main() -> None:
 cli.add_command(files_commands.files)
 cli.add_command(iso.build)
 cli.add_command(iso.parse)
+cli.add_command(keys)
+cli.add_command(verify)

@@ -23,7 +23,7 @@ from gateway.iso20022.pain001 import build_pain001
 from gateway.service.clock import Clock, stamp, utcnow
 from gateway.service.records import OutboxMessage, StoredOrder
 from gateway.service.transitions import advance
-from gateway.signing import KeyPair, sign
+from gateway.signing import KeyStore, SignedFile, sign_for_partner
 
 log = structlog.get_logger("gateway.batcher")
 
@@ -57,11 +57,11 @@ class BatchService:
     """Every tick, turns each quiet (or full) group of received orders into one file."""
 
     def __init__(
-        self, db: Database, settings: Settings, keypair: KeyPair, clock: Clock = utcnow
+        self, db: Database, settings: Settings, keys: KeyStore, clock: Clock = utcnow
     ) -> None:
         self._db = db
         self._settings = settings
-        self._keypair = keypair
+        self._keys = keys
         self._clock = clock
 
     def tick(self) -> int:
@@ -125,7 +125,8 @@ class BatchService:
                 return False
             seq = tx.next_value("pain.001")
             msg_id = make_msg_id(partner, now.strftime("%Y%m%d"), seq)
-            body, nb, ctrl_sum, groups = self._build(msg_id, partner, stored, now)
+            signed, nb, ctrl_sum, groups = self._build(msg_id, partner, stored, now)
+            body = signed.body
             tx.add_file(
                 msg_id=msg_id,
                 partner=partner.name,
@@ -148,6 +149,7 @@ class BatchService:
                         "partner": partner.name,
                         "message_type": partner.messages.pain001_version,
                         "msg_id": msg_id,
+                        **signed.headers,  # the detached signature, when the partner wants one
                     },
                 ),
                 stamp(now),
@@ -157,12 +159,13 @@ class BatchService:
 
     def _build(
         self, msg_id: str, partner: PartnerProfile, stored: list[StoredOrder], now: datetime
-    ) -> tuple[bytes, int, str, tuple[PaymentGroup, ...]]:
+    ) -> tuple[SignedFile, int, str, tuple[PaymentGroup, ...]]:
         orders = [order_from_payload(json.loads(row.payload)) for row in stored]
         root, groups = render(msg_id, partner, orders, now, self._settings.initiating_party)
-        body = sign(root, self._keypair)
+        ring = self._keys.ring(partner.signature.key)
+        signed = sign_for_partner(root, ring, partner.signature, f"{msg_id}.xml", now)
         ctrl_sum = total([o.money.amount for o in orders])
-        return body, len(orders), format(ctrl_sum, "f"), groups
+        return signed, len(orders), format(ctrl_sum, "f"), groups
 
 
 def render(

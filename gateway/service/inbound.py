@@ -9,7 +9,7 @@ import structlog
 
 from gateway.adapters.db import Database
 from gateway.config import PartnerProfile, Settings
-from gateway.errors import InvalidMessage
+from gateway.errors import ConfigError, InvalidMessage
 from gateway.iso20022 import xsd
 from gateway.iso20022.camt054 import read_camt054
 from gateway.iso20022.namespaces import message_type
@@ -17,7 +17,12 @@ from gateway.iso20022.pain002 import read_pain002
 from gateway.service.clock import Clock, stamp, utcnow
 from gateway.service.notifications import apply_notification
 from gateway.service.reports import apply_report
-from gateway.signing import verify
+from gateway.signing import (
+    SIGNATURE_HEADER,
+    TrustedCertificate,
+    load_pinned,
+    verify_for_partner,
+)
 
 log = structlog.get_logger("gateway.inbound")
 
@@ -29,37 +34,43 @@ class InboundService:
         self._db = db
         self._settings = settings
         self._clock = clock
-        self._certs: dict[str, bytes] = {}
+        self._pinned: dict[str, tuple[TrustedCertificate, ...]] = {}
 
-    def _cert(self, partner: PartnerProfile) -> bytes:
-        if partner.name not in self._certs:
-            path = self._settings.path(partner.signature.current.path)
+    def _trusted(self, partner: PartnerProfile) -> tuple[TrustedCertificate, ...]:
+        """The partner's pinned certificates, read once (a file that cannot be read is said)."""
+        if partner.name not in self._pinned:
+            pins = partner.signature.certificates
             try:
-                self._certs[partner.name] = path.read_bytes()
-            except OSError as exc:
-                raise InvalidMessage(
-                    f"pinned certificate of {partner.name} unreadable: {path}: {exc.strerror}"
-                ) from None
-        return self._certs[partner.name]
+                self._pinned[partner.name] = load_pinned(pins, self._settings.path, partner.name)
+            except ConfigError as exc:
+                raise InvalidMessage(str(exc)) from None
+        return self._pinned[partner.name]
 
     def handle(self, messages: Sequence[Any]) -> None:
         """Apply each file in its own transaction (the caller acks after it returns)."""
         for message in messages:
             partner_name = str(message.headers.get("partner") or message.routing_key)
-            self.apply(partner_name, message.body)
+            signature = message.headers.get(SIGNATURE_HEADER)
+            detached = signature if isinstance(signature, bytes) else None
+            if isinstance(signature, str):
+                detached = signature.encode()
+            self.apply(partner_name, message.body, detached)
 
-    def apply(self, partner_name: str, raw: bytes) -> str:
-        """Verify, check and apply one file: applied, duplicate or quarantined."""
+    def apply(self, partner_name: str, raw: bytes, signature: bytes | None = None) -> str:
+        """Verify, check and apply one file (with its detached signature, if any)."""
         with structlog.contextvars.bound_contextvars(partner=partner_name):
-            return self._apply(partner_name, raw)
+            return self._apply(partner_name, raw, signature)
 
-    def _apply(self, partner_name: str, raw: bytes) -> str:
+    def _apply(self, partner_name: str, raw: bytes, signature: bytes | None) -> str:
         now = self._clock()
         try:
             partner = self._settings.partners.get(partner_name)
             if partner is None:
                 raise InvalidMessage(f"file from unknown partner {partner_name!r}")
-            tree = verify(raw, self._cert(partner))
+            verified = verify_for_partner(
+                raw, partner.signature, self._trusted(partner), now, signature
+            )
+            tree = verified.document
             kind = message_type(tree)
             if xsd.has_schema(kind):
                 xsd.validate(tree)

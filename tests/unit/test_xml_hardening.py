@@ -245,7 +245,7 @@ def ec_keypair(common_name: str = "Other signer") -> KeyPair:
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
+        .not_valid_before(now - timedelta(days=1000))
         .not_valid_after(now + timedelta(days=30))
         .sign(key, hashes.SHA256())
     )
@@ -349,7 +349,9 @@ def test_a_document_signed_by_another_key_is_refused(keypair: KeyPair) -> None:
     other = ec_keypair()
     data = sign(build_pain001(benefits_batch(1)), other)
     assert verify(data, other.cert_pem) is not None
-    with pytest.raises(SignatureError, match=r"certificate is not the pinned one"):
+    with pytest.raises(
+        SignatureError, match=r"certificate [0-9a-f]{16} is not pinned for this partner"
+    ):
         verify(data, keypair.cert_pem)
 
 
@@ -365,7 +367,7 @@ def test_a_swapped_certificate_does_not_fool_the_pinned_key(keypair: KeyPair) ->
     assert "".join(cert_el.text.split()).encode() == theirs
     cert_el.text = ours.decode()
     # An ECDSA signature value checked against the pinned RSA key: refused either way.
-    with pytest.raises(SignatureError, match=r"signature (does not verify|is not acceptable)"):
+    with pytest.raises(SignatureError, match=r"key mismatch: the signature is ECDSA_SHA256"):
         verify(to_bytes(root), keypair.cert_pem)
 
 
@@ -393,7 +395,7 @@ def test_a_signature_covering_part_of_the_document_is_refused(
 ) -> None:
     """Only URI="" (the whole document) is accepted."""
     partial = signed.replace(b'URI=""', b'URI="#part"', 1)
-    with pytest.raises(SignatureError, match=r'URI="", covering the whole document'):
+    with pytest.raises(SignatureError, match=r'only URI="" \(the whole document\) is accepted'):
         verify(partial, keypair.cert_pem)
 
 

@@ -1,0 +1,50 @@
+"""`gateway verify FILE --partner P`: is this file validly signed by that partner? If not, why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from gateway.config import Settings
+from gateway.errors import ConfigError, InvalidMessage
+from gateway.iso20022 import xsd
+from gateway.iso20022.namespaces import message_type
+from gateway.signing import load_pinned, verify_for_partner
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--partner", required=True, help="Partner profile whose pinned certificates apply.")
+@click.option(
+    "--signature",
+    "signature_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Detached signature (default: FILE.sig when the partner signs detached).",
+)
+@click.pass_context
+def verify(ctx: click.Context, file: Path, partner: str, signature_file: Path | None) -> None:
+    """Check FILE as the inbound path does: say it is valid, or exactly why not (exit 1)."""
+    settings: Settings = ctx.obj
+    profile = settings.partners.get(partner)
+    if profile is None:
+        raise ConfigError(f"no partner profile named {partner!r} in conf/partners/")
+    raw = file.read_bytes()
+    if signature_file is None and profile.signature.mode == "detached":
+        beside = file.with_name(file.name + ".sig")
+        signature_file = beside if beside.is_file() else None
+    detached = signature_file.read_bytes() if signature_file is not None else None
+    pinned = load_pinned(profile.signature.certificates, settings.path, profile.name)
+    try:
+        verified = verify_for_partner(raw, profile.signature, pinned, datetime.now(UTC), detached)
+        kind = message_type(verified.document)
+        if xsd.has_schema(kind):
+            xsd.validate(verified.document)
+    except InvalidMessage as exc:
+        click.echo(f"{file}: NOT valid: {exc}")
+        ctx.exit(1)
+    signer = f"signed by key {verified.key_id}" if verified.key_id else "unsigned (mode none)"
+    at = f", created {verified.created_at.isoformat()}" if verified.created_at else ""
+    click.echo(f"{file}: valid {kind.name_id} from {profile.name}, {signer}{at}")

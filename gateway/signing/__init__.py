@@ -1,0 +1,66 @@
+"""XML signatures, trust in partners' certificates, and our own keys.
+
+- `keys`: our key pairs (encrypted PEM or PKCS#12), key ids and rotation by date;
+- `xmldsig`: signing and checking XMLDSig with libxmlsec1, refusing every other shape by name;
+- `trust`: partners' pinned certificates and their windows;
+- `policy`: what each partner's [signature] mode means, outbound and inbound.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from lxml import etree
+
+from gateway.profile.signature import SignaturePolicy
+from gateway.signing.keys import (
+    KeyPair,
+    KeyRing,
+    KeyStore,
+    ensure_keypair,
+    generate_keypair,
+    key_id_of,
+    load_keypair,
+    load_keyring,
+    passphrase_from_env,
+)
+from gateway.signing.policy import (
+    SIGNATURE_HEADER,
+    SignedFile,
+    VerifiedFile,
+    sign,
+    sign_for_partner,
+    verify_for_partner,
+)
+from gateway.signing.trust import TrustedCertificate, load_pinned, trusted
+from gateway.signing.xmldsig import SignatureError
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "KeyPair",
+    "KeyRing",
+    "KeyStore",
+    "SignatureError",
+    "SignedFile",
+    "TrustedCertificate",
+    "VerifiedFile",
+    "ensure_keypair",
+    "generate_keypair",
+    "key_id_of",
+    "load_keypair",
+    "load_keyring",
+    "load_pinned",
+    "passphrase_from_env",
+    "sign",
+    "sign_for_partner",
+    "trusted",
+    "verify",
+    "verify_for_partner",
+]
+
+
+def verify(data: bytes, trusted_cert_pem: bytes) -> etree._Element:
+    """Verify a document signed enveloped by one trusted certificate; return the signed message."""
+    return verify_for_partner(
+        data, SignaturePolicy(mode="enveloped"), [trusted(trusted_cert_pem)], datetime.now(UTC)
+    ).document

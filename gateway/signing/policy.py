@@ -1,0 +1,177 @@
+"""Signing and verifying files as each partner's [signature] policy says.
+
+Outbound, `sign_for_partner` signs enveloped (AppHdr/Sgntr in a BizMsg envelope, else at the
+document root), detached (a signature document to travel beside the file, in the `signature`
+header or as `<file>.sig`) or not at all. Inbound, `verify_for_partner` accepts a file only as the
+partner's mode says, only from a pinned certificate valid at the message's time, and returns the
+verified tree without its signature: nothing else of the raw file is read afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from lxml import etree
+
+from gateway.iso20022.xml import parse_xml, to_bytes
+from gateway.profile.signature import SignaturePolicy
+from gateway.signing.keys import KeyPair, KeyRing
+from gateway.signing.trust import (
+    TrustedCertificate,
+    check_strength,
+    check_time,
+    choose,
+    message_time,
+)
+from gateway.signing.xmldsig import (
+    APPHDR,
+    BIZMSG,
+    SIGNATURE,
+    SignatureError,
+    SignatureShape,
+    check_value,
+    find_enveloped,
+    inspect,
+    refuse_hidden_content,
+    sign_detached,
+    sign_enveloped,
+    strip_signature,
+)
+
+# Header carrying a detached signature beside a file (AMQP); the files transport writes `.sig`.
+SIGNATURE_HEADER = "signature"
+
+
+@dataclass(frozen=True, slots=True)
+class SignedFile:
+    """A file ready to send, with its detached signature when the partner wants one."""
+
+    body: bytes
+    signature: bytes | None = None
+    key_id: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Message headers to add: the detached signature as a UTF-8 string, if any."""
+        return {SIGNATURE_HEADER: self.signature.decode()} if self.signature else {}
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedFile:
+    """The verified message (without signature), its AppHdr if any, and who signed it."""
+
+    document: etree._Element
+    header: etree._Element | None = None
+    key_id: str | None = None
+    # The creation time the message states, never later than now: trust is judged at it.
+    created_at: datetime | None = None
+
+
+def sign_for_partner(
+    root: etree._Element, ring: KeyRing, policy: SignaturePolicy, file_name: str, at: datetime
+) -> SignedFile:
+    """Sign a built file as the partner's policy says, with our key active at `at`."""
+    if policy.mode == "none":
+        return SignedFile(to_bytes(root))
+    pair = ring.signing_pair(at)
+    if policy.mode == "detached":
+        body = to_bytes(root)
+        return SignedFile(body, sign_detached(body, file_name, pair), pair.key_id)
+    return SignedFile(sign_enveloped(root, pair), None, pair.key_id)
+
+
+def verify_for_partner(
+    raw: bytes,
+    policy: SignaturePolicy,
+    pinned: Sequence[TrustedCertificate],
+    now: datetime,
+    detached: bytes | None = None,
+    *,
+    max_bytes: int | None = None,
+) -> VerifiedFile:
+    """Verify one inbound file as the partner's policy says, or say exactly why not."""
+    limits = {} if max_bytes is None else {"max_bytes": max_bytes}
+    if policy.mode == "detached":
+        if detached is None:
+            raise SignatureError(
+                "no detached signature: this partner signs detached (a .sig file beside the"
+                " XML, or the `signature` header)"
+            )
+        return _verify_detached(raw, detached, pinned, now, limits)
+    if detached is not None:
+        raise SignatureError(
+            f"a detached signature came with the file, but this partner signs {policy.mode}"
+        )
+    root = parse_xml(raw, **limits)
+    refuse_hidden_content(root)
+    if policy.mode == "none":
+        if next(root.iter(SIGNATURE), None) is not None:
+            raise SignatureError("the file is signed, but this partner's signature mode is none")
+        return _unwrap(root, None, now)
+    signature = find_enveloped(root)
+    shape = inspect(signature, detached=False)
+    chosen = _check(shape, pinned, None)
+    strip_signature(signature)
+    verified = _unwrap(root, chosen.key_id, now)
+    check_time(chosen, verified.created_at or now)
+    return verified
+
+
+def _verify_detached(
+    raw: bytes,
+    detached: bytes,
+    pinned: Sequence[TrustedCertificate],
+    now: datetime,
+    limits: dict[str, int],
+) -> VerifiedFile:
+    signature = parse_xml(detached, max_bytes=1024 * 1024)
+    if signature.tag != SIGNATURE:
+        raise SignatureError("the detached signature is not a ds:Signature document")
+    refuse_hidden_content(signature)
+    shape = inspect(signature, detached=True)
+    chosen = _check(shape, pinned, raw)
+    root = parse_xml(raw, **limits)
+    refuse_hidden_content(root)
+    if next(root.iter(SIGNATURE), None) is not None:
+        raise SignatureError("the file holds a ds:Signature, but this partner signs detached")
+    verified = _unwrap(root, chosen.key_id, now)
+    check_time(chosen, verified.created_at or now)
+    return verified
+
+
+def _check(
+    shape: SignatureShape, pinned: Sequence[TrustedCertificate], detached_data: bytes | None
+) -> TrustedCertificate:
+    """Check the value with the pinned certificate the signature names (or each pinned one)."""
+    candidates = choose(shape, pinned)
+    failure: SignatureError | None = None
+    for candidate in candidates:
+        try:
+            check_strength(candidate.cert_pem, shape.method)
+            check_value(shape, candidate.cert_pem, detached_data)
+        except SignatureError as exc:
+            failure = failure or exc
+            continue
+        return candidate
+    assert failure is not None
+    raise failure
+
+
+def _unwrap(root: etree._Element, key_id: str | None, now: datetime) -> VerifiedFile:
+    """The business message, out of its BizMsg envelope when it has one."""
+    if root.tag != BIZMSG:
+        return VerifiedFile(root, None, key_id, message_time(root, None, now))
+    header = root.find(APPHDR)
+    documents = [child for child in root if isinstance(child.tag, str) and child is not header]
+    if header is None or len(documents) != 1:
+        raise SignatureError("a BizMsg envelope holds one AppHdr and one Document")
+    document = copy.deepcopy(documents[0])
+    return VerifiedFile(document, header, key_id, message_time(document, header, now))
+
+
+def sign(root: etree._Element, pair: KeyPair) -> bytes:
+    """Sign a whole document, enveloped at its root (or its AppHdr), and serialise it."""
+    return sign_enveloped(root, pair)

@@ -1,0 +1,402 @@
+"""XMLDSig with the reference C library (libxmlsec1, through python-xmlsec): sign and check.
+
+Signatures are RSA-SHA256 (or ECDSA-SHA256 for P-256 keys), SHA-256 digests, exclusive C14N,
+with the key id as KeyName and the certificate in X509Data. Two shapes:
+
+- enveloped: one reference URI="" with the enveloped-signature transform, covering the whole
+  document; the ds:Signature sits at the document root, or in AppHdr/Sgntr inside a BizMsg
+  envelope;
+- detached: a separate ds:Signature document with one reference to the file by name, digesting
+  its exact bytes (no transforms).
+
+Before any cryptography, `inspect` refuses, by name, every other algorithm and shape. The
+library reads no file and opens no connection: its input callbacks serve only the one document a
+detached signature is being checked against.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+
+import xmlsec
+from cryptography.hazmat.primitives.asymmetric import ec
+from lxml import etree
+
+from gateway.errors import InvalidMessage
+from gateway.iso20022.namespaces import DSIG_NS, DsigAlgorithm, MessageType
+from gateway.iso20022.xml import to_bytes
+from gateway.signing.keys import KeyPair
+
+BIZMSG_NS = "urn:kbnn:gateway:bizmsg:1"
+HEAD_NS = MessageType.HEAD_001_001_02.namespace
+XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
+
+SIGNATURE = f"{{{DSIG_NS}}}Signature"
+BIZMSG = f"{{{BIZMSG_NS}}}BizMsg"
+APPHDR = f"{{{HEAD_NS}}}AppHdr"
+SGNTR = f"{{{HEAD_NS}}}Sgntr"
+# AppHdr elements that come after Sgntr in head.001.001.02.
+_AFTER_SGNTR = (f"{{{HEAD_NS}}}Rltd",)
+
+_C = xmlsec.constants
+_SIGNATURE_METHODS = {DsigAlgorithm.RSA_SHA256, DsigAlgorithm.ECDSA_SHA256}
+_ENVELOPED_TRANSFORMS = (
+    (DsigAlgorithm.ENVELOPED.value,),
+    (DsigAlgorithm.ENVELOPED.value, DsigAlgorithm.EXC_C14N.value),
+)
+_SIGNATURE_CHILDREN = ("SignedInfo", "SignatureValue", "KeyInfo")
+# A file name as a detached reference: no scheme, no folder, no fragment.
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+
+
+class SignatureError(InvalidMessage):
+    """A signature that is missing, malformed, made otherwise than agreed, or does not verify."""
+
+
+def _ds(name: str) -> str:
+    return f"{{{DSIG_NS}}}{name}"
+
+
+# --- The library's input: only the document being checked ----------------------------------------
+
+_served = threading.local()
+_callbacks_lock = threading.Lock()
+_callbacks_ready = False
+
+
+def _documents() -> dict[bytes, bytes]:
+    documents: dict[bytes, bytes] | None = getattr(_served, "documents", None)
+    if documents is None:
+        documents = {}
+        _served.documents = documents
+    return documents
+
+
+def _ensure_callbacks() -> None:
+    """Replace the library's file and network input by one that serves in-memory documents."""
+    global _callbacks_ready  # noqa: PLW0603 - the library's callbacks are process-wide
+    with _callbacks_lock:
+        if _callbacks_ready:
+            return
+        xmlsec.cleanup_callbacks()
+        xmlsec.register_callbacks(
+            lambda name: name in _documents(),
+            lambda name: io.BytesIO(_documents()[name]),
+            lambda handle, buffer: handle.readinto(buffer),
+            lambda handle: handle.close(),
+        )
+        _callbacks_ready = True
+
+
+@contextmanager
+def _serving(name: str | None, data: bytes | None) -> Iterator[None]:
+    """Let the library read `data` under `name` (and nothing else) for the duration."""
+    _ensure_callbacks()
+    if name is None or data is None:
+        yield
+        return
+    documents = _documents()
+    documents[name.encode()] = data
+    try:
+        yield
+    finally:
+        documents.pop(name.encode(), None)
+
+
+# --- Signing -------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=16)
+def _signing_key(key_pem: bytes, cert_pem: bytes) -> xmlsec.Key:
+    key = xmlsec.Key.from_memory(key_pem, _C.KeyDataFormatPem)
+    key.load_cert_from_memory(cert_pem, _C.KeyDataFormatCertPem)
+    return key
+
+
+def _template(pair: KeyPair, reference_uri: str, enveloped: bool) -> etree._Element:
+    curve = isinstance(pair.private_key, ec.EllipticCurvePrivateKey)
+    method = _C.TransformEcdsaSha256 if curve else _C.TransformRsaSha256
+    signature = xmlsec.template.create(
+        etree.Element("template"), _C.TransformExclC14N, method, ns="ds"
+    )
+    reference = xmlsec.template.add_reference(signature, _C.TransformSha256, uri=reference_uri)
+    if enveloped:
+        xmlsec.template.add_transform(reference, _C.TransformEnveloped)
+        xmlsec.template.add_transform(reference, _C.TransformExclC14N)
+    key_info = xmlsec.template.ensure_key_info(signature)
+    xmlsec.template.add_key_name(key_info, pair.key_id)
+    xmlsec.template.add_x509_data(key_info)
+    return signature
+
+
+def _context(pair: KeyPair) -> xmlsec.SignatureContext:
+    _ensure_callbacks()
+    context = xmlsec.SignatureContext()
+    context.key = _signing_key(pair.key_pem, pair.cert_pem)
+    return context
+
+
+def signature_place(root: etree._Element) -> etree._Element:
+    """Where an enveloped signature goes: AppHdr/Sgntr in a BizMsg envelope, else the root."""
+    if root.tag != BIZMSG:
+        return root
+    header = root.find(APPHDR)
+    if header is None:
+        raise SignatureError("the BizMsg envelope has no head.001 AppHdr to hold the signature")
+    return header
+
+
+def sign_enveloped(root: etree._Element, pair: KeyPair) -> bytes:
+    """Sign a whole document (enveloped) and return it serialised; the tree is left unchanged."""
+    if root.getparent() is not None:
+        raise SignatureError("only a whole document can be signed, not an element inside one")
+    if next(root.iter(SIGNATURE), None) is not None:
+        raise SignatureError("document is already signed")
+    place = signature_place(root)
+    signature = _template(pair, "", enveloped=True)
+    holder: etree._Element = signature
+    if place is not root:
+        holder = etree.Element(SGNTR)
+        holder.append(signature)
+        after = next((child for child in place if child.tag in _AFTER_SGNTR), None)
+        if after is None:
+            place.append(holder)
+        else:
+            after.addprevious(holder)
+    else:
+        root.append(signature)
+    try:
+        _context(pair).sign(signature)
+        return to_bytes(root)
+    except xmlsec.Error as exc:
+        raise SignatureError(f"signing failed: {exc}") from None
+    finally:
+        holder.getparent().remove(holder)
+
+
+def sign_detached(data: bytes, file_name: str, pair: KeyPair) -> bytes:
+    """A detached signature document over the exact bytes of the file `file_name`."""
+    if not _FILE_NAME.match(file_name):
+        raise SignatureError(f"{file_name!r} cannot name a detached reference (a plain file name)")
+    template = _template(pair, file_name, enveloped=False)
+    signature = etree.fromstring(etree.tostring(template))
+    with _serving(file_name, data):
+        try:
+            _context(pair).sign(signature)
+        except xmlsec.Error as exc:
+            raise SignatureError(f"signing failed: {exc}") from None
+    return to_bytes(signature)
+
+
+# --- Inspecting: the shape, before any cryptography ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureShape:
+    """What a signature says of itself, once its shape and algorithms have been accepted."""
+
+    element: etree._Element
+    method: DsigAlgorithm
+    key_name: str | None
+    certificates: tuple[bytes, ...]
+    reference_uri: str
+    digest_value: bytes
+
+
+def refuse_hidden_content(root: etree._Element) -> None:
+    """Refuse what a signature does not see or a reader sees differently: comments, XInclude."""
+    for node in root.iter(etree.Comment):
+        parent = node.getparent()
+        where = etree.QName(parent).localname if parent is not None else "the document"
+        raise SignatureError(
+            f"comment inside <{where}> at line {node.sourceline}: a signed file carries no"
+            " comments (canonicalisation drops them, so they can split a signed value)"
+        )
+    for namespace in XINCLUDE_NAMESPACES:
+        found = next(root.iter(f"{{{namespace}}}*"), None)
+        if found is not None:
+            raise SignatureError(f"XInclude element at line {found.sourceline} is refused")
+
+
+def find_enveloped(root: etree._Element) -> etree._Element:
+    """The one ds:Signature of a document, at its agreed place."""
+    signatures = list(root.iter(SIGNATURE))
+    if not signatures:
+        raise SignatureError("no signature: the document has no ds:Signature")
+    if len(signatures) > 1:
+        raise SignatureError(f"{len(signatures)} signatures: exactly one ds:Signature is accepted")
+    signature = signatures[0]
+    parent = signature.getparent()
+    if root.tag == BIZMSG:
+        header = signature_place(root)
+        if parent is None or parent.tag != SGNTR or parent.getparent() is not header:
+            raise SignatureError("the ds:Signature must sit in BizMsg/AppHdr/Sgntr")
+    elif parent is not root:
+        raise SignatureError("the ds:Signature must be enveloped directly under the document root")
+    return signature
+
+
+def inspect(signature: etree._Element, *, detached: bool) -> SignatureShape:
+    """Accept only the agreed algorithms and one reference, naming anything else."""
+    children = [child for child in signature if isinstance(child.tag, str)]
+    names = [
+        etree.QName(child).localname if etree.QName(child).namespace == DSIG_NS else child.tag
+        for child in children
+    ]
+    expected = [name for name in _SIGNATURE_CHILDREN if name in names]
+    if names != expected or names[:2] != list(_SIGNATURE_CHILDREN[:2]):
+        extra = sorted(set(names) - set(_SIGNATURE_CHILDREN))
+        raise SignatureError(
+            "the ds:Signature must hold SignedInfo, SignatureValue and KeyInfo, once each,"
+            " in that order" + (f"; it holds {', '.join(extra)}" if extra else "")
+        )
+    info = children[0]
+    _require(info, "CanonicalizationMethod", {DsigAlgorithm.EXC_C14N}, "canonicalisation")
+    method = _require(info, "SignatureMethod", _SIGNATURE_METHODS, "signature method")
+    references = info.findall(_ds("Reference"))
+    if len(references) != 1:
+        raise SignatureError(
+            f"the signature has {len(references)} references; exactly one is accepted"
+        )
+    reference = references[0]
+    uri = reference.get("URI")
+    transforms = tuple(
+        t.get("Algorithm") or ""
+        for t in reference.iterfind(f"{_ds('Transforms')}/{_ds('Transform')}")
+    )
+    if detached:
+        if uri is None or not _FILE_NAME.match(uri):
+            raise SignatureError(
+                f"the detached signature's reference {uri!r} must name the file (a plain file name)"
+            )
+        if transforms:
+            raise SignatureError(
+                "the detached signature must digest the file's exact bytes (no transforms)"
+            )
+    else:
+        if uri != "":
+            raise SignatureError(
+                f'the reference is URI={uri!r}; only URI="" (the whole document) is accepted'
+            )
+        if transforms not in _ENVELOPED_TRANSFORMS:
+            raise SignatureError(
+                f"transforms {', '.join(transforms) or 'none'} refused: enveloped-signature"
+                " then exclusive C14N are expected"
+            )
+    _require(reference, "DigestMethod", {DsigAlgorithm.SHA256}, "digest")
+    key_info = signature.find(_ds("KeyInfo"))
+    key_name = key_info.findtext(_ds("KeyName")) if key_info is not None else None
+    certificates = tuple(
+        _base64(element.text or "", "X509Certificate")
+        for element in signature.iterfind(
+            f"{_ds('KeyInfo')}/{_ds('X509Data')}/{_ds('X509Certificate')}"
+        )
+    )
+    return SignatureShape(
+        element=signature,
+        method=method,
+        key_name=key_name.strip() if key_name else None,
+        certificates=certificates,
+        reference_uri=uri or "",
+        digest_value=_base64(reference.findtext(_ds("DigestValue")) or "", "DigestValue"),
+    )
+
+
+def _require(
+    parent: etree._Element, child: str, allowed: set[DsigAlgorithm], what: str
+) -> DsigAlgorithm:
+    element = parent.find(_ds(child))
+    algorithm = element.get("Algorithm") if element is not None else None
+    for candidate in allowed:
+        if candidate.value == algorithm:
+            if element is not None and len(element) and child == "SignatureMethod":
+                raise SignatureError(f"{what} {algorithm!r} must have no parameters")
+            return candidate
+    names = ", ".join(sorted(a.name for a in allowed))
+    raise SignatureError(f"{what} {algorithm!r} is refused; accepted: {names}")
+
+
+def _base64(value: str, what: str) -> bytes:
+    try:
+        return base64.b64decode("".join(value.split()), validate=True)
+    except binascii.Error:
+        raise SignatureError(f"the signature's {what} is not base64") from None
+
+
+# --- Checking the value --------------------------------------------------------------------------
+
+
+def check_value(shape: SignatureShape, cert_pem: bytes, detached_data: bytes | None = None) -> None:
+    """Check the digest and the signature value with the given certificate's public key."""
+    context = xmlsec.SignatureContext()
+    try:
+        context.key = _verifying_key(cert_pem)
+    except xmlsec.Error as exc:
+        raise SignatureError(f"the pinned certificate cannot be used: {exc}") from None
+    for transform in (_C.TransformExclC14N, _C.TransformRsaSha256, _C.TransformEcdsaSha256):
+        context.enable_signature_transform(transform)
+    for transform in (_C.TransformEnveloped, _C.TransformExclC14N, _C.TransformSha256):
+        context.enable_reference_transform(transform)
+    name = shape.reference_uri if detached_data is not None else None
+    with _serving(name, detached_data):
+        try:
+            context.verify(shape.element)
+            return
+        except (xmlsec.Error, SystemError):
+            pass  # told apart below: a changed file, or a key that did not sign it
+    if not _digest_matches(shape, detached_data):
+        raise SignatureError(
+            "signature does not verify: digest mismatch (the signed content was changed)"
+        )
+    raise SignatureError(
+        "signature does not verify: the signature value does not match the pinned key"
+        " (another key signed, or SignedInfo was changed)"
+    )
+
+
+@lru_cache(maxsize=64)
+def _verifying_key(cert_pem: bytes) -> xmlsec.Key:
+    return xmlsec.Key.from_memory(cert_pem, _C.KeyDataFormatCertPem)
+
+
+def _digest_matches(shape: SignatureShape, detached_data: bytes | None) -> bool:
+    """Whether the reference's digest holds (to tell a changed file from a wrong key)."""
+    if detached_data is not None:
+        data = detached_data
+    else:
+        document = shape.element.getroottree()
+        copy = etree.fromstring(etree.tostring(document))
+        for signature in copy.iter(SIGNATURE):
+            remove_keeping_tail(signature)
+            break
+        data = etree.tostring(copy, method="c14n", exclusive=True, with_comments=False)
+    return hashlib.sha256(data).digest() == shape.digest_value
+
+
+def remove_keeping_tail(element: etree._Element) -> None:
+    """Remove an element but keep the text that follows it, as the enveloped transform does."""
+    parent = element.getparent()
+    assert parent is not None
+    if element.tail:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + element.tail
+        else:
+            parent.text = (parent.text or "") + element.tail
+    parent.remove(element)
+
+
+def strip_signature(signature: etree._Element) -> None:
+    """Remove a verified enveloped signature (and its Sgntr holder) from the tree."""
+    parent = signature.getparent()
+    assert parent is not None
+    remove_keeping_tail(parent if parent.tag == SGNTR else signature)
