@@ -16,17 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lxml import etree
 
 from gateway.adapters.filedrop import Folder, LocalFolder
 from gateway.banksim.bank import AccountBook, BankSimulator, RevenueItem
 from gateway.banksim.files import FileBank
-from gateway.bootstrap import Gateway, build_bank, build_gateway, partner_folders
+from gateway.bootstrap import Gateway, bank_keypair, build_bank, build_gateway, partner_folders
 from gateway.config import Settings
 from gateway.profile import FileExchange
 from gateway.service.file_relay import FileRelay
 from gateway.service.file_scanner import CLAIMED, FAILED, PROCESSED, Claim, FileScanner
 from gateway.service.records import OutboxMessage
 from gateway.service.relay import RelayService
+from gateway.signing.xmldsig import sign_detached
+
+DSIG = "http://www.w3.org/2000/09/xmldsig#"
 
 PARTNER = "vietinbank"
 
@@ -101,6 +105,11 @@ class Exchange:
 @pytest.fixture
 def exchange(settings: Settings, tmp_path: Path) -> Exchange:
     """Gateway and bank on folders under tmp_path."""
+    return make_exchange(settings, tmp_path)
+
+
+def make_exchange(settings: Settings, tmp_path: Path) -> Exchange:
+    """Gateway and bank on folders under tmp_path, with these settings."""
     settings = with_folders(settings, tmp_path / "exchange")
     gateway = build_gateway(settings)
     partner = settings.partners[PARTNER]
@@ -266,16 +275,41 @@ def test_a_file_dropped_twice_is_taken_in_once(exchange: Exchange) -> None:
     assert exchange.listing() == []
 
 
-def test_a_detached_signature_travels_with_its_report(exchange: Exchange) -> None:
-    """`<name>.sig` is claimed with its file, handed over with it, and kept beside it."""
-    msg_id, body = exchange.revenue_report("VTB2611R000009")
-    exchange.drop(f"{msg_id}.xml.sig", b"<ds:Signature/>")
+def test_a_detached_signature_travels_with_its_report(settings: Settings, tmp_path: Path) -> None:
+    """For a detached partner, `<name>.sig` is claimed with its file, verified, kept beside it."""
+    profile = settings.partners[PARTNER]
+    detached = replace(profile, signature=replace(profile.signature, mode="detached"))
+    exchange = make_exchange(
+        replace(settings, partners={**settings.partners, PARTNER: detached}), tmp_path
+    )
+    msg_id, signed = exchange.revenue_report("VTB2611R000009")
+    root = etree.fromstring(signed)
+    for signature in root.findall(f"{{{DSIG}}}Signature"):
+        root.remove(signature)
+    body = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    bank_key = bank_keypair(exchange.settings, detached)
+    exchange.drop(f"{msg_id}.xml.sig", sign_detached(body, f"{msg_id}.xml", bank_key))
     exchange.drop(f"{msg_id}.xml", body)
     assert exchange.scanner().scan() == Counter(applied=1)
     assert exchange.listing(PROCESSED) == [f"{msg_id}.xml", f"{msg_id}.xml.sig"]
     assert exchange.listing() == []
     assert exchange.listing(CLAIMED) == []
     assert exchange.revenue_rows() == ["VTB2611R000009"]
+
+
+def test_a_detached_report_without_its_signature_fails(settings: Settings, tmp_path: Path) -> None:
+    """A detached partner's report arriving with a bogus `.sig` is refused, kept in failed/."""
+    profile = settings.partners[PARTNER]
+    detached = replace(profile, signature=replace(profile.signature, mode="detached"))
+    exchange = make_exchange(
+        replace(settings, partners={**settings.partners, PARTNER: detached}), tmp_path
+    )
+    msg_id, signed = exchange.revenue_report("VTB2611R000010")
+    exchange.drop(f"{msg_id}.xml.sig", b"<ds:Signature/>")
+    exchange.drop(f"{msg_id}.xml", signed)
+    assert exchange.scanner().scan() == Counter(quarantined=1)
+    assert f"{msg_id}.xml" in exchange.listing(FAILED)
+    assert exchange.revenue_rows() == []
 
 
 def test_a_refused_report_goes_to_failed_with_its_reason(exchange: Exchange) -> None:

@@ -80,8 +80,10 @@ class World:
 
 def _profile(name: str, mode: str, cert: str, not_after: str | None = None) -> str:
     window = f"\nnot_after = {not_after}" if not_after else ""
+    # Each partner holds its own treasury account: profiles never share one.
+    account = f"BBAN:74110582710{sum(map(ord, name)):04d}"
     return (
-        f'name = "{name}"\nbic = "VBAAVNVX"\naccounts = ["BBAN:7411058271001"]\n'
+        f'name = "{name}"\nbic = "VBAAVNVX"\naccounts = ["{account}"]\n'
         f'[signature]\nmode = "{mode}"\n[[signature.certificates]]\npath = "{cert}"{window}\n'
     )
 
