@@ -10,7 +10,7 @@ verified tree without its signature: nothing else of the raw file is read afterw
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -71,16 +71,28 @@ class VerifiedFile:
 
 
 def sign_for_partner(
-    root: etree._Element, ring: KeyRing, policy: SignaturePolicy, file_name: str, at: datetime
+    root: etree._Element,
+    ring: KeyRing,
+    policy: SignaturePolicy,
+    file_name: str,
+    at: datetime,
+    *,
+    check: Callable[[], None] | None = None,
 ) -> SignedFile:
-    """Sign a built file as the partner's policy says, with our key active at `at`."""
+    """Sign a built file as the partner's policy says, with our key active at `at`.
+
+    `check` (the XSD validation) reads the unsigned tree and must pass before anything is
+    signed; for an enveloped signature it runs while the digest is computed.
+    """
+    if policy.mode in ("none", "detached") and check is not None:
+        check()
     if policy.mode == "none":
         return SignedFile(to_bytes(root))
     pair = ring.signing_pair(at)
     if policy.mode == "detached":
         body = to_bytes(root)
         return SignedFile(body, sign_detached(body, file_name, pair), pair.key_id)
-    return SignedFile(sign_enveloped(root, pair), None, pair.key_id)
+    return SignedFile(sign_enveloped(root, pair, alongside=check), None, pair.key_id)
 
 
 def verify_for_partner(
@@ -172,6 +184,7 @@ def _unwrap(root: etree._Element, key_id: str | None, now: datetime) -> Verified
     return VerifiedFile(document, header, key_id, message_time(document, header, now))
 
 
-def sign(root: etree._Element, pair: KeyPair) -> bytes:
-    """Sign a whole document, enveloped at its root (or its AppHdr), and serialise it."""
-    return sign_enveloped(root, pair)
+def sign(root: etree._Element, pair: KeyPair, *, check: Callable[[], None] | None = None) -> bytes:
+    """Sign a whole document, enveloped at its root (or its AppHdr), and serialise it; `check`,
+    if given, must pass first (it runs while the digest is computed, see `sign_enveloped`)."""
+    return sign_enveloped(root, pair, alongside=check)

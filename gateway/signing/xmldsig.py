@@ -22,12 +22,15 @@ import hashlib
 import io
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
 import xmlsec
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
 
@@ -155,13 +158,65 @@ def signature_place(root: etree._Element) -> etree._Element:
     return header
 
 
-def sign_enveloped(root: etree._Element, pair: KeyPair) -> bytes:
-    """Sign a whole document (enveloped) and return it serialised; the tree is left unchanged."""
-    if root.getparent() is not None:
-        raise SignatureError("only a whole document can be signed, not an element inside one")
-    if next(root.iter(SIGNATURE), None) is not None:
-        raise SignatureError("document is already signed")
-    place = signature_place(root)
+def sign_enveloped(
+    root: etree._Element, pair: KeyPair, *, alongside: Callable[[], None] | None = None
+) -> bytes:
+    """Sign a whole document (enveloped) and return it serialised; the tree is left unchanged.
+
+    The reference digest is SHA-256 of libxml2's exclusive C14N of the document (through lxml),
+    taken before the ds:Signature goes in: exactly what the enveloped-signature transform then
+    exclusive C14N yield, since the signature is inserted with no text around it. SignedInfo is
+    canonicalised the same way in its final place and signed by libxmlsec1 (`sign_binary`). The
+    output is the one `sign_enveloped_by_library` gives (byte for byte with RSA), at a fraction
+    of the time and memory: libxmlsec1's enveloped transform builds a node set of the whole tree.
+
+    `alongside`, when given, is a check that only reads the tree (the XSD validation): it runs in
+    a second thread while the digest is computed (libxml2 validates without Python's lock), and
+    nothing is signed unless it passes. In a BizMsg envelope it runs first, alone: validating a
+    part of a tree (the AppHdr, the Document) makes lxml re-point that part's children for the
+    while, so no other thread may read the tree then.
+    """
+    place = _enveloped_place(root)
+    if alongside is not None and place is not root:
+        alongside()
+        alongside = None
+    signature = _template(pair, "", enveloped=True)
+    # In an envelope the (empty) Sgntr is signed content: only ds:Signature is left out.
+    holder = None if place is root else etree.Element(SGNTR)
+    if holder is not None:
+        after = next((child for child in place if child.tag in _AFTER_SGNTR), None)
+        if after is None:
+            place.append(holder)
+        else:
+            after.addprevious(holder)
+    try:
+        digest = _digest_alongside(root, alongside)
+        _child(signature, "SignedInfo/Reference/DigestValue").text = _base64_text(digest)
+        _fill_x509_data(signature, pair.cert_pem)
+        (root if holder is None else holder).append(signature)
+        canonical = etree.tostring(
+            _child(signature, "SignedInfo"), method="c14n", exclusive=True, with_comments=False
+        )
+        curve = isinstance(pair.private_key, ec.EllipticCurvePrivateKey)
+        method = _C.TransformEcdsaSha256 if curve else _C.TransformRsaSha256
+        value = _context(pair).sign_binary(canonical, method)
+        _child(signature, "SignatureValue").text = _base64_text(value)
+        return _serialised(root)
+    except xmlsec.Error as exc:
+        raise SignatureError(f"signing failed: {exc}") from None
+    finally:
+        inserted = signature if holder is None else holder
+        if inserted.getparent() is not None:
+            place.remove(inserted)
+
+
+def sign_enveloped_by_library(root: etree._Element, pair: KeyPair) -> bytes:
+    """The same enveloped signature made wholly by libxmlsec1 (its enveloped transform included).
+
+    Several times slower on large files; kept as the reference `sign_enveloped` is checked
+    against, and for the signing benchmark.
+    """
+    place = _enveloped_place(root)
     signature = _template(pair, "", enveloped=True)
     holder: etree._Element = signature
     if place is not root:
@@ -181,6 +236,93 @@ def sign_enveloped(root: etree._Element, pair: KeyPair) -> bytes:
         raise SignatureError(f"signing failed: {exc}") from None
     finally:
         holder.getparent().remove(holder)
+
+
+def _enveloped_place(root: etree._Element) -> etree._Element:
+    """Where the signature of a document to be signed goes, refusing what cannot be signed."""
+    if root.getparent() is not None:
+        raise SignatureError("only a whole document can be signed, not an element inside one")
+    if root.getprevious() is not None or root.getnext() is not None:
+        raise SignatureError(
+            "the document has comments or processing instructions outside its root element;"
+            " the gateway signs only documents it built"
+        )
+    if next(root.iter(SIGNATURE), None) is not None:
+        raise SignatureError("document is already signed")
+    return signature_place(root)
+
+
+def _digest_alongside(root: etree._Element, check: Callable[[], None] | None) -> bytes:
+    """SHA-256 of the document's exclusive C14N (without comments), with `check` run meanwhile.
+
+    The canonical form is streamed into the hash, never held whole. Both threads only read the
+    tree; the check's error, if any, is raised once both are done.
+    """
+    digest = _Digest()
+    if check is None:
+        etree.ElementTree(root).write_c14n(digest, exclusive=True, with_comments=False)
+        return digest.value()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xsd-check") as pool:
+        checked = pool.submit(check)
+        try:
+            etree.ElementTree(root).write_c14n(digest, exclusive=True, with_comments=False)
+        finally:
+            wait([checked])
+    checked.result()
+    return digest.value()
+
+
+class _Digest:
+    """A file-like sink hashing what is written to it."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self._hash.update(data)
+        return len(data)
+
+    def value(self) -> bytes:
+        return self._hash.digest()
+
+
+def _child(element: etree._Element, path: str) -> etree._Element:
+    """A template's descendant by its ds: path (it is always there).
+
+    Walked by tag rather than with `find`: libxmlsec1 names the nodes it creates outside the
+    document's name dictionary, where lxml's path matching does not see them.
+    """
+    for step in path.split("/"):
+        element = next(child for child in element if child.tag == _ds(step))
+    return element
+
+
+def _base64_text(data: bytes) -> str:
+    """Base64 in lines of 64 characters, as libxmlsec1 writes digest and signature values."""
+    encoded = base64.b64encode(data).decode("ascii")
+    return "\n".join(encoded[i : i + 64] for i in range(0, len(encoded), 64))
+
+
+@lru_cache(maxsize=16)
+def _certificate_text(cert_pem: bytes) -> str:
+    der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
+    return _base64_text(der) + "\n"
+
+
+def _fill_x509_data(signature: etree._Element, cert_pem: bytes) -> None:
+    """Put our certificate in the template's X509Data, as libxmlsec1 does when it signs."""
+    holder = _child(signature, "KeyInfo/X509Data")
+    holder.text = "\n"
+    certificate = etree.SubElement(holder, _ds("X509Certificate"))
+    certificate.text = _certificate_text(cert_pem)
+    certificate.tail = "\n"
+
+
+def _serialised(root: etree._Element) -> bytes:
+    """`to_bytes`, written through a growing buffer: one copy of the file in memory, not two."""
+    out = io.BytesIO()
+    etree.ElementTree(root).write(out, xml_declaration=True, encoding="UTF-8")
+    return out.getvalue()
 
 
 def sign_detached(data: bytes, file_name: str, pair: KeyPair) -> bytes:

@@ -1,0 +1,204 @@
+"""The gateway's enveloped signing (digest from lxml's exclusive C14N, SignedInfo signed by
+libxmlsec1) against libxmlsec1's own enveloped signing, python-xmlsec's verification, the xmlsec1
+command line and signxml; and the XSD check that runs beside it."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import xmlsec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+from signxml import XMLVerifier
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
+from signxml.verifier import SignatureConfiguration
+
+from gateway.errors import InvalidMessage
+from gateway.iso20022 import apphdr, xsd
+from gateway.iso20022.model import OutboundBatch
+from gateway.iso20022.pain001 import build_pain001
+from gateway.profile.signature import SignaturePolicy
+from gateway.signing import KeyPair, KeyRing, generate_keypair, sign_for_partner
+from gateway.signing.xmldsig import (
+    SGNTR,
+    SIGNATURE,
+    sign_enveloped,
+    sign_enveloped_by_library,
+)
+from tests.conftest import xmlsec1_verify
+from tests.property.test_iso_properties import batches
+from tests.unit.factories import benefits_batch
+
+pytestmark = pytest.mark.interop
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
+SINCE_2024 = datetime(2024, 1, 1, tzinfo=UTC)
+RSA = KeyPair(*generate_keypair("KBNN fast signing", valid_from=SINCE_2024))
+ECDSA = KeyPair(*generate_keypair("KBNN fast signing EC", curve=True, valid_from=SINCE_2024))
+
+
+def in_envelope(document: etree._Element, msg_id: str) -> etree._Element:
+    """The document in a BizMsg envelope with the AppHdr the batcher builds."""
+    header = apphdr.build_app_header(
+        apphdr.AppHeader(
+            sender_name="Kho bạc Nhà nước",
+            receiver_bic="BFTVVNVX",
+            business_msg_id=msg_id,
+            message_definition="pain.001.001.09",
+            created_at=NOW,
+        )
+    )
+    return apphdr.wrap(header, document)
+
+
+def xmlsec_verifies(data: bytes, pair: KeyPair) -> bool:
+    """python-xmlsec's own verification of the one enveloped signature, with our certificate."""
+    root = etree.fromstring(data, etree.XMLParser(huge_tree=True))
+    signature = next(root.iter(SIGNATURE))
+    context = xmlsec.SignatureContext()
+    context.key = xmlsec.Key.from_memory(pair.cert_pem, xmlsec.constants.KeyDataFormatCertPem)
+    try:
+        context.verify(signature)
+    except xmlsec.Error:
+        return False
+    return True
+
+
+def signxml_verify(data: bytes, pair: KeyPair) -> None:
+    """signxml's verification with our certificate (RSA or ECDSA, SHA-256)."""
+    config = SignatureConfiguration(
+        location=".//",
+        signature_methods=frozenset({SignatureMethod.RSA_SHA256, SignatureMethod.ECDSA_SHA256}),
+        digest_algorithms=frozenset({DigestAlgorithm.SHA256}),
+    )
+    XMLVerifier().verify(
+        data,
+        x509_cert=pair.cert_pem.decode(),
+        expect_config=config,
+        parser=etree.XMLParser(huge_tree=True),
+    )
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batch=batches(),
+    version=st.sampled_from(["pain.001.001.09", "pain.001.001.03"]),
+    charset=st.sampled_from(["utf8", "latin"]),
+    envelope=st.booleans(),
+)
+def test_fast_signatures_equal_the_librarys_and_verify_in_python_xmlsec(
+    batch: OutboundBatch, version: str, charset: str, envelope: bool
+) -> None:
+    """On generated files (diacritics, NFD text, & < > quotes): with RSA the bytes are the ones
+    libxmlsec1's own enveloped signing writes; RSA and ECDSA verify in python-xmlsec; the tree is
+    left as it was."""
+    root = build_pain001(batch, version, charset=charset)
+    if envelope:
+        root = in_envelope(root, batch.msg_id)
+    before = etree.tostring(root)
+    fast = sign_enveloped(root, RSA)
+    assert etree.tostring(root) == before
+    assert fast == sign_enveloped_by_library(root, RSA)
+    assert xmlsec_verifies(fast, RSA)
+    curve = sign_enveloped(root, ECDSA)
+    assert etree.tostring(root) == before
+    assert xmlsec_verifies(curve, ECDSA)
+    assert not xmlsec_verifies(curve.replace(b"</MsgId>", b"1</MsgId>", 1), ECDSA)
+
+
+@pytest.mark.parametrize("pair", [RSA, ECDSA], ids=["rsa", "ecdsa"])
+def test_a_10000_transaction_file_verifies_with_xmlsec1_and_signxml(
+    pair: KeyPair, xmlsec1: str, tmp_path: Path
+) -> None:
+    """A 10,000-transaction pain.001 signed by the gateway passes both independent verifiers."""
+    root = build_pain001(benefits_batch(10_000))
+    signed = sign_for_partner(
+        root,
+        KeyRing("kbnn", pair),
+        SignaturePolicy(),
+        "f.xml",
+        NOW,
+        check=lambda: xsd.validate(root),
+    )
+    (tmp_path / "f.xml").write_bytes(signed.body)
+    (tmp_path / "c.pem").write_bytes(pair.cert_pem)
+    result = xmlsec1_verify(xmlsec1, tmp_path / "f.xml", tmp_path / "c.pem")
+    assert result.returncode == 0, result.stderr
+    signxml_verify(signed.body, pair)
+    tampered = signed.body.replace(b">606000<", b">606001<", 1)
+    (tmp_path / "f.xml").write_bytes(tampered)
+    assert xmlsec1_verify(xmlsec1, tmp_path / "f.xml", tmp_path / "c.pem").returncode != 0
+
+
+@pytest.mark.parametrize("pair", [RSA, ECDSA], ids=["rsa", "ecdsa"])
+def test_an_app_header_envelope_verifies_with_xmlsec1_and_signxml(
+    pair: KeyPair, xmlsec1: str, tmp_path: Path
+) -> None:
+    """The signature in AppHdr/Sgntr covers the header and the Document, for both verifiers."""
+    root = in_envelope(build_pain001(benefits_batch(500)), "KBNN-ENV-1")
+    signed = sign_for_partner(root, KeyRing("kbnn", pair), SignaturePolicy(), "e.xml", NOW)
+    holder = next(etree.fromstring(signed.body).iter(SIGNATURE)).getparent()
+    assert holder is not None and holder.tag == SGNTR
+    (tmp_path / "e.xml").write_bytes(signed.body)
+    (tmp_path / "c.pem").write_bytes(pair.cert_pem)
+    result = xmlsec1_verify(xmlsec1, tmp_path / "e.xml", tmp_path / "c.pem")
+    assert result.returncode == 0, result.stderr
+    signxml_verify(signed.body, pair)
+    tampered = signed.body.replace(b"<BizMsgIdr>KBNN-ENV-1<", b"<BizMsgIdr>KBNN-ENV-2<", 1)
+    assert tampered != signed.body
+    (tmp_path / "e.xml").write_bytes(tampered)
+    assert xmlsec1_verify(xmlsec1, tmp_path / "e.xml", tmp_path / "c.pem").returncode != 0
+
+
+def test_the_check_runs_beside_the_digest_on_the_unsigned_tree() -> None:
+    """The XSD check runs in a second thread and sees no signature; the file is then signed."""
+    root = build_pain001(benefits_batch(200))
+    seen: list[tuple[int, bool]] = []
+
+    def check() -> None:
+        xsd.validate(root)
+        seen.append((threading.get_ident(), next(root.iter(SIGNATURE), None) is None))
+
+    data = sign_enveloped(root, RSA, alongside=check)
+    assert seen == [(seen[0][0], True)] and seen[0][0] != threading.get_ident()
+    assert xmlsec_verifies(data, RSA)
+
+
+def test_in_an_envelope_the_check_runs_first_without_the_sgntr_holder() -> None:
+    """An envelope is checked part by part before the Sgntr holder goes into its AppHdr."""
+    root = in_envelope(build_pain001(benefits_batch(3)), "KBNN-ENV-3")
+    seen: list[bool] = []
+
+    def check() -> None:
+        xsd.validate(root)
+        seen.append(next(root.iter(SGNTR), None) is None)
+
+    assert xmlsec_verifies(sign_enveloped(root, RSA, alongside=check), RSA)
+    assert seen == [True]
+
+
+@pytest.mark.parametrize("mode", ["enveloped", "detached", "none"])
+def test_a_failing_check_signs_nothing_and_leaves_the_tree(mode: str) -> None:
+    """When the XSD check fails its error comes out, and the tree is as it was."""
+    root = build_pain001(benefits_batch(50))
+    before = etree.tostring(root)
+
+    def check() -> None:
+        raise InvalidMessage("pain.001.001.09 fails its XSD: line 3: MsgId: too long")
+
+    with pytest.raises(InvalidMessage, match="fails its XSD"):
+        sign_for_partner(
+            root, KeyRing("k", RSA), SignaturePolicy(mode=mode), "f.xml", NOW, check=check
+        )
+    assert etree.tostring(root) == before
+
+
+def test_a_document_with_content_outside_its_root_is_refused() -> None:
+    """A comment beside the root would be outside what the digest covers: refused by name."""
+    root = build_pain001(benefits_batch(1))
+    root.addprevious(etree.Comment("not ours"))
+    with pytest.raises(Exception, match="outside its root element"):
+        sign_enveloped(root, RSA)
