@@ -125,9 +125,14 @@ def _signing_key(key_pem: bytes, cert_pem: bytes) -> xmlsec.Key:
     return key
 
 
+def _signature_method(pair: KeyPair) -> xmlsec.constants.__Transform:
+    """ECDSA-SHA256 for a P-256 key, else RSA-SHA256 (told from the certificate: cheap)."""
+    curve = isinstance(pair.certificate.public_key(), ec.EllipticCurvePublicKey)
+    return _C.TransformEcdsaSha256 if curve else _C.TransformRsaSha256
+
+
 def _template(pair: KeyPair, reference_uri: str, enveloped: bool) -> etree._Element:
-    curve = isinstance(pair.private_key, ec.EllipticCurvePrivateKey)
-    method = _C.TransformEcdsaSha256 if curve else _C.TransformRsaSha256
+    method = _signature_method(pair)
     signature = xmlsec.template.create(
         etree.Element("template"), _C.TransformExclC14N, method, ns="ds"
     )
@@ -197,9 +202,7 @@ def sign_enveloped(
         canonical = etree.tostring(
             _child(signature, "SignedInfo"), method="c14n", exclusive=True, with_comments=False
         )
-        curve = isinstance(pair.private_key, ec.EllipticCurvePrivateKey)
-        method = _C.TransformEcdsaSha256 if curve else _C.TransformRsaSha256
-        value = _context(pair).sign_binary(canonical, method)
+        value = _context(pair).sign_binary(canonical, _signature_method(pair))
         _child(signature, "SignatureValue").text = _base64_text(value)
         return _serialised(root)
     except xmlsec.Error as exc:
