@@ -19,6 +19,7 @@ from gateway.config import PartnerProfile, Settings
 from gateway.errors import ConfigError
 from gateway.runtime import Runtime, every
 from gateway.service.batcher import BatchService
+from gateway.service.deadlines import DeadlineWatch
 from gateway.service.inbound import InboundService
 from gateway.service.intake import IntakeService
 from gateway.service.relay import RelayService
@@ -57,7 +58,7 @@ def declare_topology(settings: Settings) -> None:
     """Declare exchanges and queues once at start."""
     conn = connect(settings.amqp_url)
     try:
-        topology.declare(conn.channel(), settings.partners, settings.delivery_limit)
+        topology.declare_on(conn, settings.partners, settings.delivery_limit)
     finally:
         conn.close()
 
@@ -106,6 +107,7 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
             stop,
             prefetch=settings.prefetch,
             chunk=settings.intake_chunk,
+            name="intake",
         )
 
     def inbound(stop: threading.Event) -> None:
@@ -116,6 +118,7 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
             stop,
             prefetch=4,
             chunk=1,
+            name="inbound",
         )
 
     def relay(stop: threading.Event) -> None:
@@ -129,6 +132,8 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
     runtime.add("batcher", every(0.2, gateway.batcher.tick))
     runtime.add("relay", relay)
     runtime.add("inbound", inbound)
+    watch = DeadlineWatch(gateway.db, settings)
+    runtime.add("deadlines", every(settings.deadline_check_seconds, watch.tick))
 
 
 def load_book(path: Path | None) -> AccountBook:

@@ -63,6 +63,8 @@ class Settings:
     delivery_limit: int = 5
     # Seconds between outbox relay polls when it is idle.
     relay_interval: float = 0.05
+    # Seconds between two looks for files past their partner's status deadline.
+    deadline_check_seconds: float = 30.0
     # "json" for production, "console" for a terminal.
     log_format: str = "json"
     # Log level name.

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from gateway import crashpoints
 from gateway.adapters.db import Database
 from gateway.adapters.topology import TO_BANK_EXCHANGE
 from gateway.config import PartnerProfile, Settings
@@ -150,6 +151,8 @@ class BatchService:
                 ),
                 stamp(now),
             )
+            crashpoints.hit("batch.before_commit")
+        crashpoints.hit("batch.after_commit")
         log.info("file.built", msg_id=msg_id, partner=partner.name, txs=nb, ctrl_sum=ctrl_sum)
         return True
 
