@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +13,8 @@ import structlog
 from gateway.adapters import topology
 from gateway.adapters.db import Database
 from gateway.adapters.rabbitmq import Delivery, Publisher, connect, consume
-from gateway.banksim.bank import AccountBook, BankSimulator
+from gateway.banksim.bank import AccountBook, BankSimulator, Reply
+from gateway.banksim.faults import FaultPlan, ReplyFaults
 from gateway.banksim.record import BankRecord
 from gateway.config import PartnerProfile, Settings
 from gateway.errors import ConfigError
@@ -169,22 +170,39 @@ def build_bank(
 def start_bank(
     settings: Settings, partner: PartnerProfile, bank: BankSimulator, runtime: Runtime
 ) -> None:
-    """Run the bank simulator on the partner's inbox; replies go to `gateway.from-bank`."""
+    """Run the bank simulator on the partner's inbox; replies go to `gateway.from-bank`.
+
+    With `settings.banksim_faults` the bank misbehaves (see gateway.banksim.faults).
+    """
+    plan = FaultPlan.parse(settings.banksim_faults)
+
+    def sender(publisher: Publisher) -> Callable[[Reply], None]:
+        def send(reply: Reply) -> None:
+            reply_id, kind, body = reply
+            publisher.publish(
+                topology.FROM_BANK_EXCHANGE,
+                partner.name,
+                body,
+                message_id=reply_id,
+                headers={"partner": partner.name, "message_type": kind},
+                content_type="application/xml",
+            )
+
+        return send
 
     def serve(stop: threading.Event) -> None:
         publisher = Publisher(settings.amqp_url)
+        send = sender(publisher)
+        faults = ReplyFaults(plan, bank.record.path, send) if plan.active else None
 
         def handle(messages: Sequence[Delivery]) -> None:
             for message in messages:
-                for reply_id, kind, body in bank.receive(message.body):
-                    publisher.publish(
-                        topology.FROM_BANK_EXCHANGE,
-                        partner.name,
-                        body,
-                        message_id=reply_id,
-                        headers={"partner": partner.name, "message_type": kind},
-                        content_type="application/xml",
-                    )
+                replies = bank.receive(message.body)
+                if faults is not None:
+                    faults.deliver(replies)
+                    continue
+                for reply in replies:
+                    send(reply)
 
         try:
             consume(
@@ -198,4 +216,15 @@ def start_bank(
         finally:
             publisher.close()
 
+    def resend(stop: threading.Event) -> None:
+        publisher = Publisher(settings.amqp_url)
+        faults = ReplyFaults(plan, bank.record.path, sender(publisher))
+        try:
+            every(0.25, faults.flush_due)(stop)
+        finally:
+            faults.close()
+            publisher.close()
+
     runtime.add(f"bank-sim-{partner.name}", serve)
+    if plan.active:
+        runtime.add(f"bank-sim-{partner.name}-resend", resend)

@@ -14,6 +14,7 @@ import click
 from pika.exceptions import AMQPError
 
 from gateway import logs
+from gateway.commands.dlq import dlq
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
 
@@ -250,6 +251,9 @@ def _redact(url: str) -> str:
         return url
     scheme, rest = url.split("://", 1)
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+cli.add_command(dlq)
 
 
 def main() -> None:

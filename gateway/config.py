@@ -65,6 +65,8 @@ class Settings:
     relay_interval: float = 0.05
     # Seconds between two looks for files past their partner's status deadline.
     deadline_check_seconds: float = 30.0
+    # Bank simulator misbehaviour, e.g. "duplicate=0.1,delay=0.1,reorder=0.2,drop=0.05,seed=7".
+    banksim_faults: str = ""
     # "json" for production, "console" for a terminal.
     log_format: str = "json"
     # Log level name.
