@@ -151,7 +151,8 @@ def declare_on(connection: Any, partners: Iterable[str], delivery_limit: int) ->
                     f"queue {queue} was declared with other arguments and holds {waiting}"
                     " message(s): drain it, then delete it, and start again"
                 ) from None
-            probe.queue_delete(queue, if_empty=True)
+            # Quorum queues refuse `if-empty`: the count above is the check.
+            probe.queue_delete(queue)
             probe.close()
             upgraded.add(queue)
             log.warning("queue.redeclared", queue=queue, reason=exc.reply_text)

@@ -15,6 +15,7 @@ from gateway.soak.harness import ALL_POINTS, BANK_FAULTS, DEFAULT_WORKDIR, SoakC
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--orders", default=10_000, show_default=True, help="Orders to publish.")
 @click.option("--seed", default=5, show_default=True, help="Seed of orders and schedule.")
+@click.option("--batch-size", default=200, show_default=True, help="Orders per file.")
 @click.option("--publish-seconds", default=150.0, show_default=True, help="Spread of publishing.")
 @click.option("--kills", default=12, show_default=True, help="Random SIGKILLs of the gateway.")
 @click.option(
@@ -35,6 +36,7 @@ from gateway.soak.harness import ALL_POINTS, BANK_FAULTS, DEFAULT_WORKDIR, SoakC
 def main(
     orders: int,
     seed: int,
+    batch_size: int,
     publish_seconds: float,
     kills: int,
     crash_points: bool,
@@ -50,6 +52,7 @@ def main(
     config = SoakConfig(
         orders=orders,
         seed=seed,
+        batch_size=batch_size,
         publish_seconds=publish_seconds,
         random_kills=kills,
         crash_points=ALL_POINTS if crash_points else (),

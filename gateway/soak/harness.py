@@ -55,6 +55,8 @@ class SoakConfig:
 
     orders: int = 10_000
     seed: int = 5
+    # Orders per batch_ref, hence per file.
+    batch_size: int = 200
     # Seconds over which the orders are published, while the faults happen.
     publish_seconds: float = 150.0
     # SIGKILLs of the gateway at random moments.
@@ -92,12 +94,14 @@ class SoakResult:
         if self.config is not None:
             lines.append(f"  orders {self.config.orders}, seed {self.config.seed}")
         lines.append("  faults that happened")
-        lines += [f"    {name:<40}{n:>8}" for name, n in sorted(self.events.items())]
-        lines += [f"    bank {name:<35}{n:>8}" for name, n in sorted(self.bank_faults.items())]
+        lines += [f"    {name:<44}{n:>8}" for name, n in sorted(self.events.items())]
+        lines += [
+            f"    bank replies: {name:<30}{n:>8}" for name, n in sorted(self.bank_faults.items())
+        ]
         lines.append("  figures")
-        lines += [f"    {name:<40}{n:>8}" for name, n in self.verdict.info.items()]
+        lines += [f"    {name:<44}{n:>8}" for name, n in self.verdict.info.items()]
         lines.append("  checks (all must be 0)")
-        lines += [f"    {name:<40}{n:>8}" for name, n in self.verdict.counts().items()]
+        lines += [f"    {name:<44}{n:>8}" for name, n in self.verdict.counts().items()]
         lines += [f"  note: {note}" for note in self.notes]
         lines.append(f"  {'PASS' if self.verdict.clean else 'FAIL'} in {self.duration_s:.0f} s")
         return "\n".join(lines)
@@ -265,7 +269,7 @@ class Soak:
 
     def _crash_at(self, gateway: Child, feed: _OrderFeed, point: str) -> None:
         if gateway.kill():
-            self.result.events["gateway SIGKILL at a random moment"] += 1
+            self.result.events["gateway SIGKILL to restart it armed"] += 1
         gateway.start({"GATEWAY_CRASH_AT": point})
         deadline = time.monotonic() + 30
         while gateway.wait_exit(2.0) is None and time.monotonic() < deadline:
@@ -338,7 +342,7 @@ class Soak:
         settings = self._prepare()
         declare_topology(settings)
         self._purge(settings)
-        soak = generate(self.config.orders, self.config.seed)
+        soak = generate(self.config.orders, self.config.seed, self.config.batch_size)
         book = self.home / "book.json"
         book.write_text(
             json.dumps({"closed": sorted(soak.closed), "unknown": sorted(soak.unknown)})
