@@ -197,7 +197,7 @@ def test_an_overdue_file_is_flagged_once_in_logs_status_and_on_the_broker(
         assert RelayService(db, publisher).drain() == 1
     finally:
         publisher.close()
-    method, props, body = ch.basic_get(topology.ADMIN_QUEUE, auto_ack=True)
+    method, _, body = ch.basic_get(topology.ADMIN_QUEUE, auto_ack=True)
     conn.close()
     assert method is not None and method.routing_key == "admin.file_overdue"
     event = json.loads(body)

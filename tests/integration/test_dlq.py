@@ -103,7 +103,7 @@ def test_replay_puts_the_message_back_without_its_parking_marks(
     replayed = run(home, "dlq", "replay", "gateway.orders", "--id", "P-2", url=broker_url)
     assert replayed.returncode == 0, replayed.stderr
     conn = connect(broker_url)
-    method, props, body = conn.channel().basic_get(topology.ORDERS_QUEUE, auto_ack=True)
+    method, props, _ = conn.channel().basic_get(topology.ORDERS_QUEUE, auto_ack=True)
     conn.close()
     assert method is not None and props.message_id == "P-2"
     assert PARKED_REASON_HEADER not in (props.headers or {})

@@ -20,7 +20,12 @@ def _run(spec: str, hits: int) -> subprocess.CompletedProcess[str]:
     )
     env = {**os.environ, "GATEWAY_CRASH_AT": spec}
     return subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
