@@ -57,7 +57,8 @@ class Settings:
     batch_quiet_seconds: float = 2.0
     # Orders taken from the broker before one database commit and one multiple-ack.
     intake_chunk: int = 500
-    # Unacknowledged messages the broker may push to each consumer.
+    # Unacknowledged messages the broker may push to each consumer (scripts/measure-prefetch:
+    # flat from intake_chunk up, collapsing below it; 2 chunks keep one buffered per commit).
     prefetch: int = 1000
     # Deliveries after which the broker parks a message (quorum queue delivery-limit).
     delivery_limit: int = 5
