@@ -388,6 +388,12 @@ class Soak:
                 self.config.workdir / "ledger.db",
             )
             self.result.bank_faults = _bank_faults(self.home / "var" / f"bank-{PARTNER}.db")
+            info = self.result.verdict.info
+            info["messages parked on the broker"] = _parked_on_broker(settings)
+            info["outbox messages parked"] = _read_one(
+                self._db_dir / "gateway.db",
+                "SELECT COUNT(*) FROM outbox WHERE parked_at IS NOT NULL",
+            )
         finally:
             gateway.kill()
             bank.kill()
@@ -440,6 +446,19 @@ def _read_one(path: Path, sql: str) -> int:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     try:
         return int(conn.execute(sql).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _parked_on_broker(settings: Settings) -> int:
+    """Messages waiting in the parking queues (each would need an admin)."""
+    conn = connect(settings.amqp_url)
+    try:
+        channel = conn.channel()
+        return sum(
+            channel.queue_declare(topology.parking_queue(q), passive=True).method.message_count
+            for q in topology.consumed_queues(settings.partners)
+        )
     finally:
         conn.close()
 
