@@ -14,13 +14,15 @@ from gateway.adapters import topology
 from gateway.adapters.db import Database
 from gateway.adapters.filedrop import Folder, LocalFolder
 from gateway.adapters.rabbitmq import Delivery, Publisher, connect, consume
-from gateway.banksim.bank import AccountBook, BankSimulator
+from gateway.banksim.bank import AccountBook, BankSimulator, Reply
+from gateway.banksim.faults import FaultPlan, ReplyFaults
 from gateway.banksim.files import FileBank
 from gateway.banksim.record import BankRecord
 from gateway.config import PartnerProfile, Settings
 from gateway.errors import ConfigError, GatewayError
 from gateway.runtime import Runtime, every
 from gateway.service.batcher import BatchService
+from gateway.service.deadlines import DeadlineWatch
 from gateway.service.file_relay import FileRelay
 from gateway.service.file_scanner import FileScanner
 from gateway.service.inbound import InboundService
@@ -82,7 +84,7 @@ def declare_topology(settings: Settings) -> None:
     """Declare exchanges and queues once at start."""
     conn = connect(settings.amqp_url)
     try:
-        topology.declare(conn.channel(), settings.partners, settings.delivery_limit)
+        topology.declare_on(conn, settings.partners, settings.delivery_limit)
     finally:
         conn.close()
 
@@ -131,6 +133,7 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
             stop,
             prefetch=settings.prefetch,
             chunk=settings.intake_chunk,
+            name="intake",
         )
 
     def inbound(stop: threading.Event) -> None:
@@ -141,6 +144,7 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
             stop,
             prefetch=4,
             chunk=1,
+            name="inbound",
         )
 
     def relay(stop: threading.Event) -> None:
@@ -155,6 +159,8 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
     runtime.add("batcher", every(0.2, gateway.batcher.tick))
     runtime.add("relay", relay)
     runtime.add("inbound", inbound)
+    watch = DeadlineWatch(gateway.db, settings)
+    runtime.add("deadlines", every(settings.deadline_check_seconds, watch.tick))
     start_file_exchange(gateway, runtime)
 
 
@@ -290,26 +296,41 @@ def start_bank(
 ) -> None:
     """Run the bank simulator on the partner's inbox; replies go to `gateway.from-bank`.
 
-    A partner reached by file exchange is served over its folders instead.
+    A partner reached by file exchange is served over its folders instead. With
+    `settings.banksim_faults` the bank misbehaves (see gateway.banksim.faults).
     """
     if partner.transport == "files":
         start_file_bank(settings, partner, bank, runtime)
         return
+    plan = FaultPlan.parse(settings.banksim_faults)
+
+    def sender(publisher: Publisher) -> Callable[[Reply], None]:
+        def send(reply: Reply) -> None:
+            reply_id, kind, body = reply
+            publisher.publish(
+                topology.FROM_BANK_EXCHANGE,
+                partner.name,
+                body,
+                message_id=reply_id,
+                headers={"partner": partner.name, "message_type": kind},
+                content_type="application/xml",
+            )
+
+        return send
 
     def serve(stop: threading.Event) -> None:
         publisher = Publisher(settings.amqp_url)
+        send = sender(publisher)
+        faults = ReplyFaults(plan, bank.record.path, send) if plan.active else None
 
         def handle(messages: Sequence[Delivery]) -> None:
             for message in messages:
-                for reply_id, kind, body in bank.receive(message.body):
-                    publisher.publish(
-                        topology.FROM_BANK_EXCHANGE,
-                        partner.name,
-                        body,
-                        message_id=reply_id,
-                        headers={"partner": partner.name, "message_type": kind},
-                        content_type="application/xml",
-                    )
+                replies = bank.receive(message.body)
+                if faults is not None:
+                    faults.deliver(replies)
+                    continue
+                for reply in replies:
+                    send(reply)
 
         try:
             consume(
@@ -323,4 +344,15 @@ def start_bank(
         finally:
             publisher.close()
 
+    def resend(stop: threading.Event) -> None:
+        publisher = Publisher(settings.amqp_url)
+        faults = ReplyFaults(plan, bank.record.path, sender(publisher))
+        try:
+            every(0.25, faults.flush_due)(stop)
+        finally:
+            faults.close()
+            publisher.close()
+
     runtime.add(f"bank-sim-{partner.name}", serve)
+    if plan.active:
+        runtime.add(f"bank-sim-{partner.name}-resend", resend)

@@ -36,12 +36,17 @@ class Settings:
     batch_quiet_seconds: float = 2.0
     # Orders taken from the broker before one database commit and one multiple-ack.
     intake_chunk: int = 500
-    # Unacknowledged messages the broker may push to each consumer.
+    # Unacknowledged messages the broker may push to each consumer (scripts/measure-prefetch:
+    # flat from intake_chunk up, collapsing below it; 2 chunks keep one buffered per commit).
     prefetch: int = 1000
     # Deliveries after which the broker parks a message (quorum queue delivery-limit).
     delivery_limit: int = 5
     # Seconds between outbox relay polls when it is idle.
     relay_interval: float = 0.05
+    # Seconds between two looks for files past their partner's status deadline.
+    deadline_check_seconds: float = 30.0
+    # Bank simulator misbehaviour, e.g. "duplicate=0.1,delay=0.1,reorder=0.2,drop=0.05,seed=7".
+    banksim_faults: str = ""
     # "json" for production, "console" for a terminal.
     log_format: str = "json"
     # Log level name.

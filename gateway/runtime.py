@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import structlog
 
+from gateway.errors import TransientError
+
 log = structlog.get_logger("gateway.runtime")
 
 
@@ -54,8 +56,18 @@ def every(interval: float, step: Callable[[], int]) -> Callable[[threading.Event
     """A worker that calls `step` until stopped, pausing `interval` when it found nothing to do."""
 
     def loop(stop: threading.Event) -> None:
+        pause = interval
         while not stop.is_set():
-            if step() == 0:
+            try:
+                done = step()
+            except TransientError as exc:
+                # Database busy or full, broker away: wait longer each time, then try again.
+                pause = min(max(pause * 2, 0.1), 5.0)
+                log.warning("worker.transient_fault", error=str(exc), retry_in_s=pause)
+                stop.wait(pause)
+                continue
+            pause = interval
+            if done == 0:
                 stop.wait(interval)
 
     return loop

@@ -297,6 +297,90 @@ class Tx:
             (state, now, msg_id),
         )
 
+    def entry_applied(self, partner: str, bank_ref: str) -> bool:
+        """True when a camt.054 entry with this bank reference was applied before."""
+        row = self._one(
+            "SELECT 1 FROM camt_entries WHERE partner = ? AND bank_ref = ?", (partner, bank_ref)
+        )
+        return row is not None
+
+    def add_entry(self, partner: str, bank_ref: str, msg_id: str, outcome: str, now: str) -> None:
+        """Remember an applied camt.054 entry by its bank reference."""
+        self._conn.execute(
+            "INSERT OR IGNORE INTO camt_entries (partner, bank_ref, msg_id, outcome, received_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (partner, bank_ref, msg_id, outcome, now),
+        )
+
+    # --- deadlines and admin actions ------------------------------------------------------------
+
+    def overdue_unflagged(self, partner: str, sent_before: str) -> list[tuple[str, str]]:
+        """(msg_id, sent_at) of files still without a status report, sent before the limit and
+        not flagged yet."""
+        rows = self._conn.execute(
+            "SELECT f.msg_id, f.sent_at FROM files f LEFT JOIN overdue_flags o USING (msg_id)"
+            " WHERE f.partner = ? AND f.state = 'sent' AND f.sent_at < ? AND o.msg_id IS NULL"
+            " ORDER BY f.sent_at",
+            (partner, sent_before),
+        ).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
+    def flag_overdue(self, msg_id: str, partner: str, now: str) -> None:
+        """Remember that a file was flagged overdue, so that it is flagged once."""
+        self._conn.execute(
+            "INSERT OR IGNORE INTO overdue_flags (msg_id, partner, flagged_at) VALUES (?, ?, ?)",
+            (msg_id, partner, now),
+        )
+
+    def record_dlq_action(
+        self,
+        *,
+        action: str,
+        queue: str,
+        message_id: str | None,
+        reason: str | None,
+        parked_why: str | None,
+        body: bytes | None,
+        headers: dict[str, Any],
+        actor: str,
+        now: str,
+    ) -> None:
+        """Keep what an admin did with a parked message (a dropped one with its body)."""
+        self._conn.execute(
+            "INSERT INTO dlq_actions (action, queue, message_id, reason, parked_why, body,"
+            " headers, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                action,
+                queue,
+                message_id,
+                reason,
+                parked_why,
+                body,
+                json.dumps(headers, default=str, sort_keys=True),
+                actor,
+                now,
+            ),
+        )
+
+    def unpark_outbox(self, message_id: str) -> bool:
+        """Put a parked outbox message back in line; False when no such parked message."""
+        cursor = self._conn.execute(
+            "UPDATE outbox SET parked_at = NULL, parked_why = NULL"
+            " WHERE message_id = ? AND parked_at IS NOT NULL AND sent_at IS NULL",
+            (message_id,),
+        )
+        return cursor.rowcount == 1
+
+    def drop_outbox(self, message_id: str, now: str) -> bool:
+        """Take a parked outbox message out of line for good (kept, marked dropped)."""
+        cursor = self._conn.execute(
+            "UPDATE outbox SET parked_why = 'dropped: ' || parked_why, sent_at = NULL,"
+            " parked_at = ? WHERE message_id = ? AND parked_at IS NOT NULL AND sent_at IS NULL"
+            " AND parked_why NOT LIKE 'dropped: %'",
+            (now, message_id),
+        )
+        return cursor.rowcount == 1
+
     def add_revenue(
         self,
         *,
@@ -316,6 +400,12 @@ class Tx:
             (bank_ref, partner, msg_id, amount, currency, value_date, payer, now),
         )
         return cursor.rowcount == 1
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back what is open; SQLite may have rolled back already (disk full)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 class Database:
@@ -347,16 +437,23 @@ class Database:
     def transaction(self) -> Iterator[Tx]:
         """A write transaction: committed on success, rolled back on any error."""
         conn = self.connection()
-        self._begin(conn)
+        try:
+            self._begin(conn)
+        except sqlite3.OperationalError as exc:
+            raise TransientError(f"database busy: {exc}") from exc
         try:
             yield Tx(conn)
+        except sqlite3.OperationalError as exc:
+            # Locked, disk full, I/O error: nothing was written; the work is retried later.
+            _rollback(conn)
+            raise TransientError(f"database fault: {exc}") from exc
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise TransientError(f"database commit failed: {exc}") from exc
 
     @staticmethod

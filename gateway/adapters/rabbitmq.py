@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pika
@@ -14,9 +14,14 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError, NackError, UnroutableError
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from gateway import crashpoints
+from gateway.adapters import topology
 from gateway.errors import PermanentError, TransientError
 
 log = structlog.get_logger("gateway.rabbitmq")
+
+# The crash point between handing a message to the broker and reading its confirm.
+UNCONFIRMED = "relay.published_unconfirmed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +33,7 @@ class Delivery:
     routing_key: str
     message_id: str | None
     redelivered: bool
+    content_type: str | None = None
 
 
 @retry(
@@ -86,6 +92,9 @@ class Publisher:
         for attempt in (1, 2):
             try:
                 channel = self._ensure()
+                if crashpoints.armed(UNCONFIRMED):
+                    self._hand_over_and_die(channel, exchange, routing_key, body, properties)
+                crashpoints.hit(UNCONFIRMED)
                 channel.basic_publish(exchange, routing_key, body, properties, mandatory=True)
                 return
             except UnroutableError:
@@ -100,6 +109,22 @@ class Publisher:
                 if attempt == 2:
                     raise TransientError(f"broker unavailable: {exc!r}") from exc
                 log.info("publisher.reconnect", error=repr(exc))
+
+    def _hand_over_and_die(
+        self,
+        channel: BlockingChannel,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: pika.BasicProperties,
+    ) -> None:
+        """Crash point: the message leaves for the broker and the process dies before the
+        confirm is read, as when the machine fails in that instant (pika has no public way to
+        publish on a confirming channel without awaiting the confirm)."""
+        channel._impl.basic_publish(exchange, routing_key, body, properties, mandatory=True)
+        if self._conn is not None:
+            self._conn._flush_output(lambda: True)
+        crashpoints.hit(UNCONFIRMED)
 
     def keepalive(self) -> None:
         """Let the connection answer heartbeats while the caller has nothing to publish."""
@@ -124,6 +149,27 @@ class Publisher:
 
 ChunkHandler = Callable[[Sequence[Delivery]], object]
 
+# Headers the gateway sets on messages it retries or parks.
+RETRIES_HEADER = "x-gateway-retries"
+ROUTING_KEY_HEADER = "x-gateway-routing-key"
+PARKED_REASON_HEADER = "x-gateway-parked-reason"
+PARKED_AT_HEADER = "x-gateway-parked-at"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a message whose handling met a transient fault waits in `<queue>.retry`."""
+
+    # Delay before the first retry, doubled at each further one, up to `max_delay`.
+    first_delay: float = 0.5
+    max_delay: float = 30.0
+    # Retries after which the message is parked with the last fault as its reason.
+    limit: int = 12
+
+    def delay(self, retries: int) -> float:
+        """Seconds to wait before retry number `retries` (1-based)."""
+        return min(self.first_delay * 2.0 ** (retries - 1), self.max_delay)
+
 
 def consume(
     url: str,
@@ -135,13 +181,18 @@ def consume(
     chunk: int,
     idle: float = 0.05,
     setup: Callable[[BlockingChannel], None] | None = None,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> None:
     """Feed chunks of deliveries to `handler`; ack them together only after it returns.
 
-    A TransientError from the handler requeues the chunk; anything else requeues it too, and the
-    quorum queue's delivery limit parks a message that keeps failing. A lost connection is
-    reconnected with backoff until `stop` is set.
+    A TransientError from the handler sends the chunk to `<queue>.retry`, from which each message
+    comes back after a growing delay (parked after `retry.limit` retries). A PermanentError parks
+    the message with its reason. Anything else requeues it, and the quorum queue's delivery limit
+    parks a message that keeps failing. A lost connection is reconnected with backoff until
+    `stop` is set. `name` names the crash point before the ack (`<name>.before_ack`).
     """
+    worker = _Worker(queue, handler, name or queue, retry or RetryPolicy())
     while not stop.is_set():
         try:
             conn = connect(url)
@@ -151,10 +202,12 @@ def consume(
             continue
         try:
             channel = conn.channel()
+            side = conn.channel()
+            side.confirm_delivery()
             if setup is not None:
                 setup(channel)
             channel.basic_qos(prefetch_count=prefetch)
-            _consume_loop(channel, queue, handler, stop, chunk=chunk, idle=idle)
+            worker.loop(channel, side, stop, chunk=chunk, idle=idle)
         except AMQPError as exc:
             if not stop.is_set():
                 log.warning("broker.connection_lost", queue=queue, error=repr(exc))
@@ -167,62 +220,137 @@ def consume(
                 pass
 
 
-def _consume_loop(
-    channel: BlockingChannel,
-    queue: str,
-    handler: ChunkHandler,
-    stop: threading.Event,
-    *,
-    chunk: int,
-    idle: float,
-) -> None:
-    pending: list[tuple[int, Delivery]] = []
-    for method, props, body in channel.consume(queue, inactivity_timeout=idle):
-        if method is not None:
-            pending.append(
-                (
-                    method.delivery_tag,
-                    Delivery(
-                        body=body,
-                        headers=dict(props.headers or {}),
-                        routing_key=method.routing_key,
-                        message_id=props.message_id,
-                        redelivered=bool(method.redelivered),
-                    ),
-                )
-            )
-            if len(pending) < chunk:
-                continue
-        if pending:
-            _handle(channel, queue, handler, pending)
-            pending = []
-        if stop.is_set():
-            break
-    channel.cancel()
+def _delivery(method: Any, props: Any, body: bytes) -> Delivery:
+    headers = dict(props.headers or {})
+    return Delivery(
+        body=body,
+        headers=headers,
+        # A retried message keeps the routing key it was first published with.
+        routing_key=str(headers.get(ROUTING_KEY_HEADER) or method.routing_key),
+        message_id=props.message_id,
+        redelivered=bool(method.redelivered),
+        content_type=props.content_type,
+    )
 
 
-def _handle(
-    channel: BlockingChannel,
-    queue: str,
-    handler: ChunkHandler,
-    pending: list[tuple[int, Delivery]],
-) -> None:
-    last_tag = pending[-1][0]
-    try:
-        handler([delivery for _, delivery in pending])
-    except TransientError as exc:
-        log.warning("chunk.retry", queue=queue, size=len(pending), error=str(exc))
-        time.sleep(0.5)
-        channel.basic_nack(last_tag, multiple=True, requeue=True)
-        return
-    except Exception as exc:
-        log.warning("chunk.failed", queue=queue, size=len(pending), error=repr(exc))
-        if len(pending) > 1:
-            # Find the poison message: one at a time, so good neighbours are not parked with it.
-            for tag, delivery in pending:
-                _handle(channel, queue, handler, [(tag, delivery)])
+class _Worker:
+    """Handles chunks of one queue: ack, retry later, park or requeue."""
+
+    def __init__(self, queue: str, handler: ChunkHandler, name: str, retry: RetryPolicy) -> None:
+        self._queue = queue
+        self._handler = handler
+        self._name = name
+        self._retry = retry
+
+    def loop(
+        self,
+        channel: BlockingChannel,
+        side: BlockingChannel,
+        stop: threading.Event,
+        *,
+        chunk: int,
+        idle: float,
+    ) -> None:
+        pending: list[tuple[int, Delivery]] = []
+        for method, props, body in channel.consume(self._queue, inactivity_timeout=idle):
+            if method is not None:
+                pending.append((method.delivery_tag, _delivery(method, props, body)))
+                if len(pending) < chunk:
+                    continue
+            if pending:
+                self._handle(channel, side, pending)
+                pending = []
+            if stop.is_set():
+                break
+        channel.cancel()
+
+    def _handle(
+        self,
+        channel: BlockingChannel,
+        side: BlockingChannel,
+        pending: list[tuple[int, Delivery]],
+    ) -> None:
+        last_tag = pending[-1][0]
+        try:
+            self._handler([delivery for _, delivery in pending])
+        except TransientError as exc:
+            log.warning("chunk.retry", queue=self._queue, size=len(pending), error=str(exc))
+            for _, delivery in pending:
+                self._retry_later(side, delivery, str(exc))
+            channel.basic_ack(last_tag, multiple=True)
             return
-        log.exception("message.failed", queue=queue, message_id=pending[0][1].message_id)
-        channel.basic_nack(last_tag, multiple=False, requeue=True)
-        return
-    channel.basic_ack(last_tag, multiple=len(pending) > 1)
+        except Exception as exc:
+            log.warning("chunk.failed", queue=self._queue, size=len(pending), error=repr(exc))
+            if len(pending) > 1:
+                # Find the poison message: one at a time, so good neighbours are not parked.
+                for tag, delivery in pending:
+                    self._handle(channel, side, [(tag, delivery)])
+                return
+            delivery = pending[0][1]
+            if isinstance(exc, PermanentError):
+                park(side, self._queue, delivery, str(exc))
+                channel.basic_ack(last_tag)
+                return
+            log.exception("message.failed", queue=self._queue, message_id=delivery.message_id)
+            channel.basic_nack(last_tag, multiple=False, requeue=True)
+            return
+        crashpoints.hit(f"{self._name}.before_ack")
+        channel.basic_ack(last_tag, multiple=len(pending) > 1)
+
+    def _retry_later(self, side: BlockingChannel, delivery: Delivery, reason: str) -> None:
+        retries = int(delivery.headers.get(RETRIES_HEADER, 0)) + 1
+        if retries > self._retry.limit:
+            park(
+                side, self._queue, delivery, f"still failing after {retries - 1} retries: {reason}"
+            )
+            return
+        delay = self._retry.delay(retries)
+        headers = {
+            **delivery.headers,
+            RETRIES_HEADER: retries,
+            ROUTING_KEY_HEADER: delivery.routing_key,
+        }
+        side.basic_publish(
+            "",
+            topology.retry_queue(self._queue),
+            delivery.body,
+            _properties(delivery, headers, expiration=str(int(delay * 1000))),
+            mandatory=True,
+        )
+        log.info(
+            "message.retry_scheduled",
+            queue=self._queue,
+            message_id=delivery.message_id,
+            retries=retries,
+            delay_s=delay,
+        )
+
+
+def _properties(
+    delivery: Delivery, headers: dict[str, Any], expiration: str | None = None
+) -> pika.BasicProperties:
+    return pika.BasicProperties(
+        delivery_mode=pika.DeliveryMode.Persistent,
+        message_id=delivery.message_id,
+        content_type=delivery.content_type,
+        headers=headers,
+        expiration=expiration,
+    )
+
+
+def park(channel: BlockingChannel, queue: str, delivery: Delivery, reason: str) -> None:
+    """Put a message in `<queue>.parking` with the reason (on a confirming channel)."""
+    headers = {
+        **delivery.headers,
+        PARKED_REASON_HEADER: reason[:1000],
+        PARKED_AT_HEADER: datetime.now(UTC).isoformat(),
+        ROUTING_KEY_HEADER: delivery.routing_key,
+    }
+    channel.basic_publish(
+        topology.PARKING_EXCHANGE,
+        queue,
+        delivery.body,
+        _properties(delivery, headers),
+        mandatory=True,
+    )
+    log.error("message.parked", queue=queue, message_id=delivery.message_id, reason=reason)

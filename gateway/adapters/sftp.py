@@ -192,7 +192,12 @@ class SftpFolder:
             try:
                 sftp.stat(path)
             except FileNotFoundError:
-                sftp.mkdir(path)
+                try:
+                    sftp.mkdir(path)
+                except OSError:
+                    # Another scanner made it between our stat and mkdir; only a still
+                    # missing folder is an error.
+                    sftp.stat(path)
 
         self._run(mkdir)
 

@@ -107,3 +107,36 @@ CREATE TABLE IF NOT EXISTS counters (
     name   TEXT PRIMARY KEY,
     value  INTEGER NOT NULL
 );
+
+-- camt.054 entries applied, by the bank's reference: a resent entry, in whichever file, is
+-- applied once.
+CREATE TABLE IF NOT EXISTS camt_entries (
+    partner      TEXT NOT NULL,
+    bank_ref     TEXT NOT NULL,
+    msg_id       TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    received_at  TEXT NOT NULL,
+    PRIMARY KEY (partner, bank_ref)
+);
+
+-- Files flagged to admins for having no status report within the partner's deadline.
+CREATE TABLE IF NOT EXISTS overdue_flags (
+    msg_id      TEXT PRIMARY KEY,
+    partner     TEXT NOT NULL,
+    flagged_at  TEXT NOT NULL
+);
+
+-- What admins did with parked messages (`gateway dlq replay|drop`): a dropped message is kept
+-- here with the reason given.
+CREATE TABLE IF NOT EXISTS dlq_actions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    action      TEXT NOT NULL,
+    queue       TEXT NOT NULL,
+    message_id  TEXT,
+    reason      TEXT,
+    parked_why  TEXT,
+    body        BLOB,
+    headers     TEXT,
+    actor       TEXT NOT NULL,
+    at          TEXT NOT NULL
+);

@@ -5,6 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import structlog
+from pika.exceptions import ChannelClosedByBroker
+
+from gateway.errors import ConfigError
+
+log = structlog.get_logger("gateway.topology")
+
 # Treasury core publishes payment orders here, routing key `order.<category>`.
 ORDERS_EXCHANGE = "treasury.orders"
 ORDERS_QUEUE = "gateway.orders"
@@ -18,11 +25,43 @@ FROM_BANK_EXCHANGE = "gateway.from-bank"
 FROM_BANK_QUEUE = "gateway.from-bank"
 # Dead letters land in `<queue>.parking`, routed by the source queue's name.
 PARKING_EXCHANGE = "gateway.parking"
+# Events for admins (a file overdue, ...), routing key `admin.<event>`.
+ADMIN_EXCHANGE = "gateway.admin"
+ADMIN_QUEUE = "gateway.admin.events"
+# Queue-level code of a declaration whose arguments differ from the existing queue's.
+_PRECONDITION_FAILED = 406
 
 
 def bank_inbox(partner: str) -> str:
     """The queue a partner bank reads our files from."""
     return f"bank.{partner}.inbox"
+
+
+def parking_queue(queue: str) -> str:
+    """Where messages of `queue` that cannot be handled wait for an admin."""
+    return f"{queue}.parking"
+
+
+def retry_queue(queue: str) -> str:
+    """Where a message of `queue` waits out a transient fault before it goes back."""
+    return f"{queue}.retry"
+
+
+def consumed_queues(partners: Iterable[str]) -> list[str]:
+    """Every queue with a parking queue, in a stable order (for `gateway dlq`)."""
+    return [
+        ORDERS_QUEUE,
+        FROM_BANK_QUEUE,
+        LEDGER_QUEUE,
+        ADMIN_QUEUE,
+        *(bank_inbox(p) for p in partners),
+    ]
+
+
+def _safe_dead_lettering() -> dict[str, Any]:
+    # At-least-once dead-lettering: the broker keeps a message until the target queue confirmed
+    # it (RabbitMQ requires reject-publish overflow for this strategy).
+    return {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
 
 
 def _quorum_args(queue: str, delivery_limit: int) -> dict[str, Any]:
@@ -31,6 +70,18 @@ def _quorum_args(queue: str, delivery_limit: int) -> dict[str, Any]:
         "x-delivery-limit": delivery_limit,
         "x-dead-letter-exchange": PARKING_EXCHANGE,
         "x-dead-letter-routing-key": queue,
+        **_safe_dead_lettering(),
+    }
+
+
+def _retry_args(queue: str) -> dict[str, Any]:
+    # A message published here with an `expiration` dead-letters back to its queue when it
+    # expires: the delay of a retry with backoff, without holding a consumer.
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": queue,
+        **_safe_dead_lettering(),
     }
 
 
@@ -42,6 +93,7 @@ def declare(channel: Any, partners: Iterable[str], delivery_limit: int) -> None:
         (LEDGER_EXCHANGE, "topic"),
         (TO_BANK_EXCHANGE, "direct"),
         (FROM_BANK_EXCHANGE, "direct"),
+        (ADMIN_EXCHANGE, "topic"),
     ):
         channel.exchange_declare(name, kind, durable=True)
 
@@ -50,6 +102,7 @@ def declare(channel: Any, partners: Iterable[str], delivery_limit: int) -> None:
 
     queue(ORDERS_QUEUE, ORDERS_EXCHANGE, ["order.#"])
     queue(LEDGER_QUEUE, LEDGER_EXCHANGE, ["posting.#"])
+    queue(ADMIN_QUEUE, ADMIN_EXCHANGE, ["admin.#"])
     partner_names = list(partners)
     queue(FROM_BANK_QUEUE, FROM_BANK_EXCHANGE, partner_names)
     for partner in partner_names:
@@ -59,10 +112,47 @@ def declare(channel: Any, partners: Iterable[str], delivery_limit: int) -> None:
 def declare_queue(
     channel: Any, name: str, exchange: str, keys: Iterable[str], delivery_limit: int
 ) -> None:
-    """A quorum queue bound to `exchange`, whose dead letters go to `<name>.parking`."""
+    """A quorum queue bound to `exchange`, whose dead letters go to `<name>.parking`, and its
+    delayed retry queue `<name>.retry`."""
     channel.exchange_declare(PARKING_EXCHANGE, "direct", durable=True)
-    channel.queue_declare(f"{name}.parking", durable=True, arguments={"x-queue-type": "quorum"})
-    channel.queue_bind(f"{name}.parking", PARKING_EXCHANGE, routing_key=name)
+    channel.queue_declare(parking_queue(name), durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(parking_queue(name), PARKING_EXCHANGE, routing_key=name)
     channel.queue_declare(name, durable=True, arguments=_quorum_args(name, delivery_limit))
+    channel.queue_declare(retry_queue(name), durable=True, arguments=_retry_args(name))
     for key in keys:
         channel.queue_bind(name, exchange, routing_key=key)
+
+
+def declare_on(connection: Any, partners: Iterable[str], delivery_limit: int) -> None:
+    """Declare everything on a connection, upgrading an empty queue declared by an older version.
+
+    A queue whose arguments changed (a new delivery limit, safer dead-lettering) cannot be
+    re-declared in place. An empty one is deleted and declared afresh; one holding messages is
+    never touched: the error names it, for an admin to drain it first.
+    """
+    names = list(partners)
+    upgraded: set[str] = set()
+    while True:
+        channel = connection.channel()
+        try:
+            declare(channel, names, delivery_limit)
+            channel.close()
+            return
+        except ChannelClosedByBroker as exc:
+            if exc.reply_code != _PRECONDITION_FAILED or "queue '" not in exc.reply_text:
+                raise
+            queue = exc.reply_text.split("queue '", 1)[1].split("'", 1)[0]
+            if queue in upgraded:
+                raise
+            probe = connection.channel()
+            waiting = probe.queue_declare(queue, passive=True).method.message_count
+            if waiting:
+                raise ConfigError(
+                    f"queue {queue} was declared with other arguments and holds {waiting}"
+                    " message(s): drain it, then delete it, and start again"
+                ) from None
+            # Quorum queues refuse `if-empty`: the count above is the check.
+            probe.queue_delete(queue)
+            probe.close()
+            upgraded.add(queue)
+            log.warning("queue.redeclared", queue=queue, reason=exc.reply_text)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import structlog
 from lxml import etree
 
+from gateway import crashpoints
 from gateway.adapters.db import Database
 from gateway.adapters.topology import TO_BANK_EXCHANGE
 from gateway.config import PartnerProfile, Settings
@@ -154,6 +155,8 @@ class BatchService:
                 ),
                 stamp(now),
             )
+            crashpoints.hit("batch.before_commit")
+        crashpoints.hit("batch.after_commit")
         log.info("file.built", msg_id=msg_id, partner=partner.name, txs=nb, ctrl_sum=ctrl_sum)
         return True
 

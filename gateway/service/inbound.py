@@ -7,6 +7,7 @@ from typing import Any
 
 import structlog
 
+from gateway import crashpoints
 from gateway.adapters.db import Database
 from gateway.config import PartnerProfile, Settings
 from gateway.errors import ConfigError, InvalidMessage
@@ -81,11 +82,15 @@ class InboundService:
             if kind.family == "pain.002":
                 report = read_pain002(tree)
                 with self._db.transaction() as tx:
-                    return apply_report(tx, partner, report, raw, now)
+                    result = apply_report(tx, partner, report, raw, now)
+                    crashpoints.hit("inbound.before_commit")
+                    return result
             if kind.family == "camt.054":
                 notification = read_camt054(tree)
                 with self._db.transaction() as tx:
-                    return apply_notification(tx, partner, notification, raw, now)
+                    result = apply_notification(tx, partner, notification, raw, now)
+                    crashpoints.hit("inbound.before_commit")
+                    return result
             raise InvalidMessage(f"{kind.name_id} is not a report the gateway reads")
         except InvalidMessage as exc:
             with self._db.transaction() as tx:

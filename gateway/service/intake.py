@@ -11,6 +11,7 @@ from typing import Protocol
 
 import structlog
 
+from gateway import crashpoints
 from gateway.adapters.db import Database, Tx
 from gateway.config import Settings
 from gateway.contracts import parse_order_json
@@ -61,7 +62,9 @@ class IntakeService:
         """Accept a chunk of messages in one transaction (the caller acks after it returns)."""
         now = self._clock()
         with self._db.transaction() as tx:
-            return [self._accept(tx, message.body, now) for message in messages]
+            outcomes = [self._accept(tx, message.body, now) for message in messages]
+            crashpoints.hit("intake.before_commit")
+            return outcomes
 
     def _route(self, order: PaymentOrder) -> str:
         if order.partner:

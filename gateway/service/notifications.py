@@ -60,11 +60,17 @@ def apply_notification(
                 # A detail without its own reference is told apart from its siblings.
                 suffix = f"#{index}" if len(details) > 1 else ""
                 detail = replace(given, account_servicer_ref=entry.account_servicer_ref + suffix)
+            bank_ref = detail.account_servicer_ref or entry.account_servicer_ref
+            if bank_ref and tx.entry_applied(partner.name, bank_ref):
+                # Resent by the bank, in this file or another: applied once already.
+                counts["repeated"] += 1
+                continue
             try:
                 outcome = _apply_entry(tx, partner, notification, entry, detail, now)
+                if bank_ref and outcome != "repeated":
+                    tx.add_entry(partner.name, bank_ref, notification.msg_id, outcome, stamp(now))
             except Unmatched as exc:
                 outcome = "unmatched"
-                bank_ref = detail.account_servicer_ref or entry.account_servicer_ref
                 tx.unmatched(
                     partner=partner.name,
                     msg_id=notification.msg_id,

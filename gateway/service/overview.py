@@ -44,5 +44,6 @@ def overview(db: Database, settings: Settings, now: datetime | None = None) -> d
         "outbox_parked": _count(db, "SELECT COUNT(*) FROM outbox WHERE parked_at IS NOT NULL"),
         "quarantined_inbound": _count(db, "SELECT COUNT(*) FROM quarantine"),
         "unmatched_lines": _count(db, "SELECT COUNT(*) FROM unmatched"),
-        "files_overdue": len(overdue_files(db, settings, now or utcnow())),
+        "files_overdue": len(overdue := overdue_files(db, settings, now or utcnow())),
+        "overdue_files": overdue,
     }

@@ -7,6 +7,7 @@ from typing import Protocol
 
 import structlog
 
+from gateway import crashpoints
 from gateway.adapters.db import Database
 from gateway.adapters.topology import TO_BANK_EXCHANGE
 from gateway.errors import PermanentError, TransientError
@@ -78,6 +79,7 @@ class RelayService:
                     log.error("outbox.parked", message_id=message.message_id, error=str(exc))
                     parked.append((item.row_id, str(exc)))
                     continue
+                crashpoints.hit("relay.confirmed_unmarked")
                 confirmed.append(item.row_id)
                 if is_file:
                     files.append(message.message_id)

@@ -152,6 +152,7 @@ def test_a_message_that_keeps_failing_is_parked(broker_url: str) -> None:
     thread.join(10)
     channel.queue_delete(name)
     channel.queue_delete(f"{name}.parking")
+    channel.queue_delete(f"{name}.retry")
     conn.close()
     assert parked == b"always fails"
     assert len(attempts) == 3  # the first delivery and two redeliveries, then parked

@@ -1,0 +1,66 @@
+"""Status deadlines: a file without a status report in its partner's time is flagged to admins."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import structlog
+
+from gateway.adapters.db import Database
+from gateway.adapters.topology import ADMIN_EXCHANGE
+from gateway.config import Settings
+from gateway.service.clock import Clock, stamp, utcnow
+from gateway.service.records import OutboxMessage
+
+log = structlog.get_logger("gateway.deadlines")
+
+# Routing key of the admin event on `gateway.admin`.
+FILE_OVERDUE = "admin.file_overdue"
+
+
+class DeadlineWatch:
+    """Flags each overdue file once: a log event, and an admin event sent through the outbox."""
+
+    def __init__(self, db: Database, settings: Settings, clock: Clock = utcnow) -> None:
+        self._db = db
+        self._settings = settings
+        self._clock = clock
+
+    def tick(self) -> int:
+        """Flag the files that went past their deadline since the last tick; returns how many."""
+        now = self._clock()
+        flagged = 0
+        for partner in self._settings.partners.values():
+            minutes = partner.status_deadline_minutes
+            limit = stamp(now - timedelta(minutes=minutes))
+            with self._db.transaction() as tx:
+                for msg_id, sent_at in tx.overdue_unflagged(partner.name, limit):
+                    tx.flag_overdue(msg_id, partner.name, stamp(now))
+                    event = {
+                        "event": "file_overdue",
+                        "msg_id": msg_id,
+                        "partner": partner.name,
+                        "sent_at": sent_at,
+                        "deadline_minutes": minutes,
+                        "flagged_at": stamp(now),
+                    }
+                    tx.enqueue(
+                        OutboxMessage(
+                            message_id=f"overdue:{msg_id}",
+                            exchange=ADMIN_EXCHANGE,
+                            routing_key=FILE_OVERDUE,
+                            body=json.dumps(event, sort_keys=True).encode(),
+                            headers={"partner": partner.name, "msg_id": msg_id},
+                        ),
+                        stamp(now),
+                    )
+                    log.warning(
+                        "file.overdue",
+                        msg_id=msg_id,
+                        partner=partner.name,
+                        sent_at=sent_at,
+                        deadline_minutes=minutes,
+                    )
+                    flagged += 1
+        return flagged

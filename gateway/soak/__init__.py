@@ -1,0 +1,1 @@
+"""The fault harness: many orders through the real processes while they are killed and faulted."""

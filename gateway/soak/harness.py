@@ -1,0 +1,479 @@
+"""The soak: N orders through a real gateway, bank simulator and broker while they are broken.
+
+Faults, in a shuffled schedule: the gateway killed (SIGKILL) at random moments and at every named
+crash point (gateway.crashpoints), the broker restarted gracefully and killed, the bank simulator
+misbehaving all along (duplicate, delayed, out-of-order, dropped-then-resent replies) and down
+for a while, the gateway's database locked by another process and its disk full. At the end the
+checker compares what was published, what the bank received and what the ledger was told.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from gateway import crashpoints
+from gateway.adapters import topology
+from gateway.adapters.rabbitmq import Publisher, connect, consume
+from gateway.banksim.faults import read_fault_counts
+from gateway.bootstrap import bank_keypair, declare_topology, our_keypair
+from gateway.config import Settings, load_settings
+from gateway.demo.ledger_sink import LedgerSink
+from gateway.demo.month import PARTNER
+from gateway.errors import GatewayError, TransientError
+from gateway.runtime import Runtime
+from gateway.soak.checker import Verdict, check
+from gateway.soak.orders import SoakOrders, generate
+from gateway.soak.processes import ROOT, Broker, Child
+
+log = structlog.get_logger("gateway.soak")
+
+
+# The bank simulator's misbehaviour in the default run (probabilities per reply; per file for
+# reorder).
+BANK_FAULTS = "duplicate=0.1,delay=0.15,reorder=0.3,drop=0.1"
+ALL_POINTS = tuple(crashpoints.POINTS)
+DEFAULT_WORKDIR = ROOT / "var" / "soak"
+
+
+@dataclass(frozen=True, slots=True)
+class SoakConfig:
+    """What a soak run does; the defaults are the run the README's figures come from."""
+
+    orders: int = 10_000
+    seed: int = 5
+    # Orders per batch_ref, hence per file.
+    batch_size: int = 200
+    # Seconds over which the orders are published, while the faults happen.
+    publish_seconds: float = 150.0
+    # SIGKILLs of the gateway at random moments.
+    random_kills: int = 12
+    # Crash points the gateway is made to die at, each once.
+    crash_points: tuple[str, ...] = ALL_POINTS
+    broker_restarts: int = 2
+    broker_kills: int = 2
+    # Seconds the bank simulator is down (0: no outage).
+    bank_outage_s: float = 15.0
+    # Seconds another process holds the gateway's database locked (0: never).
+    db_lock_s: float = 8.0
+    # Seconds the gateway's disk is full (0: never; needs root to mount a small tmpfs).
+    disk_full_s: float = 8.0
+    bank_faults: str = BANK_FAULTS
+    # Seconds to wait, after the last fault, for every order to reach a final state.
+    settle_timeout: float = 300.0
+    workdir: Path = DEFAULT_WORKDIR
+
+
+@dataclass
+class SoakResult:
+    """The verdict and what happened to get there."""
+
+    verdict: Verdict
+    events: Counter[str] = field(default_factory=Counter)
+    bank_faults: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    config: SoakConfig | None = None
+
+    def render(self) -> str:
+        """The table the README shows."""
+        lines = ["soak: exactly-once under faults"]
+        if self.config is not None:
+            lines.append(f"  orders {self.config.orders}, seed {self.config.seed}")
+        lines.append("  faults that happened")
+        lines += [f"    {name:<44}{n:>8}" for name, n in sorted(self.events.items())]
+        lines += [
+            f"    bank replies: {name:<30}{n:>8}" for name, n in sorted(self.bank_faults.items())
+        ]
+        lines.append("  figures")
+        lines += [f"    {name:<44}{n:>8}" for name, n in self.verdict.info.items()]
+        lines.append("  checks (all must be 0)")
+        lines += [f"    {name:<44}{n:>8}" for name, n in self.verdict.counts().items()]
+        lines += [f"  note: {note}" for note in self.notes]
+        lines.append(f"  {'PASS' if self.verdict.clean else 'FAIL'} in {self.duration_s:.0f} s")
+        return "\n".join(lines)
+
+
+class _OrderFeed:
+    """Publishes the orders as the treasury core would, retrying while the broker is away."""
+
+    def __init__(self, settings: Settings, soak: SoakOrders, seconds: float, seed: int) -> None:
+        self._settings = settings
+        self._soak = soak
+        self._seconds = seconds
+        self._rng = random.Random(seed)
+        self.published: set[str] = set()
+        self._lock = threading.Lock()
+        self._publisher = Publisher(settings.amqp_url)
+        self.done = threading.Event()
+        self.hurry = threading.Event()
+        self._nudges = 0
+
+    def _publish(self, order: dict[str, Any]) -> None:
+        body = self._soak.body(order)
+        while True:
+            try:
+                self._publisher.publish(
+                    topology.ORDERS_EXCHANGE,
+                    f"order.{order['category']}",
+                    body,
+                    message_id=order["order_id"],
+                )
+                return
+            except TransientError:
+                time.sleep(0.5)
+
+    def run(self, stop: threading.Event) -> None:
+        orders = self._soak.orders
+        conflicts = {c["order_id"]: c for c in self._soak.conflicts}
+        step = max(1, len(orders) // max(1, int(self._seconds * 4)))
+        started = time.monotonic()
+        try:
+            for index, order in enumerate(orders):
+                if stop.is_set():
+                    return
+                self._publish(order)
+                with self._lock:
+                    self.published.add(order["order_id"])
+                if self._rng.random() < 0.02:
+                    self._publish(order)  # the core resends: intake must make it a no-op
+                if order["order_id"] in conflicts:
+                    self._publish(conflicts[order["order_id"]])  # must be refused
+                if index % step == 0 and not self.hurry.is_set():
+                    ahead = started + self._seconds * index / len(orders) - time.monotonic()
+                    if ahead > 0:
+                        stop.wait(ahead)
+        finally:
+            self.done.set()
+
+    def nudge(self, count: int = 5) -> None:
+        """A few more orders, so that a gateway armed with a crash point has work to die in."""
+        extra = generate(count, seed=self._rng.randrange(10**6) * 1000 + 999, batch_size=count)
+        for order in extra.orders:
+            order["order_id"] = f"NUDGE-{self._nudges:05d}"
+            self._nudges += 1
+            self._publish(order)
+            with self._lock:
+                self.published.add(order["order_id"])
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._publisher.close()
+
+
+class Soak:
+    """One run: sets up a home under workdir, runs the faults, checks."""
+
+    def __init__(self, config: SoakConfig, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self._env = dict(env if env is not None else os.environ)
+        self._rng = random.Random(config.seed)
+        self.result = SoakResult(verdict=Verdict(), config=config)
+        self.home = config.workdir / "home"
+        self._db_dir = config.workdir / "gatewaydb"
+        self._mounted = False
+
+    # --- setup ------------------------------------------------------------------------------
+
+    def _prepare(self) -> Settings:
+        self._unmount()
+        shutil.rmtree(self.config.workdir, ignore_errors=True)
+        self.home.mkdir(parents=True)
+        shutil.copytree(ROOT / "conf", self.home / "conf")
+        shutil.copytree(ROOT / "schemas", self.home / "schemas")
+        self._db_dir.mkdir(parents=True)
+        if self.config.disk_full_s > 0:
+            self._mount()
+        env = {
+            **self._env,
+            "GATEWAY_HOME": str(self.home),
+            "GATEWAY_DB_PATH": str(self._db_dir / "gateway.db"),
+            "GATEWAY_BATCH_QUIET_SECONDS": "1.0",
+            "GATEWAY_DEADLINE_CHECK_SECONDS": "5",
+            "GATEWAY_LOG_LEVEL": "info",
+            "GATEWAY_LOG_FORMAT": "json",
+        }
+        env.pop("GATEWAY_CRASH_AT", None)
+        self._env = env
+        settings = load_settings(self.home)
+        settings = replace(settings, db_path=env["GATEWAY_DB_PATH"])
+        our_keypair(settings)
+        bank_keypair(settings, settings.partners[PARTNER])
+        return settings
+
+    def _mount(self) -> None:
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(self._db_dir)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode == 0:
+            self._mounted = True
+            return
+        self.result.notes.append(
+            "disk full not simulated: mounting a small tmpfs for the database needs root"
+            f" ({result.stderr.strip()[:80]})"
+        )
+
+    def _unmount(self) -> None:
+        if self._mounted or os.path.ismount(self._db_dir):
+            subprocess.run(["umount", str(self._db_dir)], capture_output=True, check=False)
+            self._mounted = False
+
+    def _purge(self, settings: Settings) -> None:
+        """Empty this node's gateway queues: the soak counts only its own messages."""
+        conn = connect(settings.amqp_url)
+        try:
+            channel = conn.channel()
+            for queue in topology.consumed_queues(settings.partners):
+                for name in (queue, topology.parking_queue(queue), topology.retry_queue(queue)):
+                    channel.queue_purge(name)
+        finally:
+            conn.close()
+
+    # --- faults -----------------------------------------------------------------------------
+
+    def _schedule(self) -> list[tuple[str, str]]:
+        config = self.config
+        events: list[tuple[str, str]] = [("kill", "")] * config.random_kills
+        events += [("crash", point) for point in config.crash_points]
+        events += [("broker_restart", "")] * config.broker_restarts
+        events += [("broker_kill", "")] * config.broker_kills
+        if config.bank_outage_s > 0:
+            events.append(("bank_outage", ""))
+        if config.db_lock_s > 0:
+            events.append(("db_lock", ""))
+        if config.disk_full_s > 0 and self._mounted:
+            events.append(("disk_full", ""))
+        self._rng.shuffle(events)
+        return events
+
+    def _kill_gateway(self, gateway: Child) -> None:
+        if gateway.kill():
+            self.result.events["gateway SIGKILL at a random moment"] += 1
+        gateway.start()
+
+    def _crash_at(self, gateway: Child, feed: _OrderFeed, point: str) -> None:
+        if gateway.kill():
+            self.result.events["gateway SIGKILL to restart it armed"] += 1
+        gateway.start({"GATEWAY_CRASH_AT": point})
+        deadline = time.monotonic() + 30
+        while gateway.wait_exit(2.0) is None and time.monotonic() < deadline:
+            if feed.done.is_set():
+                feed.nudge()
+        if gateway.alive():
+            gateway.kill()
+            self.result.notes.append(f"crash point {point} not reached within 30 s")
+        else:
+            self.result.events[f"gateway died at {point}"] += 1
+        gateway.start()
+
+    def _lock_database(self, seconds: float) -> None:
+        conn = sqlite3.connect(self._db_dir / "gateway.db", timeout=60, isolation_level=None)
+        try:
+            conn.execute("BEGIN EXCLUSIVE")
+            time.sleep(seconds)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        self.result.events[f"database locked by another process ({seconds:.0f} s)"] += 1
+
+    def _fill_disk(self, seconds: float) -> None:
+        ballast = self._db_dir / "ballast"
+        try:
+            with ballast.open("wb") as out:
+                chunk = b"\0" * (1 << 20)
+                while True:
+                    out.write(chunk)
+                    out.flush()
+        except OSError:
+            pass
+        time.sleep(seconds)
+        ballast.unlink(missing_ok=True)
+        self.result.events[f"gateway disk full ({seconds:.0f} s)"] += 1
+
+    def _run_event(
+        self, kind: str, arg: str, gateway: Child, bank: Child, broker: Broker, feed: _OrderFeed
+    ) -> None:
+        config = self.config
+        log.info("soak.fault", kind=kind, arg=arg)
+        actions: dict[str, Callable[[], None]] = {
+            "kill": lambda: self._kill_gateway(gateway),
+            "crash": lambda: self._crash_at(gateway, feed, arg),
+            "broker_restart": broker.restart,
+            "broker_kill": broker.kill_and_start,
+            "bank_outage": lambda: self._bank_outage(bank, config.bank_outage_s),
+            "db_lock": lambda: self._lock_database(config.db_lock_s),
+            "disk_full": lambda: self._fill_disk(config.disk_full_s),
+        }
+        actions[kind]()
+        if kind == "broker_restart":
+            self.result.events["broker restart (graceful)"] += 1
+        elif kind == "broker_kill":
+            self.result.events["broker SIGKILL and start"] += 1
+
+    def _bank_outage(self, bank: Child, seconds: float) -> None:
+        bank.kill()
+        time.sleep(seconds)
+        bank.start()
+        self.result.events[f"bank unreachable ({seconds:.0f} s)"] += 1
+
+    # --- the run ----------------------------------------------------------------------------
+
+    def run(self) -> SoakResult:
+        """Run the soak and check it; processes are stopped and the tmpfs unmounted after."""
+        started = time.monotonic()
+        broker = Broker(self._env)
+        broker.check_ours()
+        settings = self._prepare()
+        declare_topology(settings)
+        self._purge(settings)
+        soak = generate(self.config.orders, self.config.seed, self.config.batch_size)
+        book = self.home / "book.json"
+        book.write_text(
+            json.dumps({"closed": sorted(soak.closed), "unknown": sorted(soak.unknown)})
+        )
+        logs = self.config.workdir / "logs"
+        bank_env = {**self._env, "GATEWAY_BANKSIM_FAULTS": f"{self.config.bank_faults},seed=7"}
+        bank = Child("bank-sim", ["bank-sim", "--book", str(book)], bank_env, logs / "bank.log")
+        gateway = Child("gateway", ["run"], self._env, logs / "gateway.log")
+        sink = LedgerSink(self.config.workdir / "ledger.db")
+        runtime = Runtime()
+        feed = _OrderFeed(settings, soak, self.config.publish_seconds, self.config.seed)
+        try:
+            bank.start()
+            gateway.start()
+
+            def ledger(stop: threading.Event) -> None:
+                consume(
+                    settings.amqp_url,
+                    topology.LEDGER_QUEUE,
+                    sink.handle,
+                    stop,
+                    prefetch=1000,
+                    chunk=500,
+                )
+
+            runtime.add("ledger-sink", ledger)
+            runtime.add("orders", feed.run)
+            for kind, arg in self._schedule():
+                if not gateway.alive():
+                    gateway.start()
+                time.sleep(self._rng.uniform(0.5, 4.0))
+                self._run_event(kind, arg, gateway, bank, broker, feed)
+            feed.hurry.set()
+            feed.done.wait()
+            self._settle(feed, sink, gateway)
+            gateway.stop()
+            bank.stop()
+            runtime.stop()
+            self.result.verdict = check(
+                feed.published,
+                self._db_dir / "gateway.db",
+                self.home / "var" / f"bank-{PARTNER}.db",
+                self.config.workdir / "ledger.db",
+            )
+            self.result.bank_faults = _bank_faults(self.home / "var" / f"bank-{PARTNER}.db")
+            info = self.result.verdict.info
+            info["messages parked on the broker"] = _parked_on_broker(settings)
+            info["outbox messages parked"] = _read_one(
+                self._db_dir / "gateway.db",
+                "SELECT COUNT(*) FROM outbox WHERE parked_at IS NOT NULL",
+            )
+        finally:
+            gateway.kill()
+            bank.kill()
+            runtime.stop()
+            feed.close()
+            sink.close()
+            self._keep_database()
+            self._unmount()
+        self.result.duration_s = time.monotonic() - started
+        return self.result
+
+    def _settle(self, feed: _OrderFeed, sink: LedgerSink, gateway: Child) -> None:
+        """Wait until every published order is final and the ledger has its postings."""
+        deadline = time.monotonic() + self.config.settle_timeout
+        path = self._db_dir / "gateway.db"
+        while time.monotonic() < deadline:
+            if not gateway.alive():
+                gateway.start()
+            try:
+                open_orders = _read_one(path, _OPEN_ORDERS)
+                final = _read_one(
+                    path, "SELECT COUNT(*) FROM orders WHERE state IN ('settled','rejected')"
+                )
+            except sqlite3.Error:
+                time.sleep(1)
+                continue
+            if open_orders == 0 and final >= len(feed.published) and sink.count() >= final:
+                return
+            time.sleep(1)
+        self.result.notes.append(f"settle timeout after {self.config.settle_timeout:.0f} s")
+
+    def _keep_database(self) -> None:
+        """Copy the gateway's database off the tmpfs, for a look after the run."""
+        source = self._db_dir / "gateway.db"
+        if self._mounted and source.exists():
+            target = self.config.workdir / "gateway.db"
+            conn = sqlite3.connect(source)
+            try:
+                conn.execute("VACUUM INTO ?", (str(target),))
+            except sqlite3.Error:
+                pass
+            finally:
+                conn.close()
+
+
+_OPEN_ORDERS = "SELECT COUNT(*) FROM orders WHERE state NOT IN ('settled', 'rejected', 'returned')"
+
+
+def _read_one(path: Path, sql: str) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(conn.execute(sql).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _parked_on_broker(settings: Settings) -> int:
+    """Messages waiting in the parking queues (each would need an admin)."""
+    conn = connect(settings.amqp_url)
+    try:
+        channel = conn.channel()
+        return sum(
+            channel.queue_declare(topology.parking_queue(q), passive=True).method.message_count
+            for q in topology.consumed_queues(settings.partners)
+        )
+    finally:
+        conn.close()
+
+
+def _bank_faults(path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(path)
+    try:
+        return read_fault_counts(conn)
+    finally:
+        conn.close()
+
+
+def run_soak(config: SoakConfig, env: dict[str, str] | None = None) -> SoakResult:
+    """Run one soak; raises GatewayError when the broker is not this checkout's own node."""
+    try:
+        return Soak(config, env).run()
+    except OSError as exc:
+        raise GatewayError(f"soak: {exc}") from exc

@@ -1,0 +1,141 @@
+"""The processes a soak runs and breaks: the gateway, the bank simulator, this checkout's broker.
+
+Only processes this harness started are signalled, by their pid; the broker is the project's own
+node (scripts/broker with the caller's GATEWAY_RABBIT_NODE), restarted through that script or
+killed by the pid in its pid file after checking that it is a BEAM process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from gateway.errors import GatewayError
+
+ROOT = Path(__file__).resolve().parents[2]
+GATEWAY_BIN = str(Path(sys.executable).parent / "gateway")
+BROKER_SCRIPT = ROOT / "scripts" / "broker"
+
+
+class Child:
+    """One `gateway ...` process, its output appended to a log file."""
+
+    def __init__(self, name: str, args: list[str], env: Mapping[str, str], log: Path) -> None:
+        self.name = name
+        self._args = args
+        self._env = dict(env)
+        self._log = log
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, extra_env: Mapping[str, str] | None = None) -> None:
+        """Start the process (with extra environment, e.g. a crash point)."""
+        env = {k: v for k, v in self._env.items() if k != "GATEWAY_CRASH_AT"}
+        env.update(extra_env or {})
+        self._log.parent.mkdir(parents=True, exist_ok=True)
+        with self._log.open("ab") as out:
+            self._proc = subprocess.Popen(
+                [GATEWAY_BIN, *self._args],
+                env=env,
+                stdout=out,
+                stderr=out,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int | None:
+        """The running process's id."""
+        return self._proc.pid if self._proc else None
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit code, or None if it still runs after `timeout` seconds."""
+        if self._proc is None:
+            return None
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> bool:
+        """SIGKILL the process (ours, by pid); True when it was running."""
+        if not self.alive() or self._proc is None:
+            return False
+        os.kill(self._proc.pid, signal.SIGKILL)
+        self._proc.wait(10)
+        return True
+
+    def stop(self) -> None:
+        """Ask the process to stop (SIGINT, as Ctrl-C), then kill it if it lingers."""
+        if not self.alive() or self._proc is None:
+            return
+        os.kill(self._proc.pid, signal.SIGINT)
+        try:
+            self._proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+class Broker:
+    """This checkout's RabbitMQ node, as `scripts/broker` runs it."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = dict(env)
+        node = self._env.get("GATEWAY_RABBIT_NODE", "gateway@localhost")
+        self._pid_file = ROOT / "var" / "rabbitmq" / f"{node}.pid"
+
+    def _script(self, command: str) -> None:
+        result = subprocess.run(
+            ["bash", str(BROKER_SCRIPT), command],
+            env=self._env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise GatewayError(f"scripts/broker {command} failed: {result.stderr.strip()[-300:]}")
+
+    def pid(self) -> int:
+        """The node's OS pid, refusing anything that is not this checkout's BEAM process."""
+        try:
+            pid = int(self._pid_file.read_text().strip())
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except (OSError, ValueError):
+            raise GatewayError(
+                f"broker faults need the project's own node (no live pid in {self._pid_file});"
+                " start it with scripts/broker start"
+            ) from None
+        if not comm.startswith("beam"):
+            raise GatewayError(f"pid {pid} in {self._pid_file} is {comm}, not a RabbitMQ node")
+        return pid
+
+    def check_ours(self) -> None:
+        """Fail early when the broker is not one this harness may restart."""
+        self.pid()
+
+    def restart(self) -> None:
+        """Graceful stop and start."""
+        self._script("restart")
+
+    def kill_and_start(self, down_for: float = 1.0) -> None:
+        """SIGKILL the node, leave it down a moment, start it again."""
+        pid = self.pid()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(down_for)
+        self._script("start")
+
+    def start(self) -> None:
+        """Start the node if it is not running."""
+        self._script("start")

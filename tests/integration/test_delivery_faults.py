@@ -1,0 +1,208 @@
+"""Faults of handling on a real broker: retried later through <queue>.retry, parked with a reason;
+queues of an older shape upgraded; overdue files flagged to admins."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from datetime import timedelta
+
+import pika
+import pytest
+
+from gateway.adapters import topology
+from gateway.adapters.db import Database
+from gateway.adapters.rabbitmq import (
+    PARKED_REASON_HEADER,
+    RETRIES_HEADER,
+    Delivery,
+    Publisher,
+    RetryPolicy,
+    connect,
+    consume,
+)
+from gateway.config import Settings
+from gateway.errors import ConfigError, PermanentError, TransientError
+from gateway.service.clock import stamp, utcnow
+from gateway.service.deadlines import DeadlineWatch
+from gateway.service.overview import overview
+from gateway.service.relay import RelayService
+
+pytestmark = pytest.mark.broker
+
+QUEUE = "gateway.test.faults"
+EXCHANGE = "gateway.test.faults"
+
+
+@pytest.fixture
+def channel(broker_url: str) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    """A channel with a fresh test queue (and its parking and retry queues)."""
+    conn = connect(broker_url)
+    ch = conn.channel()
+    ch.exchange_declare(EXCHANGE, "direct", durable=True)
+    for name in (QUEUE, topology.parking_queue(QUEUE), topology.retry_queue(QUEUE)):
+        ch.queue_delete(name)
+    topology.declare_queue(ch, QUEUE, EXCHANGE, ["k"], delivery_limit=5)
+    yield ch
+    for name in (QUEUE, topology.parking_queue(QUEUE), topology.retry_queue(QUEUE)):
+        ch.queue_delete(name)
+    conn.close()
+
+
+def _publish(url: str, *bodies: bytes) -> None:
+    publisher = Publisher(url)
+    try:
+        for n, body in enumerate(bodies):
+            publisher.publish(EXCHANGE, "k", body, message_id=f"m{n}")
+    finally:
+        publisher.close()
+
+
+def _consume_until(
+    url: str, handler: Callable[[Sequence[Delivery]], object], done: Callable[[], bool]
+) -> None:
+    stop = threading.Event()
+    policy = RetryPolicy(first_delay=0.2, max_delay=0.4, limit=2)
+    worker = threading.Thread(
+        target=consume,
+        args=(url, QUEUE, handler, stop),
+        kwargs={"prefetch": 10, "chunk": 1, "retry": policy},
+    )
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    worker.join(10)
+
+
+def _parked(ch: pika.adapters.blocking_connection.BlockingChannel) -> list[tuple[bytes, dict]]:  # type: ignore[type-arg]
+    out = []
+    while True:
+        method, props, body = ch.basic_get(topology.parking_queue(QUEUE), auto_ack=True)
+        if method is None:
+            return out
+        out.append((body, dict(props.headers or {})))
+
+
+def test_a_transient_fault_is_retried_later_through_the_retry_queue(
+    broker_url: str, channel: pika.adapters.blocking_connection.BlockingChannel
+) -> None:
+    """The message leaves the queue, waits in <queue>.retry and comes back; then it is handled."""
+    seen: list[int] = []
+
+    def handler(messages: Sequence[Delivery]) -> None:
+        seen.append(int(messages[0].headers.get(RETRIES_HEADER, 0)))
+        if len(seen) == 1:
+            raise TransientError("database busy")
+
+    _publish(broker_url, b"order")
+    _consume_until(broker_url, handler, lambda: len(seen) >= 2)
+    assert seen == [0, 1]
+    assert _parked(channel) == []
+
+
+def test_a_fault_that_does_not_pass_parks_the_message_with_its_reason(
+    broker_url: str, channel: pika.adapters.blocking_connection.BlockingChannel
+) -> None:
+    """After the retry limit the message is parked, saying how often and why it failed."""
+    calls: list[int] = []
+
+    def handler(messages: Sequence[Delivery]) -> None:
+        calls.append(1)
+        raise TransientError("disk full")
+
+    _publish(broker_url, b"order")
+    _consume_until(broker_url, handler, lambda: len(calls) >= 3)
+    time.sleep(0.3)
+    [(body, headers)] = _parked(channel)
+    assert body == b"order"
+    assert headers[PARKED_REASON_HEADER] == "still failing after 2 retries: disk full"
+
+
+def test_a_permanent_fault_parks_only_the_bad_message(
+    broker_url: str, channel: pika.adapters.blocking_connection.BlockingChannel
+) -> None:
+    """A chunk with one message that cannot be handled: that one is parked, the others pass."""
+    handled: list[bytes] = []
+
+    def handler(messages: Sequence[Delivery]) -> None:
+        if any(m.body == b"bad" for m in messages):
+            raise PermanentError("payload names no partner")
+        handled.extend(m.body for m in messages)
+
+    _publish(broker_url, b"good-1", b"bad", b"good-2")
+    _consume_until(broker_url, handler, lambda: len(handled) >= 2)
+    time.sleep(0.3)
+    assert sorted(handled) == [b"good-1", b"good-2"]
+    [(body, headers)] = _parked(channel)
+    assert body == b"bad"
+    assert headers[PARKED_REASON_HEADER] == "payload names no partner"
+
+
+def test_an_empty_queue_of_an_older_shape_is_upgraded(broker_url: str, settings: Settings) -> None:
+    """A queue declared without the safe dead-lettering is replaced when empty, named when not."""
+    conn = connect(broker_url)
+    try:
+        ch = conn.channel()
+        name = topology.ADMIN_QUEUE
+        ch.queue_delete(name)
+        ch.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
+        topology.declare_on(conn, settings.partners, settings.delivery_limit)
+        ch = conn.channel()
+        ch.queue_delete(name)
+        ch.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
+        ch.basic_publish("", name, b"kept")
+        with pytest.raises(ConfigError, match=f"queue {name} .* holds 1 message"):
+            topology.declare_on(conn, settings.partners, settings.delivery_limit)
+        ch = conn.channel()
+        ch.queue_delete(name)
+        topology.declare_on(conn, settings.partners, settings.delivery_limit)
+    finally:
+        conn.close()
+
+
+def test_an_overdue_file_is_flagged_once_in_logs_status_and_on_the_broker(
+    broker_url: str, settings: Settings
+) -> None:
+    """A file sent longer ago than its partner's deadline: one admin event, counted in status."""
+    conn = connect(broker_url)
+    ch = conn.channel()
+    topology.declare_on(conn, settings.partners, settings.delivery_limit)
+    ch.queue_purge(topology.ADMIN_QUEUE)
+    db = Database(settings.db_file)
+    now = utcnow()
+    deadline = settings.partners["agribank"].status_deadline_minutes
+    with db.transaction() as tx:
+        for msg_id, minutes in (("KBNN-OLD", deadline + 5), ("KBNN-NEW", 1)):
+            tx.add_file(
+                msg_id=msg_id,
+                partner="agribank",
+                message_type="pain.001.001.09",
+                nb_of_txs=1,
+                ctrl_sum="1",
+                sha256="x",
+                now=stamp(now),
+            )
+            tx.file_sent(msg_id, stamp(now - timedelta(minutes=minutes)))
+    watch = DeadlineWatch(db, replace(settings), clock=lambda: now)
+    assert watch.tick() == 1
+    assert watch.tick() == 0
+    assert overview(db, settings, now)["overdue_files"] == ["KBNN-OLD"]
+    publisher = Publisher(broker_url)
+    try:
+        assert RelayService(db, publisher).drain() == 1
+    finally:
+        publisher.close()
+    method, _, body = ch.basic_get(topology.ADMIN_QUEUE, auto_ack=True)
+    conn.close()
+    assert method is not None and method.routing_key == "admin.file_overdue"
+    event = json.loads(body)
+    assert (event["msg_id"], event["partner"], event["deadline_minutes"]) == (
+        "KBNN-OLD",
+        "agribank",
+        deadline,
+    )
