@@ -5,7 +5,15 @@
 # (GATEWAY_HOME): conf/ and schemas/ are shipped read-only, var/ (SQLite
 # database, outbox files) and keys/ (signing keys, mounted or generated) are
 # writable.  Mount a volume on /app/var to keep the database, and the real
-# keys on /app/keys.
+# keys on /app/keys.  The private key's passphrase comes from
+# GATEWAY_KEY_PASSPHRASE or, better, a mounted secret named by
+# GATEWAY_KEY_PASSPHRASE_FILE (e.g. /run/secrets/gateway-key-passphrase).
+# Partners reached by file exchange need their folders mounted where
+# conf/partners/<name>.toml [files] says (or reached over SFTP, with the SSH
+# key mounted and the host key pinned in the profile).
+#
+# python-xmlsec's wheel bundles libxmlsec1 and the same libxml2 as lxml's
+# wheel (both pinned in pyproject.toml), so no system XML library is needed.
 #
 # The default broker URL expects a RabbitMQ container named `rabbitmq`.  The
 # official rabbitmq image allows guest from other hosts; any other broker
