@@ -20,6 +20,7 @@ from gateway.banksim.files import FileBank
 from gateway.banksim.record import BankRecord
 from gateway.config import PartnerProfile, Settings
 from gateway.errors import ConfigError, GatewayError
+from gateway.metrics import NO_METRICS, Metrics
 from gateway.runtime import Runtime, every
 from gateway.service.batcher import BatchService
 from gateway.service.deadlines import DeadlineWatch
@@ -98,17 +99,21 @@ class Gateway:
     intake: IntakeService
     batcher: BatchService
     inbound: InboundService
+    # What the services count and time; served by `start_gateway` when metrics_port is set.
+    metrics: Metrics = NO_METRICS
 
 
 def build_gateway(settings: Settings) -> Gateway:
     """Open the database, load our key, build the services."""
     db = Database(settings.db_file)
+    metrics = gateway_metrics(db, settings)
     return Gateway(
         settings=settings,
         db=db,
-        intake=IntakeService(db, settings),
-        batcher=BatchService(db, settings, our_keys(settings)),
+        intake=IntakeService(db, settings, metrics=metrics),
+        batcher=BatchService(db, settings, our_keys(settings), metrics=metrics),
         inbound=InboundService(db, settings),
+        metrics=metrics,
     )
 
 
@@ -134,6 +139,7 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
             prefetch=settings.prefetch,
             chunk=settings.intake_chunk,
             name="intake",
+            metrics=gateway.metrics,
         )
 
     def inbound(stop: threading.Event) -> None:
@@ -145,11 +151,14 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
             prefetch=4,
             chunk=1,
             name="inbound",
+            metrics=gateway.metrics,
         )
 
     def relay(stop: threading.Event) -> None:
-        publisher = Publisher(settings.amqp_url)
-        service = RelayService(gateway.db, publisher, file_partners=file_partners(settings))
+        publisher = Publisher(settings.amqp_url, gateway.metrics)
+        service = RelayService(
+            gateway.db, publisher, file_partners=file_partners(settings), metrics=gateway.metrics
+        )
         try:
             every(settings.relay_interval, service.drain)(stop)
         finally:
@@ -162,6 +171,45 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
     watch = DeadlineWatch(gateway.db, settings)
     runtime.add("deadlines", every(settings.deadline_check_seconds, watch.tick))
     start_file_exchange(gateway, runtime)
+    start_metrics(gateway, runtime)
+
+
+# --- metrics: Prometheus's /metrics for admins (gateway/adapters/prometheus.py) ----------------
+
+
+def gateway_metrics(db: Database, settings: Settings) -> Metrics:
+    """Prometheus metrics when metrics_port is set, else metrics that count nothing."""
+    if not settings.metrics_port:
+        return NO_METRICS
+    from gateway.adapters.prometheus import prometheus_metrics  # noqa: PLC0415 - only when used
+
+    return prometheus_metrics(db, settings)
+
+
+def start_metrics(gateway: Gateway, runtime: Runtime) -> None:
+    """Serve /metrics until the runtime stops; a port already taken is said, not fatal."""
+    from gateway.adapters.prometheus import PrometheusMetrics, serve  # noqa: PLC0415
+
+    metrics, settings = gateway.metrics, gateway.settings
+    if not isinstance(metrics, PrometheusMetrics):
+        return
+
+    def exporter(stop: threading.Event) -> None:
+        address, port = settings.metrics_address, settings.metrics_port
+        try:
+            stop_server = serve(metrics, address, port)
+        except OSError as exc:
+            # Payments go on without metrics; Prometheus shows the target down.
+            log.error("metrics.unavailable", address=address, port=port, error=str(exc))
+            return
+        log.info("metrics.serving", url=f"http://{address}:{port}/metrics")
+        stop.wait()
+        stop_server()
+
+    runtime.add("metrics", exporter)
+
+
+# --- end of metrics ----------------------------------------------------------------------------
 
 
 # --- file exchange: partners reached by a pair of folders, local or over SFTP ------------------
@@ -205,7 +253,7 @@ def start_file_exchange(gateway: Gateway, runtime: Runtime) -> None:
 
     def relay(stop: threading.Event) -> None:
         folders = {p.name: partner_folders(settings, p)[0] for p in partners}
-        service = FileRelay(gateway.db, folders)
+        service = FileRelay(gateway.db, folders, metrics=gateway.metrics)
         try:
             every(settings.relay_interval, service.drain)(stop)
         finally:

@@ -16,6 +16,7 @@ from pika.exceptions import AMQPError
 from gateway import logs
 from gateway.commands import files as files_commands
 from gateway.commands import iso
+from gateway.commands import metrics as metrics_commands
 from gateway.commands.dlq import dlq
 from gateway.commands.keys import keys
 from gateway.commands.verify import verify
@@ -285,3 +286,4 @@ cli.add_command(iso.parse)
 cli.add_command(keys)
 cli.add_command(verify)
 cli.add_command(dlq)
+cli.add_command(metrics_commands.metrics)

@@ -54,6 +54,10 @@ class Settings:
     # ISO date-time with offset taken as the arrival of every order by the cut-off rules, for
     # replaying a past month (the demo does); empty means the moment intake receives it.
     as_of: str = ""
+    # Port serving Prometheus metrics at /metrics while `gateway run` runs; 0 serves none.
+    metrics_port: int = 9464
+    # Address the metrics port is bound to (0.0.0.0 to be scraped from other machines).
+    metrics_address: str = "127.0.0.1"
     # Partner profiles by name.
     partners: dict[str, PartnerProfile] = field(default_factory=dict)
 

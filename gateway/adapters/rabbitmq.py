@@ -17,6 +17,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_expo
 from gateway import crashpoints
 from gateway.adapters import topology
 from gateway.errors import PermanentError, TransientError
+from gateway.metrics import NO_METRICS, Metrics
 
 log = structlog.get_logger("gateway.rabbitmq")
 
@@ -55,8 +56,9 @@ def connect(url: str) -> pika.BlockingConnection:
 class Publisher:
     """Publishes with confirms and `mandatory`; one connection, used by one thread."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, metrics: Metrics = NO_METRICS) -> None:
         self._url = url
+        self._metrics = metrics
         self._conn: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
 
@@ -109,6 +111,7 @@ class Publisher:
                 if attempt == 2:
                     raise TransientError(f"broker unavailable: {exc!r}") from exc
                 log.info("publisher.reconnect", error=repr(exc))
+                self._metrics.broker_reconnect("publisher")
 
     def _hand_over_and_die(
         self,
@@ -183,6 +186,7 @@ def consume(
     setup: Callable[[BlockingChannel], None] | None = None,
     name: str | None = None,
     retry: RetryPolicy | None = None,
+    metrics: Metrics = NO_METRICS,
 ) -> None:
     """Feed chunks of deliveries to `handler`; ack them together only after it returns.
 
@@ -192,7 +196,7 @@ def consume(
     parks a message that keeps failing. A lost connection is reconnected with backoff until
     `stop` is set. `name` names the crash point before the ack (`<name>.before_ack`).
     """
-    worker = _Worker(queue, handler, name or queue, retry or RetryPolicy())
+    worker = _Worker(queue, handler, name or queue, retry or RetryPolicy(), metrics)
     while not stop.is_set():
         try:
             conn = connect(url)
@@ -211,6 +215,7 @@ def consume(
         except AMQPError as exc:
             if not stop.is_set():
                 log.warning("broker.connection_lost", queue=queue, error=repr(exc))
+                metrics.broker_reconnect(name or queue)
                 stop.wait(0.5)
         finally:
             try:
@@ -236,8 +241,11 @@ def _delivery(method: Any, props: Any, body: bytes) -> Delivery:
 class _Worker:
     """Handles chunks of one queue: ack, retry later, park or requeue."""
 
-    def __init__(self, queue: str, handler: ChunkHandler, name: str, retry: RetryPolicy) -> None:
+    def __init__(
+        self, queue: str, handler: ChunkHandler, name: str, retry: RetryPolicy, metrics: Metrics
+    ) -> None:
         self._queue = queue
+        self._metrics = metrics
         self._handler = handler
         self._name = name
         self._retry = retry
@@ -289,6 +297,7 @@ class _Worker:
             delivery = pending[0][1]
             if isinstance(exc, PermanentError):
                 park(side, self._queue, delivery, str(exc))
+                self._metrics.message_parked(self._queue)
                 channel.basic_ack(last_tag)
                 return
             log.exception("message.failed", queue=self._queue, message_id=delivery.message_id)
@@ -303,6 +312,7 @@ class _Worker:
             park(
                 side, self._queue, delivery, f"still failing after {retries - 1} retries: {reason}"
             )
+            self._metrics.message_parked(self._queue)
             return
         delay = self._retry.delay(retries)
         headers = {
@@ -317,6 +327,7 @@ class _Worker:
             _properties(delivery, headers, expiration=str(int(delay * 1000))),
             mandatory=True,
         )
+        self._metrics.transient_retry(self._queue)
         log.info(
             "message.retry_scheduled",
             queue=self._queue,

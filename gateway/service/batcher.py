@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import datetime, timedelta
 
 import structlog
@@ -21,6 +22,7 @@ from gateway.errors import GatewayError, InvalidMessage
 from gateway.iso20022 import apphdr, xsd
 from gateway.iso20022.model import OutboundBatch, PaymentGroup
 from gateway.iso20022.pain001 import build_pain001
+from gateway.metrics import NO_METRICS, Metrics
 from gateway.service.clock import Clock, stamp, utcnow
 from gateway.service.records import OutboxMessage, StoredOrder
 from gateway.service.transitions import advance
@@ -58,9 +60,15 @@ class BatchService:
     """Every tick, turns each quiet (or full) group of received orders into one file."""
 
     def __init__(
-        self, db: Database, settings: Settings, keys: KeyStore, clock: Clock = utcnow
+        self,
+        db: Database,
+        settings: Settings,
+        keys: KeyStore,
+        clock: Clock = utcnow,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._db = db
+        self._metrics = metrics
         self._settings = settings
         self._keys = keys
         self._clock = clock
@@ -119,7 +127,7 @@ class BatchService:
 
     def _cut(self, key: str) -> bool:
         partner = self._settings.partners[key.split("|", 1)[0]]
-        now = self._clock()
+        now, started = self._clock(), time.perf_counter()
         with self._db.transaction() as tx:
             stored = tx.received_in_group(key, partner.messages.max_txs_per_file)
             if not stored:
@@ -157,6 +165,7 @@ class BatchService:
             )
             crashpoints.hit("batch.before_commit")
         crashpoints.hit("batch.after_commit")
+        self._metrics.file_built(partner.name, time.perf_counter() - started)
         log.info("file.built", msg_id=msg_id, partner=partner.name, txs=nb, ctrl_sum=ctrl_sum)
         return True
 

@@ -16,6 +16,7 @@ import structlog
 from gateway.adapters.db import Database
 from gateway.adapters.filedrop import SIGNATURE_SUFFIX, Folder
 from gateway.errors import GatewayError
+from gateway.metrics import NO_METRICS, Metrics
 from gateway.service.clock import Clock, stamp, utcnow
 
 log = structlog.get_logger("gateway.file_relay")
@@ -35,8 +36,10 @@ class FileRelay:
         folders: Mapping[str, Folder],
         clock: Clock = utcnow,
         batch: int = 100,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._db = db
+        self._metrics = metrics
         # Outbound folder of each partner reached by file exchange.
         self._folders = dict(folders)
         self._clock = clock
@@ -51,6 +54,7 @@ class FileRelay:
         )
         written: list[tuple[int, str]] = []
         unreachable: set[str] = set()
+        sent: list[tuple[str, str]] = []  # (exchange, partner) of each file written
         try:
             for item in pending:
                 message = item.message
@@ -75,6 +79,7 @@ class FileRelay:
                     unreachable.add(partner)
                     continue
                 written.append((item.row_id, message.message_id))
+                sent.append((message.exchange, partner))
                 log.info(
                     "file.sent",
                     msg_id=message.message_id,
@@ -89,6 +94,8 @@ class FileRelay:
                     tx.mark_sent([row_id for row_id, _ in written], now)
                     for _, msg_id in written:
                         tx.file_sent(msg_id, now)
+                for exchange, partner in sent:
+                    self._metrics.outbox_sent(exchange, partner)
         return len(written)
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from gateway.contracts import parse_order_json
 from gateway.domain.orders import PaymentOrder, content_hash, order_from_payload
 from gateway.domain.postings import LedgerPosting, PostingKind
 from gateway.errors import InvalidMessage
+from gateway.metrics import NO_METRICS, Metrics, intake_result
 from gateway.service.clock import Clock, stamp, utcnow
 from gateway.service.execution import ExecutionDates
 from gateway.service.postings import posting_message
@@ -39,6 +41,8 @@ class IntakeOutcome:
     order_id: str | None
     result: str
     reason: str | None = None
+    # The posting's reason code when refused: INVD (invalid) or DUPL (conflicting content).
+    code: str | None = None
 
 
 def group_key(partner: str, order: PaymentOrder) -> str:
@@ -52,19 +56,24 @@ def group_key(partner: str, order: PaymentOrder) -> str:
 class IntakeService:
     """Stores valid orders and quarantines invalid ones, with an `order_invalid` posting."""
 
-    def __init__(self, db: Database, settings: Settings, clock: Clock = utcnow) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, clock: Clock = utcnow, metrics: Metrics = NO_METRICS
+    ) -> None:
         self._db = db
+        self._metrics = metrics
         self._settings = settings
         self._clock = clock
         self._dates = ExecutionDates.from_settings(settings)  # cut-offs and business days
 
     def handle(self, messages: Sequence[Message]) -> list[IntakeOutcome]:
         """Accept a chunk of messages in one transaction (the caller acks after it returns)."""
-        now = self._clock()
+        now, started = self._clock(), time.perf_counter()
         with self._db.transaction() as tx:
             outcomes = [self._accept(tx, message.body, now) for message in messages]
             crashpoints.hit("intake.before_commit")
-            return outcomes
+        results = [intake_result(o.result, o.code) for o in outcomes]
+        self._metrics.intake_chunk(results, time.perf_counter() - started)
+        return outcomes
 
     def _route(self, order: PaymentOrder) -> str:
         if order.partner:
@@ -145,7 +154,7 @@ class IntakeService:
                 occurred_at=now,
             )
             tx.enqueue(posting_message(posting), stamp(now))
-        return IntakeOutcome(order_id, "invalid", reason)
+        return IntakeOutcome(order_id, "invalid", reason, code)
 
 
 def _claimed_order_id(body: bytes) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -11,6 +12,7 @@ from gateway import crashpoints
 from gateway.adapters.db import Database
 from gateway.adapters.topology import TO_BANK_EXCHANGE
 from gateway.errors import PermanentError, TransientError
+from gateway.metrics import NO_METRICS, Metrics
 from gateway.service.clock import Clock, stamp, utcnow
 
 log = structlog.get_logger("gateway.relay")
@@ -44,8 +46,10 @@ class RelayService:
         clock: Clock = utcnow,
         batch: int = 500,
         file_partners: Sequence[str] = (),
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._db = db
+        self._metrics = metrics
         # Partners reached by file exchange: gateway/service/file_relay.py delivers their files.
         self._file_partners = tuple(file_partners)
         self._publisher = publisher
@@ -59,6 +63,7 @@ class RelayService:
             self._publisher.keepalive()
             return 0
         confirmed: list[int] = []
+        sent: list[tuple[str, str]] = []  # (exchange, routing key) of each confirmed message
         files: list[str] = []
         parked: list[tuple[int, str]] = []
         try:
@@ -66,6 +71,7 @@ class RelayService:
                 message = item.message
                 is_file = message.exchange == TO_BANK_EXCHANGE
                 try:
+                    started = time.perf_counter()
                     self._publisher.publish(
                         message.exchange,
                         message.routing_key,
@@ -79,8 +85,10 @@ class RelayService:
                     log.error("outbox.parked", message_id=message.message_id, error=str(exc))
                     parked.append((item.row_id, str(exc)))
                     continue
+                self._metrics.publish_confirmed(time.perf_counter() - started)
                 crashpoints.hit("relay.confirmed_unmarked")
                 confirmed.append(item.row_id)
+                sent.append((message.exchange, message.routing_key))
                 if is_file:
                     files.append(message.message_id)
                     log.info("file.sent", msg_id=message.message_id, partner=message.routing_key)
@@ -95,4 +103,6 @@ class RelayService:
                         tx.file_sent(msg_id, now)
                     for row_id, reason in parked:
                         tx.park_outbox(row_id, reason, now)
+                for exchange, routing_key in sent:
+                    self._metrics.outbox_sent(exchange, routing_key)
         return len(confirmed)
