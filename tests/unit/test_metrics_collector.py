@@ -1,0 +1,225 @@
+"""The metrics' state collector: exact gauges from a real SQLite database holding known rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from gateway.adapters.db import Database, Tx
+from gateway.adapters.prometheus import StateCollector, exposition, reason_class, state_registry
+from gateway.config import Settings
+from gateway.service.clock import stamp
+from gateway.service.records import OutboxMessage
+
+NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
+
+
+def _order(tx: Tx, order_id: str, now: str) -> None:
+    tx.add_order(
+        order_id=order_id,
+        content_hash=f"h-{order_id}",
+        payload="{}",
+        partner="agribank",
+        group_key="g",
+        category="social_benefit",
+        amount="606000",
+        currency="VND",
+        now=now,
+    )
+
+
+def _file(tx: Tx, msg_id: str, sent_minutes_ago: int | None, state: str | None) -> None:
+    at = stamp(NOW - timedelta(minutes=sent_minutes_ago or 0))
+    tx.add_file(
+        msg_id=msg_id,
+        partner="agribank",
+        message_type="pain.001.001.09",
+        nb_of_txs=1,
+        ctrl_sum="606000",
+        sha256="0",
+        now=at,
+    )
+    if sent_minutes_ago is not None:
+        tx.file_sent(msg_id, at)
+    if state is not None:
+        tx.file_status(msg_id, state, at)
+
+
+def _outbox(tx: Tx, message_id: str, seconds_ago: int) -> None:
+    tx.enqueue(
+        OutboxMessage(message_id, "treasury.ledger", "posting.payment_settled", b"{}", {}),
+        stamp(NOW - timedelta(seconds=seconds_ago)),
+    )
+
+
+@pytest.fixture
+def db(settings: Settings) -> Database:
+    """A database with known orders, files, outbox rows and bank files."""
+    db = Database(settings.db_file)
+    deadline = settings.partners["agribank"].status_deadline_minutes
+    with db.transaction() as tx:
+        for n in range(7):
+            _order(tx, f"O-{n}", stamp(NOW))
+        tx.add_invalid(subject="s1", order_id="BAD-1", raw=b"{", reason="not JSON", now="x")
+        tx.add_invalid(subject="s2", order_id=None, raw=b"[]", reason="not an object", now="x")
+        _file(tx, "F-BUILT", None, None)
+        _file(tx, "F-LATE", deadline + 5, None)  # sent, no report past the deadline: overdue
+        _file(tx, "F-RECENT", 1, None)
+        _file(tx, "F-ACK", deadline + 30, "acknowledged")
+        _outbox(tx, "P-SENT", 900)
+        _outbox(tx, "P-OLD", 420)  # the oldest still pending: 420 s
+        _outbox(tx, "P-NEW", 5)
+        _outbox(tx, "P-PARKED", 1000)
+        tx.first_sight("agribank", "R-1", "pain.002", b"<a/>", stamp(NOW))
+        tx.first_sight("agribank", "R-2", "pain.002", b"<b/>", stamp(NOW))
+        tx.first_sight("agribank", "N-1", "camt.054", b"<c/>", stamp(NOW))
+        for raw, reason in (
+            (b"1", "signature value does not verify with the pinned certificate"),
+            (b"2", "the ds:Signature must sit in BizMsg/AppHdr/Sgntr"),
+            (b"3", "pain.002.001.10 fails its XSD: line 4: element 'Foo' is not expected"),
+            (b"4", "malformed XML at line 1: StartTag: invalid element name"),
+            (b"5", "file from unknown partner 'nobank'"),
+        ):
+            tx.quarantine("agribank", raw, reason, stamp(NOW))
+        for ref in ("E2E-1", "E2E-2"):
+            detail = {"status": "ACSC"}
+            tx.unmatched(
+                partner="agribank",
+                msg_id="R-1",
+                reference=ref,
+                reason="no such order",
+                detail=detail,
+                now=stamp(NOW),
+            )
+    connection = db.connection()
+    for order_id, state in (
+        ("O-0", "batched"),
+        ("O-1", "sent"),
+        ("O-2", "settled"),
+        ("O-3", "settled"),
+        ("O-4", "rejected"),
+    ):
+        connection.execute("UPDATE orders SET state = ? WHERE order_id = ?", (state, order_id))
+    row = db.query("SELECT id FROM outbox WHERE message_id = 'P-SENT'")[0][0]
+    parked = db.query("SELECT id FROM outbox WHERE message_id = 'P-PARKED'")[0][0]
+    with db.transaction() as tx:
+        tx.mark_sent([row], stamp(NOW))
+        tx.park_outbox(parked, "no queue bound", stamp(NOW))
+    return db
+
+
+def _registry(db: Database, settings: Settings) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StateCollector(db, settings, clock=lambda: NOW, max_age=0.0))
+    return registry
+
+
+def test_orders_and_files_by_state(db: Database, settings: Settings) -> None:
+    """Every order and file state has its gauge, zero when no row is in it."""
+    registry = _registry(db, settings)
+
+    def orders(state: str) -> float | None:
+        return registry.get_sample_value("kbnn_gateway_orders", {"state": state})
+
+    def files(state: str) -> float | None:
+        return registry.get_sample_value("kbnn_gateway_files", {"state": state})
+
+    assert orders("received") == 2
+    assert orders("batched") == 1
+    assert orders("sent") == 1
+    assert orders("settled") == 2
+    assert orders("rejected") == 1
+    assert orders("invalid") == 2
+    assert orders("acknowledged") == 0
+    assert orders("returned") == 0
+    assert files("built") == 1
+    assert files("sent") == 2
+    assert files("acknowledged") == 1
+    assert files("rejected") == 0
+    assert files("partially_rejected") == 0
+
+
+def test_outbox_overdue_and_bank_reports(db: Database, settings: Settings) -> None:
+    """Pending, oldest pending age, parked, overdue, applied, quarantined by class, unmatched."""
+    registry = _registry(db, settings)
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(f"kbnn_gateway_{name}", labels)
+
+    assert value("outbox_pending") == 2
+    assert value("outbox_oldest_pending_age_seconds") == 420.0
+    assert value("outbox_parked") == 1
+    assert value("files_overdue") == 1
+    assert value("bank_reports_applied_total", partner="agribank", message_type="pain.002") == 2
+    assert value("bank_reports_applied_total", partner="agribank", message_type="camt.054") == 1
+    quarantined = "bank_reports_quarantined"
+    assert value(quarantined, partner="agribank", reason="signature") == 2
+    assert value(quarantined, partner="agribank", reason="schema") == 1
+    assert value(quarantined, partner="agribank", reason="malformed") == 1
+    assert value(quarantined, partner="agribank", reason="unknown_partner") == 1
+    assert value("bank_lines_unmatched", partner="agribank") == 2
+
+
+def test_an_empty_outbox_has_no_age(settings: Settings) -> None:
+    """With nothing pending the oldest pending age is 0, not a stale figure."""
+    registry = _registry(Database(settings.db_file), settings)
+    assert registry.get_sample_value("kbnn_gateway_outbox_oldest_pending_age_seconds") == 0.0
+    assert registry.get_sample_value("kbnn_gateway_orders", {"state": "received"}) == 0
+
+
+def test_scrapes_within_max_age_read_the_database_once(db: Database, settings: Settings) -> None:
+    """A second scrape inside max_age is served from the first one's reading."""
+    collector = StateCollector(db, settings, clock=lambda: NOW, max_age=60.0)
+    first = {m.name: m.samples for m in collector.collect()}
+    with db.transaction() as tx:
+        _order(tx, "O-LATER", stamp(NOW))
+    again = {m.name: m.samples for m in collector.collect()}
+    assert again == first
+    fresh = StateCollector(db, settings, clock=lambda: NOW, max_age=0.0)
+    received = [
+        s.value
+        for m in fresh.collect()
+        if m.name == "kbnn_gateway_orders"
+        for s in m.samples
+        if s.labels == {"state": "received"}
+    ]
+    assert received == [3]
+
+
+def test_exposition_names_and_explains_each_metric(db: Database, settings: Settings) -> None:
+    """`gateway metrics` prints every state metric with its HELP and TYPE lines."""
+    text = exposition(state_registry(db, settings))
+    for name in (
+        "orders",
+        "files",
+        "outbox_pending",
+        "outbox_oldest_pending_age_seconds",
+        "outbox_parked",
+        "files_overdue",
+        "bank_reports_quarantined",
+        "bank_lines_unmatched",
+    ):
+        assert f"# HELP kbnn_gateway_{name} " in text
+        assert f"# TYPE kbnn_gateway_{name} gauge" in text
+    assert "# TYPE kbnn_gateway_bank_reports_applied_total counter" in text
+    assert 'kbnn_gateway_orders{state="settled"} 2.0' in text
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        ("no signature: the document has no ds:Signature", "signature"),
+        ("pain.002.001.12 fails its XSD: line 3: ...", "schema"),
+        ("document has a DOCTYPE declaration; DTDs and entities are refused", "malformed"),
+        ("document is 99999999 bytes; the limit is 52428800", "malformed"),
+        ("camt.053.001.08 is not a report the gateway reads", "unsupported"),
+        ("agribank reused MsgId R-1 for a different file; the first is kept", "reused_msg_id"),
+        ("file from unknown partner 'x'", "unknown_partner"),
+        ("<Sts> is missing", "content"),
+    ],
+)
+def test_quarantine_reasons_fall_into_few_classes(reason: str, expected: str) -> None:
+    """A free-text reason becomes one of a handful of label values."""
+    assert reason_class(reason) == expected
