@@ -18,6 +18,12 @@
 # The default broker URL expects a RabbitMQ container named `rabbitmq`.  The
 # official rabbitmq image allows guest from other hosts; any other broker
 # needs a real user in GATEWAY_AMQP_URL.
+#
+# Metrics: `gateway run` serves Prometheus metrics on port 9464 at /metrics
+# (README "Operations: metrics").  The port is bound to 127.0.0.1 unless told
+# otherwise: to scrape it from Prometheus, run the container with
+# -e GATEWAY_METRICS_ADDRESS=0.0.0.0 -p 9464:9464 (or on the pod network) and
+# point a scrape job at <container>:9464; GATEWAY_METRICS_PORT=0 serves none.
 
 # --- build stage: install the package and its dependencies into a venv -----
 FROM python:3.11-slim-bookworm AS build
@@ -64,5 +70,8 @@ USER 10001:10001
 # `gateway status` exits 0 when the database is readable.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
     CMD ["gateway", "status"]
+
+# Prometheus metrics (see the note at the top for the bind address).
+EXPOSE 9464
 
 CMD ["gateway", "run"]

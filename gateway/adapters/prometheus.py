@@ -8,15 +8,29 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import pika
+from pika.exceptions import AMQPError
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import start_http_server
 
 from gateway.adapters.db import Database
-from gateway.adapters.topology import LEDGER_EXCHANGE, TO_BANK_EXCHANGE
+from gateway.adapters.topology import (
+    LEDGER_EXCHANGE,
+    TO_BANK_EXCHANGE,
+    consumed_queues,
+    parking_queue,
+)
 from gateway.config import Settings
 from gateway.domain.states import FileState, TxState
 from gateway.service.clock import utcnow
@@ -269,8 +283,12 @@ class StateCollector:
             ),
             _gauge(
                 "outbox_parked",
-                "Outbox messages the broker could not route, set aside for an admin.",
-                seen["outbox_parked"],
+                "Outbox messages the broker could not route, set aside for an admin (those an"
+                " admin dropped with `gateway dlq drop` are not counted).",
+                self._db.query(
+                    "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND parked_at IS NOT NULL"
+                    " AND parked_why NOT LIKE 'dropped: %'"
+                )[0][0],
             ),
             _gauge(
                 "files_overdue",
@@ -281,6 +299,76 @@ class StateCollector:
             quarantined,
             unmatched,
         ]
+
+
+class ParkingCollector:
+    """How many messages wait in each `<queue>.parking`, asked of the broker at scrape time.
+
+    One short-lived connection per reading (none between scrapes to keep alive), readings
+    shared for `max_age` seconds; a broker that does not answer within `timeout` seconds gives
+    `kbnn_gateway_broker_up 0` and no parking figures rather than a stuck scrape.
+    """
+
+    def __init__(self, settings: Settings, *, max_age: float = 5.0, timeout: float = 2.0) -> None:
+        self._url = settings.amqp_url
+        self._queues = consumed_queues(settings.partners)
+        self._max_age = max_age
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[Metric]] | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        """The broker gauges (from cache when fresh)."""
+        with self._lock:
+            if self._cached is None or time.monotonic() - self._cached[0] >= self._max_age:
+                self._cached = (time.monotonic(), self.read())
+            return list(self._cached[1])
+
+    def read(self) -> list[Metric]:
+        """Ask the broker now."""
+        parked = GaugeMetricFamily(
+            f"{PREFIX}_parked_messages",
+            "Messages waiting in <queue>.parking for an admin (`gateway dlq`), by queue; parked"
+            " by the gateway with a reason or by the broker's delivery limit.",
+            labels=["queue"],
+        )
+        params = pika.URLParameters(self._url)
+        params.socket_timeout = self._timeout
+        params.blocked_connection_timeout = self._timeout
+        params.stack_timeout = self._timeout
+        params.connection_attempts = 1
+        params.client_properties = {"connection_name": "gateway:metrics"}
+        up = 1.0
+        try:
+            conn = pika.BlockingConnection(params)
+        except AMQPError:
+            up = 0.0
+        else:
+            try:
+                channel = conn.channel()
+                for queue in self._queues:
+                    try:
+                        found = channel.queue_declare(parking_queue(queue), passive=True)
+                    except pika.exceptions.ChannelClosedByBroker:
+                        channel = conn.channel()  # not declared (yet): nothing parked there
+                        continue
+                    parked.add_metric([queue], found.method.message_count)
+            except AMQPError:
+                up = 0.0
+            finally:
+                try:
+                    if conn.is_open:
+                        conn.close()
+                except AMQPError:
+                    pass
+        host = urllib.parse.urlparse(self._url).hostname or ""
+        broker = GaugeMetricFamily(
+            f"{PREFIX}_broker_up",
+            "1 when the broker answered the last scrape's questions, 0 when it did not.",
+            labels=["host"],
+        )
+        broker.add_metric([host], up)
+        return [broker, parked]
 
 
 def state_registry(db: Database, settings: Settings) -> CollectorRegistry:
@@ -299,6 +387,8 @@ def prometheus_metrics(db: Database, settings: Settings) -> PrometheusMetrics:
     """The services' metrics and the database's state, in one registry of their own."""
     metrics = PrometheusMetrics(CollectorRegistry(auto_describe=False))
     metrics.registry.register(StateCollector(db, settings))
+    metrics.registry.register(ParkingCollector(settings))
+    ProcessCollector(registry=metrics.registry)  # process_* : CPU, resident memory, open files
     return metrics
 
 

@@ -67,6 +67,8 @@ def _purge(settings: Settings) -> None:
             topology.LEDGER_QUEUE,
             topology.FROM_BANK_QUEUE,
             topology.bank_inbox("agribank"),
+            topology.parking_queue(topology.ORDERS_QUEUE),
+            topology.parking_queue(topology.FROM_BANK_QUEUE),
         ):
             channel.queue_purge(queue)
     finally:
@@ -124,6 +126,9 @@ def test_a_scrape_shows_orders_files_and_postings(
         start_gateway(gateway, runtime)
         start_bank(settings, settings.partners["agribank"], bank, runtime)
         _publish(settings, [*bodies, bodies[0], conflict, b'{"schema": "payment-order/1"}'])
+        parked = Publisher(settings.amqp_url)  # one message parked as the delivery limit would
+        parked.publish(topology.PARKING_EXCHANGE, topology.ORDERS_QUEUE, b"{}", message_id="p1")
+        parked.close()
         deadline = time.monotonic() + 30
         samples: Samples = {}
         while time.monotonic() < deadline:
@@ -167,6 +172,9 @@ def test_a_scrape_shows_orders_files_and_postings(
     reports = "kbnn_gateway_bank_reports_applied_total"
     assert value(samples, reports, partner="agribank", message_type="pain.002") == 1
     assert value(samples, reports, partner="agribank", message_type="camt.054") == 1
+    assert value(samples, "kbnn_gateway_broker_up", host="127.0.0.1") == 1
+    assert value(samples, "kbnn_gateway_parked_messages", queue=topology.ORDERS_QUEUE) == 1
+    assert value(samples, "kbnn_gateway_parked_messages", queue=topology.FROM_BANK_QUEUE) == 0
     # Stopping the runtime stops the exporter: the port is free again.
     with pytest.raises(urllib.error.URLError):
         scrape(port)

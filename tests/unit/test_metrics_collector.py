@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import socket
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.adapters.db import Database, Tx
-from gateway.adapters.prometheus import StateCollector, exposition, reason_class, state_registry
+from gateway.adapters.prometheus import (
+    ParkingCollector,
+    StateCollector,
+    exposition,
+    reason_class,
+    state_registry,
+)
 from gateway.config import Settings
 from gateway.service.clock import stamp
 from gateway.service.records import OutboxMessage
@@ -72,6 +80,7 @@ def db(settings: Settings) -> Database:
         _outbox(tx, "P-OLD", 420)  # the oldest still pending: 420 s
         _outbox(tx, "P-NEW", 5)
         _outbox(tx, "P-PARKED", 1000)
+        _outbox(tx, "P-DROPPED", 1000)  # parked, then dropped by an admin: not counted
         tx.first_sight("agribank", "R-1", "pain.002", b"<a/>", stamp(NOW))
         tx.first_sight("agribank", "R-2", "pain.002", b"<b/>", stamp(NOW))
         tx.first_sight("agribank", "N-1", "camt.054", b"<c/>", stamp(NOW))
@@ -104,9 +113,12 @@ def db(settings: Settings) -> Database:
         connection.execute("UPDATE orders SET state = ? WHERE order_id = ?", (state, order_id))
     row = db.query("SELECT id FROM outbox WHERE message_id = 'P-SENT'")[0][0]
     parked = db.query("SELECT id FROM outbox WHERE message_id = 'P-PARKED'")[0][0]
+    dropped = db.query("SELECT id FROM outbox WHERE message_id = 'P-DROPPED'")[0][0]
     with db.transaction() as tx:
         tx.mark_sent([row], stamp(NOW))
         tx.park_outbox(parked, "no queue bound", stamp(NOW))
+        tx.park_outbox(dropped, "no queue bound", stamp(NOW))
+        assert tx.drop_outbox("P-DROPPED", stamp(NOW))
     return db
 
 
@@ -223,3 +235,18 @@ def test_exposition_names_and_explains_each_metric(db: Database, settings: Setti
 def test_quarantine_reasons_fall_into_few_classes(reason: str, expected: str) -> None:
     """A free-text reason becomes one of a handful of label values."""
     assert reason_class(reason) == expected
+
+
+def test_a_broker_that_does_not_answer_is_down_not_a_stuck_scrape(settings: Settings) -> None:
+    """Nothing listens on the broker's port: broker_up is 0 and no parking figure is made up."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"amqp://guest:guest@127.0.0.1:{port}/%2F"
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ParkingCollector(replace(settings, amqp_url=url), timeout=1.0))
+    assert registry.get_sample_value("kbnn_gateway_broker_up", {"host": "127.0.0.1"}) == 0
+    assert (
+        registry.get_sample_value("kbnn_gateway_parked_messages", {"queue": "gateway.orders"})
+        is None
+    )
