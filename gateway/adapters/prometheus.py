@@ -1,4 +1,5 @@
-"""Prometheus metrics: the services' counters and timings, and the database's state at scrape time.
+"""Prometheus metrics: the services' counters and timings, the database's and the broker's state
+(gateway/adapters/prometheus_state.py), and the HTTP server of /metrics.
 
 Everything here is named `kbnn_gateway_*` and kept in a registry of its own (never the library's
 global one), so that several gateways in one process, as in tests, do not collide.
@@ -6,14 +7,8 @@ global one), so that several gateways in one process, as in tests, do not collid
 
 from __future__ import annotations
 
-import threading
-import time
-import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
 
-import pika
-from pika.exceptions import AMQPError
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -21,41 +16,12 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import start_http_server
 
 from gateway.adapters.db import Database
-from gateway.adapters.topology import (
-    LEDGER_EXCHANGE,
-    TO_BANK_EXCHANGE,
-    consumed_queues,
-    parking_queue,
-)
+from gateway.adapters.prometheus_state import PREFIX, ParkingCollector, StateCollector
+from gateway.adapters.topology import LEDGER_EXCHANGE, TO_BANK_EXCHANGE
 from gateway.config import Settings
-from gateway.domain.states import FileState, TxState
-from gateway.service.clock import utcnow
-from gateway.service.overview import overview
-
-PREFIX = "kbnn_gateway"
-
-# What a quarantined bank file's reason says, by class: the first class whose words appear wins.
-REASON_CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("unknown_partner", ("unknown partner",)),
-    ("reused_msg_id", ("reused msgid",)),
-    ("signature", ("signature", "signed", "certificate", "digest", "ds:")),
-    ("schema", ("fails its xsd",)),
-    ("malformed", ("malformed xml", "doctype", "entity", "entities", "document is", "bytes;")),
-    ("unsupported", ("not supported", "not a supported", "not a report", "expected a")),
-)
-
-
-def reason_class(reason: str) -> str:
-    """The class of a quarantine reason, for a label with few values; `content` when none fits."""
-    text = reason.lower()
-    for name, words in REASON_CLASSES:
-        if any(word in text for word in words):
-            return name
-    return "content"
 
 
 class PrometheusMetrics:
@@ -169,206 +135,6 @@ class PrometheusMetrics:
     def message_parked(self, queue: str) -> None:
         """Count one parked message."""
         self._parked.labels(queue).inc()
-
-
-def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(f"{PREFIX}_{name}", doc, value=value)
-
-
-def _age_seconds(created_at: str | None, now: datetime) -> float:
-    if not created_at:
-        return 0.0
-    return max(0.0, (now - datetime.fromisoformat(created_at)).total_seconds())
-
-
-class StateCollector:
-    """The database's state as gauges, read at scrape time by a handful of indexed queries.
-
-    Scrapes are serialised and a result younger than `max_age` seconds is served again, so that
-    however often (or however many) Prometheus servers scrape, the database sees at most one
-    scrape's queries per `max_age`. The connection is closed after each read: the HTTP server
-    answers each scrape on a new thread.
-    """
-
-    def __init__(
-        self,
-        db: Database,
-        settings: Settings,
-        *,
-        clock: Callable[[], datetime] = utcnow,
-        max_age: float = 1.0,
-    ) -> None:
-        self._db = db
-        self._settings = settings
-        self._clock = clock
-        self._max_age = max_age
-        self._lock = threading.Lock()
-        self._cached: tuple[float, list[Metric]] | None = None
-
-    def collect(self) -> Iterable[Metric]:
-        """The state gauges (from cache when fresh)."""
-        with self._lock:
-            if self._cached is None or time.monotonic() - self._cached[0] >= self._max_age:
-                try:
-                    self._cached = (time.monotonic(), self.read())
-                finally:
-                    self._db.close()
-            return list(self._cached[1])
-
-    def read(self) -> list[Metric]:
-        """Read the state now: one overview and four small queries."""
-        now = self._clock()
-        seen = overview(self._db, self._settings, now)
-        orders = GaugeMetricFamily(
-            f"{PREFIX}_orders",
-            "Payment orders by state (invalid: refused at intake), as the database holds them.",
-            labels=["state"],
-        )
-        counts = {str(state): 0 for state in TxState} | seen["orders"]
-        for state, n in sorted(counts.items()):
-            orders.add_metric([state], n)
-        files = GaugeMetricFamily(
-            f"{PREFIX}_files", "Outbound payment files by state.", labels=["state"]
-        )
-        for state, n in sorted(({str(s): 0 for s in FileState} | seen["files"]).items()):
-            files.add_metric([state], n)
-        oldest = self._db.query(
-            "SELECT created_at FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL"
-            " ORDER BY id LIMIT 1"
-        )
-        applied = CounterMetricFamily(
-            f"{PREFIX}_bank_reports_applied",
-            "Bank files (pain.002, camt.054) verified, kept and applied, by partner and type.",
-            labels=["partner", "message_type"],
-        )
-        for partner, kind, n in self._db.query(
-            "SELECT partner, message_type, COUNT(*) FROM inbound_files GROUP BY 1, 2"
-        ):
-            applied.add_metric([partner, kind], n)
-        quarantined = GaugeMetricFamily(
-            f"{PREFIX}_bank_reports_quarantined",
-            "Bank files refused whole and kept in quarantine for an admin, by partner and"
-            " reason class (signature, schema, malformed, unsupported, unknown_partner,"
-            " reused_msg_id, content).",
-            labels=["partner", "reason"],
-        )
-        by_class: dict[tuple[str, str], int] = {}
-        for partner, reason, n in self._db.query(
-            "SELECT partner, reason, COUNT(*) FROM quarantine GROUP BY 1, 2"
-        ):
-            key = (partner, reason_class(reason))
-            by_class[key] = by_class.get(key, 0) + n
-        for key, n in sorted(by_class.items()):
-            quarantined.add_metric(list(key), n)
-        unmatched = GaugeMetricFamily(
-            f"{PREFIX}_bank_lines_unmatched",
-            "Lines of verified bank files that could not be applied, kept for an admin, by"
-            " partner.",
-            labels=["partner"],
-        )
-        for partner, n in self._db.query("SELECT partner, COUNT(*) FROM unmatched GROUP BY 1"):
-            unmatched.add_metric([partner], n)
-        return [
-            orders,
-            files,
-            _gauge(
-                "outbox_pending",
-                "Outbox messages (files, postings, admin events) waiting to be sent.",
-                seen["outbox_pending"],
-            ),
-            _gauge(
-                "outbox_oldest_pending_age_seconds",
-                "Age of the oldest outbox message waiting to be sent (0 when none waits).",
-                _age_seconds(oldest[0][0] if oldest else None, now),
-            ),
-            _gauge(
-                "outbox_parked",
-                "Outbox messages the broker could not route, set aside for an admin (those an"
-                " admin dropped with `gateway dlq drop` are not counted).",
-                self._db.query(
-                    "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND parked_at IS NOT NULL"
-                    " AND parked_why NOT LIKE 'dropped: %'"
-                )[0][0],
-            ),
-            _gauge(
-                "files_overdue",
-                "Files sent without a status report within their partner's deadline.",
-                seen["files_overdue"],
-            ),
-            applied,
-            quarantined,
-            unmatched,
-        ]
-
-
-class ParkingCollector:
-    """How many messages wait in each `<queue>.parking`, asked of the broker at scrape time.
-
-    One short-lived connection per reading (none between scrapes to keep alive), readings
-    shared for `max_age` seconds; a broker that does not answer within `timeout` seconds gives
-    `kbnn_gateway_broker_up 0` and no parking figures rather than a stuck scrape.
-    """
-
-    def __init__(self, settings: Settings, *, max_age: float = 5.0, timeout: float = 2.0) -> None:
-        self._url = settings.amqp_url
-        self._queues = consumed_queues(settings.partners)
-        self._max_age = max_age
-        self._timeout = timeout
-        self._lock = threading.Lock()
-        self._cached: tuple[float, list[Metric]] | None = None
-
-    def collect(self) -> Iterable[Metric]:
-        """The broker gauges (from cache when fresh)."""
-        with self._lock:
-            if self._cached is None or time.monotonic() - self._cached[0] >= self._max_age:
-                self._cached = (time.monotonic(), self.read())
-            return list(self._cached[1])
-
-    def read(self) -> list[Metric]:
-        """Ask the broker now."""
-        parked = GaugeMetricFamily(
-            f"{PREFIX}_parked_messages",
-            "Messages waiting in <queue>.parking for an admin (`gateway dlq`), by queue; parked"
-            " by the gateway with a reason or by the broker's delivery limit.",
-            labels=["queue"],
-        )
-        params = pika.URLParameters(self._url)
-        params.socket_timeout = self._timeout
-        params.blocked_connection_timeout = self._timeout
-        params.stack_timeout = self._timeout
-        params.connection_attempts = 1
-        params.client_properties = {"connection_name": "gateway:metrics"}
-        up = 1.0
-        try:
-            conn = pika.BlockingConnection(params)
-        except AMQPError:
-            up = 0.0
-        else:
-            try:
-                channel = conn.channel()
-                for queue in self._queues:
-                    try:
-                        found = channel.queue_declare(parking_queue(queue), passive=True)
-                    except pika.exceptions.ChannelClosedByBroker:
-                        channel = conn.channel()  # not declared (yet): nothing parked there
-                        continue
-                    parked.add_metric([queue], found.method.message_count)
-            except AMQPError:
-                up = 0.0
-            finally:
-                try:
-                    if conn.is_open:
-                        conn.close()
-                except AMQPError:
-                    pass
-        host = urllib.parse.urlparse(self._url).hostname or ""
-        broker = GaugeMetricFamily(
-            f"{PREFIX}_broker_up",
-            "1 when the broker answered the last scrape's questions, 0 when it did not.",
-            labels=["host"],
-        )
-        broker.add_metric([host], up)
-        return [broker, parked]
 
 
 def state_registry(db: Database, settings: Settings) -> CollectorRegistry:

@@ -10,12 +10,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.adapters.db import Database, Tx
-from gateway.adapters.prometheus import (
+from gateway.adapters.prometheus import exposition, state_registry
+from gateway.adapters.prometheus_state import (
     ParkingCollector,
     StateCollector,
-    exposition,
     reason_class,
-    state_registry,
 )
 from gateway.config import Settings
 from gateway.service.clock import stamp
