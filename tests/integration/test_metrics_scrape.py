@@ -147,6 +147,7 @@ def test_a_scrape_shows_orders_files_and_postings(
             time.sleep(0.2)
     finally:
         runtime.stop()
+        _purge(settings)  # the parked message made above goes with the test
 
     assert value(samples, "kbnn_gateway_orders", state="settled") == 2
     assert value(samples, "kbnn_gateway_orders", state="rejected") == 1
