@@ -18,6 +18,7 @@ from gateway.commands import files as files_commands
 from gateway.commands import iso
 from gateway.commands.dlq import dlq
 from gateway.commands.keys import keys
+from gateway.commands.reconcile import reconcile
 from gateway.commands.verify import verify
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
@@ -285,3 +286,4 @@ cli.add_command(iso.parse)
 cli.add_command(keys)
 cli.add_command(verify)
 cli.add_command(dlq)
+cli.add_command(reconcile)

@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
+from decimal import Decimal
 
 import structlog
 
-from gateway.adapters.db import Tx
+from gateway.adapters.db import Database, Tx
 from gateway.config import PartnerProfile
 from gateway.errors import InvalidMessage
 from gateway.iso20022.model import AccountStatement, Balance, Statement
 from gateway.service.clock import stamp
+from gateway.service.reconcile import Known, Reconciliation, StatementLine, StatementView, reconcile
 
 log = structlog.get_logger("gateway.inbound")
 
@@ -105,3 +108,61 @@ def apply_statement(
             )
     log_.info("statement.kept", statements=kept, repeated=repeated)
     return "applied"
+
+
+def _account_of(payload: str) -> str | None:
+    account = json.loads(payload).get("debtor", {}).get("account", {})
+    value = account.get("number") or account.get("iban")
+    return str(value) if value else None
+
+
+def load_reconciliation(db: Database, day: str, partner: str | None = None) -> list[Reconciliation]:
+    """Reconcile every statement kept for `day` (of one partner, or all), read-only."""
+    where = "stmt_date = ?" + (" AND partner = ?" if partner else "")
+    args = (day, partner) if partner else (day,)
+    rows = db.query(
+        "SELECT partner, statement_id, account, opening, closing FROM statements"  # noqa: S608 - fixed clauses
+        f" WHERE {where} ORDER BY partner, account, statement_id",
+        args,
+    )
+    results = []
+    for owner, statement_id, account, opening, closing in rows:
+        lines = tuple(
+            StatementLine(ref, cd, status, Decimal(amount), currency, e2e, reason)
+            for ref, cd, status, amount, currency, e2e, reason in db.query(
+                "SELECT bank_ref, credit_debit, status, amount, currency, end_to_end_id,"
+                " return_reason FROM statement_entries WHERE partner = ? AND statement_id = ?"
+                " ORDER BY bank_ref",
+                (owner, statement_id),
+            )
+        )
+        view = StatementView(
+            partner=owner,
+            statement_id=statement_id,
+            account=account,
+            day=day,
+            opening=Decimal(opening) if opening is not None else None,
+            closing=Decimal(closing) if closing is not None else None,
+            lines=lines,
+        )
+        payments = [
+            Known(order_id, Decimal(amount), currency, bank_ref)
+            for order_id, amount, currency, bank_ref, payload in db.query(
+                "SELECT order_id, amount, currency, bank_ref, payload FROM orders"
+                " WHERE partner = ? AND value_date = ? AND state IN ('settled', 'returned')",
+                (owner, day),
+            )
+            if _account_of(payload) == account
+        ]
+        credits = [
+            Known(ref, Decimal(amount), currency, ref)
+            for ref, amount, currency in db.query(
+                "SELECT bank_ref, amount, currency FROM revenue"
+                " WHERE partner = ? AND value_date = ? UNION ALL"
+                " SELECT bank_ref, amount, currency FROM returns"
+                " WHERE partner = ? AND value_date = ?",
+                (owner, day, owner, day),
+            )
+        ]
+        results.append(reconcile(view, payments, credits))
+    return results
