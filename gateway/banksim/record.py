@@ -168,6 +168,12 @@ class BankRecord:
             ).fetchall()
         return [tuple(row) for row in rows]
 
+    def booked_days(self) -> list[str]:
+        """The days on which anything was booked, in order."""
+        with self._lock:
+            rows = self._conn.execute("SELECT DISTINCT day FROM book_entries ORDER BY day")
+            return [row[0] for row in rows.fetchall()]
+
     def net_before(self, day: str) -> Decimal:
         """Credits minus debits booked before `day`."""
         with self._lock:
