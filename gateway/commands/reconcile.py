@@ -52,7 +52,7 @@ def render(result: Reconciliation) -> str:
     verdict = "RECONCILED" if result.ok else "NOT RECONCILED"
     lines = [f"{s.partner} account {s.account} statement {s.statement_id} of {s.day}: {verdict}"]
     for name, side in (("debits", result.debits), ("credits", result.credits)):
-        lines.append(f"  {name:<8} matched {side.matched} for {side.matched_sum:,} ")
+        lines.append(f"  {name:<8} matched {side.matched} for {side.matched_sum:,}")
         for label, items in (
             ("unknown to the gateway", side.unknown),
             ("missing from the statement", side.missing),
