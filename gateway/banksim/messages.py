@@ -122,7 +122,8 @@ def _insert_balances(
         )
         etree.SubElement(tp, f"{{{_CAMT053}}}Cd").text = code
         amt = etree.SubElement(bal, f"{{{_CAMT053}}}Amt")
-        amt.text = wire_amount(abs(amount), currency)
+        # An empty account's balance is 0 (wire_amount is for payment amounts, always positive).
+        amt.text = wire_amount(abs(amount), currency) if amount else "0"
         amt.set("Ccy", currency)
         etree.SubElement(bal, f"{{{_CAMT053}}}CdtDbtInd").text = "DBIT" if amount < 0 else "CRDT"
         day = etree.SubElement(bal, f"{{{_CAMT053}}}Dt")

@@ -277,3 +277,37 @@ def _entry(credit_debit: str, amount: str, end_to_end_id: str, ref: str) -> Entr
         account_servicer_ref=ref,
         details=(EntryDetail(amount=Decimal(amount), currency="VND", end_to_end_id=end_to_end_id),),
     )
+
+
+def test_a_statement_resent_in_another_file_is_kept_once(paid: Paid) -> None:
+    """The same statement id in a new file (another MsgId) adds no statement and no entry."""
+    statement = Notification(
+        msg_id="VBA-EOD-1",
+        created_at=AT,
+        account="7411058271001",
+        entries=(_entry("DBIT", paid.orders[0]["amount"], paid.orders[0]["order_id"], "S-1"),),
+    )
+    balances = StatementBalances(paid.day, Decimal(1000), Decimal(999))
+    first = build_camt053(statement, "VBA-STM-1", balances)
+    again = build_camt053(replace(statement, msg_id="VBA-EOD-2"), "VBA-STM-1", balances)
+    assert paid.apply(paid.signed(first)) == "applied"
+    assert paid.apply(paid.signed(again)) == "applied"
+    assert paid.gateway.db.query("SELECT statement_id, msg_id FROM statements") == [
+        ("VBA-STM-1", "VBA-EOD-1")
+    ]
+    assert paid.gateway.db.query("SELECT COUNT(*) FROM statement_entries") == [(1,)]
+    assert paid.gateway.db.query(
+        "SELECT COUNT(*) FROM inbound_files WHERE msg_id LIKE 'VBA-EOD-%'"
+    ) == [(2,)]
+
+
+def test_a_statement_of_another_account_is_quarantined(paid: Paid) -> None:
+    """A camt.053 for an account not in the partner's profile is refused whole, with the reason."""
+    statement = Notification(msg_id="VBA-EOD-9", created_at=AT, account="999999", entries=())
+    root = build_camt053(
+        statement, "VBA-STM-9", StatementBalances(paid.day, Decimal(0), Decimal(0))
+    )
+    assert paid.apply(paid.signed(root)) == "quarantined"
+    [(reason,)] = paid.gateway.db.query("SELECT reason FROM quarantine")
+    assert "not one of agribank's accounts" in reason
+    assert paid.gateway.db.query("SELECT COUNT(*) FROM statements") == [(0,)]
