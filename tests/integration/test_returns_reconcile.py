@@ -7,7 +7,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -16,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from gateway.adapters.rabbitmq import Delivery, Publisher, connect, consume
 from gateway.banksim.bank import AccountBook, BankSimulator
 from gateway.banksim.messages import ReturnLine, StatementBalances, build_camt053, build_pacs004
 from gateway.bootstrap import Gateway, bank_keypair, build_bank, build_gateway
@@ -311,3 +315,51 @@ def test_a_statement_of_another_account_is_quarantined(paid: Paid) -> None:
     [(reason,)] = paid.gateway.db.query("SELECT reason FROM quarantine")
     assert "not one of agribank's accounts" in reason
     assert paid.gateway.db.query("SELECT COUNT(*) FROM statements") == [(0,)]
+
+
+@pytest.mark.broker
+def test_a_return_and_a_statement_arrive_over_the_broker(paid: Paid, broker_url: str) -> None:
+    """pacs.004 (twice) and camt.053 delivered by RabbitMQ to the inbound service: the order is
+    returned once, the statement kept, and every delivery acknowledged after its commit."""
+    name = f"test.{uuid.uuid4().hex[:8]}"
+    conn = connect(broker_url)
+    channel = conn.channel()
+    channel.exchange_declare(name, "direct", auto_delete=True)
+    channel.queue_declare(name, durable=True)
+    channel.queue_bind(name, name, routing_key="agribank")
+    victim = paid.orders[2]["order_id"]
+    returned = paid.bank.return_payment(victim, "AC04", paid.day)
+    statement = paid.bank.statement(paid.day)
+    publisher = Publisher(broker_url)
+    try:
+        for reply_id, kind, body in (returned, returned, statement):
+            publisher.publish(
+                name, "agribank", body, message_id=reply_id, headers={"message_type": kind}
+            )
+    finally:
+        publisher.close()
+    stop = threading.Event()
+    handled: list[int] = []
+
+    def handler(deliveries: Sequence[Delivery]) -> None:
+        paid.gateway.inbound.handle(deliveries)
+        handled.append(len(deliveries))
+        if sum(handled) >= 3:
+            stop.set()
+
+    thread = threading.Thread(
+        target=consume, args=(broker_url, name, handler, stop), kwargs={"prefetch": 10, "chunk": 1}
+    )
+    thread.start()
+    thread.join(20)
+    try:
+        assert not thread.is_alive()
+        assert channel.queue_declare(name, passive=True).method.message_count == 0
+    finally:
+        channel.queue_delete(name)
+        channel.exchange_delete(name)
+        conn.close()
+    assert paid.state(victim) == "returned"
+    assert len(paid.postings("payment_returned")) == 1
+    assert paid.gateway.db.query("SELECT COUNT(*) FROM statements") == [(1,)]
+    assert paid.reconcile("--date", paid.day.isoformat()).returncode == 0
