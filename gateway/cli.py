@@ -19,6 +19,7 @@ from gateway.commands import iso
 from gateway.commands import metrics as metrics_commands
 from gateway.commands.dlq import dlq
 from gateway.commands.keys import keys
+from gateway.commands.reconcile import reconcile
 from gateway.commands.verify import verify
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
@@ -286,4 +287,5 @@ cli.add_command(iso.parse)
 cli.add_command(keys)
 cli.add_command(verify)
 cli.add_command(dlq)
+cli.add_command(reconcile)
 cli.add_command(metrics_commands.metrics)

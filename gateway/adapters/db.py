@@ -401,6 +401,109 @@ class Tx:
         )
         return cursor.rowcount == 1
 
+    # --- returns and statements ---------------------------------------------------------------
+
+    def add_return(
+        self,
+        *,
+        partner: str,
+        bank_ref: str,
+        order_id: str,
+        msg_id: str,
+        amount: str,
+        currency: str,
+        value_date: str | None,
+        reason_code: str | None,
+        reason_text: str | None,
+        now: str,
+    ) -> None:
+        """Record a payment that came back, by the return's bank reference."""
+        self._conn.execute(
+            "INSERT OR IGNORE INTO returns (partner, bank_ref, order_id, msg_id, amount, currency,"
+            " value_date, reason_code, reason_text, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                partner,
+                bank_ref,
+                order_id,
+                msg_id,
+                amount,
+                currency,
+                value_date,
+                reason_code,
+                reason_text,
+                now,
+            ),
+        )
+
+    def add_statement(
+        self,
+        *,
+        partner: str,
+        statement_id: str,
+        msg_id: str,
+        account: str,
+        stmt_date: str,
+        currency: str | None,
+        opening: str | None,
+        closing: str | None,
+        balances: list[dict[str, Any]],
+        now: str,
+    ) -> bool:
+        """Keep a statement; False when this partner sent this statement id before."""
+        cursor = self._conn.execute(
+            "INSERT OR IGNORE INTO statements (partner, statement_id, msg_id, account, stmt_date,"
+            " currency, opening, closing, balances, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                partner,
+                statement_id,
+                msg_id,
+                account,
+                stmt_date,
+                currency,
+                opening,
+                closing,
+                json.dumps(balances),
+                now,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def add_statement_entry(
+        self,
+        *,
+        partner: str,
+        bank_ref: str,
+        statement_id: str,
+        credit_debit: str,
+        status: str,
+        amount: str,
+        currency: str,
+        value_date: str | None,
+        end_to_end_id: str | None,
+        return_reason: str | None,
+    ) -> bool:
+        """Keep one statement entry; False when its bank reference is kept already."""
+        cursor = self._conn.execute(
+            "INSERT OR IGNORE INTO statement_entries (partner, bank_ref, statement_id,"
+            " credit_debit, status, amount, currency, value_date, end_to_end_id, return_reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                partner,
+                bank_ref,
+                statement_id,
+                credit_debit,
+                status,
+                amount,
+                currency,
+                value_date,
+                end_to_end_id,
+                return_reason,
+            ),
+        )
+        return cursor.rowcount == 1
+
 
 def _rollback(conn: sqlite3.Connection) -> None:
     """Roll back what is open; SQLite may have rolled back already (disk full)."""

@@ -114,7 +114,8 @@ class StateCollector:
         )
         applied = CounterMetricFamily(
             f"{PREFIX}_bank_reports_applied",
-            "Bank files (pain.002, camt.054) verified, kept and applied, by partner and type.",
+            "Bank files (pain.002, camt.054, pacs.004, camt.053) verified, kept and applied, by"
+            " partner and type.",
             labels=["partner", "message_type"],
         )
         for partner, kind, n in self._db.query(

@@ -140,3 +140,51 @@ CREATE TABLE IF NOT EXISTS dlq_actions (
     actor       TEXT NOT NULL,
     at          TEXT NOT NULL
 );
+
+-- Settled payments that came back (pacs.004 or a camt.054 credit with return information), by
+-- the return's bank reference. The order keeps its settlement's bank_ref and value_date.
+CREATE TABLE IF NOT EXISTS returns (
+    partner      TEXT NOT NULL,
+    bank_ref     TEXT NOT NULL,
+    order_id     TEXT NOT NULL,
+    msg_id       TEXT NOT NULL,
+    amount       TEXT NOT NULL,
+    currency     TEXT NOT NULL,
+    value_date   TEXT,
+    reason_code  TEXT,
+    reason_text  TEXT,
+    received_at  TEXT NOT NULL,
+    PRIMARY KEY (partner, bank_ref)
+);
+
+-- camt.053 end-of-day statements: evidence for `gateway reconcile`; they move no order.
+CREATE TABLE IF NOT EXISTS statements (
+    partner       TEXT NOT NULL,
+    statement_id  TEXT NOT NULL,
+    msg_id        TEXT NOT NULL,
+    account       TEXT NOT NULL,
+    stmt_date     TEXT NOT NULL,
+    currency      TEXT,
+    opening       TEXT,
+    closing       TEXT,
+    balances      TEXT NOT NULL,
+    received_at   TEXT NOT NULL,
+    PRIMARY KEY (partner, statement_id)
+);
+CREATE INDEX IF NOT EXISTS statements_by_date ON statements (stmt_date, partner);
+
+-- A statement's entries, by the bank's reference (a reference repeated in a later statement is
+-- kept with the first).
+CREATE TABLE IF NOT EXISTS statement_entries (
+    partner        TEXT NOT NULL,
+    bank_ref       TEXT NOT NULL,
+    statement_id   TEXT NOT NULL,
+    credit_debit   TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    amount         TEXT NOT NULL,
+    currency       TEXT NOT NULL,
+    value_date     TEXT,
+    end_to_end_id  TEXT,
+    return_reason  TEXT,
+    PRIMARY KEY (partner, bank_ref)
+);

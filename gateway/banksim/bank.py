@@ -11,6 +11,7 @@ from decimal import Decimal
 import structlog
 from lxml import etree
 
+from gateway.banksim.messages import ReturnLine, StatementBalances, build_camt053, build_pacs004
 from gateway.banksim.record import BankRecord
 from gateway.errors import InvalidMessage
 from gateway.iso20022 import xsd
@@ -124,6 +125,22 @@ class BankSimulator:
         settled = [t for t, reason in decisions if reason is None]
         if settled:
             replies.append(self._debit_notification(content, settled, now))
+            self.record.book(
+                [
+                    (
+                        _ref("VBA", content.msg_id, t.end_to_end_id)[:35],
+                        now.date().isoformat(),
+                        "DBIT",
+                        format(t.amount, "f"),
+                        t.currency,
+                        t.end_to_end_id,
+                        content.msg_id,
+                        t.creditor_name,
+                        None,
+                    )
+                    for t in settled
+                ]
+            )
         self.record.record(
             content.msg_id,
             digest,
@@ -246,7 +263,106 @@ class BankSimulator:
         )
         body = self._signed(build_camt054(notification))
         self.record.add_reply("revenue", notification.msg_id, "camt.054", body)
+        self.record.book(
+            [
+                (
+                    i.bank_ref,
+                    i.value_date.isoformat(),
+                    "CRDT",
+                    i.amount,
+                    i.currency,
+                    None,
+                    notification.msg_id,
+                    i.payer_name,
+                    None,
+                )
+                for i in items
+            ]
+        )
         return notification.msg_id, "camt.054", body
+
+    def return_payment(self, end_to_end_id: str, reason: str, day: date | None = None) -> Reply:
+        """A signed pacs.004 sending a settled payment back (e.g. AC04: the beneficiary's
+        account was closed after the payment), booked as a credit on the account."""
+        debits = [e for e in self.record.booked(end_to_end_id=end_to_end_id) if e[2] == "DBIT"]
+        if not debits:
+            raise InvalidMessage(f"the bank settled no payment {end_to_end_id}")
+        debit_ref, _, _, amount, currency, _, original_msg_id, payer, _ = debits[0]
+        now = self._clock()
+        on = day or now.date()
+        return_id = _ref("VBA-RTR-", debit_ref)[:35]
+        line = ReturnLine(
+            return_id=return_id,
+            original_msg_id=original_msg_id or "",
+            original_end_to_end_id=end_to_end_id,
+            amount=Decimal(amount),
+            currency=currency,
+            settlement_date=on,
+            reason_code=reason,
+            reason_text=REASONS.get(reason, reason),
+        )
+        msg_id = _ref("VBA-RET-", return_id)[:35]
+        # No pacs.004 XSD is installed: signed as built (see gateway.banksim.messages).
+        body = sign(build_pacs004(msg_id, now, [line]), self._keypair)
+        self.record.add_reply(end_to_end_id, msg_id, "pacs.004", body)
+        self.record.book(
+            [
+                (
+                    return_id,
+                    on.isoformat(),
+                    "CRDT",
+                    amount,
+                    currency,
+                    end_to_end_id,
+                    msg_id,
+                    payer,
+                    reason,
+                )
+            ]
+        )
+        log.info("bank.payment_returned", end_to_end_id=end_to_end_id, reason=reason)
+        return msg_id, "pacs.004", body
+
+    def statement(self, day: date, opening_balance: Decimal = Decimal(0)) -> Reply:
+        """A signed camt.053 of the account for one day: every entry booked that day, opening
+        and closing balances (`opening_balance` is the balance before the first booking)."""
+        rows = self.record.booked(day=day.isoformat())
+        opening = opening_balance + self.record.net_before(day.isoformat())
+        net = sum((Decimal(r[3]) if r[2] == "CRDT" else -Decimal(r[3]) for r in rows), Decimal(0))
+        statement_id = f"VBA-STM-{self.account[-6:]}-{day:%Y%m%d}"
+        notification = Notification(
+            msg_id=_ref("VBA-EOD-", self.account, day.isoformat())[:35],
+            created_at=self._clock(),
+            account=self.account,
+            entries=tuple(
+                Entry(
+                    amount=Decimal(amount),
+                    currency=currency,
+                    credit_debit=cd,
+                    status="BOOK",
+                    booking_date=day,
+                    value_date=day,
+                    account_servicer_ref=ref,
+                    details=(
+                        EntryDetail(
+                            amount=Decimal(amount),
+                            currency=currency,
+                            end_to_end_id=e2e,
+                            account_servicer_ref=ref,
+                            counterparty_name=party,
+                            return_reason=reason,
+                        ),
+                    ),
+                )
+                for ref, _, cd, amount, currency, e2e, _, party, reason in rows
+            ),
+        )
+        root = build_camt053(
+            notification, statement_id, StatementBalances(day, opening, opening + net)
+        )
+        body = self._signed(root)
+        self.record.add_reply("statement", notification.msg_id, "camt.053", body)
+        return notification.msg_id, "camt.053", body
 
     def _refuse_file(self, raw: bytes, error: InvalidMessage) -> list[Reply]:
         reason = "DS0A" if "signature" in str(error).lower() else "FF01"

@@ -24,6 +24,18 @@ CREATE TABLE IF NOT EXISTS payments (
     reason_code   TEXT,
     PRIMARY KEY (msg_id, end_to_end_id)
 );
+-- Every booked entry on the treasury's account, for returns and end-of-day statements.
+CREATE TABLE IF NOT EXISTS book_entries (
+    bank_ref      TEXT PRIMARY KEY,
+    day           TEXT NOT NULL,
+    credit_debit  TEXT NOT NULL,
+    amount        TEXT NOT NULL,
+    currency      TEXT NOT NULL,
+    end_to_end_id TEXT,
+    msg_id        TEXT,
+    counterparty  TEXT,
+    return_reason TEXT
+);
 CREATE TABLE IF NOT EXISTS replies (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
     original      TEXT NOT NULL,
@@ -32,6 +44,10 @@ CREATE TABLE IF NOT EXISTS replies (
     body          BLOB NOT NULL
 );
 """
+
+
+# bank_ref, day, CRDT|DBIT, amount, currency, end_to_end_id, msg_id, counterparty, return reason
+BookedEntry = tuple[str, str, str, str, str, str | None, str | None, str | None, str | None]
 
 
 class BankRecord:
@@ -128,6 +144,43 @@ class BankRecord:
         return {
             decision: (count, format(subtotal, "f")) for decision, (count, subtotal) in sums.items()
         }
+
+    def book(self, rows: list[BookedEntry]) -> None:
+        """Keep booked entries of the account (a reference booked before is kept once)."""
+        with self._lock:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO book_entries (bank_ref, day, credit_debit, amount, currency,"
+                " end_to_end_id, msg_id, counterparty, return_reason)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def booked(
+        self, *, day: str | None = None, end_to_end_id: str | None = None
+    ) -> list[BookedEntry]:
+        """Booked entries of one day, or of one payment, in booking order."""
+        column, value = ("day", day) if day is not None else ("end_to_end_id", end_to_end_id)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT bank_ref, day, credit_debit, amount, currency, end_to_end_id, msg_id,"  # noqa: S608 - fixed column
+                f" counterparty, return_reason FROM book_entries WHERE {column} = ? ORDER BY rowid",
+                (value,),
+            ).fetchall()
+        return [tuple(row) for row in rows]
+
+    def booked_days(self) -> list[str]:
+        """The days on which anything was booked, in order."""
+        with self._lock:
+            rows = self._conn.execute("SELECT DISTINCT day FROM book_entries ORDER BY day")
+            return [row[0] for row in rows.fetchall()]
+
+    def net_before(self, day: str) -> Decimal:
+        """Credits minus debits booked before `day`."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT credit_debit, amount FROM book_entries WHERE day < ?", (day,)
+            ).fetchall()
+        return sum((Decimal(a) if cd == "CRDT" else -Decimal(a) for cd, a in rows), Decimal(0))
 
     def close(self) -> None:
         """Close the database."""

@@ -6,6 +6,7 @@ import json
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from datetime import time as dt_time
@@ -29,6 +30,7 @@ from gateway.bootstrap import (
     start_gateway,
 )
 from gateway.config import PartnerProfile, Settings
+from gateway.demo import eod
 from gateway.demo.ledger_sink import LedgerSink
 from gateway.demo.month import DemoMonth, generate_month
 from gateway.domain.orders import Budget, budget_line
@@ -112,7 +114,7 @@ def run_demo(
     *,
     month: DemoMonth | None = None,
     workdir: Path | None = None,
-    timeout: float = 110.0,
+    timeout: float = 140.0,
 ) -> dict[str, Any]:
     """Run the whole flow and return the summary (see `summary`).
 
@@ -159,12 +161,16 @@ def run_demo(
         _report_revenue(settings, month.partner, banks[month.partner], month)
         expected = submitted + len(month.revenue)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if sink.count() >= expected and _all_final(gateway.db):
-                break
-            time.sleep(0.25)
-        else:
-            log.error("demo.timeout", postings=sink.count(), expected=expected)
+        _wait_until(lambda: sink.count() >= expected and _all_final(gateway.db), deadline)
+        # Two benefits come back after payment, then each bank closes the day.
+        returned = eod.return_payments(settings, gateway.db, month.partner, banks[month.partner])
+        expected += len(returned)
+        _wait_until(
+            lambda: sink.count() >= expected and _count(gateway.db, "returned") >= len(returned),
+            deadline,
+        )
+        statements = eod.send_statements(settings, banks)
+        _wait_until(lambda: _statements(gateway.db) >= statements, deadline)
     finally:
         runtime.stop()
     result = summary(gateway.db, settings, sink, submitted, month)
@@ -225,6 +231,22 @@ def _report_revenue(settings: Settings, partner: str, bank: Any, month: DemoMont
         publisher.close()
 
 
+def _wait_until(done: Callable[[], bool], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if done():
+            return
+        time.sleep(0.25)
+    log.error("demo.timeout")
+
+
+def _count(db: Any, state: str) -> int:
+    return int(db.query("SELECT COUNT(*) FROM orders WHERE state = ?", (state,))[0][0])
+
+
+def _statements(db: Any) -> int:
+    return int(db.query("SELECT COUNT(*) FROM statements")[0][0])
+
+
 def _all_final(db: Any) -> bool:
     rows = db.query(
         "SELECT COUNT(*) FROM orders WHERE state NOT IN ('settled', 'rejected', 'returned')"
@@ -268,6 +290,9 @@ def summary(
         "accepted_vnd": int(accepted_vnd),
         "settled_vnd": int(vnd("settled")),
         "rejected_vnd": int(vnd("rejected")),
+        "returned_vnd": int(vnd("returned")),
+        "posted_returned_vnd": int(postings.get("payment_returned", (0, Decimal(0)))[1]),
+        **eod.reconciliation_summary(db),
         "revenue_vnd": int(postings.get("revenue_collected", (0, Decimal(0)))[1]),
         "posted_settled_vnd": int(postings.get("payment_settled", (0, Decimal(0)))[1]),
         "posted_rejected_vnd": int(postings.get("payment_rejected", (0, Decimal(0)))[1]),
@@ -348,8 +373,17 @@ def render(result: dict[str, Any]) -> str:
         f"    accepted orders       {money(result['accepted_vnd']):>24}",
         f"    settled               {money(result['settled_vnd']):>24}",
         f"    rejected              {money(result['rejected_vnd']):>24}",
-        f"    settled + rejected    {money(result['settled_vnd'] + result['rejected_vnd']):>24}",
+        f"    returned              {money(result['returned_vnd']):>24}",
+        f"    settled + rejected + returned"
+        f" {money(result['settled_vnd'] + result['rejected_vnd'] + result['returned_vnd']):>18}",
         f"    revenue collected     {money(result['revenue_vnd']):>24}",
+        f"  end-of-day statements   {result['statements']:>8}"
+        f"   (reconciled {result['statements_reconciled']}"
+        + (
+            ": reconciliation OK)"
+            if result["statements_reconciled"] == result["statements"]
+            else f"; NOT reconciled: {', '.join(result['reconciliation_problems'])})"
+        ),
         f"  finished in {result['duration_s']} s",
     ]
     return "\n".join(lines)

@@ -12,12 +12,16 @@ from gateway.adapters.db import Database
 from gateway.config import PartnerProfile, Settings
 from gateway.errors import ConfigError, InvalidMessage
 from gateway.iso20022 import xsd
+from gateway.iso20022.camt053 import read_camt053
 from gateway.iso20022.camt054 import read_camt054
 from gateway.iso20022.namespaces import message_type
+from gateway.iso20022.pacs004 import read_pacs004
 from gateway.iso20022.pain002 import read_pain002
 from gateway.service.clock import Clock, stamp, utcnow
 from gateway.service.notifications import apply_notification
 from gateway.service.reports import apply_report
+from gateway.service.returns import apply_return
+from gateway.service.statements import apply_statement
 from gateway.signing import (
     SIGNATURE_HEADER,
     TrustedCertificate,
@@ -29,7 +33,8 @@ log = structlog.get_logger("gateway.inbound")
 
 
 class InboundService:
-    """Applies pain.002 and camt.054 files from partners; refused files are quarantined."""
+    """Applies pain.002, camt.054, pacs.004 and camt.053 files from partners; refused files are
+    quarantined."""
 
     def __init__(self, db: Database, settings: Settings, clock: Clock = utcnow) -> None:
         self._db = db
@@ -76,8 +81,9 @@ class InboundService:
             if xsd.has_schema(kind):
                 xsd.validate(tree)
             else:
-                # ../shared's SOURCES: pain.002.001.10 is read, and validated once its XSD is
-                # installed in schemas/; the signature has been verified either way.
+                # ../shared's SOURCES: pain.002.001.10 and pacs.004 (every version) are read, and
+                # validated once their XSD is installed in schemas/; the signature has been
+                # verified either way, and the reader checks every field it uses.
                 log.warning("inbound.no_schema", message=kind.name_id)
             if kind.family == "pain.002":
                 report = read_pain002(tree)
@@ -89,6 +95,18 @@ class InboundService:
                 notification = read_camt054(tree)
                 with self._db.transaction() as tx:
                     result = apply_notification(tx, partner, notification, raw, now)
+                    crashpoints.hit("inbound.before_commit")
+                    return result
+            if kind.family == "pacs.004":
+                returned = read_pacs004(tree)
+                with self._db.transaction() as tx:
+                    result = apply_return(tx, partner, returned, raw, now)
+                    crashpoints.hit("inbound.before_commit")
+                    return result
+            if kind.family == "camt.053":
+                statement = read_camt053(tree)
+                with self._db.transaction() as tx:
+                    result = apply_statement(tx, partner, statement, raw, now)
                     crashpoints.hit("inbound.before_commit")
                     return result
             raise InvalidMessage(f"{kind.name_id} is not a report the gateway reads")

@@ -108,7 +108,7 @@ def _apply_entry(
     if entry.credit_debit == "DBIT":
         return _settle(tx, order, entry, detail, bank_ref, now)
     if detail.return_reason:
-        return _return(tx, order, entry, detail, bank_ref, now)
+        return _return(tx, order, entry, detail, bank_ref, notification.msg_id, now)
     return _revenue(tx, partner, notification, entry, detail, bank_ref, now)
 
 
@@ -148,6 +148,7 @@ def _return(
     entry: Entry,
     detail: EntryDetail,
     bank_ref: str | None,
+    msg_id: str,
     now: datetime,
 ) -> str:
     if order is None:
@@ -157,6 +158,18 @@ def _return(
     if order.state != TxState.SETTLED.value:
         raise Unmatched(f"return of order {order.order_id}, which is {order.state}, not settled")
     _book(tx, order, TxState.RETURNED, entry, detail, bank_ref, now)
+    tx.add_return(
+        partner=order.partner,
+        bank_ref=bank_ref or f"{msg_id}:{order.order_id}",
+        order_id=order.order_id,
+        msg_id=msg_id,
+        amount=order.amount,
+        currency=order.currency,
+        value_date=entry.value_date.isoformat() if entry.value_date else None,
+        reason_code=detail.return_reason,
+        reason_text=None,
+        now=stamp(now),
+    )
     return "returned"
 
 

@@ -41,6 +41,9 @@ def advance(
     """
     if not can_move(TxState(order.state), target):
         return False
+    # A return keeps the settlement's bank reference and value date on the order (end-of-day
+    # reconciliation finds the statement's debit by them); the return's own go in its posting.
+    keeps_settlement = target is TxState.RETURNED
     tx.move_order(
         order.order_id,
         target.value,
@@ -48,8 +51,8 @@ def advance(
         status_code=status_code,
         reason_code=reason_code,
         reason_text=reason_text,
-        bank_ref=bank_ref,
-        value_date=value_date,
+        bank_ref=None if keeps_settlement else bank_ref,
+        value_date=None if keeps_settlement else value_date,
     )
     kind = POSTING_FOR.get(target)
     if kind is None:

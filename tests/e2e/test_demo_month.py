@@ -17,6 +17,7 @@ import pytest
 from gateway.adapters.db import Database
 from gateway.bootstrap import our_keypair
 from gateway.config import Settings, load_settings
+from gateway.demo.eod import RETURN_REASON, RETURNS
 from gateway.demo.ledger_sink import LedgerSink
 from gateway.demo.month import DemoMonth, generate_month
 from gateway.demo.run import DemoPaths
@@ -62,16 +63,20 @@ def test_every_order_ends_in_exactly_one_final_state(outcome: Any, month: DemoMo
     db = Database(paths.gateway_db)
     rows = db.query("SELECT order_id, state FROM orders")
     assert len(rows) == len(month.orders) == len({r[0] for r in rows})
-    assert {state for _, state in rows} <= {"settled", "rejected"}
+    assert {state for _, state in rows} <= {"settled", "rejected", "returned"}
 
 
-def test_settled_plus_rejected_plus_invalid_is_submitted(outcome: Any, month: DemoMonth) -> None:
-    """Counts add up to what the treasury core published."""
+def test_settled_rejected_returned_invalid_add_up_to_submitted(
+    outcome: Any, month: DemoMonth
+) -> None:
+    """Counts add up to what the treasury core published; two payments came back."""
     result, _, _ = outcome
     states = result["by_state"]
     submitted = len(month.orders) + len(month.invalid_orders)
     assert result["orders_submitted"] == submitted
-    assert states["settled"] + states["rejected"] + states["invalid"] == submitted
+    assert states["returned"] == RETURNS
+    total = states["settled"] + states["rejected"] + states["returned"] + states["invalid"]
+    assert total == submitted
     assert states["invalid"] == len(month.invalid_orders)
     expected_rejections = len(month.closed_accounts) + len(month.unknown_accounts)
     assert states["rejected"] == expected_rejections
@@ -89,12 +94,15 @@ def test_one_posting_per_final_state_and_revenue_credit(outcome: Any, month: Dem
     kinds = Counter(p["kind"] for p in postings)
     states = result["by_state"]
     assert kinds == Counter(
-        payment_settled=states["settled"],
+        payment_settled=states["settled"] + states["returned"],  # a returned order was settled
+        payment_returned=states["returned"],
         payment_rejected=states["rejected"],
         order_invalid=states["invalid"],
         revenue_collected=len(month.revenue),
     )
-    order_ids = [p["order_id"] for p in postings if p["kind"].startswith("payment_")]
+    order_ids = [
+        p["order_id"] for p in postings if p["kind"] in ("payment_settled", "payment_rejected")
+    ]
     assert sorted(order_ids) == sorted(o["order_id"] for o in month.orders)
     assert sink.refused() == 0
     assert result["paid_twice"] == 0
@@ -103,6 +111,10 @@ def test_one_posting_per_final_state_and_revenue_credit(outcome: Any, month: Dem
     assert all(p["budget"]["economic_code"] for p in revenue)
     settled = [p for p in postings if p["kind"] == "payment_settled"]
     assert all(p["status"] == "BOOK" and p["bank_ref"] and p["value_date"] for p in settled)
+    returned = [p for p in postings if p["kind"] == "payment_returned"]
+    assert {p["reason"]["code"] for p in returned} == {RETURN_REASON}
+    assert all(p["bank_ref"] and p["reason"]["text"] for p in returned)
+    assert {p["order_id"] for p in returned} <= {p["order_id"] for p in settled}
 
 
 def test_vnd_totals_of_postings_equal_the_orders(outcome: Any, month: DemoMonth) -> None:
@@ -115,7 +127,9 @@ def test_vnd_totals_of_postings_equal_the_orders(outcome: Any, month: DemoMonth)
 
     ordered = sum((Decimal(o["amount"]) for o in month.orders), Decimal(0))
     assert posted("payment_settled") + posted("payment_rejected") == ordered
-    assert posted("payment_settled") == result["settled_vnd"]
+    assert posted("payment_settled") == result["settled_vnd"] + result["returned_vnd"]
+    assert posted("payment_returned") == result["returned_vnd"] == result["posted_returned_vnd"]
+    assert result["settled_vnd"] + result["rejected_vnd"] + result["returned_vnd"] == ordered
     assert posted("revenue_collected") == sum((c.amount for c in month.revenue), Decimal(0))
     assert ordered > Decimal(2_000_000_000)
 
@@ -228,8 +242,11 @@ def test_every_payment_file_reached_the_folder_once_and_every_report_was_read(
     assert counts["payment_files_waiting"] == 0
     assert counts["reports_failed"] == 0
     assert counts["reports_waiting"] == 0
-    # A pain.002 and a camt.054 of debits per file: every bill there settles.
-    assert counts["reports_processed"] == 2 * len(sent)
+    # A pain.002 and a camt.054 of debits per file (every bill there settles), and the bank's
+    # end-of-day statements.
+    [(statements,)] = db.query("SELECT COUNT(*) FROM statements WHERE partner = 'vietinbank'")
+    assert statements >= 1
+    assert counts["reports_processed"] == 2 * len(sent) + statements
     inbound = paths.exchange("vietinbank") / "from-bank"
     assert [p.name for p in inbound.iterdir() if p.is_file()] == []
     read = db.query("SELECT COUNT(*) FROM inbound_files WHERE partner = 'vietinbank'")
@@ -251,3 +268,17 @@ def test_files_partner_orders_are_all_settled_with_postings(outcome: Any, month:
         if p["kind"] == "payment_settled" and p["order_id"] in bills
     ]
     assert sorted(posted) == sorted(bills)
+
+
+def test_every_statement_reconciles(outcome: Any) -> None:
+    """Each bank's end-of-day camt.053 matches the gateway's settled payments, revenue and
+    returns, and its balances add up; every partner account has one."""
+    result, paths, _ = outcome
+    db = Database(paths.gateway_db)
+    assert result["statements"] == result["statements_reconciled"] >= 2
+    assert result["reconciliation_problems"] == []
+    accounts = {row for row in db.query("SELECT DISTINCT partner, account FROM statements")}
+    assert accounts == {("agribank", "7411058271001"), ("vietinbank", "108000271446")}
+    [(entries,)] = db.query("SELECT COUNT(*) FROM statement_entries")
+    [(debits,)] = db.query("SELECT COUNT(*) FROM orders WHERE state IN ('settled', 'returned')")
+    assert entries == debits + RETURNS + result["postings_by_kind"]["revenue_collected"]
