@@ -81,6 +81,8 @@ def settings(tmp_path: Path) -> Settings:
         partners=partners,
         batch_quiet_seconds=0.3,
         amqp_url=amqp_url(),
+        # Tests never bind the production metrics port; the metrics tests choose their own.
+        metrics_port=0,
         # Orders of the demo's month (November 2026) arrive before its first cut-off.
         as_of="2026-11-02T08:00:00+07:00",
     )

@@ -417,10 +417,21 @@ class Soak:
                 final = _read_one(
                     path, "SELECT COUNT(*) FROM orders WHERE state IN ('settled','rejected')"
                 )
+                refused = _read_one(path, "SELECT COUNT(*) FROM invalid_orders")
             except sqlite3.Error:
                 time.sleep(1)
                 continue
-            if open_orders == 0 and final >= len(feed.published) and sink.count() >= final:
+            # Payment postings and refusals are awaited apart: the refusals of conflicting
+            # resends must not stand in for a payment posting still on its way.
+            kinds = sink.by_kind()
+            payments = sum(kinds.get(k, (0, 0))[0] for k in ("payment_settled", "payment_rejected"))
+            refusals = kinds.get("order_invalid", (0, 0))[0]
+            if (
+                open_orders == 0
+                and final >= len(feed.published)
+                and payments >= final
+                and refusals >= refused
+            ):
                 return
             time.sleep(1)
         self.result.notes.append(f"settle timeout after {self.config.settle_timeout:.0f} s")
