@@ -6,6 +6,7 @@ notified account.
 
 from __future__ import annotations
 
+import textwrap
 from decimal import Decimal
 
 from lxml import etree
@@ -77,10 +78,12 @@ _TAG = tags(
         "Ref",
         "RtrInf",
         "Rsn",
+        "AddtlInf",
         *ACCOUNT_TAGS,
     ),
 )
 _CODE_MAX = 4  # External*Code lengths; longer values are written as Prtry
+_ADDTL_INF_MAX = 105  # RtrInf/AddtlInf is Max105Text, repeated for a longer reason
 _CREDIT, _DEBIT = "CRDT", "DBIT"
 
 
@@ -128,7 +131,7 @@ def _add_entry(parent: etree._Element, entry: Entry) -> None:
 def _add_bank_transaction_code(ntry: etree._Element, entry: Entry) -> None:
     """PMNT / ICDT (our debits) or RCDT (credits) / DMCT, or ICDT/RRTN for a returned payment."""
     sub = etree.SubElement
-    returned = any(detail.return_reason for detail in entry.details)
+    returned = any(d.return_reason or d.return_reason_text for d in entry.details)
     family = "ICDT" if returned or entry.credit_debit == _DEBIT else "RCDT"
     domain = sub(sub(ntry, _TAG["BkTxCd"]), _TAG["Domn"])
     sub(domain, _TAG["Cd"]).text = "PMNT"
@@ -162,8 +165,16 @@ def _add_detail(parent: etree._Element, detail: EntryDetail, credit_debit: str) 
         if detail.structured_ref:
             creditor_ref = sub(sub(info, _TAG["Strd"]), _TAG["CdtrRefInf"])
             sub(creditor_ref, _TAG["Ref"]).text = detail.structured_ref
+    if detail.return_reason or detail.return_reason_text:
+        _add_return_info(sub(tx, _TAG["RtrInf"]), detail)
+
+
+def _add_return_info(info: etree._Element, detail: EntryDetail) -> None:
+    """RtrInf: Rsn (Cd, or Prtry past a code's length) and AddtlInf lines of at most 105."""
     if detail.return_reason:
-        _add_code(sub(sub(tx, _TAG["RtrInf"]), _TAG["Rsn"]), detail.return_reason)
+        _add_code(etree.SubElement(info, _TAG["Rsn"]), detail.return_reason)
+    for part in textwrap.wrap(nfc(detail.return_reason_text or ""), _ADDTL_INF_MAX):
+        etree.SubElement(info, _TAG["AddtlInf"]).text = part
 
 
 def _add_counterparty(tx: etree._Element, detail: EntryDetail, credit_debit: str) -> None:
@@ -279,6 +290,7 @@ def _read_detail(
     amount, currency = _detail_amount(tx, ns, only, where)
     role = "Dbtr" if credit_debit == _CREDIT else "Cdtr"
     remittance = texts(tx, ns, "RmtInf/Ustrd")
+    reason_lines = texts(tx, ns, "RtrInf/AddtlInf")
     return EntryDetail(
         amount=amount,
         currency=currency,
@@ -291,6 +303,7 @@ def _read_detail(
         remittance=" ".join(remittance) if remittance else None,
         structured_ref=text(tx, ns, "RmtInf/Strd/CdtrRefInf/Ref"),
         return_reason=code_or_proprietary(find(tx, ns, "RtrInf/Rsn"), ns),
+        return_reason_text=" ".join(reason_lines) or None,
     )
 
 

@@ -100,6 +100,8 @@ class EntryDetail:
     remittance: str | None = None
     structured_ref: str | None = None
     return_reason: str | None = None
+    # The return's RtrInf/AddtlInf lines joined: why the payment came back, in the bank's words.
+    return_reason_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,7 @@ def _apply_entry(
         raise Unmatched(f"order {order.order_id} was sent to {order.partner}, not {partner.name}")
     if entry.credit_debit == "DBIT":
         return _settle(tx, order, entry, detail, bank_ref, now)
-    if detail.return_reason:
+    if detail.return_reason or detail.return_reason_text:
         return _return(tx, order, entry, detail, bank_ref, notification.msg_id, now)
     return _revenue(tx, partner, notification, entry, detail, bank_ref, now)
 
@@ -152,7 +152,8 @@ def _return(
     now: datetime,
 ) -> str:
     if order is None:
-        raise Unmatched(f"return ({detail.return_reason}) of an unknown payment")
+        code = detail.return_reason or "no reason code"
+        raise Unmatched(f"return ({code}) of an unknown payment")
     if order.state == TxState.RETURNED.value:
         return "repeated"
     if order.state != TxState.SETTLED.value:
@@ -167,7 +168,7 @@ def _return(
         currency=order.currency,
         value_date=entry.value_date.isoformat() if entry.value_date else None,
         reason_code=detail.return_reason,
-        reason_text=None,
+        reason_text=detail.return_reason_text,
         now=stamp(now),
     )
     return "returned"
@@ -191,6 +192,7 @@ def _book(
         now,
         status_code=entry.status,
         reason_code=detail.return_reason,
+        reason_text=detail.return_reason_text,
         bank_ref=bank_ref,
         value_date=entry.value_date.isoformat() if entry.value_date else None,
     )

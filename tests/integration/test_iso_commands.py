@@ -110,6 +110,7 @@ def test_parse_prints_json_and_refuses_a_faulty_file_in_one_line(home: Path, sam
     assert (result["kind"], result["xsd"]) == ("notification", "valid")
     detail = result["content"]["entries"][0]["details"][0]
     assert (detail["end_to_end_id"], detail["return_reason"]) == ("EndToEndId-001-03-04", "AC01")
+    assert detail["return_reason_text"] == "Kontonummer falsch"
     faulty = samples / "22_camt053_00102_camt_parser.xml"
     bad = run(home, "parse", str(faulty))
     assert bad.returncode == 1

@@ -77,13 +77,17 @@ class Paid:
 
     def reconcile(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`gateway reconcile ARGS` against this gateway's database."""
+        return self.cli("reconcile", *args)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`gateway ARGS` against this gateway's database."""
         env = {
             **os.environ,
             "GATEWAY_HOME": str(ROOT),
             "GATEWAY_DB_PATH": str(self.settings.db_file),
         }
         return subprocess.run(
-            [GATEWAY, "reconcile", *args],
+            [GATEWAY, *args],
             capture_output=True,
             text=True,
             env=env,
@@ -178,6 +182,54 @@ def test_a_late_camt054_return_after_pacs004_changes_nothing(paid: Paid) -> None
     assert paid.state(victim["order_id"]) == "returned"
     assert len(paid.postings("payment_returned")) == 1
     assert paid.gateway.db.query("SELECT COUNT(*) FROM revenue") == [(0,)]
+
+
+def test_a_camt054_return_carries_its_reason_text_to_the_posting(
+    paid: Paid, tmp_path: Path
+) -> None:
+    """RtrInf Rsn/Prtry and AddtlInf of a camt.054 return reach the posting, the returns row and
+    `gateway parse`."""
+    victim = paid.orders[1]
+    why = "Tài khoản người thụ hưởng đã đóng"
+    notification = Notification(
+        msg_id="VBA-N-RTR-1",
+        created_at=AT,
+        account="7411058271001",
+        entries=(
+            Entry(
+                amount=Decimal(victim["amount"]),
+                currency="VND",
+                credit_debit="CRDT",
+                status="BOOK",
+                booking_date=AT.date(),
+                value_date=AT.date(),
+                account_servicer_ref="VBA-N-RTR-1-1",
+                details=(
+                    EntryDetail(
+                        amount=Decimal(victim["amount"]),
+                        currency="VND",
+                        end_to_end_id=victim["order_id"],
+                        return_reason="VBA-CLOSED",
+                        return_reason_text=why,
+                    ),
+                ),
+            ),
+        ),
+    )
+    body = paid.signed(build_camt054(notification))
+    assert paid.apply(body) == "applied"
+    assert paid.state(victim["order_id"]) == "returned"
+    [posting] = paid.postings("payment_returned")
+    assert posting["reason"] == {"code": "VBA-CLOSED", "text": why}
+    assert paid.gateway.db.query("SELECT reason_code, reason_text FROM returns") == [
+        ("VBA-CLOSED", why)
+    ]
+    kept = tmp_path / "camt054-return.xml"
+    kept.write_bytes(body)
+    parsed = paid.cli("parse", str(kept))
+    assert parsed.returncode == 0, parsed.stderr
+    [detail] = json.loads(parsed.stdout)["content"]["entries"][0]["details"]
+    assert (detail["return_reason"], detail["return_reason_text"]) == ("VBA-CLOSED", why)
 
 
 def test_returns_that_do_not_fit_are_kept_aside(paid: Paid, settings: Settings) -> None:

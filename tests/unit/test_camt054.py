@@ -257,6 +257,7 @@ def test_postfinance_return(samples: Path) -> None:
     )
     (detail,) = entry.details
     assert detail.return_reason == "AC01"
+    assert detail.return_reason_text == "Kontonummer falsch"
     assert (detail.end_to_end_id, detail.pmt_inf_id) == ("EndToEndId-001-03-04", "PmtInfId-001-03")
     assert detail.account_servicer_ref == "190520CH02ZZTJR1"
     assert detail.counterparty_name == "Robert Schneider SA"
@@ -296,6 +297,10 @@ def test_finnish_federation_sample(samples: Path) -> None:
     errors = parsed.entries[5]
     assert errors.status == "INFO"
     assert [d.return_reason for d in errors.details] == ["AC01", "CUST"]
+    assert [d.return_reason_text for d in errors.details] == [
+        "1+TILIÄ EI LÖYDY",
+        "4+MAKSAJA PERUUTTANUT",
+    ]
 
 
 def test_genkgo_camt054_001_08(samples: Path) -> None:
@@ -344,3 +349,22 @@ def test_genkgo_minimal_entry_with_uetr(samples: Path) -> None:
 def test_samples_validate_against_their_xsd(samples: Path, name: str) -> None:
     """The .02, .04 and .08 samples pass their schemas, as their sources say."""
     xsd.validate(parse_xml((samples / name).read_bytes()))
+
+
+def test_a_return_reason_text_and_a_proprietary_code_survive_the_wire() -> None:
+    """.08: RtrInf/Rsn/Prtry and AddtlInf split at 105 characters are read back whole."""
+    why = "Tài khoản người thụ hưởng đã đóng ngày 15/11/2026 theo đề nghị của chủ tài khoản; " * 2
+    detail = EntryDetail(
+        amount=Decimal("606000"),
+        currency="VND",
+        end_to_end_id="ORD-2025-0000001",
+        return_reason="VBA-CLOSED",
+        return_reason_text=why.strip(),
+    )
+    entry = Entry(Decimal("606000"), "VND", "CRDT", "BOOK", SETTLED, SETTLED, "R-1", (detail,))
+    root = build_camt054(notification(entry))
+    xsd.validate(root)
+    assert xpath(root, "//c:RtrInf/c:Rsn/c:Prtry") == ["VBA-CLOSED"]
+    lines = xpath(root, "//c:RtrInf/c:AddtlInf")
+    assert len(lines) == 2 and all(len(line) <= 105 for line in lines)
+    assert read_camt054(parse_xml(to_bytes(root))).entries[0].details[0] == detail
