@@ -319,7 +319,8 @@ class Tx:
         not flagged yet."""
         rows = self._conn.execute(
             "SELECT f.msg_id, f.sent_at FROM files f LEFT JOIN overdue_flags o USING (msg_id)"
-            " WHERE f.partner = ? AND f.state = 'sent' AND f.sent_at < ? AND o.msg_id IS NULL"
+            " WHERE f.partner = ? AND f.state = 'sent' AND f.status_at IS NULL AND f.sent_at < ?"
+            " AND o.msg_id IS NULL"
             " ORDER BY f.sent_at",
             (partner, sent_before),
         ).fetchall()
@@ -331,6 +332,29 @@ class Tx:
             "INSERT OR IGNORE INTO overdue_flags (msg_id, partner, flagged_at) VALUES (?, ?, ?)",
             (msg_id, partner, now),
         )
+
+    def status_reported(self, msg_id: str, now: str) -> None:
+        """Note that a status report on a file arrived (the first one's time is kept), even one
+        that gave no file-level status."""
+        self._conn.execute(
+            "UPDATE files SET status_at = COALESCE(status_at, ?) WHERE msg_id = ?", (now, msg_id)
+        )
+
+    def clear_overdue(self, msg_id: str, partner: str, now: str) -> str | None:
+        """Clear a file's overdue flag once; returns when it was flagged, or None when it was
+        not flagged or was cleared already."""
+        row = self._conn.execute(
+            "SELECT o.flagged_at FROM overdue_flags o LEFT JOIN overdue_cleared c USING (msg_id)"
+            " WHERE o.msg_id = ? AND c.msg_id IS NULL",
+            (msg_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        self._conn.execute(
+            "INSERT INTO overdue_cleared (msg_id, partner, cleared_at) VALUES (?, ?, ?)",
+            (msg_id, partner, now),
+        )
+        return str(row[0])
 
     def record_dlq_action(
         self,

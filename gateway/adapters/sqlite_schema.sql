@@ -126,6 +126,13 @@ CREATE TABLE IF NOT EXISTS overdue_flags (
     flagged_at  TEXT NOT NULL
 );
 
+-- Flagged files whose late status report has arrived since: the flag is cleared once.
+CREATE TABLE IF NOT EXISTS overdue_cleared (
+    msg_id      TEXT PRIMARY KEY,
+    partner     TEXT NOT NULL,
+    cleared_at  TEXT NOT NULL
+);
+
 -- What admins did with parked messages (`gateway dlq replay|drop`): a dropped message is kept
 -- here with the reason given.
 CREATE TABLE IF NOT EXISTS dlq_actions (

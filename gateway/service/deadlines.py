@@ -1,13 +1,14 @@
-"""Status deadlines: a file without a status report in its partner's time is flagged to admins."""
+"""Status deadlines: a file without a status report in its partner's time is flagged to admins,
+and the flag is cleared, once, when its late report arrives."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
-from gateway.adapters.db import Database
+from gateway.adapters.db import Database, Tx
 from gateway.adapters.topology import ADMIN_EXCHANGE
 from gateway.config import Settings
 from gateway.service.clock import Clock, stamp, utcnow
@@ -17,6 +18,7 @@ log = structlog.get_logger("gateway.deadlines")
 
 # Routing key of the admin event on `gateway.admin`.
 FILE_OVERDUE = "admin.file_overdue"
+FILE_OVERDUE_CLEARED = "admin.file_overdue_cleared"
 
 
 class DeadlineWatch:
@@ -64,3 +66,30 @@ class DeadlineWatch:
                     )
                     flagged += 1
         return flagged
+
+
+def clear_overdue(tx: Tx, partner: str, msg_id: str, now: datetime) -> bool:
+    """In the transaction applying a status report on a file: clear its overdue flag once, with a
+    log event and an admin event through the outbox. False when there was no flag to clear."""
+    flagged_at = tx.clear_overdue(msg_id, partner, stamp(now))
+    if flagged_at is None:
+        return False
+    event = {
+        "event": "file_overdue_cleared",
+        "msg_id": msg_id,
+        "partner": partner,
+        "flagged_at": flagged_at,
+        "cleared_at": stamp(now),
+    }
+    tx.enqueue(
+        OutboxMessage(
+            message_id=f"overdue-cleared:{msg_id}",
+            exchange=ADMIN_EXCHANGE,
+            routing_key=FILE_OVERDUE_CLEARED,
+            body=json.dumps(event, sort_keys=True).encode(),
+            headers={"partner": partner, "msg_id": msg_id},
+        ),
+        stamp(now),
+    )
+    log.info("file.overdue_cleared", msg_id=msg_id, partner=partner, flagged_at=flagged_at)
+    return True

@@ -15,13 +15,14 @@ def _count(db: Database, sql: str) -> int:
 
 
 def overdue_files(db: Database, settings: Settings, now: datetime) -> list[str]:
-    """Files sent without any status report within their partner's deadline."""
+    """Files sent without any status report within their partner's deadline (a file leaves the
+    list when its late report arrives)."""
     overdue: list[str] = []
     for partner in settings.partners.values():
         limit = stamp(now - timedelta(minutes=partner.status_deadline_minutes))
         rows = db.query(
-            "SELECT msg_id FROM files WHERE partner = ? AND state = 'sent' AND sent_at < ?"
-            " ORDER BY sent_at",
+            "SELECT msg_id FROM files WHERE partner = ? AND state = 'sent' AND status_at IS NULL"
+            " AND sent_at < ? ORDER BY sent_at",
             (partner.name, limit),
         )
         overdue.extend(row[0] for row in rows)

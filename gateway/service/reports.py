@@ -12,6 +12,7 @@ from gateway.config import PartnerProfile
 from gateway.domain.states import FileState, TxState, state_for_status
 from gateway.iso20022.model import StatusReport, TxStatus
 from gateway.service.clock import stamp
+from gateway.service.deadlines import clear_overdue
 from gateway.service.transitions import advance
 
 log = structlog.get_logger("gateway.inbound")
@@ -55,6 +56,8 @@ def apply_report(
     moved = sum(_apply_line(tx, partner, report, line, now) for line in lines)
     if report.group_status in _FILE_STATE and (moved or not lines):
         tx.file_status(report.original_msg_id, _FILE_STATE[report.group_status].value, stamp(now))
+    tx.status_reported(report.original_msg_id, stamp(now))
+    clear_overdue(tx, partner.name, report.original_msg_id, now)
     log_.info("report.applied", lines=len(lines), moved=moved, group_status=report.group_status)
     return "applied"
 

@@ -9,12 +9,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pika
 import pytest
+from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from gateway.adapters import topology
 from gateway.adapters.db import Database
+from gateway.adapters.prometheus_state import StateCollector
 from gateway.adapters.rabbitmq import (
     PARKED_REASON_HEADER,
     RETRIES_HEADER,
@@ -24,12 +28,16 @@ from gateway.adapters.rabbitmq import (
     connect,
     consume,
 )
+from gateway.banksim.bank import AccountBook
+from gateway.bootstrap import build_bank, build_gateway
 from gateway.config import Settings
+from gateway.demo.month import generate_month
 from gateway.errors import ConfigError, PermanentError, TransientError
 from gateway.service.clock import stamp, utcnow
 from gateway.service.deadlines import DeadlineWatch
 from gateway.service.overview import overview
 from gateway.service.relay import RelayService
+from tests.unit.test_intake import Msg
 
 pytestmark = pytest.mark.broker
 
@@ -205,4 +213,68 @@ def test_an_overdue_file_is_flagged_once_in_logs_status_and_on_the_broker(
         "KBNN-OLD",
         "agribank",
         deadline,
+    )
+
+
+def test_a_late_report_clears_the_overdue_flag_once(
+    broker_url: str, settings: Settings, tmp_path: Path
+) -> None:
+    """Flagged, then the bank's pain.002 arrives: one cleared event (log and broker), the file
+    leaves the overdue list and gauge; the report again clears nothing more."""
+    conn = connect(broker_url)
+    ch = conn.channel()
+    topology.declare_on(conn, settings.partners, settings.delivery_limit)
+    ch.queue_purge(topology.ADMIN_QUEUE)
+    gateway = build_gateway(settings)
+    bank = build_bank(settings, settings.partners["agribank"], AccountBook(), tmp_path / "b.db")
+    social = [
+        o for o in generate_month(beneficiaries=2).orders if o["category"] == "social_benefit"
+    ]
+    gateway.intake.handle([Msg(json.dumps(o, ensure_ascii=False).encode()) for o in social])
+    time.sleep(settings.batch_quiet_seconds + 0.1)
+    assert gateway.batcher.tick() == 1
+    [(row, msg_id, body)] = gateway.db.query(
+        "SELECT o.id, f.msg_id, o.body FROM outbox o JOIN files f ON o.message_id = f.msg_id"
+    )
+    now = utcnow()
+    with gateway.db.transaction() as tx:  # as the file relay does once the bank has the file
+        tx.mark_sent([row], stamp(now))
+        tx.file_sent(msg_id, stamp(now))
+    later = now + timedelta(minutes=settings.partners["agribank"].status_deadline_minutes + 5)
+    watch = DeadlineWatch(gateway.db, settings, clock=lambda: later)
+    assert watch.tick() == 1
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StateCollector(gateway.db, settings, clock=lambda: later, max_age=0.0))
+    assert overview(gateway.db, settings, later)["overdue_files"] == [msg_id]
+    assert registry.get_sample_value("kbnn_gateway_files_overdue") == 1
+
+    [status, *_] = bank.receive(bytes(body))
+    assert status[1] == "pain.002"
+    with capture_logs() as logs:
+        assert gateway.inbound.apply("agribank", status[2]) == "applied"
+        assert gateway.inbound.apply("agribank", status[2]) == "duplicate"
+    cleared = [e for e in logs if e["event"] == "file.overdue_cleared"]
+    assert [(e["msg_id"], e["partner"]) for e in cleared] == [(msg_id, "agribank")]
+    seen = overview(gateway.db, settings, later)
+    assert (seen["files_overdue"], seen["overdue_files"]) == (0, [])
+    assert registry.get_sample_value("kbnn_gateway_files_overdue") == 0
+    assert watch.tick() == 0
+
+    publisher = Publisher(broker_url)
+    try:
+        assert RelayService(gateway.db, publisher).drain() == 2
+    finally:
+        publisher.close()
+    events = []
+    while (got := ch.basic_get(topology.ADMIN_QUEUE, auto_ack=True))[0] is not None:
+        method, _, payload = got
+        assert method is not None
+        events.append((method.routing_key, json.loads(payload)))
+    conn.close()
+    assert [key for key, _ in events] == ["admin.file_overdue", "admin.file_overdue_cleared"]
+    flagged, done = events[0][1], events[1][1]
+    assert (done["msg_id"], done["partner"], done["flagged_at"]) == (
+        msg_id,
+        "agribank",
+        flagged["flagged_at"],
     )
