@@ -21,6 +21,7 @@ from gateway.banksim.record import BankRecord
 from gateway.config import PartnerProfile, Settings
 from gateway.errors import ConfigError, GatewayError
 from gateway.metrics import NO_METRICS, Metrics
+from gateway.profile.signature import PinnedCertificate
 from gateway.runtime import Runtime, every
 from gateway.service.batcher import BatchService
 from gateway.service.deadlines import DeadlineWatch
@@ -29,8 +30,17 @@ from gateway.service.file_scanner import FileScanner
 from gateway.service.inbound import InboundService
 from gateway.service.intake import IntakeService
 from gateway.service.relay import RelayService
-from gateway.signing import KeyPair, KeyRing, KeyStore, ensure_keypair, passphrase_from_env
-from gateway.signing.keys import stored_in_clear
+from gateway.signing import (
+    SIGNATURE_HEADER,
+    KeyPair,
+    KeyRing,
+    KeyStore,
+    TrustedCertificate,
+    ensure_keypair,
+    passphrase_from_env,
+    trusted,
+)
+from gateway.signing.keys import pair_files, read_activation, stored_in_clear
 
 log = structlog.get_logger("gateway.bootstrap")
 
@@ -79,6 +89,19 @@ def our_certificate(settings: Settings) -> bytes:
             f"no treasury certificate at {path}: start `gateway run` once (it generates the key"
             " pair) or copy the treasury's certificate there"
         ) from None
+
+
+def our_certificates(settings: Settings) -> tuple[TrustedCertificate, ...]:
+    """Our certificates as a bank pins them: the current one, and after `gateway keys rotate`
+    the next one too, trusted from its activation date (certificates only, never our keys)."""
+    current = settings.keys_path / f"{settings.signing_key}.cert.pem"
+    pinned = [trusted(our_certificate(settings), source=str(current))]
+    _, next_cert, _ = pair_files(settings.keys_path, f"{settings.signing_key}.next")
+    if next_cert.is_file():
+        activates = read_activation(settings.keys_path, settings.signing_key)
+        pin = PinnedCertificate(str(next_cert), not_before=activates)
+        pinned.append(trusted(next_cert.read_bytes(), pin, str(next_cert)))
+    return tuple(pinned)
 
 
 def declare_topology(settings: Settings) -> None:
@@ -327,16 +350,40 @@ def load_book(path: Path | None) -> AccountBook:
 def build_bank(
     settings: Settings, partner: PartnerProfile, book: AccountBook, record_path: Path
 ) -> BankSimulator:
-    """A bank simulator for one partner, trusting our certificate."""
+    """A bank simulator for one partner, trusting our current and next certificates and
+    signing as the partner's profile says."""
     account = partner.accounts[0] if partner.accounts else "BBAN:0"
     return BankSimulator(
         bic=partner.bic,
         account=account.split(":")[-1],
         keypair=bank_keypair(settings, partner),
-        trusted_cert=our_certificate(settings),
+        trusted=our_certificates(settings),
         record=BankRecord(record_path),
         book=book,
+        policy=partner.signature,
     )
+
+
+def publish_reply(publisher: Publisher, partner: str, bank: BankSimulator, reply: Reply) -> None:
+    """Publish one bank file to `gateway.from-bank`, with its detached signature header if any."""
+    reply_id, kind, _ = reply
+    signed = bank.wire(reply)
+    publisher.publish(
+        topology.FROM_BANK_EXCHANGE,
+        partner,
+        signed.body,
+        message_id=reply_id,
+        headers={"partner": partner, "message_type": kind, **signed.headers},
+        content_type="application/xml",
+    )
+
+
+def detached_signature(message: Delivery) -> bytes | None:
+    """The detached signature a message carries in its `signature` header, if any."""
+    value = message.headers.get(SIGNATURE_HEADER)
+    if isinstance(value, str):
+        return value.encode()
+    return value if isinstance(value, bytes) else None
 
 
 def start_bank(
@@ -354,15 +401,7 @@ def start_bank(
 
     def sender(publisher: Publisher) -> Callable[[Reply], None]:
         def send(reply: Reply) -> None:
-            reply_id, kind, body = reply
-            publisher.publish(
-                topology.FROM_BANK_EXCHANGE,
-                partner.name,
-                body,
-                message_id=reply_id,
-                headers={"partner": partner.name, "message_type": kind},
-                content_type="application/xml",
-            )
+            publish_reply(publisher, partner.name, bank, reply)
 
         return send
 
@@ -373,7 +412,7 @@ def start_bank(
 
         def handle(messages: Sequence[Delivery]) -> None:
             for message in messages:
-                replies = bank.receive(message.body)
+                replies = bank.receive(message.body, detached_signature(message))
                 if faults is not None:
                     faults.deliver(replies)
                     continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -27,8 +27,18 @@ from gateway.iso20022.model import (
 )
 from gateway.iso20022.pain001 import read_pain001
 from gateway.iso20022.pain002 import build_pain002
-from gateway.iso20022.xml import parse_xml
-from gateway.signing import KeyPair, sign, verify
+from gateway.iso20022.xml import parse_xml, to_bytes
+from gateway.profile.signature import SignaturePolicy
+from gateway.signing import (
+    KeyPair,
+    KeyRing,
+    SignatureError,
+    SignedFile,
+    TrustedCertificate,
+    sign,
+    sign_for_partner,
+    verify_for_partner,
+)
 
 log = structlog.get_logger("gateway.banksim")
 
@@ -80,7 +90,11 @@ def _ref(prefix: str, *parts: str) -> str:
 
 
 class BankSimulator:
-    """A partner bank: takes signed pain.001 files, answers with signed pain.002 and camt.054."""
+    """A partner bank: takes signed pain.001 files, answers with signed pain.002 and camt.054.
+
+    It signs and verifies as the partner's [signature] mode says (enveloped, detached or none),
+    and trusts the treasury certificates it was given (current and next, each in its window).
+    """
 
     def __init__(
         self,
@@ -88,23 +102,29 @@ class BankSimulator:
         bic: str,
         account: str,
         keypair: KeyPair,
-        trusted_cert: bytes,
+        trusted: Sequence[TrustedCertificate],
         record: BankRecord,
         book: AccountBook,
+        policy: SignaturePolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.bic = bic
         self.account = account
         self._keypair = keypair
-        self._trusted = trusted_cert
+        self._trusted = tuple(trusted)
+        self._policy = policy or SignaturePolicy(mode="enveloped")
         self.record = record
         self.book = book
         self._clock = clock
 
-    def receive(self, raw: bytes) -> list[Reply]:
-        """Handle one file; a file seen before gets the same replies again, never a new payment."""
+    def receive(self, raw: bytes, signature: bytes | None = None) -> list[Reply]:
+        """Handle one file (with its detached signature, for a partner signing detached); a file
+        seen before gets the same replies again, never a new payment."""
         try:
-            tree = verify(raw, self._trusted)
+            verified = verify_for_partner(
+                raw, self._policy, self._trusted, self._clock(), signature
+            )
+            tree = verified.document
             xsd.validate(tree)
             content = read_pain001(tree)
         except InvalidMessage as exc:
@@ -303,7 +323,7 @@ class BankSimulator:
         )
         msg_id = _ref("VBA-RET-", return_id)[:35]
         # No pacs.004 XSD is installed: signed as built (see gateway.banksim.messages).
-        body = sign(build_pacs004(msg_id, now, [line]), self._keypair)
+        body = self._signed(build_pacs004(msg_id, now, [line]), validate=False)
         self.record.add_reply(end_to_end_id, msg_id, "pacs.004", body)
         self.record.book(
             [
@@ -365,7 +385,7 @@ class BankSimulator:
         return notification.msg_id, "camt.053", body
 
     def _refuse_file(self, raw: bytes, error: InvalidMessage) -> list[Reply]:
-        reason = "DS0A" if "signature" in str(error).lower() else "FF01"
+        reason = "DS0A" if isinstance(error, SignatureError) else "FF01"
         msg_id = _loose_msg_id(raw)
         log.warning("bank.file_refused", msg_id=msg_id, reason=reason, error=str(error))
         if msg_id is None:
@@ -382,9 +402,25 @@ class BankSimulator:
         )
         return [(report.msg_id, "pain.002", self._signed(build_pain002(report)))]
 
-    def _signed(self, root: etree._Element) -> bytes:
-        xsd.validate(root)
-        return sign(root, self._keypair)
+    def _signed(self, root: etree._Element, *, validate: bool = True) -> bytes:
+        """A reply, XSD-validated and signed enveloped when the partner signs enveloped; a
+        detached signature is made as the reply goes out (`wire`), beside the body kept here."""
+        if validate:
+            xsd.validate(root)
+        if self._policy.mode == "enveloped":
+            return sign(root, self._keypair)
+        return to_bytes(root)
+
+    def wire(self, reply: Reply) -> SignedFile:
+        """A reply as it travels: its body, and its detached signature (the `signature` header,
+        or `<name>.sig` beside `<name>` in a folder) when the partner signs detached."""
+        reply_id, _, body = reply
+        if self._policy.mode != "detached":
+            return SignedFile(body)
+        ring = KeyRing(f"banksim-{self.bic}", self._keypair)
+        return sign_for_partner(
+            parse_xml(body), ring, self._policy, f"{reply_id}.xml", self._clock()
+        )
 
 
 def _loose_msg_id(raw: bytes) -> str | None:

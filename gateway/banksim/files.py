@@ -54,13 +54,14 @@ class FileBank:
             if now - entry.mtime < self._settle:
                 continue
             raw = self._outbound.read(entry.name)
-            for reply in self.bank.receive(raw):
+            signature = entry.name + SIGNATURE_SUFFIX
+            detached = self._outbound.read(signature) if self._outbound.exists(signature) else None
+            for reply in self.bank.receive(raw, detached):
                 self.deliver(reply)
             target = f"{TAKEN}/{entry.name}"
             if self._outbound.exists(target):
                 target = f"{target}.{now:.0f}"
-            signature = entry.name + SIGNATURE_SUFFIX
-            if self._outbound.exists(signature):
+            if detached is not None:
                 self._outbound.move(signature, target + SIGNATURE_SUFFIX)
             self._outbound.move(entry.name, target)
             log.info("bank.file_taken", file=entry.name)
@@ -68,9 +69,14 @@ class FileBank:
         return taken
 
     def deliver(self, reply: Reply) -> None:
-        """Write one report into the gateway's inbound folder, atomically."""
-        reply_id, kind, body = reply
-        self._inbound.write_atomic(f"{reply_id}.xml", body)
+        """Write one report into the gateway's inbound folder, atomically; its detached signature
+        (partners signing detached) is written first, as `<name>.sig`, so that it is there when
+        the gateway sees the report."""
+        reply_id, kind, _ = reply
+        signed = self.bank.wire(reply)
+        if signed.signature is not None:
+            self._inbound.write_atomic(f"{reply_id}.xml{SIGNATURE_SUFFIX}", signed.signature)
+        self._inbound.write_atomic(f"{reply_id}.xml", signed.body)
         log.info("bank.report_written", msg_id=reply_id, kind=kind)
 
     def close(self) -> None:

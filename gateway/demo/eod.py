@@ -10,11 +10,10 @@ from typing import Any, Final
 
 import structlog
 
-from gateway.adapters import topology
 from gateway.adapters.db import Database
 from gateway.adapters.rabbitmq import Publisher
 from gateway.banksim.bank import BankSimulator, Reply
-from gateway.bootstrap import file_bank
+from gateway.bootstrap import file_bank, publish_reply
 from gateway.config import Settings
 from gateway.service.reconcile import Reconciliation
 from gateway.service.statements import load_reconciliation
@@ -37,17 +36,9 @@ def deliver(settings: Settings, partner: str, bank: BankSimulator, reply: Reply)
         finally:
             side.close()
         return
-    reply_id, kind, body = reply
     publisher = Publisher(settings.amqp_url)
     try:
-        publisher.publish(
-            topology.FROM_BANK_EXCHANGE,
-            partner,
-            body,
-            message_id=reply_id,
-            headers={"partner": partner, "message_type": kind},
-            content_type="application/xml",
-        )
+        publish_reply(publisher, partner, bank, reply)
     finally:
         publisher.close()
 

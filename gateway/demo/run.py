@@ -26,6 +26,7 @@ from gateway.bootstrap import (
     build_bank,
     build_gateway,
     declare_topology,
+    publish_reply,
     start_bank,
     start_gateway,
 )
@@ -216,17 +217,10 @@ def _report_revenue(settings: Settings, partner: str, bank: Any, month: DemoMont
         )
         for c in month.revenue
     ]
-    reply_id, kind, body = bank.revenue_notification(items)
+    reply = bank.revenue_notification(items)
     publisher = Publisher(settings.amqp_url)
     try:
-        publisher.publish(
-            topology.FROM_BANK_EXCHANGE,
-            partner,
-            body,
-            message_id=reply_id,
-            headers={"partner": partner, "message_type": kind},
-            content_type="application/xml",
-        )
+        publish_reply(publisher, partner, bank, reply)
     finally:
         publisher.close()
 
