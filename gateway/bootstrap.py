@@ -261,6 +261,18 @@ def partner_folders(settings: Settings, partner: PartnerProfile) -> tuple[Folder
     )
 
 
+def inbound_folder(settings: Settings, partner: PartnerProfile) -> Folder:
+    """The partner's inbound folder alone (its outbound one is not opened)."""
+    exchange = partner.files
+    if exchange is None:
+        raise ConfigError(f"partner {partner.name} is not reached by file exchange")
+    if exchange.sftp is not None:
+        from gateway.adapters.sftp import SftpFolder  # noqa: PLC0415 - paramiko only when used
+
+        return SftpFolder(exchange.sftp, settings.path(exchange.sftp.key), exchange.inbound)
+    return LocalFolder(settings.path(exchange.inbound))
+
+
 def file_scanner(gateway: Gateway, partner: PartnerProfile) -> FileScanner:
     """A scanner of one partner's inbound folder, feeding the inbound service."""
     _, inbound = partner_folders(gateway.settings, partner)

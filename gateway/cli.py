@@ -204,10 +204,12 @@ def submit(ctx: click.Context, file: Path) -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Orders and files by state, and what waits for an admin (parked, quarantined)."""
-    from gateway.service.overview import overview
+    from gateway.bootstrap import inbound_folder
+    from gateway.service.overview import inbound_folders, overview
 
     settings = _settings(ctx)
     result = overview(_existing_database(settings), settings)
+    result["inbound_folders"] = inbound_folders(settings, lambda p: inbound_folder(settings, p))
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
         return
@@ -219,6 +221,17 @@ def status(ctx: click.Context, as_json: bool) -> None:
     keys = ("outbox_pending", "outbox_parked", "quarantined_inbound", "unmatched_lines")
     for key in (*keys, "files_overdue"):
         click.echo(f"{key.replace('_', ' '):<24}{result[key]:>8}")
+    if result["inbound_folders"]:
+        click.echo("inbound folders (reports waiting / claimed, not finished):")
+    for partner, seen in result["inbound_folders"].items():
+        if "error" in seen:
+            click.echo(f"  {partner:<22}unreadable: {seen['error']}")
+            continue
+        oldest = seen["oldest_claim_seconds"]
+        since = f" (oldest {oldest} s)" if oldest is not None else ""
+        partial = f", {seen['partial']} being written" if seen["partial"] else ""
+        claimed = f"{seen['claimed']} claimed{since}"
+        click.echo(f"  {partner:<22}{seen['waiting']:>8} waiting{partial}, {claimed}")
 
 
 @cli.group()

@@ -26,6 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -89,6 +90,25 @@ def _owner_alive(owner: str, host: str) -> bool | None:
     except PermissionError:
         return True
     return True
+
+
+def inbound_backlog(folder: Folder, now: float) -> dict[str, Any]:
+    """What waits in one inbound folder: complete reports not yet claimed (`waiting`), reports
+    still being written (`partial`), and reports a scanner claimed but has not finished
+    (`claimed`, with the age in seconds of the oldest claim)."""
+    top = [e for e in folder.files() if not e.name.endswith(SIGNATURE_SUFFIX)]
+    claims = [
+        claim
+        for entry in folder.files(CLAIMED)
+        if (claim := Claim.parse(entry)) is not None and not claim.name.endswith(SIGNATURE_SUFFIX)
+    ]
+    oldest = min((claim.since for claim in claims), default=None)
+    return {
+        "waiting": sum(not is_partial(e.name) for e in top),
+        "partial": sum(is_partial(e.name) for e in top),
+        "claimed": len(claims),
+        "oldest_claim_seconds": None if oldest is None else max(0, round(now - oldest)),
+    }
 
 
 class FileScanner:

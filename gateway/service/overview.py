@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.adapters.db import Database
-from gateway.config import Settings
+from gateway.adapters.filedrop import Folder
+from gateway.config import PartnerProfile, Settings
+from gateway.errors import GatewayError
 from gateway.service.clock import stamp, utcnow
+from gateway.service.file_scanner import inbound_backlog
 
 
 def _count(db: Database, sql: str) -> int:
@@ -48,3 +53,25 @@ def overview(db: Database, settings: Settings, now: datetime | None = None) -> d
         "files_overdue": len(overdue := overdue_files(db, settings, now or utcnow())),
         "overdue_files": overdue,
     }
+
+
+def inbound_folders(
+    settings: Settings,
+    open_inbound: Callable[[PartnerProfile], Folder],
+    now: float | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per partner reached by files, what waits in its inbound folder (see `inbound_backlog`);
+    a folder that cannot be read says why instead, and the others are still shown."""
+    backlog: dict[str, dict[str, Any]] = {}
+    for partner in settings.partners.values():
+        if partner.files is None:
+            continue
+        try:
+            folder = open_inbound(partner)
+            try:
+                backlog[partner.name] = inbound_backlog(folder, now or time.time())
+            finally:
+                folder.close()
+        except (GatewayError, OSError) as exc:
+            backlog[partner.name] = {"error": str(exc) or type(exc).__name__}
+    return backlog

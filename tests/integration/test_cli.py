@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from gateway.adapters import topology
 from gateway.adapters.db import Database
 from gateway.adapters.rabbitmq import connect
 from gateway.config import load_settings
+from gateway.service.file_scanner import CLAIMED, Claim
 from gateway.service.intake import IntakeService
 from tests.conftest import ROOT
 from tests.unit.test_intake import Msg, order
@@ -169,6 +171,38 @@ def test_status_counts_what_the_database_holds(home: Path) -> None:
     assert shown["orders"] == {"invalid": 1, "received": 1}
     assert shown["outbox_pending"] == 1  # the order_invalid posting, not yet relayed
     assert shown["quarantined_inbound"] == 0
+
+
+def test_status_shows_what_waits_in_the_inbound_folders(home: Path) -> None:
+    """Per files partner: complete reports waiting, one being written, one claimed by a scanner
+    that never finished (signatures not counted); an unreadable folder is named, not fatal."""
+    settings = load_settings(home)
+    IntakeService(Database(settings.db_file), settings).handle([Msg(b"not json")])
+    inbound = home / "var" / "exchange" / "vietinbank" / "from-bank"
+    (inbound / CLAIMED).mkdir(parents=True)
+    for name in ("VTB-STS-1.xml", "VTB-DBT-1.xml", "VTB-DBT-1.xml.sig", ".VTB-2.xml.77-ab.part"):
+        (inbound / name).write_bytes(b"<Document/>")
+    since = time.time() - 900
+    for name in ("VTB-STS-0.xml", "VTB-STS-0.xml.sig"):
+        (inbound / Claim(name, "host~4242-dead", since).path).write_bytes(b"<Document/>")
+    (inbound / CLAIMED / "stray-note.txt").write_text("not a claim")
+    result = run(home, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)["inbound_folders"]
+    assert list(shown) == ["vietinbank"]  # Agribank is reached by message
+    seen = shown["vietinbank"]
+    assert (seen["waiting"], seen["partial"], seen["claimed"]) == (2, 1, 1)
+    assert 890 <= seen["oldest_claim_seconds"] <= 1000
+    text = run(home, "status")
+    assert text.returncode == 0, text.stderr
+    assert "inbound folders" in text.stdout
+    line = next(line for line in text.stdout.splitlines() if "vietinbank" in line)
+    assert "2 waiting, 1 being written, 1 claimed (oldest" in line
+    shutil.rmtree(inbound)
+    inbound.write_text("a file where the folder should be")
+    broken = run(home, "status")
+    assert broken.returncode == 0, broken.stderr
+    assert "vietinbank" in broken.stdout and "unreadable:" in broken.stdout
 
 
 def test_orders_show_without_a_database_creates_none(home: Path) -> None:
