@@ -20,10 +20,11 @@
 # needs a real user in GATEWAY_AMQP_URL.
 #
 # Metrics: `gateway run` serves Prometheus metrics on port 9464 at /metrics
-# (README "Operations: metrics").  The port is bound to 127.0.0.1 unless told
-# otherwise: to scrape it from Prometheus, run the container with
-# -e GATEWAY_METRICS_ADDRESS=0.0.0.0 -p 9464:9464 (or on the pod network) and
-# point a scrape job at <container>:9464; GATEWAY_METRICS_PORT=0 serves none.
+# (README "Operations: metrics").  Outside a container the gateway binds them
+# to 127.0.0.1; in this image they listen on all of the container's addresses
+# (GATEWAY_METRICS_ADDRESS=0.0.0.0), since only the container network reaches
+# them: point a scrape job at <container>:9464 (publish with -p 9464:9464
+# only towards the monitoring network).  GATEWAY_METRICS_PORT=0 serves none.
 
 # --- build stage: install the package and its dependencies into a venv -----
 FROM python:3.11-slim-bookworm AS build
@@ -46,6 +47,7 @@ FROM python:3.11-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH \
     GATEWAY_AMQP_URL=amqp://guest:guest@rabbitmq:5672/%2F \
     GATEWAY_HOME=/app \
+    GATEWAY_METRICS_ADDRESS=0.0.0.0 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 
