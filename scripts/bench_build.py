@@ -217,7 +217,8 @@ def main() -> None:
     _ensure_sepaxml()
     from gateway import signing
 
-    print(f"signing: {signing.__name__}.sign as on this branch ({signing.__file__})")
+    where = Path(signing.__file__ or "").resolve().relative_to(ROOT)
+    print(f"signing: {signing.__name__}.sign as on this branch ({where})")
     header = (
         f"{'kind':9} {'txs':>7} {'build s':>8} {'valid+sign s':>12} {'total s':>8} "
         f"{'best s':>8} "
