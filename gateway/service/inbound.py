@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import structlog
+from lxml import etree
 
 from gateway import crashpoints
-from gateway.adapters.db import Database
+from gateway.adapters.db import Database, Tx
 from gateway.config import PartnerProfile, Settings
 from gateway.errors import ConfigError, InvalidMessage
 from gateway.iso20022 import xsd
@@ -85,33 +87,38 @@ class InboundService:
                 # validated once their XSD is installed in schemas/; the signature has been
                 # verified either way, and the reader checks every field it uses.
                 log.warning("inbound.no_schema", message=kind.name_id)
-            if kind.family == "pain.002":
-                report = read_pain002(tree)
-                with self._db.transaction() as tx:
-                    result = apply_report(tx, partner, report, raw, now)
-                    crashpoints.hit("inbound.before_commit")
-                    return result
-            if kind.family == "camt.054":
-                notification = read_camt054(tree)
-                with self._db.transaction() as tx:
-                    result = apply_notification(tx, partner, notification, raw, now)
-                    crashpoints.hit("inbound.before_commit")
-                    return result
-            if kind.family == "pacs.004":
-                returned = read_pacs004(tree)
-                with self._db.transaction() as tx:
-                    result = apply_return(tx, partner, returned, raw, now)
-                    crashpoints.hit("inbound.before_commit")
-                    return result
-            if kind.family == "camt.053":
-                statement = read_camt053(tree)
-                with self._db.transaction() as tx:
-                    result = apply_statement(tx, partner, statement, raw, now)
-                    crashpoints.hit("inbound.before_commit")
-                    return result
-            raise InvalidMessage(f"{kind.name_id} is not a report the gateway reads")
+            step = _application(kind.family, kind.name_id, partner, tree, raw, now)
+            with self._db.transaction() as tx:
+                result = step(tx)
+                crashpoints.hit("inbound.before_commit")
+                return result
         except InvalidMessage as exc:
             with self._db.transaction() as tx:
                 first = tx.quarantine(partner_name, raw, str(exc), stamp(now))
             log.error("inbound.quarantined", reason=str(exc), again=not first)
             return "quarantined"
+
+
+def _application(
+    family: str,
+    name_id: str,
+    partner: PartnerProfile,
+    tree: etree._Element,
+    raw: bytes,
+    now: datetime,
+) -> Callable[[Tx], str]:
+    """Read a verified file into its model (outside any transaction); the step returned applies
+    it by the rules of its kind, inside one."""
+    if family == "pain.002":
+        report = read_pain002(tree)
+        return lambda tx: apply_report(tx, partner, report, raw, now)
+    if family == "camt.054":
+        notification = read_camt054(tree)
+        return lambda tx: apply_notification(tx, partner, notification, raw, now)
+    if family == "pacs.004":
+        returned = read_pacs004(tree)
+        return lambda tx: apply_return(tx, partner, returned, raw, now)
+    if family == "camt.053":
+        statement = read_camt053(tree)
+        return lambda tx: apply_statement(tx, partner, statement, raw, now)
+    raise InvalidMessage(f"{name_id} is not a report the gateway reads")
