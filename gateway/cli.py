@@ -14,8 +14,8 @@ import click
 from pika.exceptions import AMQPError
 
 from gateway import logs
+from gateway.commands import existing_database, iso
 from gateway.commands import files as files_commands
-from gateway.commands import iso
 from gateway.commands import metrics as metrics_commands
 from gateway.commands.dlq import dlq
 from gateway.commands.keys import keys
@@ -208,7 +208,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     from gateway.service.overview import inbound_folders, overview
 
     settings = _settings(ctx)
-    result = overview(_existing_database(settings), settings)
+    result = overview(existing_database(settings), settings)
     result["inbound_folders"] = inbound_folders(settings, lambda p: inbound_folder(settings, p))
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
@@ -246,7 +246,7 @@ def orders_show(ctx: click.Context, order_id: str) -> None:
     """One order: its state, file, bank status and reason."""
     from dataclasses import asdict
 
-    db = _existing_database(_settings(ctx))
+    db = existing_database(_settings(ctx))
     with db.transaction() as tx:
         order = tx.get_order(order_id)
     if order is None:
@@ -254,15 +254,6 @@ def orders_show(ctx: click.Context, order_id: str) -> None:
     data = asdict(order)
     data["payload"] = json.loads(data["payload"])
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-
-
-def _existing_database(settings: Settings) -> Any:
-    """The gateway's database, refusing to create an empty one by mistake."""
-    from gateway.adapters.db import Database
-
-    if not settings.db_file.exists():
-        raise GatewayError(f"no gateway database at {settings.db_file} yet; start `gateway run`")
-    return Database(settings.db_file)
 
 
 def _redact(url: str) -> str:

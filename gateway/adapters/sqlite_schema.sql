@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS inbound_files (
     raw           BLOB NOT NULL,
     PRIMARY KEY (partner, msg_id)
 );
+-- The file scanner asks whether these exact bytes were taken in already.
+CREATE INDEX IF NOT EXISTS inbound_files_by_sha ON inbound_files (partner, sha256);
 
 -- Lines of verified files that the gateway could not apply, with the reason, for an admin.
 CREATE TABLE IF NOT EXISTS unmatched (

@@ -14,13 +14,13 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from gateway.adapters import topology
-from gateway.adapters.db import Database
 from gateway.adapters.rabbitmq import (
     PARKED_AT_HEADER,
     PARKED_REASON_HEADER,
     RETRIES_HEADER,
     connect,
 )
+from gateway.commands import existing_database
 from gateway.config import Settings
 from gateway.errors import GatewayError
 
@@ -44,12 +44,6 @@ _PARKING_HEADERS = (
 def _settings(ctx: click.Context) -> Settings:
     settings: Settings = ctx.obj
     return settings
-
-
-def _database(settings: Settings) -> Database:
-    if not settings.db_file.exists():
-        raise GatewayError(f"no gateway database at {settings.db_file} yet; start `gateway run`")
-    return Database(settings.db_file)
 
 
 def _known(settings: Settings, queue: str) -> str:
@@ -118,7 +112,7 @@ def dlq_list(ctx: click.Context) -> None:
     finally:
         conn.close()
     if settings.db_file.exists():
-        rows = _database(settings).query(
+        rows = existing_database(settings).query(
             "SELECT COUNT(*) FROM outbox WHERE parked_at IS NOT NULL"
             " AND parked_why NOT LIKE 'dropped: %'"
         )
@@ -133,7 +127,7 @@ def dlq_show(ctx: click.Context, queue: str, limit: int) -> None:
     """The parked messages of QUEUE (or `outbox`) as JSON lines: id, reason, body."""
     settings = _settings(ctx)
     if _known(settings, queue) == OUTBOX:
-        rows = _database(settings).query(
+        rows = existing_database(settings).query(
             "SELECT message_id, exchange, routing_key, parked_at, parked_why, body FROM outbox"
             " WHERE parked_at IS NOT NULL ORDER BY id LIMIT ?",
             (limit,),
@@ -173,7 +167,7 @@ def _record(
     body: bytes | None,
     headers: dict[str, Any],
 ) -> None:
-    with _database(settings).transaction() as tx:
+    with existing_database(settings).transaction() as tx:
         tx.record_dlq_action(
             action=action,
             queue=queue,
@@ -200,7 +194,7 @@ def dlq_replay(ctx: click.Context, queue: str, ids: tuple[str, ...], everything:
     wanted = set(ids)
     replayed = 0
     if _known(settings, queue) == OUTBOX:
-        db = _database(settings)
+        db = existing_database(settings)
         rows = db.query(
             "SELECT message_id, parked_why FROM outbox WHERE parked_at IS NOT NULL"
             " AND sent_at IS NULL AND parked_why NOT LIKE 'dropped: %' ORDER BY id"
@@ -269,7 +263,7 @@ def dlq_drop(ctx: click.Context, queue: str, message_id: str, reason: str) -> No
     if not reason.strip():
         raise GatewayError("--reason must say why the message is dropped")
     if _known(settings, queue) == OUTBOX:
-        db = _database(settings)
+        db = existing_database(settings)
         rows = db.query(
             "SELECT parked_why, body FROM outbox WHERE message_id = ? AND parked_at IS NOT NULL",
             (message_id,),

@@ -26,8 +26,8 @@ def scan(ctx: click.Context, partner: str | None, as_json: bool) -> None:
     Files still being written are left for the next scan; each other file is claimed, applied
     and moved to processed/ or failed/ (with a .reason.txt).
     """
-    from gateway.adapters.db import Database  # keeps --help instant
     from gateway.bootstrap import file_partners, partner_folders
+    from gateway.commands import existing_database  # keeps --help instant
     from gateway.service.file_scanner import FileScanner
     from gateway.service.inbound import InboundService
 
@@ -43,7 +43,8 @@ def scan(ctx: click.Context, partner: str | None, as_json: bool) -> None:
     if not names:
         raise ConfigError('no partner is reached by file exchange (transport = "files")')
 
-    db = Database(settings.db_file)
+    # Reports claimed here are moved to processed/: never apply them to a new, empty database.
+    db = existing_database(settings)
     inbound = InboundService(db, settings)
     results: dict[str, dict[str, int]] = {}
     for name in names:

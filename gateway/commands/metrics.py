@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from gateway.commands import existing_database
 from gateway.config import Settings
-from gateway.errors import GatewayError
 
 
 @click.command()
@@ -17,10 +17,7 @@ def metrics(ctx: click.Context) -> None:
     database holds is printed: counters and timings of a running gateway live in its process
     and are served by `gateway run` at http://<metrics_address>:<metrics_port>/metrics.
     """
-    from gateway.adapters.db import Database
     from gateway.adapters.prometheus import exposition, state_registry
 
     settings: Settings = ctx.obj
-    if not settings.db_file.exists():
-        raise GatewayError(f"no gateway database at {settings.db_file} yet; start `gateway run`")
-    click.echo(exposition(state_registry(Database(settings.db_file), settings)), nl=False)
+    click.echo(exposition(state_registry(existing_database(settings), settings)), nl=False)

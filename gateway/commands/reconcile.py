@@ -8,7 +8,7 @@ from datetime import date
 
 import click
 
-from gateway.adapters.db import Database
+from gateway.commands import existing_database
 from gateway.config import Settings
 from gateway.errors import GatewayError
 from gateway.service.reconcile import Reconciliation
@@ -32,9 +32,7 @@ def reconcile(settings: Settings, day: str, partner: str | None, as_json: bool) 
     the gateway holds (read-only). Exits 0 when every statement reconciles, 1 when not."""
     if partner is not None and partner not in settings.partners:
         raise GatewayError(f"no partner {partner!r}: choose one of {', '.join(settings.partners)}")
-    if not settings.db_file.exists():
-        raise GatewayError(f"no gateway database at {settings.db_file} yet; start `gateway run`")
-    results = load_reconciliation(Database(settings.db_file), day, partner)
+    results = load_reconciliation(existing_database(settings), day, partner)
     if not results:
         whose = f" from {partner}" if partner else ""
         raise GatewayError(f"no camt.053 statement{whose} for {day}")

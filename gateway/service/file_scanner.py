@@ -66,15 +66,6 @@ class Claim:
         return cls(parts[0], parts[1], float(parts[2]))
 
 
-@dataclass(frozen=True, slots=True)
-class FileDelivery:
-    """A file from the folder in the shape of a broker delivery (body, headers, routing key)."""
-
-    body: bytes
-    headers: dict[str, str]
-    routing_key: str
-
-
 def _owner_alive(owner: str, host: str) -> bool | None:
     """Whether the claiming process still runs: None when it ran on another host."""
     claimed_on, _, rest = owner.rpartition("~")
@@ -209,7 +200,7 @@ class FileScanner:
         digest = hashlib.sha256(raw).hexdigest()
         earlier = self._seen(digest)
         if earlier is None:
-            outcome = self._take_in(claim, raw, digest)
+            outcome = self._take_in(claim, raw)
         else:
             outcome = "duplicate" if earlier == "applied" else "quarantined"
             log.info("files.already_taken_in", file=claim.name, sha256=digest, earlier=earlier)
@@ -225,23 +216,11 @@ class FileScanner:
             return "left_claimed"
         return outcome
 
-    def _take_in(self, claim: Claim, raw: bytes, digest: str) -> str:
-        """Hand the file to the inbound service, with its detached signature when one is beside.
-
-        The signature goes in the `signature` header, as on the broker (the shared contract for
-        detached signatures); the outcome is then read back from what was kept.
-        """
+    def _take_in(self, claim: Claim, raw: bytes) -> str:
+        """Hand the file to the inbound service, with its detached signature when one is beside."""
         sig = Claim(claim.name + SIGNATURE_SUFFIX, claim.owner, claim.since)
-        if not self._folder.exists(sig.path):
-            return self._inbound.apply(self._partner.name, raw)
-        signature = self._folder.read(sig.path).decode("utf-8", errors="replace")
-        headers = {"partner": self._partner.name, "signature": signature}
-        self._inbound.handle([FileDelivery(raw, headers, self._partner.name)])
-        kept = self._seen(digest)
-        if kept is None:
-            # Left claimed: the next pass tries again, and an admin sees this in the log.
-            raise GatewayError(f"the inbound service kept no trace of {claim.name}")
-        return kept
+        signature = self._folder.read(sig.path) if self._folder.exists(sig.path) else None
+        return self._inbound.apply(self._partner.name, raw, signature)
 
     def _seen(self, digest: str) -> str | None:
         """Whether these exact bytes were taken in from this partner: applied or quarantined."""

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
+from gateway.adapters.db import Database
 from gateway.adapters.filedrop import Folder, LocalFolder
 from gateway.banksim.bank import AccountBook, BankSimulator, RevenueItem
 from gateway.banksim.files import FileBank
@@ -473,6 +474,12 @@ def test_files_scan_command_reads_the_folder(exchange: Exchange, tmp_path: Path)
     os.utime(exchange_dir / "from-bank" / f"{msg_id}.xml", (time.time() - 60, time.time() - 60))
     env = {**os.environ, "GATEWAY_HOME": str(home)}
     command = [str(Path(sys.executable).parent / "gateway"), "files", "scan", "--json"]
+    # No database yet: the scan refuses instead of applying the report to a new, empty one.
+    early = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert early.returncode == 1
+    assert "no gateway database at" in early.stderr and "Traceback" not in early.stderr
+    assert (exchange_dir / "from-bank" / f"{msg_id}.xml").is_file()
+    Database(home / "var" / "gateway.db").close()  # the gateway has run here once
     first = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout) == {"vietinbank": {"applied": 1}}
