@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Any
 
 from gateway.domain.money import Money
+from gateway.domain.text import nfc
 from gateway.errors import InvalidMessage
 
 ORDER_SCHEMA = "payment-order/1"
@@ -45,11 +45,6 @@ _PURPOSE = {
     Category.TAX: "TAXS",
     Category.GOVERNMENT: "GOVT",
 }
-
-
-def nfc(text: str) -> str:
-    """Text in Unicode NFC, the form every length check and every file uses."""
-    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 @dataclass(frozen=True, slots=True)

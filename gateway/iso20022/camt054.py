@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from lxml import etree
 
-from gateway.domain.orders import nfc
+from gateway.domain.text import nfc
 from gateway.errors import InvalidMessage
 from gateway.iso20022.apphdr import document_of
 from gateway.iso20022.model import Entry, EntryDetail, Notification

@@ -85,21 +85,6 @@ def build_pain001(
     return _fromstring(*writer.document(batch), kind=writer.kind)
 
 
-def pain001_bytes(
-    batch: OutboundBatch,
-    version: str = "pain.001.001.09",
-    *,
-    charset: str = "utf8",
-    account_id: str = "auto",
-) -> bytes:
-    """The pain.001 of one batch as UTF-8 bytes, unparsed (for callers that parse it themselves).
-
-    The bytes are well-formed only if `build_pain001` would accept the batch: parse them with
-    `build_pain001`'s checks by calling that instead when the text comes from outside.
-    """
-    return _Writer(version, charset, account_id).document(batch)[0]
-
-
 class _Writer:
     """Writes one pain.001 as text under a partner's version, charset and account policies."""
 

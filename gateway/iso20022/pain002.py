@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from lxml import etree
 
-from gateway.domain.orders import nfc
+from gateway.domain.text import nfc
 from gateway.errors import InvalidMessage
 from gateway.iso20022.apphdr import document_of
 from gateway.iso20022.model import StatusReport, TxStatus

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.domain.text import Charset
+from gateway.iso20022.pain001 import ACCOUNT_STYLES
+from gateway.iso20022.pain001 import VERSIONS as PAIN001_VERSIONS
 from gateway.profile.reading import Table
 
-# The pain.001 versions the builder writes.
-PAIN001_VERSIONS = ("pain.001.001.09", "pain.001.001.03")
-# utf8: text as given (NFC); latin: transliterated to the restricted SWIFT/EPC Latin set.
-CHARSETS = ("utf8", "latin")
-# auto: IBAN when the account is one, Othr/Id otherwise; iban: only IBANs; other: always Othr/Id.
-ACCOUNT_STYLES = ("auto", "iban", "other")
+# The builder's own lists, so a profile accepts exactly what the builder writes:
+# PAIN001_VERSIONS (.09 and .03); CHARSETS utf8 (text as given, NFC) or latin (transliterated to
+# the restricted SWIFT/EPC Latin set); ACCOUNT_STYLES auto (IBAN when the account is one,
+# Othr/Id otherwise), iban (only IBANs) or other (always Othr/Id).
+CHARSETS = tuple(Charset)
+
+__all__ = ["ACCOUNT_STYLES", "CHARSETS", "PAIN001_VERSIONS", "MessagePolicy", "read_messages"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from lxml import etree
 
+from gateway.iso20022.apphdr import BIZMSG
 from gateway.iso20022.xml import parse_xml, to_bytes
 from gateway.profile.signature import SignaturePolicy
 from gateway.signing.keys import KeyPair, KeyRing
@@ -28,7 +29,6 @@ from gateway.signing.trust import (
 )
 from gateway.signing.xmldsig import (
     APPHDR,
-    BIZMSG,
     SIGNATURE,
     SignatureError,
     SignatureShape,

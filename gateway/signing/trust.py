@@ -39,10 +39,6 @@ class TrustedCertificate:
     not_after: datetime
     source: str
 
-    def describe(self) -> str:
-        """Key id and window, for messages."""
-        return f"{self.key_id} (trusted {self.not_before:%Y-%m-%d} to {self.not_after:%Y-%m-%d})"
-
 
 def trusted(
     cert_pem: bytes, pin: PinnedCertificate | None = None, source: str = ""

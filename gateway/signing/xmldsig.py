@@ -35,16 +35,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
 
 from gateway.errors import InvalidMessage
+from gateway.iso20022.apphdr import BIZMSG
 from gateway.iso20022.namespaces import DSIG_NS, DsigAlgorithm, MessageType
 from gateway.iso20022.xml import to_bytes
 from gateway.signing.keys import KeyPair
 
-BIZMSG_NS = "urn:kbnn:gateway:bizmsg:1"
 HEAD_NS = MessageType.HEAD_001_001_02.namespace
 XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
 
 SIGNATURE = f"{{{DSIG_NS}}}Signature"
-BIZMSG = f"{{{BIZMSG_NS}}}BizMsg"
 APPHDR = f"{{{HEAD_NS}}}AppHdr"
 SGNTR = f"{{{HEAD_NS}}}Sgntr"
 # AppHdr elements that come after Sgntr in head.001.001.02.

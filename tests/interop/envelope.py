@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from lxml import etree
 
-from gateway.signing.xmldsig import BIZMSG, HEAD_NS
+from gateway.iso20022.apphdr import BIZMSG
+from gateway.signing.xmldsig import HEAD_NS
 
 
 def envelope(document: etree._Element, name_id: str, msg_id: str) -> etree._Element:
