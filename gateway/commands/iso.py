@@ -24,11 +24,15 @@ from gateway.errors import GatewayError, InvalidMessage
 def parse(file: Path, no_validate: bool) -> None:
     """Print an inbound bank file (pain.002, camt.054, camt.053, pacs.004, pain.001) as JSON."""
     from gateway.iso20022.reading import read_file, to_json
+    from gateway.reasons import bounded, fault
 
+    data = file.read_bytes()
     try:
-        parsed = read_file(file.read_bytes(), validate=not no_validate)
+        parsed = read_file(data, validate=not no_validate)
     except InvalidMessage as exc:
-        raise GatewayError(f"{file}: {exc}") from None
+        raise GatewayError(f"{file}: {bounded(str(exc))}") from None
+    except Exception as exc:  # no inbound data may end in a traceback
+        raise GatewayError(f"{file}: fault while reading the file: {fault(exc)}") from None
     click.echo(json.dumps(to_json(parsed), ensure_ascii=False, indent=2))
 
 

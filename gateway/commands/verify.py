@@ -1,4 +1,11 @@
-"""`gateway verify FILE --partner P`: is this file validly signed by that partner? If not, why."""
+"""`gateway verify FILE --partner P`: would the inbound service accept this file from that partner?
+If not, why, in one line.
+
+The checks are the inbound service's own (`gateway.signing.receipt.receive`): the partner's
+limits, signature and trust at this moment, creation-time tolerance, XSD, and the reader's value
+rules, for every message kind. Only the rules that need the gateway's database (which orders
+exist, duplicates) are left to the inbound service.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,9 @@ import click
 
 from gateway.config import Settings
 from gateway.errors import ConfigError, InvalidMessage
-from gateway.iso20022 import xsd
-from gateway.iso20022.namespaces import message_type
-from gateway.signing import load_pinned, verify_for_partner
+from gateway.reasons import bounded, fault
+from gateway.signing import load_pinned
+from gateway.signing.receipt import receive
 
 
 @click.command()
@@ -38,13 +45,14 @@ def verify(ctx: click.Context, file: Path, partner: str, signature_file: Path | 
     detached = signature_file.read_bytes() if signature_file is not None else None
     pinned = load_pinned(profile.signature.certificates, settings.path, profile.name)
     try:
-        verified = verify_for_partner(raw, profile.signature, pinned, datetime.now(UTC), detached)
-        kind = message_type(verified.document)
-        if xsd.has_schema(kind):
-            xsd.validate(verified.document)
+        received = receive(raw, profile, pinned, datetime.now(UTC), detached)
     except InvalidMessage as exc:
-        click.echo(f"{file}: NOT valid: {exc}")
+        click.echo(f"{file}: NOT valid: {bounded(str(exc))}")
         ctx.exit(1)
+    except Exception as exc:  # no inbound data may end in a traceback
+        click.echo(f"{file}: NOT valid: fault while reading the file: {fault(exc)}")
+        ctx.exit(1)
+    verified, kind = received.verified, received.kind
     signer = f"signed by key {verified.key_id}" if verified.key_id else "unsigned (mode none)"
     at = f", created {verified.created_at.isoformat()}" if verified.created_at else ""
     click.echo(f"{file}: valid {kind.name_id} from {profile.name}, {signer}{at}")

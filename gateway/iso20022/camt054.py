@@ -26,6 +26,7 @@ from gateway.iso20022.xml import (
     findall,
     format_datetime,
     parse_amount,
+    parse_currency,
     parse_datetime,
     read_account,
     required_text,
@@ -304,7 +305,13 @@ def _read_detail(
         structured_ref=text(tx, ns, "RmtInf/Strd/CdtrRefInf/Ref"),
         return_reason=code_or_proprietary(find(tx, ns, "RtrInf/Rsn"), ns),
         return_reason_text=" ".join(reason_lines) or None,
+        credit_debit=_contradiction(text(tx, ns, "CdtDbtInd"), credit_debit),
     )
+
+
+def _contradiction(stated: str | None, entry: str) -> str | None:
+    """A detail's CdtDbtInd, kept only when it contradicts its entry's (to be refused later)."""
+    return stated if stated is not None and stated != entry else None
 
 
 def _detail_amount(
@@ -338,4 +345,5 @@ def read_amount(
     currency = element.get("Ccy")
     if not currency:
         raise InvalidMessage(f"{where}: <{name}> has no Ccy")
+    currency = parse_currency(currency, f"{where} <{name}>")
     return parse_amount(element.text, f"{where} amount"), currency

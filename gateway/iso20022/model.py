@@ -102,6 +102,9 @@ class EntryDetail:
     return_reason: str | None = None
     # The return's RtrInf/AddtlInf lines joined: why the payment came back, in the bank's words.
     return_reason_text: str | None = None
+    # The detail's own CdtDbtInd when it contradicts its entry's (None when it agrees or is
+    # absent); such an entry settles nothing.
+    credit_debit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,9 +33,11 @@ from gateway.iso20022.xml import (
     findall,
     format_datetime,
     parse_amount,
+    parse_currency,
     parse_datetime,
     read_account,
     required_text,
+    shown,
     text,
     texts,
 )
@@ -392,15 +394,17 @@ def read_pain001(root: etree._Element) -> Pain001Content:
         msg_id=required_text(header, ns, "MsgId", "GrpHdr"),
         created_at=parse_datetime(required_text(header, ns, "CreDtTm", "GrpHdr"), "CreDtTm"),
         nb_of_txs=_count(count_text),
-        ctrl_sum=parse_amount(ctrl_sum, "GrpHdr/CtrlSum") if ctrl_sum else None,
+        ctrl_sum=(
+            parse_amount(ctrl_sum, "GrpHdr/CtrlSum", fraction_digits=17) if ctrl_sum else None
+        ),
         initiating_party=text(header, ns, "InitgPty/Nm"),
         transfers=tuple(transfers),
     )
 
 
 def _count(value: str) -> int:
-    if not value.isdigit():
-        raise InvalidMessage(f"GrpHdr/NbOfTxs {value!r} is not a number")
+    if not (value.isascii() and value.isdigit() and len(value) <= 15):
+        raise InvalidMessage(f"GrpHdr/NbOfTxs {shown(value)} is not a number of up to 15 digits")
     return int(value)
 
 
@@ -425,9 +429,7 @@ def _read_transaction(
         amount = find(tx, ns, "Amt/EqvtAmt/Amt")
     if amount is None or not amount.text:
         raise InvalidMessage(f"{where}: <Amt/InstdAmt> (or <Amt/EqvtAmt/Amt>) is missing")
-    currency = amount.get("Ccy")
-    if not currency:
-        raise InvalidMessage(f"{where}: <InstdAmt> has no Ccy")
+    currency = parse_currency(amount.get("Ccy"), f"{where} <InstdAmt>")
     remittance = texts(tx, ns, "RmtInf/Ustrd")
     agent = find(tx, ns, "CdtrAgt/FinInstnId")
     return CreditTransfer(

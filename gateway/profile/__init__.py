@@ -1,6 +1,6 @@
 """Partner profiles (conf/partners/<name>.toml): how each bank is reached, trusted and scheduled.
 
-Each table of the file has its own module: [messages], [signature], [schedule], [files].
+Each table of the file has its own module: [messages], [signature], [schedule], [files], [inbound].
 Every mistake is refused at start with the file, table and key it is in.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gateway.errors import ConfigError
 from gateway.profile.files import FileExchange, SftpAccess, read_files
+from gateway.profile.inbound import InboundPolicy, read_inbound
 from gateway.profile.messages import MessagePolicy, read_messages
 from gateway.profile.reading import Table
 from gateway.profile.schedule import Schedule, read_schedule
@@ -26,6 +27,7 @@ _ACCOUNT = re.compile(r"^([A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}|[A-Za-z0-9]{1,35}:[A-Z
 
 __all__ = [
     "FileExchange",
+    "InboundPolicy",
     "MessagePolicy",
     "PartnerProfile",
     "PinnedCertificate",
@@ -55,6 +57,8 @@ class PartnerProfile:
     signature: SignaturePolicy = field(default_factory=SignaturePolicy)
     schedule: Schedule = field(default_factory=Schedule)
     files: FileExchange | None = None
+    # Limits of each inbound file and the tolerance on its creation time ([inbound]).
+    inbound: InboundPolicy = field(default_factory=InboundPolicy)
 
 
 def load_partner(path: Path) -> PartnerProfile:
@@ -93,6 +97,7 @@ def load_partner(path: Path) -> PartnerProfile:
         signature=read_signature(top.table("signature")),
         schedule=read_schedule(top.table("schedule")),
         files=read_files(top.table("files"), required=transport == "files"),
+        inbound=read_inbound(top.table("inbound")),
     )
     top.finish()
     return profile

@@ -7,18 +7,14 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from lxml import etree
 
 from gateway import crashpoints
 from gateway.adapters.db import Database, Tx
 from gateway.config import PartnerProfile, Settings
-from gateway.errors import ConfigError, InvalidMessage
-from gateway.iso20022 import xsd
-from gateway.iso20022.camt053 import read_camt053
-from gateway.iso20022.camt054 import read_camt054
-from gateway.iso20022.namespaces import message_type
-from gateway.iso20022.pacs004 import read_pacs004
-from gateway.iso20022.pain002 import read_pain002
+from gateway.errors import ConfigError, InvalidMessage, TransientError
+from gateway.iso20022.model import Notification, PaymentReturn, StatusReport
+from gateway.iso20022.xml import shown
+from gateway.reasons import bounded, fault
 from gateway.service.clock import Clock, stamp, utcnow
 from gateway.service.notifications import apply_notification
 from gateway.service.reports import apply_report
@@ -28,8 +24,8 @@ from gateway.signing import (
     SIGNATURE_HEADER,
     TrustedCertificate,
     load_pinned,
-    verify_for_partner,
 )
+from gateway.signing.receipt import Report, receive
 
 log = structlog.get_logger("gateway.inbound")
 
@@ -74,51 +70,49 @@ class InboundService:
         try:
             partner = self._settings.partners.get(partner_name)
             if partner is None:
-                raise InvalidMessage(f"file from unknown partner {partner_name!r}")
-            verified = verify_for_partner(
-                raw, partner.signature, self._trusted(partner), now, signature
-            )
-            tree = verified.document
-            kind = message_type(tree)
-            if xsd.has_schema(kind):
-                xsd.validate(tree)
-            else:
+                raise InvalidMessage(f"file from unknown partner {shown(partner_name)}")
+            try:
+                received = receive(raw, partner, self._trusted(partner), now, signature)
+            except (InvalidMessage, TransientError):
+                raise
+            except Exception as exc:  # no inbound data may end in a traceback
+                raise InvalidMessage(f"fault while reading the file: {fault(exc)}") from None
+            if not received.schema_checked:
                 # ../shared's SOURCES: pain.002.001.10 and pacs.004 (every version) are read, and
                 # validated once their XSD is installed in schemas/; the signature has been
                 # verified either way, and the reader checks every field it uses.
-                log.warning("inbound.no_schema", message=kind.name_id)
-            step = _application(kind.family, kind.name_id, partner, tree, raw, now)
-            with self._db.transaction() as tx:
-                result = step(tx)
-                crashpoints.hit("inbound.before_commit")
-                return result
+                log.warning("inbound.no_schema", message=received.kind.name_id)
+            step = _application(partner, received.content, raw, now)
+            try:
+                with self._db.transaction() as tx:
+                    result = step(tx)
+                    crashpoints.hit("inbound.before_commit")
+                    return result
+            except _DATA_FAULTS as exc:
+                # A fault of the data (an arithmetic or lookup error on what the file says),
+                # not of the database: the database's own faults propagate and are retried.
+                raise InvalidMessage(f"fault while applying the file: {fault(exc)}") from None
         except InvalidMessage as exc:
+            reason = bounded(str(exc))
             with self._db.transaction() as tx:
-                first = tx.quarantine(partner_name, raw, str(exc), stamp(now))
-            log.error("inbound.quarantined", reason=str(exc), again=not first)
+                first = tx.quarantine(partner_name, raw, reason, stamp(now))
+            log.error("inbound.quarantined", reason=reason, again=not first)
             return "quarantined"
 
 
+# Exceptions that applying a verified file can meet because of what the file says.
+_DATA_FAULTS = (ArithmeticError, LookupError, ValueError, TypeError, AttributeError, RecursionError)
+
+
 def _application(
-    family: str,
-    name_id: str,
-    partner: PartnerProfile,
-    tree: etree._Element,
-    raw: bytes,
-    now: datetime,
+    partner: PartnerProfile, content: Report, raw: bytes, now: datetime
 ) -> Callable[[Tx], str]:
-    """Read a verified file into its model (outside any transaction); the step returned applies
-    it by the rules of its kind, inside one."""
-    if family == "pain.002":
-        report = read_pain002(tree)
-        return lambda tx: apply_report(tx, partner, report, raw, now)
-    if family == "camt.054":
-        notification = read_camt054(tree)
-        return lambda tx: apply_notification(tx, partner, notification, raw, now)
-    if family == "pacs.004":
-        returned = read_pacs004(tree)
-        return lambda tx: apply_return(tx, partner, returned, raw, now)
-    if family == "camt.053":
-        statement = read_camt053(tree)
-        return lambda tx: apply_statement(tx, partner, statement, raw, now)
-    raise InvalidMessage(f"{name_id} is not a report the gateway reads")
+    """The step that applies a file read outside any transaction, by the rules of its kind,
+    inside one."""
+    if isinstance(content, StatusReport):
+        return lambda tx: apply_report(tx, partner, content, raw, now)
+    if isinstance(content, Notification):
+        return lambda tx: apply_notification(tx, partner, content, raw, now)
+    if isinstance(content, PaymentReturn):
+        return lambda tx: apply_return(tx, partner, content, raw, now)
+    return lambda tx: apply_statement(tx, partner, content, raw, now)

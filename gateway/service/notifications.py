@@ -17,7 +17,9 @@ from gateway.domain.orders import parse_budget_line
 from gateway.domain.postings import LedgerPosting, PostingKind
 from gateway.domain.states import TxState
 from gateway.errors import InvalidMessage
+from gateway.iso20022.consistency import entry_problem
 from gateway.iso20022.model import Entry, EntryDetail, Notification
+from gateway.reasons import bounded
 from gateway.service.clock import stamp
 from gateway.service.postings import posting_message
 from gateway.service.records import StoredOrder
@@ -53,6 +55,20 @@ def apply_notification(
         return "duplicate"
     counts = {"settled": 0, "returned": 0, "revenue": 0, "repeated": 0, "unmatched": 0}
     for entry in notification.entries:
+        problem = entry_problem(entry)
+        if problem:
+            # The details are not what the bank booked: nothing of this entry is applied.
+            tx.unmatched(
+                partner=partner.name,
+                msg_id=notification.msg_id,
+                reference=entry.account_servicer_ref or entry.entry_ref,
+                reason=bounded(problem),
+                detail={"entry": _plain(entry)},
+                now=stamp(now),
+            )
+            log_.warning("notification.entry_unmatched", reason=bounded(problem))
+            counts["unmatched"] += 1
+            continue
         details = entry.details or (EntryDetail(amount=entry.amount, currency=entry.currency),)
         for index, given in enumerate(details, start=1):
             detail = given
@@ -75,11 +91,13 @@ def apply_notification(
                     partner=partner.name,
                     msg_id=notification.msg_id,
                     reference=detail.end_to_end_id or bank_ref,
-                    reason=str(exc),
+                    reason=bounded(str(exc)),
                     detail={"entry": _plain(entry), "detail": _plain(detail)},
                     now=stamp(now),
                 )
-                log_.warning("notification.entry_unmatched", reference=bank_ref, reason=str(exc))
+                log_.warning(
+                    "notification.entry_unmatched", reference=bank_ref, reason=bounded(str(exc))
+                )
             counts[outcome] += 1
     log_.info("notification.applied", **counts)
     return "applied"

@@ -11,6 +11,7 @@ from gateway.adapters.db import Tx
 from gateway.config import PartnerProfile
 from gateway.domain.states import FileState, TxState, state_for_status
 from gateway.iso20022.model import StatusReport, TxStatus
+from gateway.reasons import bounded
 from gateway.service.clock import stamp
 from gateway.service.deadlines import clear_overdue
 from gateway.service.transitions import advance
@@ -38,7 +39,7 @@ def apply_report(
         return "duplicate"
     owner = tx.file_partner(report.original_msg_id)
     if owner != partner.name:
-        reason = (
+        reason = bounded(
             f"{partner.name} reports on {report.original_msg_id}, a file we never sent to it"
             + (f" (it went to {owner})" if owner else "")
         )
@@ -137,6 +138,7 @@ def _keep(
     now: datetime,
 ) -> int:
     """Keep a status line that moves nothing, with the reason, for an admin; moves 0 orders."""
+    reason = bounded(reason)
     tx.unmatched(
         partner=partner.name,
         msg_id=report.msg_id,

@@ -16,6 +16,7 @@ from gateway.adapters.db import Tx
 from gateway.config import PartnerProfile
 from gateway.domain.states import TxState
 from gateway.iso20022.model import PaymentReturn, ReturnedTransaction
+from gateway.reasons import bounded
 from gateway.service.clock import stamp
 from gateway.service.transitions import advance
 
@@ -51,11 +52,11 @@ def apply_return(
                 partner=partner.name,
                 msg_id=returned.msg_id,
                 reference=line.original_end_to_end_id or bank_ref,
-                reason=str(exc),
+                reason=bounded(str(exc)),
                 detail={"return": asdict(line)},
                 now=stamp(now),
             )
-            log_.warning("return.unmatched", reference=bank_ref, reason=str(exc))
+            log_.warning("return.unmatched", reference=bank_ref, reason=bounded(str(exc)))
         counts[outcome] += 1
     log_.info("return.applied", **counts)
     return "applied"

@@ -12,7 +12,9 @@ import structlog
 from gateway.adapters.db import Database, Tx
 from gateway.config import PartnerProfile
 from gateway.errors import InvalidMessage
+from gateway.iso20022.consistency import entry_problem
 from gateway.iso20022.model import AccountStatement, Balance, Statement
+from gateway.reasons import bounded
 from gateway.service.clock import stamp
 from gateway.service.reconcile import Known, Reconciliation, StatementLine, StatementView, reconcile
 
@@ -92,8 +94,19 @@ def apply_statement(
             continue
         kept += 1
         for index, entry in enumerate(stmt.entries, start=1):
-            detail = entry.details[0] if len(entry.details) == 1 else None
+            # An entry at odds with its details is kept as booked, matched to no order.
+            problem = entry_problem(entry)
+            detail = entry.details[0] if len(entry.details) == 1 and not problem else None
             bank_ref = entry.account_servicer_ref or f"{stmt.statement_id}#{index}"
+            if problem:
+                tx.unmatched(
+                    partner=partner.name,
+                    msg_id=statement.msg_id,
+                    reference=bank_ref,
+                    reason=bounded(problem),
+                    detail={"statement_id": stmt.statement_id, "bank_ref": bank_ref},
+                    now=stamp(now),
+                )
             tx.add_statement_entry(
                 partner=partner.name,
                 bank_ref=bank_ref,

@@ -3,8 +3,10 @@
 Outbound, `sign_for_partner` signs enveloped (AppHdr/Sgntr in a BizMsg envelope, else at the
 document root), detached (a signature document to travel beside the file, in the `signature`
 header or as `<file>.sig`) or not at all. Inbound, `verify_for_partner` accepts a file only as the
-partner's mode says, only from a pinned certificate valid at the message's time, and returns the
-verified tree without its signature: nothing else of the raw file is read afterwards.
+partner's mode says, only within the partner's structural limits (checked before anything else),
+only from a pinned certificate valid when the file is received, only when the creation time the
+file states is within the partner's tolerance of that moment, and returns the verified tree
+without its signature: nothing else of the raw file is read afterwards.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from lxml import etree
 
 from gateway.iso20022.apphdr import BIZMSG
 from gateway.iso20022.xml import parse_xml, to_bytes
+from gateway.profile.inbound import InboundPolicy
 from gateway.profile.signature import SignaturePolicy
 from gateway.signing.keys import KeyPair, KeyRing
 from gateway.signing.trust import (
     TrustedCertificate,
+    check_created,
     check_strength,
     check_time,
     choose,
@@ -32,7 +36,8 @@ from gateway.signing.xmldsig import (
     SIGNATURE,
     SignatureError,
     SignatureShape,
-    check_value,
+    check_digest,
+    check_signed_info,
     find_enveloped,
     inspect,
     refuse_hidden_content,
@@ -66,7 +71,8 @@ class VerifiedFile:
     document: etree._Element
     header: etree._Element | None = None
     key_id: str | None = None
-    # The creation time the message states, never later than now: trust is judged at it.
+    # The creation time the message states (None when it states none); trust is judged at
+    # receipt, and this only has to lie within the partner's tolerance of it.
     created_at: datetime | None = None
 
 
@@ -102,33 +108,41 @@ def verify_for_partner(
     now: datetime,
     detached: bytes | None = None,
     *,
-    max_bytes: int | None = None,
+    inbound: InboundPolicy | None = None,
 ) -> VerifiedFile:
-    """Verify one inbound file as the partner's policy says, or say exactly why not."""
-    limits = {} if max_bytes is None else {"max_bytes": max_bytes}
+    """Verify one inbound file, received at `now`, as the partner's policy says, or say exactly
+    why not. `inbound` holds the partner's limits and creation-time tolerance (defaults if None).
+    """
+    inbound = inbound or InboundPolicy()
     if policy.mode == "detached":
         if detached is None:
             raise SignatureError(
                 "no detached signature: this partner signs detached (a .sig file beside the"
                 " XML, or the `signature` header)"
             )
-        return _verify_detached(raw, detached, pinned, now, limits)
+        return _verify_detached(raw, detached, pinned, now, inbound)
     if detached is not None:
         raise SignatureError(
             f"a detached signature came with the file, but this partner signs {policy.mode}"
         )
-    root = parse_xml(raw, **limits)
+    root = parse_xml(raw, limits=inbound.limits)
     refuse_hidden_content(root)
     if policy.mode == "none":
         if next(root.iter(SIGNATURE), None) is not None:
             raise SignatureError("the file is signed, but this partner's signature mode is none")
-        return _unwrap(root, None, now)
+        verified = _unwrap(root, None)
+        check_created(verified.created_at, now, inbound.max_age, inbound.max_ahead)
+        return verified
     signature = find_enveloped(root)
     shape = inspect(signature, detached=False)
-    chosen = _check(shape, pinned, None)
-    strip_signature(signature)
-    verified = _unwrap(root, chosen.key_id, now)
-    check_time(chosen, verified.created_at or now)
+    # Trust is judged at receipt: a pinned certificate out of its window is refused before any
+    # cryptography, whatever time the file claims for itself.
+    candidates = _trusted_at_receipt(choose(shape, pinned), now)
+    holder = signature.getparent()
+    chosen = _check(shape, candidates, None)
+    strip_signature(signature, holder)
+    verified = _unwrap(root, chosen.key_id)
+    check_created(verified.created_at, now, inbound.max_age, inbound.max_ahead)
     return verified
 
 
@@ -137,51 +151,73 @@ def _verify_detached(
     detached: bytes,
     pinned: Sequence[TrustedCertificate],
     now: datetime,
-    limits: dict[str, int],
+    inbound: InboundPolicy,
 ) -> VerifiedFile:
-    signature = parse_xml(detached, max_bytes=1024 * 1024)
+    signature = parse_xml(detached, limits=inbound.limits, max_bytes=1024 * 1024)
     if signature.tag != SIGNATURE:
         raise SignatureError("the detached signature is not a ds:Signature document")
     refuse_hidden_content(signature)
     shape = inspect(signature, detached=True)
-    chosen = _check(shape, pinned, raw)
-    root = parse_xml(raw, **limits)
+    candidates = _trusted_at_receipt(choose(shape, pinned), now)
+    # The file's limits are checked before its digest is computed.
+    root = parse_xml(raw, limits=inbound.limits)
     refuse_hidden_content(root)
+    chosen = _check(shape, candidates, raw)
     if next(root.iter(SIGNATURE), None) is not None:
         raise SignatureError("the file holds a ds:Signature, but this partner signs detached")
-    verified = _unwrap(root, chosen.key_id, now)
-    check_time(chosen, verified.created_at or now)
+    verified = _unwrap(root, chosen.key_id)
+    check_created(verified.created_at, now, inbound.max_age, inbound.max_ahead)
     return verified
 
 
+def _trusted_at_receipt(
+    candidates: Sequence[TrustedCertificate], now: datetime
+) -> list[TrustedCertificate]:
+    """The candidates trusted at `now`, the moment of receipt; when none is, the first one's
+    reason (expired, not yet valid) is raised."""
+    trusted_now = []
+    failure: SignatureError | None = None
+    for candidate in candidates:
+        try:
+            check_time(candidate, now)
+        except SignatureError as exc:
+            failure = failure or exc
+            continue
+        trusted_now.append(candidate)
+    if not trusted_now and failure is not None:
+        raise failure
+    return trusted_now
+
+
 def _check(
-    shape: SignatureShape, pinned: Sequence[TrustedCertificate], detached_data: bytes | None
+    shape: SignatureShape, candidates: Sequence[TrustedCertificate], detached_data: bytes | None
 ) -> TrustedCertificate:
-    """Check the value with the pinned certificate the signature names (or each pinned one)."""
-    candidates = choose(shape, pinned)
+    """Check the value with each candidate certificate (pinned, and trusted at receipt)."""
     failure: SignatureError | None = None
     for candidate in candidates:
         try:
             check_strength(candidate.cert_pem, shape.method)
-            check_value(shape, candidate.cert_pem, detached_data)
+            check_signed_info(shape, candidate.cert_pem)
         except SignatureError as exc:
             failure = failure or exc
             continue
+        # The one expensive step, done once, after the signer is known.
+        check_digest(shape, detached_data)
         return candidate
     assert failure is not None
     raise failure
 
 
-def _unwrap(root: etree._Element, key_id: str | None, now: datetime) -> VerifiedFile:
+def _unwrap(root: etree._Element, key_id: str | None) -> VerifiedFile:
     """The business message, out of its BizMsg envelope when it has one."""
     if root.tag != BIZMSG:
-        return VerifiedFile(root, None, key_id, message_time(root, None, now))
+        return VerifiedFile(root, None, key_id, message_time(root, None))
     header = root.find(APPHDR)
     documents = [child for child in root if isinstance(child.tag, str) and child is not header]
     if header is None or len(documents) != 1:
         raise SignatureError("a BizMsg envelope holds one AppHdr and one Document")
     document = copy.deepcopy(documents[0])
-    return VerifiedFile(document, header, key_id, message_time(document, header, now))
+    return VerifiedFile(document, header, key_id, message_time(document, header))
 
 
 def sign(root: etree._Element, pair: KeyPair, *, check: Callable[[], None] | None = None) -> bytes:

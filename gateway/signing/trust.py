@@ -2,8 +2,10 @@
 
 A bank rotates its key without downtime by having its next certificate pinned beside the current
 one before it starts signing with it. A signature is accepted only from a pinned certificate
-whose key is strong enough and which was valid at the message's time: the creation time the
-message states (CreDtTm, or the AppHdr's CreDt), never later than now.
+whose key is strong enough and which is trusted when the file is received: never at the time the
+file claims for itself, so expiry and rotation retire a key from whoever holds it. The creation
+time the file states (CreDtTm, or the AppHdr's CreDt) only has to lie within the partner's
+tolerance of that moment.
 """
 
 from __future__ import annotations
@@ -127,21 +129,46 @@ def check_strength(cert_pem: bytes, method: DsigAlgorithm) -> None:
     raise SignatureError(f"{type(key).__name__} keys are refused: RSA ≥ 2048 or ECDSA P-256 only")
 
 
-def check_time(chosen: TrustedCertificate, at: datetime) -> None:
-    """The certificate must have been trusted at the message's time."""
-    if not chosen.not_before <= at <= chosen.not_after:
-        state = "expired" if at > chosen.not_after else "not yet valid"
+def check_time(chosen: TrustedCertificate, received: datetime) -> None:
+    """The certificate must be trusted at the moment the file is received."""
+    if not chosen.not_before <= received <= chosen.not_after:
+        state = "expired" if received > chosen.not_after else "not yet valid"
         raise SignatureError(
-            f"certificate {chosen.key_id} was {state} at the message's time"
-            f" {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC (trusted {chosen.not_before:%Y-%m-%d}"
-            f" to {chosen.not_after:%Y-%m-%d})"
+            f"certificate {chosen.key_id} is {state} at receipt"
+            f" {received.astimezone(UTC):%Y-%m-%d %H:%M} UTC (trusted"
+            f" {chosen.not_before:%Y-%m-%d %H:%M} to {chosen.not_after:%Y-%m-%d %H:%M} UTC)"
         )
 
 
-def message_time(
-    document: etree._Element, header: etree._Element | None, now: datetime
-) -> datetime:
-    """The message's stated creation time, bounded by now (now when it states none)."""
+def check_created(
+    stated: datetime | None, received: datetime, max_age: timedelta, max_ahead: timedelta
+) -> None:
+    """The creation time a file states must lie within the partner's tolerance of its receipt."""
+    if stated is None:
+        return
+    if received - stated > max_age:
+        raise SignatureError(
+            f"the file states it was created {stated.astimezone(UTC):%Y-%m-%d %H:%M} UTC,"
+            f" more than {_span(max_age)} before its receipt"
+            f" {received.astimezone(UTC):%Y-%m-%d %H:%M} UTC (limit max_age_hours)"
+        )
+    if stated - received > max_ahead:
+        raise SignatureError(
+            f"the file states it was created {stated.astimezone(UTC):%Y-%m-%d %H:%M} UTC,"
+            f" more than {_span(max_ahead)} after its receipt"
+            f" {received.astimezone(UTC):%Y-%m-%d %H:%M} UTC (limit max_ahead_minutes)"
+        )
+
+
+def _span(value: timedelta) -> str:
+    minutes = int(value.total_seconds() // 60)
+    if minutes % 60:
+        return f"{minutes} minutes"
+    return f"{minutes // 60} hours"
+
+
+def message_time(document: etree._Element, header: etree._Element | None) -> datetime | None:
+    """The creation time the message states (AppHdr CreDt, else the first CreDtTm), or None."""
     stated = None
     if header is not None:
         stated = header.findtext(f"{{{HEAD_NS}}}CreDt")
@@ -150,9 +177,9 @@ def message_time(
             stated = element.text
             break
     if not stated:
-        return now
+        return None
     moment = parse_datetime(stated, "CreDtTm")
     if moment.tzinfo is None:
         # ISO 20022 allows a local time; Vietnam is UTC+7 all year.
         moment = moment.replace(tzinfo=timezone(timedelta(hours=7)))
-    return min(moment, now)
+    return moment

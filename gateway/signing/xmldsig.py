@@ -9,9 +9,11 @@ with the key id as KeyName and the certificate in X509Data. Two shapes:
 - detached: a separate ds:Signature document with one reference to the file by name, digesting
   its exact bytes (no transforms).
 
-Before any cryptography, `inspect` refuses, by name, every other algorithm and shape. The
+Before any cryptography, `inspect` refuses, by name, every other algorithm and shape. Checking
+takes the signature value over SignedInfo first (libxmlsec1, the pinned key), then the digest
+once (libxml2's canonical form through lxml): see `check_signed_info` and `check_digest`. The
 library reads no file and opens no connection: its input callbacks serve only the one document a
-detached signature is being checked against.
+detached signature is being made for.
 """
 
 from __future__ import annotations
@@ -354,6 +356,9 @@ class SignatureShape:
     certificates: tuple[bytes, ...]
     reference_uri: str
     digest_value: bytes
+    # The reference's transforms (enveloped-signature, then exclusive C14N or nothing).
+    transforms: tuple[str, ...] = ()
+    signature_value: bytes = b""
 
 
 def refuse_hidden_content(root: etree._Element) -> None:
@@ -452,6 +457,8 @@ def inspect(signature: etree._Element, *, detached: bool) -> SignatureShape:
         certificates=certificates,
         reference_uri=uri or "",
         digest_value=_base64(reference.findtext(_ds("DigestValue")) or "", "DigestValue"),
+        transforms=transforms,
+        signature_value=_base64(children[1].text or "", "SignatureValue"),
     )
 
 
@@ -477,53 +484,68 @@ def _base64(value: str, what: str) -> bytes:
 
 
 # --- Checking the value --------------------------------------------------------------------------
+#
+# Two checks, the cheap one first, neither ever repeated, each failure named at once:
+# 1. the signature value over SignedInfo (a few hundred bytes), by libxmlsec1 with the pinned
+#    key: a forged or re-keyed signature is refused before the document is read again;
+# 2. the reference's digest: SHA-256 of the document without its signature, canonicalised by
+#    libxml2 (through lxml, streamed into the hash), compared with DigestValue; a detached
+#    signature digests the file's exact bytes.
+# This is what libxmlsec1's own verification computes (the same libxml2 canonicalisation), without
+# its enveloped-signature node set over the whole tree, and without doing the work twice to word
+# a failure.
+
+_METHODS = {
+    DsigAlgorithm.RSA_SHA256: _C.TransformRsaSha256,
+    DsigAlgorithm.ECDSA_SHA256: _C.TransformEcdsaSha256,
+}
 
 
-def check_value(shape: SignatureShape, cert_pem: bytes, detached_data: bytes | None = None) -> None:
-    """Check the digest and the signature value with the given certificate's public key."""
+def check_signed_info(shape: SignatureShape, cert_pem: bytes) -> None:
+    """Check the signature value over SignedInfo with the given certificate's public key."""
     context = xmlsec.SignatureContext()
     try:
         context.key = _verifying_key(cert_pem)
     except xmlsec.Error as exc:
         raise SignatureError(f"the pinned certificate cannot be used: {exc}") from None
-    for transform in (_C.TransformExclC14N, _C.TransformRsaSha256, _C.TransformEcdsaSha256):
-        context.enable_signature_transform(transform)
-    for transform in (_C.TransformEnveloped, _C.TransformExclC14N, _C.TransformSha256):
-        context.enable_reference_transform(transform)
-    name = shape.reference_uri if detached_data is not None else None
-    with _serving(name, detached_data):
-        try:
-            context.verify(shape.element)
-            return
-        except (xmlsec.Error, SystemError):
-            pass  # told apart below: a changed file, or a key that did not sign it
-    if not _digest_matches(shape, detached_data):
+    info = next(child for child in shape.element if child.tag == _ds("SignedInfo"))
+    canonical = etree.tostring(info, method="c14n", exclusive=True, with_comments=False)
+    try:
+        context.verify_binary(canonical, _METHODS[shape.method], shape.signature_value)
+    except (xmlsec.Error, SystemError):
+        raise SignatureError(
+            "signature does not verify: the signature value does not match the pinned key"
+            " (another key signed, or SignedInfo was changed)"
+        ) from None
+
+
+def check_digest(shape: SignatureShape, detached_data: bytes | None = None) -> None:
+    """Check the reference's digest. For an enveloped signature this takes the ds:Signature out
+    of its tree (keeping the text after it), as the enveloped-signature transform does."""
+    if detached_data is not None:
+        matches = hashlib.sha256(detached_data).digest() == shape.digest_value
+    else:
+        root = shape.element.getroottree().getroot()
+        remove_keeping_tail(shape.element)
+        digest = _Digest()
+        exclusive = DsigAlgorithm.EXC_C14N.value in shape.transforms
+        etree.ElementTree(root).write_c14n(digest, exclusive=exclusive, with_comments=False)
+        matches = digest.value() == shape.digest_value
+    if not matches:
         raise SignatureError(
             "signature does not verify: digest mismatch (the signed content was changed)"
         )
-    raise SignatureError(
-        "signature does not verify: the signature value does not match the pinned key"
-        " (another key signed, or SignedInfo was changed)"
-    )
+
+
+def check_value(shape: SignatureShape, cert_pem: bytes, detached_data: bytes | None = None) -> None:
+    """Both checks with one certificate (an enveloped signature leaves its tree)."""
+    check_signed_info(shape, cert_pem)
+    check_digest(shape, detached_data)
 
 
 @lru_cache(maxsize=64)
 def _verifying_key(cert_pem: bytes) -> xmlsec.Key:
     return xmlsec.Key.from_memory(cert_pem, _C.KeyDataFormatCertPem)
-
-
-def _digest_matches(shape: SignatureShape, detached_data: bytes | None) -> bool:
-    """Whether the reference's digest holds (to tell a changed file from a wrong key)."""
-    if detached_data is not None:
-        data = detached_data
-    else:
-        document = shape.element.getroottree()
-        copy = etree.fromstring(etree.tostring(document))
-        for signature in copy.iter(SIGNATURE):
-            remove_keeping_tail(signature)
-            break
-        data = etree.tostring(copy, method="c14n", exclusive=True, with_comments=False)
-    return hashlib.sha256(data).digest() == shape.digest_value
 
 
 def remove_keeping_tail(element: etree._Element) -> None:
@@ -539,8 +561,15 @@ def remove_keeping_tail(element: etree._Element) -> None:
     parent.remove(element)
 
 
-def strip_signature(signature: etree._Element) -> None:
-    """Remove a verified enveloped signature (and its Sgntr holder) from the tree."""
-    parent = signature.getparent()
-    assert parent is not None
-    remove_keeping_tail(parent if parent.tag == SGNTR else signature)
+def strip_signature(signature: etree._Element, holder: etree._Element | None = None) -> None:
+    """Remove a verified enveloped signature (and its Sgntr holder) from the tree.
+
+    `holder` is where it was, when `check_digest` has already taken it out.
+    """
+    parent = signature.getparent() if holder is None else holder
+    if parent is None:
+        return
+    if parent.tag == SGNTR:
+        remove_keeping_tail(parent)
+    elif signature.getparent() is not None:
+        remove_keeping_tail(signature)
