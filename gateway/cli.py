@@ -17,6 +17,7 @@ from gateway import logs
 from gateway.commands import existing_database, iso
 from gateway.commands import files as files_commands
 from gateway.commands import metrics as metrics_commands
+from gateway.commands.db import db
 from gateway.commands.dlq import dlq
 from gateway.commands.keys import keys
 from gateway.commands.reconcile import reconcile
@@ -54,7 +55,9 @@ def run(ctx: click.Context) -> None:
 
     settings = _settings(ctx)
     runtime = Runtime()
-    start_gateway(build_gateway(settings), runtime)
+    gateway = build_gateway(settings)
+    gateway.storage.claim_instance()  # SQLite takes one instance; PostgreSQL any number
+    start_gateway(gateway, runtime)
     click.echo(f"gateway running against {_redact(settings.amqp_url)}; Ctrl-C stops", err=True)
     runtime.wait()
 
@@ -208,12 +211,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
     from gateway.service.overview import inbound_folders, overview
 
     settings = _settings(ctx)
-    result = overview(existing_database(settings), settings)
+    storage = existing_database(settings)
+    result = overview(storage.queries, settings)
     result["inbound_folders"] = inbound_folders(settings, lambda p: inbound_folder(settings, p))
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
         return
-    click.echo(f"database {settings.db_file}")
+    click.echo(f"database {storage.describe()}")
     for section in ("orders", "files"):
         click.echo(f"{section} by state:")
         for state, count in result[section].items():
@@ -246,14 +250,19 @@ def orders_show(ctx: click.Context, order_id: str) -> None:
     """One order: its state, file, bank status and reason."""
     from dataclasses import asdict
 
-    db = existing_database(_settings(ctx))
-    with db.transaction() as tx:
-        order = tx.get_order(order_id)
+    order = existing_database(_settings(ctx)).queries.order(order_id)
     if order is None:
         raise GatewayError(f"no order {order_id!r}")
     data = asdict(order)
     data["payload"] = json.loads(data["payload"])
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    click.echo(
+        json.dumps(
+            data,
+            ensure_ascii=False,
+            indent=2,
+            default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v),
+        )
+    )
 
 
 def _redact(url: str) -> str:
@@ -293,3 +302,4 @@ cli.add_command(verify)
 cli.add_command(dlq)
 cli.add_command(reconcile)
 cli.add_command(metrics_commands.metrics)
+cli.add_command(db)

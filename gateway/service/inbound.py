@@ -9,14 +9,14 @@ from typing import Any
 import structlog
 
 from gateway import crashpoints
-from gateway.adapters.db import Database, Tx
 from gateway.config import PartnerProfile, Settings
 from gateway.errors import ConfigError, InvalidMessage, TransientError
 from gateway.iso20022.model import Notification, PaymentReturn, StatusReport
 from gateway.iso20022.xml import shown
 from gateway.reasons import bounded, fault
-from gateway.service.clock import Clock, stamp, utcnow
+from gateway.service.clock import Clock, utcnow
 from gateway.service.notifications import apply_notification
+from gateway.service.ports import Storage, UnitOfWork
 from gateway.service.reports import apply_report
 from gateway.service.returns import apply_return
 from gateway.service.statements import apply_statement
@@ -34,8 +34,8 @@ class InboundService:
     """Applies pain.002, camt.054, pacs.004 and camt.053 files from partners; refused files are
     quarantined."""
 
-    def __init__(self, db: Database, settings: Settings, clock: Clock = utcnow) -> None:
-        self._db = db
+    def __init__(self, storage: Storage, settings: Settings, clock: Clock = utcnow) -> None:
+        self._storage = storage
         self._settings = settings
         self._clock = clock
         self._pinned: dict[str, tuple[TrustedCertificate, ...]] = {}
@@ -84,18 +84,18 @@ class InboundService:
                 log.warning("inbound.no_schema", message=received.kind.name_id)
             step = _application(partner, received.content, raw, now)
             try:
-                with self._db.transaction() as tx:
-                    result = step(tx)
+                with self._storage.unit_of_work() as uow:
+                    result = step(uow)
                     crashpoints.hit("inbound.before_commit")
                     return result
             except _DATA_FAULTS as exc:
                 # A fault of the data (an arithmetic or lookup error on what the file says),
-                # not of the database: the database's own faults propagate and are retried.
+                # not of the storage: the storage's own faults propagate and are retried.
                 raise InvalidMessage(f"fault while applying the file: {fault(exc)}") from None
         except InvalidMessage as exc:
             reason = bounded(str(exc))
-            with self._db.transaction() as tx:
-                first = tx.quarantine(partner_name, raw, reason, stamp(now))
+            with self._storage.unit_of_work() as uow:
+                first = uow.inbound.quarantine(partner_name, raw, reason, now)
             log.error("inbound.quarantined", reason=reason, again=not first)
             return "quarantined"
 
@@ -106,13 +106,13 @@ _DATA_FAULTS = (ArithmeticError, LookupError, ValueError, TypeError, AttributeEr
 
 def _application(
     partner: PartnerProfile, content: Report, raw: bytes, now: datetime
-) -> Callable[[Tx], str]:
+) -> Callable[[UnitOfWork], str]:
     """The step that applies a file read outside any transaction, by the rules of its kind,
     inside one."""
     if isinstance(content, StatusReport):
-        return lambda tx: apply_report(tx, partner, content, raw, now)
+        return lambda uow: apply_report(uow, partner, content, raw, now)
     if isinstance(content, Notification):
-        return lambda tx: apply_notification(tx, partner, content, raw, now)
+        return lambda uow: apply_notification(uow, partner, content, raw, now)
     if isinstance(content, PaymentReturn):
-        return lambda tx: apply_return(tx, partner, content, raw, now)
-    return lambda tx: apply_statement(tx, partner, content, raw, now)
+        return lambda uow: apply_return(uow, partner, content, raw, now)
+    return lambda uow: apply_statement(uow, partner, content, raw, now)
