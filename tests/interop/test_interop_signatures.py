@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from signxml.verifier import SignatureConfiguration
 from gateway.iso20022 import xsd
 from gateway.iso20022.pain001 import build_pain001
 from gateway.iso20022.xml import to_bytes
+from gateway.profile.inbound import InboundPolicy
 from gateway.profile.signature import SignaturePolicy
 from gateway.signing import (
     KeyPair,
@@ -35,6 +36,8 @@ from tests.unit.factories import benefits_batch
 pytestmark = pytest.mark.interop
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 SINCE_2024 = datetime(2024, 1, 1, tzinfo=UTC)
+# These files keep the dates they were built with: their creation time is not what is tested.
+ANY_TIME = InboundPolicy(max_age=timedelta(days=36500), max_ahead=timedelta(days=36500))
 
 
 @pytest.fixture(scope="module")
@@ -103,12 +106,16 @@ def test_our_signature_in_the_app_header_verifies_everywhere(
     result = xmlsec1_verify(xmlsec1, tmp_path / "env.xml", tmp_path / "c.pem")
     assert result.returncode == 0, result.stderr
     _signxml_verify(signed.body, ours)
-    verified = verify_for_partner(signed.body, SignaturePolicy(), [trusted(ours.cert_pem)], NOW)
+    verified = verify_for_partner(
+        signed.body, SignaturePolicy(), [trusted(ours.cert_pem)], NOW, inbound=ANY_TIME
+    )
     assert verified.header is not None and verified.key_id == ours.key_id
     xsd.validate(verified.document)
     tampered = signed.body.replace(b"<BizMsgIdr>KBNN-1<", b"<BizMsgIdr>KBNN-2<")
     with pytest.raises(Exception, match="digest mismatch"):
-        verify_for_partner(tampered, SignaturePolicy(), [trusted(ours.cert_pem)], NOW)
+        verify_for_partner(
+            tampered, SignaturePolicy(), [trusted(ours.cert_pem)], NOW, inbound=ANY_TIME
+        )
 
 
 def test_our_detached_signature_verifies_with_xmlsec1(
@@ -131,7 +138,7 @@ def test_our_detached_signature_verifies_with_xmlsec1(
     bad = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert bad.returncode != 0
     verified = verify_for_partner(
-        signed.body, policy, [trusted(ours.cert_pem)], NOW, signed.signature
+        signed.body, policy, [trusted(ours.cert_pem)], NOW, signed.signature, inbound=ANY_TIME
     )
     assert verified.key_id == ours.key_id
 
@@ -143,7 +150,9 @@ def test_a_file_signed_by_signxml_as_a_bank_would_verifies_in_the_gateway(
     """signxml's enveloped RSA and ECDSA signatures are accepted from the pinned certificate."""
     bank = bank_ec if curve else ours
     data = _signxml_sign(notification(1), bank)
-    verified = verify_for_partner(data, SignaturePolicy(), [trusted(bank.cert_pem)], NOW)
+    verified = verify_for_partner(
+        data, SignaturePolicy(), [trusted(bank.cert_pem)], NOW, inbound=ANY_TIME
+    )
     assert verified.document.find(f".//{SIGNATURE}") is None
     xsd.validate(verified.document)
 
@@ -153,6 +162,9 @@ def test_mode_none_sends_unsigned_and_refuses_a_signed_file(ours: KeyPair) -> No
     policy = SignaturePolicy(mode="none")
     signed = sign_for_partner(build_pain001(benefits_batch(1)), KeyRing("k", ours), policy, "", NOW)
     assert b"Signature" not in signed.body and signed.signature is None
-    assert verify_for_partner(to_bytes(notification(2)), policy, [], NOW).key_id is None
+    assert (
+        verify_for_partner(to_bytes(notification(2)), policy, [], NOW, inbound=ANY_TIME).key_id
+        is None
+    )
     with pytest.raises(Exception, match="signature mode is none"):
-        verify_for_partner(_signxml_sign(notification(3), ours), policy, [], NOW)
+        verify_for_partner(_signxml_sign(notification(3), ours), policy, [], NOW, inbound=ANY_TIME)
