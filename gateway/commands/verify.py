@@ -18,7 +18,7 @@ from gateway.config import Settings
 from gateway.errors import ConfigError, InvalidMessage
 from gateway.reasons import bounded, fault
 from gateway.signing import load_pinned
-from gateway.signing.receipt import receive
+from gateway.signing.receipt import entry_problems, receive
 
 
 @click.command()
@@ -55,4 +55,12 @@ def verify(ctx: click.Context, file: Path, partner: str, signature_file: Path | 
     verified, kind = received.verified, received.kind
     signer = f"signed by key {verified.key_id}" if verified.key_id else "unsigned (mode none)"
     at = f", created {verified.created_at.isoformat()}" if verified.created_at else ""
-    click.echo(f"{file}: valid {kind.name_id} from {profile.name}, {signer}{at}")
+    problems = entry_problems(received.content)
+    kept = (
+        f"; {len(problems)} entry(ies) at odds with their details would be kept unmatched:"
+        f" {problems[0]}"
+        if problems
+        else ""
+    )
+    line = f"{file}: valid {kind.name_id} from {profile.name}, {signer}{at}{kept}"
+    click.echo(bounded(line, 600) if problems else line)

@@ -19,6 +19,7 @@ from gateway.errors import InvalidMessage
 from gateway.iso20022 import xsd
 from gateway.iso20022.camt053 import read_camt053
 from gateway.iso20022.camt054 import read_camt054
+from gateway.iso20022.consistency import entry_problem
 from gateway.iso20022.model import Notification, PaymentReturn, Statement, StatusReport
 from gateway.iso20022.namespaces import MessageType, message_type
 from gateway.iso20022.pacs004 import read_pacs004
@@ -69,3 +70,15 @@ def receive(
     if checked:
         xsd.validate(verified.document)
     return ReceivedFile(verified, kind, reader(verified.document), checked)
+
+
+def entry_problems(content: Report) -> list[str]:
+    """Why each entry of a camt.054 or camt.053 disagrees with its details: the inbound service
+    keeps those entries as unmatched and applies nothing of them."""
+    if isinstance(content, Notification):
+        entries = content.entries
+    elif isinstance(content, Statement):
+        entries = tuple(entry for stmt in content.statements for entry in stmt.entries)
+    else:
+        return []
+    return [problem for problem in map(entry_problem, entries) if problem]

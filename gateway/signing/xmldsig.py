@@ -363,6 +363,16 @@ class SignatureShape:
 
 def refuse_hidden_content(root: etree._Element) -> None:
     """Refuse what a signature does not see or a reader sees differently: comments, XInclude."""
+    for side, nodes in (
+        ("before", root.itersiblings(preceding=True)),
+        ("after", root.itersiblings()),
+    ):
+        for node in nodes:
+            if isinstance(node, etree._Comment):
+                raise SignatureError(
+                    f"comment {side} the document's root element at line {node.sourceline}:"
+                    " a signed file carries no comments, anywhere"
+                )
     for node in root.iter(etree.Comment):
         parent = node.getparent()
         where = etree.QName(parent).localname if parent is not None else "the document"
