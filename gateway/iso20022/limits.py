@@ -128,3 +128,11 @@ def check_limits(data: bytes, limits: InboundLimits = DEFAULT_LIMITS) -> None:
     except expat.ExpatError as exc:
         message = expat.ErrorString(exc.code) if exc.code is not None else str(exc)
         raise InvalidMessage(f"malformed XML at line {exc.lineno}: {message}") from None
+    except LookupError:
+        # The declared encoding is no codec Python knows.
+        raise InvalidMessage("malformed XML at line 1: unknown encoding") from None
+    except ValueError as exc:
+        # Bytes the declared encoding cannot decode.
+        raise InvalidMessage(
+            f"malformed XML at line {parser.CurrentLineNumber}: {type(exc).__name__}"
+        ) from None

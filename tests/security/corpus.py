@@ -28,8 +28,10 @@ from gateway.iso20022.namespaces import DSIG_NS
 from gateway.iso20022.xml import to_bytes
 from gateway.signing import KeyPair, generate_keypair, sign
 from gateway.signing.xmldsig import sign_detached
+from tests.security.corpus_inbound import build_more
 
-AT = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+# Files are dated half an hour before the corpus runs: within every partner's tolerance.
+AT = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
 ACCOUNT = "7411058271001"
 DS = f"{{{DSIG_NS}}}"
 MAX_BYTES = 200 * 1024 * 1024
@@ -41,6 +43,7 @@ PARTNERS = {
     "bank-old": "enveloped",  # pins a certificate that expired in 2025
     "bank-weak": "enveloped",  # pins an RSA-1024 certificate
     "bank-window": "enveloped",  # pins bank-a's key, but only until 2026-06-30
+    "bank-next": "enveloped",  # pins bank-a's key, but only from next month
 }
 
 
@@ -65,6 +68,8 @@ class Case:
     raw: bytes
     expect: str  # a regular expression the quarantine reason must match
     signature: bytes | None = None
+    # "quarantined" (the file is refused), or "unmatched" (applied, the line kept aside)
+    outcome: str = "quarantined"
 
 
 def make_keys() -> Keys:
@@ -171,9 +176,10 @@ def build(keys: Keys, canary_file: Path, canary_url: str) -> list[Case]:
                 str(kw.get("partner", "bank-a")),
                 raw,
                 expect,
-                kw.get("signature"),
+                kw.get("signature"),  # type: ignore[arg-type]
+                str(kw.get("outcome", "quarantined")),
             )
-        )  # type: ignore[arg-type]
+        )
 
     def signed(amount: str = "540000", pair: KeyPair | None = None, **kw: object) -> bytes:
         return sign(notification(next(counter), amount, **kw), pair or keys.bank)  # type: ignore[arg-type]
@@ -264,14 +270,14 @@ def build(keys: Keys, canary_file: Path, canary_url: str) -> list[Case]:
         "parser",
         "100,000 nested elements",
         b"<a>" * 100_000 + b"</a>" * 100_000,
-        r"malformed XML at line 1: .*[Dd]epth",
+        r"elements nested deeper than 48 \(limit max_depth\)",
     )
     add(
         "oversized",
         "parser",
-        "a file one byte over the 200 MiB limit",
+        "a 200 MiB file, over the partner's 128 MiB limit",
         b"<" + b"a" * MAX_BYTES + b">",
-        r"document is 209715202 bytes; the limit is 209715200",
+        r"document is 209715202 bytes; the limit is 134217728 \(limit max_bytes\)",
     )
     add("empty", "parser", "an empty file", b"", r"document is empty")
     add(
@@ -286,7 +292,7 @@ def build(keys: Keys, canary_file: Path, canary_url: str) -> list[Case]:
         "parser",
         "a processing instruction inside a signed amount",
         _replace(signed("540000"), ">540000<", "><?x y?>540000<"),
-        r"processing instruction at line \d+; payment files have none",
+        r"line \d+: a processing instruction; payment files have none",
     )
 
     # --- Signature presence and wrapping ---------------------------------------------------------
@@ -459,14 +465,14 @@ def build(keys: Keys, canary_file: Path, canary_url: str) -> list[Case]:
     add(
         "tampered-digest-value",
         "content",
-        "DigestValue replaced to match a changed file",
+        "DigestValue replaced to match a changed file (SignedInfo then fails its value)",
         _edit(
             signed(),
             lambda r: setattr(
                 next(r.iter(f"{DS}DigestValue")), "text", base64.b64encode(b"x" * 32).decode()
             ),
         ),
-        r"digest mismatch",
+        r"signature value does not match the pinned key",
     )
     add(
         "tampered-signature-value",
@@ -608,23 +614,23 @@ def build(keys: Keys, canary_file: Path, canary_url: str) -> list[Case]:
         "trust",
         "the pinned certificate expired before the file",
         signed(pair=keys.expired),
-        r"certificate [0-9a-f]{16} was expired at the message's time",
+        r"certificate [0-9a-f]{16} is expired at receipt",
         partner="bank-old",
     )
     add(
         "not-yet-valid",
         "trust",
-        "a file dated before the certificate's validity",
-        signed(created=datetime(2023, 6, 1, tzinfo=UTC)),
-        r"was not yet valid at the message",
+        "a file signed by a certificate whose pin window has not opened",
+        signed(),
+        r"is not yet valid at receipt",
+        partner="bank-next",
     )
     add(
         "outside-pin-window",
         "trust",
         "a file after the pin's not_after (the next cert took over)",
         signed(),
-        r"was expired at the message's time 2026-11-10 09:00 UTC \(trusted "
-        r"2024-01-01 to 2026-06-30\)",
+        r"is expired at receipt .* UTC \(trusted 2024-01-01 00:00 to 2026-06-30 00:00 UTC\)",
         partner="bank-window",
     )
     add(
@@ -696,6 +702,7 @@ def build(keys: Keys, canary_file: Path, canary_url: str) -> list[Case]:
         partner="bank-d",
         signature=b'<!DOCTYPE s [<!ENTITY x SYSTEM "' + file_uri.encode() + b'">]><s>&x;</s>',
     )
+    build_more(add, keys, counter, notification, AT)
     return cases
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import resource
 import socket
 import subprocess
@@ -21,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.adapters.db import Database
-from gateway.config import Settings, load_settings
-from gateway.service.inbound import InboundService
-from tests.security.corpus import PARTNERS, Case, Keys, build, make_keys, reason_is
+from gateway.config import Settings
+from gateway.reasons import REASON_MAX
+from tests.security.corpus import Case, Keys, build, make_keys, reason_is
+from tests.security.harness import Driver, Result, make_home
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,88 +72,118 @@ class Canaries:
 
 @dataclass
 class World:
-    """A gateway home with the corpus partners, the corpus, and the canaries."""
+    """A gateway home with the corpus partners, the corpus, the canaries, and every case driven
+    through the inbound service, `gateway verify` and `gateway parse`."""
 
     settings: Settings
     cases: list[Case]
     canaries: Canaries
-
-
-def _profile(name: str, mode: str, cert: str, not_after: str | None = None) -> str:
-    window = f"\nnot_after = {not_after}" if not_after else ""
-    # Each partner holds its own treasury account: profiles never share one.
-    account = f"BBAN:74110582710{sum(map(ord, name)):04d}"
-    return (
-        f'name = "{name}"\nbic = "VBAAVNVX"\naccounts = ["{account}"]\n'
-        f'[signature]\nmode = "{mode}"\n[[signature.certificates]]\npath = "{cert}"{window}\n'
-    )
+    results: list[Result]
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """Profiles for every corpus partner, their pinned certificates, and the cases."""
+    """Profiles for every corpus partner, their pinned certificates, the cases, and their runs."""
     home = tmp_path_factory.mktemp("home")
-    (home / "schemas").symlink_to(ROOT / "schemas")
-    partners = home / "conf" / "partners"
-    partners.mkdir(parents=True)
     keys: Keys = make_keys()
-    certs = home / "certs"
-    certs.mkdir()
-    for name, pair in (("bank", keys.bank), ("expired", keys.expired), ("weak", keys.weak)):
-        (certs / f"{name}.cert.pem").write_bytes(pair.cert_pem)
-    pins = {"bank-old": "expired", "bank-weak": "weak"}
-    for name, mode in PARTNERS.items():
-        window = "2026-06-30T00:00:00Z" if name == "bank-window" else None
-        cert = f"certs/{pins.get(name, 'bank')}.cert.pem"
-        (partners / f"{name}.toml").write_text(_profile(name, mode, cert, window))
-    settings = load_settings(home, db_path=str(home / "gateway.db"), keys_dir=str(home / "keys"))
+    settings = make_home(home, keys)
     canaries = Canaries(home)
     try:
-        yield World(settings, build(keys, canaries.fifo, canaries.url), canaries)
+        cases = build(keys, canaries.fifo, canaries.url)
+        driver = Driver(settings, tmp_path_factory.mktemp("files"))
+        yield World(settings, cases, canaries, [driver.drive(case) for case in cases])
     finally:
         canaries.close()
 
 
-def test_the_corpus_has_at_least_forty_distinct_cases(world: World) -> None:
-    """At least 40 cases, each with its own name and its own file."""
+def test_the_corpus_has_at_least_a_hundred_distinct_cases(world: World) -> None:
+    """At least 100 cases, each with its own name and its own file, in every group."""
     names = [case.name for case in world.cases]
-    assert len(names) >= 40
+    assert len(names) >= 100
     assert len(set(names)) == len(names)
     assert len({(c.partner, c.raw) for c in world.cases}) == len(world.cases)
+    groups = {case.group for case in world.cases}
+    assert {"parser", "limits", "trust", "values", "consistency", "echo"} <= groups
 
 
-def test_every_case_is_refused_with_its_reason_and_quarantined(world: World) -> None:
-    """InboundService quarantines each case, keeping the raw file and the expected reason."""
-    db = Database(world.settings.db_file)
-    service = InboundService(db, world.settings)
+def test_every_case_gets_its_verdict_and_reason_from_the_inbound_service(world: World) -> None:
+    """InboundService quarantines each hostile file (or keeps its line unmatched), recording the
+    expected reason: one line, at most REASON_MAX characters, no control character."""
     wrong = []
-    for case in world.cases:
-        outcome = service.apply(case.partner, case.raw, case.signature)
-        rows = db.query(
-            "SELECT reason, length(raw) FROM quarantine WHERE partner = ? AND sha256 = ?",
+    for result in world.results:
+        case, run = result.case, result.inbound
+        if run.outcome != case.outcome or not reason_is(case, run.reason):
+            wrong.append((case.name, run.outcome, run.reason, case.expect))
+        elif len(run.reason) > REASON_MAX or re.search(r"[\x00-\x1f\x7f]", run.reason):
+            wrong.append((case.name, "reason not bounded", len(run.reason), run.reason[:80]))
+    assert wrong == []
+
+
+def test_quarantine_keeps_each_refused_file_whole(world: World) -> None:
+    """Every quarantined case is kept once, raw file whole, beside its reason."""
+    storage = Driver(world.settings, world.settings.home).storage
+    quarantined = [c for c in world.cases if c.outcome == "quarantined"]
+    for case in quarantined:
+        rows = storage.query(
+            "SELECT length(raw) FROM quarantine WHERE partner = ? AND sha256 = ?",
             (case.partner, hashlib.sha256(case.raw).hexdigest()),
         )
-        if outcome != "quarantined" or len(rows) != 1 or not reason_is(case, rows[0][0]):
-            wrong.append((case.name, outcome, rows[0][0] if rows else None, case.expect))
-        elif rows[0][1] != len(case.raw):
-            wrong.append((case.name, "raw file not kept whole", rows[0][1], len(case.raw)))
+        assert rows == [(len(case.raw),)], case.name
+    assert storage.query("SELECT count(*) FROM quarantine") == [(len(quarantined),)]
+
+
+def test_verify_gives_the_inbound_verdict_in_one_line(world: World) -> None:
+    """`gateway verify` refuses each quarantined case with the same reason in one line (exit 1);
+    a file inbound applies is valid (exit 0), naming the entries at odds with their details that
+    inbound keeps unmatched (the other unmatched lines need the gateway's orders). Never a
+    traceback."""
+    wrong = []
+    for result in world.results:
+        case, run = result.case, result.verify
+        lines = run.reason.splitlines()
+        refused = case.outcome == "quarantined"
+        word = "NOT valid: " if refused else ": valid "
+        if run.outcome != ("exit 1" if refused else "exit 0"):
+            wrong.append((case.name, run.outcome, run.reason[:300]))
+        elif len(lines) != 1 or word not in lines[0]:
+            wrong.append((case.name, "not one line", run.reason[:300]))
+        elif (refused or case.group == "consistency") and not reason_is(case, lines[0]):
+            wrong.append((case.name, "other reason", lines[0][:300], case.expect))
     assert wrong == []
-    (count,) = db.query("SELECT count(*) FROM quarantine")[0]
-    assert count == len(world.cases)
+
+
+def test_parse_reads_or_refuses_in_one_line(world: World) -> None:
+    """`gateway parse` prints JSON or refuses in one bounded line (exit 1); never a traceback,
+    and every file over a limit or against a value rule is refused."""
+    wrong = []
+    for result in world.results:
+        run = result.parse
+        refused = run.outcome == "exit 1" and len(run.reason.splitlines()) == 1
+        if not (run.outcome == "exit 0" or refused) or "Traceback" in run.reason:
+            wrong.append((result.case.name, run.outcome, run.reason[:300]))
+        elif result.case.group in ("limits", "values") and not refused:
+            wrong.append((result.case.name, "parsed", result.case.expect))
+    assert wrong == []
 
 
 def test_nothing_was_fetched_or_read(world: World) -> None:
     """Neither the canary server nor the canary FIFO was touched by any case."""
-    db = Database(world.settings.db_file)
-    service = InboundService(db, world.settings)
-    for case in world.cases:
-        service.apply(case.partner, case.raw, case.signature)
     time.sleep(0.2)
     assert world.canaries.connections == 0
     assert world.canaries.fifo_opened == 0
 
 
-BOMBS = ("billion-laughs", "quadratic-blowup", "deep-nesting", "xxe-parameter-entity", "xinclude")
+BOMBS = (
+    "billion-laughs",
+    "quadratic-blowup",
+    "deep-nesting",
+    "xxe-parameter-entity",
+    "xinclude",
+    "attributes-300k",
+    "nesting-250x2000",
+    "empty-elements-20mb",
+    "size-190mb",
+)
 
 
 @pytest.mark.parametrize("name", BOMBS)
