@@ -1,13 +1,18 @@
-"""Print the README's hostile-input table from the corpus the tests run, with each actual reason.
+"""Print the README's hostile-input table from the corpus the tests run, with each actual reason,
+the time and memory each case cost, and a summary.
 
-Usage: .venv/bin/python scripts/security_table.py
+Usage: .venv/bin/python scripts/security_table.py [--summary]
 
-Every case goes through the real InboundService into a throw-away database; the reason shown is
-the one recorded in quarantine, so the table cannot drift from the code.
+Every case goes through the real InboundService into a throw-away database, then through
+`gateway verify` and `gateway parse` (in this process, as a user runs them); the reason shown is
+the one recorded in quarantine (or in unmatched), so the table cannot drift from the code. Time
+is the slowest of the three steps, memory the most resident memory one of them added.
 """
 
 from __future__ import annotations
 
+import argparse
+import collections
 import sys
 import tempfile
 from pathlib import Path
@@ -16,49 +21,62 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway import logs  # noqa: E402
-from gateway.adapters.persistence.sqlite import SqliteStorage  # noqa: E402
-from gateway.config import load_settings  # noqa: E402
-from gateway.service.inbound import InboundService  # noqa: E402
-from tests.security.corpus import PARTNERS, build, make_keys, reason_is  # noqa: E402
-from tests.security.test_hostile_corpus import _profile  # noqa: E402
+from tests.security.corpus import build, make_keys, reason_is  # noqa: E402
+from tests.security.harness import Driver, Result, make_home  # noqa: E402
+
+
+def expected(result: Result) -> bool:
+    """Whether the case got its verdict and reason everywhere."""
+    case = result.case
+    refused = case.outcome == "quarantined"
+    verify_ok = result.verify.outcome == ("exit 1" if refused else "exit 0")
+    return (
+        result.inbound.outcome == case.outcome
+        and reason_is(case, result.inbound.reason)
+        and verify_ok
+        and result.parse.outcome in ("exit 0", "exit 1")
+    )
 
 
 def main() -> None:
+    options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    options.add_argument("--summary", action="store_true", help="print the summary only")
+    summary_only = options.parse_args().summary
     logs.configure("json", "critical", stream=sys.stderr)
     keys = make_keys()
     with tempfile.TemporaryDirectory() as folder:
-        home = Path(folder)
-        (home / "schemas").symlink_to(ROOT / "schemas")
-        (home / "certs").mkdir()
-        for name, pair in (("bank", keys.bank), ("expired", keys.expired), ("weak", keys.weak)):
-            (home / "certs" / f"{name}.cert.pem").write_bytes(pair.cert_pem)
-        partners = home / "conf" / "partners"
-        partners.mkdir(parents=True)
-        pins = {"bank-old": "expired", "bank-weak": "weak"}
-        for name, mode in PARTNERS.items():
-            window = "2026-06-30T00:00:00Z" if name == "bank-window" else None
-            cert = f"certs/{pins.get(name, 'bank')}.cert.pem"
-            (partners / f"{name}.toml").write_text(_profile(name, mode, cert, window))
-        settings = load_settings(home, db_path=str(home / "g.db"), keys_dir=str(home / "keys"))
-        fifo = home / "never-read"
-        cases = build(keys, fifo, "http://127.0.0.1:9")
-        db = SqliteStorage(settings.db_file)
-        service = InboundService(db, settings)
-        print("| # | group | case | attack | outcome and reason recorded in quarantine |")
-        print("|---|---|---|---|---|")
+        home = Path(folder) / "home"
+        home.mkdir()
+        settings = make_home(home, keys)
+        cases = build(keys, home / "never-read", "http://127.0.0.1:9")
+        driver = Driver(settings, Path(folder))
+        results = []
+        if not summary_only:
+            print("| # | group | case | attack | verdict and reason recorded | time | memory |")
+            print("|---|---|---|---|---|---|---|")
         for number, case in enumerate(cases, start=1):
-            outcome = service.apply(case.partner, case.raw, case.signature)
-            rows = db.query(
-                "SELECT reason FROM quarantine WHERE partner = ? ORDER BY id DESC LIMIT 1",
-                (case.partner,),
-            )
-            reason = rows[0][0] if rows else "(none)"
-            mark = "" if outcome == "quarantined" and reason_is(case, reason) else " **UNEXPECTED**"
-            reason = reason.replace("|", "\\|")
+            result = driver.drive(case)
+            results.append(result)
+            if summary_only:
+                continue
+            mark = "" if expected(result) else " **UNEXPECTED**"
+            reason = result.inbound.reason.replace("|", "\\|")
             print(
                 f"| {number} | {case.group} | `{case.name}` | {case.attack} |"
-                f" {outcome}: {reason}{mark} |"
+                f" {result.inbound.outcome}: {reason}{mark} | {result.seconds:.2f} s |"
+                f" {result.added_mb:.0f} MB |"
             )
+    verdicts = collections.Counter(r.inbound.outcome for r in results)
+    slowest = max(results, key=lambda r: r.seconds)
+    largest = max(results, key=lambda r: r.added_mb)
+    unexpected = [r.case.name for r in results if not expected(r)]
+    print()
+    print(f"cases {len(results)}: " + ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())))
+    print(f"as expected (inbound, verify, parse): {len(results) - len(unexpected)}")
+    if unexpected:
+        print(f"UNEXPECTED: {', '.join(unexpected)}")
+    print(f"worst time: {slowest.seconds:.2f} s ({slowest.case.name})")
+    print(f"worst added memory: {largest.added_mb:.0f} MB ({largest.case.name})")
 
 
 if __name__ == "__main__":

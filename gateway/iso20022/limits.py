@@ -10,6 +10,7 @@ limit. Each partner has its own limits (`[inbound]` in its profile); the default
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
 from xml.parsers import expat
@@ -19,6 +20,11 @@ from gateway.errors import InvalidMessage
 MIB = 1024 * 1024
 # A name (element or attribute) longer than this is nothing any ISO 20022 schema defines.
 MAX_NAME = 256
+# The longest single piece of markup (a start tag with its attributes, a comment): the pass feeds
+# the parser in chunks and refuses a token still open this far back, so that no tag is ever
+# buffered whole (one 100 MB tag of attributes would cost gigabytes before any handler ran).
+MAX_MARKUP = 1024 * 1024
+_CHUNK = 1 << 16
 
 
 class LimitExceeded(InvalidMessage):
@@ -46,62 +52,6 @@ class InboundLimits:
 DEFAULT_LIMITS = InboundLimits()
 
 
-class _Pass:
-    """Counters of one streaming pass; every handler refuses at the first limit broken."""
-
-    def __init__(self, parser: expat.XMLParserType, limits: InboundLimits) -> None:
-        self.parser = parser
-        self.limits = limits
-        self.elements = 0
-        self.depth = 0
-        self.text = 0
-
-    def refuse(self, what: str) -> NoReturn:
-        raise LimitExceeded(f"line {self.parser.CurrentLineNumber}: {what}")
-
-    def start(self, name: str, attributes: list[str]) -> None:
-        limits = self.limits
-        self.elements += 1
-        self.depth += 1
-        self.text = 0
-        if self.elements > limits.max_elements:
-            self.refuse(f"more than {limits.max_elements} elements (limit max_elements)")
-        if self.depth > limits.max_depth:
-            self.refuse(f"elements nested deeper than {limits.max_depth} (limit max_depth)")
-        if len(name) > MAX_NAME:
-            self.refuse(f"an element name of {len(name)} characters; the limit is {MAX_NAME}")
-        count = len(attributes) // 2
-        if count > limits.max_attributes:
-            self.refuse(
-                f"<{name}> has {count} attributes; the limit is {limits.max_attributes}"
-                " (limit max_attributes)"
-            )
-        for index in range(0, len(attributes), 2):
-            if len(attributes[index]) > MAX_NAME:
-                self.refuse(f"an attribute name of {len(attributes[index])} characters")
-            size = len(attributes[index + 1])
-            if size > limits.max_attribute_length:
-                self.refuse(
-                    f"attribute {attributes[index]} of <{name}> is {size} characters; the limit"
-                    f" is {limits.max_attribute_length} (limit max_attribute_length)"
-                )
-
-    def end(self, _name: str) -> None:
-        self.depth -= 1
-        self.text = 0
-
-    def characters(self, data: str) -> None:
-        self.text += len(data)
-        if self.text > self.limits.max_text:
-            self.refuse(f"a text of more than {self.limits.max_text} characters (limit max_text)")
-
-    def instruction(self, _target: str, _data: str) -> None:
-        self.refuse("a processing instruction; payment files have none")
-
-    def doctype(self, *_args: object) -> None:
-        raise InvalidMessage("document has a DOCTYPE declaration; DTDs and entities are refused")
-
-
 def check_limits(data: bytes, limits: InboundLimits = DEFAULT_LIMITS) -> None:
     """Refuse `data` by the first limit it breaks, in one streaming pass; or return None.
 
@@ -112,19 +62,14 @@ def check_limits(data: bytes, limits: InboundLimits = DEFAULT_LIMITS) -> None:
         raise LimitExceeded(
             f"document is {len(data)} bytes; the limit is {limits.max_bytes} (limit max_bytes)"
         )
-    parser = expat.ParserCreate()
-    counters = _Pass(parser, limits)
-    parser.buffer_text = True
-    parser.buffer_size = 1 << 16
-    parser.ordered_attributes = True
-    parser.StartElementHandler = counters.start
-    parser.EndElementHandler = counters.end
-    parser.CharacterDataHandler = counters.characters
-    parser.ProcessingInstructionHandler = counters.instruction
-    parser.StartDoctypeDeclHandler = counters.doctype
-    parser.EntityDeclHandler = counters.doctype
+    parser, refuse = _streaming_parser(limits)
+    view = memoryview(data)
     try:
-        parser.Parse(bytes(data), True)
+        for offset in range(0, len(data), _CHUNK):
+            parser.Parse(view[offset : offset + _CHUNK], False)
+            if offset + _CHUNK - parser.CurrentByteIndex > MAX_MARKUP:
+                refuse(f"a single tag or comment longer than {MAX_MARKUP} bytes")
+        parser.Parse(b"", True)
     except expat.ExpatError as exc:
         message = expat.ErrorString(exc.code) if exc.code is not None else str(exc)
         raise InvalidMessage(f"malformed XML at line {exc.lineno}: {message}") from None
@@ -136,3 +81,96 @@ def check_limits(data: bytes, limits: InboundLimits = DEFAULT_LIMITS) -> None:
         raise InvalidMessage(
             f"malformed XML at line {parser.CurrentLineNumber}: {type(exc).__name__}"
         ) from None
+
+
+def _streaming_parser(
+    limits: InboundLimits,
+) -> tuple[expat.XMLParserType, Callable[[str], NoReturn]]:
+    """An expat parser whose handlers count against `limits`, and its refusal function."""
+    parser = expat.ParserCreate()
+    elements = depth = text = 0
+    max_elements, max_depth, max_text = limits.max_elements, limits.max_depth, limits.max_text
+    max_attributes, max_value = limits.max_attributes * 2, limits.max_attribute_length
+
+    def refuse(what: str) -> NoReturn:
+        raise LimitExceeded(f"line {parser.CurrentLineNumber}: {what}")
+
+    # The handlers run once per element: closures over plain counters, the one fast path in
+    # Python; `_explain` words a refusal only once a limit is broken.
+    def start(name: str, attributes: list[str]) -> None:
+        nonlocal elements, depth, text
+        elements += 1
+        depth += 1
+        text = 0
+        if (
+            elements > max_elements
+            or depth > max_depth
+            or len(name) > MAX_NAME
+            or len(attributes) > max_attributes
+        ):
+            refuse(_explain(limits, elements, depth, name, attributes))
+        for value in attributes:
+            if len(value) > max_value or len(value) > MAX_NAME:
+                _check_attributes(limits, name, attributes, refuse)
+
+    def end(_name: str) -> None:
+        nonlocal depth, text
+        depth -= 1
+        text = 0
+
+    def characters(data: str) -> None:
+        nonlocal text
+        text += len(data)
+        if text > max_text:
+            refuse(f"a text of more than {max_text} characters (limit max_text)")
+
+    def instruction(_target: str, _data: str) -> None:
+        refuse("a processing instruction; payment files have none")
+
+    def doctype(*_args: object) -> None:
+        raise InvalidMessage("document has a DOCTYPE declaration; DTDs and entities are refused")
+
+    parser.buffer_text = True
+    parser.buffer_size = 1 << 16
+    parser.ordered_attributes = True
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = characters
+    parser.ProcessingInstructionHandler = instruction
+    parser.StartDoctypeDeclHandler = doctype
+    parser.EntityDeclHandler = doctype
+    return parser, refuse
+
+
+def _explain(
+    limits: InboundLimits, elements: int, depth: int, name: str, attributes: list[str]
+) -> str:
+    """Which element limit an element broke, in words."""
+    if elements > limits.max_elements:
+        return f"more than {limits.max_elements} elements (limit max_elements)"
+    if depth > limits.max_depth:
+        return f"elements nested deeper than {limits.max_depth} (limit max_depth)"
+    if len(name) > MAX_NAME:
+        return f"an element name of {len(name)} characters; the limit is {MAX_NAME}"
+    return (
+        f"<{name}> has {len(attributes) // 2} attributes; the limit is {limits.max_attributes}"
+        " (limit max_attributes)"
+    )
+
+
+def _check_attributes(
+    limits: InboundLimits,
+    name: str,
+    attributes: list[str],
+    refuse: Callable[[str], NoReturn],
+) -> None:
+    """Refuse an attribute whose name or value is too long (names and values alternate)."""
+    for index in range(0, len(attributes), 2):
+        if len(attributes[index]) > MAX_NAME:
+            refuse(f"an attribute name of {len(attributes[index])} characters")
+        size = len(attributes[index + 1])
+        if size > limits.max_attribute_length:
+            refuse(
+                f"attribute {attributes[index]} of <{name}> is {size} characters; the limit"
+                f" is {limits.max_attribute_length} (limit max_attribute_length)"
+            )
