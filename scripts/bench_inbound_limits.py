@@ -2,6 +2,7 @@
 nothing.
 
 Usage: .venv/bin/python scripts/bench_inbound_limits.py [--case NAME ...]
+                                                        [--max-elements N] [--max-bytes N]
 
 Each case is generated at a partner's default limits (`[inbound]`, see conf/partners/), in a
 fresh child process, and checked by `gateway.signing.receipt.receive`: the inbound service's
@@ -12,12 +13,14 @@ to the process (the file itself, already in memory, is not counted).
 Two kinds of case: files over a limit (refused by the streaming pass, at its first element over
 the limit), and the most expensive files the limits admit: a genuine 100,000-transaction
 camt.054, and files built to the limits carrying a signature copied from a genuine bank file,
-which only the digest can refuse.
+which only the digest can refuse. `--max-elements` and `--max-bytes` run the same cases at a
+partner's narrower limits (the 100,000-transaction files are then refused by them).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import subprocess
@@ -33,13 +36,24 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.errors import InvalidMessage  # noqa: E402
 from gateway.iso20022.camt054 import build_camt054  # noqa: E402
-from gateway.iso20022.limits import DEFAULT_LIMITS  # noqa: E402
+from gateway.iso20022.limits import DEFAULT_LIMITS, InboundLimits  # noqa: E402
 from gateway.iso20022.model import Entry, EntryDetail, Notification  # noqa: E402
-from gateway.profile import PartnerProfile  # noqa: E402
+from gateway.profile import InboundPolicy, PartnerProfile  # noqa: E402
 from gateway.signing import KeyPair, generate_keypair, sign, trusted  # noqa: E402
 from gateway.signing.receipt import receive  # noqa: E402
 
-LIMITS = DEFAULT_LIMITS
+
+def _narrowed() -> InboundLimits:
+    """The limits, narrowed by --max-elements / --max-bytes (children get the same argv)."""
+    limits = DEFAULT_LIMITS
+    for option, field in (("--max-elements", "max_elements"), ("--max-bytes", "max_bytes")):
+        if option in sys.argv:
+            value = int(sys.argv[sys.argv.index(option) + 1])
+            limits = dataclasses.replace(limits, **{field: value})
+    return limits
+
+
+LIMITS = _narrowed()
 CAP = LIMITS.max_bytes
 NOW = datetime.now(UTC).replace(microsecond=0)
 HEAD = (
@@ -116,7 +130,7 @@ CASES: dict[str, tuple[str, Callable[[KeyPair], bytes]]] = {
     "text-over": ("one text filling the cap", lambda b: filled(b"x", copied(b))),
     "attribute-value-over": (
         "one attribute value filling the cap",
-        lambda b: HEAD + b'<a v="' + b"v" * (CAP - 200) + b'"/>' + copied(b) + b"</Document>",
+        lambda b: HEAD + b'<a v="' + b"v" * (CAP - 8000) + b'"/>' + copied(b) + b"</Document>",
     ),
     "elements-at-limit": (
         f"{LIMITS.max_elements - 20} empty elements, copied signature",
@@ -161,7 +175,7 @@ def run_case(name: str) -> dict[str, object]:
     """Generate one case and time its check in this process."""
     bank = KeyPair(*generate_keypair("bench-bank", valid_from=datetime(2024, 1, 1, tzinfo=UTC)))
     data = CASES[name][1](bank)
-    partner = PartnerProfile(name="bench", bic="VBAAVNVX")
+    partner = PartnerProfile(name="bench", bic="VBAAVNVX", inbound=InboundPolicy(limits=LIMITS))
     pinned = [trusted(bank.cert_pem)]
     Path("/proc/self/clear_refs").write_text("5")
     before = _status("VmRSS")
@@ -180,6 +194,8 @@ def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--case", action="append", choices=sorted(CASES), help="only these")
     options.add_argument("--child", help=argparse.SUPPRESS)
+    options.add_argument("--max-elements", type=int, help="a partner's narrower max_elements")
+    options.add_argument("--max-bytes", type=int, help="a partner's narrower max_bytes")
     args = options.parse_args()
     if args.child:
         print(json.dumps(run_case(args.child)))
@@ -192,7 +208,7 @@ def main() -> None:
     print(f"{'case':<22} {'MB':>6} {'seconds':>8} {'added MB':>9}  verdict")
     for name in args.case or list(CASES):
         child = subprocess.run(
-            [sys.executable, __file__, "--child", name],
+            [sys.executable, __file__, "--child", name, *sys.argv[1:]],
             capture_output=True,
             text=True,
             check=False,
