@@ -50,14 +50,14 @@ def cli(ctx: click.Context, log_format: str | None) -> None:
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Run the gateway services (intake, batcher, relay, inbound) until interrupted."""
-    from gateway.bootstrap import build_gateway, start_gateway
+    from gateway.bootstrap import build_gateway, open_database, start_gateway
     from gateway.runtime import Runtime
 
     settings = _settings(ctx)
     runtime = Runtime()
-    gateway = build_gateway(settings)
-    gateway.storage.claim_instance()  # SQLite takes one instance; PostgreSQL any number
-    start_gateway(gateway, runtime)
+    storage = open_database(settings)
+    storage.claim_instance()  # SQLite takes one instance; PostgreSQL any number
+    start_gateway(build_gateway(settings, storage), runtime)
     click.echo(f"gateway running against {_redact(settings.amqp_url)}; Ctrl-C stops", err=True)
     runtime.wait()
 
@@ -72,11 +72,27 @@ def run(ctx: click.Context) -> None:
     is_flag=True,
     help="Run even though GATEWAY_AMQP_URL is not on this machine (queues are emptied).",
 )
+@click.option(
+    "--db",
+    "database",
+    type=click.Choice(["sqlite", "postgres"]),
+    default="sqlite",
+    show_default=True,
+    help="Run on SQLite (a fresh file) or on PostgreSQL at GATEWAY_DB_URL (a fresh schema"
+    " gateway_demo; scripts/demo --db postgres starts a local server).",
+)
 @click.pass_context
 def demo(
-    ctx: click.Context, as_json: bool, timeout: float, verbose: bool, allow_remote: bool
+    ctx: click.Context,
+    as_json: bool,
+    timeout: float,
+    verbose: bool,
+    allow_remote: bool,
+    database: str,
 ) -> None:
     """Run a month of Phú Lương's payments through the gateway and a simulated bank."""
+    from dataclasses import replace
+
     from gateway.demo.run import render, run_demo
 
     settings = _settings(ctx)
@@ -86,6 +102,20 @@ def demo(
             f"the demo empties the gateway's queues and will not do that on {host}; "
             "use a local broker (scripts/broker start) or pass --allow-remote-broker"
         )
+    if database == "sqlite":
+        settings = replace(settings, db_url="")
+    elif settings.database != "postgresql":
+        raise GatewayError(
+            "--db postgres needs GATEWAY_DB_URL=postgresql://...; scripts/demo --db postgres"
+            " starts a local PostgreSQL and sets it"
+        )
+    else:
+        db_host = urllib.parse.urlparse(settings.db_url).hostname or ""
+        if db_host not in ("localhost", "127.0.0.1", "::1") and not allow_remote:
+            raise GatewayError(
+                f"the demo replaces schema gateway_demo and will not do that on {db_host};"
+                " use scripts/postgres start or pass --allow-remote-broker"
+            )
     if not verbose:
         log_path = settings.path("var/demo.log.jsonl")
         log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -333,13 +333,14 @@ def render(result: dict[str, Any]) -> str:
 
     lines = [
         "KBNN Phú Lương — one month through the bank gateway",
+        f"  database                {result['database']:>8}",
         f"  orders submitted        {result['orders_submitted']:>8}"
         f"   (accepted {result['orders_accepted']},"
         f" invalid {result['by_state'].get('invalid', 0)})",
         "  orders by state",
         *(f"    {state:<20}{count:>8}" for state, count in result["by_state"].items()),
         "  rejections by reason",
-        *(f"    {code:<20}{count:>8}" for code, count in result["rejected_by_reason"].items()),
+        *(f"    {code!s:<20}{count:>8}" for code, count in result["rejected_by_reason"].items()),
         f"  files sent to the bank  {result['files_sent']:>8}",
         *(
             f"    {partner:<20}{count:>8}"
