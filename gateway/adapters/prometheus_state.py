@@ -29,6 +29,8 @@ PREFIX = "kbnn_gateway"
 
 # What a quarantined bank file's reason says, by class: the first class whose words appear wins.
 REASON_CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("limit", ("(limit max_",)),
+    ("fault", ("fault while",)),
     ("unknown_partner", ("unknown partner",)),
     ("reused_msg_id", ("reused msgid",)),
     ("signature", ("signature", "signed", "certificate", "digest", "ds:")),
@@ -116,8 +118,8 @@ class StateCollector:
         quarantined = GaugeMetricFamily(
             f"{PREFIX}_bank_reports_quarantined",
             "Bank files refused whole and kept in quarantine for an admin, by partner and"
-            " reason class (signature, schema, malformed, unsupported, unknown_partner,"
-            " reused_msg_id, content).",
+            " reason class (limit, fault, signature, schema, malformed, unsupported,"
+            " unknown_partner, reused_msg_id, content).",
             labels=["partner", "reason"],
         )
         by_class: dict[tuple[str, str], int] = {}

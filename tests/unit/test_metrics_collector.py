@@ -254,6 +254,9 @@ def test_exposition_names_and_explains_each_metric(
         ("agribank reused MsgId R-1 for a different file; the first is kept", "reused_msg_id"),
         ("file from unknown partner 'x'", "unknown_partner"),
         ("<Sts> is missing", "content"),
+        ("line 2: <GrpHdr> has 40000 attributes; the limit is 16 (limit max_attributes)", "limit"),
+        ("the file states it was created ... (limit max_age_hours)", "limit"),
+        ("fault while reading the file: MemoryError", "fault"),
     ],
 )
 def test_quarantine_reasons_fall_into_few_classes(reason: str, expected: str) -> None:
