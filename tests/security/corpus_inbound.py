@@ -82,9 +82,9 @@ def _limits(add: Add, genuine: bytes, signed: Callable[..., bytes]) -> None:
     add(
         "attributes-300k",
         "limits",
-        "one element with 300,000 attributes (3.6 MB)",
+        "one element with 300,000 attributes (3.6 MB): refused before its tag ends",
         with_signature(b"<GrpHdr " + many + b"/>", genuine),
-        r"has 300000 attributes; the limit is 16",
+        r"a single tag or comment longer than 1048576 bytes",
     )
     add(
         "attributes-utf16",
