@@ -23,12 +23,12 @@ from gateway.errors import GatewayError, InvalidMessage
 )
 def parse(file: Path, no_validate: bool) -> None:
     """Print an inbound bank file (pain.002, camt.054, camt.053, pacs.004, pain.001) as JSON."""
+    from gateway.iso20022.limits import read_within
     from gateway.iso20022.reading import read_file, to_json
     from gateway.reasons import bounded, fault
 
-    data = file.read_bytes()
     try:
-        parsed = read_file(data, validate=not no_validate)
+        parsed = read_file(read_within(file), validate=not no_validate)
     except InvalidMessage as exc:
         raise GatewayError(f"{file}: {bounded(str(exc))}") from None
     except Exception as exc:  # no inbound data may end in a traceback

@@ -16,6 +16,7 @@ import click
 
 from gateway.config import Settings
 from gateway.errors import ConfigError, InvalidMessage
+from gateway.iso20022.limits import read_within
 from gateway.reasons import bounded, fault
 from gateway.signing import load_pinned
 from gateway.signing.receipt import entry_problems, receive
@@ -38,13 +39,13 @@ def verify(ctx: click.Context, file: Path, partner: str, signature_file: Path | 
     profile = settings.partners.get(partner)
     if profile is None:
         raise ConfigError(f"no partner profile named {partner!r} in conf/partners/")
-    raw = file.read_bytes()
     if signature_file is None and profile.signature.mode == "detached":
         beside = file.with_name(file.name + ".sig")
         signature_file = beside if beside.is_file() else None
     detached = signature_file.read_bytes() if signature_file is not None else None
     pinned = load_pinned(profile.signature.certificates, settings.path, profile.name)
     try:
+        raw = read_within(file, profile.inbound.limits)
         received = receive(raw, profile, pinned, datetime.now(UTC), detached)
     except InvalidMessage as exc:
         click.echo(f"{file}: NOT valid: {bounded(str(exc))}")

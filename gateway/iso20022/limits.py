@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn
 from xml.parsers import expat
 
@@ -52,6 +53,24 @@ class InboundLimits:
 DEFAULT_LIMITS = InboundLimits()
 
 
+def _too_large(size: int, limits: InboundLimits) -> LimitExceeded:
+    return LimitExceeded(
+        f"document is {size} bytes; the limit is {limits.max_bytes} (limit max_bytes)"
+    )
+
+
+def read_within(path: Path, limits: InboundLimits = DEFAULT_LIMITS) -> bytes:
+    """A file's bytes, refused by size before they are read (the command line's files)."""
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise _too_large(size, limits)
+    with path.open("rb") as handle:
+        data = handle.read(limits.max_bytes + 1)
+    if len(data) > limits.max_bytes:
+        raise _too_large(len(data), limits)
+    return data
+
+
 def check_limits(data: bytes, limits: InboundLimits = DEFAULT_LIMITS) -> None:
     """Refuse `data` by the first limit it breaks, in one streaming pass; or return None.
 
@@ -59,9 +78,7 @@ def check_limits(data: bytes, limits: InboundLimits = DEFAULT_LIMITS) -> None:
     instruction anywhere, and XML that is not well-formed.
     """
     if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"document is {len(data)} bytes; the limit is {limits.max_bytes} (limit max_bytes)"
-        )
+        raise _too_large(len(data), limits)
     parser, refuse = _streaming_parser(limits)
     view = memoryview(data)
     try:
