@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from gateway.profile.signature import SignaturePolicy
 from gateway.signing import KeyPair, generate_keypair, trusted, verify_for_partner
 from gateway.signing.keys import private_key
 from gateway.signing.xmldsig import sign_enveloped, sign_enveloped_by_library
-from tests.unit.factories import benefits_batch
+from tests.unit.factories import CREATED_AT, benefits_batch
 
 
 def timed(action: Callable[[], Any]) -> tuple[float, Any]:
@@ -46,7 +46,8 @@ def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     pair = KeyPair(*generate_keypair("bench", valid_from=datetime(2024, 1, 1, tzinfo=UTC)))
     root = build_pain001(benefits_batch(count))
-    now = datetime.now(UTC)
+    # Received a minute after the batch says it was created (the factories' fixed date).
+    now = CREATED_AT + timedelta(minutes=1)
     policy, pins = SignaturePolicy(), [trusted(pair.cert_pem)]
 
     sign_x, by_xmlsec = timed(lambda: sign_enveloped(root, pair))
