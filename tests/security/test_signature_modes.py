@@ -22,8 +22,6 @@ from gateway.signing.xmldsig import sign_detached
 from tests.security.corpus import notification
 from tests.unit.test_intake import Msg, order
 
-NOW = datetime(2026, 11, 26, tzinfo=UTC)
-
 
 def with_mode(settings: Settings, mode: str) -> Settings:
     """Settings whose agribank profile signs in `mode`."""
@@ -53,7 +51,9 @@ def test_a_detached_partner_gets_the_signature_in_the_header(settings: Settings)
     ours = our_keypair(detached)
     assert f"<ds:KeyName>{ours.key_id}</ds:KeyName>".encode() in signature
     policy = SignaturePolicy(mode="detached")
-    verified = verify_for_partner(body, policy, [trusted(ours.cert_pem)], NOW, signature)
+    # Received now: the batcher built the file now.
+    received = datetime.now(UTC)
+    verified = verify_for_partner(body, policy, [trusted(ours.cert_pem)], received, signature)
     assert verified.key_id == ours.key_id
 
 
