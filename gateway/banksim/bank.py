@@ -13,7 +13,7 @@ from lxml import etree
 
 from gateway.banksim.messages import ReturnLine, StatementBalances, build_camt053, build_pacs004
 from gateway.banksim.record import BankRecord
-from gateway.errors import InvalidMessage
+from gateway.errors import ConfigError, InvalidMessage
 from gateway.iso20022 import xsd
 from gateway.iso20022.camt054 import build_camt054
 from gateway.iso20022.model import (
@@ -101,7 +101,7 @@ class BankSimulator:
         *,
         bic: str,
         account: str,
-        keypair: KeyPair,
+        keypair: KeyPair | None,
         trusted: Sequence[TrustedCertificate],
         record: BankRecord,
         book: AccountBook,
@@ -408,8 +408,17 @@ class BankSimulator:
         if validate:
             xsd.validate(root)
         if self._policy.mode == "enveloped":
-            return sign(root, self._keypair)
+            return sign(root, self._signing_key())
         return to_bytes(root)
+
+    def _signing_key(self) -> KeyPair:
+        """The bank's key; a partner that signs needs one (its profile pins the certificate)."""
+        if self._keypair is None:
+            raise ConfigError(
+                f"the simulated bank {self.bic} signs {self._policy.mode} but has no key:"
+                " pin its certificate in the partner profile"
+            )
+        return self._keypair
 
     def wire(self, reply: Reply) -> SignedFile:
         """A reply as it travels: its body, and its detached signature (the `signature` header,
@@ -417,7 +426,7 @@ class BankSimulator:
         reply_id, _, body = reply
         if self._policy.mode != "detached":
             return SignedFile(body)
-        ring = KeyRing(f"banksim-{self.bic}", self._keypair)
+        ring = KeyRing(f"banksim-{self.bic}", self._signing_key())
         return sign_for_partner(
             parse_xml(body), ring, self._policy, f"{reply_id}.xml", self._clock()
         )
