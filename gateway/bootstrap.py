@@ -367,10 +367,15 @@ def load_book(path: Path | None) -> AccountBook:
 
 
 def build_bank(
-    settings: Settings, partner: PartnerProfile, book: AccountBook, record_path: Path
+    settings: Settings,
+    partner: PartnerProfile,
+    book: AccountBook,
+    record_path: Path,
+    resend_answer: str = "replay",
 ) -> BankSimulator:
     """A bank simulator for one partner, trusting our current and next certificates and
-    signing as the partner's profile says."""
+    signing as the partner's profile says; `resend_answer` is how it answers a file it already
+    has (see `gateway.banksim.bank.RESEND_ANSWERS`)."""
     account = partner.accounts[0] if partner.accounts else "BBAN:0"
     return BankSimulator(
         bic=partner.bic,
@@ -381,6 +386,7 @@ def build_bank(
         record=BankRecord(record_path),
         book=book,
         policy=partner.signature,
+        resend_answer=resend_answer,
     )
 
 

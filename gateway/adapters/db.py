@@ -239,6 +239,24 @@ class Tx:
         row = self._one("SELECT partner FROM files WHERE msg_id = ?", (msg_id,))
         return str(row[0]) if row else None
 
+    def record_duplicate_answer(
+        self,
+        *,
+        partner: str,
+        msg_id: str,
+        original_msg_id: str,
+        reason_text: str | None,
+        now: str,
+    ) -> bool:
+        """Keep a bank's duplicate-file answer (group RJCT, reason DUPL) to one of our files,
+        which moves nothing; False when this answer (partner + MsgId) is kept already."""
+        cursor = self._conn.execute(
+            "INSERT OR IGNORE INTO duplicate_answers (partner, msg_id, original_msg_id,"
+            " reason_text, received_at) VALUES (?, ?, ?, ?, ?)",
+            (partner, msg_id, original_msg_id, reason_text, now),
+        )
+        return cursor.rowcount == 1
+
     def order_ids_of_group(self, msg_id: str, pmt_inf_id: str) -> list[str]:
         """Ids of the orders sent in one PmtInf of one file."""
         rows = self._conn.execute(

@@ -145,6 +145,16 @@ class StateCollector:
         )
         for partner, n in self._db.query("SELECT partner, COUNT(*) FROM unmatched GROUP BY 1"):
             unmatched.add_metric([partner], n)
+        duplicates = CounterMetricFamily(
+            f"{PREFIX}_bank_duplicate_file_answers",
+            "Duplicate-file answers (pain.002 group RJCT, reason DUPL) banks gave to copies of"
+            " our files; they move nothing, the files wait for the original's reports.",
+            labels=["partner"],
+        )
+        for partner, n in self._db.query(
+            "SELECT partner, COUNT(*) FROM duplicate_answers GROUP BY 1"
+        ):
+            duplicates.add_metric([partner], n)
         return [
             orders,
             files,
@@ -175,6 +185,7 @@ class StateCollector:
             applied,
             quarantined,
             unmatched,
+            duplicates,
         ]
 
 

@@ -47,6 +47,7 @@ REASONS = {
     "AC01": "Số tài khoản không đúng (incorrect account number)",
     "AC04": "Tài khoản đã đóng (closed account number)",
     "DS0A": "Chữ ký số không hợp lệ (data signature not valid)",
+    "DUPL": "Tệp đã nhận trước đây (duplicate file: this MsgId was received before)",
     "FF01": "Tệp không đúng định dạng (invalid file format)",
 }
 
@@ -83,6 +84,11 @@ class AccountBook:
 
 Reply = tuple[str, str, bytes]
 
+# How the bank answers a file it already has (same MsgId, same content): `replay` sends the
+# replies of the first receipt again; `dupl` answers with a group-level pain.002 RJCT, reason
+# DUPL, as many banks do.
+RESEND_ANSWERS = ("replay", "dupl")
+
 
 def _ref(prefix: str, *parts: str) -> str:
     digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:20].upper()
@@ -107,7 +113,11 @@ class BankSimulator:
         book: AccountBook,
         policy: SignaturePolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        resend_answer: str = "replay",
     ) -> None:
+        if resend_answer not in RESEND_ANSWERS:
+            raise ConfigError(f"resend answer {resend_answer!r} is not one of {RESEND_ANSWERS}")
+        self.resend_answer = resend_answer
         self.bic = bic
         self.account = account
         self._keypair = keypair
@@ -132,7 +142,9 @@ class BankSimulator:
         digest = hashlib.sha256(raw).hexdigest()
         seen = self.record.seen(content.msg_id, digest)
         if seen == "same":
-            log.info("bank.file_duplicate", msg_id=content.msg_id)
+            log.info("bank.file_duplicate", msg_id=content.msg_id, answer=self.resend_answer)
+            if self.resend_answer == "dupl":
+                return [self._duplicate_file(content.msg_id)]
             return self.record.replies_to(content.msg_id)
         if seen == "different":
             # A reused MsgId: pay nothing, and send no report that could be read as about the
@@ -212,6 +224,22 @@ class BankSimulator:
                 )
                 for t, reason in decisions
             ),
+        )
+        return report.msg_id, "pain.002", self._signed(build_pain002(report))
+
+    def _duplicate_file(self, msg_id: str) -> Reply:
+        """A group-level pain.002 RJCT, reason DUPL: "this MsgId was received before". Each
+        answer has its own MsgId, as a bank's every report does."""
+        now = self._clock()
+        report = StatusReport(
+            msg_id=_ref("VBA-STS-", msg_id, "DUPL", now.isoformat())[:35],
+            created_at=now,
+            original_msg_id=msg_id,
+            original_msg_name_id="pain.001.001.09",
+            group_status="RJCT",
+            transactions=(),
+            group_reason_code="DUPL",
+            group_reason_text=REASONS["DUPL"],
         )
         return report.msg_id, "pain.002", self._signed(build_pain002(report))
 

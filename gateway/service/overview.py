@@ -52,7 +52,30 @@ def overview(db: Database, settings: Settings, now: datetime | None = None) -> d
         "unmatched_lines": _count(db, "SELECT COUNT(*) FROM unmatched"),
         "files_overdue": len(overdue := overdue_files(db, settings, now or utcnow())),
         "overdue_files": overdue,
+        "duplicate_file_answers": _count(db, "SELECT COUNT(*) FROM duplicate_answers"),
+        "duplicate_answered_files": duplicate_answered_files(db),
     }
+
+
+def duplicate_answered_files(db: Database, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest files a bank answered "duplicate file" (DUPL) for, with the file's state now:
+    such an answer moves nothing, and the file waits for the original's reports."""
+    rows = db.query(
+        "SELECT d.partner, d.original_msg_id, d.msg_id, d.received_at, f.state"
+        " FROM duplicate_answers d LEFT JOIN files f ON f.msg_id = d.original_msg_id"
+        " ORDER BY d.received_at DESC, d.msg_id LIMIT ?",
+        (limit,),
+    )
+    return [
+        {
+            "partner": partner,
+            "original_msg_id": original,
+            "msg_id": msg_id,
+            "received_at": received_at,
+            "file_state": state,
+        }
+        for partner, original, msg_id, received_at, state in rows
+    ]
 
 
 def inbound_folders(
