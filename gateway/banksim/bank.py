@@ -11,7 +11,13 @@ from decimal import Decimal
 import structlog
 from lxml import etree
 
-from gateway.banksim.messages import ReturnLine, StatementBalances, build_camt053, build_pacs004
+from gateway.banksim.messages import (
+    ReturnLine,
+    StatementBalances,
+    build_camt052,
+    build_camt053,
+    build_pacs004,
+)
 from gateway.banksim.record import BankRecord
 from gateway.errors import ConfigError, InvalidMessage
 from gateway.iso20022 import xsd
@@ -350,8 +356,7 @@ class BankSimulator:
             reason_text=REASONS.get(reason, reason),
         )
         msg_id = _ref("VBA-RET-", return_id)[:35]
-        # No pacs.004 XSD is installed: signed as built (see gateway.banksim.messages).
-        body = self._signed(build_pacs004(msg_id, now, [line]), validate=False)
+        body = self._signed(build_pacs004(msg_id, now, [line]))
         self.record.add_reply(end_to_end_id, msg_id, "pacs.004", body)
         self.record.book(
             [
@@ -371,15 +376,19 @@ class BankSimulator:
         log.info("bank.payment_returned", end_to_end_id=end_to_end_id, reason=reason)
         return msg_id, "pacs.004", body
 
-    def statement(self, day: date, opening_balance: Decimal = Decimal(0)) -> Reply:
-        """A signed camt.053 of the account for one day: every entry booked that day, opening
-        and closing balances (`opening_balance` is the balance before the first booking)."""
-        rows = self.record.booked(day=day.isoformat())
-        opening = opening_balance + self.record.net_before(day.isoformat())
-        net = sum((Decimal(r[3]) if r[2] == "CRDT" else -Decimal(r[3]) for r in rows), Decimal(0))
-        statement_id = f"VBA-STM-{self.account[-6:]}-{day:%Y%m%d}"
-        notification = Notification(
-            msg_id=_ref("VBA-EOD-", self.account, day.isoformat())[:35],
+    def intraday_report(self, day: date) -> Reply:
+        """A signed camt.052 of the account: every entry booked on `day` so far, as the later
+        camt.053 will list them (the same bank references)."""
+        notification = self._day_entries(day, _ref("VBA-IDR-", self.account, day.isoformat()))
+        report_id = f"VBA-IDR-{self.account[-6:]}-{day:%Y%m%d}"
+        body = self._signed(build_camt052(notification, report_id))
+        self.record.add_reply("intraday", notification.msg_id, "camt.052", body)
+        return notification.msg_id, "camt.052", body
+
+    def _day_entries(self, day: date, msg_id: str) -> Notification:
+        """The entries booked on `day`, as a statement or an intraday report lists them."""
+        return Notification(
+            msg_id=msg_id[:35],
             created_at=self._clock(),
             account=self.account,
             entries=tuple(
@@ -402,9 +411,20 @@ class BankSimulator:
                         ),
                     ),
                 )
-                for ref, _, cd, amount, currency, e2e, _, party, reason in rows
+                for ref, _, cd, amount, currency, e2e, _, party, reason in self.record.booked(
+                    day=day.isoformat()
+                )
             ),
         )
+
+    def statement(self, day: date, opening_balance: Decimal = Decimal(0)) -> Reply:
+        """A signed camt.053 of the account for one day: every entry booked that day, opening
+        and closing balances (`opening_balance` is the balance before the first booking)."""
+        rows = self.record.booked(day=day.isoformat())
+        opening = opening_balance + self.record.net_before(day.isoformat())
+        net = sum((Decimal(r[3]) if r[2] == "CRDT" else -Decimal(r[3]) for r in rows), Decimal(0))
+        statement_id = f"VBA-STM-{self.account[-6:]}-{day:%Y%m%d}"
+        notification = self._day_entries(day, _ref("VBA-EOD-", self.account, day.isoformat()))
         root = build_camt053(
             notification, statement_id, StatementBalances(day, opening, opening + net)
         )
@@ -430,11 +450,10 @@ class BankSimulator:
         )
         return [(report.msg_id, "pain.002", self._signed(build_pain002(report)))]
 
-    def _signed(self, root: etree._Element, *, validate: bool = True) -> bytes:
+    def _signed(self, root: etree._Element) -> bytes:
         """A reply, XSD-validated and signed enveloped when the partner signs enveloped; a
         detached signature is made as the reply goes out (`wire`), beside the body kept here."""
-        if validate:
-            xsd.validate(root)
+        xsd.validate(root)
         if self._policy.mode == "enveloped":
             return sign(root, self._signing_key())
         return to_bytes(root)
