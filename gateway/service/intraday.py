@@ -8,12 +8,11 @@ from datetime import datetime
 
 import structlog
 
-from gateway.adapters.db import Tx
 from gateway.config import PartnerProfile
 from gateway.errors import InvalidMessage
 from gateway.iso20022.model import IntradayReport, Notification
-from gateway.service.clock import stamp
 from gateway.service.notifications import apply_entries
+from gateway.service.ports import UnitOfWork
 
 log = structlog.get_logger("gateway.inbound")
 
@@ -23,7 +22,7 @@ def _number(account: str) -> str:
 
 
 def apply_intraday(
-    tx: Tx, partner: PartnerProfile, report: IntradayReport, raw: bytes, now: datetime
+    uow: UnitOfWork, partner: PartnerProfile, report: IntradayReport, raw: bytes, now: datetime
 ) -> str:
     """Apply a verified camt.052 in the caller's transaction: applied or duplicate."""
     ours = {_number(a) for a in partner.accounts}
@@ -34,7 +33,7 @@ def apply_intraday(
                 f" {rpt.account}, not one of {partner.name}'s accounts in its profile"
             )
     log_ = log.bind(msg_id=report.msg_id)
-    if not tx.first_sight(partner.name, report.msg_id, "camt.052", raw, stamp(now)):
+    if not uow.inbound.first_sight(partner.name, report.msg_id, "camt.052", raw, now):
         log_.info("intraday.duplicate")
         return "duplicate"
     totals: dict[str, int] = {}
@@ -45,7 +44,7 @@ def apply_intraday(
             account=rpt.account,
             entries=rpt.entries,
         )
-        counts = apply_entries(tx, partner, as_notification, now, booked_only=True)
+        counts = apply_entries(uow, partner, as_notification, now, booked_only=True)
         for key, n in counts.items():
             totals[key] = totals.get(key, 0) + n
     log_.info("intraday.applied", reports=len(report.reports), **totals)

@@ -7,74 +7,57 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.adapters.db import Database
-from gateway.adapters.filedrop import Folder
 from gateway.config import PartnerProfile, Settings
 from gateway.errors import GatewayError
+from gateway.service.channels import Folder
 from gateway.service.clock import stamp, utcnow
 from gateway.service.file_scanner import inbound_backlog
+from gateway.service.ports import Queries
 
 
-def _count(db: Database, sql: str) -> int:
-    return int(db.query(sql)[0][0])
-
-
-def overdue_files(db: Database, settings: Settings, now: datetime) -> list[str]:
+def overdue_files(queries: Queries, settings: Settings, now: datetime) -> list[str]:
     """Files sent without any status report within their partner's deadline (a file leaves the
     list when its late report arrives)."""
     overdue: list[str] = []
     for partner in settings.partners.values():
-        limit = stamp(now - timedelta(minutes=partner.status_deadline_minutes))
-        rows = db.query(
-            "SELECT msg_id FROM files WHERE partner = ? AND state = 'sent' AND status_at IS NULL"
-            " AND sent_at < ? ORDER BY sent_at",
-            (partner.name, limit),
-        )
-        overdue.extend(row[0] for row in rows)
+        limit = now - timedelta(minutes=partner.status_deadline_minutes)
+        overdue.extend(queries.overdue_files(partner.name, limit))
     return overdue
 
 
-def overview(db: Database, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
+def overview(queries: Queries, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     """Orders by state (invalid included), files by state, and what needs an admin."""
-    orders = db.counts_by_state()
-    invalid = _count(db, "SELECT COUNT(*) FROM invalid_orders")
+    orders = queries.orders_by_state()
+    invalid = queries.invalid_count()
     if invalid:
         orders["invalid"] = invalid
-    files = {s: n for s, n in db.query("SELECT state, COUNT(*) FROM files GROUP BY 1")}
+    pending, _ = queries.outbox_pending()
     return {
         "orders": dict(sorted(orders.items())),
-        "files": dict(sorted(files.items())),
-        "outbox_pending": _count(
-            db, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL"
-        ),
-        "outbox_parked": _count(db, "SELECT COUNT(*) FROM outbox WHERE parked_at IS NOT NULL"),
-        "quarantined_inbound": _count(db, "SELECT COUNT(*) FROM quarantine"),
-        "unmatched_lines": _count(db, "SELECT COUNT(*) FROM unmatched"),
-        "files_overdue": len(overdue := overdue_files(db, settings, now or utcnow())),
+        "files": dict(sorted(queries.files_by_state().items())),
+        "outbox_pending": pending,
+        "outbox_parked": len(queries.outbox_parked(dropped=True)),
+        "quarantined_inbound": queries.quarantined_count(),
+        "unmatched_lines": sum(queries.unmatched_by_partner().values()),
+        "files_overdue": len(overdue := overdue_files(queries, settings, now or utcnow())),
         "overdue_files": overdue,
-        "duplicate_file_answers": _count(db, "SELECT COUNT(*) FROM duplicate_answers"),
-        "duplicate_answered_files": duplicate_answered_files(db),
+        "duplicate_file_answers": sum(queries.duplicate_answers_by_partner().values()),
+        "duplicate_answered_files": duplicate_answered_files(queries),
     }
 
 
-def duplicate_answered_files(db: Database, limit: int = 20) -> list[dict[str, Any]]:
+def duplicate_answered_files(queries: Queries, limit: int = 20) -> list[dict[str, Any]]:
     """The latest files a bank answered "duplicate file" (DUPL) for, with the file's state now:
     such an answer moves nothing, and the file waits for the original's reports."""
-    rows = db.query(
-        "SELECT d.partner, d.original_msg_id, d.msg_id, d.received_at, f.state"
-        " FROM duplicate_answers d LEFT JOIN files f ON f.msg_id = d.original_msg_id"
-        " ORDER BY d.received_at DESC, d.msg_id LIMIT ?",
-        (limit,),
-    )
     return [
         {
-            "partner": partner,
-            "original_msg_id": original,
-            "msg_id": msg_id,
-            "received_at": received_at,
-            "file_state": state,
+            "partner": answer.partner,
+            "original_msg_id": answer.original_msg_id,
+            "msg_id": answer.msg_id,
+            "received_at": stamp(answer.received_at) if answer.received_at else None,
+            "file_state": answer.file_state.value if answer.file_state else None,
         }
-        for partner, original, msg_id, received_at, state in rows
+        for answer in queries.duplicate_answers(limit)
     ]
 
 

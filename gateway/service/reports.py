@@ -8,14 +8,19 @@ from datetime import datetime
 
 import structlog
 
-from gateway.adapters.db import Tx
-from gateway.adapters.topology import ADMIN_EXCHANGE
 from gateway.config import PartnerProfile
-from gateway.domain.states import FileState, TxState, state_for_status
+from gateway.domain.states import FileState, state_for_status
 from gateway.iso20022.model import StatusReport, TxStatus
+from gateway.service.channels import ADMIN_EXCHANGE
 from gateway.service.clock import stamp
 from gateway.service.deadlines import clear_overdue
-from gateway.service.records import OutboxMessage
+from gateway.service.ports import (
+    BankAnswer,
+    DuplicateAnswer,
+    OutboxMessage,
+    UnitOfWork,
+    Unmatched,
+)
 from gateway.service.transitions import advance
 
 log = structlog.get_logger("gateway.inbound")
@@ -37,37 +42,39 @@ _FILE_STATE = {
 
 
 def apply_report(
-    tx: Tx, partner: PartnerProfile, report: StatusReport, raw: bytes, now: datetime
+    uow: UnitOfWork, partner: PartnerProfile, report: StatusReport, raw: bytes, now: datetime
 ) -> str:
     """Apply a verified pain.002 in the caller's transaction: applied or duplicate."""
     log_ = log.bind(msg_id=report.msg_id, original_msg_id=report.original_msg_id)
-    if not tx.first_sight(partner.name, report.msg_id, "pain.002", raw, stamp(now)):
+    if not uow.inbound.first_sight(partner.name, report.msg_id, "pain.002", raw, now):
         log_.info("report.duplicate")
         return "duplicate"
-    owner = tx.file_partner(report.original_msg_id)
+    owner = uow.files.partner_of(report.original_msg_id)
     if owner != partner.name:
         reason = (
             f"{partner.name} reports on {report.original_msg_id}, a file we never sent to it"
             + (f" (it went to {owner})" if owner else "")
         )
-        tx.unmatched(
-            partner=partner.name,
-            msg_id=report.msg_id,
-            reference=report.original_msg_id,
-            reason=reason,
-            detail={"group_status": report.group_status},
-            now=stamp(now),
+        uow.inbound.unmatched(
+            Unmatched(
+                partner=partner.name,
+                msg_id=report.msg_id,
+                reference=report.original_msg_id,
+                reason=reason,
+                detail={"group_status": report.group_status},
+            ),
+            now,
         )
         log_.warning("report.unmatched", reason=reason)
         return "applied"
     if is_duplicate_answer(report):
-        return _duplicate_answer(tx, partner, report, now)
-    lines = status_lines(tx, report)
-    moved = sum(_apply_line(tx, partner, report, line, now) for line in lines)
+        return _duplicate_answer(uow, partner, report, now)
+    lines = status_lines(uow, report)
+    moved = sum(_apply_line(uow, partner, report, line, now) for line in lines)
     if report.group_status in _FILE_STATE and (moved or not lines):
-        tx.file_status(report.original_msg_id, _FILE_STATE[report.group_status].value, stamp(now))
-    tx.status_reported(report.original_msg_id, stamp(now))
-    clear_overdue(tx, partner.name, report.original_msg_id, now)
+        uow.files.set_status(report.original_msg_id, _FILE_STATE[report.group_status], now)
+    uow.files.status_reported(report.original_msg_id, now)
+    clear_overdue(uow, partner.name, report.original_msg_id, now)
     log_.info("report.applied", lines=len(lines), moved=moved, group_status=report.group_status)
     return "applied"
 
@@ -78,7 +85,9 @@ def is_duplicate_answer(report: StatusReport) -> bool:
     return report.group_status == "RJCT" and report.group_reason_code == DUPLICATE_FILE
 
 
-def _duplicate_answer(tx: Tx, partner: PartnerProfile, report: StatusReport, now: datetime) -> str:
+def _duplicate_answer(
+    uow: UnitOfWork, partner: PartnerProfile, report: StatusReport, now: datetime
+) -> str:
     """Keep the bank's answer to a copy of a file it already has, and move nothing.
 
     The orders and the file stay where the original's reports put them (or will put them): no
@@ -87,13 +96,8 @@ def _duplicate_answer(tx: Tx, partner: PartnerProfile, report: StatusReport, now
     an admin event through the outbox.
     """
     original = report.original_msg_id
-    tx.record_duplicate_answer(
-        partner=partner.name,
-        msg_id=report.msg_id,
-        original_msg_id=original,
-        reason_text=report.group_reason_text,
-        now=stamp(now),
-    )
+    answer = DuplicateAnswer(partner.name, report.msg_id, original, report.group_reason_text)
+    uow.inbound.record_duplicate_answer(answer, now)
     event = {
         "event": "file_duplicate_answer",
         "partner": partner.name,
@@ -103,7 +107,7 @@ def _duplicate_answer(tx: Tx, partner: PartnerProfile, report: StatusReport, now
         "reason_text": report.group_reason_text,
         "received_at": stamp(now),
     }
-    tx.enqueue(
+    uow.outbox.enqueue(
         OutboxMessage(
             message_id=f"dupl:{partner.name}:{report.msg_id}",
             exchange=ADMIN_EXCHANGE,
@@ -111,7 +115,7 @@ def _duplicate_answer(tx: Tx, partner: PartnerProfile, report: StatusReport, now
             body=json.dumps(event, sort_keys=True).encode(),
             headers={"partner": partner.name, "msg_id": original},
         ),
-        stamp(now),
+        now,
     )
     log.warning(
         "report.duplicate_file",
@@ -122,7 +126,7 @@ def _duplicate_answer(tx: Tx, partner: PartnerProfile, report: StatusReport, now
     return "applied"
 
 
-def status_lines(tx: Tx, report: StatusReport) -> list[TxStatus]:
+def status_lines(uow: UnitOfWork, report: StatusReport) -> list[TxStatus]:
     """One line per order the report speaks of.
 
     A transaction's own status comes first; a PmtInf status covers that group's other orders;
@@ -141,11 +145,11 @@ def status_lines(tx: Tx, report: StatusReport) -> list[TxStatus]:
 
     for group in report.transactions:
         if _order_id(group) is None and group.original_pmt_inf_id:
-            ids = tx.order_ids_of_group(report.original_msg_id, group.original_pmt_inf_id)
+            ids = uow.orders.ids_in_group(report.original_msg_id, group.original_pmt_inf_id)
             cover(ids, group.status, group.reason_code, group.reason_text)
     if report.group_status and state_for_status(report.group_status) is not None:
         cover(
-            tx.order_ids_of_file(report.original_msg_id),
+            uow.orders.ids_in_file(report.original_msg_id),
             report.group_status,
             report.group_reason_code,
             report.group_reason_text,
@@ -159,37 +163,37 @@ def _order_id(line: TxStatus) -> str | None:
 
 
 def _apply_line(
-    tx: Tx, partner: PartnerProfile, report: StatusReport, line: TxStatus, now: datetime
+    uow: UnitOfWork, partner: PartnerProfile, report: StatusReport, line: TxStatus, now: datetime
 ) -> int:
     order_id = line.original_end_to_end_id or ""
-    order = tx.get_order(order_id)
+    order = uow.orders.get(order_id)
     if order is None:
-        return _keep(tx, partner, report, line, f"no order {order_id}", now)
+        return _keep(uow, partner, report, line, f"no order {order_id}", now)
     if order.msg_id != report.original_msg_id:
         reason = f"order {order_id} was not sent in {report.original_msg_id}"
-        return _keep(tx, partner, report, line, reason, now)
+        return _keep(uow, partner, report, line, reason, now)
     target = state_for_status(line.status)
     if target is None:
         return 0
     moved = advance(
-        tx,
+        uow,
         order,
         target,
         now,
-        status_code=line.status,
-        reason_code=line.reason_code,
-        reason_text=line.reason_text,
+        BankAnswer(
+            status_code=line.status, reason_code=line.reason_code, reason_text=line.reason_text
+        ),
     )
-    current = TxState(order.state)
+    current = order.state
     if not moved and target.final and current.final and current is not target:
         # The bank now says the opposite of what it said before: a person must look.
         reason = f"{line.status} for order {order_id}, which is already {order.state}"
-        _keep(tx, partner, report, line, reason, now)
+        _keep(uow, partner, report, line, reason, now)
     return int(moved)
 
 
 def _keep(
-    tx: Tx,
+    uow: UnitOfWork,
     partner: PartnerProfile,
     report: StatusReport,
     line: TxStatus,
@@ -197,13 +201,15 @@ def _keep(
     now: datetime,
 ) -> int:
     """Keep a status line that moves nothing, with the reason, for an admin; moves 0 orders."""
-    tx.unmatched(
-        partner=partner.name,
-        msg_id=report.msg_id,
-        reference=line.original_end_to_end_id,
-        reason=reason,
-        detail={"status": line.status, "reason": line.reason_code},
-        now=stamp(now),
+    uow.inbound.unmatched(
+        Unmatched(
+            partner=partner.name,
+            msg_id=report.msg_id,
+            reference=line.original_end_to_end_id,
+            reason=reason,
+            detail={"status": line.status, "reason": line.reason_code},
+        ),
+        now,
     )
     log.warning("report.line_unmatched", end_to_end_id=line.original_end_to_end_id, reason=reason)
     return 0

@@ -11,6 +11,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from gateway.bootstrap import Gateway, build_bank, build_gateway
 from gateway.config import Settings
 from gateway.service.overview import overview
 from gateway.service.reports import FILE_DUPLICATE_ANSWER
-from tests.unit.test_intake import Msg, order
+from tests.wire import Msg, order
 
 IDS = ("BTXH2611-000101", "BTXH2611-000102", "BTXH2611-000103")
 CLOSED = "8800999999999"  # the bank says this beneficiary's account is closed (AC04)
@@ -41,11 +42,11 @@ class Resent:
 
     def states(self) -> dict[str, str]:
         """Order id → state."""
-        return dict(self.gateway.db.query("SELECT order_id, state FROM orders"))
+        return dict(self.gateway.storage.query("SELECT order_id, state FROM orders"))
 
     def file_state(self) -> str:
         """The state of the file."""
-        [(state,)] = self.gateway.db.query("SELECT state FROM files")
+        [(state,)] = self.gateway.storage.query("SELECT state FROM files")
         return str(state)
 
     def apply(self, name: str) -> str:
@@ -72,11 +73,11 @@ def resent(settings: Settings, tmp_path: Path) -> Resent:
     gateway.intake.handle([Msg(json.dumps(p, ensure_ascii=False).encode()) for p in payloads])
     time.sleep(settings.batch_quiet_seconds + 0.1)
     assert gateway.batcher.tick() == 1
-    [(msg_id, body)] = gateway.db.query(
+    [(msg_id, body)] = gateway.storage.query(
         "SELECT message_id, body FROM outbox WHERE exchange = 'gateway.to-bank'"
     )
-    with gateway.db.transaction() as tx:
-        tx.file_sent(msg_id, "2026-11-10T08:00:00+00:00")
+    with gateway.storage.unit_of_work() as uow:
+        uow.files.sent(msg_id, datetime(2026, 11, 10, 8, 0, tzinfo=UTC))
     bank = build_bank(
         settings,
         settings.partners["agribank"],
@@ -108,7 +109,7 @@ def test_a_duplicate_file_answer_moves_nothing_in_any_order(
             assert (resent.states(), resent.file_state()) == before
     assert resent.states() == SETTLED
     assert resent.file_state() == "partially_rejected"
-    db = resent.gateway.db
+    db = resent.gateway.storage
     assert db.query("SELECT reason FROM unmatched") == []
     assert db.query("SELECT COUNT(*) FROM quarantine") == [(0,)]
     postings = [
@@ -129,7 +130,7 @@ def test_a_duplicate_file_answer_first_leaves_the_file_waiting(resent: Resent) -
     assert resent.apply("dupl") == "applied"
     assert set(resent.states().values()) == {"sent"}
     assert resent.file_state() == "sent"
-    assert resent.gateway.db.query("SELECT status_at FROM files") == [(None,)]
+    assert resent.gateway.storage.query("SELECT status_at FROM files") == [(None,)]
 
 
 def test_a_duplicate_file_answer_is_logged_counted_shown_and_raised(
@@ -142,14 +143,14 @@ def test_a_duplicate_file_answer_is_logged_counted_shown_and_raised(
     assert resent.apply("dupl") == "duplicate"  # the same answer twice is kept once
     [event] = [e for e in logs if e["event"] == "report.duplicate_file"]
     assert event["original_msg_id"] == resent.msg_id
-    db = resent.gateway.db
+    db = resent.gateway.storage
     [(key, body)] = db.query(
         "SELECT routing_key, body FROM outbox WHERE exchange = 'gateway.admin'"
     )
     assert key == FILE_DUPLICATE_ANSWER
     raised = json.loads(body)
     assert (raised["event"], raised["original_msg_id"]) == ("file_duplicate_answer", resent.msg_id)
-    seen = overview(db, settings)
+    seen = overview(db.queries, settings)
     assert seen["duplicate_file_answers"] == 1
     [answer] = seen["duplicate_answered_files"]
     assert (answer["original_msg_id"], answer["file_state"]) == (
@@ -157,7 +158,7 @@ def test_a_duplicate_file_answer_is_logged_counted_shown_and_raised(
         "partially_rejected",
     )
     registry = CollectorRegistry()
-    registry.register(StateCollector(db, settings))
+    registry.register(StateCollector(db.queries, settings))
     value = registry.get_sample_value(
         "kbnn_gateway_bank_duplicate_file_answers_total", {"partner": "agribank"}
     )

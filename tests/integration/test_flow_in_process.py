@@ -10,8 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from gateway.adapters.db import Database
+
 from gateway.banksim.bank import AccountBook, BankSimulator, RevenueItem
 from gateway.bootstrap import bank_keypair, build_bank, build_gateway
 from gateway.config import Settings
@@ -124,9 +124,8 @@ def test_a_tampered_report_is_quarantined(settings: Settings, tmp_path: Any) -> 
     assert gateway.db.query("SELECT amount FROM revenue") == [("1500000",)]
 
 
-def test_a_pain002_001_10_is_read_after_its_xsd(settings: Settings) -> None:
-    """A third-party pain.002.001.10 is verified, XSD-checked and read; 07, whose anonymised BIC
-    breaks the XSD, is quarantined."""
+def test_a_pain002_001_10_is_read_without_its_schema(settings: Settings) -> None:
+    """A third-party pain.002.001.10 (no XSD in schemas/) is verified and read, not refused."""
     sample = SHARED / "iso20022" / "samples" / "08_pain002_00110_de_vop_03.xml"
     if not sample.exists():
         pytest.skip(f"third-party samples not present at {sample.parent}")
@@ -137,13 +136,6 @@ def test_a_pain002_001_10_is_read_after_its_xsd(settings: Settings) -> None:
     assert gateway.inbound.apply("agribank", signed) == "applied"
     assert gateway.db.query("SELECT message_type FROM inbound_files") == [("pain.002",)]
     assert gateway.db.query("SELECT COUNT(*) FROM quarantine") == [(0,)]
-    faulty = sample.with_name("07_pain002_00110_de_vop_02.xml")
-    signed = sign(
-        parse_xml(faulty.read_bytes()), bank_keypair(settings, settings.partners["agribank"])
-    )
-    assert gateway.inbound.apply("agribank", signed) == "quarantined"
-    [(reason,)] = gateway.db.query("SELECT reason FROM quarantine")
-    assert reason.startswith("pain.002.001.10 fails its XSD: line ")
 
 
 def _signed_by_bank(settings: Settings, root: Any) -> bytes:

@@ -25,7 +25,7 @@ from gateway.profile import PartnerProfile
 from gateway.profile.signature import SignaturePolicy
 from gateway.signing import sign
 from tests.conftest import SHARED
-from tests.unit.test_intake import Msg, order
+from tests.wire import Msg, order
 
 AT = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
 IDS = ("BTXH2611-000201", "BTXH2611-000202")
@@ -72,11 +72,11 @@ class Flow:
         )
         time.sleep(settings.batch_quiet_seconds + 0.1)
         assert self.gateway.batcher.tick() == 1
-        [(self.msg_id, self.file)] = self.gateway.db.query(
+        [(self.msg_id, self.file)] = self.gateway.storage.query(
             "SELECT message_id, body FROM outbox WHERE exchange = 'gateway.to-bank'"
         )
-        with self.gateway.db.transaction() as tx:
-            tx.file_sent(self.msg_id, "2026-11-10T08:00:00+00:00")
+        with self.gateway.storage.unit_of_work() as uow:
+            uow.files.sent(self.msg_id, datetime(2026, 11, 10, 8, 0, tzinfo=UTC))
 
     def signed(self, root: Any) -> bytes:
         """A file as Agribank signs it."""
@@ -91,7 +91,7 @@ class Flow:
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         """A read of the gateway's database."""
-        return self.gateway.db.query(sql)
+        return self.gateway.storage.query(sql)
 
     def states(self) -> dict[str, str]:
         """Order id → state."""
@@ -241,5 +241,5 @@ def test_third_party_camt052_samples_through_inbound(
     )
     gateway = build_gateway(replace(settings, partners={**settings.partners, "genkgo": swiss}))
     assert gateway.inbound.apply("genkgo", (samples / name).read_bytes()) == "applied"
-    assert gateway.db.query("SELECT message_type FROM inbound_files") == [("camt.052",)]
-    assert gateway.db.query("SELECT reference, reason FROM unmatched") == unmatched
+    assert gateway.storage.query("SELECT message_type FROM inbound_files") == [("camt.052",)]
+    assert gateway.storage.query("SELECT reference, reason FROM unmatched") == unmatched

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.adapters.db import Database
+from gateway.bootstrap import open_database
+from gateway.config import load_settings
 from gateway.iso20022.model import StatusReport
 from gateway.iso20022.pain002 import build_pain002
 from gateway.iso20022.xml import to_bytes
@@ -138,7 +139,7 @@ def test_status_and_verify_with_an_unsigned_partner(home: Path, tmp_path: Path) 
     assert verified.returncode == 0, verified.stderr + verified.stdout
     assert "valid pain.002" in verified.stdout and "unsigned (mode none)" in verified.stdout
     # `gateway run` creates the database that status reads; create it as run would.
-    Database(home / "var" / "gateway.db").close()
+    open_database(load_settings(home)).close()
     status = subprocess.run(
         [GATEWAY, "status"], capture_output=True, text=True, env=env, timeout=60, check=False
     )

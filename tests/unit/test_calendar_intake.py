@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 
 import pytest
-
 from gateway.adapters.db import Database
+
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.service.execution import MOVED_FROM, ExecutionDates
@@ -104,28 +104,3 @@ def test_a_bad_as_of_setting_is_refused_at_start(settings: Settings, as_of: str)
     """as_of must be a date-time with an offset; anything else stops the start, named."""
     with pytest.raises(ConfigError, match=r"as_of .* must be a date-time with an offset"):
         ExecutionDates.from_settings(replace(settings, as_of=as_of))
-
-
-def test_a_partner_closing_day_half_day_and_exclusive_cutoff_reach_intake(
-    settings: Settings,
-) -> None:
-    """The profile's own closing day and exclusive cut-off decide the day intake stores."""
-    agribank = settings.partners["agribank"]
-    schedule = replace(
-        agribank.schedule,
-        cutoff_boundary="exclusive",
-        closed_days=frozenset({date(2026, 11, 11)}),
-        half_days=((date(2026, 11, 12), time(10, 0)),),
-    )
-    profile = replace(agribank, schedule=schedule)
-    settings = replace(
-        settings,
-        partners={**settings.partners, "agribank": profile},
-        as_of="2026-11-10T15:30:00+07:00",  # exactly at the cut-off, which is exclusive
-    )
-    db = Database(settings.db_file)
-    IntakeService(db, settings).handle([body(order(requested_execution_date="2026-11-10"))])
-    stored = json.loads(db.query("SELECT payload FROM orders")[0][0])
-    # Not the 10th (at the exclusive cut-off), not the 11th (the bank's closing day).
-    assert stored["requested_execution_date"] == "2026-11-12"
-    assert stored[MOVED_FROM] == "2026-11-10"
