@@ -9,13 +9,15 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from gateway.banksim.messages import build_camt052
 from gateway.bootstrap import open_database
 from gateway.config import load_settings
-from gateway.iso20022.model import StatusReport
+from gateway.iso20022.model import Entry, Notification, StatusReport
 from gateway.iso20022.pain002 import build_pain002
 from gateway.iso20022.xml import to_bytes
 from tests.conftest import ROOT
@@ -138,6 +140,34 @@ def test_status_and_verify_with_an_unsigned_partner(home: Path, tmp_path: Path) 
     )
     assert verified.returncode == 0, verified.stderr + verified.stdout
     assert "valid pain.002" in verified.stdout and "unsigned (mode none)" in verified.stdout
+    intraday = tmp_path / "intraday.xml"
+    entries = Notification(
+        msg_id="PLN-IDR-1",
+        created_at=datetime(2026, 11, 2, 11, 0, tzinfo=UTC),
+        account="990000000001",
+        entries=(
+            Entry(
+                amount=Decimal("540000"),
+                currency="VND",
+                credit_debit="DBIT",
+                status="PDNG",
+                booking_date=None,
+                value_date=None,
+                account_servicer_ref="PLN-1",
+            ),
+        ),
+    )
+    intraday.write_bytes(to_bytes(build_camt052(entries, "PLN-IDR-1")))
+    checked = subprocess.run(
+        [GATEWAY, "verify", str(intraday), "--partner", "plainbank"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr + checked.stdout
+    assert "valid camt.052.001.08 from plainbank, unsigned (mode none)" in checked.stdout
     # `gateway run` creates the database that status reads; create it as run would.
     open_database(load_settings(home)).close()
     status = subprocess.run(
