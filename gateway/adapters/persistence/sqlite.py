@@ -81,11 +81,11 @@ class _Reader(SqliteExecutor):
 
     def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
         with _transient("read"):
-            return SqliteExecutor(self._storage.connection()).one(sql, args)
+            return SqliteExecutor(self._storage.reader()).one(sql, args)
 
     def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         with _transient("read"):
-            return SqliteExecutor(self._storage.connection()).all(sql, args)
+            return SqliteExecutor(self._storage.reader()).all(sql, args)
 
 
 @contextmanager
@@ -131,12 +131,20 @@ class SqliteStorage:
         return conn
 
     def connection(self) -> sqlite3.Connection:
-        """This thread's connection."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        """This thread's connection for units of work."""
+        return self._thread_connection("conn")
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's connection for queries: outside any unit of work, so a query sees only
+        what is committed, even from inside a unit."""
+        return self._thread_connection("reader")
+
+    def _thread_connection(self, which: str) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, which, None)
         if conn is None:
             with _transient("open"):
                 conn = self._connect()
-            self._local.conn = conn
+            setattr(self._local, which, conn)
         return conn
 
     @contextmanager
@@ -237,11 +245,12 @@ class SqliteStorage:
         self._instance_lock = handle
 
     def close(self) -> None:
-        """Close this thread's connection."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close this thread's connections (other threads' close when their thread ends)."""
+        for which in ("conn", "reader"):
+            conn: sqlite3.Connection | None = getattr(self._local, which, None)
+            if conn is not None:
+                conn.close()
+                setattr(self._local, which, None)
 
 
 def _create_version_table(ex: SqliteExecutor) -> None:
