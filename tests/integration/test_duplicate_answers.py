@@ -24,7 +24,7 @@ from gateway.bootstrap import Gateway, build_bank, build_gateway
 from gateway.config import Settings
 from gateway.service.overview import overview
 from gateway.service.reports import FILE_DUPLICATE_ANSWER
-from tests.wire import Msg, order
+from tests.unit.test_intake import Msg, order
 
 IDS = ("BTXH2611-000101", "BTXH2611-000102", "BTXH2611-000103")
 CLOSED = "8800999999999"  # the bank says this beneficiary's account is closed (AC04)

@@ -25,7 +25,7 @@ from gateway.profile import PartnerProfile
 from gateway.profile.signature import SignaturePolicy
 from gateway.signing import sign
 from tests.conftest import SHARED
-from tests.wire import Msg, order
+from tests.unit.test_intake import Msg, order
 
 AT = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
 IDS = ("BTXH2611-000201", "BTXH2611-000202")

@@ -10,7 +10,7 @@ from gateway.adapters.persistence.memory import MemoryStorage
 from gateway.config import Settings
 from gateway.service.execution import MOVED_FROM
 from gateway.service.intake import IntakeService
-from tests.wire import messages, order
+from tests.unit.test_intake import body, order
 
 
 def _with_schedule(settings: Settings, as_of: str, **schedule: object) -> Settings:
@@ -21,7 +21,7 @@ def _with_schedule(settings: Settings, as_of: str, **schedule: object) -> Settin
 
 def _stored_day(settings: Settings, requested: str) -> dict[str, str]:
     storage = MemoryStorage()
-    IntakeService(storage, settings).handle(messages(order(requested_execution_date=requested)))
+    IntakeService(storage, settings).handle([body(order(requested_execution_date=requested))])
     stored = storage.queries.order("BTXH2611-000001")
     assert stored is not None
     payload: dict[str, str] = json.loads(stored.payload)
@@ -67,7 +67,7 @@ def test_a_target2_partner_refuses_good_friday(settings: Settings) -> None:
     )
     storage = MemoryStorage()
     [outcome] = IntakeService(storage, settings).handle(
-        messages(order(requested_execution_date="2026-04-03"))
+        [body(order(requested_execution_date="2026-04-03"))]
     )
     assert outcome.result == "invalid"
     assert outcome.reason is not None
