@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import re
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +28,10 @@ from gateway.bootstrap import Gateway, build_bank, build_gateway
 from gateway.config import Settings
 from gateway.service.overview import overview
 from gateway.service.reports import FILE_DUPLICATE_ANSWER
+from tests.conftest import ROOT
 from tests.unit.test_intake import Msg, order
+
+GATEWAY = str(Path(sys.executable).parent / "gateway")
 
 IDS = ("BTXH2611-000101", "BTXH2611-000102", "BTXH2611-000103")
 CLOSED = "8800999999999"  # the bank says this beneficiary's account is closed (AC04)
@@ -163,3 +170,31 @@ def test_a_duplicate_file_answer_is_logged_counted_shown_and_raised(
         "kbnn_gateway_bank_duplicate_file_answers_total", {"partner": "agribank"}
     )
     assert value == 1
+
+
+def test_gateway_status_shows_the_duplicate_answer(resent: Resent, settings: Settings) -> None:
+    """`gateway status` counts the answer and names the file it was about, with its state."""
+    resent.apply("pain.002")
+    resent.apply("dupl")
+    env = {
+        **os.environ,
+        "GATEWAY_HOME": str(ROOT),
+        "GATEWAY_DB_PATH": str(settings.db_file),
+        "GATEWAY_DB_URL": "",
+    }
+    shown = subprocess.run(
+        [GATEWAY, "status"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"duplicate file answers\s+1\b", shown.stdout), shown.stdout
+    assert "agribank answered DUPL" in shown.stdout
+    assert f"to {resent.msg_id}, which is partially_rejected" in shown.stdout
+    as_json = subprocess.run(
+        [GATEWAY, "status", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(as_json.stdout)["duplicate_file_answers"] == 1
