@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ from gateway.adapters.prometheus_state import StateCollector
 from gateway.banksim.bank import AccountBook, BankSimulator
 from gateway.bootstrap import Gateway, build_bank, build_gateway
 from gateway.config import Settings
+from gateway.service.deadlines import DeadlineWatch
 from gateway.service.overview import overview
 from gateway.service.reports import FILE_DUPLICATE_ANSWER
 from tests.conftest import ROOT
@@ -138,6 +139,10 @@ def test_a_duplicate_file_answer_first_leaves_the_file_waiting(resent: Resent) -
     assert set(resent.states().values()) == {"sent"}
     assert resent.file_state() == "sent"
     assert resent.gateway.storage.query("SELECT status_at FROM files") == [(None,)]
+    # A bank that never sends the original's reports leaves the file overdue, for an admin.
+    later = datetime(2026, 11, 10, 8, 0, tzinfo=UTC) + timedelta(hours=2)
+    watch = DeadlineWatch(resent.gateway.storage, resent.gateway.settings, clock=lambda: later)
+    assert watch.tick() == 1
 
 
 def test_a_duplicate_file_answer_is_logged_counted_shown_and_raised(
