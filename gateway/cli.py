@@ -273,6 +273,12 @@ def status(ctx: click.Context, as_json: bool) -> None:
             f"  {answer['partner']} answered DUPL ({answer['msg_id']}) to"
             f" {answer['original_msg_id']}, which is {answer['file_state']}"
         )
+    if result["claims"]:
+        click.echo("work claimed by instances (expired: the holder died or stalled):")
+    for claim in result["claims"]:
+        what = f"{claim['messages']} outbox messages" if claim["kind"] == "outbox" else claim["key"]
+        until = "expired" if claim["expired"] else f"until {claim['expires_at']}"
+        click.echo(f"  {claim['kind']:<12} {what} by {claim['owner']}, {until}")
     if result["inbound_folders"]:
         click.echo("inbound folders (reports waiting / claimed, not finished):")
     for partner, seen in result["inbound_folders"].items():

@@ -43,7 +43,25 @@ def overview(queries: Queries, settings: Settings, now: datetime | None = None) 
         "overdue_files": overdue,
         "duplicate_file_answers": sum(queries.duplicate_answers_by_partner().values()),
         "duplicate_answered_files": duplicate_answered_files(queries),
+        "claims": held_claims(queries, now or utcnow()),
     }
+
+
+def held_claims(queries: Queries, now: datetime) -> list[dict[str, Any]]:
+    """Work instances hold (batch groups; outbox messages per instance), and whether each claim
+    has expired: an expired one belongs to an instance that died or stalled, and another
+    instance takes the work over."""
+    return [
+        {
+            "kind": claim.kind,
+            "key": claim.key,
+            "owner": claim.owner,
+            "messages": claim.messages,
+            "expires_at": claim.expires_at.isoformat(timespec="seconds"),
+            "expired": claim.expires_at < now,
+        }
+        for claim in queries.claims()
+    ]
 
 
 def duplicate_answered_files(queries: Queries, limit: int = 20) -> list[dict[str, Any]]:

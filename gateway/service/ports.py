@@ -243,6 +243,17 @@ class ParkedOutbox:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldClaim:
+    """Work an instance holds: a batch group, or outbox messages (`messages` of them)."""
+
+    kind: str
+    key: str
+    owner: str
+    expires_at: datetime
+    messages: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Booked:
     """A payment or credit the gateway knows was booked on a day, for reconciliation."""
 
@@ -510,6 +521,10 @@ class Queries(Protocol):
 
     def duplicate_answers_by_partner(self) -> dict[str, int]:
         """Duplicate-file answers kept, per partner."""
+
+    def claims(self) -> list[HeldClaim]:
+        """Work claimed by instances and not finished: batch groups, and per owner the outbox
+        messages claimed but not yet sent, soonest expiry first."""
 
     def overdue_files(self, partner: str, sent_before: datetime) -> list[str]:
         """Files of a partner sent before the limit without any status report."""

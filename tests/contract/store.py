@@ -924,6 +924,27 @@ class StoreContract:
             assert not uow.claims.holds("batch", GROUP, "gw-1", at(2))
             assert uow.claims.claim("batch", GROUP, "gw-2", at(2), at(40))
 
+    def test_claims_show_groups_and_outbox_by_owner(self, store: Storage) -> None:
+        """queries.claims lists held groups and, per owner, the outbox messages claimed but not
+        sent, soonest expiry first; sent and released messages leave it."""
+        with store.unit_of_work() as uow:
+            uow.claims.claim("batch", GROUP, "gw-1", T0, at(60))
+            for n in range(3):
+                uow.outbox.enqueue(message(n), T0)
+            claimed = uow.outbox.claim("gw-2", 10, T0, at(30))
+        held = store.queries.claims()
+        assert [(c.kind, c.key, c.owner, c.messages) for c in held] == [
+            ("outbox", "gw-2", "gw-2", 3),
+            ("batch", GROUP, "gw-1", 0),
+        ]
+        assert [c.expires_at for c in held] == [at(30), at(60)]
+        with store.unit_of_work() as uow:
+            uow.outbox.mark_sent([claimed[0].row_id], at(1))
+            uow.outbox.release([claimed[1].row_id])
+            uow.claims.release("batch", GROUP, "gw-1")
+        [left] = store.queries.claims()
+        assert (left.kind, left.owner, left.messages) == ("outbox", "gw-2", 1)
+
     # --- rollback and admin -----------------------------------------------------------------
 
     def test_error_in_unit_of_work_writes_nothing(self, store: Storage) -> None:

@@ -37,6 +37,7 @@ from gateway.service.ports import (
     DuplicateAnswer,
     EvidenceRepository,
     FileRepository,
+    HeldClaim,
     InboundRepository,
     NewOrder,
     OrderRepository,
@@ -683,6 +684,22 @@ class MemoryQueries:
 
     def duplicate_answers_by_partner(self) -> dict[str, int]:
         return dict(Counter(partner for partner, _ in self._committed().duplicate_answers))
+
+    def claims(self) -> list[HeldClaim]:
+        state = self._committed()
+        held = [
+            HeldClaim(kind, key, claim.owner, claim.expires_at)
+            for (kind, key), claim in state.work_claims.items()
+        ]
+        by_owner: dict[str, list[datetime]] = {}
+        for row in state.outbox.values():
+            if row.claimed_by is not None and row.sent_at is None and row.claim_until:
+                by_owner.setdefault(row.claimed_by, []).append(row.claim_until)
+        held += [
+            HeldClaim("outbox", owner, owner, max(untils), len(untils))
+            for owner, untils in by_owner.items()
+        ]
+        return sorted(held, key=lambda c: (c.expires_at, c.kind, c.key))
 
     def overdue_files(self, partner: str, sent_before: datetime) -> list[str]:
         return [msg_id for msg_id, _ in _overdue(self._committed(), partner, sent_before)]

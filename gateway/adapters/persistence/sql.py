@@ -25,6 +25,7 @@ from gateway.service.ports import (
     ConcurrentChange,
     DlqAction,
     DuplicateAnswer,
+    HeldClaim,
     NewOrder,
     OutboundFile,
     OutboxMessage,
@@ -787,6 +788,22 @@ class SqlQueries:
 
     def duplicate_answers_by_partner(self) -> dict[str, int]:
         return self._by("SELECT partner, COUNT(*) FROM duplicate_answers GROUP BY 1")
+
+    def claims(self) -> list[HeldClaim]:
+        groups = [
+            HeldClaim(kind, key, owner, as_time(until))
+            for kind, key, owner, until in self._q.all(
+                "SELECT kind, claim_key, owner, expires_at FROM work_claims"
+            )
+        ]
+        outbox = [
+            HeldClaim("outbox", owner, owner, as_time(until), int(n))
+            for owner, n, until in self._q.all(
+                "SELECT claimed_by, COUNT(*), MAX(claim_until) FROM outbox"
+                " WHERE claimed_by IS NOT NULL AND sent_at IS NULL GROUP BY claimed_by"
+            )
+        ]
+        return sorted(groups + outbox, key=lambda c: (c.expires_at, c.kind, c.key))
 
     def overdue_files(self, partner: str, sent_before: datetime) -> list[str]:
         rows = self._q.all(
