@@ -11,10 +11,11 @@ import structlog
 from gateway import crashpoints
 from gateway.config import PartnerProfile, Settings
 from gateway.errors import ConfigError, InvalidMessage, TransientError
-from gateway.iso20022.model import Notification, PaymentReturn, StatusReport
+from gateway.iso20022.model import IntradayReport, Notification, PaymentReturn, StatusReport
 from gateway.iso20022.xml import shown
 from gateway.reasons import bounded, fault
 from gateway.service.clock import Clock, utcnow
+from gateway.service.intraday import apply_intraday
 from gateway.service.notifications import apply_notification
 from gateway.service.ports import Storage, UnitOfWork
 from gateway.service.reports import apply_report
@@ -78,9 +79,8 @@ class InboundService:
             except Exception as exc:  # no inbound data may end in a traceback
                 raise InvalidMessage(f"fault while reading the file: {fault(exc)}") from None
             if not received.schema_checked:
-                # ../shared's SOURCES: pain.002.001.10 and pacs.004 (every version) are read, and
-                # validated once their XSD is installed in schemas/; the signature has been
-                # verified either way, and the reader checks every field it uses.
+                # schemas/SOURCES.md: pacs.004.001.02 and .11 ship no XSD; the signature has
+                # been verified, and the reader checks the XSD's rules for every value it uses.
                 log.warning("inbound.no_schema", message=received.kind.name_id)
             step = _application(partner, received.content, raw, now)
             try:
@@ -115,4 +115,6 @@ def _application(
         return lambda uow: apply_notification(uow, partner, content, raw, now)
     if isinstance(content, PaymentReturn):
         return lambda uow: apply_return(uow, partner, content, raw, now)
+    if isinstance(content, IntradayReport):
+        return lambda uow: apply_intraday(uow, partner, content, raw, now)
     return lambda uow: apply_statement(uow, partner, content, raw, now)

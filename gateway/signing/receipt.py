@@ -17,10 +17,17 @@ from lxml import etree
 
 from gateway.errors import InvalidMessage
 from gateway.iso20022 import xsd
+from gateway.iso20022.camt052 import read_camt052
 from gateway.iso20022.camt053 import read_camt053
 from gateway.iso20022.camt054 import read_camt054
 from gateway.iso20022.consistency import entry_problem
-from gateway.iso20022.model import Notification, PaymentReturn, Statement, StatusReport
+from gateway.iso20022.model import (
+    IntradayReport,
+    Notification,
+    PaymentReturn,
+    Statement,
+    StatusReport,
+)
 from gateway.iso20022.namespaces import MessageType, message_type
 from gateway.iso20022.pacs004 import read_pacs004
 from gateway.iso20022.pain002 import read_pain002
@@ -28,7 +35,7 @@ from gateway.profile import PartnerProfile
 from gateway.signing.policy import VerifiedFile, verify_for_partner
 from gateway.signing.trust import TrustedCertificate
 
-Report = StatusReport | Notification | PaymentReturn | Statement
+Report = StatusReport | Notification | PaymentReturn | Statement | IntradayReport
 
 # The reports a partner sends, by message family, with their readers.
 READERS: dict[str, Callable[[etree._Element], Report]] = {
@@ -36,6 +43,7 @@ READERS: dict[str, Callable[[etree._Element], Report]] = {
     "camt.054": read_camt054,
     "pacs.004": read_pacs004,
     "camt.053": read_camt053,
+    "camt.052": read_camt052,
 }
 
 
@@ -46,7 +54,7 @@ class ReceivedFile:
     verified: VerifiedFile
     kind: MessageType
     content: Report
-    # False when no XSD of this version is installed (pain.002.001.10, pacs.004): the reader's
+    # False when no XSD of this version is installed (pacs.004.001.02 and .11): the reader's
     # own value rules were the only content check.
     schema_checked: bool
 
@@ -73,12 +81,14 @@ def receive(
 
 
 def entry_problems(content: Report) -> list[str]:
-    """Why each entry of a camt.054 or camt.053 disagrees with its details: the inbound service
-    keeps those entries as unmatched and applies nothing of them."""
+    """Why each entry of a camt.054, camt.053 or camt.052 disagrees with its details: the inbound
+    service keeps those entries as unmatched and applies nothing of them."""
     if isinstance(content, Notification):
         entries = content.entries
     elif isinstance(content, Statement):
         entries = tuple(entry for stmt in content.statements for entry in stmt.entries)
+    elif isinstance(content, IntradayReport):
+        entries = tuple(entry for report in content.reports for entry in report.entries)
     else:
         return []
     return [problem for problem in map(entry_problem, entries) if problem]

@@ -356,7 +356,7 @@ def _trust(
 
 
 def _return(bank: KeyPair, n: int, at: datetime, **changes: str) -> bytes:
-    """A pacs.004 (read without an XSD) signed by the bank, with its values replaced."""
+    """A pacs.004.001.11 (read without an XSD) signed by the bank, with its values replaced."""
     line = ReturnLine(
         return_id=f"RTR-{n}",
         original_msg_id="KBNN-20261101-0001",
@@ -373,11 +373,14 @@ def _return(bank: KeyPair, n: int, at: datetime, **changes: str) -> bytes:
             next(root.iter("{*}RtrdIntrBkSttlmAmt")).set("Ccy", value)
         else:
             next(root.iter(f"{{*}}{local}")).text = value
-    return sign(root, bank)
+    # As .001.11, a version read without an XSD: the reader's own rules are all that stand.
+    data = to_bytes(root).replace(b"pacs.004.001.09", b"pacs.004.001.11")
+    return sign(etree.fromstring(data), bank)
 
 
 def _values(add: Add, bank: KeyPair, counter: Iterator[int], at: datetime) -> None:
-    """ISO 20022 value rules in a file read without an XSD (pacs.004), signed by the bank."""
+    """ISO 20022 value rules in a file read without an XSD (pacs.004.001.11), signed by the
+    bank."""
     amounts = (
         ("amount-abc", "abc", r"'abc' is not an amount"),
         ("amount-negative", "-540000", r"'-540000' is not an amount"),
