@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -120,9 +120,11 @@ def test_bank_sim_serves_an_unsigned_partner_without_certificate(
 def test_status_and_verify_with_an_unsigned_partner(home: Path, tmp_path: Path) -> None:
     """`gateway status` works and `gateway verify` takes an unsigned report from that partner."""
     env = {**os.environ, "GATEWAY_HOME": str(home)}
+    # Created minutes ago: `verify` judges the file at this moment, within the partner's tolerance.
+    created = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     report = StatusReport(
         msg_id="PLN-STS-1",
-        created_at=datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
+        created_at=created,
         original_msg_id="KBNN-1",
         original_msg_name_id="pain.001.001.09",
         group_status="ACCP",
@@ -143,7 +145,7 @@ def test_status_and_verify_with_an_unsigned_partner(home: Path, tmp_path: Path) 
     intraday = tmp_path / "intraday.xml"
     entries = Notification(
         msg_id="PLN-IDR-1",
-        created_at=datetime(2026, 11, 2, 11, 0, tzinfo=UTC),
+        created_at=created,
         account="990000000001",
         entries=(
             Entry(
