@@ -101,10 +101,15 @@ def test_a_return_without_amount_names_the_transaction_and_line() -> None:
 @pytest.mark.parametrize(
     ("before", "after", "problem"),
     [
-        (">606000<", ">-606000<", "returned amount -606000 is not more than zero"),
-        (">606000<", ">606000.123456<", "has more than 5 decimals or 18 digits"),
-        ('Ccy="VND">606000', 'Ccy="vnd">606000', "currency 'vnd' is not a three-letter ISO code"),
-        ("<RtrId>RTR-0001</RtrId>", f"<RtrId>{'R' * 36}</RtrId>", "36 characters, at most 35"),
+        (">606000<", ">-606000<", "'-606000' is not an amount"),
+        (">606000<", ">0<", "returned amount 0 is not more than zero"),
+        (">606000<", ">606000.123456<", "has 6 fraction digits; at most 5 are allowed"),
+        ('Ccy="VND">606000', 'Ccy="vnd">606000', "currency 'vnd' is not three capital letters"),
+        (
+            "<RtrId>RTR-0001</RtrId>",
+            f"<RtrId>{'R' * 36}</RtrId>",
+            "<RtrId> is 36 characters long; ISO 20022 allows 35",
+        ),
     ],
 )
 def test_a_version_without_xsd_has_its_values_checked_by_the_reader(
