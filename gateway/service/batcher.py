@@ -26,7 +26,7 @@ from gateway.metrics import NO_METRICS, Metrics
 from gateway.service.clock import Clock, stamp, utcnow
 from gateway.service.records import OutboxMessage, StoredOrder
 from gateway.service.transitions import advance
-from gateway.signing import KeyStore, SignedFile, sign_for_partner
+from gateway.signing import KeySource, SignedFile, sign_for_partner
 
 log = structlog.get_logger("gateway.batcher")
 
@@ -63,7 +63,7 @@ class BatchService:
         self,
         db: Database,
         settings: Settings,
-        keys: KeyStore,
+        keys: KeySource,
         clock: Clock = utcnow,
         metrics: Metrics = NO_METRICS,
     ) -> None:
