@@ -21,7 +21,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -435,7 +435,7 @@ class TokenKeyStore:
 
     def _entries(self, session: pkcs11.Session) -> list[TokenEntry]:
         entries = []
-        for key in session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}):
+        for key in list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY})):
             label = str(key[Attribute.LABEL])
             key_id = bytes(key[Attribute.ID])
             try:
@@ -517,8 +517,8 @@ def generate_in_token(
 def store_certificate(session: pkcs11.Session, label: str, key_id: bytes, cert_pem: bytes) -> None:
     """Put a certificate in the token beside its key (same label and CKA_ID)."""
     cert = x509.load_pem_x509_certificate(cert_pem)
-    for old in session.get_objects(
-        {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: key_id}
+    for old in list(
+        session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: key_id})
     ):
         old.destroy()
     session.create_object(
@@ -569,12 +569,6 @@ def key_id_in_token(session: pkcs11.Session, label: str, where: str) -> bytes:
     if found is None:
         raise ConfigError(f"{where} has no key labelled {label!r}")
     return bytes(found[Attribute.ID])
-
-
-def labels(session: pkcs11.Session) -> Iterator[str]:
-    """Labels of the private keys in the token."""
-    for key in session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}):
-        yield str(key[Attribute.LABEL])
 
 
 __all__ = [
