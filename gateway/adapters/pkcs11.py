@@ -168,10 +168,7 @@ class Token:
         pin, source = read_pin(self.config, self._environ)
         fingerprint = hashlib.sha256(pin.encode()).digest()
         if fingerprint == self._refused:
-            raise TransientError(
-                f"{self.config.where} refused the PIN from {source}; it is not offered again"
-                " until it changes (a token locks its PIN after a few wrong tries)"
-            )
+            raise TransientError(self._pin_refused(source))
         library = _library(self.config.module)
         if self._reset_library:
             try:
@@ -193,12 +190,9 @@ class Token:
             raise TransientError(f"{self.config.where} cannot be listed: {_said(exc)}") from None
         try:
             session = token.open(user_pin=pin, rw=True)
-        except _PIN_REFUSED as exc:
+        except _PIN_REFUSED:
             self._refused = fingerprint
-            raise TransientError(
-                f"{self.config.where} refused the PIN from {source} ({type(exc).__name__});"
-                " it is not offered again until it changes"
-            ) from None
+            raise TransientError(self._pin_refused(source)) from None
         except p11.UserAlreadyLoggedIn:
             # Another session of this process is logged in; a new one shares its login.
             session = self._open_shared(token)
@@ -212,6 +206,12 @@ class Token:
             log.info("hsm.available", token=self.config.token, after=self._fault)
             self._fault = None
         return session
+
+    def _pin_refused(self, source: str) -> str:
+        return (
+            f"{self.config.where} refused the PIN from {source}; it is not offered again until"
+            " it changes (a token locks its PIN after a few wrong tries)"
+        )
 
     def _find_token(self, library: _pkcs11.lib) -> pkcs11.Token:
         """The token by its label; a module that does not list it is asked again once, afresh
