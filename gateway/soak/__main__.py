@@ -33,6 +33,7 @@ from gateway.soak.harness import ALL_POINTS, BANK_FAULTS, DEFAULT_WORKDIR, SoakC
     help="Bank simulator misbehaviour (probabilities per reply).",
 )
 @click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Default var/soak.")
+@click.option("--pkcs11", is_flag=True, help="Our key in a SoftHSM2 token made under the workdir.")
 def main(
     orders: int,
     seed: int,
@@ -47,6 +48,7 @@ def main(
     disk_full: float,
     bank_faults: str,
     workdir: Path | None,
+    pkcs11: bool,
 ) -> None:
     """Publish ORDERS orders while the gateway, broker, bank and disk are broken; check."""
     config = SoakConfig(
@@ -63,6 +65,7 @@ def main(
         disk_full_s=disk_full,
         bank_faults=bank_faults,
         workdir=workdir or DEFAULT_WORKDIR,
+        pkcs11=pkcs11,
     )
     log_path = config.workdir.parent / "soak.log.jsonl"
     log_path.parent.mkdir(parents=True, exist_ok=True)
