@@ -14,6 +14,10 @@
 #
 # python-xmlsec's wheel bundles libxmlsec1 and the same libxml2 as lxml's
 # wheel (both pinned in pyproject.toml), so no system XML library is needed.
+# Likewise psycopg's binary wheel bundles libpq: PostgreSQL is an external
+# service in production, named by GATEWAY_DB_URL (postgresql://...), and
+# nothing of it is installed in this image (scripts/postgres is for
+# development and tests only).
 #
 # The default broker URL expects a RabbitMQ container named `rabbitmq`.  The
 # official rabbitmq image allows guest from other hosts; any other broker

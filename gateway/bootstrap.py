@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +14,8 @@ from pathlib import Path
 import structlog
 
 from gateway.adapters import topology
-from gateway.adapters.db import Database
 from gateway.adapters.filedrop import Folder, LocalFolder
+from gateway.adapters.persistence import open_storage
 from gateway.adapters.rabbitmq import Delivery, Publisher, connect, consume
 from gateway.banksim.bank import AccountBook, BankSimulator, Reply
 from gateway.banksim.faults import FaultPlan, ReplyFaults
@@ -29,6 +32,7 @@ from gateway.service.file_relay import FileRelay
 from gateway.service.file_scanner import FileScanner
 from gateway.service.inbound import InboundService
 from gateway.service.intake import IntakeService
+from gateway.service.ports import Storage
 from gateway.service.relay import RelayService
 from gateway.signing import (
     SIGNATURE_HEADER,
@@ -133,29 +137,56 @@ def declare_topology(settings: Settings) -> None:
         conn.close()
 
 
+def open_database(settings: Settings, *, upgrade: bool = True) -> Storage:
+    """The gateway's database as the settings name it (GATEWAY_DB_URL, else SQLite at db_path),
+    its schema upgraded unless `upgrade` is False."""
+    return open_storage(settings.db_url, settings.db_file, upgrade=upgrade)
+
+
+def existing_storage(settings: Settings, *, upgrade: bool = True) -> Storage:
+    """The gateway's database, refusing to create an empty SQLite file by mistake (a wrong
+    GATEWAY_HOME or db_path would otherwise be taken for a gateway with no history)."""
+    if not settings.db_url and not settings.db_file.exists():
+        raise GatewayError(f"no gateway database at {settings.db_file} yet; start `gateway run`")
+    return open_database(settings, upgrade=upgrade)
+
+
+def instance_name(storage: Storage) -> str:
+    """Who claims work in the database: on SQLite the one instance there can be (its claims
+    are its own again after a restart); on PostgreSQL this process, by host, pid and a random
+    part (a dead instance's claims expire and are taken over)."""
+    if storage.kind != "postgresql":
+        return "gateway"
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 @dataclass
 class Gateway:
     """The gateway's services, built once."""
 
     settings: Settings
-    db: Database
+    storage: Storage
     intake: IntakeService
     batcher: BatchService
     inbound: InboundService
+    # Who this instance is when it claims work shared with other instances.
+    owner: str = "gateway"
     # What the services count and time; served by `start_gateway` when metrics_port is set.
     metrics: Metrics = NO_METRICS
 
 
-def build_gateway(settings: Settings) -> Gateway:
-    """Open the database, load our key, build the services."""
-    db = Database(settings.db_file)
-    metrics = gateway_metrics(db, settings)
+def build_gateway(settings: Settings, storage: Storage | None = None) -> Gateway:
+    """Open the database (unless given), load our key, build the services."""
+    storage = storage or open_database(settings)
+    metrics = gateway_metrics(storage, settings)
+    owner = instance_name(storage)
     return Gateway(
         settings=settings,
-        db=db,
-        intake=IntakeService(db, settings, metrics=metrics),
-        batcher=BatchService(db, settings, our_keys(settings), metrics=metrics),
-        inbound=InboundService(db, settings),
+        storage=storage,
+        intake=IntakeService(storage, settings, metrics=metrics),
+        batcher=BatchService(storage, settings, our_keys(settings), metrics=metrics, owner=owner),
+        inbound=InboundService(storage, settings),
+        owner=owner,
         metrics=metrics,
     )
 
@@ -200,7 +231,12 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
     def relay(stop: threading.Event) -> None:
         publisher = Publisher(settings.amqp_url, gateway.metrics)
         service = RelayService(
-            gateway.db, publisher, file_partners=file_partners(settings), metrics=gateway.metrics
+            gateway.storage,
+            publisher,
+            file_partners=file_partners(settings),
+            metrics=gateway.metrics,
+            owner=gateway.owner,
+            claim_seconds=settings.claim_seconds,
         )
         try:
             every(settings.relay_interval, service.drain)(stop)
@@ -211,7 +247,7 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
     runtime.add("batcher", every(0.2, gateway.batcher.tick))
     runtime.add("relay", relay)
     runtime.add("inbound", inbound)
-    watch = DeadlineWatch(gateway.db, settings)
+    watch = DeadlineWatch(gateway.storage, settings)
     runtime.add("deadlines", every(settings.deadline_check_seconds, watch.tick))
     start_file_exchange(gateway, runtime)
     start_metrics(gateway, runtime)
@@ -220,13 +256,13 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
 # --- metrics: Prometheus's /metrics for admins (gateway/adapters/prometheus.py) ----------------
 
 
-def gateway_metrics(db: Database, settings: Settings) -> Metrics:
+def gateway_metrics(storage: Storage, settings: Settings) -> Metrics:
     """Prometheus metrics when metrics_port is set, else metrics that count nothing."""
     if not settings.metrics_port:
         return NO_METRICS
     from gateway.adapters.prometheus import prometheus_metrics  # noqa: PLC0415 - only when used
 
-    return prometheus_metrics(db, settings)
+    return prometheus_metrics(storage.queries, settings)
 
 
 def start_metrics(gateway: Gateway, runtime: Runtime) -> None:
@@ -296,7 +332,7 @@ def inbound_folder(settings: Settings, partner: PartnerProfile) -> Folder:
 def file_scanner(gateway: Gateway, partner: PartnerProfile) -> FileScanner:
     """A scanner of one partner's inbound folder, feeding the inbound service."""
     _, inbound = partner_folders(gateway.settings, partner)
-    return FileScanner(partner, inbound, gateway.inbound, gateway.db)
+    return FileScanner(partner, inbound, gateway.inbound, gateway.storage.queries)
 
 
 def start_file_exchange(gateway: Gateway, runtime: Runtime) -> None:
@@ -308,7 +344,13 @@ def start_file_exchange(gateway: Gateway, runtime: Runtime) -> None:
 
     def relay(stop: threading.Event) -> None:
         folders = {p.name: partner_folders(settings, p)[0] for p in partners}
-        service = FileRelay(gateway.db, folders, metrics=gateway.metrics)
+        service = FileRelay(
+            gateway.storage,
+            folders,
+            metrics=gateway.metrics,
+            owner=gateway.owner,
+            claim_seconds=settings.claim_seconds,
+        )
         try:
             every(settings.relay_interval, service.drain)(stop)
         finally:

@@ -17,6 +17,7 @@ from gateway import logs
 from gateway.commands import existing_database, iso
 from gateway.commands import files as files_commands
 from gateway.commands import metrics as metrics_commands
+from gateway.commands.db import db
 from gateway.commands.dlq import dlq
 from gateway.commands.keys import keys
 from gateway.commands.reconcile import reconcile
@@ -54,7 +55,9 @@ def run(ctx: click.Context) -> None:
 
     settings = _settings(ctx)
     runtime = Runtime()
-    start_gateway(build_gateway(settings), runtime)
+    gateway = build_gateway(settings)
+    gateway.storage.claim_instance()  # SQLite takes one instance; PostgreSQL any number
+    start_gateway(gateway, runtime)
     click.echo(f"gateway running against {_redact(settings.amqp_url)}; Ctrl-C stops", err=True)
     runtime.wait()
 
@@ -69,11 +72,27 @@ def run(ctx: click.Context) -> None:
     is_flag=True,
     help="Run even though GATEWAY_AMQP_URL is not on this machine (queues are emptied).",
 )
+@click.option(
+    "--db",
+    "database",
+    type=click.Choice(["sqlite", "postgres"]),
+    default="sqlite",
+    show_default=True,
+    help="Run on SQLite (a fresh file) or on PostgreSQL at GATEWAY_DB_URL (a fresh schema"
+    " gateway_demo; scripts/demo --db postgres starts a local server).",
+)
 @click.pass_context
 def demo(
-    ctx: click.Context, as_json: bool, timeout: float, verbose: bool, allow_remote: bool
+    ctx: click.Context,
+    as_json: bool,
+    timeout: float,
+    verbose: bool,
+    allow_remote: bool,
+    database: str,
 ) -> None:
     """Run a month of Phú Lương's payments through the gateway and a simulated bank."""
+    from dataclasses import replace
+
     from gateway.demo.run import render, run_demo
 
     settings = _settings(ctx)
@@ -83,6 +102,20 @@ def demo(
             f"the demo empties the gateway's queues and will not do that on {host}; "
             "use a local broker (scripts/broker start) or pass --allow-remote-broker"
         )
+    if database == "sqlite":
+        settings = replace(settings, db_url="")
+    elif settings.database != "postgresql":
+        raise GatewayError(
+            "--db postgres needs GATEWAY_DB_URL=postgresql://...; scripts/demo --db postgres"
+            " starts a local PostgreSQL and sets it"
+        )
+    else:
+        db_host = urllib.parse.urlparse(settings.db_url).hostname or ""
+        if db_host not in ("localhost", "127.0.0.1", "::1") and not allow_remote:
+            raise GatewayError(
+                f"the demo replaces schema gateway_demo and will not do that on {db_host};"
+                " use scripts/postgres start or pass --allow-remote-broker"
+            )
     if not verbose:
         log_path = settings.path("var/demo.log.jsonl")
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,12 +241,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
     from gateway.service.overview import inbound_folders, overview
 
     settings = _settings(ctx)
-    result = overview(existing_database(settings), settings)
+    storage = existing_database(settings)
+    result = overview(storage.queries, settings)
     result["inbound_folders"] = inbound_folders(settings, lambda p: inbound_folder(settings, p))
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
         return
-    click.echo(f"database {settings.db_file}")
+    click.echo(f"database {storage.describe()}")
     for section in ("orders", "files"):
         click.echo(f"{section} by state:")
         for state, count in result[section].items():
@@ -246,14 +280,19 @@ def orders_show(ctx: click.Context, order_id: str) -> None:
     """One order: its state, file, bank status and reason."""
     from dataclasses import asdict
 
-    db = existing_database(_settings(ctx))
-    with db.transaction() as tx:
-        order = tx.get_order(order_id)
+    order = existing_database(_settings(ctx)).queries.order(order_id)
     if order is None:
         raise GatewayError(f"no order {order_id!r}")
     data = asdict(order)
     data["payload"] = json.loads(data["payload"])
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    click.echo(
+        json.dumps(
+            data,
+            ensure_ascii=False,
+            indent=2,
+            default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v),
+        )
+    )
 
 
 def _redact(url: str) -> str:
@@ -293,3 +332,4 @@ cli.add_command(verify)
 cli.add_command(dlq)
 cli.add_command(reconcile)
 cli.add_command(metrics_commands.metrics)
+cli.add_command(db)

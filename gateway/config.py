@@ -24,8 +24,14 @@ class Settings:
     home: Path
     # RabbitMQ URL.
     amqp_url: str = DEFAULT_AMQP_URL
-    # SQLite database file; relative paths are under home.
+    # SQLite database file; relative paths are under home (used unless db_url names another).
     db_path: str = "var/gateway.db"
+    # Database URL: postgresql://user@host:port/dbname for several instances on PostgreSQL,
+    # sqlite:///path for another SQLite file; empty means SQLite at db_path.
+    db_url: str = ""
+    # Seconds an instance holds claimed work (outbox messages, a batch group) before another
+    # instance may take it over (the holder died or stalled).
+    claim_seconds: float = 30.0
     # Where our keys and generated demo keys live; relative paths are under home.
     keys_dir: str = "keys"
     # Name of our signing key pair inside keys_dir (with key_source pkcs11: its label in the token).
@@ -80,6 +86,11 @@ class Settings:
     def db_file(self) -> Path:
         """The SQLite database file."""
         return self.path(self.db_path)
+
+    @property
+    def database(self) -> str:
+        """Which database the gateway uses: `postgresql` or `sqlite`."""
+        return "postgresql" if self.db_url.startswith(("postgresql:", "postgres:")) else "sqlite"
 
     @property
     def keys_path(self) -> Path:

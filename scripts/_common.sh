@@ -6,8 +6,11 @@
 # Provides:
 #   ROOT                repository root (found from this file's location, so
 #                       scripts work from any current directory)
-#   VAR                 $ROOT/var: runtime data (database, broker node, logs)
+#   VAR                 $ROOT/var: runtime data (database, broker node,
+#                       PostgreSQL cluster, logs)
 #   GATEWAY_AMQP_URL    exported; the broker every command and test uses
+#   GATEWAY_PG_PORT     exported; the port of the checkout's private
+#                       PostgreSQL cluster (scripts/postgres), default 55432
 #   ensure_venv         create/refresh $ROOT/.venv with the project installed
 #   ensure_apt_package  install missing Debian packages (root) or say how
 #   die, info           one-line messages on stderr
@@ -19,6 +22,10 @@ export ROOT VAR
 # guest/guest only works from localhost, which is exactly what we use.
 : "${GATEWAY_AMQP_URL:=amqp://guest:guest@127.0.0.1:5672/%2F}"
 export GATEWAY_AMQP_URL
+
+# Not 5432, so that the private cluster never meets a system one.
+: "${GATEWAY_PG_PORT:=55432}"
+export GATEWAY_PG_PORT
 
 # Prefix for messages, e.g. "broker: ..." or "test: ...".
 _SCRIPT_NAME="$(basename "$0")"

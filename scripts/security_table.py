@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway import logs  # noqa: E402
-from gateway.adapters.db import Database  # noqa: E402
+from gateway.adapters.persistence.sqlite import SqliteStorage  # noqa: E402
 from gateway.config import load_settings  # noqa: E402
 from gateway.service.inbound import InboundService  # noqa: E402
 from tests.security.corpus import PARTNERS, build, make_keys, reason_is  # noqa: E402
@@ -42,7 +42,7 @@ def main() -> None:
         settings = load_settings(home, db_path=str(home / "g.db"), keys_dir=str(home / "keys"))
         fifo = home / "never-read"
         cases = build(keys, fifo, "http://127.0.0.1:9")
-        db = Database(settings.db_file)
+        db = SqliteStorage(settings.db_file)
         service = InboundService(db, settings)
         print("| # | group | case | attack | outcome and reason recorded in quarantine |")
         print("|---|---|---|---|---|")

@@ -10,65 +10,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-# Names a writer uses while a file is incomplete: never read, never claimed.
-PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".filepart", ".crdownload")
-# A detached XML signature travels beside its file as `<name>.sig`.
-SIGNATURE_SUFFIX = ".sig"
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One regular file in a folder."""
-
-    name: str
-    size: int
-    # Last modification, seconds since the epoch.
-    mtime: float
-
-
-class Folder(Protocol):
-    """One directory the gateway and a bank share."""
-
-    def describe(self) -> str:
-        """Where the folder is, for logs and error messages."""
-
-    def files(self, sub: str = "") -> list[Entry]:
-        """Regular files directly in the folder (or in its sub-folder `sub`)."""
-
-    def read(self, name: str) -> bytes:
-        """The content of a file (a path relative to the folder)."""
-
-    def write_atomic(self, name: str, data: bytes) -> None:
-        """Write under a temporary name, flush to disk, then rename to `name` (replacing it)."""
-
-    def claim(self, name: str, new_name: str) -> bool:
-        """Rename `name` to `new_name`; False when `name` is gone (another reader took it)."""
-
-    def move(self, name: str, new_name: str) -> None:
-        """Rename, failing when `new_name` exists; OSError when the target is not writable."""
-
-    def exists(self, name: str) -> bool:
-        """Whether a file of that name is there."""
-
-    def ensure(self, sub: str) -> None:
-        """Create the sub-folder `sub` if it is missing."""
-
-    def close(self) -> None:
-        """Release the connection, if any."""
-
-
-def is_partial(name: str) -> bool:
-    """Whether the name is one writers use while the file is incomplete (or is hidden)."""
-    return name.startswith(".") or name.lower().endswith(PARTIAL_SUFFIXES)
+from gateway.service.channels import PARTIAL_SUFFIXES, SIGNATURE_SUFFIX, Entry, Folder, is_partial
 
 
 def temporary_name(name: str) -> str:
     """A hidden, partial name beside `name`, unique to this writer."""
     return f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part"
+
+
+__all__ = ["PARTIAL_SUFFIXES", "SIGNATURE_SUFFIX", "Entry", "Folder", "LocalFolder", "is_partial"]
 
 
 class LocalFolder:

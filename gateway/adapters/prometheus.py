@@ -18,10 +18,10 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import start_http_server
 
-from gateway.adapters.db import Database
 from gateway.adapters.prometheus_state import PREFIX, ParkingCollector, StateCollector
 from gateway.adapters.topology import LEDGER_EXCHANGE, TO_BANK_EXCHANGE
 from gateway.config import Settings
+from gateway.service.ports import Queries
 
 
 class PrometheusMetrics:
@@ -137,10 +137,10 @@ class PrometheusMetrics:
         self._parked.labels(queue).inc()
 
 
-def state_registry(db: Database, settings: Settings) -> CollectorRegistry:
+def state_registry(queries: Queries, settings: Settings) -> CollectorRegistry:
     """A registry holding only the database's state (for `gateway metrics`)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StateCollector(db, settings, max_age=0.0))
+    registry.register(StateCollector(queries, settings, max_age=0.0))
     return registry
 
 
@@ -149,10 +149,10 @@ def exposition(registry: CollectorRegistry) -> str:
     return generate_latest(registry).decode("utf-8")
 
 
-def prometheus_metrics(db: Database, settings: Settings) -> PrometheusMetrics:
+def prometheus_metrics(queries: Queries, settings: Settings) -> PrometheusMetrics:
     """The services' metrics and the database's state, in one registry of their own."""
     metrics = PrometheusMetrics(CollectorRegistry(auto_describe=False))
-    metrics.registry.register(StateCollector(db, settings))
+    metrics.registry.register(StateCollector(queries, settings))
     metrics.registry.register(ParkingCollector(settings))
     ProcessCollector(registry=metrics.registry)  # process_* : CPU, resident memory, open files
     return metrics

@@ -18,12 +18,12 @@ import pika
 from pika.exceptions import AMQPError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from gateway.adapters.db import Database
 from gateway.adapters.topology import consumed_queues, parking_queue
 from gateway.config import Settings
 from gateway.domain.states import FileState, TxState
 from gateway.service.clock import utcnow
 from gateway.service.overview import overview
+from gateway.service.ports import Queries
 
 PREFIX = "kbnn_gateway"
 
@@ -51,10 +51,10 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(f"{PREFIX}_{name}", doc, value=value)
 
 
-def _age_seconds(created_at: str | None, now: datetime) -> float:
-    if not created_at:
+def _age_seconds(created_at: datetime | None, now: datetime) -> float:
+    if created_at is None:
         return 0.0
-    return max(0.0, (now - datetime.fromisoformat(created_at)).total_seconds())
+    return max(0.0, (now - created_at).total_seconds())
 
 
 class StateCollector:
@@ -62,19 +62,18 @@ class StateCollector:
 
     Scrapes are serialised and a result younger than `max_age` seconds is served again, so that
     however often (or however many) Prometheus servers scrape, the database sees at most one
-    scrape's queries per `max_age`. The connection is closed after each read: the HTTP server
-    answers each scrape on a new thread.
+    scrape's queries per `max_age`.
     """
 
     def __init__(
         self,
-        db: Database,
+        queries: Queries,
         settings: Settings,
         *,
         clock: Callable[[], datetime] = utcnow,
         max_age: float = 1.0,
     ) -> None:
-        self._db = db
+        self._queries = queries
         self._settings = settings
         self._clock = clock
         self._max_age = max_age
@@ -85,16 +84,13 @@ class StateCollector:
         """The state gauges (from cache when fresh)."""
         with self._lock:
             if self._cached is None or time.monotonic() - self._cached[0] >= self._max_age:
-                try:
-                    self._cached = (time.monotonic(), self.read())
-                finally:
-                    self._db.close()
+                self._cached = (time.monotonic(), self.read())
             return list(self._cached[1])
 
     def read(self) -> list[Metric]:
         """Read the state now: one overview and four small queries."""
         now = self._clock()
-        seen = overview(self._db, self._settings, now)
+        seen = overview(self._queries, self._settings, now)
         orders = GaugeMetricFamily(
             f"{PREFIX}_orders",
             "Payment orders by state (invalid: refused at intake), as the database holds them.",
@@ -108,19 +104,14 @@ class StateCollector:
         )
         for state, n in sorted(({str(s): 0 for s in FileState} | seen["files"]).items()):
             files.add_metric([state], n)
-        oldest = self._db.query(
-            "SELECT created_at FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL"
-            " ORDER BY id LIMIT 1"
-        )
+        _, oldest = self._queries.outbox_pending()
         applied = CounterMetricFamily(
             f"{PREFIX}_bank_reports_applied",
             "Bank files (pain.002, camt.054, pacs.004, camt.053) verified, kept and applied, by"
             " partner and type.",
             labels=["partner", "message_type"],
         )
-        for partner, kind, n in self._db.query(
-            "SELECT partner, message_type, COUNT(*) FROM inbound_files GROUP BY 1, 2"
-        ):
+        for partner, kind, n in self._queries.applied_by_type():
             applied.add_metric([partner, kind], n)
         quarantined = GaugeMetricFamily(
             f"{PREFIX}_bank_reports_quarantined",
@@ -130,9 +121,7 @@ class StateCollector:
             labels=["partner", "reason"],
         )
         by_class: dict[tuple[str, str], int] = {}
-        for partner, reason, n in self._db.query(
-            "SELECT partner, reason, COUNT(*) FROM quarantine GROUP BY 1, 2"
-        ):
+        for partner, reason, n in self._queries.quarantine_reasons():
             key = (partner, reason_class(reason))
             by_class[key] = by_class.get(key, 0) + n
         for key, n in sorted(by_class.items()):
@@ -143,7 +132,7 @@ class StateCollector:
             " partner.",
             labels=["partner"],
         )
-        for partner, n in self._db.query("SELECT partner, COUNT(*) FROM unmatched GROUP BY 1"):
+        for partner, n in sorted(self._queries.unmatched_by_partner().items()):
             unmatched.add_metric([partner], n)
         return [
             orders,
@@ -156,16 +145,13 @@ class StateCollector:
             _gauge(
                 "outbox_oldest_pending_age_seconds",
                 "Age of the oldest outbox message waiting to be sent (0 when none waits).",
-                _age_seconds(oldest[0][0] if oldest else None, now),
+                _age_seconds(oldest, now),
             ),
             _gauge(
                 "outbox_parked",
                 "Outbox messages the broker could not route, set aside for an admin (those an"
                 " admin dropped with `gateway dlq drop` are not counted).",
-                self._db.query(
-                    "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND parked_at IS NOT NULL"
-                    " AND parked_why NOT LIKE 'dropped: %'"
-                )[0][0],
+                sum(not parked.sent for parked in self._queries.outbox_parked()),
             ),
             _gauge(
                 "files_overdue",

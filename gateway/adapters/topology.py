@@ -9,25 +9,34 @@ import structlog
 from pika.exceptions import ChannelClosedByBroker
 
 from gateway.errors import ConfigError
+from gateway.service.channels import (
+    ADMIN_EXCHANGE,
+    ADMIN_QUEUE,
+    FROM_BANK_EXCHANGE,
+    FROM_BANK_QUEUE,
+    LEDGER_EXCHANGE,
+    LEDGER_QUEUE,
+    ORDERS_EXCHANGE,
+    ORDERS_QUEUE,
+    PARKING_EXCHANGE,
+    TO_BANK_EXCHANGE,
+)
 
 log = structlog.get_logger("gateway.topology")
 
-# Treasury core publishes payment orders here, routing key `order.<category>`.
-ORDERS_EXCHANGE = "treasury.orders"
-ORDERS_QUEUE = "gateway.orders"
-# The gateway publishes ledger postings here, routing key `posting.<kind>`.
-LEDGER_EXCHANGE = "treasury.ledger"
-LEDGER_QUEUE = "treasury.ledger.postings"
-# Files to banks reached by message: routing key = partner name, one inbox queue per partner.
-TO_BANK_EXCHANGE = "gateway.to-bank"
-# Bank reports to the gateway: routing key = partner name.
-FROM_BANK_EXCHANGE = "gateway.from-bank"
-FROM_BANK_QUEUE = "gateway.from-bank"
-# Dead letters land in `<queue>.parking`, routed by the source queue's name.
-PARKING_EXCHANGE = "gateway.parking"
-# Events for admins (a file overdue, ...), routing key `admin.<event>`.
-ADMIN_EXCHANGE = "gateway.admin"
-ADMIN_QUEUE = "gateway.admin.events"
+__all__ = [
+    "ADMIN_EXCHANGE",
+    "ADMIN_QUEUE",
+    "FROM_BANK_EXCHANGE",
+    "FROM_BANK_QUEUE",
+    "LEDGER_EXCHANGE",
+    "LEDGER_QUEUE",
+    "ORDERS_EXCHANGE",
+    "ORDERS_QUEUE",
+    "PARKING_EXCHANGE",
+    "TO_BANK_EXCHANGE",
+]
+
 # Queue-level code of a declaration whose arguments differ from the existing queue's.
 _PRECONDITION_FAILED = 406
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gateway.config import Settings
-from gateway.errors import GatewayError
 
 if TYPE_CHECKING:
-    from gateway.adapters.db import Database
+    from gateway.service.ports import Storage
 
 
-def existing_database(settings: Settings) -> Database:
-    """The gateway's database, refusing to create an empty one by mistake (a wrong
-    GATEWAY_HOME or db_path would otherwise be taken for a gateway with no history)."""
-    from gateway.adapters.db import Database  # the sqlite adapter only when a command needs it
+def existing_database(settings: Settings, *, upgrade: bool = True) -> Storage:
+    """The gateway's database (see `gateway.bootstrap.existing_storage`), opened only when a
+    command needs it."""
+    from gateway.bootstrap import existing_storage
 
-    if not settings.db_file.exists():
-        raise GatewayError(f"no gateway database at {settings.db_file} yet; start `gateway run`")
-    return Database(settings.db_file)
+    return existing_storage(settings, upgrade=upgrade)

@@ -23,6 +23,7 @@ from gateway.adapters.rabbitmq import (
 from gateway.commands import existing_database
 from gateway.config import Settings
 from gateway.errors import GatewayError
+from gateway.service.ports import DlqAction
 
 # The outbox's parked messages are addressed as this pseudo-queue.
 OUTBOX = "outbox"
@@ -111,12 +112,9 @@ def dlq_list(ctx: click.Context) -> None:
             click.echo(f"{queue:<32}{declared.method.message_count:>14}")
     finally:
         conn.close()
-    if settings.db_file.exists():
-        rows = existing_database(settings).query(
-            "SELECT COUNT(*) FROM outbox WHERE parked_at IS NOT NULL"
-            " AND parked_why NOT LIKE 'dropped: %'"
-        )
-        click.echo(f"{OUTBOX:<32}{rows[0][0]:>14}")
+    if settings.db_url or settings.db_file.exists():
+        parked = existing_database(settings).queries.outbox_parked()
+        click.echo(f"{OUTBOX:<32}{len(parked):>14}")
 
 
 @dlq.command("show")
@@ -127,14 +125,14 @@ def dlq_show(ctx: click.Context, queue: str, limit: int) -> None:
     """The parked messages of QUEUE (or `outbox`) as JSON lines: id, reason, body."""
     settings = _settings(ctx)
     if _known(settings, queue) == OUTBOX:
-        rows = existing_database(settings).query(
-            "SELECT message_id, exchange, routing_key, parked_at, parked_why, body FROM outbox"
-            " WHERE parked_at IS NOT NULL ORDER BY id LIMIT ?",
-            (limit,),
-        )
-        for message_id, exchange, key, at, why, body in rows:
-            line = {"message_id": message_id, "to": f"{exchange}/{key}", "parked_at": at}
-            click.echo(json.dumps({**line, "reason": why, "body": _preview(bytes(body))}))
+        parked = existing_database(settings).queries.outbox_parked(dropped=True)
+        for item in parked[:limit]:
+            line: dict[str, str | None] = {
+                "message_id": item.message_id,
+                "to": f"{item.exchange}/{item.routing_key}",
+                "parked_at": item.parked_at.isoformat(),
+            }
+            click.echo(json.dumps({**line, "reason": item.parked_why, "body": _preview(item.body)}))
         return
     with _parked(settings, queue) as (_, taken):
         for method, props, body in taken[:limit]:
@@ -167,17 +165,19 @@ def _record(
     body: bytes | None,
     headers: dict[str, Any],
 ) -> None:
-    with existing_database(settings).transaction() as tx:
-        tx.record_dlq_action(
-            action=action,
-            queue=queue,
-            message_id=message_id,
-            reason=reason,
-            parked_why=parked_why,
-            body=body,
-            headers=headers,
-            actor=getpass.getuser(),
-            now=datetime.now(UTC).isoformat(),
+    with existing_database(settings).unit_of_work() as uow:
+        uow.admin.record_dlq_action(
+            DlqAction(
+                action=action,
+                queue=queue,
+                message_id=message_id,
+                reason=reason,
+                parked_why=parked_why,
+                body=body,
+                headers=headers,
+                actor=getpass.getuser(),
+            ),
+            datetime.now(UTC),
         )
 
 
@@ -194,15 +194,14 @@ def dlq_replay(ctx: click.Context, queue: str, ids: tuple[str, ...], everything:
     wanted = set(ids)
     replayed = 0
     if _known(settings, queue) == OUTBOX:
-        db = existing_database(settings)
-        rows = db.query(
-            "SELECT message_id, parked_why FROM outbox WHERE parked_at IS NOT NULL"
-            " AND sent_at IS NULL AND parked_why NOT LIKE 'dropped: %' ORDER BY id"
-        )
-        for message_id, why in rows:
+        storage = existing_database(settings)
+        for item in storage.queries.outbox_parked():
+            message_id, why = item.message_id, item.parked_why
+            if item.sent:
+                continue
             if everything or message_id in wanted:
-                with db.transaction() as tx:
-                    tx.unpark_outbox(message_id)
+                with storage.unit_of_work() as uow:
+                    uow.outbox.unpark(message_id)
                 _record(
                     settings,
                     action="replay",
@@ -263,13 +262,10 @@ def dlq_drop(ctx: click.Context, queue: str, message_id: str, reason: str) -> No
     if not reason.strip():
         raise GatewayError("--reason must say why the message is dropped")
     if _known(settings, queue) == OUTBOX:
-        db = existing_database(settings)
-        rows = db.query(
-            "SELECT parked_why, body FROM outbox WHERE message_id = ? AND parked_at IS NOT NULL",
-            (message_id,),
-        )
-        with db.transaction() as tx:
-            if not rows or not tx.drop_outbox(message_id, datetime.now(UTC).isoformat()):
+        storage = existing_database(settings)
+        rows = [p for p in storage.queries.outbox_parked() if p.message_id == message_id]
+        with storage.unit_of_work() as uow:
+            if not rows or not uow.outbox.drop(message_id, datetime.now(UTC)):
                 raise GatewayError(f"no parked message {message_id!r} in the outbox")
         _record(
             settings,
@@ -277,8 +273,8 @@ def dlq_drop(ctx: click.Context, queue: str, message_id: str, reason: str) -> No
             queue=queue,
             message_id=message_id,
             reason=reason,
-            parked_why=rows[0][0],
-            body=bytes(rows[0][1]),
+            parked_why=rows[0].parked_why,
+            body=rows[0].body,
             headers={},
         )
         click.echo(f"dropped {message_id} from {queue}; kept with the reason")

@@ -44,14 +44,14 @@ def scan(ctx: click.Context, partner: str | None, as_json: bool) -> None:
         raise ConfigError('no partner is reached by file exchange (transport = "files")')
 
     # Reports claimed here are moved to processed/: never apply them to a new, empty database.
-    db = existing_database(settings)
-    inbound = InboundService(db, settings)
+    storage = existing_database(settings)
+    inbound = InboundService(storage, settings)
     results: dict[str, dict[str, int]] = {}
     for name in names:
         profile = settings.partners[name]
         _, folder = partner_folders(settings, profile)
         try:
-            outcome: Counter[str] = FileScanner(profile, folder, inbound, db).scan()
+            outcome: Counter[str] = FileScanner(profile, folder, inbound, storage.queries).scan()
         finally:
             folder.close()
         results[name] = dict(sorted(outcome.items()))

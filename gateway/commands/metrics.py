@@ -20,4 +20,4 @@ def metrics(ctx: click.Context) -> None:
     from gateway.adapters.prometheus import exposition, state_registry
 
     settings: Settings = ctx.obj
-    click.echo(exposition(state_registry(existing_database(settings), settings)), nl=False)
+    click.echo(exposition(state_registry(existing_database(settings).queries, settings)), nl=False)

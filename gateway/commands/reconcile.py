@@ -32,7 +32,9 @@ def reconcile(settings: Settings, day: str, partner: str | None, as_json: bool) 
     the gateway holds (read-only). Exits 0 when every statement reconciles, 1 when not."""
     if partner is not None and partner not in settings.partners:
         raise GatewayError(f"no partner {partner!r}: choose one of {', '.join(settings.partners)}")
-    results = load_reconciliation(existing_database(settings), day, partner)
+    results = load_reconciliation(
+        existing_database(settings).queries, date.fromisoformat(day), partner
+    )
     if not results:
         whose = f" from {partner}" if partner else ""
         raise GatewayError(f"no camt.053 statement{whose} for {day}")

@@ -10,11 +10,12 @@ from typing import Any, Final
 
 import structlog
 
-from gateway.adapters.db import Database
 from gateway.adapters.rabbitmq import Publisher
 from gateway.banksim.bank import BankSimulator, Reply
 from gateway.bootstrap import file_bank, publish_reply
 from gateway.config import Settings
+from gateway.domain.states import TxState
+from gateway.service.ports import Queries
 from gateway.service.reconcile import Reconciliation
 from gateway.service.statements import load_reconciliation
 
@@ -44,15 +45,13 @@ def deliver(settings: Settings, partner: str, bank: BankSimulator, reply: Reply)
 
 
 def return_payments(
-    settings: Settings, db: Database, partner: str, bank: BankSimulator, count: int = RETURNS
+    settings: Settings, queries: Queries, partner: str, bank: BankSimulator, count: int = RETURNS
 ) -> list[str]:
     """The bank returns `count` settled social benefits (the first by order id); their ids."""
-    rows = db.query(
-        "SELECT order_id FROM orders WHERE partner = ? AND state = 'settled'"
-        " AND category = 'social_benefit' ORDER BY order_id LIMIT ?",
-        (partner, count),
+    settled = queries.orders_in_state(
+        TxState.SETTLED, partner=partner, category="social_benefit", limit=count
     )
-    returned = [str(order_id) for (order_id,) in rows]
+    returned = [order.order_id for order in settled]
     for order_id in returned:
         deliver(settings, partner, bank, bank.return_payment(order_id, RETURN_REASON))
     log.info("demo.returns_sent", orders=returned)
@@ -71,15 +70,14 @@ def send_statements(settings: Settings, banks: dict[str, BankSimulator]) -> int:
     return sent
 
 
-def reconcile_all(db: Database) -> list[Reconciliation]:
+def reconcile_all(queries: Queries) -> list[Reconciliation]:
     """Reconcile every statement the gateway kept, day by day."""
-    days = [str(day) for (day,) in db.query("SELECT DISTINCT stmt_date FROM statements ORDER BY 1")]
-    return [result for day in days for result in load_reconciliation(db, day)]
+    return [r for day in queries.statement_days() for r in load_reconciliation(queries, day)]
 
 
-def reconciliation_summary(db: Database) -> dict[str, Any]:
+def reconciliation_summary(queries: Queries) -> dict[str, Any]:
     """Statements kept, how many reconciled, and what differs in the others."""
-    results = reconcile_all(db)
+    results = reconcile_all(queries)
     return {
         "statements": len(results),
         "statements_reconciled": sum(1 for r in results if r.ok),

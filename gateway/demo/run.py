@@ -35,9 +35,11 @@ from gateway.demo import eod
 from gateway.demo.ledger_sink import LedgerSink
 from gateway.demo.month import DemoMonth, generate_month
 from gateway.domain.orders import Budget, budget_line
+from gateway.domain.states import TxState
 from gateway.runtime import Runtime
 from gateway.service.file_scanner import CLAIMED, FAILED, PROCESSED, REASON_SUFFIX
 from gateway.service.overview import overview
+from gateway.service.ports import Queries
 
 log = structlog.get_logger("gateway.demo")
 
@@ -132,6 +134,7 @@ def run_demo(
         month = generate_month(bills_partner=files_bank)
     settings = demo_settings(settings, paths, month)
     gateway = build_gateway(settings)
+    queries = gateway.storage.queries
     book = AccountBook(closed=month.closed_accounts, unknown=month.unknown_accounts)
     banks = {
         name: build_bank(settings, settings.partners[name], book, paths.bank_db_of(name))
@@ -162,19 +165,21 @@ def run_demo(
         _report_revenue(settings, month.partner, banks[month.partner], month)
         expected = submitted + len(month.revenue)
         deadline = time.monotonic() + timeout
-        _wait_until(lambda: sink.count() >= expected and _all_final(gateway.db), deadline)
+        _wait_until(lambda: sink.count() >= expected and _all_final(queries), deadline)
         # Two benefits come back after payment, then each bank closes the day.
-        returned = eod.return_payments(settings, gateway.db, month.partner, banks[month.partner])
+        returned = eod.return_payments(settings, queries, month.partner, banks[month.partner])
         expected += len(returned)
         _wait_until(
-            lambda: sink.count() >= expected and _count(gateway.db, "returned") >= len(returned),
+            lambda: sink.count() >= expected and _count(queries, "returned") >= len(returned),
             deadline,
         )
         statements = eod.send_statements(settings, banks)
-        _wait_until(lambda: _statements(gateway.db) >= statements, deadline)
+        _wait_until(lambda: _statements(queries) >= statements, deadline)
     finally:
         runtime.stop()
-    result = summary(gateway.db, settings, sink, submitted, month)
+    result = summary(queries, settings, sink, submitted, month)
+    result["database"] = gateway.storage.kind
+    gateway.storage.close()
     result["duration_s"] = round(time.monotonic() - started, 2)
     result["paid_twice"] = sum(len(bank.record.paid_twice()) for bank in banks.values())
     return result
@@ -196,9 +201,16 @@ def demo_settings(settings: Settings, paths: DemoPaths, month: DemoMonth) -> Set
             partners[name] = replace(profile, files=folders)
     first = min(date.fromisoformat(o["requested_execution_date"]) for o in month.orders)
     as_of = datetime.combine(first.replace(day=1), dt_time(8, 0), ZoneInfo("Asia/Ho_Chi_Minh"))
+    db_url = settings.db_url
+    if settings.database == "postgresql":
+        # A schema of its own, made afresh like the SQLite file is.
+        from gateway.adapters.persistence.postgres import fresh_schema  # noqa: PLC0415
+
+        db_url = fresh_schema(settings.db_url, "gateway_demo")
     return replace(
         settings,
         db_path=str(paths.gateway_db),
+        db_url=db_url,
         partners=partners,
         as_of=settings.as_of or as_of.isoformat(),
     )
@@ -233,73 +245,55 @@ def _wait_until(done: Callable[[], bool], deadline: float) -> None:
     log.error("demo.timeout")
 
 
-def _count(db: Any, state: str) -> int:
-    return int(db.query("SELECT COUNT(*) FROM orders WHERE state = ?", (state,))[0][0])
+def _count(queries: Queries, state: str) -> int:
+    return queries.orders_by_state().get(state, 0)
 
 
-def _statements(db: Any) -> int:
-    return int(db.query("SELECT COUNT(*) FROM statements")[0][0])
+def _statements(queries: Queries) -> int:
+    return sum(len(queries.statements_of_day(day)) for day in queries.statement_days())
 
 
-def _all_final(db: Any) -> bool:
-    rows = db.query(
-        "SELECT COUNT(*) FROM orders WHERE state NOT IN ('settled', 'rejected', 'returned')"
-    )
-    return int(rows[0][0]) == 0
+def _all_final(queries: Queries) -> bool:
+    waiting = {TxState.RECEIVED, TxState.BATCHED, TxState.SENT, TxState.ACKNOWLEDGED}
+    return not any(n for state, n in queries.orders_by_state().items() if state in waiting)
 
 
 def summary(
-    db: Any, settings: Settings, sink: LedgerSink, submitted: int, month: DemoMonth
+    queries: Queries, settings: Settings, sink: LedgerSink, submitted: int, month: DemoMonth
 ) -> dict[str, Any]:
     """Orders by state, rejections by reason, files, postings and VND totals that add up."""
-    by_state = {state: n for state, n in db.query("SELECT state, COUNT(*) FROM orders GROUP BY 1")}
-    invalid = int(db.query("SELECT COUNT(*) FROM invalid_orders")[0][0])
+    by_state = queries.orders_by_state()
+    invalid = queries.invalid_count()
     if invalid:
         by_state["invalid"] = invalid
-    reasons = {
-        code: n
-        for code, n in db.query(
-            "SELECT reason_code, COUNT(*) FROM orders WHERE state = 'rejected' GROUP BY 1"
-        )
-    }
+    reasons = queries.rejected_by_reason()
 
-    def vnd(state: str) -> Decimal:
-        rows = db.query("SELECT amount FROM orders WHERE state = ? AND currency = 'VND'", (state,))
-        return sum((Decimal(row[0]) for row in rows), Decimal(0))
+    def vnd(state: TxState | None = None) -> Decimal:
+        orders = queries.orders_in_state(state, currency="VND")
+        return sum((o.amount for o in orders), Decimal(0))
 
-    files = int(db.query("SELECT COUNT(*) FROM files WHERE sent_at IS NOT NULL")[0][0])
     postings = sink.by_kind()
-    accepted_vnd = sum(
-        (Decimal(row[0]) for row in db.query("SELECT amount FROM orders WHERE currency = 'VND'")),
-        Decimal(0),
-    )
+    files_by_partner = queries.sent_files_by_partner()
     return {
         "orders_submitted": submitted,
         "orders_accepted": sum(n for s, n in by_state.items() if s != "invalid"),
         "by_state": dict(sorted(by_state.items())),
-        "rejected_by_reason": dict(sorted(reasons.items())),
-        "files_sent": files,
+        "rejected_by_reason": dict(sorted(reasons.items(), key=lambda item: str(item[0]))),
+        "files_sent": sum(files_by_partner.values()),
         "postings_by_kind": {k: v[0] for k, v in sorted(postings.items())},
         "postings_duplicated": sink.duplicates(),
-        "accepted_vnd": int(accepted_vnd),
-        "settled_vnd": int(vnd("settled")),
-        "rejected_vnd": int(vnd("rejected")),
-        "returned_vnd": int(vnd("returned")),
+        "accepted_vnd": int(vnd()),
+        "settled_vnd": int(vnd(TxState.SETTLED)),
+        "rejected_vnd": int(vnd(TxState.REJECTED)),
+        "returned_vnd": int(vnd(TxState.RETURNED)),
         "posted_returned_vnd": int(postings.get("payment_returned", (0, Decimal(0)))[1]),
-        **eod.reconciliation_summary(db),
+        **eod.reconciliation_summary(queries),
         "revenue_vnd": int(postings.get("revenue_collected", (0, Decimal(0)))[1]),
         "posted_settled_vnd": int(postings.get("payment_settled", (0, Decimal(0)))[1]),
         "posted_rejected_vnd": int(postings.get("payment_rejected", (0, Decimal(0)))[1]),
         "revenue_reported": len(month.revenue),
-        "files_by_partner": {
-            partner: n
-            for partner, n in db.query(
-                "SELECT partner, COUNT(*) FROM files WHERE sent_at IS NOT NULL GROUP BY 1"
-            )
-        },
-        "orders_by_partner": {
-            partner: n for partner, n in db.query("SELECT partner, COUNT(*) FROM orders GROUP BY 1")
-        },
+        "files_by_partner": files_by_partner,
+        "orders_by_partner": queries.orders_by_partner(),
         "file_exchange": {
             name: exchange_counts(profile)
             for name, profile in sorted(settings.partners.items())
@@ -307,7 +301,7 @@ def summary(
         },
         **{
             key: value
-            for key, value in overview(db, settings).items()
+            for key, value in overview(queries, settings).items()
             if key in ("outbox_parked", "quarantined_inbound", "unmatched_lines")
         },
     }
@@ -339,13 +333,14 @@ def render(result: dict[str, Any]) -> str:
 
     lines = [
         "KBNN Phú Lương — one month through the bank gateway",
+        f"  database                {result['database']:>8}",
         f"  orders submitted        {result['orders_submitted']:>8}"
         f"   (accepted {result['orders_accepted']},"
         f" invalid {result['by_state'].get('invalid', 0)})",
         "  orders by state",
         *(f"    {state:<20}{count:>8}" for state, count in result["by_state"].items()),
         "  rejections by reason",
-        *(f"    {code:<20}{count:>8}" for code, count in result["rejected_by_reason"].items()),
+        *(f"    {code!s:<20}{count:>8}" for code, count in result["rejected_by_reason"].items()),
         f"  files sent to the bank  {result['files_sent']:>8}",
         *(
             f"    {partner:<20}{count:>8}"

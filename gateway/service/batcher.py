@@ -6,13 +6,12 @@ import hashlib
 import json
 import time
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import structlog
 from lxml import etree
 
 from gateway import crashpoints
-from gateway.adapters.db import Database
-from gateway.adapters.topology import TO_BANK_EXCHANGE
 from gateway.config import PartnerProfile, Settings
 from gateway.domain.money import total
 from gateway.domain.orders import PaymentOrder, order_from_payload
@@ -23,8 +22,16 @@ from gateway.iso20022 import apphdr, xsd
 from gateway.iso20022.model import OutboundBatch, PaymentGroup
 from gateway.iso20022.pain001 import build_pain001
 from gateway.metrics import NO_METRICS, Metrics
-from gateway.service.clock import Clock, stamp, utcnow
-from gateway.service.records import OutboxMessage, StoredOrder
+from gateway.service.channels import TO_BANK_EXCHANGE
+from gateway.service.clock import Clock, utcnow
+from gateway.service.ports import (
+    BankAnswer,
+    ClaimLost,
+    OutboundFile,
+    OutboxMessage,
+    Storage,
+    StoredOrder,
+)
 from gateway.service.transitions import advance
 from gateway.signing import KeySource, SignedFile, sign_for_partner
 
@@ -56,50 +63,74 @@ def payment_groups(msg_id: str, orders: list[PaymentOrder]) -> tuple[PaymentGrou
     return tuple(groups)
 
 
+# Claims on batch groups, so that several instances never build one group into two files.
+GROUP_CLAIM = "batch-group"
+
+
 class BatchService:
-    """Every tick, turns each quiet (or full) group of received orders into one file."""
+    """Every tick, turns each quiet (or full) group of received orders into one file.
+
+    A group is claimed, its orders read and a MsgId drawn in one short unit of work; the file is
+    built and signed outside any transaction; a second unit records it, marks its orders batched
+    and puts it in the outbox, only while the claim is still this instance's (a takeover by
+    another instance drops this file unsent: its orders go in the other's).
+    """
 
     def __init__(
         self,
-        db: Database,
+        storage: Storage,
         settings: Settings,
         keys: KeySource,
         clock: Clock = utcnow,
         metrics: Metrics = NO_METRICS,
+        owner: str = "gateway",
     ) -> None:
-        self._db = db
+        self._storage = storage
         self._metrics = metrics
         self._settings = settings
         self._keys = keys
         self._clock = clock
+        self._owner = owner
 
     def tick(self) -> int:
         """Cut every ready group; returns the number of files built."""
         now = self._clock()
-        quiet_before = stamp(now - timedelta(seconds=self._settings.batch_quiet_seconds))
+        quiet_before = now - timedelta(seconds=self._settings.batch_quiet_seconds)
         smallest_limit = min(
             (p.messages.max_txs_per_file for p in self._settings.partners.values()), default=50_000
         )
-        with self._db.transaction() as tx:
-            ready = tx.ready_groups(quiet_before, smallest_limit)
+        with self._storage.unit_of_work() as uow:
+            ready = uow.orders.ready_groups(quiet_before, smallest_limit)
         built = 0
         for group in ready:
             try:
-                while self._cut(group.group_key):
-                    built += 1
+                built += self._cut_group(group.group_key)
             except InvalidMessage as exc:
                 # One order the bank file cannot carry must not hold back the others.
                 log.error("batch.refused", group=group.group_key, error=str(exc))
                 try:
                     if self._reject_unbuildable(group.group_key):
-                        while self._cut(group.group_key):
-                            built += 1
+                        built += self._cut_group(group.group_key)
                 except GatewayError as again:
                     log.error("batch.blocked", group=group.group_key, error=str(again))
+            except ClaimLost as exc:
+                log.warning("batch.claim_lost", group=group.group_key, error=str(exc))
             except GatewayError as exc:
                 # A fault of ours (a missing XSD, a bad profile): no order is to blame. The group
                 # waits, and every tick says why, until an admin mends it.
                 log.error("batch.blocked", group=group.group_key, error=str(exc))
+        return built
+
+    def _cut_group(self, key: str) -> int:
+        """Cut a ready group into files of at most the partner's size; how many were built.
+
+        Orders that arrive while a file is built wait for their group to be ready again."""
+        limit = self._settings.partners[key.split("|", 1)[0]].messages.max_txs_per_file
+        built = 0
+        while (cut := self._cut(key, limit)) > 0:
+            built += 1
+            if cut < limit:
+                break
         return built
 
     def _reject_unbuildable(self, key: str) -> int:
@@ -107,48 +138,75 @@ class BatchService:
         partner = self._settings.partners[key.split("|", 1)[0]]
         now = self._clock()
         rejected = 0
-        with self._db.transaction() as tx:
-            for stored in tx.received_in_group(key, partner.messages.max_txs_per_file):
+        with self._storage.unit_of_work() as uow:
+            for stored in uow.orders.received_in_group(key, partner.messages.max_txs_per_file):
                 try:
                     self._build("KBNN-CHECK", partner, [stored], now)
                 except InvalidMessage as exc:
                     advance(
-                        tx,
+                        uow,
                         stored,
                         TxState.REJECTED,
                         now,
-                        status_code="RJCT",
-                        reason_code="NARR",
-                        reason_text=f"the gateway cannot send this order: {exc}"[:500],
+                        BankAnswer(
+                            status_code="RJCT",
+                            reason_code="NARR",
+                            reason_text=f"the gateway cannot send this order: {exc}"[:500],
+                        ),
                     )
                     log.error("order.unbuildable", order_id=stored.order_id, error=str(exc))
                     rejected += 1
         return rejected
 
-    def _cut(self, key: str) -> bool:
-        partner = self._settings.partners[key.split("|", 1)[0]]
-        now, started = self._clock(), time.perf_counter()
-        with self._db.transaction() as tx:
-            stored = tx.received_in_group(key, partner.messages.max_txs_per_file)
+    def _claim(self, key: str, limit: int) -> tuple[list[StoredOrder], int] | None:
+        """Claim a group and read its next orders, with a new file number; None when another
+        instance holds the group or nothing is left in it."""
+        now = self._clock()
+        until = now + timedelta(seconds=self._settings.claim_seconds)
+        with self._storage.unit_of_work() as uow:
+            if not uow.claims.claim(GROUP_CLAIM, key, self._owner, now, until):
+                return None
+            stored = uow.orders.received_in_group(key, limit)
             if not stored:
-                return False
-            seq = tx.next_value("pain.001")
-            msg_id = make_msg_id(partner, now.strftime("%Y%m%d"), seq)
+                uow.claims.release(GROUP_CLAIM, key, self._owner)
+                return None
+            return stored, uow.counters.next_value("pain.001")
+
+    def _cut(self, key: str, limit: int) -> int:
+        """Build one file of the group's oldest orders; how many it carries (0: none built)."""
+        partner = self._settings.partners[key.split("|", 1)[0]]
+        started = time.perf_counter()
+        claimed = self._claim(key, limit)
+        if claimed is None:
+            return 0
+        stored, seq = claimed
+        now = self._clock()
+        msg_id = make_msg_id(partner, now.strftime("%Y%m%d"), seq)
+        try:
             signed, nb, ctrl_sum, groups = self._build(msg_id, partner, stored, now)
-            body = signed.body
-            tx.add_file(
-                msg_id=msg_id,
-                partner=partner.name,
-                message_type=partner.messages.pain001_version,
-                nb_of_txs=nb,
-                ctrl_sum=ctrl_sum,
-                sha256=hashlib.sha256(body).hexdigest(),
-                now=stamp(now),
+        except BaseException:
+            with self._storage.unit_of_work() as uow:
+                uow.claims.release(GROUP_CLAIM, key, self._owner)
+            raise
+        body = signed.body
+        with self._storage.unit_of_work() as uow:
+            if not uow.claims.holds(GROUP_CLAIM, key, self._owner, now):
+                raise ClaimLost(f"group {key} was taken over while {msg_id} was built")
+            uow.files.add(
+                OutboundFile(
+                    msg_id=msg_id,
+                    partner=partner.name,
+                    message_type=partner.messages.pain001_version,
+                    nb_of_txs=nb,
+                    ctrl_sum=ctrl_sum,
+                    sha256=hashlib.sha256(body).hexdigest(),
+                ),
+                now,
             )
-            tx.mark_batched(
-                [(o.order_id, g.pmt_inf_id) for g in groups for o in g.orders], msg_id, stamp(now)
+            uow.orders.mark_batched(
+                [(o.order_id, g.pmt_inf_id) for g in groups for o in g.orders], msg_id, now
             )
-            tx.enqueue(
+            uow.outbox.enqueue(
                 OutboxMessage(
                     message_id=msg_id,
                     exchange=TO_BANK_EXCHANGE,
@@ -161,17 +219,18 @@ class BatchService:
                         **signed.headers,  # the detached signature, when the partner wants one
                     },
                 ),
-                stamp(now),
+                now,
             )
+            uow.claims.release(GROUP_CLAIM, key, self._owner)
             crashpoints.hit("batch.before_commit")
         crashpoints.hit("batch.after_commit")
         self._metrics.file_built(partner.name, time.perf_counter() - started)
-        log.info("file.built", msg_id=msg_id, partner=partner.name, txs=nb, ctrl_sum=ctrl_sum)
-        return True
+        log.info("file.built", msg_id=msg_id, partner=partner.name, txs=nb, ctrl_sum=str(ctrl_sum))
+        return nb
 
     def _build(
         self, msg_id: str, partner: PartnerProfile, stored: list[StoredOrder], now: datetime
-    ) -> tuple[SignedFile, int, str, tuple[PaymentGroup, ...]]:
+    ) -> tuple[SignedFile, int, Decimal, tuple[PaymentGroup, ...]]:
         orders = [order_from_payload(json.loads(row.payload)) for row in stored]
         root, groups = render(
             msg_id, partner, orders, now, self._settings.initiating_party, validate=False
@@ -182,8 +241,7 @@ class BatchService:
         signed = sign_for_partner(
             root, ring, partner.signature, f"{msg_id}.xml", now, check=lambda: xsd.validate(root)
         )
-        ctrl_sum = total([o.money.amount for o in orders])
-        return signed, len(orders), format(ctrl_sum, "f"), groups
+        return signed, len(orders), total([o.money.amount for o in orders]), groups
 
 
 def render(

@@ -8,11 +8,10 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from gateway.adapters.db import Database, Tx
-from gateway.adapters.topology import ADMIN_EXCHANGE
 from gateway.config import Settings
+from gateway.service.channels import ADMIN_EXCHANGE
 from gateway.service.clock import Clock, stamp, utcnow
-from gateway.service.records import OutboxMessage
+from gateway.service.ports import OutboxMessage, Storage, UnitOfWork
 
 log = structlog.get_logger("gateway.deadlines")
 
@@ -24,8 +23,8 @@ FILE_OVERDUE_CLEARED = "admin.file_overdue_cleared"
 class DeadlineWatch:
     """Flags each overdue file once: a log event, and an admin event sent through the outbox."""
 
-    def __init__(self, db: Database, settings: Settings, clock: Clock = utcnow) -> None:
-        self._db = db
+    def __init__(self, storage: Storage, settings: Settings, clock: Clock = utcnow) -> None:
+        self._storage = storage
         self._settings = settings
         self._clock = clock
 
@@ -35,19 +34,20 @@ class DeadlineWatch:
         flagged = 0
         for partner in self._settings.partners.values():
             minutes = partner.status_deadline_minutes
-            limit = stamp(now - timedelta(minutes=minutes))
-            with self._db.transaction() as tx:
-                for msg_id, sent_at in tx.overdue_unflagged(partner.name, limit):
-                    tx.flag_overdue(msg_id, partner.name, stamp(now))
+            limit = now - timedelta(minutes=minutes)
+            with self._storage.unit_of_work() as uow:
+                for msg_id, sent_at in uow.files.overdue_unflagged(partner.name, limit):
+                    if not uow.files.flag_overdue(msg_id, partner.name, now):
+                        continue  # another instance flagged it first
                     event = {
                         "event": "file_overdue",
                         "msg_id": msg_id,
                         "partner": partner.name,
-                        "sent_at": sent_at,
+                        "sent_at": stamp(sent_at),
                         "deadline_minutes": minutes,
                         "flagged_at": stamp(now),
                     }
-                    tx.enqueue(
+                    uow.outbox.enqueue(
                         OutboxMessage(
                             message_id=f"overdue:{msg_id}",
                             exchange=ADMIN_EXCHANGE,
@@ -55,25 +55,26 @@ class DeadlineWatch:
                             body=json.dumps(event, sort_keys=True).encode(),
                             headers={"partner": partner.name, "msg_id": msg_id},
                         ),
-                        stamp(now),
+                        now,
                     )
                     log.warning(
                         "file.overdue",
                         msg_id=msg_id,
                         partner=partner.name,
-                        sent_at=sent_at,
+                        sent_at=stamp(sent_at),
                         deadline_minutes=minutes,
                     )
                     flagged += 1
         return flagged
 
 
-def clear_overdue(tx: Tx, partner: str, msg_id: str, now: datetime) -> bool:
+def clear_overdue(uow: UnitOfWork, partner: str, msg_id: str, now: datetime) -> bool:
     """In the transaction applying a status report on a file: clear its overdue flag once, with a
     log event and an admin event through the outbox. False when there was no flag to clear."""
-    flagged_at = tx.clear_overdue(msg_id, partner, stamp(now))
-    if flagged_at is None:
+    flagged = uow.files.clear_overdue(msg_id, partner, now)
+    if flagged is None:
         return False
+    flagged_at = stamp(flagged)
     event = {
         "event": "file_overdue_cleared",
         "msg_id": msg_id,
@@ -81,7 +82,7 @@ def clear_overdue(tx: Tx, partner: str, msg_id: str, now: datetime) -> bool:
         "flagged_at": flagged_at,
         "cleared_at": stamp(now),
     }
-    tx.enqueue(
+    uow.outbox.enqueue(
         OutboxMessage(
             message_id=f"overdue-cleared:{msg_id}",
             exchange=ADMIN_EXCHANGE,
@@ -89,7 +90,7 @@ def clear_overdue(tx: Tx, partner: str, msg_id: str, now: datetime) -> bool:
             body=json.dumps(event, sort_keys=True).encode(),
             headers={"partner": partner, "msg_id": msg_id},
         ),
-        stamp(now),
+        now,
     )
     log.info("file.overdue_cleared", msg_id=msg_id, partner=partner, flagged_at=flagged_at)
     return True

@@ -10,14 +10,15 @@ writes the same file again under the same name: the bank sees the same MsgId at 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 
 import structlog
 
-from gateway.adapters.db import Database
-from gateway.adapters.filedrop import SIGNATURE_SUFFIX, Folder
 from gateway.errors import GatewayError
 from gateway.metrics import NO_METRICS, Metrics
-from gateway.service.clock import Clock, stamp, utcnow
+from gateway.service.channels import SIGNATURE_SUFFIX, Folder
+from gateway.service.clock import Clock, utcnow
+from gateway.service.ports import Storage
 
 log = structlog.get_logger("gateway.file_relay")
 
@@ -32,13 +33,17 @@ class FileRelay:
 
     def __init__(
         self,
-        db: Database,
+        storage: Storage,
         folders: Mapping[str, Folder],
         clock: Clock = utcnow,
         batch: int = 100,
         metrics: Metrics = NO_METRICS,
+        owner: str = "gateway",
+        claim_seconds: float = 30.0,
     ) -> None:
-        self._db = db
+        self._storage = storage
+        self._owner = owner
+        self._claim_for = timedelta(seconds=claim_seconds)
         self._metrics = metrics
         # Outbound folder of each partner reached by file exchange.
         self._folders = dict(folders)
@@ -49,9 +54,16 @@ class FileRelay:
         """Write pending files; returns how many reached their folder."""
         if not self._folders:
             return 0
-        pending = self._db.pending_outbox(
-            self._batch, file_partners=tuple(self._folders), files_only=True
-        )
+        now = self._clock()
+        with self._storage.unit_of_work() as uow:
+            pending = uow.outbox.claim(
+                self._owner,
+                self._batch,
+                now,
+                now + self._claim_for,
+                file_partners=tuple(self._folders),
+                files_only=True,
+            )
         written: list[tuple[int, str]] = []
         unreachable: set[str] = set()
         sent: list[tuple[str, str]] = []  # (exchange, partner) of each file written
@@ -88,12 +100,15 @@ class FileRelay:
                     folder=folder.describe(),
                 )
         finally:
-            if written:
-                now = stamp(self._clock())
-                with self._db.transaction() as tx:
-                    tx.mark_sent([row_id for row_id, _ in written], now)
+            done = {row_id for row_id, _ in written}
+            unsent = [item.row_id for item in pending if item.row_id not in done]
+            if written or unsent:
+                now = self._clock()
+                with self._storage.unit_of_work() as uow:
+                    uow.outbox.mark_sent([row_id for row_id, _ in written], now)
                     for _, msg_id in written:
-                        tx.file_sent(msg_id, now)
+                        uow.files.sent(msg_id, now)
+                    uow.outbox.release(unsent)
                 for exchange, partner in sent:
                     self._metrics.outbox_sent(exchange, partner)
         return len(written)

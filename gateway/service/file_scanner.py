@@ -30,11 +30,11 @@ from typing import Any
 
 import structlog
 
-from gateway.adapters.db import Database
-from gateway.adapters.filedrop import SIGNATURE_SUFFIX, Entry, Folder, is_partial
 from gateway.errors import GatewayError
 from gateway.profile import PartnerProfile
+from gateway.service.channels import SIGNATURE_SUFFIX, Entry, Folder, is_partial
 from gateway.service.inbound import InboundService
+from gateway.service.ports import Queries
 
 log = structlog.get_logger("gateway.files")
 
@@ -110,7 +110,7 @@ class FileScanner:
         partner: PartnerProfile,
         folder: Folder,
         inbound: InboundService,
-        db: Database,
+        queries: Queries,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if partner.files is None:
@@ -119,7 +119,7 @@ class FileScanner:
         self._exchange = partner.files
         self._folder = folder
         self._inbound = inbound
-        self._db = db
+        self._queries = queries
         self._clock = clock
         self._host = socket.gethostname().replace("@", "_").replace("~", "_")
         # Unique per scanner, even among scanners of one process.
@@ -198,16 +198,18 @@ class FileScanner:
         """Apply one claimed file and move it out of claimed/; returns the outcome."""
         raw = self._folder.read(claim.path)
         digest = hashlib.sha256(raw).hexdigest()
-        earlier = self._seen(digest)
+        earlier = self._queries.seen_inbound(self._partner.name, digest)
+        reason = None
         if earlier is None:
             outcome = self._take_in(claim, raw)
         else:
-            outcome = "duplicate" if earlier == "applied" else "quarantined"
-            log.info("files.already_taken_in", file=claim.name, sha256=digest, earlier=earlier)
+            outcome = "duplicate" if earlier[0] == "applied" else "quarantined"
+            reason = earlier[1]
+            log.info("files.already_taken_in", file=claim.name, sha256=digest, earlier=earlier[0])
         log.info("files.read", file=claim.name, outcome=outcome, recovered=recovered)
         try:
             if outcome == "quarantined":
-                self._set_aside(claim, FAILED, self._reason(digest))
+                self._set_aside(claim, FAILED, reason or self._reason(digest))
             else:
                 self._set_aside(claim, PROCESSED, None)
         except OSError as exc:
@@ -222,25 +224,9 @@ class FileScanner:
         signature = self._folder.read(sig.path) if self._folder.exists(sig.path) else None
         return self._inbound.apply(self._partner.name, raw, signature)
 
-    def _seen(self, digest: str) -> str | None:
-        """Whether these exact bytes were taken in from this partner: applied or quarantined."""
-        name = self._partner.name
-        if self._db.query(
-            "SELECT 1 FROM inbound_files WHERE partner = ? AND sha256 = ?", (name, digest)
-        ):
-            return "applied"
-        if self._db.query(
-            "SELECT 1 FROM quarantine WHERE partner = ? AND sha256 = ?", (name, digest)
-        ):
-            return "quarantined"
-        return None
-
     def _reason(self, digest: str) -> str:
-        rows = self._db.query(
-            "SELECT reason FROM quarantine WHERE partner = ? AND sha256 = ?",
-            (self._partner.name, digest),
-        )
-        return str(rows[0][0]) if rows else "refused by the inbound checks"
+        seen = self._queries.seen_inbound(self._partner.name, digest)
+        return (seen[1] if seen else None) or "refused by the inbound checks"
 
     def _set_aside(self, claim: Claim, where: str, reason: str | None) -> None:
         """Move the file (and its signature) to processed/ or failed/, never replacing one."""

@@ -10,7 +10,6 @@ import structlog
 from lxml import etree
 
 from gateway import crashpoints
-from gateway.adapters.db import Database, Tx
 from gateway.config import PartnerProfile, Settings
 from gateway.errors import ConfigError, InvalidMessage
 from gateway.iso20022 import xsd
@@ -19,8 +18,9 @@ from gateway.iso20022.camt054 import read_camt054
 from gateway.iso20022.namespaces import message_type
 from gateway.iso20022.pacs004 import read_pacs004
 from gateway.iso20022.pain002 import read_pain002
-from gateway.service.clock import Clock, stamp, utcnow
+from gateway.service.clock import Clock, utcnow
 from gateway.service.notifications import apply_notification
+from gateway.service.ports import Storage, UnitOfWork
 from gateway.service.reports import apply_report
 from gateway.service.returns import apply_return
 from gateway.service.statements import apply_statement
@@ -38,8 +38,8 @@ class InboundService:
     """Applies pain.002, camt.054, pacs.004 and camt.053 files from partners; refused files are
     quarantined."""
 
-    def __init__(self, db: Database, settings: Settings, clock: Clock = utcnow) -> None:
-        self._db = db
+    def __init__(self, storage: Storage, settings: Settings, clock: Clock = utcnow) -> None:
+        self._storage = storage
         self._settings = settings
         self._clock = clock
         self._pinned: dict[str, tuple[TrustedCertificate, ...]] = {}
@@ -88,13 +88,13 @@ class InboundService:
                 # verified either way, and the reader checks every field it uses.
                 log.warning("inbound.no_schema", message=kind.name_id)
             step = _application(kind.family, kind.name_id, partner, tree, raw, now)
-            with self._db.transaction() as tx:
-                result = step(tx)
+            with self._storage.unit_of_work() as uow:
+                result = step(uow)
                 crashpoints.hit("inbound.before_commit")
                 return result
         except InvalidMessage as exc:
-            with self._db.transaction() as tx:
-                first = tx.quarantine(partner_name, raw, str(exc), stamp(now))
+            with self._storage.unit_of_work() as uow:
+                first = uow.inbound.quarantine(partner_name, raw, str(exc), now)
             log.error("inbound.quarantined", reason=str(exc), again=not first)
             return "quarantined"
 
@@ -106,19 +106,19 @@ def _application(
     tree: etree._Element,
     raw: bytes,
     now: datetime,
-) -> Callable[[Tx], str]:
+) -> Callable[[UnitOfWork], str]:
     """Read a verified file into its model (outside any transaction); the step returned applies
     it by the rules of its kind, inside one."""
     if family == "pain.002":
         report = read_pain002(tree)
-        return lambda tx: apply_report(tx, partner, report, raw, now)
+        return lambda uow: apply_report(uow, partner, report, raw, now)
     if family == "camt.054":
         notification = read_camt054(tree)
-        return lambda tx: apply_notification(tx, partner, notification, raw, now)
+        return lambda uow: apply_notification(uow, partner, notification, raw, now)
     if family == "pacs.004":
         returned = read_pacs004(tree)
-        return lambda tx: apply_return(tx, partner, returned, raw, now)
+        return lambda uow: apply_return(uow, partner, returned, raw, now)
     if family == "camt.053":
         statement = read_camt053(tree)
-        return lambda tx: apply_statement(tx, partner, statement, raw, now)
+        return lambda uow: apply_statement(uow, partner, statement, raw, now)
     raise InvalidMessage(f"{name_id} is not a report the gateway reads")

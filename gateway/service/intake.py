@@ -13,15 +13,15 @@ from typing import Protocol
 import structlog
 
 from gateway import crashpoints
-from gateway.adapters.db import Database, Tx
 from gateway.config import Settings
 from gateway.contracts import parse_order_json
 from gateway.domain.orders import PaymentOrder, content_hash, order_from_payload
 from gateway.domain.postings import LedgerPosting, PostingKind
 from gateway.errors import InvalidMessage
 from gateway.metrics import NO_METRICS, Metrics, intake_result
-from gateway.service.clock import Clock, stamp, utcnow
+from gateway.service.clock import Clock, utcnow
 from gateway.service.execution import ExecutionDates
+from gateway.service.ports import NewOrder, Storage, UnitOfWork
 from gateway.service.postings import posting_message
 
 log = structlog.get_logger("gateway.intake")
@@ -57,9 +57,13 @@ class IntakeService:
     """Stores valid orders and quarantines invalid ones, with an `order_invalid` posting."""
 
     def __init__(
-        self, db: Database, settings: Settings, clock: Clock = utcnow, metrics: Metrics = NO_METRICS
+        self,
+        storage: Storage,
+        settings: Settings,
+        clock: Clock = utcnow,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
-        self._db = db
+        self._storage = storage
         self._metrics = metrics
         self._settings = settings
         self._clock = clock
@@ -68,8 +72,8 @@ class IntakeService:
     def handle(self, messages: Sequence[Message]) -> list[IntakeOutcome]:
         """Accept a chunk of messages in one transaction (the caller acks after it returns)."""
         now, started = self._clock(), time.perf_counter()
-        with self._db.transaction() as tx:
-            outcomes = [self._accept(tx, message.body, now) for message in messages]
+        with self._storage.unit_of_work() as uow:
+            outcomes = [self._accept(uow, message.body, now) for message in messages]
             crashpoints.hit("intake.before_commit")
         results = [intake_result(o.result, o.code) for o in outcomes]
         self._metrics.intake_chunk(results, time.perf_counter() - started)
@@ -88,31 +92,33 @@ class IntakeService:
             )
         return partner.name
 
-    def _accept(self, tx: Tx, body: bytes, now: datetime) -> IntakeOutcome:
+    def _accept(self, uow: UnitOfWork, body: bytes, now: datetime) -> IntakeOutcome:
         try:
             payload = parse_order_json(body)
             order = order_from_payload(payload)
             partner = self._route(order)
             stored = payload
-            if tx.get_order(order.order_id) is None:  # a redelivery keeps the day it was given
+            if uow.orders.get(order.order_id) is None:  # a redelivery keeps the day it was given
                 profile = self._settings.partners[partner]
                 stored, order = self._dates.schedule(profile, payload, order, now)
         except InvalidMessage as exc:
-            return self._refuse(tx, body, _claimed_order_id(body), str(exc), now)
-        result = tx.add_order(
-            order_id=order.order_id,
-            content_hash=content_hash(payload),
-            payload=json.dumps(stored, ensure_ascii=False, sort_keys=True),
-            partner=partner,
-            group_key=group_key(partner, order),
-            category=order.category.value,
-            amount=order.money.wire(),
-            currency=order.money.currency,
-            now=stamp(now),
+            return self._refuse(uow, body, _claimed_order_id(body), str(exc), now)
+        result = uow.orders.add(
+            NewOrder(
+                order_id=order.order_id,
+                content_hash=content_hash(payload),
+                payload=json.dumps(stored, ensure_ascii=False, sort_keys=True),
+                partner=partner,
+                group_key=group_key(partner, order),
+                category=order.category.value,
+                amount=order.money.amount,
+                currency=order.money.currency,
+            ),
+            now,
         )
         if result == "conflict":
             return self._refuse(
-                tx,
+                uow,
                 body,
                 order.order_id,
                 f"order_id {order.order_id} was already received with different content",
@@ -124,7 +130,7 @@ class IntakeService:
 
     def _refuse(
         self,
-        tx: Tx,
+        uow: UnitOfWork,
         body: bytes,
         order_id: str | None,
         reason: str,
@@ -132,8 +138,8 @@ class IntakeService:
         code: str = "INVD",
     ) -> IntakeOutcome:
         subject = hashlib.sha256(body).hexdigest()
-        if tx.add_invalid(
-            subject=subject, order_id=order_id, raw=body, reason=reason, now=stamp(now)
+        if uow.orders.add_invalid(
+            subject=subject, order_id=order_id, raw=body, reason=reason, now=now
         ):
             log.warning("order.invalid", order_id=order_id, reason=reason)
             posting = LedgerPosting(
@@ -153,7 +159,7 @@ class IntakeService:
                 bank_ref=None,
                 occurred_at=now,
             )
-            tx.enqueue(posting_message(posting), stamp(now))
+            uow.outbox.enqueue(posting_message(posting), now)
         return IntakeOutcome(order_id, "invalid", reason, code)
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import structlog
 
-from gateway.adapters.db import Tx
 from gateway.config import PartnerProfile
 from gateway.domain.money import Money
 from gateway.domain.orders import parse_budget_line
@@ -18,15 +16,15 @@ from gateway.domain.postings import LedgerPosting, PostingKind
 from gateway.domain.states import TxState
 from gateway.errors import InvalidMessage
 from gateway.iso20022.model import Entry, EntryDetail, Notification
-from gateway.service.clock import stamp
+from gateway.service.ports import BankAnswer, ReturnRecord, Revenue, StoredOrder, UnitOfWork
+from gateway.service.ports import Unmatched as UnmatchedLine
 from gateway.service.postings import posting_message
-from gateway.service.records import StoredOrder
 from gateway.service.transitions import advance
 
 log = structlog.get_logger("gateway.inbound")
 
 # States in which a payment may be reported settled: it has left (or is leaving) the gateway.
-_SETTLEABLE = {TxState.BATCHED.value, TxState.SENT.value, TxState.ACKNOWLEDGED.value}
+_SETTLEABLE = {TxState.BATCHED, TxState.SENT, TxState.ACKNOWLEDGED}
 
 
 class Unmatched(Exception):  # noqa: N818 - a verdict on one entry, not an error of the gateway
@@ -38,7 +36,7 @@ def _number(account: str) -> str:
 
 
 def apply_notification(
-    tx: Tx, partner: PartnerProfile, notification: Notification, raw: bytes, now: datetime
+    uow: UnitOfWork, partner: PartnerProfile, notification: Notification, raw: bytes, now: datetime
 ) -> str:
     """Apply a verified camt.054 in the caller's transaction: applied or duplicate."""
     ours = {_number(a) for a in partner.accounts}
@@ -48,7 +46,7 @@ def apply_notification(
             f" not one of {partner.name}'s accounts in its profile"
         )
     log_ = log.bind(msg_id=notification.msg_id)
-    if not tx.first_sight(partner.name, notification.msg_id, "camt.054", raw, stamp(now)):
+    if not uow.inbound.first_sight(partner.name, notification.msg_id, "camt.054", raw, now):
         log_.info("notification.duplicate")
         return "duplicate"
     counts = {"settled": 0, "returned": 0, "revenue": 0, "repeated": 0, "unmatched": 0}
@@ -61,23 +59,25 @@ def apply_notification(
                 suffix = f"#{index}" if len(details) > 1 else ""
                 detail = replace(given, account_servicer_ref=entry.account_servicer_ref + suffix)
             bank_ref = detail.account_servicer_ref or entry.account_servicer_ref
-            if bank_ref and tx.entry_applied(partner.name, bank_ref):
+            if bank_ref and uow.inbound.entry_applied(partner.name, bank_ref):
                 # Resent by the bank, in this file or another: applied once already.
                 counts["repeated"] += 1
                 continue
             try:
-                outcome = _apply_entry(tx, partner, notification, entry, detail, now)
+                outcome = _apply_entry(uow, partner, notification, entry, detail, now)
                 if bank_ref and outcome != "repeated":
-                    tx.add_entry(partner.name, bank_ref, notification.msg_id, outcome, stamp(now))
+                    uow.inbound.add_entry(partner.name, bank_ref, notification.msg_id, outcome, now)
             except Unmatched as exc:
                 outcome = "unmatched"
-                tx.unmatched(
-                    partner=partner.name,
-                    msg_id=notification.msg_id,
-                    reference=detail.end_to_end_id or bank_ref,
-                    reason=str(exc),
-                    detail={"entry": _plain(entry), "detail": _plain(detail)},
-                    now=stamp(now),
+                uow.inbound.unmatched(
+                    UnmatchedLine(
+                        partner=partner.name,
+                        msg_id=notification.msg_id,
+                        reference=detail.end_to_end_id or bank_ref,
+                        reason=str(exc),
+                        detail={"entry": _plain(entry), "detail": _plain(detail)},
+                    ),
+                    now,
                 )
                 log_.warning("notification.entry_unmatched", reference=bank_ref, reason=str(exc))
             counts[outcome] += 1
@@ -92,7 +92,7 @@ def _plain(value: Any) -> dict[str, Any]:
 
 
 def _apply_entry(
-    tx: Tx,
+    uow: UnitOfWork,
     partner: PartnerProfile,
     notification: Notification,
     entry: Entry,
@@ -102,18 +102,18 @@ def _apply_entry(
     if entry.status != "BOOK":
         raise Unmatched(f"entry status {entry.status} is not booked")
     bank_ref = detail.account_servicer_ref or entry.account_servicer_ref
-    order = tx.get_order(detail.end_to_end_id) if detail.end_to_end_id else None
+    order = uow.orders.get(detail.end_to_end_id) if detail.end_to_end_id else None
     if order is not None and order.partner != partner.name:
         raise Unmatched(f"order {order.order_id} was sent to {order.partner}, not {partner.name}")
     if entry.credit_debit == "DBIT":
-        return _settle(tx, order, entry, detail, bank_ref, now)
+        return _settle(uow, order, entry, detail, bank_ref, now)
     if detail.return_reason or detail.return_reason_text:
-        return _return(tx, order, entry, detail, bank_ref, notification.msg_id, now)
-    return _revenue(tx, partner, notification, entry, detail, bank_ref, now)
+        return _return(uow, order, entry, detail, bank_ref, notification.msg_id, now)
+    return _revenue(uow, partner, notification, entry, detail, bank_ref, now)
 
 
 def _same_money(order: StoredOrder, detail: EntryDetail) -> None:
-    if detail.currency != order.currency or detail.amount != Decimal(order.amount):
+    if detail.currency != order.currency or detail.amount != order.amount:
         raise Unmatched(
             f"amount {detail.amount} {detail.currency} differs from order {order.order_id}'s"
             f" {order.amount} {order.currency}"
@@ -121,7 +121,7 @@ def _same_money(order: StoredOrder, detail: EntryDetail) -> None:
 
 
 def _settle(
-    tx: Tx,
+    uow: UnitOfWork,
     order: StoredOrder | None,
     entry: Entry,
     detail: EntryDetail,
@@ -130,20 +130,20 @@ def _settle(
 ) -> str:
     if order is None:
         raise Unmatched(f"debit for an unknown payment {detail.end_to_end_id}")
-    if order.state == TxState.SETTLED.value and order.bank_ref == bank_ref:
+    if order.state is TxState.SETTLED and order.bank_ref == bank_ref:
         return "repeated"
-    if order.state == TxState.SETTLED.value:
+    if order.state is TxState.SETTLED:
         raise Unmatched(
             f"second debit {bank_ref} for order {order.order_id}, settled by {order.bank_ref}"
         )
     if order.state not in _SETTLEABLE:
         raise Unmatched(f"debit for order {order.order_id}, which is {order.state}")
-    _book(tx, order, TxState.SETTLED, entry, detail, bank_ref, now)
+    _book(uow, order, TxState.SETTLED, entry, detail, bank_ref, now)
     return "settled"
 
 
 def _return(
-    tx: Tx,
+    uow: UnitOfWork,
     order: StoredOrder | None,
     entry: Entry,
     detail: EntryDetail,
@@ -154,28 +154,30 @@ def _return(
     if order is None:
         code = detail.return_reason or "no reason code"
         raise Unmatched(f"return ({code}) of an unknown payment")
-    if order.state == TxState.RETURNED.value:
+    if order.state is TxState.RETURNED:
         return "repeated"
-    if order.state != TxState.SETTLED.value:
+    if order.state is not TxState.SETTLED:
         raise Unmatched(f"return of order {order.order_id}, which is {order.state}, not settled")
-    _book(tx, order, TxState.RETURNED, entry, detail, bank_ref, now)
-    tx.add_return(
-        partner=order.partner,
-        bank_ref=bank_ref or f"{msg_id}:{order.order_id}",
-        order_id=order.order_id,
-        msg_id=msg_id,
-        amount=order.amount,
-        currency=order.currency,
-        value_date=entry.value_date.isoformat() if entry.value_date else None,
-        reason_code=detail.return_reason,
-        reason_text=detail.return_reason_text,
-        now=stamp(now),
+    _book(uow, order, TxState.RETURNED, entry, detail, bank_ref, now)
+    uow.evidence.add_return(
+        ReturnRecord(
+            partner=order.partner,
+            bank_ref=bank_ref or f"{msg_id}:{order.order_id}",
+            order_id=order.order_id,
+            msg_id=msg_id,
+            amount=order.amount,
+            currency=order.currency,
+            value_date=entry.value_date,
+            reason_code=detail.return_reason,
+            reason_text=detail.return_reason_text,
+        ),
+        now,
     )
     return "returned"
 
 
 def _book(
-    tx: Tx,
+    uow: UnitOfWork,
     order: StoredOrder,
     target: TxState,
     entry: Entry,
@@ -186,20 +188,22 @@ def _book(
     """Move the order as the booked entry says, once its amount is the order's."""
     _same_money(order, detail)
     advance(
-        tx,
+        uow,
         order,
         target,
         now,
-        status_code=entry.status,
-        reason_code=detail.return_reason,
-        reason_text=detail.return_reason_text,
-        bank_ref=bank_ref,
-        value_date=entry.value_date.isoformat() if entry.value_date else None,
+        BankAnswer(
+            status_code=entry.status,
+            reason_code=detail.return_reason,
+            reason_text=detail.return_reason_text,
+            bank_ref=bank_ref,
+            value_date=entry.value_date,
+        ),
     )
 
 
 def _revenue(
-    tx: Tx,
+    uow: UnitOfWork,
     partner: PartnerProfile,
     notification: Notification,
     entry: Entry,
@@ -213,15 +217,17 @@ def _revenue(
         money = Money.parse(format(detail.amount, "f"), detail.currency)
     except InvalidMessage as exc:
         raise Unmatched(f"credit {bank_ref}: {exc}") from None
-    if not tx.add_revenue(
-        bank_ref=bank_ref,
-        partner=partner.name,
-        msg_id=notification.msg_id,
-        amount=money.wire(),
-        currency=money.currency,
-        value_date=entry.value_date.isoformat() if entry.value_date else None,
-        payer=detail.counterparty_name,
-        now=stamp(now),
+    if not uow.evidence.add_revenue(
+        Revenue(
+            partner=partner.name,
+            bank_ref=bank_ref,
+            msg_id=notification.msg_id,
+            amount=money.amount,
+            currency=money.currency,
+            value_date=entry.value_date,
+            payer=detail.counterparty_name,
+        ),
+        now,
     ):
         return "repeated"
     posting = LedgerPosting(
@@ -242,7 +248,7 @@ def _revenue(
         debtor_name=detail.counterparty_name,
         budget=_budget(detail.structured_ref),
     )
-    tx.enqueue(posting_message(posting), stamp(now))
+    uow.outbox.enqueue(posting_message(posting), now)
     return "revenue"
 
 

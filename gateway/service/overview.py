@@ -7,50 +7,39 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.adapters.db import Database
-from gateway.adapters.filedrop import Folder
 from gateway.config import PartnerProfile, Settings
 from gateway.errors import GatewayError
-from gateway.service.clock import stamp, utcnow
+from gateway.service.channels import Folder
+from gateway.service.clock import utcnow
 from gateway.service.file_scanner import inbound_backlog
+from gateway.service.ports import Queries
 
 
-def _count(db: Database, sql: str) -> int:
-    return int(db.query(sql)[0][0])
-
-
-def overdue_files(db: Database, settings: Settings, now: datetime) -> list[str]:
+def overdue_files(queries: Queries, settings: Settings, now: datetime) -> list[str]:
     """Files sent without any status report within their partner's deadline (a file leaves the
     list when its late report arrives)."""
     overdue: list[str] = []
     for partner in settings.partners.values():
-        limit = stamp(now - timedelta(minutes=partner.status_deadline_minutes))
-        rows = db.query(
-            "SELECT msg_id FROM files WHERE partner = ? AND state = 'sent' AND status_at IS NULL"
-            " AND sent_at < ? ORDER BY sent_at",
-            (partner.name, limit),
-        )
-        overdue.extend(row[0] for row in rows)
+        limit = now - timedelta(minutes=partner.status_deadline_minutes)
+        overdue.extend(queries.overdue_files(partner.name, limit))
     return overdue
 
 
-def overview(db: Database, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
+def overview(queries: Queries, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     """Orders by state (invalid included), files by state, and what needs an admin."""
-    orders = db.counts_by_state()
-    invalid = _count(db, "SELECT COUNT(*) FROM invalid_orders")
+    orders = queries.orders_by_state()
+    invalid = queries.invalid_count()
     if invalid:
         orders["invalid"] = invalid
-    files = {s: n for s, n in db.query("SELECT state, COUNT(*) FROM files GROUP BY 1")}
+    pending, _ = queries.outbox_pending()
     return {
         "orders": dict(sorted(orders.items())),
-        "files": dict(sorted(files.items())),
-        "outbox_pending": _count(
-            db, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL"
-        ),
-        "outbox_parked": _count(db, "SELECT COUNT(*) FROM outbox WHERE parked_at IS NOT NULL"),
-        "quarantined_inbound": _count(db, "SELECT COUNT(*) FROM quarantine"),
-        "unmatched_lines": _count(db, "SELECT COUNT(*) FROM unmatched"),
-        "files_overdue": len(overdue := overdue_files(db, settings, now or utcnow())),
+        "files": dict(sorted(queries.files_by_state().items())),
+        "outbox_pending": pending,
+        "outbox_parked": len(queries.outbox_parked(dropped=True)),
+        "quarantined_inbound": queries.quarantined_count(),
+        "unmatched_lines": sum(queries.unmatched_by_partner().values()),
+        "files_overdue": len(overdue := overdue_files(queries, settings, now or utcnow())),
         "overdue_files": overdue,
     }
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from gateway.adapters.topology import LEDGER_EXCHANGE
 from gateway.domain.postings import LedgerPosting
-from gateway.service.records import OutboxMessage
+from gateway.service.channels import LEDGER_EXCHANGE
+from gateway.service.ports import OutboxMessage
 
 
 def posting_message(posting: LedgerPosting) -> OutboxMessage:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Protocol
 
 import structlog
 
 from gateway import crashpoints
-from gateway.adapters.db import Database
-from gateway.adapters.topology import TO_BANK_EXCHANGE
 from gateway.errors import PermanentError, TransientError
 from gateway.metrics import NO_METRICS, Metrics
-from gateway.service.clock import Clock, stamp, utcnow
+from gateway.service.channels import TO_BANK_EXCHANGE
+from gateway.service.clock import Clock, utcnow
+from gateway.service.ports import Storage
 
 log = structlog.get_logger("gateway.relay")
 
@@ -37,18 +38,27 @@ class Publisher(Protocol):
 
 
 class RelayService:
-    """Drains the outbox in id order; a crash before marking means a resend with the same id."""
+    """Drains the outbox in id order; a crash before marking means a resend with the same id.
+
+    Each drain claims a batch of messages for this instance (other instances skip them until
+    the claim expires), publishes them, and marks the confirmed ones sent; the others are
+    released for the next drain, here or elsewhere.
+    """
 
     def __init__(
         self,
-        db: Database,
+        storage: Storage,
         publisher: Publisher,
         clock: Clock = utcnow,
         batch: int = 500,
         file_partners: Sequence[str] = (),
         metrics: Metrics = NO_METRICS,
+        owner: str = "gateway",
+        claim_seconds: float = 30.0,
     ) -> None:
-        self._db = db
+        self._storage = storage
+        self._owner = owner
+        self._claim_for = timedelta(seconds=claim_seconds)
         self._metrics = metrics
         # Partners reached by file exchange: gateway/service/file_relay.py delivers their files.
         self._file_partners = tuple(file_partners)
@@ -58,7 +68,15 @@ class RelayService:
 
     def drain(self) -> int:
         """Publish pending messages; returns how many were confirmed."""
-        pending = self._db.pending_outbox(self._batch, file_partners=self._file_partners)
+        now = self._clock()
+        with self._storage.unit_of_work() as uow:
+            pending = uow.outbox.claim(
+                self._owner,
+                self._batch,
+                now,
+                now + self._claim_for,
+                file_partners=self._file_partners,
+            )
         if not pending:
             self._publisher.keepalive()
             return 0
@@ -95,14 +113,17 @@ class RelayService:
         except TransientError as exc:
             log.warning("outbox.publish_failed", error=str(exc), confirmed=len(confirmed))
         finally:
+            done = {*confirmed, *(row_id for row_id, _ in parked)}
+            unsent = [item.row_id for item in pending if item.row_id not in done]
+            now = self._clock()
+            with self._storage.unit_of_work() as uow:
+                uow.outbox.mark_sent(confirmed, now)
+                for msg_id in files:
+                    uow.files.sent(msg_id, now)
+                for row_id, reason in parked:
+                    uow.outbox.park(row_id, reason, now)
+                uow.outbox.release(unsent)
             if confirmed or parked:
-                now = stamp(self._clock())
-                with self._db.transaction() as tx:
-                    tx.mark_sent(confirmed, now)
-                    for msg_id in files:
-                        tx.file_sent(msg_id, now)
-                    for row_id, reason in parked:
-                        tx.park_outbox(row_id, reason, now)
                 for exchange, routing_key in sent:
                     self._metrics.outbox_sent(exchange, routing_key)
         return len(confirmed)

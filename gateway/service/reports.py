@@ -7,12 +7,11 @@ from datetime import datetime
 
 import structlog
 
-from gateway.adapters.db import Tx
 from gateway.config import PartnerProfile
-from gateway.domain.states import FileState, TxState, state_for_status
+from gateway.domain.states import FileState, state_for_status
 from gateway.iso20022.model import StatusReport, TxStatus
-from gateway.service.clock import stamp
 from gateway.service.deadlines import clear_overdue
+from gateway.service.ports import BankAnswer, UnitOfWork, Unmatched
 from gateway.service.transitions import advance
 
 log = structlog.get_logger("gateway.inbound")
@@ -29,40 +28,42 @@ _FILE_STATE = {
 
 
 def apply_report(
-    tx: Tx, partner: PartnerProfile, report: StatusReport, raw: bytes, now: datetime
+    uow: UnitOfWork, partner: PartnerProfile, report: StatusReport, raw: bytes, now: datetime
 ) -> str:
     """Apply a verified pain.002 in the caller's transaction: applied or duplicate."""
     log_ = log.bind(msg_id=report.msg_id, original_msg_id=report.original_msg_id)
-    if not tx.first_sight(partner.name, report.msg_id, "pain.002", raw, stamp(now)):
+    if not uow.inbound.first_sight(partner.name, report.msg_id, "pain.002", raw, now):
         log_.info("report.duplicate")
         return "duplicate"
-    owner = tx.file_partner(report.original_msg_id)
+    owner = uow.files.partner_of(report.original_msg_id)
     if owner != partner.name:
         reason = (
             f"{partner.name} reports on {report.original_msg_id}, a file we never sent to it"
             + (f" (it went to {owner})" if owner else "")
         )
-        tx.unmatched(
-            partner=partner.name,
-            msg_id=report.msg_id,
-            reference=report.original_msg_id,
-            reason=reason,
-            detail={"group_status": report.group_status},
-            now=stamp(now),
+        uow.inbound.unmatched(
+            Unmatched(
+                partner=partner.name,
+                msg_id=report.msg_id,
+                reference=report.original_msg_id,
+                reason=reason,
+                detail={"group_status": report.group_status},
+            ),
+            now,
         )
         log_.warning("report.unmatched", reason=reason)
         return "applied"
-    lines = status_lines(tx, report)
-    moved = sum(_apply_line(tx, partner, report, line, now) for line in lines)
+    lines = status_lines(uow, report)
+    moved = sum(_apply_line(uow, partner, report, line, now) for line in lines)
     if report.group_status in _FILE_STATE and (moved or not lines):
-        tx.file_status(report.original_msg_id, _FILE_STATE[report.group_status].value, stamp(now))
-    tx.status_reported(report.original_msg_id, stamp(now))
-    clear_overdue(tx, partner.name, report.original_msg_id, now)
+        uow.files.set_status(report.original_msg_id, _FILE_STATE[report.group_status], now)
+    uow.files.status_reported(report.original_msg_id, now)
+    clear_overdue(uow, partner.name, report.original_msg_id, now)
     log_.info("report.applied", lines=len(lines), moved=moved, group_status=report.group_status)
     return "applied"
 
 
-def status_lines(tx: Tx, report: StatusReport) -> list[TxStatus]:
+def status_lines(uow: UnitOfWork, report: StatusReport) -> list[TxStatus]:
     """One line per order the report speaks of.
 
     A transaction's own status comes first; a PmtInf status covers that group's other orders;
@@ -81,11 +82,11 @@ def status_lines(tx: Tx, report: StatusReport) -> list[TxStatus]:
 
     for group in report.transactions:
         if _order_id(group) is None and group.original_pmt_inf_id:
-            ids = tx.order_ids_of_group(report.original_msg_id, group.original_pmt_inf_id)
+            ids = uow.orders.ids_in_group(report.original_msg_id, group.original_pmt_inf_id)
             cover(ids, group.status, group.reason_code, group.reason_text)
     if report.group_status and state_for_status(report.group_status) is not None:
         cover(
-            tx.order_ids_of_file(report.original_msg_id),
+            uow.orders.ids_in_file(report.original_msg_id),
             report.group_status,
             report.group_reason_code,
             report.group_reason_text,
@@ -99,37 +100,37 @@ def _order_id(line: TxStatus) -> str | None:
 
 
 def _apply_line(
-    tx: Tx, partner: PartnerProfile, report: StatusReport, line: TxStatus, now: datetime
+    uow: UnitOfWork, partner: PartnerProfile, report: StatusReport, line: TxStatus, now: datetime
 ) -> int:
     order_id = line.original_end_to_end_id or ""
-    order = tx.get_order(order_id)
+    order = uow.orders.get(order_id)
     if order is None:
-        return _keep(tx, partner, report, line, f"no order {order_id}", now)
+        return _keep(uow, partner, report, line, f"no order {order_id}", now)
     if order.msg_id != report.original_msg_id:
         reason = f"order {order_id} was not sent in {report.original_msg_id}"
-        return _keep(tx, partner, report, line, reason, now)
+        return _keep(uow, partner, report, line, reason, now)
     target = state_for_status(line.status)
     if target is None:
         return 0
     moved = advance(
-        tx,
+        uow,
         order,
         target,
         now,
-        status_code=line.status,
-        reason_code=line.reason_code,
-        reason_text=line.reason_text,
+        BankAnswer(
+            status_code=line.status, reason_code=line.reason_code, reason_text=line.reason_text
+        ),
     )
-    current = TxState(order.state)
+    current = order.state
     if not moved and target.final and current.final and current is not target:
         # The bank now says the opposite of what it said before: a person must look.
         reason = f"{line.status} for order {order_id}, which is already {order.state}"
-        _keep(tx, partner, report, line, reason, now)
+        _keep(uow, partner, report, line, reason, now)
     return int(moved)
 
 
 def _keep(
-    tx: Tx,
+    uow: UnitOfWork,
     partner: PartnerProfile,
     report: StatusReport,
     line: TxStatus,
@@ -137,13 +138,15 @@ def _keep(
     now: datetime,
 ) -> int:
     """Keep a status line that moves nothing, with the reason, for an admin; moves 0 orders."""
-    tx.unmatched(
-        partner=partner.name,
-        msg_id=report.msg_id,
-        reference=line.original_end_to_end_id,
-        reason=reason,
-        detail={"status": line.status, "reason": line.reason_code},
-        now=stamp(now),
+    uow.inbound.unmatched(
+        Unmatched(
+            partner=partner.name,
+            msg_id=report.msg_id,
+            reference=line.original_end_to_end_id,
+            reason=reason,
+            detail={"status": line.status, "reason": line.reason_code},
+        ),
+        now,
     )
     log.warning("report.line_unmatched", end_to_end_id=line.original_end_to_end_id, reason=reason)
     return 0

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from decimal import Decimal
 
 import structlog
 
-from gateway.adapters.db import Tx
 from gateway.config import PartnerProfile
 from gateway.domain.states import TxState
 from gateway.iso20022.model import PaymentReturn, ReturnedTransaction
-from gateway.service.clock import stamp
+from gateway.service.ports import BankAnswer, ReturnRecord, UnitOfWork
+from gateway.service.ports import Unmatched as UnmatchedLine
 from gateway.service.transitions import advance
 
 log = structlog.get_logger("gateway.inbound")
@@ -27,33 +26,35 @@ class Unmatched(Exception):  # noqa: N818 - a verdict on one return, not an erro
 
 
 def apply_return(
-    tx: Tx, partner: PartnerProfile, returned: PaymentReturn, raw: bytes, now: datetime
+    uow: UnitOfWork, partner: PartnerProfile, returned: PaymentReturn, raw: bytes, now: datetime
 ) -> str:
     """Apply a verified pacs.004 in the caller's transaction: applied or duplicate."""
     log_ = log.bind(msg_id=returned.msg_id)
-    if not tx.first_sight(partner.name, returned.msg_id, "pacs.004", raw, stamp(now)):
+    if not uow.inbound.first_sight(partner.name, returned.msg_id, "pacs.004", raw, now):
         log_.info("return.duplicate")
         return "duplicate"
     counts = {"returned": 0, "repeated": 0, "unmatched": 0}
     for index, line in enumerate(returned.transactions, start=1):
         # The return's own id is the bank reference the ledger sees; one per line of the file.
         bank_ref = line.return_id or f"{returned.msg_id}#{index}"
-        if tx.entry_applied(partner.name, bank_ref):
+        if uow.inbound.entry_applied(partner.name, bank_ref):
             counts["repeated"] += 1
             continue
         try:
-            outcome = _apply_line(tx, partner, line, bank_ref, returned.msg_id, now)
+            outcome = _apply_line(uow, partner, line, bank_ref, returned.msg_id, now)
             if outcome == "returned":
-                tx.add_entry(partner.name, bank_ref, returned.msg_id, outcome, stamp(now))
+                uow.inbound.add_entry(partner.name, bank_ref, returned.msg_id, outcome, now)
         except Unmatched as exc:
             outcome = "unmatched"
-            tx.unmatched(
-                partner=partner.name,
-                msg_id=returned.msg_id,
-                reference=line.original_end_to_end_id or bank_ref,
-                reason=str(exc),
-                detail={"return": asdict(line)},
-                now=stamp(now),
+            uow.inbound.unmatched(
+                UnmatchedLine(
+                    partner=partner.name,
+                    msg_id=returned.msg_id,
+                    reference=line.original_end_to_end_id or bank_ref,
+                    reason=str(exc),
+                    detail={"return": asdict(line)},
+                ),
+                now,
             )
             log_.warning("return.unmatched", reference=bank_ref, reason=str(exc))
         counts[outcome] += 1
@@ -62,7 +63,7 @@ def apply_return(
 
 
 def _apply_line(
-    tx: Tx,
+    uow: UnitOfWork,
     partner: PartnerProfile,
     line: ReturnedTransaction,
     bank_ref: str,
@@ -71,44 +72,48 @@ def _apply_line(
 ) -> str:
     reason = line.reason_code or "no reason code"
     end_to_end_id = line.original_end_to_end_id
-    order = tx.get_order(end_to_end_id) if end_to_end_id else None
+    order = uow.orders.get(end_to_end_id) if end_to_end_id else None
     if order is None:
         raise Unmatched(f"return ({reason}) of an unknown payment {end_to_end_id}")
     if order.partner != partner.name:
         raise Unmatched(
             f"return of order {order.order_id}, sent to {order.partner}, not {partner.name}"
         )
-    if order.state == TxState.RETURNED.value:
+    if order.state is TxState.RETURNED:
         # Returned already, by another file or a camt.054: a repeated return changes nothing.
         return "repeated"
-    if order.state != TxState.SETTLED.value:
+    if order.state is not TxState.SETTLED:
         raise Unmatched(f"return of order {order.order_id}, which is {order.state}, not settled")
-    if line.currency != order.currency or line.amount != Decimal(order.amount):
+    if line.currency != order.currency or line.amount != order.amount:
         raise Unmatched(
             f"return of {line.amount} {line.currency} differs from order {order.order_id}'s"
             f" {order.amount} {order.currency}"
         )
     advance(
-        tx,
+        uow,
         order,
         TxState.RETURNED,
         now,
-        status_code="RTRN",
-        reason_code=line.reason_code,
-        reason_text=line.reason_text,
-        bank_ref=bank_ref,
-        value_date=line.settlement_date.isoformat() if line.settlement_date else None,
+        BankAnswer(
+            status_code="RTRN",
+            reason_code=line.reason_code,
+            reason_text=line.reason_text,
+            bank_ref=bank_ref,
+            value_date=line.settlement_date,
+        ),
     )
-    tx.add_return(
-        partner=partner.name,
-        bank_ref=bank_ref,
-        order_id=order.order_id,
-        msg_id=msg_id,
-        amount=order.amount,
-        currency=order.currency,
-        value_date=line.settlement_date.isoformat() if line.settlement_date else None,
-        reason_code=line.reason_code,
-        reason_text=line.reason_text,
-        now=stamp(now),
+    uow.evidence.add_return(
+        ReturnRecord(
+            partner=partner.name,
+            bank_ref=bank_ref,
+            order_id=order.order_id,
+            msg_id=msg_id,
+            amount=order.amount,
+            currency=order.currency,
+            value_date=line.settlement_date,
+            reason_code=line.reason_code,
+            reason_text=line.reason_text,
+        ),
+        now,
     )
     return "returned"

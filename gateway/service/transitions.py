@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 
-from gateway.adapters.db import Tx
 from gateway.domain.postings import LedgerPosting, PostingKind
 from gateway.domain.states import TxState, can_move
-from gateway.service.clock import stamp
+from gateway.service.ports import BankAnswer, StoredOrder, UnitOfWork
 from gateway.service.postings import posting_message
-from gateway.service.records import StoredOrder
 
 # The posting each final state sends to the treasury ledger.
 POSTING_FOR = {
@@ -23,62 +20,45 @@ POSTING_FOR = {
 
 
 def advance(
-    tx: Tx,
+    uow: UnitOfWork,
     order: StoredOrder,
     target: TxState,
     now: datetime,
-    *,
-    status_code: str | None = None,
-    reason_code: str | None = None,
-    reason_text: str | None = None,
-    bank_ref: str | None = None,
-    value_date: str | None = None,
+    answer: BankAnswer | None = None,
 ) -> bool:
-    """Move an order forward; a final state writes its posting in the same transaction.
+    """Move an order forward; a final state writes its posting in the same unit of work.
 
     Returns False, changing nothing, when the move would not go forward (a late or repeated
     report).
     """
-    if not can_move(TxState(order.state), target):
+    if not can_move(order.state, target):
         return False
+    answer = answer or BankAnswer()
     # A return keeps the settlement's bank reference and value date on the order (end-of-day
     # reconciliation finds the statement's debit by them); the return's own go in its posting.
-    keeps_settlement = target is TxState.RETURNED
-    tx.move_order(
-        order.order_id,
-        target.value,
-        stamp(now),
-        status_code=status_code,
-        reason_code=reason_code,
-        reason_text=reason_text,
-        bank_ref=None if keeps_settlement else bank_ref,
-        value_date=None if keeps_settlement else value_date,
-    )
+    kept = replace(answer, bank_ref=None, value_date=None) if target is TxState.RETURNED else answer
+    uow.orders.move(order, target, kept, now)
     kind = POSTING_FOR.get(target)
     if kind is None:
         return True
-    # What move_order just wrote (it keeps earlier bank details where none are given).
-    moved = replace(
-        order,
-        state=target.value,
-        bank_ref=bank_ref or order.bank_ref,
-        value_date=value_date or order.value_date,
-    )
+    # What the move just wrote (it keeps earlier bank details where none are given).
+    bank_ref = answer.bank_ref or order.bank_ref
+    value_date = answer.value_date or order.value_date
     posting = LedgerPosting(
         kind=kind,
-        subject=moved.order_id,
-        order_id=moved.order_id,
-        end_to_end_id=moved.order_id,
-        msg_id=moved.msg_id,
-        status=status_code or target.value,
-        reason_code=reason_code,
-        reason_text=reason_text,
-        amount=Decimal(moved.amount),
-        currency=moved.currency,
-        value_date=date.fromisoformat(moved.value_date) if moved.value_date else None,
-        bank_ref=moved.bank_ref,
+        subject=order.order_id,
+        order_id=order.order_id,
+        end_to_end_id=order.order_id,
+        msg_id=order.msg_id,
+        status=answer.status_code or target.value,
+        reason_code=answer.reason_code,
+        reason_text=answer.reason_text,
+        amount=order.amount,
+        currency=order.currency,
+        value_date=value_date,
+        bank_ref=bank_ref,
         occurred_at=now,
-        budget=json.loads(moved.payload).get("budget"),
+        budget=json.loads(order.payload).get("budget"),
     )
-    tx.enqueue(posting_message(posting), stamp(now))
+    uow.outbox.enqueue(posting_message(posting), now)
     return True

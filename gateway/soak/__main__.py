@@ -33,6 +33,24 @@ from gateway.soak.harness import ALL_POINTS, BANK_FAULTS, DEFAULT_WORKDIR, SoakC
     help="Bank simulator misbehaviour (probabilities per reply).",
 )
 @click.option("--workdir", type=click.Path(path_type=Path), default=None, help="Default var/soak.")
+@click.option(
+    "--db",
+    "database",
+    type=click.Choice(["sqlite", "postgres"]),
+    default="sqlite",
+    show_default=True,
+    help="The gateways' database: SQLite, or this checkout's PostgreSQL (scripts/postgres).",
+)
+@click.option(
+    "--instances",
+    default=1,
+    show_default=True,
+    help="Gateway processes sharing the work (more than one needs --db postgres).",
+)
+@click.option(
+    "--postgres-restarts", default=1, show_default=True, help="Graceful PostgreSQL restarts."
+)
+@click.option("--postgres-kills", default=1, show_default=True, help="SIGKILLs of PostgreSQL.")
 @click.option("--pkcs11", is_flag=True, help="Our key in a SoftHSM2 token made under the workdir.")
 def main(
     orders: int,
@@ -48,6 +66,10 @@ def main(
     disk_full: float,
     bank_faults: str,
     workdir: Path | None,
+    database: str,
+    instances: int,
+    postgres_restarts: int,
+    postgres_kills: int,
     pkcs11: bool,
 ) -> None:
     """Publish ORDERS orders while the gateway, broker, bank and disk are broken; check."""
@@ -65,6 +87,10 @@ def main(
         disk_full_s=disk_full,
         bank_faults=bank_faults,
         workdir=workdir or DEFAULT_WORKDIR,
+        database=database,
+        instances=instances,
+        postgres_restarts=postgres_restarts,
+        postgres_kills=postgres_kills,
         pkcs11=pkcs11,
     )
     log_path = config.workdir.parent / "soak.log.jsonl"

@@ -1,4 +1,5 @@
-"""The soak's verdict, from the bank's record of what it received and the ledger's postings."""
+"""The soak's verdict, from the gateway's database (through its read-only port), the bank's
+record of what it received and the ledger's postings."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from gateway.service.ports import Queries
 
 # The posting a bank decision owes the treasury ledger.
 _POSTING_FOR = {"settled": "payment_settled", "rejected": "payment_rejected"}
@@ -55,7 +58,7 @@ def _read(path: Path, sql: str) -> list[tuple[object, ...]]:
         conn.close()
 
 
-def check(published: Iterable[str], gateway_db: Path, bank_db: Path, ledger_db: Path) -> Verdict:
+def check(published: Iterable[str], gateway: Queries, bank_db: Path, ledger_db: Path) -> Verdict:
     """Compare what was published with what the gateway holds, the bank paid and the ledger got.
 
     - lost: an order confirmed by the broker that the gateway does not know;
@@ -66,7 +69,7 @@ def check(published: Iterable[str], gateway_db: Path, bank_db: Path, ledger_db: 
     - not final: an order still short of settled, rejected or returned.
     """
     verdict = Verdict()
-    states = {str(o): str(s) for o, s in _read(gateway_db, "SELECT order_id, state FROM orders")}
+    states = {o.order_id: o.state.value for o in gateway.orders_in_state()}
     wanted = sorted(set(published))
     verdict.orders_lost = [o for o in wanted if o not in states]
     verdict.not_final = {o: states[o] for o in wanted if o in states and states[o] not in _FINAL}
@@ -98,7 +101,7 @@ def check(published: Iterable[str], gateway_db: Path, bank_db: Path, ledger_db: 
             verdict.postings_duplicated.append(order_id)
 
     files = _read(bank_db, "SELECT COALESCE(SUM(times_seen), 0), COUNT(*) FROM files")[0]
-    invalid = _read(gateway_db, "SELECT COUNT(*) FROM invalid_orders")[0][0]
+    invalid = gateway.invalid_count()
     verdict.info = {
         "orders published": len(wanted),
         "orders settled": sum(1 for o in wanted if states.get(o) == "settled"),

@@ -1,10 +1,13 @@
-"""The soak: N orders through a real gateway, bank simulator and broker while they are broken.
+"""The soak: N orders through real gateways, bank simulator and broker while they are broken.
 
-Faults, in a shuffled schedule: the gateway killed (SIGKILL) at random moments and at every named
-crash point (gateway.crashpoints), the broker restarted gracefully and killed, the bank simulator
-misbehaving all along (duplicate, delayed, out-of-order, dropped-then-resent replies) and down
-for a while, the gateway's database locked by another process and its disk full. At the end the
-checker compares what was published, what the bank received and what the ledger was told.
+One gateway on SQLite (the default), or several instances sharing one PostgreSQL database
+(`--db postgres --instances 3`). Faults, in a shuffled schedule: gateways killed (SIGKILL) at
+random moments and at every named crash point (gateway.crashpoints), the broker restarted
+gracefully and killed, the bank simulator misbehaving all along (duplicate, delayed,
+out-of-order, dropped-then-resent replies) and down for a while; on SQLite the gateway's
+database locked by another process and its disk full, on PostgreSQL the server restarted
+gracefully and killed. At the end the checker compares what was published, what the gateways
+hold, what the bank received and what the ledger was told.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import structlog
 
 from gateway import crashpoints
 from gateway.adapters import topology
+from gateway.adapters.persistence import open_storage
+from gateway.adapters.persistence.postgres import fresh_schema
 from gateway.adapters.rabbitmq import Publisher, connect, consume
 from gateway.banksim.faults import read_fault_counts
 from gateway.bootstrap import bank_keypair, declare_topology, our_keypair
@@ -36,10 +41,11 @@ from gateway.demo.ledger_sink import LedgerSink
 from gateway.demo.month import PARTNER
 from gateway.errors import GatewayError, TransientError
 from gateway.runtime import Runtime
+from gateway.service.ports import Queries, Storage
 from gateway.signing.keys import DEV_VALID_FROM
 from gateway.soak.checker import Verdict, check
 from gateway.soak.orders import SoakOrders, generate
-from gateway.soak.processes import ROOT, Broker, Child
+from gateway.soak.processes import ROOT, Broker, Child, Postgres
 
 log = structlog.get_logger("gateway.soak")
 
@@ -77,6 +83,13 @@ class SoakConfig:
     # Seconds to wait, after the last fault, for every order to reach a final state.
     settle_timeout: float = 300.0
     workdir: Path = DEFAULT_WORKDIR
+    # "sqlite" (one gateway) or "postgres" (this checkout's private cluster, any instances).
+    database: str = "sqlite"
+    # Gateway processes running at once (more than one needs PostgreSQL).
+    instances: int = 1
+    # PostgreSQL restarts, graceful and by SIGKILL of the server (PostgreSQL runs only).
+    postgres_restarts: int = 1
+    postgres_kills: int = 1
     # Our signing key in a SoftHSM2 token made under workdir (PKCS#11), not in keys/.
     pkcs11: bool = False
 
@@ -98,6 +111,9 @@ class SoakResult:
         if self.config is not None:
             key = "in a SoftHSM2 token (PKCS#11)" if self.config.pkcs11 else "in keys/"
             lines.append(f"  orders {self.config.orders}, seed {self.config.seed}, key {key}")
+            lines.append(
+                f"  database {self.config.database}, gateway instances {self.config.instances}"
+            )
         lines.append("  faults that happened")
         lines += [f"    {name:<44}{n:>8}" for name, n in sorted(self.events.items())]
         lines += [
@@ -190,6 +206,8 @@ class Soak:
         self.home = config.workdir / "home"
         self._db_dir = config.workdir / "gatewaydb"
         self._mounted = False
+        self._postgres = Postgres(self._env) if config.database == "postgres" else None
+        self._storage: Storage | None = None
 
     # --- setup ------------------------------------------------------------------------------
 
@@ -200,12 +218,18 @@ class Soak:
         shutil.copytree(ROOT / "conf", self.home / "conf")
         shutil.copytree(ROOT / "schemas", self.home / "schemas")
         self._db_dir.mkdir(parents=True)
-        if self.config.disk_full_s > 0:
+        db_url = ""
+        if self._postgres is not None:
+            db_url = fresh_schema(self._postgres.start(), "gateway_soak")
+        elif self.config.disk_full_s > 0:
             self._mount()
         env = {
             **self._env,
             "GATEWAY_HOME": str(self.home),
             "GATEWAY_DB_PATH": str(self._db_dir / "gateway.db"),
+            "GATEWAY_DB_URL": db_url,
+            # A killed instance's claims are taken over by the others this soon.
+            "GATEWAY_CLAIM_SECONDS": "10",
             "GATEWAY_BATCH_QUIET_SECONDS": "1.0",
             "GATEWAY_DEADLINE_CHECK_SECONDS": "5",
             "GATEWAY_LOG_LEVEL": "info",
@@ -214,7 +238,8 @@ class Soak:
         env.pop("GATEWAY_CRASH_AT", None)
         self._env = env
         settings = load_settings(self.home)
-        settings = replace(settings, db_path=env["GATEWAY_DB_PATH"])
+        settings = replace(settings, db_path=env["GATEWAY_DB_PATH"], db_url=db_url)
+        self._storage = open_storage(db_url, settings.db_file)
         if self.config.pkcs11:
             settings = self._token(settings, env)
         our_keypair(settings)
@@ -290,10 +315,14 @@ class Soak:
         events += [("broker_kill", "")] * config.broker_kills
         if config.bank_outage_s > 0:
             events.append(("bank_outage", ""))
-        if config.db_lock_s > 0:
-            events.append(("db_lock", ""))
-        if config.disk_full_s > 0 and self._mounted:
-            events.append(("disk_full", ""))
+        if self._postgres is not None:
+            events += [("postgres_restart", "")] * config.postgres_restarts
+            events += [("postgres_kill", "")] * config.postgres_kills
+        else:
+            if config.db_lock_s > 0:
+                events.append(("db_lock", ""))
+            if config.disk_full_s > 0 and self._mounted:
+                events.append(("disk_full", ""))
         self._rng.shuffle(events)
         return events
 
@@ -342,24 +371,38 @@ class Soak:
         self.result.events[f"gateway disk full ({seconds:.0f} s)"] += 1
 
     def _run_event(
-        self, kind: str, arg: str, gateway: Child, bank: Child, broker: Broker, feed: _OrderFeed
+        self,
+        kind: str,
+        arg: str,
+        gateways: list[Child],
+        bank: Child,
+        broker: Broker,
+        feed: _OrderFeed,
     ) -> None:
         config = self.config
-        log.info("soak.fault", kind=kind, arg=arg)
+        gateway = self._rng.choice(gateways)
+        log.info("soak.fault", kind=kind, arg=arg, instance=gateway.name)
+        postgres = self._postgres
         actions: dict[str, Callable[[], None]] = {
             "kill": lambda: self._kill_gateway(gateway),
             "crash": lambda: self._crash_at(gateway, feed, arg),
             "broker_restart": broker.restart,
             "broker_kill": broker.kill_and_start,
+            "postgres_restart": postgres.restart if postgres else lambda: None,
+            "postgres_kill": postgres.kill_and_start if postgres else lambda: None,
             "bank_outage": lambda: self._bank_outage(bank, config.bank_outage_s),
             "db_lock": lambda: self._lock_database(config.db_lock_s),
             "disk_full": lambda: self._fill_disk(config.disk_full_s),
         }
         actions[kind]()
-        if kind == "broker_restart":
-            self.result.events["broker restart (graceful)"] += 1
-        elif kind == "broker_kill":
-            self.result.events["broker SIGKILL and start"] += 1
+        named = {
+            "broker_restart": "broker restart (graceful)",
+            "broker_kill": "broker SIGKILL and start",
+            "postgres_restart": "PostgreSQL restart (graceful)",
+            "postgres_kill": "PostgreSQL SIGKILL and start (crash recovery)",
+        }
+        if kind in named:
+            self.result.events[named[kind]] += 1
 
     def _bank_outage(self, bank: Child, seconds: float) -> None:
         bank.kill()
@@ -372,9 +415,10 @@ class Soak:
     def run(self) -> SoakResult:
         """Run the soak and check it; processes are stopped and the tmpfs unmounted after."""
         started = time.monotonic()
-        broker = Broker(self._env)
-        broker.check_ours()
+        broker = self._check_services()
         settings = self._prepare()
+        assert self._storage is not None
+        queries = self._storage.queries
         declare_topology(settings)
         self._purge(settings)
         soak = generate(self.config.orders, self.config.seed, self.config.batch_size)
@@ -385,13 +429,17 @@ class Soak:
         logs = self.config.workdir / "logs"
         bank_env = {**self._env, "GATEWAY_BANKSIM_FAULTS": f"{self.config.bank_faults},seed=7"}
         bank = Child("bank-sim", ["bank-sim", "--book", str(book)], bank_env, logs / "bank.log")
-        gateway = Child("gateway", ["run"], self._env, logs / "gateway.log")
+        gateways = [
+            Child(f"gateway-{n}", ["run"], self._env, logs / f"gateway-{n}.log")
+            for n in range(1, self.config.instances + 1)
+        ]
         sink = LedgerSink(self.config.workdir / "ledger.db")
         runtime = Runtime()
         feed = _OrderFeed(settings, soak, self.config.publish_seconds, self.config.seed)
         try:
             bank.start()
-            gateway.start()
+            for gateway in gateways:
+                gateway.start()
 
             def ledger(stop: threading.Event) -> None:
                 consume(
@@ -406,56 +454,72 @@ class Soak:
             runtime.add("ledger-sink", ledger)
             runtime.add("orders", feed.run)
             for kind, arg in self._schedule():
-                if not gateway.alive():
-                    gateway.start()
+                _revive(gateways)
                 time.sleep(self._rng.uniform(0.5, 4.0))
-                self._run_event(kind, arg, gateway, bank, broker, feed)
+                self._run_event(kind, arg, gateways, bank, broker, feed)
             feed.hurry.set()
             feed.done.wait()
-            self._settle(feed, sink, gateway)
-            gateway.stop()
+            self._settle(feed, sink, gateways, queries)
+            for gateway in gateways:
+                gateway.stop()
             bank.stop()
             runtime.stop()
-            self.result.verdict = check(
-                feed.published,
-                self._db_dir / "gateway.db",
-                self.home / "var" / f"bank-{PARTNER}.db",
-                self.config.workdir / "ledger.db",
-            )
-            self.result.bank_faults = _bank_faults(self.home / "var" / f"bank-{PARTNER}.db")
-            info = self.result.verdict.info
-            info["messages parked on the broker"] = _parked_on_broker(settings)
-            info["outbox messages parked"] = _read_one(
-                self._db_dir / "gateway.db",
-                "SELECT COUNT(*) FROM outbox WHERE parked_at IS NOT NULL",
-            )
+            self._judge(feed, settings, queries)
         finally:
-            gateway.kill()
+            for gateway in gateways:
+                gateway.kill()
             bank.kill()
             runtime.stop()
             feed.close()
             sink.close()
+            if self._storage is not None:
+                self._storage.close()
             self._keep_database()
             self._unmount()
         self.result.duration_s = time.monotonic() - started
         return self.result
 
-    def _settle(self, feed: _OrderFeed, sink: LedgerSink, gateway: Child) -> None:
+    def _check_services(self) -> Broker:
+        """Fail early on what this run may not break or cannot run: the broker (and PostgreSQL)
+        must be this checkout's own; several instances need PostgreSQL."""
+        if self.config.instances > 1 and self._postgres is None:
+            raise GatewayError(
+                "several gateway instances need PostgreSQL (SQLite takes one): add --db postgres"
+            )
+        broker = Broker(self._env)
+        broker.check_ours()
+        if self._postgres is not None:
+            self._postgres.check_ours()
+        return broker
+
+    def _judge(self, feed: _OrderFeed, settings: Settings, queries: Queries) -> None:
+        """The checker's verdict and the figures beside it."""
+        self.result.verdict = check(
+            feed.published,
+            queries,
+            self.home / "var" / f"bank-{PARTNER}.db",
+            self.config.workdir / "ledger.db",
+        )
+        self.result.bank_faults = _bank_faults(self.home / "var" / f"bank-{PARTNER}.db")
+        info = self.result.verdict.info
+        info["messages parked on the broker"] = _parked_on_broker(settings)
+        info["outbox messages parked"] = len(queries.outbox_parked(dropped=True))
+
+    def _settle(
+        self, feed: _OrderFeed, sink: LedgerSink, gateways: list[Child], queries: Queries
+    ) -> None:
         """Wait until every published order is final and the ledger has its postings."""
         deadline = time.monotonic() + self.config.settle_timeout
-        path = self._db_dir / "gateway.db"
         while time.monotonic() < deadline:
-            if not gateway.alive():
-                gateway.start()
+            _revive(gateways)
             try:
-                open_orders = _read_one(path, _OPEN_ORDERS)
-                final = _read_one(
-                    path, "SELECT COUNT(*) FROM orders WHERE state IN ('settled','rejected')"
-                )
-                refused = _read_one(path, "SELECT COUNT(*) FROM invalid_orders")
-            except sqlite3.Error:
+                states = queries.orders_by_state()
+                refused = queries.invalid_count()
+            except TransientError:
                 time.sleep(1)
                 continue
+            open_orders = sum(n for s, n in states.items() if s not in _FINAL)
+            final = states.get("settled", 0) + states.get("rejected", 0)
             # Payment postings and refusals are awaited apart: the refusals of conflicting
             # resends must not stand in for a payment posting still on its way.
             kinds = sink.by_kind()
@@ -485,15 +549,14 @@ class Soak:
                 conn.close()
 
 
-_OPEN_ORDERS = "SELECT COUNT(*) FROM orders WHERE state NOT IN ('settled', 'rejected', 'returned')"
+_FINAL = ("settled", "rejected", "returned")
 
 
-def _read_one(path: Path, sql: str) -> int:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        return int(conn.execute(sql).fetchone()[0])
-    finally:
-        conn.close()
+def _revive(gateways: list[Child]) -> None:
+    """Start again every gateway that is not running (killed, or died at a crash point)."""
+    for gateway in gateways:
+        if not gateway.alive():
+            gateway.start()
 
 
 def _parked_on_broker(settings: Settings) -> int:

@@ -19,7 +19,7 @@ import click
 
 from gateway import logs
 from gateway.adapters import topology
-from gateway.adapters.db import Database
+from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.adapters.rabbitmq import Publisher, connect, consume
 from gateway.bootstrap import declare_topology
 from gateway.config import Settings, load_settings
@@ -44,8 +44,8 @@ def measure(settings: Settings, prefetch: int, bodies: list[bytes], workdir: Pat
     conn.channel().queue_purge(topology.ORDERS_QUEUE)
     conn.close()
     _publish(settings, bodies)
-    db = Database(workdir / f"prefetch-{prefetch}.db")
-    intake = IntakeService(db, settings)
+    storage = SqliteStorage(workdir / f"prefetch-{prefetch}.db")
+    intake = IntakeService(storage, settings)
     stop = threading.Event()
     started = time.monotonic()
     worker = threading.Thread(
@@ -54,7 +54,7 @@ def measure(settings: Settings, prefetch: int, bodies: list[bytes], workdir: Pat
         kwargs={"prefetch": prefetch, "chunk": settings.intake_chunk},
     )
     worker.start()
-    while db.query("SELECT COUNT(*) FROM orders")[0][0] < len(bodies):
+    while sum(storage.queries.orders_by_state().values()) < len(bodies):
         time.sleep(0.02)
     elapsed = time.monotonic() - started
     stop.set()

@@ -1,8 +1,11 @@
-"""The processes a soak runs and breaks: the gateway, the bank simulator, this checkout's broker.
+"""The processes a soak runs and breaks: the gateways, the bank simulator, this checkout's
+broker and PostgreSQL cluster.
 
 Only processes this harness started are signalled, by their pid; the broker is the project's own
 node (scripts/broker with the caller's GATEWAY_RABBIT_NODE), restarted through that script or
-killed by the pid in its pid file after checking that it is a BEAM process.
+killed by the pid in its pid file after checking that it is a BEAM process; PostgreSQL is the
+checkout's private cluster, restarted and killed through scripts/postgres (which refuses any
+other server).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from gateway.errors import GatewayError
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_BIN = str(Path(sys.executable).parent / "gateway")
 BROKER_SCRIPT = ROOT / "scripts" / "broker"
+POSTGRES_SCRIPT = ROOT / "scripts" / "postgres"
 
 
 class Child:
@@ -138,4 +142,59 @@ class Broker:
 
     def start(self) -> None:
         """Start the node if it is not running."""
+        self._script("start")
+
+
+class Postgres:
+    """This checkout's private PostgreSQL cluster, as `scripts/postgres` runs it."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = dict(env)
+
+    def _script(self, *args: str) -> str:
+        result = subprocess.run(
+            ["bash", str(POSTGRES_SCRIPT), *args],
+            env=self._env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise GatewayError(
+                f"scripts/postgres {' '.join(args)} failed: {result.stderr.strip()[-300:]}"
+            )
+        return result.stdout.strip()
+
+    def start(self) -> str:
+        """Start the cluster if it is not running; the gateway database's URL."""
+        self._script("start")
+        return self._script("url")
+
+    def check_ours(self) -> None:
+        """Fail early when the server is not one this harness may restart and kill."""
+        self._script("start")
+        status = subprocess.run(
+            ["bash", str(POSTGRES_SCRIPT), "status"],
+            env=self._env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        said = f"{status.stdout} {status.stderr}"
+        if status.returncode != 0 or "this checkout's private cluster" not in said:
+            raise GatewayError(
+                "PostgreSQL faults need this checkout's private cluster (scripts/postgres start"
+                f" without GATEWAY_DB_URL); scripts/postgres status says: {said.strip()[:200]}"
+            )
+
+    def restart(self) -> None:
+        """Graceful (fast) shutdown and start: every connection is closed by the server."""
+        self._script("restart")
+
+    def kill_and_start(self, down_for: float = 1.0) -> None:
+        """SIGKILL the postmaster, leave it down a moment, start it again (crash recovery)."""
+        self._script("kill")
+        time.sleep(down_for)
         self._script("start")

@@ -14,11 +14,12 @@ import pytest
 from structlog.testing import capture_logs
 
 from gateway.adapters.pkcs11 import Token, config_of, token_for
-from gateway.bootstrap import build_gateway, our_keys
+from gateway.bootstrap import our_keys
 from gateway.config import Settings
 from gateway.errors import TransientError
 from gateway.signing import TokenKey
 from tests.hsm.support import token_key
+from tests.unit.test_batcher import in_memory
 from tests.unit.test_intake import Msg, order
 
 
@@ -39,7 +40,7 @@ def test_a_missing_module_is_one_line_and_the_batch_waits(
         settings, key_source="pkcs11", pkcs11_module="/nonexistent/libhsm.so", pkcs11_token="kbnn"
     )
     with capture_logs() as logs:
-        gateway = build_gateway(broken)
+        gateway, storage = in_memory(broken)
     [said] = [entry for entry in logs if entry["event"] == "key.unavailable"]
     assert said["error"] == (
         "PKCS#11 module /nonexistent/libhsm.so is missing (is the HSM client installed?)"
@@ -48,8 +49,9 @@ def test_a_missing_module_is_one_line_and_the_batch_waits(
     time.sleep(settings.batch_quiet_seconds + 0.1)
     with capture_logs() as logs:
         assert gateway.batcher.tick() == 0
-    assert gateway.db.query("SELECT state FROM orders") == [("received",)]
-    assert gateway.db.query("SELECT COUNT(*) FROM outbox") == [(0,)]
+    state = storage.snapshot()
+    assert [o.state for o in state.orders.values()] == ["received"]
+    assert len(state.outbox) == 0
     [blocked] = [entry for entry in logs if entry["event"] == "batch.blocked"]
     assert "libhsm.so is missing" in blocked["error"]
 
@@ -96,7 +98,7 @@ def test_a_removed_token_makes_the_batch_wait_until_it_is_back(
     """The token is pulled out while the gateway runs: the batch waits, rejecting nobody, with
     one line saying the token is gone; put back, the same batch leaves signed by it."""
     token_key(token_settings)
-    gateway = build_gateway(token_settings)
+    gateway, storage = in_memory(token_settings)
     folder = _token_folder(softhsm, token_settings.pkcs11_token)
     aside = folder.parent.parent / "aside"
     shutil.move(folder, aside)
@@ -107,7 +109,7 @@ def test_a_removed_token_makes_the_batch_wait_until_it_is_back(
             # The ring read before is still fresh: signing meets the missing token.
             assert gateway.batcher.tick() == 0
             assert gateway.batcher.tick() == 0
-        assert gateway.db.query("SELECT state FROM orders") == [("received",)]
+        assert [o.state for o in storage.snapshot().orders.values()] == ["received"]
         unavailable = [entry for entry in logs if entry["event"] == "hsm.unavailable"]
         assert len(unavailable) == 1
         assert token_settings.pkcs11_token in unavailable[0]["error"]
@@ -115,7 +117,7 @@ def test_a_removed_token_makes_the_batch_wait_until_it_is_back(
     finally:
         shutil.move(aside, folder)
     assert gateway.batcher.tick() == 1
-    assert gateway.db.query("SELECT state FROM orders") == [("batched",)]
+    assert [o.state for o in storage.snapshot().orders.values()] == ["batched"]
 
 
 def test_a_session_that_dies_is_reopened(token_settings: Settings) -> None:

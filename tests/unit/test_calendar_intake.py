@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.adapters.db import Database
+from gateway.adapters.persistence.memory import MemoryStorage
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.service.execution import MOVED_FROM, ExecutionDates
@@ -23,26 +23,32 @@ def refusing(settings: Settings) -> Settings:
     return replace(settings, partners={**settings.partners, "agribank": profile})
 
 
+def stored_payload(storage: MemoryStorage) -> str:
+    """The payload of the one order stored."""
+    [stored] = storage.snapshot().orders.values()
+    return stored.payload
+
+
 def test_an_order_for_tet_is_moved_to_the_next_business_day(settings: Settings) -> None:
     """Next-business-day partners keep the order, dated after Tết, and remember the day asked."""
     settings = replace(settings, as_of="2026-01-05T08:00:00+07:00")
-    db = Database(settings.db_file)
-    [outcome] = IntakeService(db, settings).handle(
+    storage = MemoryStorage()
+    [outcome] = IntakeService(storage, settings).handle(
         [body(order(requested_execution_date="2026-02-17"))]
     )
     assert outcome.result == "new"
-    payload, group = db.query("SELECT payload, group_key FROM orders")[0]
-    stored = json.loads(payload)
+    [kept] = storage.snapshot().orders.values()
+    stored = json.loads(kept.payload)
     assert stored["requested_execution_date"] == "2026-02-23"
     assert stored[MOVED_FROM] == "2026-02-17"
-    assert "|2026-02-23|" in group
+    assert "|2026-02-23|" in kept.group_key
 
 
 def test_an_order_on_a_business_day_is_stored_as_sent(settings: Settings) -> None:
     """A business day before the cut-off is kept, and nothing is added to the order."""
-    db = Database(settings.db_file)
-    IntakeService(db, settings).handle([body(order())])
-    stored = json.loads(db.query("SELECT payload FROM orders")[0][0])
+    storage = MemoryStorage()
+    IntakeService(storage, settings).handle([body(order())])
+    stored = json.loads(stored_payload(storage))
     assert stored["requested_execution_date"] == "2026-11-10"
     assert MOVED_FROM not in stored
 
@@ -50,8 +56,8 @@ def test_an_order_on_a_business_day_is_stored_as_sent(settings: Settings) -> Non
 def test_a_refusing_partner_refuses_with_a_posting(settings: Settings) -> None:
     """With off_day = refuse, a Sunday order is refused, kept, and the treasury told why."""
     settings = refusing(settings)
-    db = Database(settings.db_file)
-    [outcome] = IntakeService(db, settings).handle(
+    storage = MemoryStorage()
+    [outcome] = IntakeService(storage, settings).handle(
         [body(order(requested_execution_date="2026-11-15"))]
     )
     assert outcome.result == "invalid"
@@ -59,9 +65,10 @@ def test_a_refusing_partner_refuses_with_a_posting(settings: Settings) -> None:
     assert "agribank cannot execute on 2026-11-15" in outcome.reason
     assert "Sunday" in outcome.reason
     assert "2026-11-16" in outcome.reason
-    assert db.query("SELECT COUNT(*) FROM orders") == [(0,)]
-    assert db.query("SELECT order_id FROM invalid_orders") == [("BTXH2611-000001",)]
-    [posting] = [json.loads(b) for (b,) in db.query("SELECT body FROM outbox")]
+    state = storage.snapshot()
+    assert len(state.orders) == 0
+    assert [row.order_id for row in state.invalid_orders.values()] == ["BTXH2611-000001"]
+    [posting] = [json.loads(row.message.body) for row in state.outbox.values()]
     assert posting["kind"] == "order_invalid"
     assert "Sunday" in posting["reason"]["text"]
 
@@ -69,30 +76,30 @@ def test_a_refusing_partner_refuses_with_a_posting(settings: Settings) -> None:
 def test_after_the_cutoff_the_clock_decides(settings: Settings) -> None:
     """Without a fixed `as_of`, the moment intake receives the order is compared to the cut-off."""
     late = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)  # 16:00 in Hà Nội, after 15:30
-    db = Database(settings.db_file)
-    intake = IntakeService(db, replace(settings, as_of=""), clock=lambda: late)
+    storage = MemoryStorage()
+    intake = IntakeService(storage, replace(settings, as_of=""), clock=lambda: late)
     intake.handle([body(order())])
-    stored = json.loads(db.query("SELECT payload FROM orders")[0][0])
+    stored = json.loads(stored_payload(storage))
     assert stored["requested_execution_date"] == "2026-11-11"
 
 
 def test_a_redelivered_order_keeps_its_day_even_past_the_cutoff(settings: Settings) -> None:
     """An order accepted before the cut-off and delivered again after it is a plain duplicate."""
-    db = Database(settings.db_file)
+    storage = MemoryStorage()
     early = datetime(2026, 11, 10, 1, 0, tzinfo=UTC)
     late = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
     strict = replace(refusing(settings), as_of="")
-    IntakeService(db, strict, clock=lambda: early).handle([body(order())])
-    [again] = IntakeService(db, strict, clock=lambda: late).handle([body(order())])
+    IntakeService(storage, strict, clock=lambda: early).handle([body(order())])
+    [again] = IntakeService(storage, strict, clock=lambda: late).handle([body(order())])
     assert again.result == "duplicate"
-    assert db.query("SELECT COUNT(*) FROM invalid_orders") == [(0,)]
+    assert len(storage.snapshot().invalid_orders) == 0
 
 
 def test_a_day_already_past_is_named_as_such(settings: Settings) -> None:
     """An order for a day before its arrival is refused (per profile) saying that day has passed."""
     settings = refusing(settings)
-    db = Database(settings.db_file)
-    [outcome] = IntakeService(db, settings).handle(
+    storage = MemoryStorage()
+    [outcome] = IntakeService(storage, settings).handle(
         [body(order(requested_execution_date="2026-10-30"))]
     )
     assert outcome.reason is not None

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import unicodedata
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from gateway.adapters.db import Database
+from gateway.adapters.persistence.memory import MemoryStorage
 from gateway.config import Settings
 from gateway.service.intake import IntakeService
 
@@ -52,44 +53,52 @@ def body(payload: dict[str, Any]) -> Msg:
     return Msg(json.dumps(payload, ensure_ascii=False).encode())
 
 
-@pytest.fixture
-def db(settings: Settings) -> Database:
-    """A fresh SQLite database."""
-    return Database(settings.db_file)
+def postings(storage: MemoryStorage) -> list[dict[str, Any]]:
+    """The bodies of every outbox message, oldest first."""
+    return [json.loads(row.message.body) for row in storage.snapshot().outbox.values()]
 
 
 @pytest.fixture
-def intake(db: Database, settings: Settings) -> IntakeService:
-    """The intake service on that database."""
-    return IntakeService(db, settings)
+def storage() -> MemoryStorage:
+    """A fresh storage in memory."""
+    return MemoryStorage()
 
 
-def test_valid_order_is_stored_as_received(intake: IntakeService, db: Database) -> None:
+@pytest.fixture
+def intake(storage: MemoryStorage, settings: Settings) -> IntakeService:
+    """The intake service on that storage."""
+    return IntakeService(storage, settings)
+
+
+def test_valid_order_is_stored_as_received(intake: IntakeService, storage: MemoryStorage) -> None:
     """A valid order lands in state received, routed to the partner holding the debtor account."""
     [outcome] = intake.handle([body(order())])
     assert outcome.result == "new"
-    assert db.query("SELECT state, partner, amount FROM orders") == [
-        ("received", "agribank", "540000")
+    orders = storage.snapshot().orders.values()
+    assert [(o.state, o.partner, o.amount) for o in orders] == [
+        ("received", "agribank", Decimal("540000"))
     ]
 
 
-def test_same_order_twice_is_a_no_op(intake: IntakeService, db: Database) -> None:
+def test_same_order_twice_is_a_no_op(intake: IntakeService, storage: MemoryStorage) -> None:
     """Same id and same content: stored once, no posting."""
     outcomes = intake.handle([body(order()), body(order())])
     assert [o.result for o in outcomes] == ["new", "duplicate"]
-    assert db.query("SELECT COUNT(*) FROM orders") == [(1,)]
-    assert db.query("SELECT COUNT(*) FROM outbox") == [(0,)]
+    state = storage.snapshot()
+    assert len(state.orders) == 1
+    assert len(state.outbox) == 0
 
 
-def test_same_id_different_content_is_a_conflict(intake: IntakeService, db: Database) -> None:
+def test_same_id_different_content_is_a_conflict(
+    intake: IntakeService, storage: MemoryStorage
+) -> None:
     """Same id, other amount: refused as a conflict, quarantined and reported."""
     intake.handle([body(order())])
     [outcome] = intake.handle([body(order(amount="999000"))])
     assert outcome.result == "invalid"
     assert "different content" in (outcome.reason or "")
-    assert db.query("SELECT amount FROM orders") == [("540000",)]
-    [(posting,)] = db.query("SELECT body FROM outbox")
-    data = json.loads(posting)
+    assert [o.amount for o in storage.snapshot().orders.values()] == [Decimal("540000")]
+    [data] = postings(storage)
     assert data["kind"] == "order_invalid"
     assert data["reason"]["code"] == "DUPL"
     # The live order keeps its id to itself: the refusal names the claimed id apart.
@@ -135,31 +144,33 @@ def test_same_id_different_content_is_a_conflict(intake: IntakeService, db: Data
     ],
 )
 def test_invalid_orders_are_refused_with_reason_and_kept(
-    intake: IntakeService, db: Database, raw: bytes, needle: str
+    intake: IntakeService, storage: MemoryStorage, raw: bytes, needle: str
 ) -> None:
     """Each bad order is quarantined with a clear reason and an order_invalid posting."""
     [outcome] = intake.handle([Msg(raw)])
     assert outcome.result == "invalid"
     assert needle in (outcome.reason or ""), outcome.reason
-    assert db.query("SELECT raw FROM invalid_orders") == [(raw,)]
-    [(posting,)] = db.query("SELECT body FROM outbox")
-    assert needle in json.loads(posting)["reason"]["text"]
+    assert [row.raw for row in storage.snapshot().invalid_orders.values()] == [raw]
+    [posting] = postings(storage)
+    assert needle in posting["reason"]["text"]
 
 
-def test_same_bad_body_twice_is_reported_once(intake: IntakeService, db: Database) -> None:
+def test_same_bad_body_twice_is_reported_once(
+    intake: IntakeService, storage: MemoryStorage
+) -> None:
     """A redelivered bad message does not post a second refusal."""
     intake.handle([Msg(b"not json"), Msg(b"not json")])
-    assert db.query("SELECT COUNT(*) FROM outbox") == [(1,)]
+    assert len(postings(storage)) == 1
 
 
-def test_a_valid_iban_is_accepted(intake: IntakeService, db: Database) -> None:
+def test_a_valid_iban_is_accepted(intake: IntakeService, storage: MemoryStorage) -> None:
     """An IBAN with correct check digits is stored as the creditor account."""
     creditor = {**order()["creditor"], "account": {"iban": "DE89370400440532013000"}}
     [outcome] = intake.handle([body(order(creditor=creditor))])
     assert outcome.result == "new", outcome.reason
 
 
-def test_lengths_are_counted_after_nfc(intake: IntakeService, db: Database) -> None:
+def test_lengths_are_counted_after_nfc(intake: IntakeService, storage: MemoryStorage) -> None:
     """A 130-character name sent decomposed (NFD, over 140 code points) is accepted, in NFC."""
     name = ("Nguyễn Thị Hồng Nhung " * 6)[:130]
     decomposed = unicodedata.normalize("NFD", name)
@@ -167,11 +178,13 @@ def test_lengths_are_counted_after_nfc(intake: IntakeService, db: Database) -> N
     creditor = {**order()["creditor"], "name": decomposed}
     [outcome] = intake.handle([body(order(creditor=creditor))])
     assert outcome.result == "new", outcome.reason
-    [(payload,)] = db.query("SELECT payload FROM orders")
-    assert json.loads(payload)["creditor"]["name"] == name
+    [stored] = storage.snapshot().orders.values()
+    assert json.loads(stored.payload)["creditor"]["name"] == name
 
 
-def test_deeply_nested_json_is_refused_not_parked(intake: IntakeService, db: Database) -> None:
+def test_deeply_nested_json_is_refused_not_parked(
+    intake: IntakeService, storage: MemoryStorage
+) -> None:
     """JSON nested past Python's recursion limit is an invalid order with a reason."""
     [outcome] = intake.handle([Msg(b"[" * 100_000)])
     assert outcome.result == "invalid"

@@ -1,15 +1,16 @@
-"""The metrics' state collector: exact gauges from a real SQLite database holding known rows."""
+"""The metrics' state collector: exact gauges from a storage holding known rows."""
 
 from __future__ import annotations
 
 import socket
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.adapters.db import Database, Tx
+from gateway.adapters.persistence.memory import MemoryStorage
 from gateway.adapters.prometheus import exposition, state_registry
 from gateway.adapters.prometheus_state import (
     ParkingCollector,
@@ -17,72 +18,99 @@ from gateway.adapters.prometheus_state import (
     reason_class,
 )
 from gateway.config import Settings
-from gateway.service.clock import stamp
-from gateway.service.records import OutboxMessage
+from gateway.domain.states import FileState, TxState
+from gateway.service.ports import (
+    BankAnswer,
+    NewOrder,
+    OutboundFile,
+    OutboxMessage,
+    Storage,
+    UnitOfWork,
+    Unmatched,
+)
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 
 
-def _order(tx: Tx, order_id: str, now: str) -> None:
-    tx.add_order(
-        order_id=order_id,
-        content_hash=f"h-{order_id}",
-        payload="{}",
-        partner="agribank",
-        group_key="g",
-        category="social_benefit",
-        amount="606000",
-        currency="VND",
-        now=now,
+def _order(uow: UnitOfWork, order_id: str, now: datetime) -> None:
+    uow.orders.add(
+        NewOrder(
+            order_id=order_id,
+            content_hash=f"h-{order_id}",
+            payload="{}",
+            partner="agribank",
+            group_key="g",
+            category="social_benefit",
+            amount=Decimal(606000),
+            currency="VND",
+        ),
+        now,
     )
 
 
-def _file(tx: Tx, msg_id: str, sent_minutes_ago: int | None, state: str | None) -> None:
-    at = stamp(NOW - timedelta(minutes=sent_minutes_ago or 0))
-    tx.add_file(
-        msg_id=msg_id,
-        partner="agribank",
-        message_type="pain.001.001.09",
-        nb_of_txs=1,
-        ctrl_sum="606000",
-        sha256="0",
-        now=at,
+def _file(uow: UnitOfWork, msg_id: str, sent_minutes_ago: int | None) -> datetime:
+    at = NOW - timedelta(minutes=sent_minutes_ago or 0)
+    uow.files.add(
+        OutboundFile(
+            msg_id=msg_id,
+            partner="agribank",
+            message_type="pain.001.001.09",
+            nb_of_txs=1,
+            ctrl_sum=Decimal(606000),
+            sha256="0",
+        ),
+        at,
     )
-    if sent_minutes_ago is not None:
-        tx.file_sent(msg_id, at)
-    if state is not None:
-        tx.file_status(msg_id, state, at)
+    return at
 
 
-def _outbox(tx: Tx, message_id: str, seconds_ago: int) -> None:
-    tx.enqueue(
+def _outbox(uow: UnitOfWork, message_id: str, seconds_ago: int) -> None:
+    uow.outbox.enqueue(
         OutboxMessage(message_id, "treasury.ledger", "posting.payment_settled", b"{}", {}),
-        stamp(NOW - timedelta(seconds=seconds_ago)),
+        NOW - timedelta(seconds=seconds_ago),
     )
 
 
 @pytest.fixture
-def db(settings: Settings) -> Database:
-    """A database with known orders, files, outbox rows and bank files."""
-    db = Database(settings.db_file)
+def storage(settings: Settings) -> MemoryStorage:
+    """A storage with known orders, files, outbox rows and bank files."""
+    storage = MemoryStorage()
     deadline = settings.partners["agribank"].status_deadline_minutes
-    with db.transaction() as tx:
+    with storage.unit_of_work() as uow:
         for n in range(7):
-            _order(tx, f"O-{n}", stamp(NOW))
-        tx.add_invalid(subject="s1", order_id="BAD-1", raw=b"{", reason="not JSON", now="x")
-        tx.add_invalid(subject="s2", order_id=None, raw=b"[]", reason="not an object", now="x")
-        _file(tx, "F-BUILT", None, None)
-        _file(tx, "F-LATE", deadline + 5, None)  # sent, no report past the deadline: overdue
-        _file(tx, "F-RECENT", 1, None)
-        _file(tx, "F-ACK", deadline + 30, "acknowledged")
-        _outbox(tx, "P-SENT", 900)
-        _outbox(tx, "P-OLD", 420)  # the oldest still pending: 420 s
-        _outbox(tx, "P-NEW", 5)
-        _outbox(tx, "P-PARKED", 1000)
-        _outbox(tx, "P-DROPPED", 1000)  # parked, then dropped by an admin: not counted
-        tx.first_sight("agribank", "R-1", "pain.002", b"<a/>", stamp(NOW))
-        tx.first_sight("agribank", "R-2", "pain.002", b"<b/>", stamp(NOW))
-        tx.first_sight("agribank", "N-1", "camt.054", b"<c/>", stamp(NOW))
+            _order(uow, f"O-{n}", NOW)
+        uow.orders.add_invalid(subject="s1", order_id="BAD-1", raw=b"{", reason="not JSON", now=NOW)
+        uow.orders.add_invalid(
+            subject="s2", order_id=None, raw=b"[]", reason="not an object", now=NOW
+        )
+        _file(uow, "F-BUILT", None)
+        late = _file(uow, "F-LATE", deadline + 5)  # sent, no report past the deadline: overdue
+        recent = _file(uow, "F-RECENT", 1)
+        acked = _file(uow, "F-ACK", deadline + 30)
+        # Orders go where the state gauges expect them: O-0 batched (its file never sent),
+        # O-1 sent, O-2 and O-3 settled, O-4 rejected, O-5 and O-6 still received.
+        uow.orders.mark_batched([("O-0", "P-1")], "F-BUILT", NOW)
+        uow.orders.mark_batched([("O-1", "P-1")], "F-RECENT", NOW)
+        uow.orders.mark_batched([("O-2", "P-1"), ("O-3", "P-1")], "F-ACK", NOW)
+        uow.files.sent("F-LATE", late)
+        uow.files.sent("F-RECENT", recent)
+        uow.files.sent("F-ACK", acked)
+        uow.files.set_status("F-ACK", FileState.ACKNOWLEDGED, acked)
+        for order_id in ("O-2", "O-3"):
+            sent = uow.orders.get(order_id)
+            assert sent is not None
+            uow.orders.move(sent, TxState.SETTLED, BankAnswer(status_code="ACSC"), NOW)
+        received = uow.orders.get("O-4")
+        assert received is not None
+        uow.orders.move(received, TxState.REJECTED, BankAnswer(status_code="RJCT"), NOW)
+        _outbox(uow, "P-SENT", 900)
+        _outbox(uow, "P-OLD", 420)  # the oldest still pending: 420 s
+        _outbox(uow, "P-NEW", 5)
+        _outbox(uow, "P-PARKED", 1000)
+        _outbox(uow, "P-DROPPED", 1000)  # parked, then dropped by an admin: not counted
+        uow.inbound.first_sight("agribank", "R-1", "pain.002", b"<a/>", NOW)
+        uow.inbound.first_sight("agribank", "R-2", "pain.002", b"<b/>", NOW)
+        uow.inbound.first_sight("agribank", "N-1", "camt.054", b"<c/>", NOW)
         for raw, reason in (
             (b"1", "signature value does not verify with the pinned certificate"),
             (b"2", "the ds:Signature must sit in BizMsg/AppHdr/Sgntr"),
@@ -90,46 +118,39 @@ def db(settings: Settings) -> Database:
             (b"4", "malformed XML at line 1: StartTag: invalid element name"),
             (b"5", "file from unknown partner 'nobank'"),
         ):
-            tx.quarantine("agribank", raw, reason, stamp(NOW))
+            uow.inbound.quarantine("agribank", raw, reason, NOW)
         for ref in ("E2E-1", "E2E-2"):
-            detail = {"status": "ACSC"}
-            tx.unmatched(
-                partner="agribank",
-                msg_id="R-1",
-                reference=ref,
-                reason="no such order",
-                detail=detail,
-                now=stamp(NOW),
+            uow.inbound.unmatched(
+                Unmatched(
+                    partner="agribank",
+                    msg_id="R-1",
+                    reference=ref,
+                    reason="no such order",
+                    detail={"status": "ACSC"},
+                ),
+                NOW,
             )
-    connection = db.connection()
-    for order_id, state in (
-        ("O-0", "batched"),
-        ("O-1", "sent"),
-        ("O-2", "settled"),
-        ("O-3", "settled"),
-        ("O-4", "rejected"),
-    ):
-        connection.execute("UPDATE orders SET state = ? WHERE order_id = ?", (state, order_id))
-    row = db.query("SELECT id FROM outbox WHERE message_id = 'P-SENT'")[0][0]
-    parked = db.query("SELECT id FROM outbox WHERE message_id = 'P-PARKED'")[0][0]
-    dropped = db.query("SELECT id FROM outbox WHERE message_id = 'P-DROPPED'")[0][0]
-    with db.transaction() as tx:
-        tx.mark_sent([row], stamp(NOW))
-        tx.park_outbox(parked, "no queue bound", stamp(NOW))
-        tx.park_outbox(dropped, "no queue bound", stamp(NOW))
-        assert tx.drop_outbox("P-DROPPED", stamp(NOW))
-    return db
+    with storage.unit_of_work() as uow:
+        # The row ids of the outbox, as a relay gets them; every claim is given up again.
+        claimed = uow.outbox.claim("test", 100, NOW, NOW + timedelta(seconds=30))
+        row = {pending.message.message_id: pending.row_id for pending in claimed}
+        uow.outbox.release(list(row.values()))
+        uow.outbox.mark_sent([row["P-SENT"]], NOW)
+        uow.outbox.park(row["P-PARKED"], "no queue bound", NOW)
+        uow.outbox.park(row["P-DROPPED"], "no queue bound", NOW)
+        assert uow.outbox.drop("P-DROPPED", NOW)
+    return storage
 
 
-def _registry(db: Database, settings: Settings) -> CollectorRegistry:
+def _registry(storage: Storage, settings: Settings) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StateCollector(db, settings, clock=lambda: NOW, max_age=0.0))
+    registry.register(StateCollector(storage.queries, settings, clock=lambda: NOW, max_age=0.0))
     return registry
 
 
-def test_orders_and_files_by_state(db: Database, settings: Settings) -> None:
+def test_orders_and_files_by_state(storage: MemoryStorage, settings: Settings) -> None:
     """Every order and file state has its gauge, zero when no row is in it."""
-    registry = _registry(db, settings)
+    registry = _registry(storage, settings)
 
     def orders(state: str) -> float | None:
         return registry.get_sample_value("kbnn_gateway_orders", {"state": state})
@@ -152,9 +173,9 @@ def test_orders_and_files_by_state(db: Database, settings: Settings) -> None:
     assert files("partially_rejected") == 0
 
 
-def test_outbox_overdue_and_bank_reports(db: Database, settings: Settings) -> None:
+def test_outbox_overdue_and_bank_reports(storage: MemoryStorage, settings: Settings) -> None:
     """Pending, oldest pending age, parked, overdue, applied, quarantined by class, unmatched."""
-    registry = _registry(db, settings)
+    registry = _registry(storage, settings)
 
     def value(name: str, **labels: str) -> float | None:
         return registry.get_sample_value(f"kbnn_gateway_{name}", labels)
@@ -175,20 +196,22 @@ def test_outbox_overdue_and_bank_reports(db: Database, settings: Settings) -> No
 
 def test_an_empty_outbox_has_no_age(settings: Settings) -> None:
     """With nothing pending the oldest pending age is 0, not a stale figure."""
-    registry = _registry(Database(settings.db_file), settings)
+    registry = _registry(MemoryStorage(), settings)
     assert registry.get_sample_value("kbnn_gateway_outbox_oldest_pending_age_seconds") == 0.0
     assert registry.get_sample_value("kbnn_gateway_orders", {"state": "received"}) == 0
 
 
-def test_scrapes_within_max_age_read_the_database_once(db: Database, settings: Settings) -> None:
+def test_scrapes_within_max_age_read_the_database_once(
+    storage: MemoryStorage, settings: Settings
+) -> None:
     """A second scrape inside max_age is served from the first one's reading."""
-    collector = StateCollector(db, settings, clock=lambda: NOW, max_age=60.0)
+    collector = StateCollector(storage.queries, settings, clock=lambda: NOW, max_age=60.0)
     first = {m.name: m.samples for m in collector.collect()}
-    with db.transaction() as tx:
-        _order(tx, "O-LATER", stamp(NOW))
+    with storage.unit_of_work() as uow:
+        _order(uow, "O-LATER", NOW)
     again = {m.name: m.samples for m in collector.collect()}
     assert again == first
-    fresh = StateCollector(db, settings, clock=lambda: NOW, max_age=0.0)
+    fresh = StateCollector(storage.queries, settings, clock=lambda: NOW, max_age=0.0)
     received = [
         s.value
         for m in fresh.collect()
@@ -199,9 +222,11 @@ def test_scrapes_within_max_age_read_the_database_once(db: Database, settings: S
     assert received == [3]
 
 
-def test_exposition_names_and_explains_each_metric(db: Database, settings: Settings) -> None:
+def test_exposition_names_and_explains_each_metric(
+    storage: MemoryStorage, settings: Settings
+) -> None:
     """`gateway metrics` prints every state metric with its HELP and TYPE lines."""
-    text = exposition(state_registry(db, settings))
+    text = exposition(state_registry(storage.queries, settings))
     for name in (
         "orders",
         "files",

@@ -9,7 +9,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from gateway.adapters.db import Database
+from gateway.adapters.persistence.memory import MemoryStorage
 from gateway.adapters.prometheus import PrometheusMetrics
 from gateway.config import Settings
 from gateway.service.intake import IntakeService
@@ -47,7 +47,7 @@ class RecordingMetrics:
 def test_intake_tells_each_result_of_a_committed_chunk(settings: Settings) -> None:
     """New, duplicate, invalid and conflict are told apart, once per committed chunk."""
     metrics = RecordingMetrics()
-    intake = IntakeService(Database(settings.db_file), settings, metrics=metrics)
+    intake = IntakeService(MemoryStorage(), settings, metrics=metrics)
     first = order()
     intake.handle([body(first), body(order(order_id="BTXH2611-000002"))])
     intake.handle(
@@ -100,7 +100,7 @@ def test_prometheus_counts_files_postings_and_faults() -> None:
 
 def test_an_order_refused_at_intake_keeps_its_reason_code(settings: Settings) -> None:
     """The outcome carries DUPL for a conflict and INVD for invalid input."""
-    intake = IntakeService(Database(settings.db_file), settings)
+    intake = IntakeService(MemoryStorage(), settings)
     intake.handle([body(order())])
     conflict, invalid = intake.handle([body(order(amount="1")), body({"schema": "x"})])
     assert (conflict.result, conflict.code) == ("invalid", "DUPL")

@@ -1,0 +1,806 @@
+"""The storage port in memory, for fast unit tests of the services.
+
+It keeps the gateway's state in plain Python values and behaves as the SQL adapters do (the
+contract suite in tests/contract/ runs the same tests against it, SQLite and PostgreSQL). A unit
+of work holds one lock for its whole duration (one writer at a time, as SQLite has it), works on
+a deep copy of the committed state and swaps it in when the block ends; on any exception the copy
+is thrown away. Committed states are never changed afterwards, so queries read the latest one
+without waiting for a writer, as readers of a database do.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from gateway.domain.states import FileState, TxState, can_move
+from gateway.errors import InvalidMessage
+from gateway.service.channels import TO_BANK_EXCHANGE
+from gateway.service.ports import (
+    AddResult,
+    AdminRepository,
+    BankAnswer,
+    Booked,
+    ClaimRepository,
+    ConcurrentChange,
+    CounterRepository,
+    DlqAction,
+    EvidenceRepository,
+    FileRepository,
+    InboundRepository,
+    NewOrder,
+    OrderRepository,
+    OutboundFile,
+    OutboxMessage,
+    OutboxRepository,
+    ParkedOutbox,
+    PendingMessage,
+    Queries,
+    ReadyGroup,
+    ReturnRecord,
+    Revenue,
+    SeenAs,
+    StatementEntryRecord,
+    StatementRecord,
+    StoredOrder,
+    UnitOfWork,
+    Unmatched,
+)
+
+# What `drop` puts before the reason a message was parked for.
+DROPPED_MARK = "dropped: "
+
+T = TypeVar("T")
+
+
+# --- the state -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class FileRow:
+    """An outbound file as built, and how far it went."""
+
+    file: OutboundFile
+    state: FileState
+    created_at: datetime
+    sent_at: datetime | None = None
+    status_at: datetime | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRow:
+    """A bank file taken in, kept as received."""
+
+    message_type: str
+    sha256: str
+    raw: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeptRow:
+    """A refused message or file, with why and when."""
+
+    raw: bytes
+    reason: str
+    received_at: datetime
+    order_id: str | None = None
+
+
+@dataclass(slots=True)
+class OutboxRow:
+    """An outbox message with where it stands."""
+
+    row_id: int
+    message: OutboxMessage
+    created_at: datetime
+    sent_at: datetime | None = None
+    parked_at: datetime | None = None
+    parked_why: str | None = None
+    claimed_by: str | None = None
+    claim_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkClaim:
+    """Who holds a piece of shared work, and until when."""
+
+    owner: str
+    expires_at: datetime
+
+
+@dataclass(slots=True)
+class MemoryState:
+    """Every table of the gateway's database, as dictionaries keyed like its primary keys."""
+
+    orders: dict[str, StoredOrder] = field(default_factory=dict)
+    order_hashes: dict[str, str] = field(default_factory=dict)
+    invalid_orders: dict[str, KeptRow] = field(default_factory=dict)
+    files: dict[str, FileRow] = field(default_factory=dict)
+    # msg_id -> (partner, when it was flagged / cleared)
+    overdue_flags: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    overdue_cleared: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    inbound_files: dict[tuple[str, str], InboundRow] = field(default_factory=dict)
+    quarantine: dict[tuple[str, str], KeptRow] = field(default_factory=dict)
+    unmatched: list[tuple[Unmatched, datetime]] = field(default_factory=list)
+    # (partner, bank_ref) -> (msg_id, outcome, received_at)
+    camt_entries: dict[tuple[str, str], tuple[str, str, datetime]] = field(default_factory=dict)
+    outbox: dict[int, OutboxRow] = field(default_factory=dict)
+    next_outbox_id: int = 1
+    revenue: dict[tuple[str, str], tuple[Revenue, datetime]] = field(default_factory=dict)
+    returns: dict[tuple[str, str], tuple[ReturnRecord, datetime]] = field(default_factory=dict)
+    statements: dict[tuple[str, str], tuple[StatementRecord, datetime]] = field(
+        default_factory=dict
+    )
+    statement_entries: dict[tuple[str, str], StatementEntryRecord] = field(default_factory=dict)
+    dlq_actions: list[tuple[DlqAction, datetime]] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    work_claims: dict[tuple[str, str], WorkClaim] = field(default_factory=dict)
+
+
+def _json_copy(value: T, **dumps: Any) -> T:
+    """The value as it comes back from a JSON column."""
+    loaded: T = json.loads(json.dumps(value, **dumps))
+    return loaded
+
+
+def _limited(rows: list[T], limit: int | None) -> list[T]:
+    """The first `limit` rows (all of them for None or a negative limit, as SQLite's LIMIT)."""
+    return rows if limit is None or limit < 0 else rows[:limit]
+
+
+def _keep(new: T | None, old: T | None) -> T | None:
+    """The new value, or the old one when there is none (SQL's COALESCE)."""
+    return old if new is None else new
+
+
+class _Tx:
+    """The working copy of one unit of work, gone once the unit ends."""
+
+    def __init__(self, state: MemoryState) -> None:
+        self.state: MemoryState | None = state
+
+
+class _Repository:
+    """A repository reading and changing its unit's working copy."""
+
+    def __init__(self, tx: _Tx) -> None:
+        self._tx = tx
+
+    @property
+    def _s(self) -> MemoryState:
+        if self._tx.state is None:
+            raise RuntimeError("the unit of work has ended")
+        return self._tx.state
+
+
+# --- repositories --------------------------------------------------------------------------------
+
+
+class MemoryOrders(_Repository):
+    """Payment orders and refused messages."""
+
+    def add(self, order: NewOrder, now: datetime) -> AddResult:
+        s = self._s
+        known = s.order_hashes.get(order.order_id)
+        if known is not None:
+            return "duplicate" if known == order.content_hash else "conflict"
+        s.order_hashes[order.order_id] = order.content_hash
+        s.orders[order.order_id] = StoredOrder(
+            order_id=order.order_id,
+            payload=order.payload,
+            partner=order.partner,
+            group_key=order.group_key,
+            category=order.category,
+            amount=order.amount,
+            currency=order.currency,
+            state=TxState.RECEIVED,
+            msg_id=None,
+            pmt_inf_id=None,
+            status_code=None,
+            reason_code=None,
+            reason_text=None,
+            bank_ref=None,
+            value_date=None,
+            received_at=now,
+            updated_at=now,
+        )
+        return "new"
+
+    def add_invalid(
+        self, *, subject: str, order_id: str | None, raw: bytes, reason: str, now: datetime
+    ) -> bool:
+        if subject in self._s.invalid_orders:
+            return False
+        self._s.invalid_orders[subject] = KeptRow(bytes(raw), reason, now, order_id)
+        return True
+
+    def get(self, order_id: str) -> StoredOrder | None:
+        return self._s.orders.get(order_id)
+
+    def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
+        rows = [
+            order
+            for order in self._s.orders.values()
+            if order.state is TxState.RECEIVED and order.group_key == group_key
+        ]
+        rows.sort(key=lambda order: (order.received_at, order.order_id))
+        return _limited(rows, limit)
+
+    def ready_groups(self, quiet_before: datetime, full_at: int) -> list[ReadyGroup]:
+        counts: Counter[str] = Counter()
+        newest: dict[str, datetime] = {}
+        for order in self._s.orders.values():
+            if order.state is TxState.RECEIVED:
+                counts[order.group_key] += 1
+                newest[order.group_key] = max(
+                    newest.get(order.group_key, order.received_at), order.received_at
+                )
+        return [
+            ReadyGroup(key, counts[key])
+            for key in sorted(counts)
+            if newest[key] < quiet_before or counts[key] >= full_at
+        ]
+
+    def move(self, order: StoredOrder, target: TxState, answer: BankAnswer, now: datetime) -> None:
+        if not can_move(order.state, target):
+            raise ValueError(f"order {order.order_id} cannot move from {order.state} to {target}")
+        current = self._s.orders.get(order.order_id)
+        if current is None or current.state != order.state:
+            raise ConcurrentChange(f"order {order.order_id} moved while {target} was applied")
+        self._s.orders[order.order_id] = replace(
+            current,
+            state=target,
+            updated_at=now,
+            status_code=_keep(answer.status_code, current.status_code),
+            reason_code=_keep(answer.reason_code, current.reason_code),
+            reason_text=_keep(answer.reason_text, current.reason_text),
+            bank_ref=_keep(answer.bank_ref, current.bank_ref),
+            value_date=_keep(answer.value_date, current.value_date),
+        )
+
+    def mark_batched(
+        self, assignments: Sequence[tuple[str, str]], msg_id: str, now: datetime
+    ) -> None:
+        orders = self._s.orders
+        changed = 0
+        for order_id, pmt_inf_id in assignments:
+            current = orders.get(order_id)
+            if current is not None and current.state is TxState.RECEIVED:
+                orders[order_id] = replace(
+                    current,
+                    state=TxState.BATCHED,
+                    msg_id=msg_id,
+                    pmt_inf_id=pmt_inf_id,
+                    updated_at=now,
+                )
+                changed += 1
+        if changed != len(assignments):
+            raise ConcurrentChange(
+                f"{len(assignments) - changed} order(s) of file {msg_id} were batched elsewhere"
+            )
+
+    def ids_in_file(self, msg_id: str) -> list[str]:
+        return sorted(o.order_id for o in self._s.orders.values() if o.msg_id == msg_id)
+
+    def ids_in_group(self, msg_id: str, pmt_inf_id: str) -> list[str]:
+        return sorted(
+            o.order_id
+            for o in self._s.orders.values()
+            if o.msg_id == msg_id and o.pmt_inf_id == pmt_inf_id
+        )
+
+
+class MemoryFiles(_Repository):
+    """Outbound files and their deadlines."""
+
+    def add(self, file: OutboundFile, now: datetime) -> None:
+        if file.msg_id in self._s.files:
+            raise ValueError(f"file {file.msg_id} is recorded already")
+        self._s.files[file.msg_id] = FileRow(file, FileState.BUILT, now)
+
+    def partner_of(self, msg_id: str) -> str | None:
+        row = self._s.files.get(msg_id)
+        return row.file.partner if row else None
+
+    def sent(self, msg_id: str, now: datetime) -> None:
+        row = self._s.files.get(msg_id)
+        if row is not None:
+            # The bank may have answered before the confirm was recorded: its status is kept then.
+            if row.state is FileState.BUILT:
+                row.state = FileState.SENT
+            if row.sent_at is None:
+                row.sent_at = now
+            row.attempts += 1
+        orders = self._s.orders
+        for order_id, order in list(orders.items()):
+            if order.msg_id == msg_id and order.state is TxState.BATCHED:
+                orders[order_id] = replace(order, state=TxState.SENT, updated_at=now)
+
+    def set_status(self, msg_id: str, state: FileState, now: datetime) -> None:
+        row = self._s.files.get(msg_id)
+        final = (FileState.REJECTED, FileState.PARTIALLY_REJECTED)
+        if row is not None and row.state not in final:
+            row.state = state
+            row.status_at = now
+
+    def status_reported(self, msg_id: str, now: datetime) -> None:
+        row = self._s.files.get(msg_id)
+        if row is not None:
+            row.status_at = row.status_at or now
+
+    def overdue_unflagged(self, partner: str, sent_before: datetime) -> list[tuple[str, datetime]]:
+        flagged = self._s.overdue_flags
+        return [
+            (msg_id, sent_at)
+            for msg_id, sent_at in _overdue(self._s, partner, sent_before)
+            if msg_id not in flagged
+        ]
+
+    def flag_overdue(self, msg_id: str, partner: str, now: datetime) -> bool:
+        if msg_id in self._s.overdue_flags:
+            return False
+        self._s.overdue_flags[msg_id] = (partner, now)
+        return True
+
+    def clear_overdue(self, msg_id: str, partner: str, now: datetime) -> datetime | None:
+        flag = self._s.overdue_flags.get(msg_id)
+        if flag is None or msg_id in self._s.overdue_cleared:
+            return None
+        self._s.overdue_cleared[msg_id] = (partner, now)
+        return flag[1]
+
+
+def _overdue(state: MemoryState, partner: str, sent_before: datetime) -> list[tuple[str, datetime]]:
+    """(msg_id, sent_at) of a partner's sent files without any status report, oldest first."""
+    rows = [
+        (msg_id, row.sent_at)
+        for msg_id, row in state.files.items()
+        if row.file.partner == partner
+        and row.state is FileState.SENT
+        and row.status_at is None
+        and row.sent_at is not None
+        and row.sent_at < sent_before
+    ]
+    return sorted(rows, key=lambda row: row[1])
+
+
+class MemoryInbound(_Repository):
+    """Bank files taken in, refused, and the lines that could not be applied."""
+
+    def first_sight(
+        self, partner: str, msg_id: str, message_type: str, raw: bytes, now: datetime
+    ) -> bool:
+        digest = hashlib.sha256(raw).hexdigest()
+        kept = self._s.inbound_files.get((partner, msg_id))
+        if kept is None:
+            self._s.inbound_files[partner, msg_id] = InboundRow(
+                message_type, digest, bytes(raw), now
+            )
+            return True
+        if kept.sha256 != digest:
+            raise InvalidMessage(
+                f"{partner} reused MsgId {msg_id} for a different file; the first is kept"
+            )
+        return False
+
+    def quarantine(self, partner: str, raw: bytes, reason: str, now: datetime) -> bool:
+        key = (partner, hashlib.sha256(raw).hexdigest())
+        if key in self._s.quarantine:
+            return False
+        self._s.quarantine[key] = KeptRow(bytes(raw), reason, now)
+        return True
+
+    def unmatched(self, line: Unmatched, now: datetime) -> None:
+        detail = _json_copy(line.detail, default=str)
+        self._s.unmatched.append((replace(line, detail=detail), now))
+
+    def entry_applied(self, partner: str, bank_ref: str) -> bool:
+        return (partner, bank_ref) in self._s.camt_entries
+
+    def add_entry(
+        self, partner: str, bank_ref: str, msg_id: str, outcome: str, now: datetime
+    ) -> None:
+        self._s.camt_entries.setdefault((partner, bank_ref), (msg_id, outcome, now))
+
+
+class MemoryOutbox(_Repository):
+    """Messages written with the change that caused them, sent by a relay."""
+
+    def enqueue(self, message: OutboxMessage, now: datetime) -> bool:
+        s = self._s
+        if self._find(message.message_id) is not None:
+            return False
+        headers = _json_copy(message.headers, sort_keys=True)
+        kept = replace(message, body=bytes(message.body), headers=headers)
+        s.outbox[s.next_outbox_id] = OutboxRow(s.next_outbox_id, kept, now)
+        s.next_outbox_id += 1
+        return True
+
+    def claim(
+        self,
+        owner: str,
+        limit: int,
+        now: datetime,
+        until: datetime,
+        *,
+        file_partners: Sequence[str] = (),
+        files_only: bool = False,
+    ) -> list[PendingMessage]:
+        pending = [
+            row
+            for row in self._s.outbox.values()
+            if row.sent_at is None
+            and row.parked_at is None
+            and (
+                row.claimed_by is None
+                or row.claimed_by == owner
+                or (row.claim_until is not None and row.claim_until < now)
+            )
+            and _to_files(row.message, file_partners) == files_only
+        ]
+        claimed = _limited(sorted(pending, key=lambda row: row.row_id), limit)
+        for row in claimed:
+            row.claimed_by, row.claim_until = owner, until
+        return [
+            PendingMessage(
+                row.row_id,
+                replace(row.message, headers=_json_copy(row.message.headers, sort_keys=True)),
+            )
+            for row in claimed
+        ]
+
+    def mark_sent(self, row_ids: Sequence[int], now: datetime) -> None:
+        for row_id in row_ids:
+            row = self._s.outbox.get(row_id)
+            if row is not None and row.sent_at is None:
+                row.sent_at, row.claimed_by, row.claim_until = now, None, None
+
+    def release(self, row_ids: Sequence[int]) -> None:
+        for row_id in row_ids:
+            row = self._s.outbox.get(row_id)
+            if row is not None:
+                row.claimed_by, row.claim_until = None, None
+
+    def park(self, row_id: int, reason: str, now: datetime) -> None:
+        row = self._s.outbox.get(row_id)
+        if row is not None:
+            row.parked_at, row.parked_why = now, reason
+            row.claimed_by, row.claim_until = None, None
+
+    def unpark(self, message_id: str) -> bool:
+        row = self._parked(message_id)
+        if row is None:
+            return False
+        row.parked_at, row.parked_why = None, None
+        return True
+
+    def drop(self, message_id: str, now: datetime) -> bool:
+        row = self._parked(message_id)
+        if row is None:
+            return False
+        row.parked_at, row.parked_why = now, DROPPED_MARK + (row.parked_why or "")
+        return True
+
+    def _find(self, message_id: str) -> OutboxRow | None:
+        """The row of a message id, or None."""
+        return next(
+            (r for r in self._s.outbox.values() if r.message.message_id == message_id), None
+        )
+
+    def _parked(self, message_id: str) -> OutboxRow | None:
+        """The row of a message parked, not sent and not dropped, or None."""
+        row = self._find(message_id)
+        if row is None or row.parked_at is None or row.sent_at is not None:
+            return None
+        return None if _dropped(row) else row
+
+
+def _to_files(message: OutboxMessage, file_partners: Sequence[str]) -> bool:
+    """Whether a message is a file for a partner reached by file exchange."""
+    return message.exchange == TO_BANK_EXCHANGE and message.routing_key in file_partners
+
+
+def _dropped(row: OutboxRow) -> bool:
+    """Whether an admin dropped a parked message (a missing reason counts as dropped, as SQL's
+    `NOT LIKE` on NULL keeps the row out)."""
+    return row.parked_why is None or row.parked_why.startswith(DROPPED_MARK)
+
+
+class MemoryEvidence(_Repository):
+    """What banks booked: revenue, returns, statements."""
+
+    def add_revenue(self, revenue: Revenue, now: datetime) -> bool:
+        return _first_insert(self._s.revenue, (revenue.partner, revenue.bank_ref), (revenue, now))
+
+    def add_return(self, returned: ReturnRecord, now: datetime) -> None:
+        _first_insert(self._s.returns, (returned.partner, returned.bank_ref), (returned, now))
+
+    def add_statement(self, statement: StatementRecord, now: datetime) -> bool:
+        kept = replace(statement, balances=_json_copy(statement.balances))
+        return _first_insert(
+            self._s.statements, (statement.partner, statement.statement_id), (kept, now)
+        )
+
+    def add_statement_entry(self, entry: StatementEntryRecord) -> bool:
+        return _first_insert(self._s.statement_entries, (entry.partner, entry.bank_ref), entry)
+
+
+def _first_insert(table: dict[tuple[str, str], T], key: tuple[str, str], row: T) -> bool:
+    """Insert unless the key is there (SQL's ON CONFLICT DO NOTHING): True when inserted."""
+    if key in table:
+        return False
+    table[key] = row
+    return True
+
+
+class MemoryAdmin(_Repository):
+    """What admins did."""
+
+    def record_dlq_action(self, action: DlqAction, now: datetime) -> None:
+        headers = _json_copy(action.headers, default=str, sort_keys=True)
+        self._s.dlq_actions.append((replace(action, headers=headers), now))
+
+
+class MemoryCounters(_Repository):
+    """Named sequences."""
+
+    def next_value(self, name: str) -> int:
+        value = self._s.counters.get(name, 0) + 1
+        self._s.counters[name] = value
+        return value
+
+
+class MemoryClaims(_Repository):
+    """Claims on work shared by several gateway instances."""
+
+    def claim(self, kind: str, key: str, owner: str, now: datetime, until: datetime) -> bool:
+        held = self._s.work_claims.get((kind, key))
+        if held is not None and held.owner != owner and not held.expires_at < now:
+            return False
+        self._s.work_claims[kind, key] = WorkClaim(owner, until)
+        return True
+
+    def holds(self, kind: str, key: str, owner: str, now: datetime) -> bool:
+        held = self._s.work_claims.get((kind, key))
+        return held is not None and held.owner == owner
+
+    def release(self, kind: str, key: str, owner: str) -> None:
+        held = self._s.work_claims.get((kind, key))
+        if held is not None and held.owner == owner:
+            del self._s.work_claims[kind, key]
+
+
+class MemoryUnitOfWork:
+    """The repositories of one transaction."""
+
+    def __init__(self, tx: _Tx) -> None:
+        self.orders: OrderRepository = MemoryOrders(tx)
+        self.files: FileRepository = MemoryFiles(tx)
+        self.inbound: InboundRepository = MemoryInbound(tx)
+        self.outbox: OutboxRepository = MemoryOutbox(tx)
+        self.evidence: EvidenceRepository = MemoryEvidence(tx)
+        self.admin: AdminRepository = MemoryAdmin(tx)
+        self.counters: CounterRepository = MemoryCounters(tx)
+        self.claims: ClaimRepository = MemoryClaims(tx)
+
+
+# --- the read-only port --------------------------------------------------------------------------
+
+
+class MemoryQueries:
+    """Read-only questions, each answered from the latest committed state."""
+
+    def __init__(self, committed: Callable[[], MemoryState]) -> None:
+        self._committed = committed
+
+    def order(self, order_id: str) -> StoredOrder | None:
+        return self._committed().orders.get(order_id)
+
+    def orders_by_state(self) -> dict[str, int]:
+        return dict(Counter(o.state.value for o in self._committed().orders.values()))
+
+    def invalid_count(self) -> int:
+        return len(self._committed().invalid_orders)
+
+    def files_by_state(self) -> dict[str, int]:
+        return dict(Counter(row.state.value for row in self._committed().files.values()))
+
+    def outbox_pending(self) -> tuple[int, datetime | None]:
+        times = [
+            row.created_at
+            for row in self._committed().outbox.values()
+            if row.sent_at is None and row.parked_at is None
+        ]
+        return len(times), min(times, default=None)
+
+    def outbox_parked(self, *, dropped: bool = False) -> list[ParkedOutbox]:
+        rows = sorted(self._committed().outbox.values(), key=lambda row: row.row_id)
+        return [
+            ParkedOutbox(
+                row.message.message_id,
+                row.message.exchange,
+                row.message.routing_key,
+                row.parked_at,
+                row.parked_why or "",
+                row.message.body,
+                row.sent_at is not None,
+            )
+            for row in rows
+            if row.parked_at is not None and (dropped or not _dropped(row))
+        ]
+
+    def quarantined_count(self) -> int:
+        return len(self._committed().quarantine)
+
+    def quarantine_reasons(self) -> list[tuple[str, str, int]]:
+        counts = Counter(
+            (partner, row.reason) for (partner, _), row in self._committed().quarantine.items()
+        )
+        return [(partner, reason, n) for (partner, reason), n in sorted(counts.items())]
+
+    def unmatched_by_partner(self) -> dict[str, int]:
+        return dict(Counter(line.partner for line, _ in self._committed().unmatched))
+
+    def applied_by_type(self) -> list[tuple[str, str, int]]:
+        counts = Counter(
+            (partner, row.message_type)
+            for (partner, _), row in self._committed().inbound_files.items()
+        )
+        return [(partner, kind, n) for (partner, kind), n in sorted(counts.items())]
+
+    def overdue_files(self, partner: str, sent_before: datetime) -> list[str]:
+        return [msg_id for msg_id, _ in _overdue(self._committed(), partner, sent_before)]
+
+    def seen_inbound(self, partner: str, sha256: str) -> tuple[SeenAs, str | None] | None:
+        state = self._committed()
+        if any(
+            p == partner and row.sha256 == sha256 for (p, _), row in state.inbound_files.items()
+        ):
+            return ("applied", None)
+        refused = state.quarantine.get((partner, sha256))
+        return ("quarantined", refused.reason) if refused else None
+
+    def statement_days(self) -> list[date]:
+        return sorted({kept.stmt_date for kept, _ in self._committed().statements.values()})
+
+    def statements_of_day(self, day: date, partner: str | None = None) -> list[StatementRecord]:
+        rows = [
+            kept
+            for kept, _ in self._committed().statements.values()
+            if kept.stmt_date == day and (partner is None or kept.partner == partner)
+        ]
+        rows.sort(key=lambda kept: (kept.partner, kept.account, kept.statement_id))
+        return [replace(kept, balances=_json_copy(kept.balances)) for kept in rows]
+
+    def statement_entries(self, partner: str, statement_id: str) -> list[StatementEntryRecord]:
+        rows = [
+            entry
+            for entry in self._committed().statement_entries.values()
+            if entry.partner == partner and entry.statement_id == statement_id
+        ]
+        return sorted(rows, key=lambda entry: entry.bank_ref)
+
+    def booked_payments(self, partner: str, day: date) -> list[Booked]:
+        booked = (TxState.SETTLED, TxState.RETURNED)
+        rows = [
+            o
+            for o in self._committed().orders.values()
+            if o.partner == partner and o.value_date == day and o.state in booked
+        ]
+        rows.sort(key=lambda o: o.order_id)
+        return [Booked(o.order_id, o.amount, o.currency, o.bank_ref, o.payload) for o in rows]
+
+    def booked_credits(self, partner: str, day: date) -> list[Booked]:
+        state = self._committed()
+        # Revenue first, then returns, each by bank reference (the order SQLite gives).
+        credits: list[tuple[str, Decimal, str]] = []
+        for table in (state.revenue, state.returns):
+            credits += sorted(
+                (kept.bank_ref, kept.amount, kept.currency)
+                for kept, _ in table.values()
+                if kept.partner == partner and kept.value_date == day
+            )
+        return [Booked(ref, amount, currency, ref) for ref, amount, currency in credits]
+
+    def orders_in_state(
+        self,
+        state: TxState | None = None,
+        *,
+        partner: str | None = None,
+        category: str | None = None,
+        currency: str | None = None,
+        limit: int | None = None,
+    ) -> list[StoredOrder]:
+        # As in SQL, an empty filter value filters nothing.
+        rows = [
+            o
+            for o in self._committed().orders.values()
+            if (not state or o.state == state)
+            and (not partner or o.partner == partner)
+            and (not category or o.category == category)
+            and (not currency or o.currency == currency)
+        ]
+        return _limited(sorted(rows, key=lambda o: o.order_id), limit)
+
+    def rejected_by_reason(self) -> dict[str | None, int]:
+        orders = self._committed().orders.values()
+        return dict(Counter(o.reason_code for o in orders if o.state is TxState.REJECTED))
+
+    def sent_files_by_partner(self) -> dict[str, int]:
+        files = self._committed().files.values()
+        return dict(Counter(row.file.partner for row in files if row.sent_at is not None))
+
+    def orders_by_partner(self) -> dict[str, int]:
+        return dict(Counter(o.partner for o in self._committed().orders.values()))
+
+
+# --- the storage ---------------------------------------------------------------------------------
+
+
+class MemoryStorage:
+    """The gateway's database in memory, for unit tests."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._state = MemoryState()
+        self._writing = False
+        self._queries = MemoryQueries(lambda: self._state)
+
+    @property
+    def kind(self) -> str:
+        return "memory"
+
+    @property
+    def queries(self) -> Queries:
+        return self._queries
+
+    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
+        return self._unit()
+
+    @contextmanager
+    def _unit(self) -> Iterator[UnitOfWork]:
+        """Hold the lock, work on a copy, and commit it only when the block ends normally."""
+        with self._lock:
+            if self._writing:
+                raise RuntimeError("a unit of work is open already in this thread")
+            self._writing = True
+            tx = _Tx(copy.deepcopy(self._state))
+            try:
+                yield MemoryUnitOfWork(tx)
+                assert tx.state is not None
+                self._state = tx.state
+            finally:
+                tx.state = None
+                self._writing = False
+
+    def snapshot(self) -> MemoryState:
+        """A copy of the committed state, for tests to inspect."""
+        return copy.deepcopy(self._state)
+
+    def describe(self) -> str:
+        return "memory"
+
+    def schema(self) -> tuple[int, int]:
+        """No schema to migrate: always current."""
+        return 1, 1
+
+    def upgrade(self) -> list[int]:
+        """Nothing to apply."""
+        return []
+
+    def claim_instance(self) -> None:
+        """One process holds the memory: nothing to claim."""
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,232 @@
+"""PostgreSQL storage (psycopg 3 with its pool), for several gateway instances on one database.
+
+Selected by `GATEWAY_DB_URL=postgresql://...`. A unit of work is one transaction on a pooled
+connection (READ COMMITTED). Rows a unit reads to change are locked (`SELECT ... FOR UPDATE`),
+so two instances applying reports on one order take turns and the second sees the first's
+result; shared work is claimed with `FOR UPDATE SKIP LOCKED`, so two instances never take the
+same rows. Amounts are NUMERIC, times TIMESTAMPTZ, dates DATE.
+
+Faults that may pass (the server restarting or gone, a connection dropped, a deadlock, a
+serialization failure, no connection free in time) are raised as `TransientError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from gateway.adapters.persistence import migrations
+from gateway.adapters.persistence.sql import Row, SqlQueries, SqlUnitOfWork
+from gateway.errors import TransientError
+from gateway.service.clock import utcnow
+from gateway.service.ports import Queries, UnitOfWork
+
+# One constant key for pg_advisory_xact_lock: instances starting together migrate one by one.
+_MIGRATION_LOCK = 0x4B424E4E  # "KBNN"
+
+# Faults that say nothing about the statement, only that the database could not serve it now.
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,  # connection refused or lost, server shutting down
+    pg_errors.SerializationFailure,
+    pg_errors.DeadlockDetected,
+    pg_errors.LockNotAvailable,
+    pg_errors.QueryCanceled,
+    PoolTimeout,
+)
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+def _sql(statement: str) -> str:
+    """The shared SQL's `?` placeholders as psycopg's `%s` (the shared SQL has no `%`)."""
+    return _PLACEHOLDER.sub("%s", statement)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresExecutor:
+    """Statements on one connection inside one transaction, with row locks."""
+
+    lock = " FOR UPDATE"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return self._conn.execute(_sql(sql), tuple(args)).rowcount
+
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
+        with self._conn.cursor() as cursor:
+            cursor.executemany(_sql(sql), [tuple(r) for r in rows])
+            return cursor.rowcount
+
+    def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        row = self._conn.execute(_sql(sql), tuple(args)).fetchone()
+        return tuple(row) if row is not None else None
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        return [tuple(row) for row in self._conn.execute(_sql(sql), tuple(args)).fetchall()]
+
+
+class _Reader(PostgresExecutor):
+    """Read-only statements, each on a pooled connection of its own, faults made transient."""
+
+    lock = ""
+    skip_locked = ""
+
+    def __init__(self, storage: PostgresStorage) -> None:
+        self._storage = storage
+
+    def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        with self._storage.connection() as conn:
+            return PostgresExecutor(conn).one(sql, args)
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        with self._storage.connection() as conn:
+            return PostgresExecutor(conn).all(sql, args)
+
+
+class PostgresStorage:
+    """The storage port on a PostgreSQL database."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 12,
+        connect_timeout: float = 10.0,
+        upgrade: bool = True,
+    ) -> None:
+        self.url = url
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            timeout=connect_timeout,
+            kwargs={"connect_timeout": max(1, int(connect_timeout)), "autocommit": False},
+            # A connection that broke while in the pool (a server restart) is replaced.
+            check=ConnectionPool.check_connection,
+            open=False,
+            name="gateway",
+        )
+        self._pool.open(wait=False)
+        if upgrade:
+            self.upgrade()
+
+    @property
+    def kind(self) -> str:
+        return "postgresql"
+
+    def describe(self) -> str:
+        return redact(self.url)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection for one transaction; faults that may pass become transient."""
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                yield conn
+        except _TRANSIENT as exc:
+            raise TransientError(f"database unavailable: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        with self.connection() as conn:
+            yield SqlUnitOfWork(PostgresExecutor(conn))
+
+    @property
+    def queries(self) -> Queries:
+        return SqlQueries(_Reader(self))
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        """Any read-only statement with `?` placeholders, for tests and diagnostics."""
+        return _Reader(self).all(sql, args)
+
+    def schema(self) -> tuple[int, int]:
+        with self.connection() as conn:
+            ex = PostgresExecutor(conn)
+            _create_version_table(ex)
+            return _current(ex), migrations.newest("postgres")
+
+    def claim_instance(self) -> None:
+        """Any number of instances share a PostgreSQL database: nothing to hold."""
+
+    def upgrade(self) -> list[int]:
+        """Apply the pending migrations, one instance at a time."""
+        with self.connection() as conn:
+            ex = PostgresExecutor(conn)
+            ex.one("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+            _create_version_table(ex)
+            return migrations.upgrade(
+                "postgres",
+                migrations.Applier(
+                    current=lambda: _current(ex),
+                    run=conn.execute,
+                    record=lambda v, name, at: ex.run(
+                        "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                        (v, name, at),
+                    ),
+                ),
+                utcnow(),
+            )
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._pool.close()
+
+
+def fresh_schema(url: str, schema: str) -> str:
+    """Drop and create `schema` in the database at `url` (everything in it is lost); the URL
+    whose connections use it. For the demo, the soak and tests, never for a treasury's data."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise ValueError(f"not a plain schema name: {schema!r}")
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            conn.execute(f"CREATE SCHEMA {schema}")
+    except _TRANSIENT as exc:
+        raise TransientError(f"database unavailable: {_first_line(exc)}") from exc
+    return with_schema(url, schema)
+
+
+def with_schema(url: str, schema: str) -> str:
+    """The URL with libpq's `options` setting the search path to `schema`."""
+    parts = urlsplit(url)
+    query = [p for p in parts.query.split("&") if p and not p.startswith("options=")]
+    query.append(f"options=-csearch_path%3D{schema}")
+    return urlunsplit(parts._replace(query="&".join(query)))
+
+
+def _create_version_table(ex: PostgresExecutor) -> None:
+    ex.run(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
+        " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+    )
+
+
+def _current(ex: PostgresExecutor) -> int:
+    row = ex.one("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+    return int(row[0]) if row else 0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

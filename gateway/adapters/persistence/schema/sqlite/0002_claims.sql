@@ -1,0 +1,12 @@
+-- Several instances share the work: outbox messages and batch groups are claimed before they
+-- are worked on, for a while; a claim whose holder died expires and is taken over.
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+ALTER TABLE outbox ADD COLUMN claim_until TEXT;
+
+CREATE TABLE IF NOT EXISTS work_claims (
+    kind        TEXT NOT NULL,
+    claim_key   TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    expires_at  TEXT NOT NULL,
+    PRIMARY KEY (kind, claim_key)
+);

@@ -1,0 +1,863 @@
+"""The storage port in SQL, shared by the SQLite and PostgreSQL adapters.
+
+The statements are written once, in the SQL both databases speak (`?` placeholders, which the
+PostgreSQL executor turns into `%s`; `ON CONFLICT`; `RETURNING`). What differs is behind the
+`Executor`: how values are passed (SQLite stores text, PostgreSQL its own types), and the row
+locks (`FOR UPDATE` and `SKIP LOCKED` on PostgreSQL; SQLite has one writer at a time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from gateway.domain.states import FileState, TxState, can_move
+from gateway.errors import InvalidMessage
+from gateway.service.channels import TO_BANK_EXCHANGE
+from gateway.service.ports import (
+    AddResult,
+    BankAnswer,
+    Booked,
+    ConcurrentChange,
+    DlqAction,
+    NewOrder,
+    OutboundFile,
+    OutboxMessage,
+    ParkedOutbox,
+    PendingMessage,
+    ReadyGroup,
+    ReturnRecord,
+    Revenue,
+    SeenAs,
+    StatementEntryRecord,
+    StatementRecord,
+    StoredOrder,
+    Unmatched,
+)
+
+Row = tuple[Any, ...]
+
+ORDER_COLUMNS = (
+    "order_id, payload, partner, group_key, category, amount, currency, state, msg_id, "
+    "pmt_inf_id, status_code, reason_code, reason_text, bank_ref, value_date, received_at, "
+    "updated_at"
+)
+DROPPED = "dropped: "
+
+
+class Executor(Protocol):
+    """One connection inside one transaction, as the repositories use it."""
+
+    # " FOR UPDATE" where the database locks rows read in a transaction, else "".
+    lock: str
+    # " FOR UPDATE SKIP LOCKED" where rows locked by others can be skipped, else "".
+    skip_locked: str
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        """Execute; the number of rows changed."""
+
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Execute once per row of arguments; the number of rows changed."""
+
+    def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        """The first row, or None."""
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        """Every row."""
+
+
+# --- reading columns back into domain values ---------------------------------------------------
+
+
+def as_time(value: Any) -> datetime:
+    """A stored time (SQLite text or a PostgreSQL timestamptz) as an aware datetime."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def as_opt_time(value: Any) -> datetime | None:
+    """A stored time or NULL."""
+    return None if value is None else as_time(value)
+
+
+def as_day(value: Any) -> date | None:
+    """A stored date (text or a date) or NULL."""
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def as_money(value: Any) -> Decimal:
+    """A stored amount (text or numeric) as an exact Decimal."""
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def as_opt_money(value: Any) -> Decimal | None:
+    """A stored amount or NULL."""
+    return None if value is None else as_money(value)
+
+
+def order_from_row(row: Row) -> StoredOrder:
+    """A row of ORDER_COLUMNS as a StoredOrder."""
+    return StoredOrder(
+        order_id=row[0],
+        payload=row[1],
+        partner=row[2],
+        group_key=row[3],
+        category=row[4],
+        amount=as_money(row[5]),
+        currency=row[6],
+        state=TxState(row[7]),
+        msg_id=row[8],
+        pmt_inf_id=row[9],
+        status_code=row[10],
+        reason_code=row[11],
+        reason_text=row[12],
+        bank_ref=row[13],
+        value_date=as_day(row[14]),
+        received_at=as_time(row[15]),
+        updated_at=as_time(row[16]),
+    )
+
+
+# --- repositories --------------------------------------------------------------------------------
+
+
+class SqlOrders:
+    """Payment orders and refused messages."""
+
+    def __init__(self, ex: Executor) -> None:
+        self._ex = ex
+
+    def add(self, order: NewOrder, now: datetime) -> AddResult:
+        inserted = self._ex.run(
+            "INSERT INTO orders (order_id, content_hash, payload, partner, group_key, category,"
+            " amount, currency, state, received_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
+            (
+                order.order_id,
+                order.content_hash,
+                order.payload,
+                order.partner,
+                order.group_key,
+                order.category,
+                order.amount,
+                order.currency,
+                TxState.RECEIVED.value,
+                now,
+                now,
+            ),
+        )
+        if inserted:
+            return "new"
+        row = self._ex.one("SELECT content_hash FROM orders WHERE order_id = ?", (order.order_id,))
+        return "duplicate" if row is not None and row[0] == order.content_hash else "conflict"
+
+    def add_invalid(
+        self, *, subject: str, order_id: str | None, raw: bytes, reason: str, now: datetime
+    ) -> bool:
+        return (
+            self._ex.run(
+                "INSERT INTO invalid_orders (subject, order_id, raw, reason, received_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject) DO NOTHING",
+                (subject, order_id, raw, reason, now),
+            )
+            == 1
+        )
+
+    def get(self, order_id: str) -> StoredOrder | None:
+        row = self._ex.one(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ?{self._ex.lock}",  # noqa: S608 - fixed columns
+            (order_id,),
+        )
+        return order_from_row(row) if row else None
+
+    def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
+        rows = self._ex.all(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE state = ? AND group_key = ?"  # noqa: S608 - fixed columns
+            " ORDER BY received_at, order_id LIMIT ?",
+            (TxState.RECEIVED.value, group_key, limit),
+        )
+        return [order_from_row(row) for row in rows]
+
+    def ready_groups(self, quiet_before: datetime, full_at: int) -> list[ReadyGroup]:
+        rows = self._ex.all(
+            "SELECT group_key, COUNT(*), MAX(received_at) FROM orders WHERE state = ?"
+            " GROUP BY group_key ORDER BY group_key",
+            (TxState.RECEIVED.value,),
+        )
+        return [
+            ReadyGroup(key, int(count))
+            for key, count, newest in rows
+            if as_time(newest) < quiet_before or count >= full_at
+        ]
+
+    def move(self, order: StoredOrder, target: TxState, answer: BankAnswer, now: datetime) -> None:
+        if not can_move(order.state, target):
+            raise ValueError(f"order {order.order_id} cannot move from {order.state} to {target}")
+        changed = self._ex.run(
+            "UPDATE orders SET state = ?, updated_at = ?,"
+            " status_code = COALESCE(?, status_code), reason_code = COALESCE(?, reason_code),"
+            " reason_text = COALESCE(?, reason_text), bank_ref = COALESCE(?, bank_ref),"
+            " value_date = COALESCE(?, value_date) WHERE order_id = ? AND state = ?",
+            (
+                target.value,
+                now,
+                answer.status_code,
+                answer.reason_code,
+                answer.reason_text,
+                answer.bank_ref,
+                answer.value_date,
+                order.order_id,
+                order.state.value,
+            ),
+        )
+        if changed != 1:
+            raise ConcurrentChange(f"order {order.order_id} moved while {target} was applied")
+
+    def mark_batched(
+        self, assignments: Sequence[tuple[str, str]], msg_id: str, now: datetime
+    ) -> None:
+        assert can_move(TxState.RECEIVED, TxState.BATCHED)
+        changed = self._ex.run_many(
+            "UPDATE orders SET state = ?, msg_id = ?, pmt_inf_id = ?, updated_at = ?"
+            " WHERE order_id = ? AND state = ?",
+            [
+                (TxState.BATCHED.value, msg_id, pmt_inf_id, now, order_id, TxState.RECEIVED.value)
+                for order_id, pmt_inf_id in assignments
+            ],
+        )
+        if changed != len(assignments):
+            raise ConcurrentChange(
+                f"{len(assignments) - changed} order(s) of file {msg_id} were batched elsewhere"
+            )
+
+    def ids_in_file(self, msg_id: str) -> list[str]:
+        rows = self._ex.all(
+            "SELECT order_id FROM orders WHERE msg_id = ? ORDER BY order_id", (msg_id,)
+        )
+        return [row[0] for row in rows]
+
+    def ids_in_group(self, msg_id: str, pmt_inf_id: str) -> list[str]:
+        rows = self._ex.all(
+            "SELECT order_id FROM orders WHERE msg_id = ? AND pmt_inf_id = ? ORDER BY order_id",
+            (msg_id, pmt_inf_id),
+        )
+        return [row[0] for row in rows]
+
+
+class SqlFiles:
+    """Outbound files and their deadlines."""
+
+    def __init__(self, ex: Executor) -> None:
+        self._ex = ex
+
+    def add(self, file: OutboundFile, now: datetime) -> None:
+        self._ex.run(
+            "INSERT INTO files (msg_id, partner, message_type, state, nb_of_txs, ctrl_sum,"
+            " sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                file.msg_id,
+                file.partner,
+                file.message_type,
+                FileState.BUILT.value,
+                file.nb_of_txs,
+                file.ctrl_sum,
+                file.sha256,
+                now,
+            ),
+        )
+
+    def partner_of(self, msg_id: str) -> str | None:
+        row = self._ex.one("SELECT partner FROM files WHERE msg_id = ?", (msg_id,))
+        return str(row[0]) if row else None
+
+    def sent(self, msg_id: str, now: datetime) -> None:
+        # The bank may have answered before the confirm was recorded: its status is kept then.
+        self._ex.run(
+            "UPDATE files SET state = CASE state WHEN ? THEN ? ELSE state END,"
+            " sent_at = COALESCE(sent_at, ?), attempts = attempts + 1 WHERE msg_id = ?",
+            (FileState.BUILT.value, FileState.SENT.value, now, msg_id),
+        )
+        assert can_move(TxState.BATCHED, TxState.SENT)
+        self._ex.run(
+            "UPDATE orders SET state = ?, updated_at = ? WHERE msg_id = ? AND state = ?",
+            (TxState.SENT.value, now, msg_id, TxState.BATCHED.value),
+        )
+
+    def set_status(self, msg_id: str, state: FileState, now: datetime) -> None:
+        self._ex.run(
+            "UPDATE files SET state = ?, status_at = ? WHERE msg_id = ? AND state NOT IN (?, ?)",
+            (
+                state.value,
+                now,
+                msg_id,
+                FileState.REJECTED.value,
+                FileState.PARTIALLY_REJECTED.value,
+            ),
+        )
+
+    def status_reported(self, msg_id: str, now: datetime) -> None:
+        self._ex.run(
+            "UPDATE files SET status_at = COALESCE(status_at, ?) WHERE msg_id = ?", (now, msg_id)
+        )
+
+    def overdue_unflagged(self, partner: str, sent_before: datetime) -> list[tuple[str, datetime]]:
+        rows = self._ex.all(
+            "SELECT f.msg_id, f.sent_at FROM files f LEFT JOIN overdue_flags o"
+            " ON o.msg_id = f.msg_id WHERE f.partner = ? AND f.state = ? AND f.status_at IS NULL"
+            " AND f.sent_at < ? AND o.msg_id IS NULL ORDER BY f.sent_at",
+            (partner, FileState.SENT.value, sent_before),
+        )
+        return [(row[0], as_time(row[1])) for row in rows]
+
+    def flag_overdue(self, msg_id: str, partner: str, now: datetime) -> bool:
+        return (
+            self._ex.run(
+                "INSERT INTO overdue_flags (msg_id, partner, flagged_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (msg_id) DO NOTHING",
+                (msg_id, partner, now),
+            )
+            == 1
+        )
+
+    def clear_overdue(self, msg_id: str, partner: str, now: datetime) -> datetime | None:
+        row = self._ex.one("SELECT flagged_at FROM overdue_flags WHERE msg_id = ?", (msg_id,))
+        if row is None:
+            return None
+        cleared = self._ex.run(
+            "INSERT INTO overdue_cleared (msg_id, partner, cleared_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (msg_id) DO NOTHING",
+            (msg_id, partner, now),
+        )
+        return as_time(row[0]) if cleared == 1 else None
+
+
+class SqlInbound:
+    """Bank files taken in, refused, and the lines that could not be applied."""
+
+    def __init__(self, ex: Executor) -> None:
+        self._ex = ex
+
+    def first_sight(
+        self, partner: str, msg_id: str, message_type: str, raw: bytes, now: datetime
+    ) -> bool:
+        digest = hashlib.sha256(raw).hexdigest()
+        if self._ex.run(
+            "INSERT INTO inbound_files (partner, msg_id, message_type, received_at, sha256, raw)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (partner, msg_id) DO NOTHING",
+            (partner, msg_id, message_type, now, digest, raw),
+        ):
+            return True
+        row = self._ex.one(
+            "SELECT sha256 FROM inbound_files WHERE partner = ? AND msg_id = ?", (partner, msg_id)
+        )
+        if row is not None and row[0] != digest:
+            raise InvalidMessage(
+                f"{partner} reused MsgId {msg_id} for a different file; the first is kept"
+            )
+        return False
+
+    def quarantine(self, partner: str, raw: bytes, reason: str, now: datetime) -> bool:
+        return (
+            self._ex.run(
+                "INSERT INTO quarantine (partner, sha256, raw, reason, received_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner, sha256) DO NOTHING",
+                (partner, hashlib.sha256(raw).hexdigest(), raw, reason, now),
+            )
+            == 1
+        )
+
+    def unmatched(self, line: Unmatched, now: datetime) -> None:
+        self._ex.run(
+            "INSERT INTO unmatched (partner, msg_id, reference, reason, detail, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                line.partner,
+                line.msg_id,
+                line.reference,
+                line.reason,
+                json.dumps(line.detail, default=str),
+                now,
+            ),
+        )
+
+    def entry_applied(self, partner: str, bank_ref: str) -> bool:
+        return (
+            self._ex.one(
+                "SELECT 1 FROM camt_entries WHERE partner = ? AND bank_ref = ?",
+                (partner, bank_ref),
+            )
+            is not None
+        )
+
+    def add_entry(
+        self, partner: str, bank_ref: str, msg_id: str, outcome: str, now: datetime
+    ) -> None:
+        self._ex.run(
+            "INSERT INTO camt_entries (partner, bank_ref, msg_id, outcome, received_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner, bank_ref) DO NOTHING",
+            (partner, bank_ref, msg_id, outcome, now),
+        )
+
+
+def _pending_clause(file_partners: Sequence[str], files_only: bool) -> tuple[str, list[str]]:
+    """The WHERE part choosing files for partners reached by file exchange (or all but them)."""
+    if not file_partners:
+        return ("1 = 0" if files_only else "1 = 1"), []
+    marks = ", ".join("?" * len(file_partners))
+    to_files = f"(exchange = ? AND routing_key IN ({marks}))"
+    return (to_files if files_only else f"NOT {to_files}"), [TO_BANK_EXCHANGE, *file_partners]
+
+
+class SqlOutbox:
+    """Messages written with the change that caused them, sent by a relay."""
+
+    def __init__(self, ex: Executor) -> None:
+        self._ex = ex
+
+    def enqueue(self, message: OutboxMessage, now: datetime) -> bool:
+        return (
+            self._ex.run(
+                "INSERT INTO outbox (message_id, exchange, routing_key, body, headers,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+                (
+                    message.message_id,
+                    message.exchange,
+                    message.routing_key,
+                    message.body,
+                    json.dumps(message.headers, sort_keys=True),
+                    now,
+                ),
+            )
+            == 1
+        )
+
+    def claim(
+        self,
+        owner: str,
+        limit: int,
+        now: datetime,
+        until: datetime,
+        *,
+        file_partners: Sequence[str] = (),
+        files_only: bool = False,
+    ) -> list[PendingMessage]:
+        which, which_args = _pending_clause(file_partners, files_only)
+        rows = self._ex.all(
+            "UPDATE outbox SET claimed_by = ?, claim_until = ? WHERE id IN ("  # noqa: S608 - placeholders only
+            " SELECT id FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL"
+            " AND (claimed_by IS NULL OR claimed_by = ? OR claim_until < ?)"
+            f" AND {which} ORDER BY id LIMIT ?{self._ex.skip_locked})"
+            " RETURNING id, message_id, exchange, routing_key, body, headers",
+            (owner, until, owner, now, *which_args, limit),
+        )
+        return [
+            PendingMessage(
+                int(row_id),
+                OutboxMessage(message_id, exchange, key, bytes(body), json.loads(headers)),
+            )
+            for row_id, message_id, exchange, key, body, headers in sorted(rows)
+        ]
+
+    def mark_sent(self, row_ids: Sequence[int], now: datetime) -> None:
+        self._ex.run_many(
+            "UPDATE outbox SET sent_at = ?, claimed_by = NULL, claim_until = NULL"
+            " WHERE id = ? AND sent_at IS NULL",
+            [(now, row_id) for row_id in row_ids],
+        )
+
+    def release(self, row_ids: Sequence[int]) -> None:
+        self._ex.run_many(
+            "UPDATE outbox SET claimed_by = NULL, claim_until = NULL WHERE id = ?",
+            [(row_id,) for row_id in row_ids],
+        )
+
+    def park(self, row_id: int, reason: str, now: datetime) -> None:
+        self._ex.run(
+            "UPDATE outbox SET parked_at = ?, parked_why = ?, claimed_by = NULL,"
+            " claim_until = NULL WHERE id = ?",
+            (now, reason, row_id),
+        )
+
+    def unpark(self, message_id: str) -> bool:
+        return (
+            self._ex.run(
+                "UPDATE outbox SET parked_at = NULL, parked_why = NULL WHERE message_id = ?"
+                " AND parked_at IS NOT NULL AND sent_at IS NULL AND parked_why NOT LIKE ?",
+                (message_id, DROPPED + "%"),
+            )
+            == 1
+        )
+
+    def drop(self, message_id: str, now: datetime) -> bool:
+        return (
+            self._ex.run(
+                "UPDATE outbox SET parked_why = ? || parked_why, parked_at = ?"
+                " WHERE message_id = ? AND parked_at IS NOT NULL AND sent_at IS NULL"
+                " AND parked_why NOT LIKE ?",
+                (DROPPED, now, message_id, DROPPED + "%"),
+            )
+            == 1
+        )
+
+
+class SqlEvidence:
+    """What banks booked: revenue, returns, statements."""
+
+    def __init__(self, ex: Executor) -> None:
+        self._ex = ex
+
+    def add_revenue(self, revenue: Revenue, now: datetime) -> bool:
+        return (
+            self._ex.run(
+                "INSERT INTO revenue (bank_ref, partner, msg_id, amount, currency, value_date,"
+                " payer, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (partner, bank_ref) DO NOTHING",
+                (
+                    revenue.bank_ref,
+                    revenue.partner,
+                    revenue.msg_id,
+                    revenue.amount,
+                    revenue.currency,
+                    revenue.value_date,
+                    revenue.payer,
+                    now,
+                ),
+            )
+            == 1
+        )
+
+    def add_return(self, returned: ReturnRecord, now: datetime) -> None:
+        self._ex.run(
+            "INSERT INTO returns (partner, bank_ref, order_id, msg_id, amount, currency,"
+            " value_date, reason_code, reason_text, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (partner, bank_ref) DO NOTHING",
+            (
+                returned.partner,
+                returned.bank_ref,
+                returned.order_id,
+                returned.msg_id,
+                returned.amount,
+                returned.currency,
+                returned.value_date,
+                returned.reason_code,
+                returned.reason_text,
+                now,
+            ),
+        )
+
+    def add_statement(self, statement: StatementRecord, now: datetime) -> bool:
+        return (
+            self._ex.run(
+                "INSERT INTO statements (partner, statement_id, msg_id, account, stmt_date,"
+                " currency, opening, closing, balances, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (partner, statement_id) DO NOTHING",
+                (
+                    statement.partner,
+                    statement.statement_id,
+                    statement.msg_id,
+                    statement.account,
+                    statement.stmt_date,
+                    statement.currency,
+                    statement.opening,
+                    statement.closing,
+                    json.dumps(statement.balances),
+                    now,
+                ),
+            )
+            == 1
+        )
+
+    def add_statement_entry(self, entry: StatementEntryRecord) -> bool:
+        return (
+            self._ex.run(
+                "INSERT INTO statement_entries (partner, bank_ref, statement_id, credit_debit,"
+                " status, amount, currency, value_date, end_to_end_id, return_reason)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (partner, bank_ref) DO NOTHING",
+                (
+                    entry.partner,
+                    entry.bank_ref,
+                    entry.statement_id,
+                    entry.credit_debit,
+                    entry.status,
+                    entry.amount,
+                    entry.currency,
+                    entry.value_date,
+                    entry.end_to_end_id,
+                    entry.return_reason,
+                ),
+            )
+            == 1
+        )
+
+
+class SqlAdmin:
+    """What admins did."""
+
+    def __init__(self, ex: Executor) -> None:
+        self._ex = ex
+
+    def record_dlq_action(self, action: DlqAction, now: datetime) -> None:
+        self._ex.run(
+            "INSERT INTO dlq_actions (action, queue, message_id, reason, parked_why, body,"
+            " headers, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                action.action,
+                action.queue,
+                action.message_id,
+                action.reason,
+                action.parked_why,
+                action.body,
+                json.dumps(action.headers, default=str, sort_keys=True),
+                action.actor,
+                now,
+            ),
+        )
+
+
+class SqlCounters:
+    """Named sequences."""
+
+    def __init__(self, ex: Executor) -> None:
+        self._ex = ex
+
+    def next_value(self, name: str) -> int:
+        row = self._ex.one(
+            "INSERT INTO counters (name, value) VALUES (?, 1)"
+            " ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+            (name,),
+        )
+        assert row is not None
+        return int(row[0])
+
+
+class SqlClaims:
+    """Claims on work shared by several gateway instances."""
+
+    def __init__(self, ex: Executor) -> None:
+        self._ex = ex
+
+    def claim(self, kind: str, key: str, owner: str, now: datetime, until: datetime) -> bool:
+        return (
+            self._ex.run(
+                "INSERT INTO work_claims (kind, claim_key, owner, expires_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (kind, claim_key) DO UPDATE SET owner = excluded.owner,"
+                " expires_at = excluded.expires_at"
+                " WHERE work_claims.owner = excluded.owner OR work_claims.expires_at < ?",
+                (kind, key, owner, until, now),
+            )
+            == 1
+        )
+
+    def holds(self, kind: str, key: str, owner: str, now: datetime) -> bool:
+        row = self._ex.one(
+            f"SELECT owner FROM work_claims WHERE kind = ? AND claim_key = ?{self._ex.lock}",  # noqa: S608 - fixed clause
+            (kind, key),
+        )
+        return row is not None and row[0] == owner
+
+    def release(self, kind: str, key: str, owner: str) -> None:
+        self._ex.run(
+            "DELETE FROM work_claims WHERE kind = ? AND claim_key = ? AND owner = ?",
+            (kind, key, owner),
+        )
+
+
+class SqlUnitOfWork:
+    """The repositories of one transaction."""
+
+    def __init__(self, ex: Executor) -> None:
+        self.orders = SqlOrders(ex)
+        self.files = SqlFiles(ex)
+        self.inbound = SqlInbound(ex)
+        self.outbox = SqlOutbox(ex)
+        self.evidence = SqlEvidence(ex)
+        self.admin = SqlAdmin(ex)
+        self.counters = SqlCounters(ex)
+        self.claims = SqlClaims(ex)
+
+
+# --- the read-only port -------------------------------------------------------------------------
+
+
+class SqlQueries:
+    """Read-only questions, each one statement outside any write transaction."""
+
+    def __init__(self, reader: Executor) -> None:
+        self._q = reader
+
+    def _count(self, sql: str, args: Sequence[Any] = ()) -> int:
+        row = self._q.one(sql, args)
+        return int(row[0]) if row else 0
+
+    def _by(self, sql: str, args: Sequence[Any] = ()) -> dict[Any, int]:
+        return {key: int(n) for key, n in self._q.all(sql, args)}
+
+    def order(self, order_id: str) -> StoredOrder | None:
+        row = self._q.one(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ?",  # noqa: S608 - fixed columns
+            (order_id,),
+        )
+        return order_from_row(row) if row else None
+
+    def orders_by_state(self) -> dict[str, int]:
+        return self._by("SELECT state, COUNT(*) FROM orders GROUP BY state")
+
+    def invalid_count(self) -> int:
+        return self._count("SELECT COUNT(*) FROM invalid_orders")
+
+    def files_by_state(self) -> dict[str, int]:
+        return self._by("SELECT state, COUNT(*) FROM files GROUP BY state")
+
+    def outbox_pending(self) -> tuple[int, datetime | None]:
+        row = self._q.one(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE sent_at IS NULL"
+            " AND parked_at IS NULL"
+        )
+        return (int(row[0]), as_opt_time(row[1])) if row else (0, None)
+
+    def outbox_parked(self, *, dropped: bool = False) -> list[ParkedOutbox]:
+        rows = self._q.all(
+            "SELECT message_id, exchange, routing_key, parked_at, parked_why, body, sent_at"
+            " FROM outbox WHERE parked_at IS NOT NULL AND (? OR parked_why NOT LIKE ?)"
+            " ORDER BY id",
+            (dropped, DROPPED + "%"),
+        )
+        return [
+            ParkedOutbox(m, e, k, as_time(at), why, bytes(body), sent is not None)
+            for m, e, k, at, why, body, sent in rows
+        ]
+
+    def quarantined_count(self) -> int:
+        return self._count("SELECT COUNT(*) FROM quarantine")
+
+    def quarantine_reasons(self) -> list[tuple[str, str, int]]:
+        rows = self._q.all(
+            "SELECT partner, reason, COUNT(*) FROM quarantine GROUP BY partner, reason"
+            " ORDER BY partner, reason"
+        )
+        return [(p, r, int(n)) for p, r, n in rows]
+
+    def unmatched_by_partner(self) -> dict[str, int]:
+        return self._by("SELECT partner, COUNT(*) FROM unmatched GROUP BY partner")
+
+    def applied_by_type(self) -> list[tuple[str, str, int]]:
+        rows = self._q.all(
+            "SELECT partner, message_type, COUNT(*) FROM inbound_files"
+            " GROUP BY partner, message_type ORDER BY partner, message_type"
+        )
+        return [(p, t, int(n)) for p, t, n in rows]
+
+    def overdue_files(self, partner: str, sent_before: datetime) -> list[str]:
+        rows = self._q.all(
+            "SELECT msg_id FROM files WHERE partner = ? AND state = ? AND status_at IS NULL"
+            " AND sent_at < ? ORDER BY sent_at",
+            (partner, FileState.SENT.value, sent_before),
+        )
+        return [row[0] for row in rows]
+
+    def seen_inbound(self, partner: str, sha256: str) -> tuple[SeenAs, str | None] | None:
+        if self._q.one(
+            "SELECT 1 FROM inbound_files WHERE partner = ? AND sha256 = ?", (partner, sha256)
+        ):
+            return ("applied", None)
+        row = self._q.one(
+            "SELECT reason FROM quarantine WHERE partner = ? AND sha256 = ?", (partner, sha256)
+        )
+        return ("quarantined", str(row[0])) if row else None
+
+    def statement_days(self) -> list[date]:
+        rows = self._q.all("SELECT DISTINCT stmt_date FROM statements ORDER BY stmt_date")
+        return [day for (value,) in rows if (day := as_day(value)) is not None]
+
+    def statements_of_day(self, day: date, partner: str | None = None) -> list[StatementRecord]:
+        rows = self._q.all(
+            "SELECT partner, statement_id, msg_id, account, stmt_date, currency, opening,"
+            " closing, balances FROM statements WHERE stmt_date = ? AND (? OR partner = ?)"
+            " ORDER BY partner, account, statement_id",
+            (day, partner is None, partner or ""),
+        )
+        return [
+            StatementRecord(
+                partner=p,
+                statement_id=sid,
+                msg_id=m,
+                account=a,
+                stmt_date=as_day(d) or day,
+                currency=c,
+                opening=as_opt_money(o),
+                closing=as_opt_money(cl),
+                balances=json.loads(b),
+            )
+            for p, sid, m, a, d, c, o, cl, b in rows
+        ]
+
+    def statement_entries(self, partner: str, statement_id: str) -> list[StatementEntryRecord]:
+        rows = self._q.all(
+            "SELECT partner, bank_ref, statement_id, credit_debit, status, amount, currency,"
+            " value_date, end_to_end_id, return_reason FROM statement_entries"
+            " WHERE partner = ? AND statement_id = ? ORDER BY bank_ref",
+            (partner, statement_id),
+        )
+        return [
+            StatementEntryRecord(p, ref, sid, cd, st, as_money(a), c, as_day(v), e2e, rr)
+            for p, ref, sid, cd, st, a, c, v, e2e, rr in rows
+        ]
+
+    def booked_payments(self, partner: str, day: date) -> list[Booked]:
+        rows = self._q.all(
+            "SELECT order_id, amount, currency, bank_ref, payload FROM orders"
+            " WHERE partner = ? AND value_date = ? AND state IN (?, ?) ORDER BY order_id",
+            (partner, day, TxState.SETTLED.value, TxState.RETURNED.value),
+        )
+        return [Booked(o, as_money(a), c, ref, payload) for o, a, c, ref, payload in rows]
+
+    def booked_credits(self, partner: str, day: date) -> list[Booked]:
+        rows = self._q.all(
+            "SELECT bank_ref, amount, currency FROM revenue WHERE partner = ? AND value_date = ?"
+            " UNION ALL SELECT bank_ref, amount, currency FROM returns"
+            " WHERE partner = ? AND value_date = ? ORDER BY 1",
+            (partner, day, partner, day),
+        )
+        return [Booked(ref, as_money(a), c, ref) for ref, a, c in rows]
+
+    def orders_in_state(
+        self,
+        state: TxState | None = None,
+        *,
+        partner: str | None = None,
+        category: str | None = None,
+        currency: str | None = None,
+        limit: int | None = None,
+    ) -> list[StoredOrder]:
+        wanted = {"state": state.value if state else None, "partner": partner}
+        wanted |= {"category": category, "currency": currency}
+        where = " AND ".join(f"{column} = ?" for column, value in wanted.items() if value) or "1=1"
+        args: list[Any] = [value for value in wanted.values() if value]
+        rows = self._q.all(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY order_id"  # noqa: S608 - fixed columns
+            + (" LIMIT ?" if limit is not None else ""),
+            (*args, limit) if limit is not None else args,
+        )
+        return [order_from_row(row) for row in rows]
+
+    def rejected_by_reason(self) -> dict[str | None, int]:
+        return self._by(
+            "SELECT reason_code, COUNT(*) FROM orders WHERE state = ? GROUP BY reason_code",
+            (TxState.REJECTED.value,),
+        )
+
+    def sent_files_by_partner(self) -> dict[str, int]:
+        return self._by(
+            "SELECT partner, COUNT(*) FROM files WHERE sent_at IS NOT NULL GROUP BY partner"
+        )
+
+    def orders_by_partner(self) -> dict[str, int]:
+        return self._by("SELECT partner, COUNT(*) FROM orders GROUP BY partner")

@@ -1,0 +1,265 @@
+"""SQLite storage (WAL), the default: one file under var/, one writer at a time.
+
+Each thread has its own connection. A unit of work is one `BEGIN IMMEDIATE` transaction (the
+write lock is taken at its start, retried with backoff while another writer holds it); every
+SQLite fault (busy, locked, disk full, I/O) is raised as `TransientError`. Values are stored as
+text: amounts as plain decimals, times in UTC ISO 8601 with microseconds (sortable), dates ISO.
+
+SQLite takes one gateway instance: `claim_instance()` holds an exclusive lock beside the file for
+the life of `gateway run`, and a second instance is refused with one line. Several instances run
+on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from gateway.adapters.persistence import migrations
+from gateway.adapters.persistence.sql import Row, SqlQueries, SqlUnitOfWork
+from gateway.errors import ConfigError, TransientError
+from gateway.service.clock import stamp, utcnow
+from gateway.service.ports import Queries, UnitOfWork
+
+
+def _value(value: Any) -> Any:
+    """A domain value as SQLite keeps it."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return stamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _values(args: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(_value(v) for v in args)
+
+
+class SqliteExecutor:
+    """Statements on one connection; SQLite needs no row locks (one writer at a time)."""
+
+    lock = ""
+    skip_locked = ""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return int(self._conn.execute(sql, _values(args)).rowcount)
+
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
+        return int(self._conn.executemany(sql, [_values(r) for r in rows]).rowcount)
+
+    def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        row = self._conn.execute(sql, _values(args)).fetchone()
+        return tuple(row) if row is not None else None
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        return [tuple(row) for row in self._conn.execute(sql, _values(args)).fetchall()]
+
+
+class _Reader(SqliteExecutor):
+    """Read-only statements on the calling thread's connection, faults made transient."""
+
+    def __init__(self, storage: SqliteStorage) -> None:
+        self._storage = storage
+
+    def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        with _transient("read"):
+            return SqliteExecutor(self._storage.reader()).one(sql, args)
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        with _transient("read"):
+            return SqliteExecutor(self._storage.reader()).all(sql, args)
+
+
+@contextmanager
+def _transient(what: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise TransientError(f"database {what} failed: {exc}") from exc
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back what is open; SQLite may have rolled back already (disk full)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+class SqliteStorage:
+    """The storage port on one SQLite file."""
+
+    def __init__(self, path: Path, *, busy_timeout: float = 30.0, upgrade: bool = True) -> None:
+        self.path = path
+        self._busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._instance_lock: IO[str] | None = None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if upgrade:
+            self.upgrade()
+
+    @property
+    def kind(self) -> str:
+        return "sqlite"
+
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, timeout=self._busy_timeout, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        return conn
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection for units of work."""
+        return self._thread_connection("conn")
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's connection for queries: outside any unit of work, so a query sees only
+        what is committed, even from inside a unit."""
+        return self._thread_connection("reader")
+
+    def _thread_connection(self, which: str) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, which, None)
+        if conn is None:
+            with _transient("open"):
+                conn = self._connect()
+            setattr(self._local, which, conn)
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self.connection()
+        try:
+            self._begin(conn)
+        except sqlite3.OperationalError as exc:
+            raise TransientError(f"database busy: {exc}") from exc
+        try:
+            yield conn
+        except sqlite3.OperationalError as exc:
+            # Locked, disk full, I/O error: nothing was written; the work is retried later.
+            _rollback(conn)
+            raise TransientError(f"database fault: {exc}") from exc
+        except BaseException:
+            _rollback(conn)
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            _rollback(conn)
+            raise TransientError(f"database commit failed: {exc}") from exc
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        with self._transaction() as conn:
+            yield SqlUnitOfWork(SqliteExecutor(conn))
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        # busy_timeout already waits inside SQLite; these retries cover what it does not (a
+        # writer that holds the lock past it), for about as long again.
+        @retry(
+            retry=retry_if_exception_type(sqlite3.OperationalError),
+            wait=wait_exponential(multiplier=0.05, max=2),
+            stop=stop_after_delay(max(self._busy_timeout, 0.5)),
+            reraise=True,
+        )
+        def begin() -> None:
+            conn.execute("BEGIN IMMEDIATE")
+
+        begin()
+
+    @property
+    def queries(self) -> Queries:
+        return SqlQueries(_Reader(self))
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        """Any read-only statement, for tests and diagnostics (the services use `queries`)."""
+        return _Reader(self).all(sql, args)
+
+    def schema(self) -> tuple[int, int]:
+        with self._transaction() as conn:
+            ex = SqliteExecutor(conn)
+            _create_version_table(ex)
+            return _current(ex), migrations.newest("sqlite")
+
+    def upgrade(self) -> list[int]:
+        """Apply the pending migrations (an existing database is upgraded in place)."""
+        with self._transaction() as conn:
+            ex = SqliteExecutor(conn)
+            _create_version_table(ex)
+            return migrations.upgrade(
+                "sqlite",
+                migrations.Applier(
+                    current=lambda: _current(ex),
+                    run=conn.execute,
+                    record=lambda v, name, at: ex.run(
+                        "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                        (v, name, at),
+                    ),
+                ),
+                utcnow(),
+            )
+
+    def claim_instance(self) -> None:
+        """Hold this file for one gateway instance until the process ends; a second one is
+        refused with one line (SQLite has one writer: several instances need PostgreSQL)."""
+        if self._instance_lock is not None:
+            return
+        lock_path = self.path.with_name(self.path.name + ".instance")
+        handle = lock_path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise ConfigError(
+                f"another gateway instance ({holder}) runs on {self.path}: SQLite takes one"
+                " instance; run several on PostgreSQL (GATEWAY_DB_URL)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}\n")
+        handle.flush()
+        self._instance_lock = handle
+
+    def close(self) -> None:
+        """Close this thread's connections (other threads' close when their thread ends)."""
+        for which in ("conn", "reader"):
+            conn: sqlite3.Connection | None = getattr(self._local, which, None)
+            if conn is not None:
+                conn.close()
+                setattr(self._local, which, None)
+
+
+def _create_version_table(ex: SqliteExecutor) -> None:
+    ex.run(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
+        " name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+
+
+def _current(ex: SqliteExecutor) -> int:
+    row = ex.one("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+    return int(row[0]) if row else 0

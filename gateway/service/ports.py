@@ -1,0 +1,562 @@
+"""The storage port: what the services ask of the gateway's database, in domain values.
+
+A `Storage` opens units of work (one write transaction each: committed when the block ends,
+rolled back on any error) whose repositories change the gateway's state, and offers a read-only
+`Queries` port for status, metrics, reports and commands. Three adapters implement it, in
+gateway/adapters/persistence/: memory (unit tests), SQLite (the default) and PostgreSQL (several
+gateway instances); tests/contract/ holds the behaviour all three must show.
+
+Values cross the port typed: `Decimal` amounts, timezone-aware `datetime`, `date`, the state
+enums, ids. Only the adapters turn them into text or columns. Every fault of the database that
+may pass (busy, locked, gone, a concurrent change) is raised as `TransientError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+from gateway.domain.states import FileState, TxState
+from gateway.errors import ConfigError, TransientError
+
+AddResult = Literal["new", "duplicate", "conflict"]
+# What a partner's exact bytes became when they were taken in before.
+SeenAs = Literal["applied", "quarantined"]
+
+
+class ConcurrentChange(TransientError):  # noqa: N818 - names what happened, as STYLE.md has it
+    """Another unit of work changed the same row first: the whole unit is retried."""
+
+
+class ClaimLost(TransientError):  # noqa: N818 - same reason
+    """A claim expired and was taken over before its work was committed: the work is dropped,
+    the new holder does it."""
+
+
+class SchemaTooNew(ConfigError):  # noqa: N818 - same reason
+    """The database was upgraded by a newer gateway than this one."""
+
+
+# --- values ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """A valid order as intake stores it."""
+
+    order_id: str
+    content_hash: str
+    payload: str
+    partner: str
+    group_key: str
+    category: str
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrder:
+    """An order as the gateway keeps it, with where it stands."""
+
+    order_id: str
+    payload: str
+    partner: str
+    group_key: str
+    category: str
+    amount: Decimal
+    currency: str
+    state: TxState
+    msg_id: str | None
+    pmt_inf_id: str | None
+    status_code: str | None
+    reason_code: str | None
+    reason_text: str | None
+    bank_ref: str | None
+    value_date: date | None
+    received_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BankAnswer:
+    """What a bank said of one order when it moves: kept on the order (None keeps the old)."""
+
+    status_code: str | None = None
+    reason_code: str | None = None
+    reason_text: str | None = None
+    bank_ref: str | None = None
+    value_date: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundFile:
+    """A pain.001 file as built, before it is sent."""
+
+    msg_id: str
+    partner: str
+    message_type: str
+    nb_of_txs: int
+    ctrl_sum: Decimal
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message to publish, written in the same transaction as the change that caused it."""
+
+    message_id: str
+    exchange: str
+    routing_key: str
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMessage:
+    """An outbox message not yet confirmed by the broker."""
+
+    row_id: int
+    message: OutboxMessage
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyGroup:
+    """Orders waiting to be batched under one group key."""
+
+    group_key: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unmatched:
+    """A line of a verified bank file that could not be applied, with the reason."""
+
+    partner: str
+    msg_id: str
+    reference: str | None
+    reason: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Revenue:
+    """A collection a bank credited to the treasury, by the bank's reference."""
+
+    partner: str
+    bank_ref: str
+    msg_id: str
+    amount: Decimal
+    currency: str
+    value_date: date | None
+    payer: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnRecord:
+    """A settled payment that came back, by the return's bank reference."""
+
+    partner: str
+    bank_ref: str
+    order_id: str
+    msg_id: str
+    amount: Decimal
+    currency: str
+    value_date: date | None
+    reason_code: str | None
+    reason_text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatementRecord:
+    """One account's end-of-day statement, kept as evidence for reconciliation."""
+
+    partner: str
+    statement_id: str
+    msg_id: str
+    account: str
+    stmt_date: date
+    currency: str | None
+    opening: Decimal | None
+    closing: Decimal | None
+    balances: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class StatementEntryRecord:
+    """One entry of a kept statement, by the bank's reference."""
+
+    partner: str
+    bank_ref: str
+    statement_id: str
+    credit_debit: str
+    status: str
+    amount: Decimal
+    currency: str
+    value_date: date | None
+    end_to_end_id: str | None
+    return_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DlqAction:
+    """What an admin did with a parked message (a dropped one keeps its body)."""
+
+    action: str
+    queue: str
+    message_id: str | None
+    reason: str | None
+    parked_why: str | None
+    body: bytes | None
+    headers: dict[str, Any]
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedOutbox:
+    """An outbox message set aside for an admin."""
+
+    message_id: str
+    exchange: str
+    routing_key: str
+    parked_at: datetime
+    parked_why: str
+    body: bytes
+    sent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Booked:
+    """A payment or credit the gateway knows was booked on a day, for reconciliation."""
+
+    reference: str
+    amount: Decimal
+    currency: str
+    bank_ref: str | None
+    payload: str | None = None
+
+
+# --- repositories of a unit of work ------------------------------------------------------------
+
+
+class OrderRepository(Protocol):
+    """Payment orders and refused messages."""
+
+    def add(self, order: NewOrder, now: datetime) -> AddResult:
+        """Store a new order; same id and hash is a duplicate, same id and other hash a
+        conflict."""
+
+    def add_invalid(
+        self, *, subject: str, order_id: str | None, raw: bytes, reason: str, now: datetime
+    ) -> bool:
+        """Quarantine a refused message; False when the same body was refused before."""
+
+    def get(self, order_id: str) -> StoredOrder | None:
+        """One order (held against concurrent changes until the unit ends), or None."""
+
+    def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
+        """Received orders of one group, oldest first."""
+
+    def ready_groups(self, quiet_before: datetime, full_at: int) -> list[ReadyGroup]:
+        """Groups of received orders gone quiet since `quiet_before`, or big enough."""
+
+    def move(self, order: StoredOrder, target: TxState, answer: BankAnswer, now: datetime) -> None:
+        """Move an order from the state it was read in to `target` (a forward move by
+        `can_move`); ConcurrentChange when it moved meanwhile."""
+
+    def mark_batched(
+        self, assignments: Sequence[tuple[str, str]], msg_id: str, now: datetime
+    ) -> None:
+        """Move received orders (order_id, pmt_inf_id) into file msg_id; ConcurrentChange
+        when any of them is no longer received."""
+
+    def ids_in_file(self, msg_id: str) -> list[str]:
+        """Ids of the orders sent in one file."""
+
+    def ids_in_group(self, msg_id: str, pmt_inf_id: str) -> list[str]:
+        """Ids of the orders sent in one PmtInf of one file."""
+
+
+class FileRepository(Protocol):
+    """Outbound files and their deadlines."""
+
+    def add(self, file: OutboundFile, now: datetime) -> None:
+        """Record a file as built."""
+
+    def partner_of(self, msg_id: str) -> str | None:
+        """The partner a file was built for, or None for a file we never built."""
+
+    def sent(self, msg_id: str, now: datetime) -> None:
+        """A file reached its partner's channel: the file and its batched orders are sent."""
+
+    def set_status(self, msg_id: str, state: FileState, now: datetime) -> None:
+        """The status a partner gave a whole file (a rejection is never overwritten)."""
+
+    def status_reported(self, msg_id: str, now: datetime) -> None:
+        """A status report on the file arrived (the first one's time is kept)."""
+
+    def overdue_unflagged(self, partner: str, sent_before: datetime) -> list[tuple[str, datetime]]:
+        """(msg_id, sent_at) of files without any status report sent before the limit and not
+        flagged yet, oldest first."""
+
+    def flag_overdue(self, msg_id: str, partner: str, now: datetime) -> bool:
+        """Flag a file overdue; False when it was flagged already (by any instance)."""
+
+    def clear_overdue(self, msg_id: str, partner: str, now: datetime) -> datetime | None:
+        """Clear a file's overdue flag once: when it was flagged, or None."""
+
+
+class InboundRepository(Protocol):
+    """Bank files taken in, refused, and the lines that could not be applied."""
+
+    def first_sight(
+        self, partner: str, msg_id: str, message_type: str, raw: bytes, now: datetime
+    ) -> bool:
+        """Keep an inbound file; False when this partner already sent this very file. The same
+        MsgId with other content raises InvalidMessage."""
+
+    def quarantine(self, partner: str, raw: bytes, reason: str, now: datetime) -> bool:
+        """Keep a refused file with its reason; False when this copy is kept already."""
+
+    def unmatched(self, line: Unmatched, now: datetime) -> None:
+        """Keep a line that could not be applied."""
+
+    def entry_applied(self, partner: str, bank_ref: str) -> bool:
+        """True when an entry with this bank reference was applied before."""
+
+    def add_entry(
+        self, partner: str, bank_ref: str, msg_id: str, outcome: str, now: datetime
+    ) -> None:
+        """Remember an applied entry by its bank reference."""
+
+
+class OutboxRepository(Protocol):
+    """Messages written with the change that caused them, sent by a relay."""
+
+    def enqueue(self, message: OutboxMessage, now: datetime) -> bool:
+        """Add a message; False when the same message id is there already."""
+
+    def claim(
+        self,
+        owner: str,
+        limit: int,
+        now: datetime,
+        until: datetime,
+        *,
+        file_partners: Sequence[str] = (),
+        files_only: bool = False,
+    ) -> list[PendingMessage]:
+        """Claim up to `limit` pending messages, oldest first, for `owner` until `until`;
+        messages claimed by another owner whose claim has not expired are skipped.
+
+        Files for `file_partners` (reached by file exchange, not by the broker) are left out,
+        or, with `files_only`, are the only messages claimed."""
+
+    def mark_sent(self, row_ids: Sequence[int], now: datetime) -> None:
+        """Mark messages confirmed by the broker (or written to a partner's folder)."""
+
+    def release(self, row_ids: Sequence[int]) -> None:
+        """Give up claims on messages that were not sent, for any relay to try again."""
+
+    def park(self, row_id: int, reason: str, now: datetime) -> None:
+        """Set aside a message the broker cannot route, with the reason."""
+
+    def unpark(self, message_id: str) -> bool:
+        """Put a parked message back in line; False when there is no such parked message."""
+
+    def drop(self, message_id: str, now: datetime) -> bool:
+        """Take a parked message out of line for good (kept, marked dropped)."""
+
+
+class EvidenceRepository(Protocol):
+    """What banks booked: revenue, returns, statements."""
+
+    def add_revenue(self, revenue: Revenue, now: datetime) -> bool:
+        """Record a collection; False when this bank reference was seen before."""
+
+    def add_return(self, returned: ReturnRecord, now: datetime) -> None:
+        """Record a payment that came back (a repeated reference is kept once)."""
+
+    def add_statement(self, statement: StatementRecord, now: datetime) -> bool:
+        """Keep a statement; False when this partner sent this statement id before."""
+
+    def add_statement_entry(self, entry: StatementEntryRecord) -> bool:
+        """Keep one statement entry; False when its bank reference is kept already."""
+
+
+class AdminRepository(Protocol):
+    """What admins did."""
+
+    def record_dlq_action(self, action: DlqAction, now: datetime) -> None:
+        """Keep what an admin did with a parked message."""
+
+
+class CounterRepository(Protocol):
+    """Named sequences."""
+
+    def next_value(self, name: str) -> int:
+        """The next number of a named counter, never handed out twice."""
+
+
+class ClaimRepository(Protocol):
+    """Claims on work shared by several gateway instances (e.g. a batch group)."""
+
+    def claim(self, kind: str, key: str, owner: str, now: datetime, until: datetime) -> bool:
+        """Take the work for `owner` until `until`: True when it was free, expired or ours."""
+
+    def holds(self, kind: str, key: str, owner: str, now: datetime) -> bool:
+        """True when `owner` still holds the claim (held against takeover until the unit
+        ends)."""
+
+    def release(self, kind: str, key: str, owner: str) -> None:
+        """Give the work up (nothing when another owner holds it now)."""
+
+
+class UnitOfWork(Protocol):
+    """One write transaction and its repositories."""
+
+    @property
+    def orders(self) -> OrderRepository:
+        """The unit's orders repository."""
+
+    @property
+    def files(self) -> FileRepository:
+        """The unit's files repository."""
+
+    @property
+    def inbound(self) -> InboundRepository:
+        """The unit's inbound repository."""
+
+    @property
+    def outbox(self) -> OutboxRepository:
+        """The unit's outbox repository."""
+
+    @property
+    def evidence(self) -> EvidenceRepository:
+        """The unit's evidence repository."""
+
+    @property
+    def admin(self) -> AdminRepository:
+        """The unit's admin repository."""
+
+    @property
+    def counters(self) -> CounterRepository:
+        """The unit's counters repository."""
+
+    @property
+    def claims(self) -> ClaimRepository:
+        """The unit's claims repository."""
+
+
+# --- the read-only port ------------------------------------------------------------------------
+
+
+class Queries(Protocol):
+    """Read-only questions for status, metrics, reports and commands."""
+
+    def order(self, order_id: str) -> StoredOrder | None:
+        """One order, or None."""
+
+    def orders_by_state(self) -> dict[str, int]:
+        """Orders per state (stored orders only)."""
+
+    def invalid_count(self) -> int:
+        """Messages refused at intake."""
+
+    def files_by_state(self) -> dict[str, int]:
+        """Outbound files per state."""
+
+    def outbox_pending(self) -> tuple[int, datetime | None]:
+        """Messages waiting to be sent, and when the oldest of them was written."""
+
+    def outbox_parked(self, *, dropped: bool = False) -> list[ParkedOutbox]:
+        """Parked outbox messages, oldest first (those an admin dropped only with `dropped`)."""
+
+    def quarantined_count(self) -> int:
+        """Inbound files refused whole."""
+
+    def quarantine_reasons(self) -> list[tuple[str, str, int]]:
+        """(partner, reason, count) of refused inbound files."""
+
+    def unmatched_by_partner(self) -> dict[str, int]:
+        """Lines kept unmatched, per partner."""
+
+    def applied_by_type(self) -> list[tuple[str, str, int]]:
+        """(partner, message type, count) of bank files taken in."""
+
+    def overdue_files(self, partner: str, sent_before: datetime) -> list[str]:
+        """Files of a partner sent before the limit without any status report."""
+
+    def seen_inbound(self, partner: str, sha256: str) -> tuple[SeenAs, str | None] | None:
+        """Whether these exact bytes from a partner were taken in: applied, or quarantined
+        with its reason; None when never seen."""
+
+    def statement_days(self) -> list[date]:
+        """Days for which statements are kept."""
+
+    def statements_of_day(self, day: date, partner: str | None = None) -> list[StatementRecord]:
+        """Statements kept for a day (of one partner, or all), by partner and account."""
+
+    def statement_entries(self, partner: str, statement_id: str) -> list[StatementEntryRecord]:
+        """A kept statement's entries, by bank reference."""
+
+    def booked_payments(self, partner: str, day: date) -> list[Booked]:
+        """Orders settled (or settled then returned) with this value date."""
+
+    def booked_credits(self, partner: str, day: date) -> list[Booked]:
+        """Revenue collected and returns received with this value date."""
+
+    def orders_in_state(
+        self,
+        state: TxState | None = None,
+        *,
+        partner: str | None = None,
+        category: str | None = None,
+        currency: str | None = None,
+        limit: int | None = None,
+    ) -> list[StoredOrder]:
+        """Orders (in one state, or all), narrowed by partner, category or currency, by id."""
+
+    def rejected_by_reason(self) -> dict[str | None, int]:
+        """Rejected orders per reason code."""
+
+    def sent_files_by_partner(self) -> dict[str, int]:
+        """Files that reached their partner, per partner."""
+
+    def orders_by_partner(self) -> dict[str, int]:
+        """Orders per partner."""
+
+
+class Storage(Protocol):
+    """The gateway's database."""
+
+    @property
+    def kind(self) -> str:
+        """`memory`, `sqlite` or `postgresql`."""
+
+    @property
+    def queries(self) -> Queries:
+        """The read-only port."""
+
+    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
+        """A write transaction: committed when the block ends, rolled back on any error."""
+
+    def describe(self) -> str:
+        """Where the database is, fit for a log line (never a password)."""
+
+    def schema(self) -> tuple[int, int]:
+        """The schema version applied to the database, and the newest this gateway ships."""
+
+    def upgrade(self) -> list[int]:
+        """Apply the schema migrations the database lacks; the versions applied.
+        SchemaTooNew when the database is newer than this gateway."""
+
+    def claim_instance(self) -> None:
+        """Register this process as the gateway instance running on the database: SQLite takes
+        one (a second is refused with ConfigError), PostgreSQL any number."""
+
+    def close(self) -> None:
+        """Release connections."""

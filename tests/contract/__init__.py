@@ -1,0 +1,1 @@
+"""One storage contract, three backends: memory, SQLite and PostgreSQL."""

@@ -1,0 +1,489 @@
+"""The rules for bank replies (pain.002, camt.054, pacs.004), applied in memory.
+
+Each test stores orders in a file sent to a partner, applies one reply in a unit of work, and
+checks where the orders stand, what was posted to the treasury ledger and what was kept aside.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from gateway.adapters.persistence.memory import MemoryStorage
+from gateway.config import PartnerProfile, load_settings
+from gateway.domain.states import FileState, TxState
+from gateway.errors import InvalidMessage
+from gateway.iso20022.model import (
+    Entry,
+    EntryDetail,
+    Notification,
+    PaymentReturn,
+    ReturnedTransaction,
+    StatusReport,
+    TxStatus,
+)
+from gateway.service.channels import LEDGER_EXCHANGE
+from gateway.service.notifications import apply_notification
+from gateway.service.ports import NewOrder, OutboundFile, StoredOrder
+from gateway.service.reports import apply_report
+from gateway.service.returns import apply_return
+from tests.conftest import ROOT
+
+NOW = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+SETTLED_ON = date(2026, 11, 10)
+RETURNED_ON = date(2026, 11, 13)
+AMOUNT = Decimal("540000")
+FILE = "KBNN-AGR-20261110-000001"
+# The treasury's account at Agribank, as a camt.054 names it.
+ACCOUNT = "7411058271001"
+
+
+@pytest.fixture(scope="module")
+def partners() -> dict[str, PartnerProfile]:
+    """The partner profiles of the repository (conf/partners/*.toml)."""
+    return dict(load_settings(ROOT).partners)
+
+
+@pytest.fixture
+def agribank(partners: dict[str, PartnerProfile]) -> PartnerProfile:
+    """The partner whose replies the tests apply."""
+    return partners["agribank"]
+
+
+@pytest.fixture
+def storage() -> MemoryStorage:
+    """A fresh storage in memory."""
+    return MemoryStorage()
+
+
+def send_file(
+    storage: MemoryStorage,
+    orders: Sequence[tuple[str, str]],
+    *,
+    msg_id: str = FILE,
+    partner: str = "agribank",
+    amount: Decimal = AMOUNT,
+) -> None:
+    """Store orders (order_id, pmt_inf_id), batch them into one file and send it."""
+    with storage.unit_of_work() as uow:
+        for order_id, _ in orders:
+            payload = {"order_id": order_id, "budget": {"chapter": "622"}}
+            uow.orders.add(
+                NewOrder(
+                    order_id=order_id,
+                    content_hash=f"h-{order_id}",
+                    payload=json.dumps(payload),
+                    partner=partner,
+                    group_key=f"{partner}|g",
+                    category="social_benefit",
+                    amount=amount,
+                    currency="VND",
+                ),
+                NOW,
+            )
+        uow.files.add(
+            OutboundFile(
+                msg_id=msg_id,
+                partner=partner,
+                message_type="pain.001.001.09",
+                nb_of_txs=len(orders),
+                ctrl_sum=amount * len(orders),
+                sha256="0" * 64,
+            ),
+            NOW,
+        )
+        uow.orders.mark_batched(list(orders), msg_id, NOW)
+        uow.files.sent(msg_id, NOW)
+
+
+def report(
+    msg_id: str,
+    *lines: TxStatus,
+    group_status: str | None = None,
+    original: str = FILE,
+) -> StatusReport:
+    """A pain.002 on one of our files."""
+    return StatusReport(
+        msg_id=msg_id,
+        created_at=NOW,
+        original_msg_id=original,
+        original_msg_name_id="pain.001.001.09",
+        group_status=group_status,
+        transactions=lines,
+    )
+
+
+def debit(bank_ref: str, order_id: str, amount: Decimal = AMOUNT) -> Entry:
+    """A booked camt.054 debit of one of our payments."""
+    return Entry(
+        amount=amount,
+        currency="VND",
+        credit_debit="DBIT",
+        status="BOOK",
+        booking_date=SETTLED_ON,
+        value_date=SETTLED_ON,
+        account_servicer_ref=bank_ref,
+        details=(EntryDetail(amount=amount, currency="VND", end_to_end_id=order_id),),
+    )
+
+
+def notification(msg_id: str, *entries: Entry, account: str = ACCOUNT) -> Notification:
+    """A camt.054 for the treasury's account."""
+    return Notification(msg_id=msg_id, created_at=NOW, account=account, entries=entries)
+
+
+def payment_return(msg_id: str, *lines: ReturnedTransaction) -> PaymentReturn:
+    """A pacs.004 on our file."""
+    return PaymentReturn(msg_id=msg_id, created_at=NOW, original_msg_id=FILE, transactions=lines)
+
+
+def returned(return_id: str, order_id: str, amount: Decimal = AMOUNT) -> ReturnedTransaction:
+    """One payment coming back, with the bank's reason."""
+    return ReturnedTransaction(
+        amount=amount,
+        currency="VND",
+        return_id=return_id,
+        original_msg_id=FILE,
+        original_end_to_end_id=order_id,
+        settlement_date=RETURNED_ON,
+        reason_code="AC04",
+        reason_text="Tài khoản đã đóng",
+    )
+
+
+def apply(storage: MemoryStorage, partner: PartnerProfile, message: Any, raw: bytes) -> str:
+    """Apply one reply by the rules of its kind, in one unit of work."""
+    with storage.unit_of_work() as uow:
+        if isinstance(message, StatusReport):
+            return apply_report(uow, partner, message, raw, NOW)
+        if isinstance(message, Notification):
+            return apply_notification(uow, partner, message, raw, NOW)
+        return apply_return(uow, partner, message, raw, NOW)
+
+
+def raw_of(message: StatusReport | Notification | PaymentReturn) -> bytes:
+    """Bytes standing for the file a message was read from (one file per MsgId)."""
+    return f"<{type(message).__name__} {message.msg_id}/>".encode()
+
+
+def order(storage: MemoryStorage, order_id: str) -> StoredOrder:
+    """An order as committed."""
+    stored = storage.queries.order(order_id)
+    assert stored is not None
+    return stored
+
+
+def postings(storage: MemoryStorage) -> list[dict[str, Any]]:
+    """The ledger postings in the outbox, oldest first."""
+    rows = storage.snapshot().outbox.values()
+    return [json.loads(r.message.body) for r in rows if r.message.exchange == LEDGER_EXCHANGE]
+
+
+def unmatched_reasons(storage: MemoryStorage) -> list[str]:
+    """Why each kept line could not be applied, oldest first."""
+    return [line.reason for line, _ in storage.snapshot().unmatched]
+
+
+def settle_by_report(storage: MemoryStorage, partner: PartnerProfile, order_id: str) -> None:
+    """The bank reports the order settled (ACSC)."""
+    settled = report(f"R-SETTLE-{order_id}", TxStatus(order_id, "ACSC"))
+    assert apply(storage, partner, settled, raw_of(settled)) == "applied"
+
+
+# --- pain.002 status reports -----------------------------------------------------------------
+
+
+def test_actc_acknowledges_without_a_posting(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """ACTC moves a sent order to acknowledged, keeps the code, and posts nothing."""
+    send_file(storage, [("O-1", "P-1")])
+    message = report("R-1", TxStatus("O-1", "ACTC"))
+    assert apply(storage, agribank, message, raw_of(message)) == "applied"
+    stored = order(storage, "O-1")
+    assert (stored.state, stored.status_code) == (TxState.ACKNOWLEDGED, "ACTC")
+    assert postings(storage) == []
+
+
+def test_acsc_settles_with_a_payment_settled_posting(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """ACSC settles the order and writes its payment_settled posting in the same unit."""
+    send_file(storage, [("O-1", "P-1")])
+    settle_by_report(storage, agribank, "O-1")
+    assert order(storage, "O-1").state == "settled"
+    [posting] = postings(storage)
+    assert posting["kind"] == "payment_settled"
+    assert (posting["order_id"], posting["msg_id"]) == ("O-1", FILE)
+    assert (posting["status"], posting["amount"], posting["currency"]) == ("ACSC", "540000", "VND")
+    assert posting["budget"] == {"chapter": "622"}
+
+
+def test_rjct_rejects_with_its_reason_and_a_posting(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """RJCT with a reason rejects the order, keeps the reason and posts payment_rejected."""
+    send_file(storage, [("O-1", "P-1")])
+    line = TxStatus("O-1", "RJCT", reason_code="AC01", reason_text="Số tài khoản không đúng")
+    message = report("R-1", line)
+    apply(storage, agribank, message, raw_of(message))
+    stored = order(storage, "O-1")
+    assert (stored.state, stored.reason_code) == (TxState.REJECTED, "AC01")
+    [posting] = postings(storage)
+    assert posting["kind"] == "payment_rejected"
+    assert posting["reason"] == {"code": "AC01", "text": "Số tài khoản không đúng"}
+
+
+def test_a_late_actc_after_settled_moves_nothing(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """An ACTC arriving after the settlement leaves the order settled, unposted and unflagged."""
+    send_file(storage, [("O-1", "P-1")])
+    settle_by_report(storage, agribank, "O-1")
+    late = report("R-LATE", TxStatus("O-1", "ACTC"))
+    assert apply(storage, agribank, late, raw_of(late)) == "applied"
+    stored = order(storage, "O-1")
+    assert (stored.state, stored.status_code) == (TxState.SETTLED, "ACSC")
+    assert len(postings(storage)) == 1
+    assert unmatched_reasons(storage) == []
+
+
+def test_the_opposite_final_status_is_kept_as_unmatched(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """RJCT for a settled order changes nothing and is kept for a person, with the reason."""
+    send_file(storage, [("O-1", "P-1")])
+    settle_by_report(storage, agribank, "O-1")
+    contrary = report("R-CONTRARY", TxStatus("O-1", "RJCT", reason_code="AM04"))
+    apply(storage, agribank, contrary, raw_of(contrary))
+    assert order(storage, "O-1").state == "settled"
+    assert [p["kind"] for p in postings(storage)] == ["payment_settled"]
+    assert unmatched_reasons(storage) == ["RJCT for order O-1, which is already settled"]
+
+
+def test_a_group_status_covers_the_orders_not_named(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """A line's own status wins for its order; the group status moves the file's others."""
+    send_file(storage, [("O-1", "P-1"), ("O-2", "P-1"), ("O-3", "P-1")])
+    message = report("R-1", TxStatus("O-2", "RJCT", reason_code="AC04"), group_status="ACCP")
+    apply(storage, agribank, message, raw_of(message))
+    states = {o: order(storage, o).state for o in ("O-1", "O-2", "O-3")}
+    assert states == {
+        "O-1": TxState.ACKNOWLEDGED,
+        "O-2": TxState.REJECTED,
+        "O-3": TxState.ACKNOWLEDGED,
+    }
+    assert storage.snapshot().files[FILE].state is FileState.ACKNOWLEDGED
+    assert [p["order_id"] for p in postings(storage)] == ["O-2"]
+
+
+def test_a_pmtinf_status_covers_only_its_group(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """A PmtInf rejected whole rejects that group's orders; the other group stays sent."""
+    send_file(storage, [("O-1", "P-1"), ("O-2", "P-1"), ("O-3", "P-2")])
+    group = TxStatus(None, "RJCT", original_pmt_inf_id="P-1", reason_code="AM04")
+    message = report("R-1", group)
+    apply(storage, agribank, message, raw_of(message))
+    assert [order(storage, o).state for o in ("O-1", "O-2", "O-3")] == [
+        "rejected",
+        "rejected",
+        "sent",
+    ]
+    assert sorted(p["order_id"] for p in postings(storage)) == ["O-1", "O-2"]
+    assert {p["reason"]["code"] for p in postings(storage)} == {"AM04"}
+
+
+def test_a_report_on_another_partners_file_is_unmatched(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """Agribank reporting on a file sent to VietinBank moves nothing and is kept, named."""
+    send_file(storage, [("O-1", "P-1")], msg_id="KBNN-VTB-1", partner="vietinbank")
+    message = report("R-1", TxStatus("O-1", "ACSC"), original="KBNN-VTB-1")
+    assert apply(storage, agribank, message, raw_of(message)) == "applied"
+    assert order(storage, "O-1").state == "sent"
+    assert postings(storage) == []
+    [reason] = unmatched_reasons(storage)
+    assert "a file we never sent to it (it went to vietinbank)" in reason
+
+
+def test_a_line_for_an_unknown_order_is_unmatched(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """A status for an order the file does not hold is kept aside; the others still move."""
+    send_file(storage, [("O-1", "P-1")])
+    message = report("R-1", TxStatus("O-1", "ACSC"), TxStatus("O-404", "ACSC"))
+    apply(storage, agribank, message, raw_of(message))
+    assert order(storage, "O-1").state == "settled"
+    assert unmatched_reasons(storage) == ["no order O-404"]
+
+
+def test_the_same_report_twice_is_a_duplicate(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """The same bytes again are a duplicate that changes nothing."""
+    send_file(storage, [("O-1", "P-1")])
+    message = report("R-1", TxStatus("O-1", "ACSC"))
+    assert apply(storage, agribank, message, raw_of(message)) == "applied"
+    assert apply(storage, agribank, message, raw_of(message)) == "duplicate"
+    assert len(postings(storage)) == 1
+    assert unmatched_reasons(storage) == []
+
+
+def test_a_reused_msg_id_with_other_bytes_is_refused(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """Another file under a MsgId already taken in is refused whole, and nothing moves."""
+    send_file(storage, [("O-1", "P-1")])
+    apply(storage, agribank, report("R-1", TxStatus("O-1", "ACTC")), b"<first/>")
+    with pytest.raises(InvalidMessage, match="reused MsgId R-1"):
+        apply(storage, agribank, report("R-1", TxStatus("O-1", "RJCT")), b"<second/>")
+    assert order(storage, "O-1").state == "acknowledged"
+
+
+# --- camt.054 notifications --------------------------------------------------------------------
+
+
+def test_a_booked_debit_settles_with_bank_ref_and_value_date(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """A camt.054 debit of the order's amount settles it, keeping the bank's reference and
+    value date on the order and in its posting."""
+    send_file(storage, [("O-1", "P-1")])
+    message = notification("N-1", debit("BR-1", "O-1"))
+    assert apply(storage, agribank, message, raw_of(message)) == "applied"
+    stored = order(storage, "O-1")
+    assert (stored.state, stored.bank_ref, stored.value_date) == ("settled", "BR-1", SETTLED_ON)
+    [posting] = postings(storage)
+    assert posting["kind"] == "payment_settled"
+    assert (posting["bank_ref"], posting["value_date"]) == ("BR-1", "2026-11-10")
+
+
+def test_a_debit_of_another_amount_is_unmatched(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """A debit whose amount is not the order's leaves it sent and is kept with the reason."""
+    send_file(storage, [("O-1", "P-1")])
+    message = notification("N-1", debit("BR-1", "O-1", amount=Decimal("504000")))
+    apply(storage, agribank, message, raw_of(message))
+    assert order(storage, "O-1").state == "sent"
+    assert postings(storage) == []
+    [reason] = unmatched_reasons(storage)
+    assert "amount 504000 VND differs from order O-1's 540000 VND" in reason
+
+
+def test_a_bank_ref_sent_again_is_applied_once(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """The same entry in a second notification is a repeat: one settlement, one posting."""
+    send_file(storage, [("O-1", "P-1")])
+    for msg_id in ("N-1", "N-2"):
+        message = notification(msg_id, debit("BR-1", "O-1"))
+        assert apply(storage, agribank, message, raw_of(message)) == "applied"
+    assert order(storage, "O-1").state == "settled"
+    assert len(postings(storage)) == 1
+    assert storage.snapshot().camt_entries["agribank", "BR-1"][:2] == ("N-1", "settled")
+    assert unmatched_reasons(storage) == []
+
+
+def test_a_credit_is_revenue_with_its_posting(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """A booked credit for no payment of ours is revenue, kept once and posted to the ledger."""
+    credit = Entry(
+        amount=Decimal("1250000"),
+        currency="VND",
+        credit_debit="CRDT",
+        status="BOOK",
+        booking_date=SETTLED_ON,
+        value_date=SETTLED_ON,
+        account_servicer_ref="BR-REV-1",
+        details=(
+            EntryDetail(
+                amount=Decimal("1250000"),
+                currency="VND",
+                counterparty_name="Công ty TNHH Minh Phát",
+                remittance="Nộp thuế môn bài 2026",
+            ),
+        ),
+    )
+    message = notification("N-1", credit)
+    apply(storage, agribank, message, raw_of(message))
+    [posting] = postings(storage)
+    assert posting["kind"] == "revenue_collected"
+    assert (posting["bank_ref"], posting["amount"]) == ("BR-REV-1", "1250000")
+    assert posting["debtor_name"] == "Công ty TNHH Minh Phát"
+    assert posting["order_id"] is None
+    [(revenue, _)] = storage.snapshot().revenue.values()
+    assert (revenue.amount, revenue.value_date) == (Decimal("1250000"), SETTLED_ON)
+
+
+def test_a_notification_for_another_account_is_refused(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """A camt.054 on an account not in the partner's profile is refused whole."""
+    send_file(storage, [("O-1", "P-1")])
+    message = notification("N-1", debit("BR-1", "O-1"), account="108000271446")
+    with pytest.raises(InvalidMessage, match="not one of agribank's accounts"):
+        apply(storage, agribank, message, raw_of(message))
+    assert order(storage, "O-1").state == "sent"
+
+
+# --- pacs.004 returns --------------------------------------------------------------------------
+
+
+def test_a_settled_payment_returned_posts_payment_returned(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """A pacs.004 on a settled order returns it, keeps the settlement's bank details on the
+    order, and posts the return's own reference, date and reason."""
+    send_file(storage, [("O-1", "P-1")])
+    settled = notification("N-1", debit("BR-1", "O-1"))
+    apply(storage, agribank, settled, raw_of(settled))
+    message = payment_return("RT-1", returned("RTR-1", "O-1"))
+    assert apply(storage, agribank, message, raw_of(message)) == "applied"
+    stored = order(storage, "O-1")
+    assert (stored.state, stored.bank_ref, stored.value_date) == ("returned", "BR-1", SETTLED_ON)
+    settled_posting, returned_posting = postings(storage)
+    assert settled_posting["kind"] == "payment_settled"
+    assert returned_posting["kind"] == "payment_returned"
+    assert (returned_posting["bank_ref"], returned_posting["value_date"]) == (
+        "RTR-1",
+        "2026-11-13",
+    )
+    assert returned_posting["reason"]["code"] == "AC04"
+    [(record, _)] = storage.snapshot().returns.values()
+    assert (record.order_id, record.amount, record.value_date) == ("O-1", AMOUNT, RETURNED_ON)
+
+
+def test_a_return_of_an_unsettled_order_is_unmatched(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """A return for an order the bank never settled leaves it sent, unposted, kept aside."""
+    send_file(storage, [("O-1", "P-1")])
+    message = payment_return("RT-1", returned("RTR-1", "O-1"))
+    apply(storage, agribank, message, raw_of(message))
+    assert order(storage, "O-1").state == "sent"
+    assert postings(storage) == []
+    assert unmatched_reasons(storage) == ["return of order O-1, which is sent, not settled"]
+    assert storage.snapshot().returns == {}
+
+
+def test_a_return_sent_again_is_applied_once(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """The same return id in a second pacs.004 is a repeat: one return, one posting."""
+    send_file(storage, [("O-1", "P-1")])
+    settle_by_report(storage, agribank, "O-1")
+    for msg_id in ("RT-1", "RT-2"):
+        message = payment_return(msg_id, returned("RTR-1", "O-1"))
+        apply(storage, agribank, message, raw_of(message))
+    assert order(storage, "O-1").state == "returned"
+    assert [p["kind"] for p in postings(storage)] == ["payment_settled", "payment_returned"]
+    assert unmatched_reasons(storage) == []
