@@ -50,14 +50,14 @@ def cli(ctx: click.Context, log_format: str | None) -> None:
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Run the gateway services (intake, batcher, relay, inbound) until interrupted."""
-    from gateway.bootstrap import build_gateway, start_gateway
+    from gateway.bootstrap import build_gateway, open_database, start_gateway
     from gateway.runtime import Runtime
 
     settings = _settings(ctx)
     runtime = Runtime()
-    gateway = build_gateway(settings)
-    gateway.storage.claim_instance()  # SQLite takes one instance; PostgreSQL any number
-    start_gateway(gateway, runtime)
+    storage = open_database(settings)
+    storage.claim_instance()  # SQLite takes one instance; PostgreSQL any number
+    start_gateway(build_gateway(settings, storage), runtime)
     click.echo(f"gateway running against {_redact(settings.amqp_url)}; Ctrl-C stops", err=True)
     runtime.wait()
 

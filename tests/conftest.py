@@ -15,6 +15,9 @@ import pytest
 from gateway.adapters.softhsm import init_token, softhsm_conf, softhsm_module
 from gateway.config import DEFAULT_AMQP_URL, Settings, load_settings
 from gateway.profile import PartnerProfile, PinnedCertificate
+from tests.postgres import postgres_base_url, postgres_url
+
+__all__ = ["postgres_base_url", "postgres_url"]  # PostgreSQL fixtures (tests/postgres.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -78,6 +81,7 @@ def settings(tmp_path: Path) -> Settings:
     return replace(
         base,
         db_path=str(tmp_path / "gateway.db"),
+        db_url="",  # SQLite under tmp_path, whatever GATEWAY_DB_URL the shell has
         keys_dir=str(tmp_path / "keys"),
         partners=partners,
         batch_quiet_seconds=0.3,

@@ -429,10 +429,12 @@ class Soak:
         logs = self.config.workdir / "logs"
         bank_env = {**self._env, "GATEWAY_BANKSIM_FAULTS": f"{self.config.bank_faults},seed=7"}
         bank = Child("bank-sim", ["bank-sim", "--book", str(book)], bank_env, logs / "bank.log")
-        gateways = [
-            Child(f"gateway-{n}", ["run"], self._env, logs / f"gateway-{n}.log")
-            for n in range(1, self.config.instances + 1)
-        ]
+        names = (
+            ["gateway"]
+            if self.config.instances == 1
+            else [f"gateway-{n}" for n in range(1, self.config.instances + 1)]
+        )
+        gateways = [Child(name, ["run"], self._env, logs / f"{name}.log") for name in names]
         sink = LedgerSink(self.config.workdir / "ledger.db")
         runtime = Runtime()
         feed = _OrderFeed(settings, soak, self.config.publish_seconds, self.config.seed)

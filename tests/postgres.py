@@ -1,4 +1,4 @@
-"""PostgreSQL for tests: a fresh schema per test in the database at GATEWAY_TEST_POSTGRES_URL.
+"""PostgreSQL for tests: a fresh schema per test in the database at GATEWAY_TEST_POSTGRES_URL
 
 Without that variable the PostgreSQL tests are skipped with the reason, unless
 GATEWAY_REQUIRE_POSTGRES=1 (CI sets it): then its absence fails the test, never a silent skip.

@@ -1,0 +1,150 @@
+"""Schema versions: numbered migrations per backend, an existing database upgraded in place, a
+database newer than the code refused with one line, by `gateway run` and `gateway db` alike."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from gateway.adapters.persistence import migrations
+from gateway.adapters.persistence.postgres import PostgresStorage
+from gateway.adapters.persistence.sqlite import SqliteStorage
+from gateway.domain.states import TxState
+from gateway.service.ports import NewOrder, OutboxMessage, SchemaTooNew
+
+GATEWAY = str(Path(sys.executable).parent / "gateway")
+NOW = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+
+
+def _first_schema() -> str:
+    folder = resources.files("gateway.adapters.persistence").joinpath("schema", "sqlite")
+    return folder.joinpath("0001_initial.sql").read_text(encoding="utf-8")
+
+
+def _old_database(path: Path) -> None:
+    """A database as gateways before versioned migrations left it: the first schema, one
+    order, no schema_version table."""
+    conn = sqlite3.connect(path)
+    conn.executescript(_first_schema())
+    conn.execute(
+        "INSERT INTO orders (order_id, content_hash, payload, partner, group_key, category,"
+        " amount, currency, state, received_at, updated_at) VALUES ('OLD-1', 'h', '{}',"
+        " 'agribank', 'g', 'social_benefit', '606000', 'VND', 'settled',"
+        " '2026-10-01T01:00:00.000000+00:00', '2026-10-01T01:00:00.000000+00:00')"
+    )
+    conn.commit()
+    conn.close()
+
+
+def _gateway(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GATEWAY, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_versions_are_numbered_from_one_on_both_backends() -> None:
+    """Each backend ships the same versions, 1, 2, ... with no gap."""
+    sqlite_versions = [m.version for m in migrations.shipped("sqlite")]
+    postgres_versions = [m.version for m in migrations.shipped("postgres")]
+    assert sqlite_versions == postgres_versions == list(range(1, len(sqlite_versions) + 1))
+    assert len(sqlite_versions) >= 2
+
+
+def test_an_existing_sqlite_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A database from before versioning keeps its orders and gains the claim columns."""
+    path = tmp_path / "gateway.db"
+    _old_database(path)
+    storage = SqliteStorage(path)
+    try:
+        assert storage.schema() == (migrations.newest("sqlite"), migrations.newest("sqlite"))
+        old = storage.queries.order("OLD-1")
+        assert old is not None
+        assert old.state is TxState.SETTLED
+        assert old.amount == Decimal("606000")
+        with storage.unit_of_work() as uow:
+            uow.outbox.enqueue(OutboxMessage("m-1", "treasury.ledger", "k", b"{}", {}), NOW)
+            claimed = uow.outbox.claim("me", 10, NOW, NOW.replace(hour=2))
+        assert [p.message.message_id for p in claimed] == ["m-1"]
+    finally:
+        storage.close()
+
+
+def test_gateway_db_upgrade_says_what_it_applied(tmp_path: Path) -> None:
+    """`gateway db upgrade` on an old file names the versions applied, then nothing more."""
+    path = tmp_path / "gateway.db"
+    _old_database(path)
+    env = {"GATEWAY_DB_PATH": str(path), "GATEWAY_DB_URL": ""}
+    before = _gateway("db", "status", env=env)
+    assert before.returncode == 0, before.stderr
+    assert "schema version 0 of" in before.stdout
+    assert "pending" in before.stdout
+    first = _gateway("db", "upgrade", env=env)
+    assert first.returncode == 0, first.stderr
+    newest = migrations.newest("sqlite")
+    applied = ", ".join(str(v) for v in range(1, newest + 1))
+    assert f"schema version {newest} (applied {applied})" in first.stdout
+    again = _gateway("db", "upgrade", env=env)
+    assert f"schema version {newest} (nothing to apply)" in again.stdout
+    assert "up to date" in _gateway("db", "status", env=env).stdout
+
+
+def test_a_sqlite_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    """A file upgraded by a newer gateway is refused by the adapter and by the command line
+    with one line, and is left as it was."""
+    path = tmp_path / "gateway.db"
+    SqliteStorage(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_version VALUES (99, 'future', '2030-01-01T00:00:00+00:00')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaTooNew, match="schema version 99, newer than this gateway"):
+        SqliteStorage(path)
+    env = {"GATEWAY_DB_PATH": str(path), "GATEWAY_DB_URL": ""}
+    for command in (("db", "upgrade"), ("status",)):
+        result = _gateway(*command, env=env)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1
+        assert "schema version 99" in lines[0]
+
+
+def test_postgres_migrates_once_and_refuses_a_newer_database(postgres_url: str) -> None:
+    """On PostgreSQL the migrations are applied once, recorded, and a newer schema refused."""
+    first = PostgresStorage(postgres_url)
+    try:
+        newest = migrations.newest("postgres")
+        assert first.schema() == (newest, newest)
+        assert first.upgrade() == []
+        with first.unit_of_work() as uow:
+            uow.orders.add(
+                NewOrder("PG-1", "h", "{}", "agribank", "g", "salary", Decimal("12.50"), "EUR"),
+                NOW,
+            )
+    finally:
+        first.close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (99, 'future', now())")
+    with pytest.raises(SchemaTooNew, match="schema version 99"):
+        PostgresStorage(postgres_url)
+    untouched = PostgresStorage(postgres_url, upgrade=False)
+    try:
+        stored = untouched.queries.order("PG-1")
+        assert stored is not None
+        assert stored.amount == Decimal("12.50")
+    finally:
+        untouched.close()
