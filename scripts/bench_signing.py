@@ -85,10 +85,11 @@ def hsm_figures(count: int) -> None:
     print("|---|---|---|---|")
     for curve, name in ((False, "RSA-3072"), (True, "ECDSA P-256")):
         pair = KeyPair(*generate_keypair("bench", curve=curve, valid_from=since))
+        key_label = "ec" if curve else "rsa"
         create_key(
-            hsm, label, curve=curve, common_name="bench", valid_from=since, valid_until=until
+            hsm, key_label, curve=curve, common_name="bench", valid_from=since, valid_until=until
         )
-        held = TokenKeyStore(hsm, label).ring().current
+        held = TokenKeyStore(hsm, key_label).ring().current
         signed_info = sign_enveloped(build_pain001(benefits_batch(1)), pair)
         start = signed_info.index(b"<ds:SignedInfo")
         data = signed_info[start : signed_info.index(b"</ds:SignedInfo>") + 16]

@@ -78,6 +78,13 @@ def keys() -> None:
     is_flag=True,
     help="With --pkcs11: a certificate request for the CA instead of a self-signed certificate.",
 )
+@click.option(
+    "--valid-from",
+    "valid_from",
+    default=None,
+    help="Start of the self-signed certificate's validity (ISO date-time with offset; default"
+    " now), e.g. for a demo replaying a past month.",
+)
 @click.pass_context
 def generate(
     ctx: click.Context,
@@ -86,13 +93,15 @@ def generate(
     pkcs12_format: bool,
     in_token: bool | None,
     request: bool,
+    valid_from: str | None,
 ) -> None:
     """Generate our signing key and its certificate, encrypted with the passphrase (or inside
     the HSM token, never extractable)."""
     settings = _settings(ctx)
     name = name or settings.signing_key
+    since = _moment(valid_from) if valid_from else None
     if _uses_token(settings, in_token):
-        _generate_in_token(settings, name, curve=curve, request=request)
+        _generate_in_token(settings, name, curve=curve, request=request, since=since)
         return
     if request:
         raise click.BadParameter("--csr is for a key in the HSM token (--pkcs11)")
@@ -100,7 +109,9 @@ def generate(
     if has_pair(directory, name):
         raise ConfigError(f"key {name!r} already exists in {directory}; use `gateway keys rotate`")
     passphrase = _passphrase()
-    key_pem, cert_pem = generate_keypair(f"{settings.initiating_party} - gateway", curve=curve)
+    key_pem, cert_pem = generate_keypair(
+        f"{settings.initiating_party} - gateway", curve=curve, valid_from=since
+    )
     store_pair(directory, name, key_pem, cert_pem, passphrase, pkcs12_format=pkcs12_format)
     pair = load_pair(directory, name, passphrase)
     click.echo(f"generated {name}: key id {pair.key_id}, certificate {_cert_file(directory, name)}")
@@ -116,7 +127,9 @@ def _token(settings: Settings) -> Any:
     return token_for(settings)
 
 
-def _generate_in_token(settings: Settings, name: str, *, curve: bool, request: bool) -> None:
+def _generate_in_token(
+    settings: Settings, name: str, *, curve: bool, request: bool, since: datetime | None
+) -> None:
     from gateway.adapters.pkcs11 import create_key
 
     now = datetime.now(UTC)
@@ -125,7 +138,7 @@ def _generate_in_token(settings: Settings, name: str, *, curve: bool, request: b
         name,
         curve=curve,
         common_name=f"{settings.initiating_party} - gateway",
-        valid_from=now - timedelta(minutes=5),
+        valid_from=since or now - timedelta(minutes=5),
         valid_until=now + CERT_VALIDITY,
         request=request,
     )

@@ -54,9 +54,12 @@ def test_generate_list_rotate_in_the_token(token_settings: Settings, tmp_path: P
     come, the next rotate makes it current and keeps the old one as retired. No output shows the
     PIN."""
     outputs, run = _runner(token_settings, tmp_path)
-    out = run("keys", "generate", "--pkcs11")  # type: ignore[operator]
+    out = run("keys", "generate", "--pkcs11", "--valid-from", "2024-01-01T00:00:00+07:00")  # type: ignore[operator]
     assert f"in token {token_settings.pkcs11_token!r} label 'kbnn-gateway'" in out
-    assert (token_settings.keys_path / "kbnn-gateway.cert.pem").is_file()
+    cert = x509.load_pem_x509_certificate(
+        (token_settings.keys_path / "kbnn-gateway.cert.pem").read_bytes()
+    )
+    assert cert.not_valid_before_utc == datetime(2023, 12, 31, 17, tzinfo=UTC)
     assert not list(token_settings.keys_path.glob("*.key.pem"))
     when = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
     assert "prepared the next key" in run(  # type: ignore[operator]
