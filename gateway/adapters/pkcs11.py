@@ -54,6 +54,8 @@ APPLICATION = "kbnn-gateway"
 # DER of the named curve P-256 (secp256r1), as CKA_EC_PARAMS holds it.
 P256_PARAMS = bytes.fromhex("06082a8648ce3d030107")
 RSA_BITS = 3072
+# A key name "id:0a1b2c..." finds the key by its CKA_ID (hex) instead of its label.
+ID_PREFIX = "id:"
 # Seconds a key ring read from the token is kept before the token is asked again.
 RING_TTL = 5.0
 
@@ -377,12 +379,30 @@ class TokenKeyStore:
         return ring
 
     def _read(self, session: pkcs11.Session, name: str) -> KeyRing:
+        if name.startswith(ID_PREFIX):
+            # A key an HSM officer made, named by its CKA_ID: no next key beside it.
+            return KeyRing(name, self._key_by_id(session, name))
         current = self._key(session, name, required=True)
         assert current is not None
         following = self._key(session, f"{name}.next", required=False)
         if following is None:
             return KeyRing(name, current)
         return KeyRing(name, current, following, activation(session, self._token.config, name))
+
+    def _key_by_id(self, session: pkcs11.Session, name: str) -> TokenKey:
+        config = self._token.config
+        try:
+            key_id = bytes.fromhex(name.removeprefix(ID_PREFIX))
+        except ValueError:
+            raise ConfigError(f"key {name!r}: the CKA_ID after {ID_PREFIX!r} is not hex") from None
+        found = list(
+            session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: key_id})
+        )
+        if len(found) != 1:
+            raise ConfigError(
+                f"{config.where} has {len(found)} private keys with id {key_id.hex()}"
+            )
+        return self._token_key(session, found[0], str(found[0][Attribute.LABEL]))
 
     def _key(self, session: pkcs11.Session, label: str, *, required: bool) -> TokenKey | None:
         config = self._token.config
@@ -394,10 +414,18 @@ class TokenKeyStore:
                     " create it with `gateway keys generate --pkcs11`"
                 )
             return None
+        return self._token_key(session, private, label)
+
+    def _token_key(self, session: pkcs11.Session, private: pkcs11.Object, label: str) -> TokenKey:
+        """The signing key of a private key object, with its certificate (checked against the
+        public key beside it)."""
+        config = self._token.config
         key_id = bytes(private[Attribute.ID])
         cert_pem = self._certificate(session, label, key_id)
-        public = _one(session, ObjectClass.PUBLIC_KEY, label, config.where)
-        if public is not None and _spki(public_key_of(public)) != _spki(
+        publics = list(
+            session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.ID: key_id})
+        )
+        if publics and _spki(public_key_of(publics[0])) != _spki(
             x509.load_pem_x509_certificate(cert_pem).public_key()  # type: ignore[arg-type]
         ):
             raise ConfigError(f"{config.where}: the certificate of key {label!r} is another key's")

@@ -4,6 +4,7 @@ and signxml, enveloped and detached, RSA-SHA256 and ECDSA-SHA256; the key never 
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +21,14 @@ from gateway.bootstrap import our_keyring, our_keys
 from gateway.config import Settings
 from gateway.iso20022.pain001 import build_pain001
 from gateway.profile.signature import SignaturePolicy
-from gateway.signing import TokenKey, sign, sign_for_partner, trusted, verify_for_partner
+from gateway.signing import (
+    TokenKey,
+    sign,
+    sign_for_partner,
+    trusted,
+    verify,
+    verify_for_partner,
+)
 from tests.conftest import xmlsec1_verify
 from tests.hsm.support import token_key
 from tests.unit.factories import benefits_batch
@@ -130,3 +138,13 @@ def test_the_batcher_key_source_is_the_token(token_settings: Settings) -> None:
     assert isinstance(ring.current, TokenKey)
     assert "pkcs11 token" in ring.current.where
     assert not (Path(token_settings.keys_path) / "kbnn-gateway.key.pem").exists()
+
+
+def test_a_key_may_be_named_by_its_id(token_settings: Settings) -> None:
+    """signing_key "id:<hex>" finds the key by CKA_ID, as an HSM officer may have made it."""
+    created = token_key(token_settings, "made-by-the-hsm-officer")
+    by_id = replace(token_settings, signing_key=f"id:{created.id.hex()}")
+    ring = our_keyring(by_id)
+    assert ring.next is None
+    assert ring.current.cert_pem == created.cert_pem
+    verify(sign(_document(3), ring.current), ring.current.cert_pem)
