@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gateway.adapters.db import Database
+from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.bootstrap import our_keypair
 from gateway.config import Settings, load_settings
 from gateway.demo.eod import RETURN_REASON, RETURNS
@@ -43,6 +43,7 @@ def outcome(
     shutil.copytree(ROOT / "conf", home / "conf")
     shutil.copytree(ROOT / "schemas", home / "schemas")
     env = {**os.environ, "GATEWAY_HOME": str(home), "GATEWAY_AMQP_URL": broker_url}
+    env.pop("GATEWAY_DB_URL", None)  # the demo's own SQLite file, which these tests read
     done = subprocess.run(
         [str(Path(sys.executable).parent / "gateway"), "demo", "--json"],
         capture_output=True,
@@ -57,10 +58,16 @@ def outcome(
     return result, DemoPaths(home / "var" / "demo"), load_settings(home)
 
 
+def gateway_db(paths: DemoPaths) -> SqliteStorage:
+    """The database the demo left behind (SQLite), opened to read it."""
+    assert paths.gateway_db.is_file()
+    return SqliteStorage(paths.gateway_db, upgrade=False)
+
+
 def test_every_order_ends_in_exactly_one_final_state(outcome: Any, month: DemoMonth) -> None:
     """No order is left in flight; each valid order appears once, in a final state."""
     _, paths, _ = outcome
-    db = Database(paths.gateway_db)
+    db = gateway_db(paths)
     rows = db.query("SELECT order_id, state FROM orders")
     assert len(rows) == len(month.orders) == len({r[0] for r in rows})
     assert {state for _, state in rows} <= {"settled", "rejected", "returned"}
@@ -137,7 +144,7 @@ def test_vnd_totals_of_postings_equal_the_orders(outcome: Any, month: DemoMonth)
 def test_the_benefit_run_travels_in_one_file(outcome: Any, month: DemoMonth) -> None:
     """All payouts sharing the batch_ref leave in a single pain.001, as the contract promises."""
     _, paths, _ = outcome
-    file_of = dict(Database(paths.gateway_db).query("SELECT order_id, msg_id FROM orders"))
+    file_of = dict(gateway_db(paths).query("SELECT order_id, msg_id FROM orders"))
     for ref in {o["batch_ref"] for o in month.orders if o.get("batch_ref")}:
         files = {file_of[o["order_id"]] for o in month.orders if o.get("batch_ref") == ref}
         assert len(files) == 1, f"batch {ref} went out in {len(files)} files"
@@ -146,7 +153,7 @@ def test_the_benefit_run_travels_in_one_file(outcome: Any, month: DemoMonth) -> 
 def test_every_file_sent_validates_and_its_signature_verifies(outcome: Any) -> None:
     """Each pain.001 the gateway sent verifies with our certificate and passes its XSD."""
     result, paths, settings = outcome
-    db = Database(paths.gateway_db)
+    db = gateway_db(paths)
     files = db.query(
         "SELECT o.body, o.message_id FROM outbox o JOIN files f ON f.msg_id = o.message_id"
         " WHERE o.sent_at IS NOT NULL"
@@ -162,7 +169,7 @@ def test_every_file_sent_validates_and_its_signature_verifies(outcome: Any) -> N
 def test_every_file_sent_verifies_with_xmlsec1(outcome: Any, xmlsec1: str, tmp_path: Path) -> None:
     """An independent implementation (xmlsec1, the reference C library) accepts every file."""
     _, paths, settings = outcome
-    db = Database(paths.gateway_db)
+    db = gateway_db(paths)
     files = db.query("SELECT o.body FROM outbox o JOIN files f ON f.msg_id = o.message_id")
     cert = tmp_path / "kbnn.cert.pem"
     cert.write_bytes(our_keypair(settings).cert_pem)
@@ -186,8 +193,10 @@ def test_summary_is_json_with_the_documented_keys(outcome: Any) -> None:
         "rejected_vnd",
         "revenue_vnd",
         "duration_s",
+        "database",
     }
     assert keys <= set(result)
+    assert result["database"] == "sqlite"  # the default when GATEWAY_DB_URL is not set
 
 
 def test_nothing_waits_for_an_admin(outcome: Any) -> None:
@@ -204,7 +213,7 @@ BILLS = {"electricity", "water", "telecom"}
 def test_the_bills_went_to_vietinbank_over_files(outcome: Any, month: DemoMonth) -> None:
     """Orders are routed by debtor account: the bills to the files partner, the rest by AMQP."""
     result, paths, _ = outcome
-    db = Database(paths.gateway_db)
+    db = gateway_db(paths)
     partner_of = dict(db.query("SELECT order_id, partner FROM orders"))
     for order in month.orders:
         expected = "vietinbank" if order["category"] in BILLS else "agribank"
@@ -222,7 +231,7 @@ def test_every_payment_file_reached_the_folder_once_and_every_report_was_read(
     """Each file for VietinBank lies in the bank's folder as <MsgId>.xml, signed and valid; each
     report the bank wrote was read and moved to processed/; nothing failed or waits."""
     result, paths, settings = outcome
-    db = Database(paths.gateway_db)
+    db = gateway_db(paths)
     sent = {
         msg_id
         for (msg_id,) in db.query(
@@ -256,7 +265,7 @@ def test_every_payment_file_reached_the_folder_once_and_every_report_was_read(
 def test_files_partner_orders_are_all_settled_with_postings(outcome: Any, month: DemoMonth) -> None:
     """Every bill paid over files is settled and posted once to the ledger."""
     _, paths, _ = outcome
-    db = Database(paths.gateway_db)
+    db = gateway_db(paths)
     states = dict(
         db.query("SELECT state, COUNT(*) FROM orders WHERE partner = 'vietinbank' GROUP BY 1")
     )
@@ -274,7 +283,7 @@ def test_every_statement_reconciles(outcome: Any) -> None:
     """Each bank's end-of-day camt.053 matches the gateway's settled payments, revenue and
     returns, and its balances add up; every partner account has one."""
     result, paths, _ = outcome
-    db = Database(paths.gateway_db)
+    db = gateway_db(paths)
     assert result["statements"] == result["statements_reconciled"] >= 2
     assert result["reconciliation_problems"] == []
     accounts = {row for row in db.query("SELECT DISTINCT partner, account FROM statements")}

@@ -89,19 +89,21 @@ def test_a_detached_partner_end_to_end_over_amqp(
         deadline = time.monotonic() + 30
         states: dict[str, str] = {}
         while time.monotonic() < deadline:
-            states = dict(gateway.db.query("SELECT order_id, state FROM orders"))
+            states = dict(gateway.storage.query("SELECT order_id, state FROM orders"))
             if set(states.values()) == {"settled"} and len(states) == 2:
                 break
             time.sleep(0.2)
     finally:
         runtime.stop()
     assert states == {"DT-1": "settled", "DT-2": "settled"}
-    [(headers,)] = gateway.db.query("SELECT headers FROM outbox WHERE exchange = 'gateway.to-bank'")
+    [(headers,)] = gateway.storage.query(
+        "SELECT headers FROM outbox WHERE exchange = 'gateway.to-bank'"
+    )
     assert json.loads(headers)["signature"].startswith("<?xml")
-    assert gateway.db.query("SELECT COUNT(*) FROM quarantine") == [(0,)]
-    kinds = gateway.db.query("SELECT message_type FROM inbound_files ORDER BY 1")
+    assert gateway.storage.query("SELECT COUNT(*) FROM quarantine") == [(0,)]
+    kinds = gateway.storage.query("SELECT message_type FROM inbound_files ORDER BY 1")
     assert [k[:8] for (k,) in kinds] == ["camt.054", "pain.002"]
-    postings = gateway.db.query(
+    postings = gateway.storage.query(
         "SELECT COUNT(*) FROM outbox WHERE routing_key = 'posting.payment_settled'"
     )
     assert postings == [(2,)]
@@ -122,11 +124,11 @@ def test_a_detached_partner_end_to_end_over_files(settings: Settings, tmp_path: 
             body = (exchange.inbound_path / name).read_bytes()
             assert parse_xml(body).find(f".//{{{DSIG}}}Signature") is None
     assert exchange.scanner().scan() == Counter(applied=2)
-    states = dict(exchange.gateway.db.query("SELECT order_id, state FROM orders"))
+    states = dict(exchange.gateway.storage.query("SELECT order_id, state FROM orders"))
     assert states == {"DV2611-0101": "settled", "DV2611-0102": "settled"}
-    assert exchange.gateway.db.query("SELECT state FROM files WHERE msg_id = ?", (msg_id,)) == [
-        ("acknowledged",)
-    ]
+    assert exchange.gateway.storage.query(
+        "SELECT state FROM files WHERE msg_id = ?", (msg_id,)
+    ) == [("acknowledged",)]
     files = exchange.settings.partners[PARTNER].files
     assert files is not None
     taken = sorted(p.name for p in (Path(files.outbound) / "taken").iterdir())
@@ -141,7 +143,7 @@ def test_an_unsigned_file_to_a_detached_bank_is_refused(settings: Settings, tmp_
     gateway.intake.handle([_Msg(json.dumps(order(order_id="DT-9")).encode())])
     time.sleep(settings.batch_quiet_seconds + 0.1)
     assert gateway.batcher.tick() == 1
-    [(body,)] = gateway.db.query("SELECT body FROM outbox WHERE exchange = 'gateway.to-bank'")
+    [(body,)] = gateway.storage.query("SELECT body FROM outbox WHERE exchange = 'gateway.to-bank'")
     [(_, kind, reply)] = bank.receive(bytes(body))
     report = read_pain002(parse_xml(reply))
     assert (kind, report.group_status, report.group_reason_code) == ("pain.002", "RJCT", "DS0A")
@@ -169,7 +171,7 @@ def _built_file(settings: Settings, order_id: str) -> tuple[bytes, str]:
     gateway.intake.handle([_Msg(json.dumps(order(order_id=order_id)).encode())])
     time.sleep(settings.batch_quiet_seconds + 0.1)
     assert gateway.batcher.tick() == 1
-    [(body,)] = gateway.db.query("SELECT body FROM outbox WHERE exchange = 'gateway.to-bank'")
+    [(body,)] = gateway.storage.query("SELECT body FROM outbox WHERE exchange = 'gateway.to-bank'")
     [key_name] = parse_xml(bytes(body)).xpath("//ds:KeyName/text()", namespaces={"ds": DSIG})
     return bytes(body), str(key_name)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from gateway.adapters import topology
-from gateway.adapters.db import Database
 from gateway.adapters.rabbitmq import connect
+from gateway.bootstrap import open_database
 from gateway.config import load_settings
 from gateway.service.file_scanner import CLAIMED, Claim
 from gateway.service.intake import IntakeService
@@ -113,7 +113,7 @@ def test_submit_a_csv_missing_a_column(home: Path) -> None:
 def test_orders_show_prints_one_order(home: Path) -> None:
     """`orders show` prints the stored order with its state."""
     settings = load_settings(home)
-    IntakeService(Database(settings.db_file), settings).handle(
+    IntakeService(open_database(settings), settings).handle(
         [Msg(json.dumps(order(), ensure_ascii=False).encode())]
     )
     result = run(home, "orders", "show", "BTXH2611-000001")
@@ -163,7 +163,7 @@ def test_bank_sim_with_a_broken_book(home: Path) -> None:
 def test_status_counts_what_the_database_holds(home: Path) -> None:
     """`status --json` shows orders by state and the admin queues, including refused orders."""
     settings = load_settings(home)
-    intake = IntakeService(Database(settings.db_file), settings)
+    intake = IntakeService(open_database(settings), settings)
     intake.handle([Msg(json.dumps(order(), ensure_ascii=False).encode()), Msg(b"not json")])
     result = run(home, "status", "--json")
     assert result.returncode == 0, result.stderr
@@ -177,7 +177,7 @@ def test_status_shows_what_waits_in_the_inbound_folders(home: Path) -> None:
     """Per files partner: complete reports waiting, one being written, one claimed by a scanner
     that never finished (signatures not counted); an unreadable folder is named, not fatal."""
     settings = load_settings(home)
-    IntakeService(Database(settings.db_file), settings).handle([Msg(b"not json")])
+    IntakeService(open_database(settings), settings).handle([Msg(b"not json")])
     inbound = home / "var" / "exchange" / "vietinbank" / "from-bank"
     (inbound / CLAIMED).mkdir(parents=True)
     for name in ("VTB-STS-1.xml", "VTB-DBT-1.xml", "VTB-DBT-1.xml.sig", ".VTB-2.xml.77-ab.part"):

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pika
@@ -17,7 +18,6 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from gateway.adapters import topology
-from gateway.adapters.db import Database
 from gateway.adapters.prometheus_state import StateCollector
 from gateway.adapters.rabbitmq import (
     PARKED_REASON_HEADER,
@@ -29,13 +29,14 @@ from gateway.adapters.rabbitmq import (
     consume,
 )
 from gateway.banksim.bank import AccountBook
-from gateway.bootstrap import build_bank, build_gateway
+from gateway.bootstrap import build_bank, build_gateway, open_database
 from gateway.config import Settings
 from gateway.demo.month import generate_month
 from gateway.errors import ConfigError, PermanentError, TransientError
-from gateway.service.clock import stamp, utcnow
+from gateway.service.clock import utcnow
 from gateway.service.deadlines import DeadlineWatch
 from gateway.service.overview import overview
+from gateway.service.ports import OutboundFile
 from gateway.service.relay import RelayService
 from tests.unit.test_intake import Msg
 
@@ -181,28 +182,30 @@ def test_an_overdue_file_is_flagged_once_in_logs_status_and_on_the_broker(
     ch = conn.channel()
     topology.declare_on(conn, settings.partners, settings.delivery_limit)
     ch.queue_purge(topology.ADMIN_QUEUE)
-    db = Database(settings.db_file)
+    storage = open_database(settings)
     now = utcnow()
     deadline = settings.partners["agribank"].status_deadline_minutes
-    with db.transaction() as tx:
+    with storage.unit_of_work() as uow:
         for msg_id, minutes in (("KBNN-OLD", deadline + 5), ("KBNN-NEW", 1)):
-            tx.add_file(
-                msg_id=msg_id,
-                partner="agribank",
-                message_type="pain.001.001.09",
-                nb_of_txs=1,
-                ctrl_sum="1",
-                sha256="x",
-                now=stamp(now),
+            uow.files.add(
+                OutboundFile(
+                    msg_id=msg_id,
+                    partner="agribank",
+                    message_type="pain.001.001.09",
+                    nb_of_txs=1,
+                    ctrl_sum=Decimal(1),
+                    sha256="x",
+                ),
+                now,
             )
-            tx.file_sent(msg_id, stamp(now - timedelta(minutes=minutes)))
-    watch = DeadlineWatch(db, replace(settings), clock=lambda: now)
+            uow.files.sent(msg_id, now - timedelta(minutes=minutes))
+    watch = DeadlineWatch(storage, replace(settings), clock=lambda: now)
     assert watch.tick() == 1
     assert watch.tick() == 0
-    assert overview(db, settings, now)["overdue_files"] == ["KBNN-OLD"]
+    assert overview(storage.queries, settings, now)["overdue_files"] == ["KBNN-OLD"]
     publisher = Publisher(broker_url)
     try:
-        assert RelayService(db, publisher).drain() == 1
+        assert RelayService(storage, publisher).drain() == 1
     finally:
         publisher.close()
     method, _, body = ch.basic_get(topology.ADMIN_QUEUE, auto_ack=True)
@@ -233,19 +236,21 @@ def test_a_late_report_clears_the_overdue_flag_once(
     gateway.intake.handle([Msg(json.dumps(o, ensure_ascii=False).encode()) for o in social])
     time.sleep(settings.batch_quiet_seconds + 0.1)
     assert gateway.batcher.tick() == 1
-    [(row, msg_id, body)] = gateway.db.query(
+    [(row, msg_id, body)] = gateway.storage.query(
         "SELECT o.id, f.msg_id, o.body FROM outbox o JOIN files f ON o.message_id = f.msg_id"
     )
     now = utcnow()
-    with gateway.db.transaction() as tx:  # as the file relay does once the bank has the file
-        tx.mark_sent([row], stamp(now))
-        tx.file_sent(msg_id, stamp(now))
+    with gateway.storage.unit_of_work() as uow:  # as the file relay does once the bank has it
+        uow.outbox.mark_sent([row], now)
+        uow.files.sent(msg_id, now)
     later = now + timedelta(minutes=settings.partners["agribank"].status_deadline_minutes + 5)
-    watch = DeadlineWatch(gateway.db, settings, clock=lambda: later)
+    watch = DeadlineWatch(gateway.storage, settings, clock=lambda: later)
     assert watch.tick() == 1
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StateCollector(gateway.db, settings, clock=lambda: later, max_age=0.0))
-    assert overview(gateway.db, settings, later)["overdue_files"] == [msg_id]
+    registry.register(
+        StateCollector(gateway.storage.queries, settings, clock=lambda: later, max_age=0.0)
+    )
+    assert overview(gateway.storage.queries, settings, later)["overdue_files"] == [msg_id]
     assert registry.get_sample_value("kbnn_gateway_files_overdue") == 1
 
     [status, *_] = bank.receive(bytes(body))
@@ -255,14 +260,14 @@ def test_a_late_report_clears_the_overdue_flag_once(
         assert gateway.inbound.apply("agribank", status[2]) == "duplicate"
     cleared = [e for e in logs if e["event"] == "file.overdue_cleared"]
     assert [(e["msg_id"], e["partner"]) for e in cleared] == [(msg_id, "agribank")]
-    seen = overview(gateway.db, settings, later)
+    seen = overview(gateway.storage.queries, settings, later)
     assert (seen["files_overdue"], seen["overdue_files"]) == (0, [])
     assert registry.get_sample_value("kbnn_gateway_files_overdue") == 0
     assert watch.tick() == 0
 
     publisher = Publisher(broker_url)
     try:
-        assert RelayService(gateway.db, publisher).drain() == 2
+        assert RelayService(gateway.storage, publisher).drain() == 2
     finally:
         publisher.close()
     events = []

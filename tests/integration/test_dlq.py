@@ -10,10 +10,11 @@ import pika
 import pytest
 
 from gateway.adapters import topology
-from gateway.adapters.db import Database
+from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.adapters.rabbitmq import PARKED_REASON_HEADER, connect
 from gateway.config import load_settings
-from gateway.service.records import OutboxMessage
+from gateway.service.clock import utcnow
+from gateway.service.ports import OutboxMessage
 from tests.conftest import ROOT
 from tests.integration.test_cli import run
 
@@ -26,7 +27,7 @@ def home(tmp_path: Path, broker_url: str) -> Path:
     shutil.copytree(ROOT / "conf", tmp_path / "conf")
     shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
     settings = load_settings(tmp_path)
-    Database(settings.db_file)
+    SqliteStorage(settings.db_file).close()  # the gateway's database, as `gateway run` makes it
     conn = connect(broker_url)
     topology.declare_on(conn, settings.partners, settings.delivery_limit)
     ch = conn.channel()
@@ -48,8 +49,10 @@ def home(tmp_path: Path, broker_url: str) -> Path:
 
 
 def _actions(home: Path) -> list[tuple[object, ...]]:
-    db = Database(load_settings(home).db_file)
-    return db.query("SELECT action, queue, message_id, reason, parked_why, body FROM dlq_actions")
+    storage = SqliteStorage(load_settings(home).db_file)
+    return storage.query(
+        "SELECT action, queue, message_id, reason, parked_why, body FROM dlq_actions"
+    )
 
 
 def test_list_and_show_name_each_parked_message_and_its_reason(home: Path, broker_url: str) -> None:
@@ -112,17 +115,20 @@ def test_replay_puts_the_message_back_without_its_parking_marks(
 
 def test_parked_outbox_messages_are_replayed_too(home: Path, broker_url: str) -> None:
     """The outbox's parked messages are the `outbox` queue: replay puts one back in line."""
-    db = Database(load_settings(home).db_file)
-    with db.transaction() as tx:
-        tx.enqueue(OutboxMessage("F-1", topology.TO_BANK_EXCHANGE, "nobank", b"<x/>", {}), "t")
-    [(row_id,)] = db.query("SELECT id FROM outbox")
-    with db.transaction() as tx:
-        tx.park_outbox(row_id, "message F-1 has no queue to go to", "t")
+    storage = SqliteStorage(load_settings(home).db_file)
+    now = utcnow()
+    with storage.unit_of_work() as uow:
+        uow.outbox.enqueue(
+            OutboxMessage("F-1", topology.TO_BANK_EXCHANGE, "nobank", b"<x/>", {}), now
+        )
+    [(row_id,)] = storage.query("SELECT id FROM outbox")
+    with storage.unit_of_work() as uow:
+        uow.outbox.park(row_id, "message F-1 has no queue to go to", now)
     listed = run(home, "dlq", "list", url=broker_url).stdout
     assert "outbox                                       1" in listed
     replayed = run(home, "dlq", "replay", "outbox", "--all", url=broker_url)
     assert replayed.returncode == 0, replayed.stderr
-    assert db.query("SELECT parked_at FROM outbox") == [(None,)]
+    assert storage.query("SELECT parked_at FROM outbox") == [(None,)]
 
 
 def test_an_unknown_queue_is_one_clear_line(home: Path, broker_url: str) -> None:

@@ -11,15 +11,15 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lxml import etree
 
-from gateway.adapters.db import Database
 from gateway.adapters.filedrop import Folder, LocalFolder
+from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.banksim.bank import AccountBook, BankSimulator, RevenueItem
 from gateway.banksim.files import FileBank
 from gateway.bootstrap import Gateway, bank_keypair, build_bank, build_gateway, partner_folders
@@ -27,7 +27,7 @@ from gateway.config import Settings
 from gateway.profile import FileExchange
 from gateway.service.file_relay import FileRelay
 from gateway.service.file_scanner import CLAIMED, FAILED, PROCESSED, Claim, FileScanner
-from gateway.service.records import OutboxMessage
+from gateway.service.ports import OutboxMessage
 from gateway.service.relay import RelayService
 from gateway.signing.xmldsig import sign_detached
 
@@ -73,7 +73,9 @@ class Exchange:
         """A new scanner of the inbound folder (as another process would have)."""
         partner = self.settings.partners[PARTNER]
         _, folder = partner_folders(self.settings, partner)
-        return FileScanner(partner, folder, self.gateway.inbound, self.gateway.db, **kwargs)
+        return FileScanner(
+            partner, folder, self.gateway.inbound, self.gateway.storage.queries, **kwargs
+        )
 
     def drop(self, name: str, body: bytes) -> Path:
         """The bank writes a report, atomically."""
@@ -95,7 +97,7 @@ class Exchange:
 
     def revenue_rows(self) -> list[str]:
         """Bank references of the revenue taken in."""
-        return [r for (r,) in self.gateway.db.query("SELECT bank_ref FROM revenue ORDER BY 1")]
+        return [r for (r,) in self.gateway.storage.query("SELECT bank_ref FROM revenue ORDER BY 1")]
 
     def listing(self, sub: str = "") -> list[str]:
         """Names in the inbound folder (or a sub-folder)."""
@@ -157,13 +159,13 @@ def batch_bills(exchange: Exchange, *ids: str) -> str:
     exchange.gateway.intake.handle([Body(bill(i)) for i in ids])
     time.sleep(exchange.settings.batch_quiet_seconds + 0.1)
     assert exchange.gateway.batcher.tick() == 1
-    [(msg_id,)] = exchange.gateway.db.query("SELECT msg_id FROM files")
+    [(msg_id,)] = exchange.gateway.storage.query("SELECT msg_id FROM files")
     return str(msg_id)
 
 
 def relay(exchange: Exchange) -> FileRelay:
     """The file relay on the exchange's outbound folder."""
-    return FileRelay(exchange.gateway.db, {PARTNER: exchange.outbound})
+    return FileRelay(exchange.gateway.storage, {PARTNER: exchange.outbound})
 
 
 # --- outbound ----------------------------------------------------------------------------------
@@ -175,11 +177,13 @@ def test_outbox_file_is_written_whole_under_its_msg_id(exchange: Exchange) -> No
     assert relay(exchange).drain() == 1
     out = Path(exchange.settings.partners[PARTNER].files.outbound)  # type: ignore[union-attr]
     assert sorted(p.name for p in out.iterdir()) == [f"{msg_id}.xml"]
-    [(body,)] = exchange.gateway.db.query("SELECT body FROM outbox WHERE message_id = ?", (msg_id,))
+    [(body,)] = exchange.gateway.storage.query(
+        "SELECT body FROM outbox WHERE message_id = ?", (msg_id,)
+    )
     assert (out / f"{msg_id}.xml").read_bytes() == bytes(body)
-    db = exchange.gateway.db
-    assert db.query("SELECT state FROM files") == [("sent",)]
-    assert {s for (s,) in db.query("SELECT state FROM orders")} == {"sent"}
+    storage = exchange.gateway.storage
+    assert storage.query("SELECT state FROM files") == [("sent",)]
+    assert {s for (s,) in storage.query("SELECT state FROM orders")} == {"sent"}
     assert relay(exchange).drain() == 0  # sent once
 
 
@@ -195,14 +199,14 @@ def test_the_broker_relay_leaves_files_partners_alone(exchange: Exchange) -> Non
             """Nothing to keep alive."""
 
     files = ("vietinbank",)
-    assert RelayService(exchange.gateway.db, Refuse(), file_partners=files).drain() == 0
+    assert RelayService(exchange.gateway.storage, Refuse(), file_partners=files).drain() == 0
     assert relay(exchange).drain() == 1
 
 
 def test_a_detached_signature_is_written_beside_its_file(exchange: Exchange) -> None:
     """An outbox row carrying a `signature` header gets `<name>.sig` beside the XML."""
-    with exchange.gateway.db.transaction() as tx:
-        tx.enqueue(
+    with exchange.gateway.storage.unit_of_work() as uow:
+        uow.outbox.enqueue(
             OutboxMessage(
                 "KBNN-TEST-0001",
                 "gateway.to-bank",
@@ -210,7 +214,7 @@ def test_a_detached_signature_is_written_beside_its_file(exchange: Exchange) -> 
                 b"<Document/>",
                 {"partner": PARTNER, "signature": "<ds:Signature>…</ds:Signature>"},
             ),
-            "2026-11-10T01:00:00+00:00",
+            datetime(2026, 11, 10, 1, 0, tzinfo=UTC),
         )
     assert relay(exchange).drain() == 1
     out = Path(exchange.settings.partners[PARTNER].files.outbound)  # type: ignore[union-attr]
@@ -225,7 +229,7 @@ def test_an_unwritable_outbound_folder_keeps_the_file_pending(exchange: Exchange
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("not a folder")  # stands in for a folder we may not write (root ignores modes)
     assert relay(exchange).drain() == 0
-    assert exchange.gateway.db.query("SELECT state FROM files") == [("built",)]
+    assert exchange.gateway.storage.query("SELECT state FROM files") == [("built",)]
     out.unlink()
     assert relay(exchange).drain() == 1
     assert (out / f"{msg_id}.xml").exists()
@@ -266,7 +270,7 @@ def test_a_file_dropped_twice_is_taken_in_once(exchange: Exchange) -> None:
     exchange.drop(f"{msg_id}.xml", body)  # once more, after the first was processed
     assert scanner.scan() == Counter(duplicate=1)
     assert exchange.revenue_rows() == ["VTB2611R000002"]
-    postings = exchange.gateway.db.query(
+    postings = exchange.gateway.storage.query(
         "SELECT COUNT(*) FROM outbox WHERE exchange = 'treasury.ledger'"
     )
     assert postings == [(1,)]
@@ -322,7 +326,7 @@ def test_a_refused_report_goes_to_failed_with_its_reason(exchange: Exchange) -> 
     reason = (exchange.inbound_path / FAILED / "tampered.xml.reason.txt").read_text("utf-8")
     assert "signature" in reason.lower()
     assert exchange.revenue_rows() == []
-    assert exchange.gateway.db.query("SELECT COUNT(*) FROM quarantine") == [(1,)]
+    assert exchange.gateway.storage.query("SELECT COUNT(*) FROM quarantine") == [(1,)]
 
 
 def test_two_scanners_at_once_read_each_file_once(exchange: Exchange) -> None:
@@ -373,7 +377,7 @@ def test_an_unwritable_processed_folder_loses_nothing(exchange: Exchange) -> Non
     assert exchange.listing(PROCESSED) == [f"{msg_id}.xml"]
     assert exchange.listing(CLAIMED) == []
     assert exchange.revenue_rows() == ["VTB2611R000004"]
-    postings = exchange.gateway.db.query(
+    postings = exchange.gateway.storage.query(
         "SELECT COUNT(*) FROM outbox WHERE exchange = 'treasury.ledger'"
     )
     assert postings == [(1,)]
@@ -381,8 +385,7 @@ def test_an_unwritable_processed_folder_loses_nothing(exchange: Exchange) -> Non
 
 CRASHING_SCAN = """
 import os, pickle, sys
-from gateway.adapters.db import Database
-from gateway.bootstrap import partner_folders
+from gateway.bootstrap import open_database, partner_folders
 from gateway.service import file_scanner
 from gateway.service.inbound import InboundService
 
@@ -393,9 +396,9 @@ if where == "after_apply":
 else:
     InboundService.apply = lambda *a, **k: os._exit(9)
 partner = settings.partners["vietinbank"]
-db = Database(settings.db_file)
+storage = open_database(settings)
 _, folder = partner_folders(settings, partner)
-file_scanner.FileScanner(partner, folder, InboundService(db, settings), db).scan()
+file_scanner.FileScanner(partner, folder, InboundService(storage, settings), storage.queries).scan()
 """
 
 
@@ -450,11 +453,11 @@ def test_payment_files_go_round_trip_through_the_bank(exchange: Exchange) -> Non
     assert bank_side.poll() == 1
     assert bank_side.poll() == 0  # the file was taken
     assert exchange.scanner().scan() == Counter(applied=2)  # pain.002 and camt.054
-    states = dict(exchange.gateway.db.query("SELECT order_id, state FROM orders"))
+    states = dict(exchange.gateway.storage.query("SELECT order_id, state FROM orders"))
     assert states == {"DV2611-0001": "settled", "DV2611-0002": "settled"}
-    assert exchange.gateway.db.query("SELECT state FROM files WHERE msg_id = ?", (msg_id,)) == [
-        ("acknowledged",)
-    ]
+    assert exchange.gateway.storage.query(
+        "SELECT state FROM files WHERE msg_id = ?", (msg_id,)
+    ) == [("acknowledged",)]
 
 
 def test_files_scan_command_reads_the_folder(exchange: Exchange, tmp_path: Path) -> None:
@@ -479,7 +482,7 @@ def test_files_scan_command_reads_the_folder(exchange: Exchange, tmp_path: Path)
     assert early.returncode == 1
     assert "no gateway database at" in early.stderr and "Traceback" not in early.stderr
     assert (exchange_dir / "from-bank" / f"{msg_id}.xml").is_file()
-    Database(home / "var" / "gateway.db").close()  # the gateway has run here once
+    SqliteStorage(home / "var" / "gateway.db").close()  # the gateway has run here once
     first = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout) == {"vietinbank": {"applied": 1}}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gateway.adapters.db import Database
+from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.banksim.bank import AccountBook, BankSimulator, RevenueItem
 from gateway.bootstrap import bank_keypair, build_bank, build_gateway
 from gateway.config import Settings
@@ -40,9 +40,9 @@ def month_orders() -> Any:
     return generate_month(beneficiaries=40)
 
 
-def outbox(db: Database, exchange: str) -> list[tuple[str, bytes]]:
+def outbox(storage: SqliteStorage, exchange: str) -> list[tuple[str, bytes]]:
     """Unsent outbox messages to one exchange."""
-    rows = db.query(
+    rows = storage.query(
         "SELECT message_id, body FROM outbox WHERE exchange = ? AND sent_at IS NULL ORDER BY id",
         (exchange,),
     )
@@ -74,20 +74,20 @@ def test_month_runs_to_final_states(settings: Settings, month_orders: Any, tmp_p
         for o in month_orders.orders
     }
     assert gateway.batcher.tick() == len(groups)
-    files = outbox(gateway.db, "gateway.to-bank")
+    files = outbox(gateway.storage, "gateway.to-bank")
     assert len(files) == len(groups)
     for msg_id, body in files:
-        with gateway.db.transaction() as tx:
-            tx.file_sent(msg_id, "2026-11-10T00:00:00+00:00")
+        with gateway.storage.unit_of_work() as uow:
+            uow.files.sent(msg_id, datetime(2026, 11, 10, tzinfo=UTC))
         for _, _, reply in bank.receive(body):
             assert gateway.inbound.apply("agribank", reply) == "applied"
         # The same file again: the bank pays nothing twice and the replies are duplicates.
         for _, _, reply in bank.receive(body):
             assert gateway.inbound.apply("agribank", reply) == "duplicate"
 
-    states = dict(gateway.db.query("SELECT state, COUNT(*) FROM orders GROUP BY 1"))
+    states = dict(gateway.storage.query("SELECT state, COUNT(*) FROM orders GROUP BY 1"))
     assert states == {"settled": len(month_orders.orders) - len(closed), "rejected": len(closed)}
-    postings = [json.loads(b) for _, b in outbox(gateway.db, "treasury.ledger")]
+    postings = [json.loads(b) for _, b in outbox(gateway.storage, "treasury.ledger")]
     for posting in postings:
         check_posting(posting)  # what the services really emit keeps the published contract
     kinds = [p["kind"] for p in postings]
@@ -118,10 +118,10 @@ def test_a_tampered_report_is_quarantined(settings: Settings, tmp_path: Any) -> 
     )
     tampered = body.replace(b"1500000", b"9500000")
     assert gateway.inbound.apply("agribank", tampered) == "quarantined"
-    [(reason,)] = gateway.db.query("SELECT reason FROM quarantine")
+    [(reason,)] = gateway.storage.query("SELECT reason FROM quarantine")
     assert "signature" in reason.lower() or "digest" in reason.lower()
     assert gateway.inbound.apply("agribank", body) == "applied"
-    assert gateway.db.query("SELECT amount FROM revenue") == [("1500000",)]
+    assert gateway.storage.query("SELECT amount FROM revenue") == [("1500000",)]
 
 
 def test_a_pain002_001_10_is_read_without_its_schema(settings: Settings) -> None:
@@ -134,8 +134,8 @@ def test_a_pain002_001_10_is_read_without_its_schema(settings: Settings) -> None
         parse_xml(sample.read_bytes()), bank_keypair(settings, settings.partners["agribank"])
     )
     assert gateway.inbound.apply("agribank", signed) == "applied"
-    assert gateway.db.query("SELECT message_type FROM inbound_files") == [("pain.002",)]
-    assert gateway.db.query("SELECT COUNT(*) FROM quarantine") == [(0,)]
+    assert gateway.storage.query("SELECT message_type FROM inbound_files") == [("pain.002",)]
+    assert gateway.storage.query("SELECT COUNT(*) FROM quarantine") == [(0,)]
 
 
 def _signed_by_bank(settings: Settings, root: Any) -> bytes:
@@ -151,7 +151,7 @@ def test_returns_and_late_reports(settings: Settings, tmp_path: Any) -> None:
     gateway.intake.handle([Msg(json.dumps(o, ensure_ascii=False).encode(), {}) for o in social])
     time.sleep(settings.batch_quiet_seconds + 0.1)
     assert gateway.batcher.tick() == 1
-    [(msg_id, body)] = outbox(gateway.db, "gateway.to-bank")
+    [(msg_id, body)] = outbox(gateway.storage, "gateway.to-bank")
     for _, _, reply in bank.receive(body):
         gateway.inbound.apply("agribank", reply)
     victim = social[0]
@@ -200,10 +200,10 @@ def test_returns_and_late_reports(settings: Settings, tmp_path: Any) -> None:
     assert gateway.inbound.apply("agribank", _signed_by_bank(settings, build_pain002(late))) == (
         "applied"
     )
-    states = dict(gateway.db.query("SELECT order_id, state FROM orders"))
+    states = dict(gateway.storage.query("SELECT order_id, state FROM orders"))
     assert states[victim["order_id"]] == "returned"
     assert states[social[1]["order_id"]] == "settled"
-    postings = [json.loads(b) for _, b in outbox(gateway.db, "treasury.ledger")]
+    postings = [json.loads(b) for _, b in outbox(gateway.storage, "treasury.ledger")]
     [returned_posting] = [p for p in postings if p["kind"] == "payment_returned"]
     assert returned_posting["order_id"] == victim["order_id"]
     assert returned_posting["reason"]["code"] == "AC04"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -23,9 +24,9 @@ def sent_file(settings: Settings) -> Sent:
     gateway.intake.handle([Msg(json.dumps(p, ensure_ascii=False).encode()) for p in payloads])
     time.sleep(settings.batch_quiet_seconds + 0.1)
     assert gateway.batcher.tick() == 1
-    [(msg_id,)] = gateway.db.query("SELECT msg_id FROM files")
-    with gateway.db.transaction() as tx:
-        tx.file_sent(msg_id, "2026-11-10T08:00:00+00:00")
+    [(msg_id,)] = gateway.storage.query("SELECT msg_id FROM files")
+    with gateway.storage.unit_of_work() as uow:
+        uow.files.sent(msg_id, datetime(2026, 11, 10, 8, 0, tzinfo=UTC))
     return Sent(gateway, settings, msg_id)
 
 
@@ -44,7 +45,7 @@ def test_an_entry_resent_in_another_file_is_applied_once(sent_file: Sent) -> Non
     assert sent.unmatched() == []
     kinds = sorted(p["kind"] for p in sent.postings())
     assert kinds == ["payment_returned", "payment_settled"]
-    applied = sent.gateway.db.query("SELECT bank_ref, msg_id, outcome FROM camt_entries")
+    applied = sent.gateway.storage.query("SELECT bank_ref, msg_id, outcome FROM camt_entries")
     assert sorted(applied) == [
         ("VBA-D1", "VBA-N-VBA-D1", "settled"),
         ("VBA-R1", "VBA-N-VBA-R1", "returned"),

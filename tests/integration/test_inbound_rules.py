@@ -39,15 +39,19 @@ class Sent:
 
     def states(self) -> dict[str, str]:
         """Order id → state."""
-        return dict(self.gateway.db.query("SELECT order_id, state FROM orders"))
+        return dict(self.gateway.storage.query("SELECT order_id, state FROM orders"))
 
     def unmatched(self) -> list[str]:
         """Reasons of the unmatched lines kept so far."""
-        return [r for (r,) in self.gateway.db.query("SELECT reason FROM unmatched ORDER BY id")]
+        return [
+            r for (r,) in self.gateway.storage.query("SELECT reason FROM unmatched ORDER BY id")
+        ]
 
     def postings(self) -> list[dict[str, Any]]:
         """Ledger postings written so far, each checked against ledger-posting/1."""
-        rows = self.gateway.db.query("SELECT body FROM outbox WHERE exchange = 'treasury.ledger'")
+        rows = self.gateway.storage.query(
+            "SELECT body FROM outbox WHERE exchange = 'treasury.ledger'"
+        )
         postings = [json.loads(body) for (body,) in rows]
         for posting in postings:
             check_posting(posting)
@@ -62,9 +66,9 @@ def sent(settings: Settings) -> Sent:
     gateway.intake.handle([Msg(json.dumps(p, ensure_ascii=False).encode()) for p in payloads])
     time.sleep(settings.batch_quiet_seconds + 0.1)
     assert gateway.batcher.tick() == 1
-    [(msg_id,)] = gateway.db.query("SELECT msg_id FROM files")
-    with gateway.db.transaction() as tx:
-        tx.file_sent(msg_id, "2026-11-10T08:00:00+00:00")
+    [(msg_id,)] = gateway.storage.query("SELECT msg_id FROM files")
+    with gateway.storage.unit_of_work() as uow:
+        uow.files.sent(msg_id, datetime(2026, 11, 10, 8, 0, tzinfo=UTC))
     return Sent(gateway, settings, msg_id)
 
 
@@ -130,7 +134,7 @@ def test_a_return_of_an_unknown_payment_is_never_revenue(sent: Sent) -> None:
     returned = debit("NOT-OURS-2", credit="CRDT", return_reason="AC04", ref="VBA-2")
     sent.gateway.inbound.apply("agribank", sent.signed(build_camt054(returned)))
     assert sent.unmatched() == ["return (AC04) of an unknown payment"]
-    assert sent.gateway.db.query("SELECT COUNT(*) FROM revenue") == [(0,)]
+    assert sent.gateway.storage.query("SELECT COUNT(*) FROM revenue") == [(0,)]
     assert sent.postings() == []
 
 
@@ -165,7 +169,7 @@ def test_a_payment_group_rejection_rejects_its_orders(sent: Sent) -> None:
     postings = sent.postings()
     assert sorted(p["order_id"] for p in postings) == sorted(IDS)
     assert {p["reason"]["code"] for p in postings} == {"AM04"}
-    assert sent.gateway.db.query("SELECT state FROM files") == [("rejected",)]
+    assert sent.gateway.storage.query("SELECT state FROM files") == [("rejected",)]
 
 
 def test_a_partner_cannot_move_another_partners_orders(sent: Sent, tmp_path: Any) -> None:
@@ -204,7 +208,7 @@ def test_a_notification_for_another_account_is_quarantined(sent: Sent) -> None:
     foreign = debit(IDS[0], account="9999999999")
     result = sent.gateway.inbound.apply("agribank", sent.signed(build_camt054(foreign)))
     assert result == "quarantined"
-    [(reason,)] = sent.gateway.db.query("SELECT reason FROM quarantine")
+    [(reason,)] = sent.gateway.storage.query("SELECT reason FROM quarantine")
     assert "not one of agribank's accounts" in reason
 
 
@@ -230,7 +234,7 @@ def test_raw_files_are_kept(sent: Sent) -> None:
     """Every applied file is kept as received, for audit."""
     body = sent.signed(build_camt054(debit(IDS[0])))
     sent.gateway.inbound.apply("agribank", body)
-    assert sent.gateway.db.query("SELECT raw FROM inbound_files") == [(body,)]
+    assert sent.gateway.storage.query("SELECT raw FROM inbound_files") == [(body,)]
     assert sent.states()[IDS[0]] == "settled"
 
 
@@ -284,7 +288,7 @@ def test_a_reused_msg_id_with_other_content_is_quarantined(sent: Sent) -> None:
     assert sent.gateway.inbound.apply("agribank", sent.signed(build_camt054(other))) == (
         "quarantined"
     )
-    [(reason,)] = sent.gateway.db.query("SELECT reason FROM quarantine")
+    [(reason,)] = sent.gateway.storage.query("SELECT reason FROM quarantine")
     assert f"reused MsgId {first.msg_id}" in reason
     assert sent.states()[IDS[1]] == "sent"
 
@@ -294,7 +298,7 @@ def test_a_processing_instruction_inside_an_amount_is_refused(sent: Sent) -> Non
     body = sent.signed(build_camt054(debit(IDS[0])))
     hostile = body.replace(b">540000<", b">540<?x?>000<")
     assert sent.gateway.inbound.apply("agribank", hostile) == "quarantined"
-    [(reason,)] = sent.gateway.db.query("SELECT reason FROM quarantine")
+    [(reason,)] = sent.gateway.storage.query("SELECT reason FROM quarantine")
     assert "processing instruction" in reason
     assert sent.states()[IDS[0]] == "sent"
 
@@ -315,6 +319,6 @@ def test_contradictions_from_the_bank_are_kept_for_a_person(sent: Sent) -> None:
     assert f"RJCT for order {IDS[0]}, which is already settled" in sent.unmatched()
     assert sorted(p["kind"] for p in sent.postings()) == ["payment_rejected", "payment_settled"]
     assert (
-        sent.gateway.db.query("SELECT state FROM files") == [("rejected",)]
+        sent.gateway.storage.query("SELECT state FROM files") == [("rejected",)]
         or sent.states()[IDS[1]] == "rejected"
     )

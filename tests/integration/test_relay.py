@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from gateway.adapters import topology
-from gateway.adapters.db import Database
+from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.adapters.rabbitmq import Publisher, connect
 from gateway.config import Settings
-from gateway.service.records import OutboxMessage
+from gateway.service.clock import utcnow
+from gateway.service.ports import OutboxMessage
 from gateway.service.relay import RelayService
 
 pytestmark = pytest.mark.broker
@@ -22,21 +23,26 @@ def test_unroutable_messages_are_parked_and_the_rest_go_out(
     channel = conn.channel()
     topology.declare(channel, ["agribank"], 5)
     channel.queue_purge(topology.LEDGER_QUEUE)
-    db = Database(settings.db_file)
-    with db.transaction() as tx:
-        tx.enqueue(OutboxMessage("m-lost", topology.TO_BANK_EXCHANGE, "nobank", b"<x/>", {}), "t")
-        tx.enqueue(
+    storage = SqliteStorage(settings.db_file)
+    now = utcnow()
+    with storage.unit_of_work() as uow:
+        uow.outbox.enqueue(
+            OutboxMessage("m-lost", topology.TO_BANK_EXCHANGE, "nobank", b"<x/>", {}), now
+        )
+        uow.outbox.enqueue(
             OutboxMessage("m-ok", topology.LEDGER_EXCHANGE, "posting.payment_settled", b"{}", {}),
-            "t",
+            now,
         )
     publisher = Publisher(broker_url)
-    relay = RelayService(db, publisher)
+    relay = RelayService(storage, publisher)
     try:
         assert relay.drain() == 1
         assert relay.drain() == 0  # the parked one is not retried in a loop
     finally:
         publisher.close()
-    rows = db.query("SELECT message_id, sent_at IS NOT NULL, parked_why FROM outbox ORDER BY id")
+    rows = storage.query(
+        "SELECT message_id, sent_at IS NOT NULL, parked_why FROM outbox ORDER BY id"
+    )
     assert rows[0][0] == "m-lost" and rows[0][1] == 0 and "no queue" in rows[0][2]
     assert rows[1][:2] == ("m-ok", 1)
     method, _, body = channel.basic_get(topology.LEDGER_QUEUE, auto_ack=True)

@@ -56,14 +56,14 @@ class Paid:
 
     def state(self, order_id: str) -> str:
         """Where one order stands."""
-        [(state,)] = self.gateway.db.query(
+        [(state,)] = self.gateway.storage.query(
             "SELECT state FROM orders WHERE order_id = ?", (order_id,)
         )
         return str(state)
 
     def postings(self, kind: str) -> list[dict[str, Any]]:
         """Ledger postings of one kind in the outbox, each checked against ledger-posting/1."""
-        rows = self.gateway.db.query(
+        rows = self.gateway.storage.query(
             "SELECT body FROM outbox WHERE routing_key = ? ORDER BY id", (f"posting.{kind}",)
         )
         postings = [json.loads(body) for (body,) in rows]
@@ -73,7 +73,9 @@ class Paid:
 
     def unmatched(self) -> list[str]:
         """Reasons of the lines kept aside."""
-        return [r for (r,) in self.gateway.db.query("SELECT reason FROM unmatched ORDER BY id")]
+        return [
+            r for (r,) in self.gateway.storage.query("SELECT reason FROM unmatched ORDER BY id")
+        ]
 
     def reconcile(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`gateway reconcile ARGS` against this gateway's database."""
@@ -106,10 +108,10 @@ def paid(settings: Settings, tmp_path: Path) -> Paid:
     gateway.intake.handle([Msg(json.dumps(o, ensure_ascii=False).encode()) for o in social])
     time.sleep(settings.batch_quiet_seconds + 0.1)
     assert gateway.batcher.tick() == 1
-    [(body,)] = gateway.db.query("SELECT body FROM outbox WHERE exchange = 'gateway.to-bank'")
+    [(body,)] = gateway.storage.query("SELECT body FROM outbox WHERE exchange = 'gateway.to-bank'")
     for _, _, reply in bank.receive(bytes(body)):
         assert gateway.inbound.apply("agribank", reply) == "applied"
-    [(day,)] = gateway.db.query("SELECT DISTINCT value_date FROM orders")
+    [(day,)] = gateway.storage.query("SELECT DISTINCT value_date FROM orders")
     result = Paid(gateway, bank, settings, social, date.fromisoformat(day))
     assert {result.state(o["order_id"]) for o in social} == {"settled"}
     return result
@@ -143,7 +145,7 @@ def test_a_pacs004_returns_a_settled_payment_once(paid: Paid) -> None:
     assert posting["bank_ref"].startswith("VBA-RTR-")
     assert paid.apply(body) == "duplicate"
     # The order keeps its settlement's reference and value date for reconciliation.
-    [(bank_ref, value_date)] = paid.gateway.db.query(
+    [(bank_ref, value_date)] = paid.gateway.storage.query(
         "SELECT bank_ref, value_date FROM orders WHERE order_id = ?", (victim["order_id"],)
     )
     assert (bank_ref.startswith("VBA"), value_date) == (True, paid.day.isoformat())
@@ -181,7 +183,7 @@ def test_a_late_camt054_return_after_pacs004_changes_nothing(paid: Paid) -> None
     assert paid.apply(paid.signed(build_camt054(late))) == "applied"
     assert paid.state(victim["order_id"]) == "returned"
     assert len(paid.postings("payment_returned")) == 1
-    assert paid.gateway.db.query("SELECT COUNT(*) FROM revenue") == [(0,)]
+    assert paid.gateway.storage.query("SELECT COUNT(*) FROM revenue") == [(0,)]
 
 
 def test_a_camt054_return_carries_its_reason_text_to_the_posting(
@@ -221,7 +223,7 @@ def test_a_camt054_return_carries_its_reason_text_to_the_posting(
     assert paid.state(victim["order_id"]) == "returned"
     [posting] = paid.postings("payment_returned")
     assert posting["reason"] == {"code": "VBA-CLOSED", "text": why}
-    assert paid.gateway.db.query("SELECT reason_code, reason_text FROM returns") == [
+    assert paid.gateway.storage.query("SELECT reason_code, reason_text FROM returns") == [
         ("VBA-CLOSED", why)
     ]
     kept = tmp_path / "camt054-return.xml"
@@ -262,7 +264,7 @@ def test_a_return_before_settlement_is_kept_aside(settings: Settings) -> None:
     root = build_pacs004("VBA-RET-EARLY", AT, [_pacs004(order)])
     signed = sign(root, bank_keypair(settings, settings.partners["agribank"]))
     assert gateway.inbound.apply("agribank", signed) == "applied"
-    [(reason,)] = gateway.db.query("SELECT reason FROM unmatched")
+    [(reason,)] = gateway.storage.query("SELECT reason FROM unmatched")
     assert reason == f"return of order {order['order_id']}, which is received, not settled"
 
 
@@ -278,8 +280,8 @@ def test_a_statement_is_kept_once_and_reconciles(paid: Paid) -> None:
     assert kind == "camt.053"
     assert paid.apply(body) == "applied"
     assert paid.apply(body) == "duplicate"
-    assert paid.gateway.db.query("SELECT COUNT(*) FROM statements") == [(1,)]
-    assert paid.gateway.db.query("SELECT COUNT(*) FROM statement_entries") == [(4,)]
+    assert paid.gateway.storage.query("SELECT COUNT(*) FROM statements") == [(1,)]
+    assert paid.gateway.storage.query("SELECT COUNT(*) FROM statement_entries") == [(4,)]
     assert paid.state(paid.orders[1]["order_id"]) == "settled"  # evidence only
     result = paid.reconcile("--date", paid.day.isoformat(), "--json")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -348,11 +350,11 @@ def test_a_statement_resent_in_another_file_is_kept_once(paid: Paid) -> None:
     again = build_camt053(replace(statement, msg_id="VBA-EOD-2"), "VBA-STM-1", balances)
     assert paid.apply(paid.signed(first)) == "applied"
     assert paid.apply(paid.signed(again)) == "applied"
-    assert paid.gateway.db.query("SELECT statement_id, msg_id FROM statements") == [
+    assert paid.gateway.storage.query("SELECT statement_id, msg_id FROM statements") == [
         ("VBA-STM-1", "VBA-EOD-1")
     ]
-    assert paid.gateway.db.query("SELECT COUNT(*) FROM statement_entries") == [(1,)]
-    assert paid.gateway.db.query(
+    assert paid.gateway.storage.query("SELECT COUNT(*) FROM statement_entries") == [(1,)]
+    assert paid.gateway.storage.query(
         "SELECT COUNT(*) FROM inbound_files WHERE msg_id LIKE 'VBA-EOD-%'"
     ) == [(2,)]
 
@@ -364,9 +366,9 @@ def test_a_statement_of_another_account_is_quarantined(paid: Paid) -> None:
         statement, "VBA-STM-9", StatementBalances(paid.day, Decimal(0), Decimal(0))
     )
     assert paid.apply(paid.signed(root)) == "quarantined"
-    [(reason,)] = paid.gateway.db.query("SELECT reason FROM quarantine")
+    [(reason,)] = paid.gateway.storage.query("SELECT reason FROM quarantine")
     assert "not one of agribank's accounts" in reason
-    assert paid.gateway.db.query("SELECT COUNT(*) FROM statements") == [(0,)]
+    assert paid.gateway.storage.query("SELECT COUNT(*) FROM statements") == [(0,)]
 
 
 @pytest.mark.broker
@@ -413,5 +415,5 @@ def test_a_return_and_a_statement_arrive_over_the_broker(paid: Paid, broker_url:
         conn.close()
     assert paid.state(victim) == "returned"
     assert len(paid.postings("payment_returned")) == 1
-    assert paid.gateway.db.query("SELECT COUNT(*) FROM statements") == [(1,)]
+    assert paid.gateway.storage.query("SELECT COUNT(*) FROM statements") == [(1,)]
     assert paid.reconcile("--date", paid.day.isoformat()).returncode == 0

@@ -157,7 +157,7 @@ def over_sftp(settings: Settings, sshd: SshServer, tmp_path: Path) -> Exchange:
 def test_payment_file_is_written_over_sftp_whole(over_sftp: Exchange) -> None:
     """The relay writes <MsgId>.xml on the host through a temporary name and a rename."""
     msg_id = batch_bills(over_sftp, "DV2611-0001")
-    relay = FileRelay(over_sftp.gateway.db, {PARTNER: over_sftp.outbound})
+    relay = FileRelay(over_sftp.gateway.storage, {PARTNER: over_sftp.outbound})
     try:
         assert relay.drain() == 1
     finally:
@@ -166,11 +166,11 @@ def test_payment_file_is_written_over_sftp_whole(over_sftp: Exchange) -> None:
     assert files is not None
     out = Path(files.outbound)
     assert sorted(p.name for p in out.iterdir()) == [f"{msg_id}.xml"]
-    [(body,)] = over_sftp.gateway.db.query(
+    [(body,)] = over_sftp.gateway.storage.query(
         "SELECT body FROM outbox WHERE message_id = ?", (msg_id,)
     )
     assert (out / f"{msg_id}.xml").read_bytes() == bytes(body)
-    assert over_sftp.gateway.db.query("SELECT state FROM files") == [("sent",)]
+    assert over_sftp.gateway.storage.query("SELECT state FROM files") == [("sent",)]
 
 
 def test_reports_are_read_over_sftp_once_partial_ones_later(over_sftp: Exchange) -> None:
@@ -215,13 +215,13 @@ def test_two_sftp_scanners_at_once_read_each_file_once(over_sftp: Exchange) -> N
 def test_round_trip_through_the_bank_over_sftp(over_sftp: Exchange) -> None:
     """Relay, bank simulator and scanner all over SFTP: the bills end settled."""
     batch_bills(over_sftp, "DV2611-0001", "DV2611-0002")
-    relay = FileRelay(over_sftp.gateway.db, {PARTNER: over_sftp.outbound})
+    relay = FileRelay(over_sftp.gateway.storage, {PARTNER: over_sftp.outbound})
     assert relay.drain() == 1
     bank_side = FileBank(over_sftp.bank, over_sftp.outbound, over_sftp.inbound)
     assert bank_side.poll() == 1
     scan = over_sftp.scanner().scan()
     assert scan == Counter(applied=2)
-    states = {s for (s,) in over_sftp.gateway.db.query("SELECT state FROM orders")}
+    states = {s for (s,) in over_sftp.gateway.storage.query("SELECT state FROM orders")}
     assert states == {"settled"}
     bank_side.close()
 
@@ -261,8 +261,8 @@ def test_a_relay_facing_a_wrong_host_key_keeps_the_file_pending(
         inbound,
     )
     batch_bills(exchange, "DV2611-0001")
-    assert FileRelay(gateway.db, {PARTNER: outbound}).drain() == 0
-    assert gateway.db.query("SELECT state FROM files") == [("built",)]
+    assert FileRelay(gateway.storage, {PARTNER: outbound}).drain() == 0
+    assert gateway.storage.query("SELECT state FROM files") == [("built",)]
     assert list((root / "to-bank").iterdir()) == []
 
 

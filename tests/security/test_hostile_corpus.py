@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.adapters.db import Database
+from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.config import Settings, load_settings
 from gateway.service.inbound import InboundService
 from tests.security.corpus import PARTNERS, Case, Keys, build, make_keys, reason_is
@@ -123,12 +123,12 @@ def test_the_corpus_has_at_least_forty_distinct_cases(world: World) -> None:
 
 def test_every_case_is_refused_with_its_reason_and_quarantined(world: World) -> None:
     """InboundService quarantines each case, keeping the raw file and the expected reason."""
-    db = Database(world.settings.db_file)
-    service = InboundService(db, world.settings)
+    storage = SqliteStorage(world.settings.db_file)
+    service = InboundService(storage, world.settings)
     wrong = []
     for case in world.cases:
         outcome = service.apply(case.partner, case.raw, case.signature)
-        rows = db.query(
+        rows = storage.query(
             "SELECT reason, length(raw) FROM quarantine WHERE partner = ? AND sha256 = ?",
             (case.partner, hashlib.sha256(case.raw).hexdigest()),
         )
@@ -137,14 +137,14 @@ def test_every_case_is_refused_with_its_reason_and_quarantined(world: World) -> 
         elif rows[0][1] != len(case.raw):
             wrong.append((case.name, "raw file not kept whole", rows[0][1], len(case.raw)))
     assert wrong == []
-    (count,) = db.query("SELECT count(*) FROM quarantine")[0]
+    (count,) = storage.query("SELECT count(*) FROM quarantine")[0]
     assert count == len(world.cases)
 
 
 def test_nothing_was_fetched_or_read(world: World) -> None:
     """Neither the canary server nor the canary FIFO was touched by any case."""
-    db = Database(world.settings.db_file)
-    service = InboundService(db, world.settings)
+    storage = SqliteStorage(world.settings.db_file)
+    service = InboundService(storage, world.settings)
     for case in world.cases:
         service.apply(case.partner, case.raw, case.signature)
     time.sleep(0.2)

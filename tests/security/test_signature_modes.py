@@ -38,7 +38,7 @@ def built_file(settings: Settings) -> tuple[bytes, dict[str, Any]]:
     gateway.intake.handle([Msg(json.dumps(order(), ensure_ascii=False).encode())])
     time.sleep(settings.batch_quiet_seconds + 0.1)
     assert gateway.batcher.tick() == 1
-    [(body, headers)] = gateway.db.query(
+    [(body, headers)] = gateway.storage.query(
         "SELECT body, headers FROM outbox WHERE exchange = 'gateway.to-bank'"
     )
     return bytes(body), json.loads(headers)
@@ -93,10 +93,10 @@ def test_inbound_reads_a_detached_signature_from_the_header(settings: Settings) 
             Delivery(missing, {"partner": "agribank"}),
         ]
     )
-    reasons = [r for (r,) in gateway.db.query("SELECT reason FROM quarantine ORDER BY id")]
+    reasons = [r for (r,) in gateway.storage.query("SELECT reason FROM quarantine ORDER BY id")]
     assert len(reasons) == 1 and reasons[0].startswith("no detached signature")
     # The signed one passed verification and reached the notification rules.
-    assert gateway.db.query("SELECT count(*) FROM inbound_files")[0][0] == 1
+    assert gateway.storage.query("SELECT count(*) FROM inbound_files")[0][0] == 1
 
 
 def test_gateway_verify_says_valid_or_exactly_why_not(settings: Settings, tmp_path: Path) -> None:

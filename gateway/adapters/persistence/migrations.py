@@ -9,11 +9,11 @@ line instead of being written to by code that does not know its tables.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 
+from gateway.adapters.persistence.sql import Executor
 from gateway.service.ports import SchemaTooNew
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -51,16 +51,6 @@ def shipped(backend: str) -> list[Migration]:
     return found
 
 
-@dataclass(frozen=True, slots=True)
-class Applier:
-    """How one backend runs a migration: read the recorded version, run one statement, record
-    one version (all inside the caller's transaction)."""
-
-    current: Callable[[], int]
-    run: Callable[[str], object]
-    record: Callable[[int, str, datetime], object]
-
-
 def pending(backend: str, current: int) -> list[Migration]:
     """What a database at version `current` still needs; SchemaTooNew when it is ahead."""
     known = shipped(backend)
@@ -73,13 +63,32 @@ def pending(backend: str, current: int) -> list[Migration]:
     return [m for m in known if m.version > current]
 
 
-def upgrade(backend: str, applier: Applier, now: datetime) -> list[int]:
+# The version table: the same statement on both backends but for the time's column type.
+_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL, applied_at {time} NOT NULL)"
+)
+_TIME_TYPE = {"sqlite": "TEXT", "postgres": "TIMESTAMPTZ"}
+
+
+def current(ex: Executor, backend: str) -> int:
+    """The newest version recorded in the database (0 for one from before versioning), the
+    version table made when missing (inside the caller's transaction)."""
+    ex.run(_VERSION_TABLE.format(time=_TIME_TYPE[backend]))
+    row = ex.one("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+    return int(row[0]) if row else 0
+
+
+def upgrade(ex: Executor, backend: str, now: datetime) -> list[int]:
     """Apply every pending migration in the caller's transaction; the versions applied."""
     applied = []
-    for migration in pending(backend, applier.current()):
+    for migration in pending(backend, current(ex, backend)):
         for statement in migration.statements:
-            applier.run(statement)
-        applier.record(migration.version, migration.name, now)
+            ex.run(statement)
+        ex.run(
+            "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.name, now),
+        )
         applied.append(migration.version)
     return applied
 

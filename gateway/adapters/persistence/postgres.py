@@ -163,8 +163,7 @@ class PostgresStorage:
     def schema(self) -> tuple[int, int]:
         with self.connection() as conn:
             ex = PostgresExecutor(conn)
-            _create_version_table(ex)
-            return _current(ex), migrations.newest("postgres")
+            return migrations.current(ex, "postgres"), migrations.newest("postgres")
 
     def claim_instance(self) -> None:
         """Any number of instances share a PostgreSQL database: nothing to hold."""
@@ -174,19 +173,7 @@ class PostgresStorage:
         with self.connection() as conn:
             ex = PostgresExecutor(conn)
             ex.one("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
-            _create_version_table(ex)
-            return migrations.upgrade(
-                "postgres",
-                migrations.Applier(
-                    current=lambda: _current(ex),
-                    run=conn.execute,
-                    record=lambda v, name, at: ex.run(
-                        "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
-                        (v, name, at),
-                    ),
-                ),
-                utcnow(),
-            )
+            return migrations.upgrade(ex, "postgres", utcnow())
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -213,18 +200,6 @@ def with_schema(url: str, schema: str) -> str:
     query = [p for p in parts.query.split("&") if p and not p.startswith("options=")]
     query.append(f"options=-csearch_path%3D{schema}")
     return urlunsplit(parts._replace(query="&".join(query)))
-
-
-def _create_version_table(ex: PostgresExecutor) -> None:
-    ex.run(
-        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
-        " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
-    )
-
-
-def _current(ex: PostgresExecutor) -> int:
-    row = ex.one("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-    return int(row[0]) if row else 0
 
 
 def _first_line(exc: BaseException) -> str:

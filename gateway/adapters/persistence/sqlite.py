@@ -198,27 +198,12 @@ class SqliteStorage:
 
     def schema(self) -> tuple[int, int]:
         with self._transaction() as conn:
-            ex = SqliteExecutor(conn)
-            _create_version_table(ex)
-            return _current(ex), migrations.newest("sqlite")
+            return migrations.current(SqliteExecutor(conn), "sqlite"), migrations.newest("sqlite")
 
     def upgrade(self) -> list[int]:
         """Apply the pending migrations (an existing database is upgraded in place)."""
         with self._transaction() as conn:
-            ex = SqliteExecutor(conn)
-            _create_version_table(ex)
-            return migrations.upgrade(
-                "sqlite",
-                migrations.Applier(
-                    current=lambda: _current(ex),
-                    run=conn.execute,
-                    record=lambda v, name, at: ex.run(
-                        "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
-                        (v, name, at),
-                    ),
-                ),
-                utcnow(),
-            )
+            return migrations.upgrade(SqliteExecutor(conn), "sqlite", utcnow())
 
     def claim_instance(self) -> None:
         """Hold this file for one gateway instance until the process ends; a second one is
@@ -251,15 +236,3 @@ class SqliteStorage:
             if conn is not None:
                 conn.close()
                 setattr(self._local, which, None)
-
-
-def _create_version_table(ex: SqliteExecutor) -> None:
-    ex.run(
-        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
-        " name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-
-
-def _current(ex: SqliteExecutor) -> int:
-    row = ex.one("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-    return int(row[0]) if row else 0
