@@ -157,8 +157,9 @@ class Token:
         self._session: pkcs11.Session | None = None
         self._handles: dict[bytes, SignMixin] = {}
         self._ecdsa_hashes = False
-        # SHA-256 of the PIN the token refused: not offered again until the PIN changes.
+        # SHA-256 of the PIN the token refused, and how: not offered again until it changes.
         self._refused: bytes | None = None
+        self._refusal = ""
         self._reset_library = False
         self._fault: str | None = None
 
@@ -192,8 +193,8 @@ class Token:
             raise TransientError(f"{self.config.where} cannot be listed: {_said(exc)}") from None
         try:
             session = token.open(user_pin=pin, rw=True)
-        except _PIN_REFUSED:
-            self._refused = fingerprint
+        except _PIN_REFUSED as exc:
+            self._refused, self._refusal = fingerprint, type(exc).__name__
             raise TransientError(self._pin_refused(source)) from None
         except p11.UserAlreadyLoggedIn:
             # Another session of this process is logged in; a new one shares its login.
@@ -211,8 +212,8 @@ class Token:
 
     def _pin_refused(self, source: str) -> str:
         return (
-            f"{self.config.where} refused the PIN from {source}; it is not offered again until"
-            " it changes (a token locks its PIN after a few wrong tries)"
+            f"{self.config.where} refused the PIN from {source} ({self._refusal}); it is not"
+            " offered again until it changes (a token locks its PIN after a few wrong tries)"
         )
 
     def _find_token(self, library: _pkcs11.lib) -> pkcs11.Token:

@@ -68,7 +68,9 @@ def test_a_wrong_pin_is_refused_once_and_never_logged(
     monkeypatch.setenv("GATEWAY_PKCS11_PIN", "999999")
     with capture_logs() as logs:
         for _ in range(3):
-            with pytest.raises(TransientError, match="refused the PIN from GATEWAY_PKCS11_PIN"):
+            with pytest.raises(
+                TransientError, match=r"refused the PIN from GATEWAY_PKCS11_PIN \(PinIncorrect\)"
+            ):
                 token.run("signing", lambda session: None)
     said = json.dumps(logs)
     assert "999999" not in said and "246810" not in said
