@@ -94,9 +94,15 @@ def our_keypair(settings: Settings) -> SigningKey:
     return our_keyring(settings).current
 
 
-def bank_keypair(settings: Settings, partner: PartnerProfile) -> KeyPair:
-    """The simulated bank's key pair; its certificate is the one the partner profile pins."""
-    cert = settings.path(partner.signature.current.path)
+def bank_keypair(settings: Settings, partner: PartnerProfile) -> KeyPair | None:
+    """The simulated bank's key pair; its certificate is the one the partner profile pins.
+
+    None for a partner that pins no certificate (signature mode `none`): that bank signs nothing.
+    """
+    pinned = partner.signature.current
+    if pinned is None:
+        return None
+    cert = settings.path(pinned.path)
     name = cert.name.removesuffix(".cert.pem")
     return ensure_keypair(
         cert.parent, name, f"{partner.name} bank simulator", passphrase_from_env()
@@ -195,12 +201,13 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
     """Run intake, batcher, relay and inbound as workers of `runtime`."""
     settings = gateway.settings
     for partner in settings.partners.values():
-        if not settings.path(partner.signature.current.path).is_file():
+        pinned = partner.signature.current
+        if pinned is not None and not settings.path(pinned.path).is_file():
             # Its reports will be quarantined until the bank's certificate is put there.
             log.warning(
                 "partner.certificate_missing",
                 partner=partner.name,
-                path=str(settings.path(partner.signature.current.path)),
+                path=str(settings.path(pinned.path)),
             )
     declare_topology(settings)
 
@@ -422,19 +429,26 @@ def load_book(path: Path | None) -> AccountBook:
 
 
 def build_bank(
-    settings: Settings, partner: PartnerProfile, book: AccountBook, record_path: Path
+    settings: Settings,
+    partner: PartnerProfile,
+    book: AccountBook,
+    record_path: Path,
+    resend_answer: str = "replay",
 ) -> BankSimulator:
     """A bank simulator for one partner, trusting our current and next certificates and
-    signing as the partner's profile says."""
+    signing as the partner's profile says; `resend_answer` is how it answers a file it already
+    has (see `gateway.banksim.bank.RESEND_ANSWERS`)."""
     account = partner.accounts[0] if partner.accounts else "BBAN:0"
     return BankSimulator(
         bic=partner.bic,
         account=account.split(":")[-1],
         keypair=bank_keypair(settings, partner),
-        trusted=our_certificates(settings),
+        # A partner without signatures checks none of ours: it needs no certificate of ours.
+        trusted=our_certificates(settings) if partner.signature.mode != "none" else (),
         record=BankRecord(record_path),
         book=book,
         policy=partner.signature,
+        resend_answer=resend_answer,
     )
 
 

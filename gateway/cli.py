@@ -143,8 +143,15 @@ def demo(
     default=None,
     help='JSON {"closed": [...], "unknown": [...]} of accounts the bank refuses.',
 )
+@click.option(
+    "--resend-answer",
+    type=click.Choice(["replay", "dupl"]),
+    default="replay",
+    show_default=True,
+    help="A file received again: send the first replies again, or a pain.002 RJCT DUPL.",
+)
 @click.pass_context
-def bank_sim(ctx: click.Context, partner: str, book: Path | None) -> None:
+def bank_sim(ctx: click.Context, partner: str, book: Path | None, resend_answer: str) -> None:
     """Serve as the partner bank: answer pain.001 files with pain.002 and camt.054."""
     from gateway.bootstrap import build_bank, declare_topology, load_book, start_bank
     from gateway.runtime import Runtime
@@ -154,7 +161,13 @@ def bank_sim(ctx: click.Context, partner: str, book: Path | None) -> None:
     if profile is None:
         raise ConfigError(f"no partner profile named {partner!r} in conf/partners/")
     declare_topology(settings)
-    bank = build_bank(settings, profile, load_book(book), settings.path(f"var/bank-{partner}.db"))
+    bank = build_bank(
+        settings,
+        profile,
+        load_book(book),
+        settings.path(f"var/bank-{partner}.db"),
+        resend_answer=resend_answer,
+    )
     runtime = Runtime()
     start_bank(settings, profile, bank, runtime)
     click.echo(f"bank simulator for {partner} running; Ctrl-C stops", err=True)
@@ -253,8 +266,19 @@ def status(ctx: click.Context, as_json: bool) -> None:
         for state, count in result[section].items():
             click.echo(f"  {state:<22}{count:>8}")
     keys = ("outbox_pending", "outbox_parked", "quarantined_inbound", "unmatched_lines")
-    for key in (*keys, "files_overdue"):
+    for key in (*keys, "files_overdue", "duplicate_file_answers"):
         click.echo(f"{key.replace('_', ' '):<24}{result[key]:>8}")
+    for answer in result["duplicate_answered_files"]:
+        click.echo(
+            f"  {answer['partner']} answered DUPL ({answer['msg_id']}) to"
+            f" {answer['original_msg_id']}, which is {answer['file_state']}"
+        )
+    if result["claims"]:
+        click.echo("work claimed by instances (expired: the holder died or stalled):")
+    for claim in result["claims"]:
+        what = f"{claim['messages']} outbox messages" if claim["kind"] == "outbox" else claim["key"]
+        until = "expired" if claim["expired"] else f"until {claim['expires_at']}"
+        click.echo(f"  {claim['kind']:<12} {what} by {claim['owner']}, {until}")
     if result["inbound_folders"]:
         click.echo("inbound folders (reports waiting / claimed, not finished):")
     for partner, seen in result["inbound_folders"].items():

@@ -134,6 +134,14 @@ class StateCollector:
         )
         for partner, n in sorted(self._queries.unmatched_by_partner().items()):
             unmatched.add_metric([partner], n)
+        duplicates = CounterMetricFamily(
+            f"{PREFIX}_bank_duplicate_file_answers",
+            "Duplicate-file answers (pain.002 group RJCT, reason DUPL) banks gave to copies of"
+            " our files; they move nothing, the files wait for the original's reports.",
+            labels=["partner"],
+        )
+        for partner, n in sorted(self._queries.duplicate_answers_by_partner().items()):
+            duplicates.add_metric([partner], n)
         return [
             orders,
             files,
@@ -161,6 +169,7 @@ class StateCollector:
             applied,
             quarantined,
             unmatched,
+            duplicates,
         ]
 
 

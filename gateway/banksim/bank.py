@@ -11,9 +11,15 @@ from decimal import Decimal
 import structlog
 from lxml import etree
 
-from gateway.banksim.messages import ReturnLine, StatementBalances, build_camt053, build_pacs004
+from gateway.banksim.messages import (
+    ReturnLine,
+    StatementBalances,
+    build_camt052,
+    build_camt053,
+    build_pacs004,
+)
 from gateway.banksim.record import BankRecord
-from gateway.errors import InvalidMessage
+from gateway.errors import ConfigError, InvalidMessage
 from gateway.iso20022 import xsd
 from gateway.iso20022.camt054 import build_camt054
 from gateway.iso20022.model import (
@@ -47,6 +53,7 @@ REASONS = {
     "AC01": "Số tài khoản không đúng (incorrect account number)",
     "AC04": "Tài khoản đã đóng (closed account number)",
     "DS0A": "Chữ ký số không hợp lệ (data signature not valid)",
+    "DUPL": "Tệp đã nhận trước đây (duplicate file: this MsgId was received before)",
     "FF01": "Tệp không đúng định dạng (invalid file format)",
 }
 
@@ -83,6 +90,11 @@ class AccountBook:
 
 Reply = tuple[str, str, bytes]
 
+# How the bank answers a file it already has (same MsgId, same content): `replay` sends the
+# replies of the first receipt again; `dupl` answers with a group-level pain.002 RJCT, reason
+# DUPL, as many banks do.
+RESEND_ANSWERS = ("replay", "dupl")
+
 
 def _ref(prefix: str, *parts: str) -> str:
     digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:20].upper()
@@ -101,13 +113,17 @@ class BankSimulator:
         *,
         bic: str,
         account: str,
-        keypair: KeyPair,
+        keypair: KeyPair | None,
         trusted: Sequence[TrustedCertificate],
         record: BankRecord,
         book: AccountBook,
         policy: SignaturePolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        resend_answer: str = "replay",
     ) -> None:
+        if resend_answer not in RESEND_ANSWERS:
+            raise ConfigError(f"resend answer {resend_answer!r} is not one of {RESEND_ANSWERS}")
+        self.resend_answer = resend_answer
         self.bic = bic
         self.account = account
         self._keypair = keypair
@@ -132,7 +148,9 @@ class BankSimulator:
         digest = hashlib.sha256(raw).hexdigest()
         seen = self.record.seen(content.msg_id, digest)
         if seen == "same":
-            log.info("bank.file_duplicate", msg_id=content.msg_id)
+            log.info("bank.file_duplicate", msg_id=content.msg_id, answer=self.resend_answer)
+            if self.resend_answer == "dupl":
+                return [self._duplicate_file(content.msg_id)]
             return self.record.replies_to(content.msg_id)
         if seen == "different":
             # A reused MsgId: pay nothing, and send no report that could be read as about the
@@ -212,6 +230,22 @@ class BankSimulator:
                 )
                 for t, reason in decisions
             ),
+        )
+        return report.msg_id, "pain.002", self._signed(build_pain002(report))
+
+    def _duplicate_file(self, msg_id: str) -> Reply:
+        """A group-level pain.002 RJCT, reason DUPL: "this MsgId was received before". Each
+        answer has its own MsgId, as a bank's every report does."""
+        now = self._clock()
+        report = StatusReport(
+            msg_id=_ref("VBA-STS-", msg_id, "DUPL", now.isoformat())[:35],
+            created_at=now,
+            original_msg_id=msg_id,
+            original_msg_name_id="pain.001.001.09",
+            group_status="RJCT",
+            transactions=(),
+            group_reason_code="DUPL",
+            group_reason_text=REASONS["DUPL"],
         )
         return report.msg_id, "pain.002", self._signed(build_pain002(report))
 
@@ -322,8 +356,7 @@ class BankSimulator:
             reason_text=REASONS.get(reason, reason),
         )
         msg_id = _ref("VBA-RET-", return_id)[:35]
-        # No pacs.004 XSD is installed: signed as built (see gateway.banksim.messages).
-        body = self._signed(build_pacs004(msg_id, now, [line]), validate=False)
+        body = self._signed(build_pacs004(msg_id, now, [line]))
         self.record.add_reply(end_to_end_id, msg_id, "pacs.004", body)
         self.record.book(
             [
@@ -343,15 +376,19 @@ class BankSimulator:
         log.info("bank.payment_returned", end_to_end_id=end_to_end_id, reason=reason)
         return msg_id, "pacs.004", body
 
-    def statement(self, day: date, opening_balance: Decimal = Decimal(0)) -> Reply:
-        """A signed camt.053 of the account for one day: every entry booked that day, opening
-        and closing balances (`opening_balance` is the balance before the first booking)."""
-        rows = self.record.booked(day=day.isoformat())
-        opening = opening_balance + self.record.net_before(day.isoformat())
-        net = sum((Decimal(r[3]) if r[2] == "CRDT" else -Decimal(r[3]) for r in rows), Decimal(0))
-        statement_id = f"VBA-STM-{self.account[-6:]}-{day:%Y%m%d}"
-        notification = Notification(
-            msg_id=_ref("VBA-EOD-", self.account, day.isoformat())[:35],
+    def intraday_report(self, day: date) -> Reply:
+        """A signed camt.052 of the account: every entry booked on `day` so far, as the later
+        camt.053 will list them (the same bank references)."""
+        notification = self._day_entries(day, _ref("VBA-IDR-", self.account, day.isoformat()))
+        report_id = f"VBA-IDR-{self.account[-6:]}-{day:%Y%m%d}"
+        body = self._signed(build_camt052(notification, report_id))
+        self.record.add_reply("intraday", notification.msg_id, "camt.052", body)
+        return notification.msg_id, "camt.052", body
+
+    def _day_entries(self, day: date, msg_id: str) -> Notification:
+        """The entries booked on `day`, as a statement or an intraday report lists them."""
+        return Notification(
+            msg_id=msg_id[:35],
             created_at=self._clock(),
             account=self.account,
             entries=tuple(
@@ -374,9 +411,20 @@ class BankSimulator:
                         ),
                     ),
                 )
-                for ref, _, cd, amount, currency, e2e, _, party, reason in rows
+                for ref, _, cd, amount, currency, e2e, _, party, reason in self.record.booked(
+                    day=day.isoformat()
+                )
             ),
         )
+
+    def statement(self, day: date, opening_balance: Decimal = Decimal(0)) -> Reply:
+        """A signed camt.053 of the account for one day: every entry booked that day, opening
+        and closing balances (`opening_balance` is the balance before the first booking)."""
+        rows = self.record.booked(day=day.isoformat())
+        opening = opening_balance + self.record.net_before(day.isoformat())
+        net = sum((Decimal(r[3]) if r[2] == "CRDT" else -Decimal(r[3]) for r in rows), Decimal(0))
+        statement_id = f"VBA-STM-{self.account[-6:]}-{day:%Y%m%d}"
+        notification = self._day_entries(day, _ref("VBA-EOD-", self.account, day.isoformat()))
         root = build_camt053(
             notification, statement_id, StatementBalances(day, opening, opening + net)
         )
@@ -402,14 +450,22 @@ class BankSimulator:
         )
         return [(report.msg_id, "pain.002", self._signed(build_pain002(report)))]
 
-    def _signed(self, root: etree._Element, *, validate: bool = True) -> bytes:
+    def _signed(self, root: etree._Element) -> bytes:
         """A reply, XSD-validated and signed enveloped when the partner signs enveloped; a
         detached signature is made as the reply goes out (`wire`), beside the body kept here."""
-        if validate:
-            xsd.validate(root)
+        xsd.validate(root)
         if self._policy.mode == "enveloped":
-            return sign(root, self._keypair)
+            return sign(root, self._signing_key())
         return to_bytes(root)
+
+    def _signing_key(self) -> KeyPair:
+        """The bank's key; a partner that signs needs one (its profile pins the certificate)."""
+        if self._keypair is None:
+            raise ConfigError(
+                f"the simulated bank {self.bic} signs {self._policy.mode} but has no key:"
+                " pin its certificate in the partner profile"
+            )
+        return self._keypair
 
     def wire(self, reply: Reply) -> SignedFile:
         """A reply as it travels: its body, and its detached signature (the `signature` header,
@@ -417,7 +473,7 @@ class BankSimulator:
         reply_id, _, body = reply
         if self._policy.mode != "detached":
             return SignedFile(body)
-        ring = KeyRing(f"banksim-{self.bic}", self._keypair)
+        ring = KeyRing(f"banksim-{self.bic}", self._signing_key())
         return sign_for_partner(
             parse_xml(body), ring, self._policy, f"{reply_id}.xml", self._clock()
         )

@@ -1,10 +1,11 @@
-"""The simulated bank's pacs.004 returns and camt.053 statements (the gateway only reads these).
+"""The simulated bank's pacs.004 returns, camt.053 statements and camt.052 intraday reports (the
+gateway only reads these).
 
-pacs.004 is built as .001.09; no pacs.004 XSD is installed in schemas/ (../shared carries none),
-so it is signed unvalidated and the gateway reads it after its signature, unvalidated, as it does
-pain.002.001.10. camt.053 is built as .001.08 and validated against its XSD before signing: its
+pacs.004 is built as .001.09 and validated against its XSD before signing, as every reply is.
+camt.053 is built as .001.08 and validated against its XSD before signing: its
 entries are camt.054.001.08 entries (the same ReportEntry10 type) moved into the camt.053
-namespace, with the statement's opening and closing balances.
+namespace, with the statement's opening and closing balances; camt.052 the same way, in the
+camt.052.001.08 namespace, without balances.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gateway.iso20022.xml import format_datetime, wire_amount
 
 _PACS = MessageType.PACS_004_001_09.namespace
 _CAMT053 = MessageType.CAMT_053_001_08.namespace
+_CAMT052 = MessageType.CAMT_052_001_08.namespace
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,7 @@ class ReturnLine:
 
 
 def build_pacs004(msg_id: str, created_at: datetime, lines: list[ReturnLine]) -> etree._Element:
-    """A pacs.004.001.09 payment return (not validated: no XSD is installed)."""
+    """A pacs.004.001.09 payment return (validated by the caller, before it is signed)."""
 
     def sub(parent: etree._Element, tag: str, value: str | None = None) -> etree._Element:
         element = etree.SubElement(parent, f"{{{_PACS}}}{tag}")
@@ -97,12 +99,27 @@ def build_camt053(
     return root
 
 
-def _moved(element: etree._Element) -> etree._Element:
-    """A deep copy of a camt.054.001.08 element in the camt.053.001.08 namespace."""
-    copy = etree.Element(f"{{{_CAMT053}}}{etree.QName(element).localname}", element.attrib)
+def build_camt052(notification: Notification, report_id: str) -> etree._Element:
+    """A camt.052.001.08 intraday account report of the entries in `notification` (booked or
+    pending), without balances."""
+    source = build_camt054(notification)
+    root = etree.Element(f"{{{_CAMT052}}}Document", nsmap={None: _CAMT052})
+    body = etree.SubElement(root, f"{{{_CAMT052}}}BkToCstmrAcctRpt")
+    for child in source[0]:
+        moved = _moved(child, _CAMT052)
+        if etree.QName(child).localname == "Ntfctn":
+            moved.tag = f"{{{_CAMT052}}}Rpt"
+            moved[0].text = report_id
+        body.append(moved)
+    return root
+
+
+def _moved(element: etree._Element, namespace: str = _CAMT053) -> etree._Element:
+    """A deep copy of a camt.054.001.08 element in another camt .08 namespace (same entries)."""
+    copy = etree.Element(f"{{{namespace}}}{etree.QName(element).localname}", element.attrib)
     copy.text = element.text
     for child in element:
-        copy.append(_moved(child))
+        copy.append(_moved(child, namespace))
     return copy
 
 

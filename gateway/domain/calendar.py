@@ -1,46 +1,79 @@
 """Business days and cut-offs: on which day a partner bank executes a payment order.
 
-A bank executes on business days only: Monday to Friday, except the country's public holidays.
-Vietnam's holidays (Tết and the other lunar-calendar days, the days off the government moves
-around them) come from the maintained `holidays` library, not from a hand-kept list.
-An order received after the partner's cut-off, in the partner's time zone, is for the next
-business day at the earliest. Pure computation: no clock, no files.
+A bank executes on business days only: its market's working days (Monday to Friday in most),
+except the public holidays of its country or the closing days of its financial market, and except
+the extra closing days its profile lists. Holidays (Vietnam's Tết and the other lunar-calendar
+days, the days off the government moves around them, TARGET2's closing days, ...) come from the
+maintained `holidays` library, not from a hand-kept list. An order received after the partner's
+cut-off (earlier on the bank's half days), in the partner's time zone, is for the next business
+day at the earliest. Pure computation: no clock, no files.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from functools import cache
 
 import holidays
 
-# Calendars a partner profile may name: ISO 3166 country codes the holiday library knows.
-SUPPORTED_CALENDARS = ("VN",)
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 @cache
-def _holidays(country: str, year: int) -> holidays.HolidayBase:
-    return holidays.country_holidays(country, years=year)
+def _markets() -> frozenset[str]:
+    """Financial markets the holiday library knows (ECB for TARGET2, XNYS, ...)."""
+    return frozenset(holidays.list_supported_financial())
+
+
+@cache
+def _countries() -> frozenset[str]:
+    """Countries (ISO 3166 alpha-2 codes) the holiday library knows."""
+    return frozenset(holidays.list_supported_countries())
+
+
+def is_known_calendar(name: str) -> bool:
+    """Whether `name` is a country code or a financial market the holiday library knows."""
+    return name in _countries() or name in _markets()
+
+
+def is_market(name: str) -> bool:
+    """Whether `name` is a financial market's calendar (not a country's)."""
+    return name in _markets() and name not in _countries()
+
+
+@cache
+def _holidays(name: str, year: int) -> holidays.HolidayBase:
+    if is_market(name):
+        return holidays.financial_holidays(name, years=year)
+    return holidays.country_holidays(name, years=year)
 
 
 @dataclass(frozen=True, slots=True)
 class BusinessCalendar:
-    """The days a bank in one country executes payments."""
+    """The days a bank executes payments: its country's or market's, less its own closing days."""
 
+    # A country code (VN, US, DE, ...) or a financial market (ECB for TARGET2, XNYS, ...).
     country: str = "VN"
+    # The bank's own extra closing days (beyond the calendar's holidays and weekends).
+    closed: frozenset[date] = field(default_factory=frozenset)
 
     def holiday(self, day: date) -> str | None:
-        """The public holiday's name on `day`, or None."""
+        """The public holiday's (or market closing day's) name on `day`, or None."""
         return _holidays(self.country, day.year).get(day)
 
     def closed_because(self, day: date) -> str | None:
-        """Why the bank is closed on `day` (weekend or holiday), or None on a business day."""
+        """Why the bank is closed on `day` (weekend, holiday, its own closing day), or None on a
+        business day."""
+        if day in self.closed:
+            return "a closing day of the bank (its profile's closed_days)"
         name = self.holiday(day)
         if name:
+            if is_market(self.country):
+                return f"a closing day of the {self.country} calendar ({name})"
             return f"a public holiday in {self.country} ({name})"
-        if day.weekday() >= 5:
+        if day.weekday() in _holidays(self.country, day.year).weekend:
             return f"a {_WEEKDAYS[day.weekday()]}"
         return None
 
@@ -61,17 +94,28 @@ class Cutoff:
 
     at: time
     zone: tzinfo
+    # True: an order received exactly at the cut-off still makes the day; False: it does not.
+    inclusive: bool = True
+    # The bank's half days: the earlier cut-off of each.
+    half_days: Mapping[date, time] = field(default_factory=dict)
+
+    def on(self, day: date) -> time:
+        """The cut-off of `day` (a half day's own, else the daily one)."""
+        return self.half_days.get(day, self.at)
 
     def first_day(self, received_at: datetime) -> date:
         """The first day an order received at `received_at` can be executed on, in local time.
 
-        An order received exactly at the cut-off still makes the day; a moment later does not.
+        At the cut-off itself the order makes the day when the cut-off is inclusive, and not when
+        it is exclusive; a moment later it never does.
         """
         if received_at.tzinfo is None:
             raise ValueError("received_at must be timezone-aware")
         local = received_at.astimezone(self.zone)
         today = local.date()
-        return today if local.time() <= self.at else today + timedelta(days=1)
+        limit = self.on(today)
+        makes_it = local.time() <= limit if self.inclusive else local.time() < limit
+        return today if makes_it else today + timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +144,9 @@ def execution_date(
         if requested < local.date():
             reason = f"{requested.isoformat()} has passed ({received})"
         else:
-            reason = f"{received}, after the cut-off {cutoff.at:%H:%M} for {requested.isoformat()}"
+            when = "after" if cutoff.inclusive else "at or after"
+            limit = cutoff.on(local.date())
+            reason = f"{received}, {when} the cut-off {limit:%H:%M} for {requested.isoformat()}"
         candidate = first
     else:
         reason = ""

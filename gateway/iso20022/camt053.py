@@ -43,13 +43,16 @@ def read_camt053(root: etree._Element) -> Statement:
     return Statement(
         msg_id=required_text(header, ns, "MsgId", "GrpHdr"),
         created_at=parse_datetime(required_text(header, ns, "CreDtTm", "GrpHdr"), "CreDtTm"),
-        statements=tuple(_read_statement(stmt, ns) for stmt in statements),
+        statements=tuple(read_account_block(stmt, ns) for stmt in statements),
     )
 
 
-def _read_statement(stmt: etree._Element, ns: str | None) -> AccountStatement:
-    statement_id = required_text(stmt, ns, "Id", "Stmt")
-    where = f"Stmt {statement_id}"
+def read_account_block(
+    stmt: etree._Element, ns: str | None, label: str = "Stmt"
+) -> AccountStatement:
+    """One account's block: a camt.053 `Stmt`, or a camt.052 `Rpt` (same structure)."""
+    statement_id = required_text(stmt, ns, "Id", label)
+    where = f"{label} {statement_id}"
     account = read_account(find(stmt, ns, "Acct"), ns)
     if account is None:
         raise InvalidMessage(f"line {stmt.sourceline}: {where}: <Acct/Id> is missing")

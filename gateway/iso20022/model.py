@@ -164,6 +164,16 @@ class Statement:
 
 
 @dataclass(frozen=True, slots=True)
+class IntradayReport:
+    """A camt.052 bank-to-customer account report: bookings (and pending entries) during the
+    day, one `AccountStatement` per `Rpt` (its `statement_id` is the report's `Id`)."""
+
+    msg_id: str
+    created_at: datetime
+    reports: tuple[AccountStatement, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ReturnedTransaction:
     """One TxInf of a pacs.004: a settled payment coming back, with its original ids."""
 

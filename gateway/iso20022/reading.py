@@ -15,9 +15,11 @@ from lxml import etree
 
 from gateway.errors import ConfigError, InvalidMessage
 from gateway.iso20022 import apphdr, xsd
+from gateway.iso20022.camt052 import read_camt052
 from gateway.iso20022.camt053 import read_camt053
 from gateway.iso20022.camt054 import read_camt054
 from gateway.iso20022.model import (
+    IntradayReport,
     Notification,
     Pain001Content,
     PaymentReturn,
@@ -30,7 +32,7 @@ from gateway.iso20022.pain001 import read_pain001
 from gateway.iso20022.pain002 import read_pain002
 from gateway.iso20022.xml import parse_xml
 
-Content = Pain001Content | StatusReport | Notification | Statement | PaymentReturn
+Content = Pain001Content | StatusReport | Notification | Statement | IntradayReport | PaymentReturn
 JSON_FORMAT = "gateway-parse/1"
 
 _KINDS: dict[str, tuple[str, Callable[[etree._Element], Content]]] = {
@@ -38,6 +40,7 @@ _KINDS: dict[str, tuple[str, Callable[[etree._Element], Content]]] = {
     "pain.002": ("status_report", read_pain002),
     "camt.054": ("notification", read_camt054),
     "camt.053": ("statement", read_camt053),
+    "camt.052": ("intraday_report", read_camt052),
     "pacs.004": ("payment_return", read_pacs004),
 }
 

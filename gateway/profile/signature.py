@@ -34,9 +34,10 @@ class SignaturePolicy:
     certificates: tuple[PinnedCertificate, ...] = ()
 
     @property
-    def current(self) -> PinnedCertificate:
-        """The first pinned certificate (the one a bank simulator signs with)."""
-        return self.certificates[0]
+    def current(self) -> PinnedCertificate | None:
+        """The first pinned certificate (the one a bank simulator signs with); None for a partner
+        with signature mode `none` that pins none (transport-level security only)."""
+        return self.certificates[0] if self.certificates else None
 
 
 def read_signature(table: Table) -> SignaturePolicy:

@@ -62,8 +62,13 @@ class ExecutionDates:
         decided = execution_date(
             order.requested_execution_date,
             self._as_of or now,
-            Cutoff(rules.cutoff, ZoneInfo(rules.timezone)),
-            BusinessCalendar(rules.calendar),
+            Cutoff(
+                rules.cutoff,
+                ZoneInfo(rules.timezone),
+                inclusive=rules.cutoff_boundary == "inclusive",
+                half_days=dict(rules.half_days),
+            ),
+            BusinessCalendar(rules.calendar, rules.closed_days),
         )
         if not decided.moved:
             return payload, order

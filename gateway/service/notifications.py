@@ -49,8 +49,36 @@ def apply_notification(
     if not uow.inbound.first_sight(partner.name, notification.msg_id, "camt.054", raw, now):
         log_.info("notification.duplicate")
         return "duplicate"
+    counts = apply_entries(uow, partner, notification, now)
+    log_.info("notification.applied", **counts)
+    return "applied"
+
+
+def apply_entries(
+    uow: UnitOfWork,
+    partner: PartnerProfile,
+    notification: Notification,
+    now: datetime,
+    *,
+    booked_only: bool = False,
+) -> dict[str, int]:
+    """Apply each entry's details once (by bank reference), in the caller's transaction; what
+    happened to them, counted.
+
+    With `booked_only` (an intraday report, whose pending entries are booked later) an entry not
+    yet booked is passed over (`not_booked`); otherwise it is kept as unmatched.
+    """
+    log_ = log.bind(msg_id=notification.msg_id)
     counts = {"settled": 0, "returned": 0, "revenue": 0, "repeated": 0, "unmatched": 0}
+    if booked_only:
+        counts["not_booked"] = 0
     for entry in notification.entries:
+        if booked_only and entry.status != "BOOK":
+            counts["not_booked"] += len(entry.details) or 1
+            log_.info(
+                "report.entry_not_booked", reference=entry.account_servicer_ref, status=entry.status
+            )
+            continue
         details = entry.details or (EntryDetail(amount=entry.amount, currency=entry.currency),)
         for index, given in enumerate(details, start=1):
             detail = given
@@ -81,8 +109,7 @@ def apply_notification(
                 )
                 log_.warning("notification.entry_unmatched", reference=bank_ref, reason=str(exc))
             counts[outcome] += 1
-    log_.info("notification.applied", **counts)
-    return "applied"
+    return counts
 
 
 def _plain(value: Any) -> dict[str, Any]:
@@ -129,6 +156,8 @@ def _settle(
     now: datetime,
 ) -> str:
     if order is None:
+        if not detail.end_to_end_id:
+            raise Unmatched("debit naming no payment (no EndToEndId)")
         raise Unmatched(f"debit for an unknown payment {detail.end_to_end_id}")
     if order.state is TxState.SETTLED and order.bank_ref == bank_ref:
         return "repeated"

@@ -10,7 +10,7 @@ from typing import Any
 from gateway.config import PartnerProfile, Settings
 from gateway.errors import GatewayError
 from gateway.service.channels import Folder
-from gateway.service.clock import utcnow
+from gateway.service.clock import stamp, utcnow
 from gateway.service.file_scanner import inbound_backlog
 from gateway.service.ports import Queries
 
@@ -41,7 +41,42 @@ def overview(queries: Queries, settings: Settings, now: datetime | None = None) 
         "unmatched_lines": sum(queries.unmatched_by_partner().values()),
         "files_overdue": len(overdue := overdue_files(queries, settings, now or utcnow())),
         "overdue_files": overdue,
+        "duplicate_file_answers": sum(queries.duplicate_answers_by_partner().values()),
+        "duplicate_answered_files": duplicate_answered_files(queries),
+        "claims": held_claims(queries, now or utcnow()),
     }
+
+
+def held_claims(queries: Queries, now: datetime) -> list[dict[str, Any]]:
+    """Work instances hold (batch groups; outbox messages per instance), and whether each claim
+    has expired: an expired one belongs to an instance that died or stalled, and another
+    instance takes the work over."""
+    return [
+        {
+            "kind": claim.kind,
+            "key": claim.key,
+            "owner": claim.owner,
+            "messages": claim.messages,
+            "expires_at": claim.expires_at.isoformat(timespec="seconds"),
+            "expired": claim.expires_at < now,
+        }
+        for claim in queries.claims()
+    ]
+
+
+def duplicate_answered_files(queries: Queries, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest files a bank answered "duplicate file" (DUPL) for, with the file's state now:
+    such an answer moves nothing, and the file waits for the original's reports."""
+    return [
+        {
+            "partner": answer.partner,
+            "original_msg_id": answer.original_msg_id,
+            "msg_id": answer.msg_id,
+            "received_at": stamp(answer.received_at) if answer.received_at else None,
+            "file_state": answer.file_state.value if answer.file_state else None,
+        }
+        for answer in queries.duplicate_answers(limit)
+    ]
 
 
 def inbound_folders(

@@ -143,6 +143,20 @@ class Unmatched:
 
 
 @dataclass(frozen=True, slots=True)
+class DuplicateAnswer:
+    """A bank's "duplicate file" answer (pain.002 group RJCT, reason DUPL) to one of our files:
+    it has that MsgId already and refuses the copy. Read back with when it came and the state
+    of the file now."""
+
+    partner: str
+    msg_id: str
+    original_msg_id: str
+    reason_text: str | None = None
+    received_at: datetime | None = None
+    file_state: FileState | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Revenue:
     """A collection a bank credited to the treasury, by the bank's reference."""
 
@@ -226,6 +240,17 @@ class ParkedOutbox:
     parked_why: str
     body: bytes
     sent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HeldClaim:
+    """Work an instance holds: a batch group, or outbox messages (`messages` of them)."""
+
+    kind: str
+    key: str
+    owner: str
+    expires_at: datetime
+    messages: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +356,10 @@ class InboundRepository(Protocol):
         self, partner: str, bank_ref: str, msg_id: str, outcome: str, now: datetime
     ) -> None:
         """Remember an applied entry by its bank reference."""
+
+    def record_duplicate_answer(self, answer: DuplicateAnswer, now: datetime) -> bool:
+        """Keep a bank's duplicate-file answer, which moves nothing; False when this answer
+        (partner + MsgId) is kept already."""
 
 
 class OutboxRepository(Protocol):
@@ -486,6 +515,16 @@ class Queries(Protocol):
 
     def applied_by_type(self) -> list[tuple[str, str, int]]:
         """(partner, message type, count) of bank files taken in."""
+
+    def duplicate_answers(self, limit: int = 20) -> list[DuplicateAnswer]:
+        """The latest duplicate-file answers, newest first, with their file's state now."""
+
+    def duplicate_answers_by_partner(self) -> dict[str, int]:
+        """Duplicate-file answers kept, per partner."""
+
+    def claims(self) -> list[HeldClaim]:
+        """Work claimed by instances and not finished: batch groups, and per owner the outbox
+        messages claimed but not yet sent, soonest expiry first."""
 
     def overdue_files(self, partner: str, sent_before: datetime) -> list[str]:
         """Files of a partner sent before the limit without any status report."""

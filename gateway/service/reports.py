@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import datetime
 
@@ -10,11 +11,24 @@ import structlog
 from gateway.config import PartnerProfile
 from gateway.domain.states import FileState, state_for_status
 from gateway.iso20022.model import StatusReport, TxStatus
+from gateway.service.channels import ADMIN_EXCHANGE
+from gateway.service.clock import stamp
 from gateway.service.deadlines import clear_overdue
-from gateway.service.ports import BankAnswer, UnitOfWork, Unmatched
+from gateway.service.ports import (
+    BankAnswer,
+    DuplicateAnswer,
+    OutboxMessage,
+    UnitOfWork,
+    Unmatched,
+)
 from gateway.service.transitions import advance
 
 log = structlog.get_logger("gateway.inbound")
+
+# The group reason of a bank refusing a file whose MsgId it has already received.
+DUPLICATE_FILE = "DUPL"
+# Routing key of the admin event on `gateway.admin`.
+FILE_DUPLICATE_ANSWER = "admin.file_duplicate_answer"
 
 # What a group status says of the whole file.
 _FILE_STATE = {
@@ -53,6 +67,8 @@ def apply_report(
         )
         log_.warning("report.unmatched", reason=reason)
         return "applied"
+    if is_duplicate_answer(report):
+        return _duplicate_answer(uow, partner, report, now)
     lines = status_lines(uow, report)
     moved = sum(_apply_line(uow, partner, report, line, now) for line in lines)
     if report.group_status in _FILE_STATE and (moved or not lines):
@@ -60,6 +76,53 @@ def apply_report(
     uow.files.status_reported(report.original_msg_id, now)
     clear_overdue(uow, partner.name, report.original_msg_id, now)
     log_.info("report.applied", lines=len(lines), moved=moved, group_status=report.group_status)
+    return "applied"
+
+
+def is_duplicate_answer(report: StatusReport) -> bool:
+    """A group-level RJCT with reason DUPL: the bank has this MsgId already (our resend after a
+    crash, say) and refuses the copy, not the payments of the file it is executing."""
+    return report.group_status == "RJCT" and report.group_reason_code == DUPLICATE_FILE
+
+
+def _duplicate_answer(
+    uow: UnitOfWork, partner: PartnerProfile, report: StatusReport, now: datetime
+) -> str:
+    """Keep the bank's answer to a copy of a file it already has, and move nothing.
+
+    The orders and the file stay where the original's reports put them (or will put them): no
+    status is recorded on the file, so it keeps waiting for the original's pain.002 and stays
+    under its deadline watch. Admins hear of it by a log event, `gateway status`, the metrics and
+    an admin event through the outbox.
+    """
+    original = report.original_msg_id
+    answer = DuplicateAnswer(partner.name, report.msg_id, original, report.group_reason_text)
+    uow.inbound.record_duplicate_answer(answer, now)
+    event = {
+        "event": "file_duplicate_answer",
+        "partner": partner.name,
+        "msg_id": report.msg_id,
+        "original_msg_id": original,
+        "reason_code": DUPLICATE_FILE,
+        "reason_text": report.group_reason_text,
+        "received_at": stamp(now),
+    }
+    uow.outbox.enqueue(
+        OutboxMessage(
+            message_id=f"dupl:{partner.name}:{report.msg_id}",
+            exchange=ADMIN_EXCHANGE,
+            routing_key=FILE_DUPLICATE_ANSWER,
+            body=json.dumps(event, sort_keys=True).encode(),
+            headers={"partner": partner.name, "msg_id": original},
+        ),
+        now,
+    )
+    log.warning(
+        "report.duplicate_file",
+        msg_id=report.msg_id,
+        original_msg_id=original,
+        reason_text=report.group_reason_text,
+    )
     return "applied"
 
 

@@ -24,6 +24,7 @@ from gateway.service.ports import (
     Booked,
     ConcurrentChange,
     DlqAction,
+    DuplicateAnswer,
     NewOrder,
     OutboxMessage,
     ReadyGroup,
@@ -649,6 +650,38 @@ class StoreContract:
             assert not uow.inbound.entry_applied(OTHER_PARTNER, "REF-1")
             assert not uow.inbound.entry_applied(PARTNER, "REF-2")
 
+    def test_duplicate_file_answers_kept_once_with_their_files_state(self, store: Storage) -> None:
+        """A duplicate-file answer is kept once per partner and MsgId; the queries give the
+        latest first, with the state of the file it refers to now, and count them per partner."""
+        with store.unit_of_work() as uow:
+            uow.files.add(outbound_file("F-1"), T0)
+            uow.files.sent("F-1", at(1))
+            first = DuplicateAnswer(PARTNER, "D-1", "F-1", "duplicate file")
+            assert uow.inbound.record_duplicate_answer(first, at(2))
+            assert not uow.inbound.record_duplicate_answer(first, at(3))
+            assert uow.inbound.record_duplicate_answer(
+                DuplicateAnswer(PARTNER, "D-2", "F-1"), at(4)
+            )
+            other = DuplicateAnswer(OTHER_PARTNER, "D-1", "F-9", None)
+            assert uow.inbound.record_duplicate_answer(other, at(5))
+        with store.unit_of_work() as uow:
+            uow.files.set_status("F-1", FileState.ACKNOWLEDGED, at(6))
+        q = store.queries
+        assert q.duplicate_answers_by_partner() == {PARTNER: 2, OTHER_PARTNER: 1}
+        answers = q.duplicate_answers()
+        assert [(a.partner, a.msg_id) for a in answers] == [
+            (OTHER_PARTNER, "D-1"),
+            (PARTNER, "D-2"),
+            (PARTNER, "D-1"),
+        ]
+        assert [a.file_state for a in answers] == [
+            None,
+            FileState.ACKNOWLEDGED,
+            FileState.ACKNOWLEDGED,
+        ]
+        assert (answers[2].reason_text, answers[2].received_at) == ("duplicate file", at(2))
+        assert [a.msg_id for a in q.duplicate_answers(limit=1)] == ["D-1"]
+
     def test_unmatched_counted_by_partner(self, store: Storage) -> None:
         """Unmatched lines are kept and counted per partner."""
         detail = {"amount": Decimal("606000.00"), "day": DAY, "note": "không khớp"}
@@ -890,6 +923,27 @@ class StoreContract:
         with store.unit_of_work() as uow:
             assert not uow.claims.holds("batch", GROUP, "gw-1", at(2))
             assert uow.claims.claim("batch", GROUP, "gw-2", at(2), at(40))
+
+    def test_claims_show_groups_and_outbox_by_owner(self, store: Storage) -> None:
+        """queries.claims lists held groups and, per owner, the outbox messages claimed but not
+        sent, soonest expiry first; sent and released messages leave it."""
+        with store.unit_of_work() as uow:
+            uow.claims.claim("batch", GROUP, "gw-1", T0, at(60))
+            for n in range(3):
+                uow.outbox.enqueue(message(n), T0)
+            claimed = uow.outbox.claim("gw-2", 10, T0, at(30))
+        held = store.queries.claims()
+        assert [(c.kind, c.key, c.owner, c.messages) for c in held] == [
+            ("outbox", "gw-2", "gw-2", 3),
+            ("batch", GROUP, "gw-1", 0),
+        ]
+        assert [c.expires_at for c in held] == [at(30), at(60)]
+        with store.unit_of_work() as uow:
+            uow.outbox.mark_sent([claimed[0].row_id], at(1))
+            uow.outbox.release([claimed[1].row_id])
+            uow.claims.release("batch", GROUP, "gw-1")
+        [left] = store.queries.claims()
+        assert (left.kind, left.owner, left.messages) == ("outbox", "gw-2", 1)
 
     # --- rollback and admin -----------------------------------------------------------------
 

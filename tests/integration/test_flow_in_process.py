@@ -124,8 +124,8 @@ def test_a_tampered_report_is_quarantined(settings: Settings, tmp_path: Any) -> 
     assert gateway.storage.query("SELECT amount FROM revenue") == [("1500000",)]
 
 
-def test_a_pain002_001_10_is_read_without_its_schema(settings: Settings) -> None:
-    """A third-party pain.002.001.10 (no XSD in schemas/) is verified and read, not refused."""
+def test_a_pain002_001_10_is_read_after_its_xsd(settings: Settings) -> None:
+    """A third-party pain.002.001.10 is verified, checked against its shipped XSD and read."""
     sample = SHARED / "iso20022" / "samples" / "08_pain002_00110_de_vop_03.xml"
     if not sample.exists():
         pytest.skip(f"third-party samples not present at {sample.parent}")

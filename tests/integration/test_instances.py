@@ -20,6 +20,7 @@ from gateway.bootstrap import build_gateway
 from gateway.config import Settings
 from gateway.domain.states import TxState
 from gateway.service.batcher import GROUP_CLAIM, BatchService
+from gateway.service.overview import overview
 from gateway.service.ports import Storage
 from tests.unit.test_intake import Msg, order
 
@@ -105,7 +106,11 @@ def test_a_dead_instance_claim_holds_its_group_until_it_expires(settings: Settin
     )
     assert survivor.tick() == 0
     assert storage.queries.orders_by_state() == {"received": 5}
+    [held] = overview(storage.queries, settings, now[0])["claims"]
+    assert (held["kind"], held["owner"], held["expired"]) == (GROUP_CLAIM, "dead", False)
     now[0] += timedelta(seconds=31)
+    [held] = overview(storage.queries, settings, now[0])["claims"]
+    assert held["expired"] is True
     assert survivor.tick() == 1
     assert storage.queries.orders_by_state() == {"batched": 5}
 

@@ -158,3 +158,64 @@ def test_a_naive_time_is_refused() -> None:
     """Times are timezone-aware: a naive arrival time is a programming error, said plainly."""
     with pytest.raises(ValueError, match="timezone-aware"):
         CUTOFF.first_day(datetime(2026, 11, 10, 8, 0))  # noqa: DTZ001 - the point of the test
+
+
+# --- other calendars, the bank's own closing days and half days, the cut-off boundary --------
+
+
+def test_target2_closes_on_good_friday_and_easter_monday() -> None:
+    """A EUR partner on the ECB (TARGET2) calendar moves Good Friday 2026 to the Tuesday after."""
+    target2 = BusinessCalendar("ECB")
+    decided = execution_date(date(2026, 4, 3), EARLY, CUTOFF, target2)
+    assert decided.execution == date(2026, 4, 7)
+    assert "a closing day of the ECB calendar (Good Friday)" in decided.reason
+    assert "Easter Monday" in decided.reason
+    # Vietnam's days mean nothing to TARGET2: 2 September 2026 is a business day there.
+    assert target2.is_business_day(date(2026, 9, 2))
+    assert not VN.is_business_day(date(2026, 9, 2))
+
+
+def test_a_country_calendar_other_than_vietnam() -> None:
+    """A USD partner on the US calendar is closed on Independence Day observed (3 July 2026)."""
+    assert BusinessCalendar("US").closed_because(date(2026, 7, 3)) == (
+        "a public holiday in US (Independence Day (observed))"
+    )
+
+
+def test_a_country_whose_weekend_is_friday_and_saturday() -> None:
+    """The weekend is the calendar's own: Saudi Arabia rests on Friday and Saturday."""
+    saudi = BusinessCalendar("SA")
+    assert saudi.closed_because(date(2026, 11, 13)) == "a Friday"
+    assert saudi.is_business_day(date(2026, 11, 15))  # a Sunday
+
+
+def test_the_banks_own_closing_day_moves_the_order() -> None:
+    """A closing day listed in the profile closes the bank like a holiday, and says so."""
+    calendar = BusinessCalendar("VN", frozenset({date(2026, 11, 20)}))
+    decided = execution_date(date(2026, 11, 20), EARLY, CUTOFF, calendar)
+    assert decided.execution == date(2026, 11, 23)
+    assert "a closing day of the bank (its profile's closed_days)" in decided.reason
+
+
+def test_a_half_day_has_its_earlier_cutoff() -> None:
+    """On a half day the bank's earlier cut-off decides; other days keep the daily one."""
+    cutoff = Cutoff(time(15, 30), HANOI, half_days={date(2026, 12, 31): time(11, 0)})
+    before = datetime(2026, 12, 31, 10, 59, tzinfo=HANOI)
+    after = datetime(2026, 12, 31, 11, 30, tzinfo=HANOI)
+    assert execution_date(date(2026, 12, 31), before, cutoff, VN).execution == date(2026, 12, 31)
+    late = execution_date(date(2026, 12, 31), after, cutoff, VN)
+    assert late.execution == date(2027, 1, 4)  # New Year's Day, then the weekend
+    assert "after the cut-off 11:00 for 2026-12-31" in late.reason
+    other = datetime(2026, 12, 30, 15, 0, tzinfo=HANOI)
+    assert execution_date(date(2026, 12, 30), other, cutoff, VN).execution == date(2026, 12, 30)
+
+
+@pytest.mark.parametrize(("inclusive", "expected"), [(True, 10), (False, 11)])
+def test_the_cutoff_boundary_is_the_profiles(inclusive: bool, expected: int) -> None:
+    """Exactly at the cut-off: inclusive keeps the day, exclusive does not."""
+    cutoff = Cutoff(time(15, 30), HANOI, inclusive=inclusive)
+    at = datetime(2026, 11, 10, 15, 30, tzinfo=HANOI)
+    decided = execution_date(date(2026, 11, 10), at, cutoff, VN)
+    assert decided.execution == date(2026, 11, expected)
+    if not inclusive:
+        assert "at or after the cut-off 15:30" in decided.reason

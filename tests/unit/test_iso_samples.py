@@ -25,13 +25,10 @@ EXPECTED = {
     "07_pain002_00110_de_vop_02.xml": (
         "pain.002.001.10",
         "status_report",
-        "not checked: no XSD installed for pain.002.001.10",
+        "pain.002.001.10 fails its XSD: line 11: CstmrPmtStsRpt/GrpHdr/DbtrAgt/FinInstnId/BICFI:"
+        " [facet 'pattern'] The value 'ABCDEFGHIJ' is not accepted",
     ),
-    "08_pain002_00110_de_vop_03.xml": (
-        "pain.002.001.10",
-        "status_report",
-        "not checked: no XSD installed for pain.002.001.10",
-    ),
+    "08_pain002_00110_de_vop_03.xml": ("pain.002.001.10", "status_report", "valid"),
     "10_camt054_00104_postfinance_credit.xml": ("camt.054.001.04", "notification", "valid"),
     "11_camt054_00104_postfinance_debit.xml": ("camt.054.001.04", "notification", "valid"),
     "12_camt054_00104_postfinance_returns.xml": ("camt.054.001.04", "notification", "valid"),
@@ -61,6 +58,8 @@ EXPECTED = {
         "payment_initiation",
         "valid",
     ),
+    "30_camt052_00102_genkgo.xml": ("camt.052.001.02", "intraday_report", "valid"),
+    "31_camt052_00104_genkgo_pdng.xml": ("camt.052.001.04", "intraday_report", "valid"),
 }
 
 
@@ -280,3 +279,38 @@ def test_pain001_samples_and_the_app_header(samples: Path) -> None:
         "business_service": "swift.cbprplus.02",
     }
     assert result["content"]["msg_id"] == "PN01-20260413-2150"
+
+
+def test_camt052_booked_batch_debit_and_pending_entry(samples: Path) -> None:
+    """30: a booked debit of a batch (MsgId/PmtInfId from Btch); 31: a pending entry with an
+    interim balance, its detail in USD against a SEK entry."""
+    booked = parsed(samples, "30_camt052_00102_genkgo.xml", validate=True)["content"]
+    assert booked["msg_id"] == "AAAASESS-FP-ACCR001"
+    [report] = booked["reports"]
+    assert (report["statement_id"], report["account"]) == (
+        "AAAASESS-FP-ACCR001",
+        "CH2801234000123456789",
+    )
+    [entry] = report["entries"]
+    assert (entry["amount"], entry["currency"], entry["credit_debit"], entry["status"]) == (
+        "200000",
+        "SEK",
+        "DBIT",
+        "BOOK",
+    )
+    assert entry["account_servicer_ref"] == "AAAASESS-FP-ACCR-01"
+    [detail] = entry["details"]
+    assert (detail["msg_id"], detail["pmt_inf_id"]) == ("FINP-0055", "FINP-0055-001")
+    pending = parsed(samples, "31_camt052_00104_genkgo_pdng.xml", validate=True)["content"]
+    [report] = pending["reports"]
+    assert [(b["type"], b["amount"], b["currency"]) for b in report["balances"]] == [
+        ("ITBD", "10022.15", "CHF")
+    ]
+    [entry] = report["entries"]
+    assert (entry["status"], entry["account_servicer_ref"]) == ("PDNG", "ACSR160614165200001")
+    [detail] = entry["details"]
+    assert (detail["end_to_end_id"], detail["amount"], detail["currency"]) == (
+        "UXC06140000015PI00001EE00001",
+        "4.1",
+        "USD",
+    )

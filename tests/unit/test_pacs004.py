@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -70,12 +71,20 @@ def test_returns_are_read_with_their_original_ids_and_reasons(version: str) -> N
     assert (second.reason_code, second.settlement_date) == ("VN-BANK-77", None)
 
 
-def test_parse_json_of_a_return_names_its_missing_xsd() -> None:
-    """No pacs.004 XSD ships: the verdict says so instead of pretending it was checked."""
-    result = to_json(read_file(RETURN.format(version="09").encode()))
-    assert result["kind"] == "payment_return"
-    assert result["xsd"] == "not checked: no XSD installed for pacs.004.001.09"
+def test_parse_checks_a_return_against_the_shipped_pacs004_001_09_xsd() -> None:
+    """pacs.004.001.09 ships its XSD: a return with its settlement information is valid, one
+    without is refused naming the element; .11 (no XSD shipped) says so."""
+    complete = RETURN.format(version="09").replace(
+        "<NbOfTxs>2</NbOfTxs>",
+        "<NbOfTxs>2</NbOfTxs><SttlmInf><SttlmMtd>CLRG</SttlmMtd></SttlmInf>",
+    )
+    result = to_json(read_file(complete.encode()))
+    assert (result["kind"], result["xsd"]) == ("payment_return", "valid")
     assert result["content"]["transactions"][1]["amount"] == "12500000"
+    with pytest.raises(InvalidMessage, match=r"^pacs.004.001.09 fails its XSD: line 4: "):
+        read_file(RETURN.format(version="09").encode())
+    later = to_json(read_file(RETURN.format(version="11").encode()))
+    assert later["xsd"] == "not checked: no XSD installed for pacs.004.001.11"
 
 
 def test_a_return_without_amount_names_the_transaction_and_line() -> None:
@@ -86,4 +95,22 @@ def test_a_return_without_amount_names_the_transaction_and_line() -> None:
     with pytest.raises(
         InvalidMessage, match=r"line 13: TxInf RTR-0001: <RtrdIntrBkSttlmAmt> is missing"
     ):
+        read_pacs004(parse_xml(broken.encode()))
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "problem"),
+    [
+        (">606000<", ">-606000<", "returned amount -606000 is not more than zero"),
+        (">606000<", ">606000.123456<", "has more than 5 decimals or 18 digits"),
+        ('Ccy="VND">606000', 'Ccy="vnd">606000', "currency 'vnd' is not a three-letter ISO code"),
+        ("<RtrId>RTR-0001</RtrId>", f"<RtrId>{'R' * 36}</RtrId>", "36 characters, at most 35"),
+    ],
+)
+def test_a_version_without_xsd_has_its_values_checked_by_the_reader(
+    before: str, after: str, problem: str
+) -> None:
+    """pacs.004.001.11 (no XSD shipped): the reader refuses the values the XSD would."""
+    broken = RETURN.format(version="11").replace(before, after, 1)
+    with pytest.raises(InvalidMessage, match=re.escape(problem)):
         read_pacs004(parse_xml(broken.encode()))

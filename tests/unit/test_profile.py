@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 
 import pytest
@@ -80,6 +80,27 @@ def test_the_shipped_profiles_load() -> None:
     assert partners["agribank"].transport == "amqp"
     assert partners["vietinbank"].transport == "files"
     assert partners["vietinbank"].files is not None
+
+
+def test_a_euro_partner_with_its_market_closing_days_and_half_days(tmp_path: Path) -> None:
+    """calendar names a financial market (ECB: TARGET2); the bank's own closing days and half
+    days, and the cut-off boundary, are read as written."""
+    text = FILES_PARTNER.replace(
+        'calendar = "VN"\noff_day = "refuse"',
+        'calendar = "ECB"\noff_day = "refuse"\ncutoff_boundary = "exclusive"\n'
+        'closed_days = [2026-12-31, "2027-01-04"]\n'
+        '[[schedule.half_days]]\ndate = 2026-12-24\ncutoff = "12:00"',
+    )
+    schedule = load_partner(write(tmp_path, text)).schedule
+    assert (schedule.calendar, schedule.cutoff_boundary) == ("ECB", "exclusive")
+    assert schedule.closed_days == {date(2026, 12, 31), date(2027, 1, 4)}
+    assert schedule.half_days == ((date(2026, 12, 24), time(12, 0)),)
+
+
+def test_the_shipped_profiles_state_their_cutoff_boundary() -> None:
+    """The boundary is explicit in each shipped profile, not left to a default."""
+    for path in sorted((ROOT / "conf" / "partners").glob("*.toml")):
+        assert 'cutoff_boundary = "inclusive"' in path.read_text(encoding="utf-8"), path
 
 
 def test_a_full_files_profile_is_read(tmp_path: Path) -> None:
@@ -161,7 +182,49 @@ MISTAKES = [
     ("time zone", 'timezone = "Asia/Ho_Chi_Minh"', 'timezone = "Asia/Hanoi_City"', "IANA"),
     ("cut-off", 'cutoff = "16:00"', 'cutoff = "4pm"', "[schedule] cutoff '4pm' is not a time"),
     ("cut-off with offset", 'cutoff = "16:00"', 'cutoff = "16:00+07:00"', "carries an offset"),
-    ("calendar", 'calendar = "VN"', 'calendar = "TH"', "[schedule] calendar is 'TH'"),
+    (
+        "calendar",
+        'calendar = "VN"',
+        'calendar = "XX"',
+        "[schedule] calendar 'XX' is neither a country code nor a financial market",
+    ),
+    (
+        "cut-off boundary",
+        'off_day = "refuse"',
+        'off_day = "refuse"\ncutoff_boundary = "before"',
+        "[schedule] cutoff_boundary is 'before'; use one of inclusive, exclusive",
+    ),
+    (
+        "closing day",
+        'off_day = "refuse"',
+        'off_day = "refuse"\nclosed_days = ["2026-02-30"]',
+        "[schedule] closed_days '2026-02-30' is not a date like 2026-12-31",
+    ),
+    (
+        "closing days not a list",
+        'off_day = "refuse"',
+        'off_day = "refuse"\nclosed_days = 2026-12-31',
+        "[schedule] closed_days must be a list of dates",
+    ),
+    (
+        "half day cut-off",
+        'off_day = "refuse"',
+        'off_day = "refuse"\n[[schedule.half_days]]\ndate = 2026-12-24\ncutoff = "noon"',
+        "[schedule.half_days[0]] cutoff 'noon' is not a time like 15:30",
+    ),
+    (
+        "half day without date",
+        'off_day = "refuse"',
+        'off_day = "refuse"\n[[schedule.half_days]]\ncutoff = "12:00"',
+        "[schedule.half_days[0]] date is required",
+    ),
+    (
+        "half day and closing day",
+        'off_day = "refuse"',
+        'off_day = "refuse"\nclosed_days = [2026-12-24]\n'
+        '[[schedule.half_days]]\ndate = 2026-12-24\ncutoff = "12:00"',
+        "[schedule] closed_days 2026-12-24 is also a half day",
+    ),
     ("off day", 'off_day = "refuse"', 'off_day = "skip"', "[schedule] off_day is 'skip'"),
     ("unknown schedule key", 'off_day = "refuse"', 'offday = "refuse"', "[schedule] unknown key"),
     # [files]

@@ -198,10 +198,13 @@ def test_a_missing_schema_file_is_a_clear_error(
         xsd.validate(build_pain001(benefits_batch(1)))
 
 
-def test_pain002_001_10_has_no_bundled_schema() -> None:
-    """pain.002.001.10 is read but its XSD is not shipped: has_schema says so."""
-    assert not xsd.has_schema(MessageType.PAIN_002_001_10)
-    assert xsd.has_schema(MessageType.PAIN_002_001_12)
+def test_every_read_message_version_ships_its_xsd_but_two_pacs004() -> None:
+    """Every version the gateway reads or writes has its XSD in schemas/ (pain.002.001.10 and
+    pacs.004.001.09 included) except pacs.004.001.02 and .11, read by the rules of the reader."""
+    missing = {kind.name_id for kind in MessageType if not xsd.has_schema(kind)}
+    assert missing == {"pacs.004.001.02", "pacs.004.001.11"}
+    for kind in (MessageType.PAIN_002_001_10, MessageType.PACS_004_001_09):
+        assert xsd.schema_for(kind) is not None
 
 
 def test_schemas_are_compiled_once_even_from_many_threads() -> None:

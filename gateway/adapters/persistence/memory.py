@@ -34,8 +34,10 @@ from gateway.service.ports import (
     ConcurrentChange,
     CounterRepository,
     DlqAction,
+    DuplicateAnswer,
     EvidenceRepository,
     FileRepository,
+    HeldClaim,
     InboundRepository,
     NewOrder,
     OrderRepository,
@@ -135,6 +137,8 @@ class MemoryState:
     unmatched: list[tuple[Unmatched, datetime]] = field(default_factory=list)
     # (partner, bank_ref) -> (msg_id, outcome, received_at)
     camt_entries: dict[tuple[str, str], tuple[str, str, datetime]] = field(default_factory=dict)
+    # (partner, msg_id) -> the duplicate-file answer, as kept (received_at set)
+    duplicate_answers: dict[tuple[str, str], DuplicateAnswer] = field(default_factory=dict)
     outbox: dict[int, OutboxRow] = field(default_factory=dict)
     next_outbox_id: int = 1
     revenue: dict[tuple[str, str], tuple[Revenue, datetime]] = field(default_factory=dict)
@@ -413,6 +417,13 @@ class MemoryInbound(_Repository):
     ) -> None:
         self._s.camt_entries.setdefault((partner, bank_ref), (msg_id, outcome, now))
 
+    def record_duplicate_answer(self, answer: DuplicateAnswer, now: datetime) -> bool:
+        key = (answer.partner, answer.msg_id)
+        if key in self._s.duplicate_answers:
+            return False
+        self._s.duplicate_answers[key] = replace(answer, received_at=now, file_state=None)
+        return True
+
 
 class MemoryOutbox(_Repository):
     """Messages written with the change that caused them, sent by a relay."""
@@ -658,6 +669,37 @@ class MemoryQueries:
             for (partner, _), row in self._committed().inbound_files.items()
         )
         return [(partner, kind, n) for (partner, kind), n in sorted(counts.items())]
+
+    def duplicate_answers(self, limit: int = 20) -> list[DuplicateAnswer]:
+        state = self._committed()
+        kept = sorted(
+            state.duplicate_answers.values(),
+            key=lambda a: (-(a.received_at.timestamp() if a.received_at else 0.0), a.msg_id),
+        )
+        answers = []
+        for answer in kept[:limit]:
+            row = state.files.get(answer.original_msg_id)
+            answers.append(replace(answer, file_state=row.state if row else None))
+        return answers
+
+    def duplicate_answers_by_partner(self) -> dict[str, int]:
+        return dict(Counter(partner for partner, _ in self._committed().duplicate_answers))
+
+    def claims(self) -> list[HeldClaim]:
+        state = self._committed()
+        held = [
+            HeldClaim(kind, key, claim.owner, claim.expires_at)
+            for (kind, key), claim in state.work_claims.items()
+        ]
+        by_owner: dict[str, list[datetime]] = {}
+        for row in state.outbox.values():
+            if row.claimed_by is not None and row.sent_at is None and row.claim_until:
+                by_owner.setdefault(row.claimed_by, []).append(row.claim_until)
+        held += [
+            HeldClaim("outbox", owner, owner, max(untils), len(untils))
+            for owner, untils in by_owner.items()
+        ]
+        return sorted(held, key=lambda c: (c.expires_at, c.kind, c.key))
 
     def overdue_files(self, partner: str, sent_before: datetime) -> list[str]:
         return [msg_id for msg_id, _ in _overdue(self._committed(), partner, sent_before)]

@@ -24,6 +24,8 @@ from gateway.service.ports import (
     Booked,
     ConcurrentChange,
     DlqAction,
+    DuplicateAnswer,
+    HeldClaim,
     NewOrder,
     OutboundFile,
     OutboxMessage,
@@ -404,6 +406,16 @@ class SqlInbound:
             (partner, bank_ref, msg_id, outcome, now),
         )
 
+    def record_duplicate_answer(self, answer: DuplicateAnswer, now: datetime) -> bool:
+        return (
+            self._ex.run(
+                "INSERT INTO duplicate_answers (partner, msg_id, original_msg_id, reason_text,"
+                " received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner, msg_id) DO NOTHING",
+                (answer.partner, answer.msg_id, answer.original_msg_id, answer.reason_text, now),
+            )
+            == 1
+        )
+
 
 def _pending_clause(file_partners: Sequence[str], files_only: bool) -> tuple[str, list[str]]:
     """The WHERE part choosing files for partners reached by file exchange (or all but them)."""
@@ -754,6 +766,44 @@ class SqlQueries:
             " GROUP BY partner, message_type ORDER BY partner, message_type"
         )
         return [(p, t, int(n)) for p, t, n in rows]
+
+    def duplicate_answers(self, limit: int = 20) -> list[DuplicateAnswer]:
+        rows = self._q.all(
+            "SELECT d.partner, d.msg_id, d.original_msg_id, d.reason_text, d.received_at,"
+            " f.state FROM duplicate_answers d LEFT JOIN files f ON f.msg_id = d.original_msg_id"
+            " ORDER BY d.received_at DESC, d.msg_id LIMIT ?",
+            (limit,),
+        )
+        return [
+            DuplicateAnswer(
+                partner=row[0],
+                msg_id=row[1],
+                original_msg_id=row[2],
+                reason_text=row[3],
+                received_at=as_time(row[4]),
+                file_state=FileState(row[5]) if row[5] else None,
+            )
+            for row in rows
+        ]
+
+    def duplicate_answers_by_partner(self) -> dict[str, int]:
+        return self._by("SELECT partner, COUNT(*) FROM duplicate_answers GROUP BY 1")
+
+    def claims(self) -> list[HeldClaim]:
+        groups = [
+            HeldClaim(kind, key, owner, as_time(until))
+            for kind, key, owner, until in self._q.all(
+                "SELECT kind, claim_key, owner, expires_at FROM work_claims"
+            )
+        ]
+        outbox = [
+            HeldClaim("outbox", owner, owner, as_time(until), int(n))
+            for owner, n, until in self._q.all(
+                "SELECT claimed_by, COUNT(*), MAX(claim_until) FROM outbox"
+                " WHERE claimed_by IS NOT NULL AND sent_at IS NULL GROUP BY claimed_by"
+            )
+        ]
+        return sorted(groups + outbox, key=lambda c: (c.expires_at, c.kind, c.key))
 
     def overdue_files(self, partner: str, sent_before: datetime) -> list[str]:
         rows = self._q.all(
