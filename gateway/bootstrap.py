@@ -22,7 +22,7 @@ from gateway.banksim.faults import FaultPlan, ReplyFaults
 from gateway.banksim.files import FileBank
 from gateway.banksim.record import BankRecord
 from gateway.config import PartnerProfile, Settings
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError, GatewayError, TransientError
 from gateway.metrics import NO_METRICS, Metrics
 from gateway.profile.signature import PinnedCertificate
 from gateway.runtime import Runtime, every
@@ -38,7 +38,9 @@ from gateway.signing import (
     SIGNATURE_HEADER,
     KeyPair,
     KeyRing,
+    KeySource,
     KeyStore,
+    SigningKey,
     TrustedCertificate,
     ensure_keypair,
     passphrase_from_env,
@@ -49,11 +51,16 @@ from gateway.signing.keys import pair_files, read_activation, stored_in_clear
 log = structlog.get_logger("gateway.bootstrap")
 
 
-def our_keys(settings: Settings) -> KeyStore:
+def our_keys(settings: Settings) -> KeySource:
     """The treasury's signing keys (a development pair is made on first use if there is none).
 
-    The passphrase comes from GATEWAY_KEY_PASSPHRASE or GATEWAY_KEY_PASSPHRASE_FILE.
+    The passphrase comes from GATEWAY_KEY_PASSPHRASE or GATEWAY_KEY_PASSPHRASE_FILE. With
+    key_source = "pkcs11" the keys are in an HSM token instead (see gateway.adapters.pkcs11).
     """
+    if settings.key_source == "pkcs11":
+        return token_keys(settings)
+    if settings.key_source != "files":
+        raise ConfigError(f"key_source {settings.key_source!r} is not one of files, pkcs11")
     passphrase = passphrase_from_env()
     name = settings.signing_key
     ensure_keypair(settings.keys_path, name, f"{settings.initiating_party} - gateway", passphrase)
@@ -64,13 +71,26 @@ def our_keys(settings: Settings) -> KeyStore:
     return store
 
 
+def token_keys(settings: Settings) -> KeySource:
+    """Our keys in the HSM token the settings name. A token that cannot be reached now is said
+    in one line and the gateway starts anyway: batches wait until it answers."""
+    from gateway.adapters.pkcs11 import TokenKeyStore, token_for  # noqa: PLC0415 - only when used
+
+    store = TokenKeyStore(token_for(settings), settings.signing_key)
+    try:
+        store.ring()
+    except TransientError as exc:
+        log.error("key.unavailable", key=settings.signing_key, error=str(exc))
+    return store
+
+
 def our_keyring(settings: Settings) -> KeyRing:
     """The treasury's default signing key, current and next."""
     return our_keys(settings).ring()
 
 
-def our_keypair(settings: Settings) -> KeyPair:
-    """The treasury's current signing key pair."""
+def our_keypair(settings: Settings) -> SigningKey:
+    """The treasury's current signing key (a pair in files, or a key in the token)."""
     return our_keyring(settings).current
 
 

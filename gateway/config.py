@@ -34,8 +34,18 @@ class Settings:
     claim_seconds: float = 30.0
     # Where our keys and generated demo keys live; relative paths are under home.
     keys_dir: str = "keys"
-    # Name of our signing key pair inside keys_dir.
+    # Name of our signing key pair inside keys_dir (with key_source pkcs11: its label in the token).
     signing_key: str = "kbnn-gateway"
+    # Where our private keys live: "files" (keys_dir) or "pkcs11" (an HSM token).
+    key_source: str = "files"
+    # The HSM's PKCS#11 module (its vendor's library), e.g. /usr/lib/softhsm/libsofthsm2.so.
+    pkcs11_module: str = ""
+    # Label of the token holding our keys.
+    pkcs11_token: str = ""
+    # File holding the token's user PIN (GATEWAY_PKCS11_PIN, when set, comes first); never the PIN.
+    pkcs11_pin_file: str = ""
+    # Where the certificates of token keys are read: "token" (beside the key) or "keys" (keys_dir).
+    pkcs11_certificates: str = "token"
     # Name the treasury signs and initiates payments as.
     initiating_party: str = "Kho bạc Nhà nước Phú Lương"
     # Seconds a batch must stay without new orders before it is cut into a file.
@@ -138,6 +148,11 @@ def load_settings(home: Path | None = None, **overrides: Any) -> Settings:
         values.update(_read_toml(conf_file).get("gateway", {}))
     simple = {f.name: f for f in fields(Settings) if f.name not in ("home", "partners")}
     unknown = sorted(set(values) - set(simple))
+    if "pkcs11_pin" in unknown:
+        raise ConfigError(
+            f"{conf_file}: pkcs11_pin: the PIN is never written in the configuration; set"
+            " GATEWAY_PKCS11_PIN or name a file holding it with pkcs11_pin_file"
+        )
     if unknown:
         raise ConfigError(f"{conf_file}: unknown key(s) {', '.join(unknown)}")
     defaults = Settings(home=root)

@@ -1,6 +1,7 @@
 """Compare the gateway's enveloped signing, libxmlsec1's own and signxml on one pain.001 file.
 
 Usage: .venv/bin/python scripts/bench_signing.py [TRANSACTIONS]   (default 100000)
+       .venv/bin/python scripts/bench_signing.py --pkcs11 [TRANSACTIONS]
 
 All three sign the same document enveloped (RSA-3072, SHA-256, exclusive C14N) and are verified:
 - gateway: `sign_enveloped`, the reference digest from libxml2's exclusive C14N (through lxml),
@@ -9,6 +10,11 @@ All three sign the same document enveloped (RSA-3072, SHA-256, exclusive C14N) a
   enveloped-signature transform included; its output must equal the gateway's byte for byte;
 - signxml: its own signing and verification; each side's output is also checked by the other.
 Prints a markdown table; figures only, nothing about speed is asserted.
+
+With --pkcs11: signatures of SignedInfo per second with a key in memory (libxmlsec1, as the
+gateway signs with a key file) and with a key in a SoftHSM2 token (PKCS#11), RSA-3072 and ECDSA
+P-256, and one enveloped signature of the TRANSACTIONS file with each. The token is made in a
+temporary folder (Debian's softhsm2 must be installed).
 """
 
 from __future__ import annotations
@@ -42,7 +48,65 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, value
 
 
+def per_second(sign: Callable[[bytes], bytes], data: bytes, seconds: float = 3.0) -> float:
+    """How many signatures of `data` one thread makes per second (over about `seconds`)."""
+    sign(data)
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        sign(data)
+        done += 1
+    return done / (time.perf_counter() - start)
+
+
+def hsm_figures(count: int) -> None:
+    """Signatures per second and one enveloped file, key in memory against key in SoftHSM2."""
+    import os
+    import shutil
+    import tempfile
+
+    from gateway.adapters.softhsm import init_token, softhsm_conf
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-softhsm-"))
+    conf = softhsm_conf(folder)
+    os.environ["SOFTHSM2_CONF"] = str(conf)  # before the module is first loaded
+    token = init_token(conf, "bench", "246810")
+    os.environ["GATEWAY_PKCS11_PIN"] = token.pin
+    from gateway.adapters.pkcs11 import Token, TokenConfig, TokenKeyStore, create_key
+    from gateway.signing.xmldsig import _signature_value
+
+    label = "bench"  # the token's label
+    hsm = Token(TokenConfig(module=token.module, token=label, keys_dir=folder / "keys"))
+    root = build_pain001(benefits_batch(count))
+    since = datetime(2024, 1, 1, tzinfo=UTC)
+    until = datetime(2030, 1, 1, tzinfo=UTC)
+    print(f"SoftHSM2 in {folder}; pain.001 with {count:,} transactions")
+    print()
+    print("| key | where | SignedInfo signatures/s | sign the file (enveloped) |")
+    print("|---|---|---|---|")
+    for curve, name in ((False, "RSA-3072"), (True, "ECDSA P-256")):
+        pair = KeyPair(*generate_keypair("bench", curve=curve, valid_from=since))
+        key_label = "ec" if curve else "rsa"
+        create_key(
+            hsm, key_label, curve=curve, common_name="bench", valid_from=since, valid_until=until
+        )
+        held = TokenKeyStore(hsm, key_label).ring().current
+        signed_info = sign_enveloped(build_pain001(benefits_batch(1)), pair)
+        start = signed_info.index(b"<ds:SignedInfo")
+        data = signed_info[start : signed_info.index(b"</ds:SignedInfo>") + 16]
+        for where, key in (("file (libxmlsec1, in memory)", pair), ("SoftHSM2 (PKCS#11)", held)):
+            rate = per_second(lambda d, k=key: _signature_value(k, d), data)  # type: ignore[misc]
+            seconds, body = timed(lambda k=key: sign_enveloped(root, k))  # type: ignore[misc]
+            verify_for_partner(body, SignaturePolicy(), [trusted(key.cert_pem)], datetime.now(UTC))
+            print(f"| {name} | {where} | {rate:,.0f} | {seconds:.2f} s |")
+    hsm.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
+    if "--pkcs11" in sys.argv[1:]:
+        rest = [arg for arg in sys.argv[1:] if arg != "--pkcs11"]
+        hsm_figures(int(rest[0]) if rest else 100_000)
+        return
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     pair = KeyPair(*generate_keypair("bench", valid_from=datetime(2024, 1, 1, tzinfo=UTC)))
     root = build_pain001(benefits_batch(count))

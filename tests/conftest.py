@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.adapters.softhsm import init_token, softhsm_conf, softhsm_module
 from gateway.config import DEFAULT_AMQP_URL, Settings, load_settings
 from gateway.profile import PartnerProfile, PinnedCertificate
 from tests.postgres import postgres_base_url, postgres_url
@@ -133,4 +134,35 @@ def xmlsec1_verify(xmlsec1: str, document: Path, cert: Path) -> subprocess.Compl
         text=True,
         timeout=120,
         check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private SoftHSM2 configuration (tokens in a temporary folder), selected for this
+    process and its children by SOFTHSM2_CONF; SoftHSM2 missing fails under CI, else skips."""
+    if softhsm_module() is None or shutil.which("softhsm2-util") is None:
+        message = "SoftHSM2 is not installed (Debian: apt-get install softhsm2)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    conf = softhsm_conf(tmp_path_factory.mktemp("softhsm"))
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    return conf
+
+
+_TOKENS = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def token_settings(settings: Settings, softhsm: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """`settings` with our keys in a fresh SoftHSM2 token of their own (no key in it yet); its
+    user PIN in GATEWAY_PKCS11_PIN."""
+    token = init_token(softhsm, f"kbnn-test-{next(_TOKENS)}", "246810")
+    monkeypatch.setenv("GATEWAY_PKCS11_PIN", token.pin)
+    return replace(
+        settings,
+        key_source="pkcs11",
+        pkcs11_module=token.module,
+        pkcs11_token=token.label,
     )

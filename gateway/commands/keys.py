@@ -1,10 +1,12 @@
-"""`gateway keys generate|list|rotate`: the treasury's signing keys, kept in the keys folder."""
+"""`gateway keys generate|list|rotate|import-cert`: the treasury's signing keys, kept in the keys
+folder or, with key_source = "pkcs11" (or --pkcs11), in an HSM token."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 from cryptography.hazmat.primitives import hashes
@@ -13,9 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.signing.keys import (
+    CERT_VALIDITY,
     PASSPHRASE_ENV,
     PASSPHRASE_FILE_ENV,
-    KeyPair,
+    SigningKey,
     certificate,
     generate_keypair,
     has_pair,
@@ -62,19 +65,118 @@ def keys() -> None:
 @click.option("--name", default=None, help="Key name (default: the signing_key setting).")
 @click.option("--ec", "curve", is_flag=True, help="ECDSA P-256 instead of RSA 3072.")
 @click.option("--p12", "pkcs12_format", is_flag=True, help="One PKCS#12 file instead of PEM.")
+@click.option(
+    "--pkcs11",
+    "in_token",
+    is_flag=True,
+    default=None,
+    help="In the HSM token the pkcs11_* settings name (default: when key_source is pkcs11).",
+)
+@click.option(
+    "--csr",
+    "request",
+    is_flag=True,
+    help="With --pkcs11: a certificate request for the CA instead of a self-signed certificate.",
+)
+@click.option(
+    "--valid-from",
+    "valid_from",
+    default=None,
+    help="Start of the self-signed certificate's validity (ISO date-time with offset; default"
+    " now), e.g. for a demo replaying a past month.",
+)
 @click.pass_context
-def generate(ctx: click.Context, name: str | None, curve: bool, pkcs12_format: bool) -> None:
-    """Generate our signing key and its certificate, encrypted with the passphrase."""
+def generate(
+    ctx: click.Context,
+    name: str | None,
+    curve: bool,
+    pkcs12_format: bool,
+    in_token: bool | None,
+    request: bool,
+    valid_from: str | None,
+) -> None:
+    """Generate our signing key and its certificate, encrypted with the passphrase (or inside
+    the HSM token, never extractable)."""
     settings = _settings(ctx)
     name = name or settings.signing_key
+    since = _moment(valid_from) if valid_from else None
+    if _uses_token(settings, in_token):
+        _generate_in_token(settings, name, curve=curve, request=request, since=since)
+        return
+    if request:
+        raise click.BadParameter("--csr is for a key in the HSM token (--pkcs11)")
     directory = settings.keys_path
     if has_pair(directory, name):
         raise ConfigError(f"key {name!r} already exists in {directory}; use `gateway keys rotate`")
     passphrase = _passphrase()
-    key_pem, cert_pem = generate_keypair(f"{settings.initiating_party} - gateway", curve=curve)
+    key_pem, cert_pem = generate_keypair(
+        f"{settings.initiating_party} - gateway", curve=curve, valid_from=since
+    )
     store_pair(directory, name, key_pem, cert_pem, passphrase, pkcs12_format=pkcs12_format)
     pair = load_pair(directory, name, passphrase)
     click.echo(f"generated {name}: key id {pair.key_id}, certificate {_cert_file(directory, name)}")
+
+
+def _uses_token(settings: Settings, flag: bool | None) -> bool:
+    return settings.key_source == "pkcs11" if flag is None else flag
+
+
+def _token(settings: Settings) -> Any:
+    from gateway.adapters.pkcs11 import token_for
+
+    return token_for(settings)
+
+
+def _generate_in_token(
+    settings: Settings, name: str, *, curve: bool, request: bool, since: datetime | None
+) -> None:
+    from gateway.adapters.pkcs11 import create_key
+
+    now = datetime.now(UTC)
+    created = create_key(
+        _token(settings),
+        name,
+        curve=curve,
+        common_name=f"{settings.initiating_party} - gateway",
+        valid_from=since or now - timedelta(minutes=5),
+        valid_until=now + CERT_VALIDITY,
+        request=request,
+    )
+    where = f"token {settings.pkcs11_token!r} label {name!r} id {created.id.hex()}"
+    if created.request_pem is not None:
+        target = settings.path("var/keys-export")
+        target.mkdir(parents=True, exist_ok=True)
+        path = target / f"{name}.csr.pem"
+        path.write_bytes(created.request_pem)
+        click.echo(
+            f"generated {name} in {where}; certificate request {path}: once the CA signs it,"
+            f" `gateway keys import-cert CERT --name {name}`"
+        )
+        return
+    assert created.cert_pem is not None
+    click.echo(
+        f"generated {name} in {where}: key id {key_id_of(created.cert_pem)}, self-signed"
+        f" certificate {settings.keys_path / f'{name}.cert.pem'}"
+    )
+
+
+@keys.command("import-cert")
+@click.argument("cert_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", default=None, help="Label of the key in the token (default signing_key).")
+@click.pass_context
+def import_cert(ctx: click.Context, cert_file: Path, name: str | None) -> None:
+    """Put the CA's certificate of a key in the HSM token beside it (and in keys/)."""
+    from gateway.adapters.pkcs11 import import_certificate
+
+    settings = _settings(ctx)
+    name = name or settings.signing_key
+    pem = cert_file.read_bytes()
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise click.BadParameter(f"{cert_file} is not a PEM certificate")
+    key_id = import_certificate(_token(settings), name, pem)
+    click.echo(
+        f"imported the certificate of {name} (token id {key_id.hex()}): key id {key_id_of(pem)}"
+    )
 
 
 @keys.command("list")
@@ -84,6 +186,8 @@ def list_keys(ctx: click.Context, as_json: bool) -> None:
     """List our keys (current, next, retired) and the other certificates in the keys folder."""
     settings = _settings(ctx)
     rows = _rows(settings.keys_path, settings.signing_key)
+    if settings.key_source == "pkcs11":
+        rows = _token_rows(settings) + [row for row in rows if row["role"] == "other"]
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False, sort_keys=True))
@@ -95,7 +199,7 @@ def list_keys(ctx: click.Context, as_json: bool) -> None:
         validity = f"valid {row['not_before']} to {row['not_after']}" if "not_before" in row else ""
         click.echo(
             f"{row['role']:8} {row['key_id']:16}  {row.get('algorithm', ''):14} {validity:28}"
-            f"  {row['file']}{activates}"
+            f"  {row['where']}{activates}"
         )
 
 
@@ -110,9 +214,21 @@ def list_keys(ctx: click.Context, as_json: bool) -> None:
     help="Where to put what the banks need (default var/keys-export).",
 )
 @click.option("--ec", "curve", is_flag=True, help="ECDSA P-256 instead of RSA 3072.")
+@click.option(
+    "--pkcs11",
+    "in_token",
+    is_flag=True,
+    default=None,
+    help="In the HSM token (default: when key_source is pkcs11).",
+)
 @click.pass_context
 def rotate(
-    ctx: click.Context, name: str | None, activate_at: str, export_dir: Path | None, curve: bool
+    ctx: click.Context,
+    name: str | None,
+    activate_at: str,
+    export_dir: Path | None,
+    curve: bool,
+    in_token: bool | None,
 ) -> None:
     """Prepare our next key, signing from --activate-at on, and export its certificate."""
     settings = _settings(ctx)
@@ -122,6 +238,10 @@ def rotate(
     now = datetime.now(UTC)
     if when <= now:
         raise click.BadParameter("the activation must be in the future: banks pin it first")
+    target = export_dir or settings.path("var/keys-export")
+    if _uses_token(settings, in_token):
+        _rotate_in_token(settings, name, when, now, curve=curve, target=target)
+        return
     passphrase = _passphrase()
     if not has_pair(directory, name):
         raise ConfigError(f"no key {name!r} in {directory}: `gateway keys generate` first")
@@ -141,11 +261,36 @@ def rotate(
         directory / f"{name}.next.activates", (when.isoformat() + "\n").encode(), 0o644
     )
     pair = load_pair(directory, f"{name}.next", passphrase)
-    target = export_dir or settings.path("var/keys-export")
     exported = _export(target, name, pair, when)
     click.echo(
         f"prepared the next key of {name}: key id {pair.key_id}, signs from {when.isoformat()};"
         f" give the banks {exported}"
+    )
+
+
+def _rotate_in_token(
+    settings: Settings, name: str, when: datetime, now: datetime, *, curve: bool, target: Path
+) -> None:
+    from gateway.adapters.pkcs11 import TokenKeyStore, rotate_in_token
+
+    token = _token(settings)
+    retired, created = rotate_in_token(
+        token,
+        name,
+        when,
+        curve=curve,
+        common_name=f"{settings.initiating_party} - gateway",
+        now=now,
+        valid_until=now + CERT_VALIDITY,
+    )
+    if retired is not None:
+        click.echo(f"the next key of {name} is now current; {retired} is kept as retired")
+    following = TokenKeyStore(token, name).ring().next
+    assert following is not None and created.cert_pem is not None
+    exported = _export(target, name, following, when)
+    click.echo(
+        f"prepared the next key of {name} in token {settings.pkcs11_token!r}: key id"
+        f" {key_id_of(created.cert_pem)}, signs from {when.isoformat()}; give the banks {exported}"
     )
 
 
@@ -163,7 +308,7 @@ def _promote(directory: Path, name: str, passphrase: bytes) -> None:
     (directory / f"{name}.next.activates").unlink(missing_ok=True)
 
 
-def _export(target: Path, name: str, pair: KeyPair, when: datetime) -> Path:
+def _export(target: Path, name: str, pair: SigningKey, when: datetime) -> Path:
     """The certificate and a note for the banks: key id, fingerprint, activation, validity."""
     target.mkdir(parents=True, exist_ok=True)
     cert_path = target / f"{name}-{pair.key_id}.cert.pem"
@@ -208,14 +353,55 @@ def _rows(directory: Path, name: str) -> list[dict[str, str]]:
         if path.suffix == ".p12":
             passphrase = passphrase_from_env()
             if passphrase is None:
-                rows.append({"role": role, "key_id": "(locked)", "file": str(path)})
+                rows.append(
+                    {"role": role, "key_id": "(locked)", "file": str(path), "where": f"file {path}"}
+                )
                 continue
             pem = load_pair(path.parent, stem, passphrase).cert_pem
         else:
             pem = path.read_bytes()
-        row = {"role": role, "key_id": key_id_of(pem), **_describe(pem), "file": str(path)}
+        row = {
+            "role": role,
+            "key_id": key_id_of(pem),
+            **_describe(pem),
+            "file": str(path),
+            "where": f"file {path}",
+        }
         if role == "next":
             row["activates"] = read_activation(directory, name).isoformat()
+        rows.append(row)
+    return rows
+
+
+def _token_rows(settings: Settings) -> list[dict[str, str]]:
+    """Our keys in the HSM token: current, next (with its activation), retired, and any other."""
+    from gateway.adapters.pkcs11 import TokenKeyStore
+
+    name = settings.signing_key
+    store = TokenKeyStore(_token(settings), name)
+    rows = []
+    for entry in store.entries():
+        role = "other"
+        if entry.label == name:
+            role = "current"
+        elif entry.label == f"{name}.next":
+            role = "next"
+        elif entry.label.startswith(f"{name}.retired."):
+            role = "retired"
+        where = f"pkcs11 token {settings.pkcs11_token!r} label {entry.label!r} id {entry.id.hex()}"
+        if entry.extractable or not entry.sensitive:
+            where += " (EXTRACTABLE: not fit for production)"
+        row = {"role": role, "where": where, "token": settings.pkcs11_token, "label": entry.label}
+        row["id"] = entry.id.hex()
+        row["key_id"] = key_id_of(entry.cert_pem) if entry.cert_pem else "(no certificate)"
+        if entry.cert_pem:
+            row.update(_describe(entry.cert_pem))
+        else:
+            row["algorithm"] = entry.algorithm
+        if role == "next":
+            ring = store.ring()
+            if ring.next_from is not None:
+                row["activates"] = ring.next_from.isoformat()
         rows.append(row)
     return rows
 

@@ -33,7 +33,7 @@ from gateway.service.ports import (
     StoredOrder,
 )
 from gateway.service.transitions import advance
-from gateway.signing import KeyStore, SignedFile, sign_for_partner
+from gateway.signing import KeySource, SignedFile, sign_for_partner
 
 log = structlog.get_logger("gateway.batcher")
 
@@ -80,7 +80,7 @@ class BatchService:
         self,
         storage: Storage,
         settings: Settings,
-        keys: KeyStore,
+        keys: KeySource,
         clock: Clock = utcnow,
         metrics: Metrics = NO_METRICS,
         owner: str = "gateway",

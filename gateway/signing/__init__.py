@@ -1,6 +1,8 @@
 """XML signatures, trust in partners' certificates, and our own keys.
 
-- `keys`: our key pairs (encrypted PEM or PKCS#12), key ids and rotation by date;
+- `keys`: our key pairs (encrypted PEM or PKCS#12, or held in an HSM token), key ids and
+  rotation by date;
+- `requests`: certificates and certificate requests of a key held in a token;
 - `xmldsig`: signing and checking XMLDSig with libxmlsec1, refusing every other shape by name;
 - `trust`: partners' pinned certificates and their windows;
 - `policy`: what each partner's [signature] mode means, outbound and inbound.
@@ -17,7 +19,10 @@ from gateway.profile.signature import SignaturePolicy
 from gateway.signing.keys import (
     KeyPair,
     KeyRing,
+    KeySource,
     KeyStore,
+    SigningKey,
+    TokenKey,
     ensure_keypair,
     generate_keypair,
     key_id_of,
@@ -40,9 +45,12 @@ __all__ = [
     "SIGNATURE_HEADER",
     "KeyPair",
     "KeyRing",
+    "KeySource",
     "KeyStore",
     "SignatureError",
     "SignedFile",
+    "SigningKey",
+    "TokenKey",
     "TrustedCertificate",
     "VerifiedFile",
     "ensure_keypair",

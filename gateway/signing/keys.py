@@ -18,13 +18,13 @@ from __future__ import annotations
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -72,16 +72,47 @@ class KeyPair:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenKey:
+    """A private key held in a hardware security module, which signs but is never read out.
+
+    `signer` hands the token the bytes to sign (canonical SignedInfo) and returns the XMLDSig
+    SignatureValue: RSA PKCS#1 v1.5 over SHA-256, or ECDSA P-256 over SHA-256 as raw r||s.
+    `where` says where the key lives, for `gateway keys list` and the logs.
+    """
+
+    cert_pem: bytes
+    signer: Callable[[bytes], bytes] = field(repr=False, compare=False)
+    where: str = ""
+    key_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_id", key_id_of(self.cert_pem))
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The certificate object."""
+        return certificate(self.cert_pem)
+
+    def sign(self, data: bytes) -> bytes:
+        """The token's signature of `data` (canonical SignedInfo)."""
+        return self.signer(data)
+
+
+# Our key as the signing code sees it: a key in a file (decrypted in memory) or in a token.
+SigningKey = KeyPair | TokenKey
+
+
+@dataclass(frozen=True, slots=True)
 class KeyRing:
     """One named key of ours: the current pair and, after a rotation, the next one."""
 
     name: str
-    current: KeyPair
-    next: KeyPair | None = None
+    current: SigningKey
+    next: SigningKey | None = None
     # When the next pair starts signing.
     next_from: datetime | None = None
 
-    def signing_pair(self, at: datetime) -> KeyPair:
+    def signing_pair(self, at: datetime) -> SigningKey:
         """The pair that signs at `at`: the next one once its activation date has come."""
         if self.next is not None and self.next_from is not None and at >= self.next_from:
             return self.next
@@ -259,6 +290,15 @@ def load_keyring(directory: Path, name: str, passphrase: bytes | None) -> KeyRin
     )
 
 
+class KeySource(Protocol):
+    """Where our named keys come from: the keys folder (`KeyStore`) or an HSM token
+    (`gateway.adapters.pkcs11.TokenKeyStore`)."""
+
+    def ring(self, name: str = "") -> KeyRing:
+        """The key ring `name` (the default key when empty)."""
+        ...
+
+
 class KeyStore:
     """Our named keys in the keys folder, each loaded when first needed and again whenever its
     files change, so that a rotation prepared while the gateway runs is taken up without a
@@ -323,30 +363,44 @@ def generate_keypair(
     now = datetime.now(UTC)
     start = valid_from or now - timedelta(minutes=5)
     end = valid_until or now + CERT_VALIDITY
-    subject = x509.Name(
+    cert = certificate_builder(key.public_key(), common_name, start, end).sign(key, hashes.SHA256())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def subject_name(common_name: str) -> x509.Name:
+    """The subject of our certificates: the gateway's name, the treasury, Vietnam."""
+    return x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANISATION),
             x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
         ]
     )
-    cert = (
+
+
+def certificate_builder(
+    public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+    common_name: str,
+    start: datetime,
+    end: datetime,
+) -> x509.CertificateBuilder:
+    """A self-signed signing certificate of `public_key`, ready to be signed."""
+    subject = subject_name(common_name)
+    return (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_SIGNING_USAGE, critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
 
 
 _SIGNING_USAGE = x509.KeyUsage(

@@ -22,7 +22,7 @@ from gateway.iso20022.apphdr import BIZMSG
 from gateway.iso20022.xml import parse_xml, to_bytes
 from gateway.profile.inbound import InboundPolicy
 from gateway.profile.signature import SignaturePolicy
-from gateway.signing.keys import KeyPair, KeyRing
+from gateway.signing.keys import KeyRing, SigningKey
 from gateway.signing.trust import (
     TrustedCertificate,
     check_created,
@@ -220,7 +220,9 @@ def _unwrap(root: etree._Element, key_id: str | None) -> VerifiedFile:
     return VerifiedFile(document, header, key_id, message_time(document, header))
 
 
-def sign(root: etree._Element, pair: KeyPair, *, check: Callable[[], None] | None = None) -> bytes:
+def sign(
+    root: etree._Element, pair: SigningKey, *, check: Callable[[], None] | None = None
+) -> bytes:
     """Sign a whole document, enveloped at its root (or its AppHdr), and serialise it; `check`,
     if given, must pass first (it runs while the digest is computed, see `sign_enveloped`)."""
     return sign_enveloped(root, pair, alongside=check)

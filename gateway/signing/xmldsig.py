@@ -40,7 +40,7 @@ from gateway.errors import InvalidMessage
 from gateway.iso20022.apphdr import BIZMSG
 from gateway.iso20022.namespaces import DSIG_NS, DsigAlgorithm, MessageType
 from gateway.iso20022.xml import to_bytes
-from gateway.signing.keys import KeyPair
+from gateway.signing.keys import KeyPair, SigningKey
 
 HEAD_NS = MessageType.HEAD_001_001_02.namespace
 XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
@@ -126,13 +126,13 @@ def _signing_key(key_pem: bytes, cert_pem: bytes) -> xmlsec.Key:
     return key
 
 
-def _signature_method(pair: KeyPair) -> xmlsec.constants.__Transform:
+def _signature_method(pair: SigningKey) -> xmlsec.constants.__Transform:
     """ECDSA-SHA256 for a P-256 key, else RSA-SHA256 (told from the certificate: cheap)."""
     curve = isinstance(pair.certificate.public_key(), ec.EllipticCurvePublicKey)
     return _C.TransformEcdsaSha256 if curve else _C.TransformRsaSha256
 
 
-def _template(pair: KeyPair, reference_uri: str, enveloped: bool) -> etree._Element:
+def _template(pair: SigningKey, reference_uri: str, enveloped: bool) -> etree._Element:
     method = _signature_method(pair)
     signature = xmlsec.template.create(
         etree.Element("template"), _C.TransformExclC14N, method, ns="ds"
@@ -154,6 +154,15 @@ def _context(pair: KeyPair) -> xmlsec.SignatureContext:
     return context
 
 
+def _signature_value(pair: SigningKey, canonical: bytes) -> bytes:
+    """The signature of canonical SignedInfo: by libxmlsec1 with a key in memory, or by the
+    token holding the key (which raises TransientError when it cannot be reached)."""
+    if isinstance(pair, KeyPair):
+        value: bytes = _context(pair).sign_binary(canonical, _signature_method(pair))
+        return value
+    return pair.sign(canonical)
+
+
 def signature_place(root: etree._Element) -> etree._Element:
     """Where an enveloped signature goes: AppHdr/Sgntr in a BizMsg envelope, else the root."""
     if root.tag != BIZMSG:
@@ -165,7 +174,7 @@ def signature_place(root: etree._Element) -> etree._Element:
 
 
 def sign_enveloped(
-    root: etree._Element, pair: KeyPair, *, alongside: Callable[[], None] | None = None
+    root: etree._Element, pair: SigningKey, *, alongside: Callable[[], None] | None = None
 ) -> bytes:
     """Sign a whole document (enveloped) and return it serialised; the tree is left unchanged.
 
@@ -203,7 +212,7 @@ def sign_enveloped(
         canonical = etree.tostring(
             _child(signature, "SignedInfo"), method="c14n", exclusive=True, with_comments=False
         )
-        value = _context(pair).sign_binary(canonical, _signature_method(pair))
+        value = _signature_value(pair, canonical)
         _child(signature, "SignatureValue").text = _base64_text(value)
         return _serialised(root)
     except xmlsec.Error as exc:
@@ -329,17 +338,35 @@ def _serialised(root: etree._Element) -> bytes:
     return out.getvalue()
 
 
-def sign_detached(data: bytes, file_name: str, pair: KeyPair) -> bytes:
+def sign_detached(data: bytes, file_name: str, pair: SigningKey) -> bytes:
     """A detached signature document over the exact bytes of the file `file_name`."""
     if not _FILE_NAME.match(file_name):
         raise SignatureError(f"{file_name!r} cannot name a detached reference (a plain file name)")
     template = _template(pair, file_name, enveloped=False)
     signature = etree.fromstring(etree.tostring(template))
+    if not isinstance(pair, KeyPair):
+        return _sign_detached_in_parts(signature, data, pair)
     with _serving(file_name, data):
         try:
             _context(pair).sign(signature)
         except xmlsec.Error as exc:
             raise SignatureError(f"signing failed: {exc}") from None
+    return to_bytes(signature)
+
+
+def _sign_detached_in_parts(signature: etree._Element, data: bytes, pair: SigningKey) -> bytes:
+    """The detached signature libxmlsec1 makes, with SignedInfo alone signed by the key's holder.
+
+    The reference has no transforms, so its digest is SHA-256 of the file's bytes.
+    """
+    _child(signature, "SignedInfo/Reference/DigestValue").text = _base64_text(
+        hashlib.sha256(data).digest()
+    )
+    _fill_x509_data(signature, pair.cert_pem)
+    canonical = etree.tostring(
+        _child(signature, "SignedInfo"), method="c14n", exclusive=True, with_comments=False
+    )
+    _child(signature, "SignatureValue").text = _base64_text(_signature_value(pair, canonical))
     return to_bytes(signature)
 
 

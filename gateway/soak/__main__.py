@@ -51,6 +51,7 @@ from gateway.soak.harness import ALL_POINTS, BANK_FAULTS, DEFAULT_WORKDIR, SoakC
     "--postgres-restarts", default=1, show_default=True, help="Graceful PostgreSQL restarts."
 )
 @click.option("--postgres-kills", default=1, show_default=True, help="SIGKILLs of PostgreSQL.")
+@click.option("--pkcs11", is_flag=True, help="Our key in a SoftHSM2 token made under the workdir.")
 def main(
     orders: int,
     seed: int,
@@ -69,6 +70,7 @@ def main(
     instances: int,
     postgres_restarts: int,
     postgres_kills: int,
+    pkcs11: bool,
 ) -> None:
     """Publish ORDERS orders while the gateway, broker, bank and disk are broken; check."""
     config = SoakConfig(
@@ -89,6 +91,7 @@ def main(
         instances=instances,
         postgres_restarts=postgres_restarts,
         postgres_kills=postgres_kills,
+        pkcs11=pkcs11,
     )
     log_path = config.workdir.parent / "soak.log.jsonl"
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from gateway.demo.month import PARTNER
 from gateway.errors import GatewayError, TransientError
 from gateway.runtime import Runtime
 from gateway.service.ports import Queries, Storage
+from gateway.signing.keys import DEV_VALID_FROM
 from gateway.soak.checker import Verdict, check
 from gateway.soak.orders import SoakOrders, generate
 from gateway.soak.processes import ROOT, Broker, Child, Postgres
@@ -88,6 +90,8 @@ class SoakConfig:
     # PostgreSQL restarts, graceful and by SIGKILL of the server (PostgreSQL runs only).
     postgres_restarts: int = 1
     postgres_kills: int = 1
+    # Our signing key in a SoftHSM2 token made under workdir (PKCS#11), not in keys/.
+    pkcs11: bool = False
 
 
 @dataclass
@@ -105,7 +109,8 @@ class SoakResult:
         """The table the README shows."""
         lines = ["soak: exactly-once under faults"]
         if self.config is not None:
-            lines.append(f"  orders {self.config.orders}, seed {self.config.seed}")
+            key = "in a SoftHSM2 token (PKCS#11)" if self.config.pkcs11 else "in keys/"
+            lines.append(f"  orders {self.config.orders}, seed {self.config.seed}, key {key}")
             lines.append(
                 f"  database {self.config.database}, gateway instances {self.config.instances}"
             )
@@ -235,8 +240,38 @@ class Soak:
         settings = load_settings(self.home)
         settings = replace(settings, db_path=env["GATEWAY_DB_PATH"], db_url=db_url)
         self._storage = open_storage(db_url, settings.db_file)
+        if self.config.pkcs11:
+            settings = self._token(settings, env)
         our_keypair(settings)
         bank_keypair(settings, settings.partners[PARTNER])
+        return settings
+
+    def _token(self, settings: Settings, env: dict[str, str]) -> Settings:
+        """A SoftHSM2 token under workdir holding our key (made in it, never extractable, with
+        a development certificate valid from 2024); its variables go to the gateway's processes."""
+        from gateway.adapters.pkcs11 import create_key, token_for  # noqa: PLC0415 - --pkcs11 only
+        from gateway.adapters.softhsm import init_token, softhsm_conf  # noqa: PLC0415
+
+        conf = softhsm_conf(self.config.workdir / "softhsm")
+        os.environ["SOFTHSM2_CONF"] = str(conf)  # before this process first loads the module
+        token = init_token(conf, "kbnn-soak", "246810")
+        env.update(token.environment)
+        os.environ["GATEWAY_PKCS11_PIN"] = token.pin
+        settings = replace(
+            settings,
+            key_source="pkcs11",
+            pkcs11_module=token.module,
+            pkcs11_token=token.label,
+        )
+        create_key(
+            token_for(settings),
+            settings.signing_key,
+            curve=False,
+            common_name=f"{settings.initiating_party} - gateway",
+            valid_from=DEV_VALID_FROM,
+            valid_until=datetime.now(UTC) + timedelta(days=730),
+        )
+        token_for(settings).close()
         return settings
 
     def _mount(self) -> None:
