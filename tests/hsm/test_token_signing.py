@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pkcs11
@@ -20,6 +20,7 @@ from gateway.adapters.pkcs11 import token_for
 from gateway.bootstrap import our_keyring, our_keys
 from gateway.config import Settings
 from gateway.iso20022.pain001 import build_pain001
+from gateway.profile.inbound import InboundPolicy
 from gateway.profile.signature import SignaturePolicy
 from gateway.signing import (
     TokenKey,
@@ -35,6 +36,8 @@ from tests.unit.factories import benefits_batch
 
 pytestmark = pytest.mark.interop
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
+# The factories' files keep their 2025 date: their creation time is not what is tested here.
+ANY_TIME = InboundPolicy(max_age=timedelta(days=36500), max_ahead=timedelta(days=36500))
 
 
 def _document(count: int = 20) -> etree._Element:
@@ -62,7 +65,7 @@ def test_a_file_signed_in_the_token_verifies_everywhere(
     data = sign(_document(), key)
     method = "ecdsa-sha256" if curve else "rsa-sha256"
     assert f'Algorithm="http://www.w3.org/2001/04/xmldsig-more#{method}"'.encode() in data
-    verify_for_partner(data, SignaturePolicy(), [trusted(key.cert_pem)], NOW)
+    verify_for_partner(data, SignaturePolicy(), [trusted(key.cert_pem)], NOW, inbound=ANY_TIME)
     (tmp_path / "signed.xml").write_bytes(data)
     (tmp_path / "cert.pem").write_bytes(key.cert_pem)
     result = xmlsec1_verify(xmlsec1, tmp_path / "signed.xml", tmp_path / "cert.pem")
@@ -79,7 +82,14 @@ def test_a_detached_signature_made_in_the_token_verifies(
     policy = SignaturePolicy(mode="detached")
     signed = sign_for_partner(_document(), ring, policy, "KBNN-1.xml", NOW)
     assert signed.signature is not None
-    verify_for_partner(signed.body, policy, [trusted(ring.current.cert_pem)], NOW, signed.signature)
+    verify_for_partner(
+        signed.body,
+        policy,
+        [trusted(ring.current.cert_pem)],
+        NOW,
+        signed.signature,
+        inbound=ANY_TIME,
+    )
     (tmp_path / "KBNN-1.xml").write_bytes(signed.body)
     (tmp_path / "KBNN-1.xml.sig").write_bytes(signed.signature)
     (tmp_path / "cert.pem").write_bytes(ring.current.cert_pem)
