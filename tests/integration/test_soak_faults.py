@@ -101,3 +101,27 @@ def test_short_soak_of_every_fault(tmp_path: Path, broker_url: str) -> None:
     counts = result.verdict.counts()
     assert counts == dict.fromkeys(counts, 0)
     assert result.verdict.info["orders published"] >= 500  # and a few to wake armed gateways
+
+
+def test_instances_on_postgres_killed_while_postgres_restarts(
+    tmp_path: Path, broker_url: str, postgres_base_url: str
+) -> None:
+    """Two gateways on one PostgreSQL, each killed at random, while PostgreSQL is restarted and
+    killed: every order is paid once and posted once, whichever instance took it."""
+    result = soak(
+        quiet(
+            tmp_path,
+            database="postgres",
+            instances=2,
+            random_kills=2,
+            postgres_restarts=1,
+            postgres_kills=1,
+            publish_seconds=6.0,
+            orders=160,
+        )
+    )
+    assert result.events["gateway SIGKILL at a random moment"] == 2
+    assert result.events["PostgreSQL restart (graceful)"] == 1
+    assert result.events["PostgreSQL SIGKILL and start (crash recovery)"] == 1
+    # Both instances ran (each writes its own log; their work is checked by the soak's counts).
+    assert all(_log(tmp_path, f"gateway-{n}") for n in (1, 2))
