@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from gateway.adapters.persistence import migrations
 from gateway.adapters.persistence.sql import Row, SqlQueries, SqlUnitOfWork
@@ -108,6 +108,12 @@ class SqliteStorage:
     def __init__(self, path: Path, *, busy_timeout: float = 30.0, upgrade: bool = True) -> None:
         self.path = path
         self._busy_timeout = busy_timeout
+        self._begin_retrying = Retrying(
+            retry=retry_if_exception_type(sqlite3.OperationalError),
+            wait=wait_exponential(multiplier=0.05, max=2),
+            stop=stop_after_delay(max(busy_timeout, 0.5)),
+            reraise=True,
+        )
         self._local = threading.local()
         self._instance_lock: IO[str] | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,16 +183,7 @@ class SqliteStorage:
     def _begin(self, conn: sqlite3.Connection) -> None:
         # busy_timeout already waits inside SQLite; these retries cover what it does not (a
         # writer that holds the lock past it), for about as long again.
-        @retry(
-            retry=retry_if_exception_type(sqlite3.OperationalError),
-            wait=wait_exponential(multiplier=0.05, max=2),
-            stop=stop_after_delay(max(self._busy_timeout, 0.5)),
-            reraise=True,
-        )
-        def begin() -> None:
-            conn.execute("BEGIN IMMEDIATE")
-
-        begin()
+        self._begin_retrying(conn.execute, "BEGIN IMMEDIATE")
 
     @property
     def queries(self) -> Queries:
