@@ -1,5 +1,5 @@
-"""Print the README's hostile-input table from the corpus the tests run, with each actual reason,
-the time and memory each case cost, and a summary.
+"""Print the hostile-input table of docs/security.md from the corpus the tests run, with each
+actual reason, the time and memory each case cost, and a summary.
 
 Usage: .venv/bin/python scripts/security_table.py [--summary]
 

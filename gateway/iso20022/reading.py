@@ -143,7 +143,7 @@ def _validate(root: etree._Element, header: etree._Element | None, document: etr
 
 
 def to_json(parsed: ParsedFile) -> dict[str, Any]:
-    """The normalised JSON of a parsed file (format `gateway-parse/1`, see the README)."""
+    """The normalised JSON of a parsed file (format `gateway-parse/1`, see docs/messages.md)."""
     return {
         "format": JSON_FORMAT,
         "message": parsed.message,

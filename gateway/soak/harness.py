@@ -59,7 +59,7 @@ DEFAULT_WORKDIR = ROOT / "var" / "soak"
 
 @dataclass(frozen=True, slots=True)
 class SoakConfig:
-    """What a soak run does; the defaults are the run the README's figures come from."""
+    """What a soak run does; the defaults are the run docs/reliability.md's figures come from."""
 
     orders: int = 10_000
     seed: int = 5
@@ -106,7 +106,7 @@ class SoakResult:
     config: SoakConfig | None = None
 
     def render(self) -> str:
-        """The table the README shows."""
+        """The table docs/reliability.md shows."""
         lines = ["soak: exactly-once under faults"]
         if self.config is not None:
             key = "in a SoftHSM2 token (PKCS#11)" if self.config.pkcs11 else "in keys/"

@@ -181,7 +181,7 @@ def test_every_file_sent_verifies_with_xmlsec1(outcome: Any, xmlsec1: str, tmp_p
 
 
 def test_summary_is_json_with_the_documented_keys(outcome: Any) -> None:
-    """The last line of `gateway demo --json` carries the keys the README documents."""
+    """The last line of `gateway demo --json` carries the keys docs/demo.md documents."""
     result, _, _ = outcome
     keys = {
         "orders_submitted",

@@ -1,7 +1,7 @@
 """Each fault on its own against the real broker and processes, then a short soak of them all.
 
 The short soak is the default run of scripts/soak made small (500 orders, 3 kills, 1 broker
-restart), so that CI keeps the promise the README's 10,000-order table makes.
+restart), so that CI keeps the promise the 10,000-order table of docs/reliability.md makes.
 """
 
 from __future__ import annotations

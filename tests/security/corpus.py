@@ -2,7 +2,7 @@
 
 Each case is a file (and, for detached partners, a signature) from a partner, with the reason
 the gateway must give. `tests/security/test_hostile_corpus.py` drives every case through the real
-inbound path; `scripts/security_table.py` prints the README's table from the same list.
+inbound path; `scripts/security_table.py` prints the table of docs/security.md from the same list.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 recording the verdicts, the reasons, the time and the memory each took.
 
 Used by `tests/security/test_hostile_corpus.py` (which asserts the verdicts and reasons, never
-the times) and by `scripts/security_table.py` (which prints the README's table and figures).
+the times) and by `scripts/security_table.py` (which prints the table of docs/security.md and
+its figures).
 Memory is the peak resident set added by a step: the process's high-water mark is reset
 (`/proc/self/clear_refs`) before each step and read after it.
 """
