@@ -42,10 +42,17 @@ def parse_xml(
 
     `max_bytes`, when given, narrows the limits' size (a detached signature is small).
     """
-    if not isinstance(data, bytes | bytearray):
-        raise InvalidMessage(f"XML must be given as bytes, got {type(data).__name__}")
     if max_bytes is not None and max_bytes < limits.max_bytes:
         limits = replace(limits, max_bytes=max_bytes)
+    precheck(data, limits)
+    check_limits(data, limits)
+    return parse_checked(data)
+
+
+def precheck(data: bytes, limits: InboundLimits) -> None:
+    """The checks before the streaming pass: bytes, within the size limit, not empty, no DTD."""
+    if not isinstance(data, bytes | bytearray):
+        raise InvalidMessage(f"XML must be given as bytes, got {type(data).__name__}")
     if len(data) > limits.max_bytes:
         raise InvalidMessage(
             f"document is {len(data)} bytes; the limit is {limits.max_bytes} (limit max_bytes)"
@@ -54,7 +61,10 @@ def parse_xml(
         raise InvalidMessage("document is empty")
     if any(marker in data for marker in _DOCTYPE_MARKERS):
         raise InvalidMessage("document has a DOCTYPE declaration; DTDs and entities are refused")
-    check_limits(data, limits)
+
+
+def parse_checked(data: bytes) -> etree._Element:
+    """The tree of a document that already passed `precheck` and the streaming limits pass."""
     try:
         root = etree.fromstring(bytes(data), PARSER)
     except etree.XMLSyntaxError as exc:

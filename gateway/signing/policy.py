@@ -19,10 +19,12 @@ from datetime import datetime
 from lxml import etree
 
 from gateway.iso20022.apphdr import BIZMSG
-from gateway.iso20022.xml import parse_xml, to_bytes
+from gateway.iso20022.namespaces import BIZMSG_NS, DsigAlgorithm
+from gateway.iso20022.xml import parse_checked, parse_xml, precheck, to_bytes
 from gateway.profile.inbound import InboundPolicy
 from gateway.profile.signature import SignaturePolicy
 from gateway.signing.keys import KeyRing, SigningKey
+from gateway.signing.stream import Scanned, scan_enveloped
 from gateway.signing.trust import (
     TrustedCertificate,
     check_created,
@@ -38,6 +40,7 @@ from gateway.signing.xmldsig import (
     SignatureShape,
     check_digest,
     check_signed_info,
+    check_streamed_digest,
     find_enveloped,
     inspect,
     refuse_hidden_content,
@@ -125,25 +128,57 @@ def verify_for_partner(
         raise SignatureError(
             f"a detached signature came with the file, but this partner signs {policy.mode}"
         )
-    root = parse_xml(raw, limits=inbound.limits)
-    refuse_hidden_content(root)
     if policy.mode == "none":
+        root = parse_xml(raw, limits=inbound.limits)
+        refuse_hidden_content(root)
         if next(root.iter(SIGNATURE), None) is not None:
             raise SignatureError("the file is signed, but this partner's signature mode is none")
         verified = _unwrap(root, None)
         check_created(verified.created_at, now, inbound.max_age, inbound.max_ahead)
         return verified
-    signature = find_enveloped(root)
-    shape = inspect(signature, detached=False)
+    # One streaming pass: the limits, the canonical form's digest and the signature, no tree.
+    precheck(raw, inbound.limits)
+    scanned = scan_enveloped(raw, inbound.limits)
+    shape = inspect(_placed(scanned), detached=False)
     # Trust is judged at receipt: a pinned certificate out of its window is refused before any
     # cryptography, whatever time the file claims for itself.
     candidates = _trusted_at_receipt(choose(shape, pinned), now)
-    holder = signature.getparent()
-    chosen = _check(shape, candidates, None)
-    strip_signature(signature, holder)
+
+    def digest() -> None:
+        exclusive = DsigAlgorithm.EXC_C14N.value in shape.transforms
+        value = scanned.digest if exclusive else _inclusive_digest(raw, inbound)
+        check_streamed_digest(shape, value)
+
+    chosen = _check(shape, candidates, digest)
+    # Only a file whose signature verified is parsed into a tree.
+    root = parse_checked(raw)
+    refuse_hidden_content(root)
+    signature = find_enveloped(root)
+    strip_signature(signature)
     verified = _unwrap(root, chosen.key_id)
     check_created(verified.created_at, now, inbound.max_age, inbound.max_ahead)
     return verified
+
+
+def _placed(scanned: Scanned) -> etree._Element:
+    """The one ds:Signature the pass found at its agreed place, or why there is none."""
+    if not scanned.signatures:
+        raise SignatureError("no signature: the document has no ds:Signature")
+    if scanned.signatures > 1:
+        raise SignatureError(
+            f"{scanned.signatures} signatures: exactly one ds:Signature is accepted"
+        )
+    if scanned.signature is None:
+        if scanned.root == (BIZMSG_NS, "BizMsg"):
+            raise SignatureError("the ds:Signature must sit in BizMsg/AppHdr/Sgntr")
+        raise SignatureError("the ds:Signature must be enveloped directly under the document root")
+    return scanned.signature
+
+
+def _inclusive_digest(raw: bytes, inbound: InboundPolicy) -> bytes:
+    """The digest with inclusive C14N (a reference with the enveloped transform alone): a second
+    pass, made only once the signature value verified with a pinned key."""
+    return scan_enveloped(raw, inbound.limits, exclusive=False).digest
 
 
 def _verify_detached(
@@ -162,7 +197,7 @@ def _verify_detached(
     # The file's limits are checked before its digest is computed.
     root = parse_xml(raw, limits=inbound.limits)
     refuse_hidden_content(root)
-    chosen = _check(shape, candidates, raw)
+    chosen = _check(shape, candidates, lambda: check_digest(shape, raw))
     if next(root.iter(SIGNATURE), None) is not None:
         raise SignatureError("the file holds a ds:Signature, but this partner signs detached")
     verified = _unwrap(root, chosen.key_id)
@@ -190,7 +225,7 @@ def _trusted_at_receipt(
 
 
 def _check(
-    shape: SignatureShape, candidates: Sequence[TrustedCertificate], detached_data: bytes | None
+    shape: SignatureShape, candidates: Sequence[TrustedCertificate], digest: Callable[[], None]
 ) -> TrustedCertificate:
     """Check the value with each candidate certificate (pinned, and trusted at receipt)."""
     failure: SignatureError | None = None
@@ -202,7 +237,7 @@ def _check(
             failure = failure or exc
             continue
         # The one expensive step, done once, after the signer is known.
-        check_digest(shape, detached_data)
+        digest()
         return candidate
     assert failure is not None
     raise failure

@@ -574,6 +574,15 @@ def check_digest(shape: SignatureShape, detached_data: bytes | None = None) -> N
         )
 
 
+def check_streamed_digest(shape: SignatureShape, digest: bytes) -> None:
+    """Compare the reference's DigestValue with the digest the streaming pass computed (see
+    `gateway.signing.stream`): the canonical form of the file without its signature."""
+    if digest != shape.digest_value:
+        raise SignatureError(
+            "signature does not verify: digest mismatch (the signed content was changed)"
+        )
+
+
 def check_value(shape: SignatureShape, cert_pem: bytes, detached_data: bytes | None = None) -> None:
     """Both checks with one certificate (an enveloped signature leaves its tree)."""
     check_signed_info(shape, cert_pem)

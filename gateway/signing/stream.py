@@ -1,0 +1,137 @@
+"""The digest of an enveloped signature's content, taken in the limits pass: no tree before trust.
+
+`scan_enveloped` runs the partner's streaming limits pass over the raw file and, on the same
+events, writes the file's canonical form (without its ds:Signature, as the enveloped-signature
+transform leaves it) into SHA-256, and keeps the ds:Signature itself, canonical and small. The
+signature is then inspected and checked against the pinned key, and its DigestValue compared with
+the digest, before any tree of the file is built: a file carrying a signature copied from a
+genuine bank file costs one linear read, whatever its size.
+
+The signature left out is the first ds:Signature at an agreed place (directly under the root, or
+in BizMsg/AppHdr/Sgntr); every ds:Signature is counted, so a second one, or one elsewhere, is
+refused by name as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lxml import etree
+
+from gateway.iso20022.c14n import Canonicaliser, escape_text
+from gateway.iso20022.limits import InboundLimits, check_limits
+from gateway.iso20022.namespaces import BIZMSG_NS, DSIG_NS, MessageType
+from gateway.iso20022.xml import PARSER
+from gateway.signing.xmldsig import SignatureError
+
+HEAD_NS = MessageType.HEAD_001_001_02.namespace
+# Where an enveloped signature may sit: its ancestors, from the root.
+_IN_ENVELOPE = ((BIZMSG_NS, "BizMsg"), (HEAD_NS, "AppHdr"), (HEAD_NS, "Sgntr"))
+# A ds:Signature holds a handful of elements; a larger one is nothing a bank sends.
+MAX_SIGNATURE_ELEMENTS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Scanned:
+    """What the pass saw of a file's enveloped signature."""
+
+    # Every ds:Signature in the file, wherever it is.
+    signatures: int
+    # The root element's (namespace, local name).
+    root: tuple[str, str]
+    # The signature at the agreed place, parsed from its canonical form; None when none is there.
+    signature: etree._Element | None
+    # SHA-256 of the file's canonical form without that signature.
+    digest: bytes
+
+
+class _Enveloped:
+    """The pass's observer: canonical form into a hash, the signature kept aside."""
+
+    def __init__(self, exclusive: bool) -> None:
+        self.canon = Canonicaliser(exclusive=exclusive)
+        self.pieces = self.canon.pieces
+        self.fast = True
+        self.signatures = 0
+        # (namespace, local name) of the open elements at depths 1 to 3.
+        self.open: list[tuple[str, str]] = [("", "")] * 4
+        self.capture: Canonicaliser | None = None
+        self.captured_elements = 0
+        self.inside = 0
+        self.kept: bytes | None = None
+
+    def start(self, name: str, attributes: list[str], depth: int) -> None:
+        if self.inside:
+            self.inside += 1
+            self.captured_elements += 1
+            if self.captured_elements > MAX_SIGNATURE_ELEMENTS:
+                raise SignatureError(
+                    f"the ds:Signature holds more than {MAX_SIGNATURE_ELEMENTS} elements"
+                )
+            if name.endswith("Signature") and self._tag(name, attributes)[0] == DSIG_NS:
+                self.signatures += 1
+            assert self.capture is not None
+            self.capture.start(name, attributes)
+            return
+        if depth <= 3 or name.endswith("Signature"):
+            tag = self._tag(name, attributes)
+            if depth <= 3:
+                self.open[depth] = tag
+            if tag == (DSIG_NS, "Signature"):
+                self.signatures += 1
+                if self.kept is None and self.capture is None and self._agreed_place(depth):
+                    self.capture = Canonicaliser(scope=dict(self.canon.scope), keep=True)
+                    self.capture.start(name, attributes)
+                    self.inside = 1
+                    self.fast = False
+                    return
+        self.canon.start(name, attributes)
+        self.fast = self.canon.fast
+
+    def end(self, name: str) -> None:
+        if self.inside:
+            assert self.capture is not None
+            self.capture.end(name)
+            self.inside -= 1
+            if not self.inside:
+                self.kept = self.capture.kept()
+                self.fast = self.canon.fast
+            return
+        self.canon.end(name)
+        self.fast = self.canon.fast
+
+    def text(self, data: str) -> None:
+        if self.inside:
+            assert self.capture is not None
+            self.capture.text(data)
+        else:
+            self.canon.text(data)
+
+    def flush(self) -> None:
+        self.canon.flush()
+
+    escape = staticmethod(escape_text)
+
+    def _tag(self, name: str, attributes: list[str]) -> tuple[str, str]:
+        """An element's (namespace, local name), its own declarations included."""
+        prefix, _, local = name.rpartition(":")
+        declaration = f"xmlns:{prefix}" if prefix else "xmlns"
+        for index in range(0, len(attributes), 2):
+            if attributes[index] == declaration:
+                return attributes[index + 1], local
+        return self.canon.scope.get(prefix, ""), local
+
+    def _agreed_place(self, depth: int) -> bool:
+        if depth == 2:
+            return self.open[1] != _IN_ENVELOPE[0]
+        return depth == 4 and tuple(self.open[1:4]) == _IN_ENVELOPE
+
+
+def scan_enveloped(data: bytes, limits: InboundLimits, *, exclusive: bool = True) -> Scanned:
+    """The limits pass over `data`, with its enveloped signature's digest and the signature."""
+    observer = _Enveloped(exclusive)
+    check_limits(data, limits, observer)
+    signature = None
+    if observer.kept is not None:
+        signature = etree.fromstring(observer.kept, PARSER)
+    return Scanned(observer.signatures, observer.open[1], signature, observer.canon.digest())
