@@ -16,6 +16,7 @@ import structlog
 from gateway.adapters import topology
 from gateway.adapters.filedrop import Folder, LocalFolder
 from gateway.adapters.persistence import open_storage
+from gateway.adapters.quarantine_folder import QuarantineFolder
 from gateway.adapters.rabbitmq import Delivery, Publisher, connect, consume
 from gateway.banksim.bank import AccountBook, BankSimulator, Reply
 from gateway.banksim.faults import FaultPlan, ReplyFaults
@@ -191,10 +192,20 @@ def build_gateway(settings: Settings, storage: Storage | None = None) -> Gateway
         storage=storage,
         intake=IntakeService(storage, settings, metrics=metrics),
         batcher=BatchService(storage, settings, our_keys(settings), metrics=metrics, owner=owner),
-        inbound=InboundService(storage, settings),
+        inbound=inbound_service(storage, settings),
         owner=owner,
         metrics=metrics,
     )
+
+
+def quarantine_folder(settings: Settings) -> QuarantineFolder:
+    """Where refused inbound files' bytes are kept."""
+    return QuarantineFolder(settings.quarantine_path)
+
+
+def inbound_service(storage: Storage, settings: Settings) -> InboundService:
+    """The inbound service, refused files' bytes kept in the settings' quarantine folder."""
+    return InboundService(storage, settings, quarantine=quarantine_folder(settings))
 
 
 def start_gateway(gateway: Gateway, runtime: Runtime) -> None:

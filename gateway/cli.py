@@ -20,6 +20,7 @@ from gateway.commands import metrics as metrics_commands
 from gateway.commands.db import db
 from gateway.commands.dlq import dlq
 from gateway.commands.keys import keys
+from gateway.commands.quarantine import quarantine
 from gateway.commands.reconcile import reconcile
 from gateway.commands.verify import verify
 from gateway.config import Settings, load_settings
@@ -357,3 +358,4 @@ cli.add_command(dlq)
 cli.add_command(reconcile)
 cli.add_command(metrics_commands.metrics)
 cli.add_command(db)
+cli.add_command(quarantine)

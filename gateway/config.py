@@ -34,6 +34,9 @@ class Settings:
     claim_seconds: float = 30.0
     # Where our keys and generated demo keys live; relative paths are under home.
     keys_dir: str = "keys"
+    # Where refused inbound files are kept, by SHA-256 (their rows are in the database); relative
+    # paths are under home.
+    quarantine_dir: str = "var/quarantine"
     # Name of our signing key pair inside keys_dir (with key_source pkcs11: its label in the token).
     signing_key: str = "kbnn-gateway"
     # Where our private keys live: "files" (keys_dir) or "pkcs11" (an HSM token).
@@ -91,6 +94,11 @@ class Settings:
     def database(self) -> str:
         """Which database the gateway uses: `postgresql` or `sqlite`."""
         return "postgresql" if self.db_url.startswith(("postgresql:", "postgres:")) else "sqlite"
+
+    @property
+    def quarantine_path(self) -> Path:
+        """The quarantine folder."""
+        return self.path(self.quarantine_dir)
 
     @property
     def keys_path(self) -> Path:

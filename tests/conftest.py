@@ -97,6 +97,7 @@ def settings(tmp_path: Path) -> Settings:
         db_path=str(tmp_path / "gateway.db"),
         db_url="",  # SQLite under tmp_path, whatever GATEWAY_DB_URL the shell has
         keys_dir=str(tmp_path / "keys"),
+        quarantine_dir=str(tmp_path / "quarantine"),
         partners=partners,
         batch_quiet_seconds=0.3,
         amqp_url=amqp_url(),

@@ -26,10 +26,9 @@ def scan(ctx: click.Context, partner: str | None, as_json: bool) -> None:
     Files still being written are left for the next scan; each other file is claimed, applied
     and moved to processed/ or failed/ (with a .reason.txt).
     """
-    from gateway.bootstrap import file_partners, partner_folders
+    from gateway.bootstrap import file_partners, inbound_service, partner_folders
     from gateway.commands import existing_database  # keeps --help instant
     from gateway.service.file_scanner import FileScanner
-    from gateway.service.inbound import InboundService
 
     settings: Settings = ctx.obj
     names = file_partners(settings)
@@ -45,7 +44,7 @@ def scan(ctx: click.Context, partner: str | None, as_json: bool) -> None:
 
     # Reports claimed here are moved to processed/: never apply them to a new, empty database.
     storage = existing_database(settings)
-    inbound = InboundService(storage, settings)
+    inbound = inbound_service(storage, settings)
     results: dict[str, dict[str, int]] = {}
     for name in names:
         profile = settings.partners[name]

@@ -17,7 +17,7 @@ from gateway.reasons import bounded, fault
 from gateway.service.clock import Clock, utcnow
 from gateway.service.intraday import apply_intraday
 from gateway.service.notifications import apply_notification
-from gateway.service.ports import Storage, UnitOfWork
+from gateway.service.ports import QuarantineFiles, Storage, UnitOfWork
 from gateway.service.reports import apply_report
 from gateway.service.returns import apply_return
 from gateway.service.statements import apply_statement
@@ -35,10 +35,19 @@ class InboundService:
     """Applies pain.002, camt.054, pacs.004 and camt.053 files from partners; refused files are
     quarantined."""
 
-    def __init__(self, storage: Storage, settings: Settings, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        settings: Settings,
+        clock: Clock = utcnow,
+        *,
+        quarantine: QuarantineFiles,
+    ) -> None:
         self._storage = storage
         self._settings = settings
         self._clock = clock
+        # Where refused files' bytes are kept (their rows go to the storage).
+        self._quarantine = quarantine
         self._pinned: dict[str, tuple[TrustedCertificate, ...]] = {}
 
     def _trusted(self, partner: PartnerProfile) -> tuple[TrustedCertificate, ...]:
@@ -94,8 +103,10 @@ class InboundService:
                 raise InvalidMessage(f"fault while applying the file: {fault(exc)}") from None
         except InvalidMessage as exc:
             reason = bounded(str(exc))
+            # The bytes first, then the row: a row never lacks its file.
+            sha256 = self._quarantine.keep(raw)
             with self._storage.unit_of_work() as uow:
-                first = uow.inbound.quarantine(partner_name, raw, reason, now)
+                first = uow.inbound.quarantine(partner_name, sha256, len(raw), reason, now)
             log.error("inbound.quarantined", reason=reason, again=not first)
             return "quarantined"
 

@@ -143,6 +143,28 @@ class Unmatched:
 
 
 @dataclass(frozen=True, slots=True)
+class QuarantinedFile:
+    """A refused inbound file as its row keeps it: its bytes are in the quarantine folder."""
+
+    partner: str
+    sha256: str
+    size: int
+    reason: str
+    received_at: datetime
+
+
+class QuarantineFiles(Protocol):
+    """Where the bytes of refused inbound files are kept, by their SHA-256 (not the database:
+    a refused file may be as large as a partner's size limit)."""
+
+    def keep(self, data: bytes) -> str:
+        """Keep `data` (once, whoever sends it again) and return its SHA-256 in hex."""
+
+    def read(self, sha256: str) -> bytes | None:
+        """The kept bytes with this SHA-256, or None."""
+
+
+@dataclass(frozen=True, slots=True)
 class DuplicateAnswer:
     """A bank's "duplicate file" answer (pain.002 group RJCT, reason DUPL) to one of our files:
     it has that MsgId already and refuses the copy. Read back with when it came and the state
@@ -343,8 +365,9 @@ class InboundRepository(Protocol):
         """Keep an inbound file; False when this partner already sent this very file. The same
         MsgId with other content raises InvalidMessage."""
 
-    def quarantine(self, partner: str, raw: bytes, reason: str, now: datetime) -> bool:
-        """Keep a refused file with its reason; False when this copy is kept already."""
+    def quarantine(self, partner: str, sha256: str, size: int, reason: str, now: datetime) -> bool:
+        """Keep the row of a refused file (its bytes are in the quarantine folder, under
+        `sha256`) with its reason; False when this copy is kept already."""
 
     def unmatched(self, line: Unmatched, now: datetime) -> None:
         """Keep a line that could not be applied."""
@@ -509,6 +532,13 @@ class Queries(Protocol):
 
     def quarantine_reasons(self) -> list[tuple[str, str, int]]:
         """(partner, reason, count) of refused inbound files."""
+
+    def quarantined(self, limit: int = 50) -> list[QuarantinedFile]:
+        """The latest refused inbound files, newest first."""
+
+    def quarantined_raw(self, sha256: str) -> bytes | None:
+        """The bytes of a file quarantined before files were kept in the quarantine folder
+        (schema 4 and later keep none in the database)."""
 
     def unmatched_by_partner(self) -> dict[str, int]:
         """Lines kept unmatched, per partner."""

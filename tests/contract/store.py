@@ -616,10 +616,10 @@ class StoreContract:
     def test_quarantine_once_per_partner_and_bytes(self, store: Storage) -> None:
         """A refused file is kept once per (partner, bytes)."""
         with store.unit_of_work() as uow:
-            assert uow.inbound.quarantine(PARTNER, b"bad", "bad signature", T0)
-            assert not uow.inbound.quarantine(PARTNER, b"bad", "other reason", at(1))
-            assert uow.inbound.quarantine(OTHER_PARTNER, b"bad", "bad signature", at(1))
-            assert uow.inbound.quarantine(PARTNER, b"worse", "not XML", at(2))
+            assert uow.inbound.quarantine(PARTNER, sha256(b"bad"), 3, "bad signature", T0)
+            assert not uow.inbound.quarantine(PARTNER, sha256(b"bad"), 3, "other", at(1))
+            assert uow.inbound.quarantine(OTHER_PARTNER, sha256(b"bad"), 3, "bad signature", at(1))
+            assert uow.inbound.quarantine(PARTNER, sha256(b"worse"), 5, "not XML", at(2))
         assert store.queries.quarantined_count() == 3
         assert store.queries.quarantine_reasons() == [
             (OTHER_PARTNER, "bad signature", 1),
@@ -627,11 +627,26 @@ class StoreContract:
             (PARTNER, "not XML", 1),
         ]
 
+    def test_quarantined_rows_keep_hash_and_size(self, store: Storage) -> None:
+        """A quarantine row keeps the file's hash, size, reason and time (its bytes are in the
+        quarantine folder), newest first; no bytes are read back from the database."""
+        with store.unit_of_work() as uow:
+            uow.inbound.quarantine(PARTNER, sha256(b"bad"), 3, "bad signature", T0)
+            uow.inbound.quarantine(OTHER_PARTNER, sha256(b"worse"), 5, "not XML", at(2))
+        rows = store.queries.quarantined()
+        assert [(r.partner, r.sha256, r.size, r.reason) for r in rows] == [
+            (OTHER_PARTNER, sha256(b"worse"), 5, "not XML"),
+            (PARTNER, sha256(b"bad"), 3, "bad signature"),
+        ]
+        assert rows[0].received_at == at(2)
+        assert store.queries.quarantined(limit=1) == rows[:1]
+        assert store.queries.quarantined_raw(sha256(b"bad")) is None
+
     def test_seen_inbound(self, store: Storage) -> None:
         """seen_inbound tells applied from quarantined (with its reason) from never seen."""
         with store.unit_of_work() as uow:
             uow.inbound.first_sight(PARTNER, "M-1", "pain.002", b"good", T0)
-            uow.inbound.quarantine(PARTNER, b"bad", "bad signature", T0)
+            uow.inbound.quarantine(PARTNER, sha256(b"bad"), len(b"bad"), "bad signature", T0)
         q = store.queries
         assert q.seen_inbound(PARTNER, sha256(b"good")) == ("applied", None)
         assert q.seen_inbound(PARTNER, sha256(b"bad")) == ("quarantined", "bad signature")
@@ -958,7 +973,7 @@ class StoreContract:
             [pending] = uow.outbox.claim("relay-a", 1, T0, at(60))
             uow.outbox.mark_sent([pending.row_id], T0)
             uow.inbound.first_sight(PARTNER, "M-1", "camt.054", b"raw", T0)
-            uow.inbound.quarantine(PARTNER, b"bad", "why", T0)
+            uow.inbound.quarantine(PARTNER, sha256(b"bad"), len(b"bad"), "why", T0)
             uow.inbound.add_entry(PARTNER, "REF-1", "M-1", "settled", T0)
             uow.evidence.add_revenue(revenue("R-1"), T0)
             uow.evidence.add_statement(statement("S-1"), T0)

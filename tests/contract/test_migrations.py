@@ -148,3 +148,52 @@ def test_postgres_migrates_once_and_refuses_a_newer_database(postgres_url: str) 
         assert stored.amount == Decimal("12.50")
     finally:
         untouched.close()
+
+
+def test_sqlite_quarantine_rows_keep_their_bytes_across_version_4(tmp_path: Path) -> None:
+    """A file quarantined before version 4 (its bytes in its row) keeps them, and gains its
+    size; rows written since keep none."""
+    path = tmp_path / "gateway.db"
+    _old_database(path)
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "INSERT INTO quarantine (partner, sha256, raw, reason, received_at) VALUES"
+        " ('agribank', 'aa', X'3c613e', 'bad', '2026-10-01T01:00:00.000000+00:00')"
+    )
+    conn.commit()
+    conn.close()
+    storage = SqliteStorage(path)
+    try:
+        [row] = storage.queries.quarantined()
+        assert (row.partner, row.sha256, row.size, row.reason) == ("agribank", "aa", 3, "bad")
+        assert storage.queries.quarantined_raw("aa") == b"<a>"
+        with storage.unit_of_work() as uow:
+            assert uow.inbound.quarantine("agribank", "bb", 7, "worse", NOW)
+        assert storage.queries.quarantined_raw("bb") is None
+        assert storage.queries.quarantined()[0].size == 7
+    finally:
+        storage.close()
+
+
+def test_postgres_quarantine_rows_keep_their_bytes_across_version_4(postgres_url: str) -> None:
+    """The same on PostgreSQL: a database at version 3 with a quarantined file upgraded."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(migrations._VERSION_TABLE.format(time="TIMESTAMPTZ"))
+        for migration in migrations.shipped("postgres")[:3]:
+            for statement in migration.statements:
+                conn.execute(statement)  # type: ignore[call-overload]
+            conn.execute(
+                "INSERT INTO schema_version VALUES (%s, %s, now())",
+                (migration.version, migration.name),
+            )
+        conn.execute(
+            "INSERT INTO quarantine (partner, sha256, raw, reason, received_at) VALUES"
+            " ('agribank', 'aa', '\\x3c613e'::bytea, 'bad', now())"
+        )
+    storage = PostgresStorage(postgres_url)
+    try:
+        [row] = storage.queries.quarantined()
+        assert (row.partner, row.sha256, row.size, row.reason) == ("agribank", "aa", 3, "bad")
+        assert storage.queries.quarantined_raw("aa") == b"<a>"
+    finally:
+        storage.close()

@@ -385,7 +385,7 @@ def test_an_unwritable_processed_folder_loses_nothing(exchange: Exchange) -> Non
 
 CRASHING_SCAN = """
 import os, pickle, sys
-from gateway.bootstrap import open_database, partner_folders
+from gateway.bootstrap import inbound_service, open_database, partner_folders
 from gateway.service import file_scanner
 from gateway.service.inbound import InboundService
 
@@ -398,7 +398,8 @@ else:
 partner = settings.partners["vietinbank"]
 storage = open_database(settings)
 _, folder = partner_folders(settings, partner)
-file_scanner.FileScanner(partner, folder, InboundService(storage, settings), storage.queries).scan()
+inbound = inbound_service(storage, settings)
+file_scanner.FileScanner(partner, folder, inbound, storage.queries).scan()
 """
 
 

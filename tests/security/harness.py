@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from gateway.adapters.persistence.sqlite import SqliteStorage
+from gateway.bootstrap import inbound_service
 from gateway.config import Settings, load_settings
-from gateway.service.inbound import InboundService
 from tests.security.corpus import ACCOUNT, PARTNERS, Case, Keys
 
 T = TypeVar("T")
@@ -147,7 +147,7 @@ class Driver:
     def __init__(self, settings: Settings, folder: Path) -> None:
         self.settings = settings
         self.storage = SqliteStorage(settings.db_file)
-        self.service = InboundService(self.storage, settings)
+        self.service = inbound_service(self.storage, settings)
         self.folder = folder
 
     def recorded(self, case: Case) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.adapters.persistence.memory import MemoryStorage
+from gateway.adapters.persistence.memory import MemoryQuarantine, MemoryStorage
 from gateway.config import Settings, load_settings
 from gateway.errors import TransientError
 from gateway.reasons import REASON_MAX
@@ -25,7 +25,7 @@ def service() -> tuple[InboundService, MemoryStorage]:
     """The inbound service on storage in memory, with the repository's partners."""
     settings: Settings = load_settings(ROOT)
     storage = MemoryStorage()
-    service = InboundService(storage, settings, lambda: NOW)
+    service = InboundService(storage, settings, lambda: NOW, quarantine=MemoryQuarantine())
     # The checks themselves are replaced below: no pinned certificate is read.
     service._trusted = lambda _partner: ()  # type: ignore[method-assign]
     return service, storage

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -118,7 +119,9 @@ def storage(settings: Settings) -> MemoryStorage:
             (b"4", "malformed XML at line 1: StartTag: invalid element name"),
             (b"5", "file from unknown partner 'nobank'"),
         ):
-            uow.inbound.quarantine("agribank", raw, reason, NOW)
+            uow.inbound.quarantine(
+                "agribank", hashlib.sha256(raw).hexdigest(), len(raw), reason, NOW
+            )
         for ref in ("E2E-1", "E2E-2"):
             uow.inbound.unmatched(
                 Unmatched(

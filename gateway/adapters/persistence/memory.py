@@ -46,6 +46,7 @@ from gateway.service.ports import (
     OutboxRepository,
     ParkedOutbox,
     PendingMessage,
+    QuarantinedFile,
     Queries,
     ReadyGroup,
     ReturnRecord,
@@ -133,7 +134,7 @@ class MemoryState:
     overdue_flags: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     overdue_cleared: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     inbound_files: dict[tuple[str, str], InboundRow] = field(default_factory=dict)
-    quarantine: dict[tuple[str, str], KeptRow] = field(default_factory=dict)
+    quarantine: dict[tuple[str, str], QuarantinedFile] = field(default_factory=dict)
     unmatched: list[tuple[Unmatched, datetime]] = field(default_factory=list)
     # (partner, bank_ref) -> (msg_id, outcome, received_at)
     camt_entries: dict[tuple[str, str], tuple[str, str, datetime]] = field(default_factory=dict)
@@ -398,11 +399,11 @@ class MemoryInbound(_Repository):
             )
         return False
 
-    def quarantine(self, partner: str, raw: bytes, reason: str, now: datetime) -> bool:
-        key = (partner, hashlib.sha256(raw).hexdigest())
+    def quarantine(self, partner: str, sha256: str, size: int, reason: str, now: datetime) -> bool:
+        key = (partner, sha256)
         if key in self._s.quarantine:
             return False
-        self._s.quarantine[key] = KeptRow(bytes(raw), reason, now)
+        self._s.quarantine[key] = QuarantinedFile(partner, sha256, size, reason, now)
         return True
 
     def unmatched(self, line: Unmatched, now: datetime) -> None:
@@ -660,6 +661,15 @@ class MemoryQueries:
         )
         return [(partner, reason, n) for (partner, reason), n in sorted(counts.items())]
 
+    def quarantined(self, limit: int = 50) -> list[QuarantinedFile]:
+        rows = list(self._committed().quarantine.values())
+        rows.reverse()
+        rows.sort(key=lambda row: row.received_at, reverse=True)
+        return rows[:limit]
+
+    def quarantined_raw(self, sha256: str) -> bytes | None:
+        return None  # the memory store never kept bytes in its rows
+
     def unmatched_by_partner(self) -> dict[str, int]:
         return dict(Counter(line.partner for line, _ in self._committed().unmatched))
 
@@ -846,3 +856,18 @@ class MemoryStorage:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class MemoryQuarantine:
+    """Refused files' bytes by SHA-256, in memory (the port `QuarantineFiles`, for unit tests)."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def keep(self, data: bytes) -> str:
+        sha256 = hashlib.sha256(data).hexdigest()
+        self.files.setdefault(sha256, bytes(data))
+        return sha256
+
+    def read(self, sha256: str) -> bytes | None:
+        return self.files.get(sha256)

@@ -31,6 +31,7 @@ from gateway.service.ports import (
     OutboxMessage,
     ParkedOutbox,
     PendingMessage,
+    QuarantinedFile,
     ReadyGroup,
     ReturnRecord,
     Revenue,
@@ -364,12 +365,12 @@ class SqlInbound:
             )
         return False
 
-    def quarantine(self, partner: str, raw: bytes, reason: str, now: datetime) -> bool:
+    def quarantine(self, partner: str, sha256: str, size: int, reason: str, now: datetime) -> bool:
         return (
             self._ex.run(
-                "INSERT INTO quarantine (partner, sha256, raw, reason, received_at)"
+                "INSERT INTO quarantine (partner, sha256, size, reason, received_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner, sha256) DO NOTHING",
-                (partner, hashlib.sha256(raw).hexdigest(), raw, reason, now),
+                (partner, sha256, size, reason, now),
             )
             == 1
         )
@@ -756,6 +757,23 @@ class SqlQueries:
             " ORDER BY partner, reason"
         )
         return [(p, r, int(n)) for p, r, n in rows]
+
+    def quarantined(self, limit: int = 50) -> list[QuarantinedFile]:
+        rows = self._q.all(
+            "SELECT partner, sha256, size, reason, received_at FROM quarantine"
+            " ORDER BY received_at DESC, id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            QuarantinedFile(p, sha, int(size), reason, as_time(at))
+            for p, sha, size, reason, at in rows
+        ]
+
+    def quarantined_raw(self, sha256: str) -> bytes | None:
+        row = self._q.one(
+            "SELECT raw FROM quarantine WHERE sha256 = ? AND raw IS NOT NULL LIMIT 1", (sha256,)
+        )
+        return bytes(row[0]) if row else None
 
     def unmatched_by_partner(self) -> dict[str, int]:
         return self._by("SELECT partner, COUNT(*) FROM unmatched GROUP BY partner")
