@@ -84,6 +84,8 @@ class Canonicaliser:
         self._kept: list[bytes] = []
         self.size = 0
         self.fast = True
+        # Element names a writer must pass to `start` even when `fast` holds (none here).
+        self.watched: frozenset[str] = frozenset()
 
     # --- Events ---------------------------------------------------------------------------------
 

@@ -56,13 +56,15 @@ DEFAULT_LIMITS = InboundLimits()
 class Observer(Protocol):
     """What else is done with the events of the pass (the canonical form of a signed file).
 
-    For speed, the pass itself writes the common case, an unprefixed element without attributes
-    below depth 3 while `fast` holds, as `<name>` and `</name>` into `pieces`, and text (escaped
-    by `escape`) while `fast` holds; every other element goes to `start` and its end to `end`.
+    For speed, the pass itself writes the common case, an unprefixed element below the root
+    without attributes and not named in `watched`, while `fast` holds, as `<name>` and `</name>`
+    into `pieces`, and text (escaped by `escape`) while `fast` holds; every other element goes
+    to `start` and its end to `end`.
     """
 
     fast: bool
     pieces: list[str]
+    watched: frozenset[str]
 
     def start(self, name: str, attributes: list[str], depth: int) -> None: ...
     def end(self, name: str) -> None: ...
@@ -136,6 +138,7 @@ def _streaming_parser(  # noqa: PLR0915 - one set of closures over plain counter
     # The depths of the open elements the observer's `start` saw.
     observed: list[int] = []
     write: Callable[[str], None] = observer.pieces.append if observer is not None else print
+    watched = observer.watched if observer is not None else frozenset()
 
     def refuse(what: str) -> NoReturn:
         raise LimitExceeded(f"line {parser.CurrentLineNumber}: {what}")
@@ -158,7 +161,13 @@ def _streaming_parser(  # noqa: PLR0915 - one set of closures over plain counter
             if len(value) > max_value or len(value) > MAX_NAME:
                 _check_attributes(limits, name, attributes, refuse)
         if observer is not None:
-            if observer.fast and not attributes and depth > 3 and ":" not in name:
+            if (
+                observer.fast
+                and depth > 1
+                and not attributes
+                and ":" not in name
+                and name not in watched
+            ):
                 write("<" + name + ">")
             else:
                 observed.append(depth)

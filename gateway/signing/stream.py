@@ -48,13 +48,18 @@ class Scanned:
 class _Enveloped:
     """The pass's observer: canonical form into a hash, the signature kept aside."""
 
+    # The root is always seen; below it, only these (unprefixed) names and elements with a
+    # prefix or attributes: what may be or hold a signature.
+    watched = frozenset(name for _, name in (*_IN_ENVELOPE, (DSIG_NS, "Signature")))
+
     def __init__(self, exclusive: bool) -> None:
         self.canon = Canonicaliser(exclusive=exclusive)
         self.pieces = self.canon.pieces
         self.fast = True
         self.signatures = 0
-        # (namespace, local name) of the open elements at depths 1 to 3.
-        self.open: list[tuple[str, str]] = [("", "")] * 4
+        self.root: tuple[str, str] = ("", "")
+        # (depth, (namespace, local name) or None) of the open elements this observer saw.
+        self.path: list[tuple[int, tuple[str, str] | None]] = []
         self.capture: Canonicaliser | None = None
         self.captured_elements = 0
         self.inside = 0
@@ -73,10 +78,11 @@ class _Enveloped:
             assert self.capture is not None
             self.capture.start(name, attributes)
             return
-        if depth <= 3 or name.endswith("Signature"):
+        tag = None
+        if depth == 1 or name.rpartition(":")[2] in self.watched:
             tag = self._tag(name, attributes)
-            if depth <= 3:
-                self.open[depth] = tag
+            if depth == 1:
+                self.root = tag
             if tag == (DSIG_NS, "Signature"):
                 self.signatures += 1
                 if self.kept is None and self.capture is None and self._agreed_place(depth):
@@ -85,6 +91,7 @@ class _Enveloped:
                     self.inside = 1
                     self.fast = False
                     return
+        self.path.append((depth, tag))
         self.canon.start(name, attributes)
         self.fast = self.canon.fast
 
@@ -97,6 +104,7 @@ class _Enveloped:
                 self.kept = self.capture.kept()
                 self.fast = self.canon.fast
             return
+        self.path.pop()
         self.canon.end(name)
         self.fast = self.canon.fast
 
@@ -122,9 +130,11 @@ class _Enveloped:
         return self.canon.scope.get(prefix, ""), local
 
     def _agreed_place(self, depth: int) -> bool:
+        """Directly under a root other than BizMsg, or in BizMsg/AppHdr/Sgntr."""
         if depth == 2:
-            return self.open[1] != _IN_ENVELOPE[0]
-        return depth == 4 and tuple(self.open[1:4]) == _IN_ENVELOPE
+            return self.path[-1] == (1, self.root) and self.root != _IN_ENVELOPE[0]
+        expected = [(level, tag) for level, tag in enumerate(_IN_ENVELOPE, start=1)]
+        return depth == 4 and self.path[-3:] == expected
 
 
 def scan_enveloped(data: bytes, limits: InboundLimits, *, exclusive: bool = True) -> Scanned:
@@ -134,4 +144,4 @@ def scan_enveloped(data: bytes, limits: InboundLimits, *, exclusive: bool = True
     signature = None
     if observer.kept is not None:
         signature = etree.fromstring(observer.kept, PARSER)
-    return Scanned(observer.signatures, observer.open[1], signature, observer.canon.digest())
+    return Scanned(observer.signatures, observer.root, signature, observer.canon.digest())
