@@ -21,6 +21,7 @@ instruction (the pass refuses them), so none of C14N's rules about those apply.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 from gateway.errors import InvalidMessage
 
@@ -86,6 +87,7 @@ class Canonicaliser:
         self.fast = True
         # Element names a writer must pass to `start` even when `fast` holds (none here).
         self.watched: frozenset[str] = frozenset()
+        self.position: Callable[[], int] = lambda: 0
 
     # --- Events ---------------------------------------------------------------------------------
 

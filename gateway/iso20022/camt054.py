@@ -7,6 +7,7 @@ notified account.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from decimal import Decimal
 
 from lxml import etree
@@ -206,8 +207,12 @@ def _add_code(parent: etree._Element, code: str) -> None:
 # --- Reading ------------------------------------------------------------------------------------
 
 
-def read_camt054(root: etree._Element) -> Notification:
-    """Read a camt.054 (.02, .04 or .08) notifying one account."""
+def read_camt054(root: etree._Element, entries: Sequence[Entry] | None = None) -> Notification:
+    """Read a camt.054 (.02, .04 or .08) notifying one account.
+
+    `entries`, when given, were read already as the file streamed in (see
+    `gateway.iso20022.streaming`): `root` then holds the notification without its Ntry.
+    """
     root = document_of(root)
     kind = message_type(root)
     if kind.family != "camt.054":
@@ -224,9 +229,10 @@ def read_camt054(root: etree._Element) -> Notification:
             f"{kind.name_id}: expected notifications for one identified account, "
             f"found {len(notifications)} Ntfctn for {len(accounts)} account(s)"
         )
-    entries = [
-        read_entry(ntry, ns) for ntfctn in notifications for ntry in findall(ntfctn, ns, "Ntry")
-    ]
+    if entries is None:
+        entries = [
+            read_entry(ntry, ns) for ntfctn in notifications for ntry in findall(ntfctn, ns, "Ntry")
+        ]
     return Notification(
         msg_id=required_text(header, ns, "MsgId", "GrpHdr"),
         created_at=parse_datetime(required_text(header, ns, "CreDtTm", "GrpHdr"), "CreDtTm"),

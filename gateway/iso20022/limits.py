@@ -65,6 +65,8 @@ class Observer(Protocol):
     fast: bool
     pieces: list[str]
     watched: frozenset[str]
+    # Set by the pass: the byte offset in the file of the event being handled.
+    position: Callable[[], int]
 
     def start(self, name: str, attributes: list[str], depth: int) -> None: ...
     def end(self, name: str) -> None: ...
@@ -103,6 +105,8 @@ def check_limits(
     if len(data) > limits.max_bytes:
         raise _too_large(len(data), limits)
     parser, refuse = _streaming_parser(limits, observer)
+    if observer is not None:
+        observer.position = lambda: parser.CurrentByteIndex
     view = memoryview(data)
     try:
         for offset in range(0, len(data), _CHUNK):

@@ -12,7 +12,7 @@ without its signature: nothing else of the raw file is read afterwards.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -136,7 +136,34 @@ def verify_for_partner(
         verified = _unwrap(root, None)
         check_created(verified.created_at, now, inbound.max_age, inbound.max_ahead)
         return verified
-    # One streaming pass: the limits, the canonical form's digest and the signature, no tree.
+    return enveloped_tree(check_enveloped(raw, pinned, now, inbound), now, inbound)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRaw:
+    """A file whose enveloped signature verified, before any tree of it was built."""
+
+    raw: bytes
+    key_id: str
+    # The root element's (namespace, local name).
+    root: tuple[str, str]
+    # Where the ds:Signature is in `raw`, in bytes: [start, end).
+    span: tuple[int, int]
+
+    def without_signature(self, chunk: int = 1 << 16) -> Iterator[bytes]:
+        """The file's bytes without its ds:Signature, in chunks (no copy of the whole)."""
+        view = memoryview(self.raw)
+        start, end = self.span
+        for low, high in ((0, start), (end, len(self.raw))):
+            for offset in range(low, high, chunk):
+                yield bytes(view[offset : min(offset + chunk, high)])
+
+
+def check_enveloped(
+    raw: bytes, pinned: Sequence[TrustedCertificate], now: datetime, inbound: InboundPolicy
+) -> SignedRaw:
+    """Verify an enveloped signature in one streaming pass and no tree: the limits, the canonical
+    form's digest and the signature, then trust at receipt, the signature value, the digest."""
     precheck(raw, inbound.limits)
     scanned = scan_enveloped(raw, inbound.limits)
     shape = inspect(_placed(scanned), detached=False)
@@ -150,12 +177,18 @@ def verify_for_partner(
         check_streamed_digest(shape, value)
 
     chosen = _check(shape, candidates, digest)
-    # Only a file whose signature verified is parsed into a tree.
-    root = parse_checked(raw)
+    assert scanned.span is not None  # a placed signature has its span
+    return SignedRaw(raw, chosen.key_id, scanned.root, scanned.span)
+
+
+def enveloped_tree(signed: SignedRaw, now: datetime, inbound: InboundPolicy) -> VerifiedFile:
+    """The tree of a file whose signature verified, without its signature, its creation time
+    within the partner's tolerance."""
+    root = parse_checked(signed.raw)
     refuse_hidden_content(root)
     signature = find_enveloped(root)
     strip_signature(signature)
-    verified = _unwrap(root, chosen.key_id)
+    verified = _unwrap(root, signed.key_id)
     check_created(verified.created_at, now, inbound.max_age, inbound.max_ahead)
     return verified
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from lxml import etree
 
 from gateway.errors import InvalidMessage
-from gateway.iso20022 import xsd
+from gateway.iso20022 import streaming, xsd
 from gateway.iso20022.camt052 import read_camt052
 from gateway.iso20022.camt053 import read_camt053
 from gateway.iso20022.camt054 import read_camt054
@@ -32,8 +32,15 @@ from gateway.iso20022.namespaces import MessageType, message_type
 from gateway.iso20022.pacs004 import read_pacs004
 from gateway.iso20022.pain002 import read_pain002
 from gateway.profile import PartnerProfile
-from gateway.signing.policy import VerifiedFile, verify_for_partner
-from gateway.signing.trust import TrustedCertificate
+from gateway.profile.inbound import InboundPolicy
+from gateway.signing.policy import (
+    SignedRaw,
+    VerifiedFile,
+    check_enveloped,
+    enveloped_tree,
+    verify_for_partner,
+)
+from gateway.signing.trust import TrustedCertificate, check_created, message_time
 
 Report = StatusReport | Notification | PaymentReturn | Statement | IntradayReport
 
@@ -67,9 +74,17 @@ def receive(
     detached: bytes | None = None,
 ) -> ReceivedFile:
     """Check one file from `partner`, received at `received_at`; InvalidMessage says why not."""
-    verified = verify_for_partner(
-        raw, partner.signature, pinned, received_at, detached, inbound=partner.inbound
-    )
+    inbound = partner.inbound
+    if partner.signature.mode == "enveloped" and detached is None:
+        signed = check_enveloped(raw, pinned, received_at, inbound)
+        streamed = _streamed(signed, received_at, inbound)
+        if streamed is not None:
+            return streamed
+        verified = enveloped_tree(signed, received_at, inbound)
+    else:
+        verified = verify_for_partner(
+            raw, partner.signature, pinned, received_at, detached, inbound=inbound
+        )
     kind = message_type(verified.document)
     reader = READERS.get(kind.family)
     if reader is None:
@@ -78,6 +93,24 @@ def receive(
     if checked:
         xsd.validate(verified.document)
     return ReceivedFile(verified, kind, reader(verified.document), checked)
+
+
+def _streamed(
+    signed: SignedRaw, received_at: datetime, inbound: InboundPolicy
+) -> ReceivedFile | None:
+    """A large camt.054 read in bounded memory (see `gateway.iso20022.streaming`); None for
+    any other file, which is read from its tree."""
+    namespace, _ = signed.root
+    try:
+        kind = MessageType(namespace)
+    except ValueError:
+        return None
+    if not streaming.streams(kind, namespace, len(signed.raw)):
+        return None
+    root, content = streaming.read_camt054_streaming(signed.without_signature(), kind)
+    verified = VerifiedFile(root, None, signed.key_id, message_time(root, None))
+    check_created(verified.created_at, received_at, inbound.max_age, inbound.max_ahead)
+    return ReceivedFile(verified, kind, content, True)
 
 
 def entry_problems(content: Report) -> list[str]:

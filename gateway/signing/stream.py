@@ -14,6 +14,7 @@ refused by name as before.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lxml import etree
@@ -43,6 +44,8 @@ class Scanned:
     signature: etree._Element | None
     # SHA-256 of the file's canonical form without that signature.
     digest: bytes
+    # Where that signature is in the file, in bytes: [start, end).
+    span: tuple[int, int] | None = None
 
 
 class _Enveloped:
@@ -64,6 +67,8 @@ class _Enveloped:
         self.captured_elements = 0
         self.inside = 0
         self.kept: bytes | None = None
+        self.position: Callable[[], int] = lambda: 0
+        self.span = (0, 0)
 
     def start(self, name: str, attributes: list[str], depth: int) -> None:
         if self.inside:
@@ -90,6 +95,7 @@ class _Enveloped:
                     self.capture.start(name, attributes)
                     self.inside = 1
                     self.fast = False
+                    self.span = (self.position(), 0)
                     return
         self.path.append((depth, tag))
         self.canon.start(name, attributes)
@@ -103,6 +109,7 @@ class _Enveloped:
             if not self.inside:
                 self.kept = self.capture.kept()
                 self.fast = self.canon.fast
+                self.span = (self.span[0], self.position())
             return
         self.path.pop()
         self.canon.end(name)
@@ -141,7 +148,11 @@ def scan_enveloped(data: bytes, limits: InboundLimits, *, exclusive: bool = True
     """The limits pass over `data`, with its enveloped signature's digest and the signature."""
     observer = _Enveloped(exclusive)
     check_limits(data, limits, observer)
-    signature = None
+    signature = span = None
     if observer.kept is not None:
         signature = etree.fromstring(observer.kept, PARSER)
-    return Scanned(observer.signatures, observer.root, signature, observer.canon.digest())
+        # The end event is at the end tag's `<` (or, for an empty element, at its start tag).
+        start, last = observer.span
+        span = (start, data.index(b">", last) + 1)
+    digest = observer.canon.digest()
+    return Scanned(observer.signatures, observer.root, signature, digest, span)
