@@ -57,6 +57,8 @@ def read_camt054_streaming(
         collect_ids=False,
     )
     entries: list[Entry] = []
+    # The parser's errors are read from lxml's log of this thread: only this file's.
+    etree.clear_error_log()
     try:
         for chunk in chunks:
             parser.feed(chunk)

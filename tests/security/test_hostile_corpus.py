@@ -120,15 +120,19 @@ def test_every_case_gets_its_verdict_and_reason_from_the_inbound_service(world: 
 
 
 def test_quarantine_keeps_each_refused_file_whole(world: World) -> None:
-    """Every quarantined case is kept once, raw file whole, beside its reason."""
+    """Every quarantined case is kept once, raw file whole in the quarantine folder under its
+    SHA-256, its row holding the size and no bytes."""
     storage = Driver(world.settings, world.settings.home).storage
+    folder = world.settings.quarantine_path
     quarantined = [c for c in world.cases if c.outcome == "quarantined"]
     for case in quarantined:
+        sha256 = hashlib.sha256(case.raw).hexdigest()
         rows = storage.query(
-            "SELECT length(raw) FROM quarantine WHERE partner = ? AND sha256 = ?",
-            (case.partner, hashlib.sha256(case.raw).hexdigest()),
+            "SELECT size, raw FROM quarantine WHERE partner = ? AND sha256 = ?",
+            (case.partner, sha256),
         )
-        assert rows == [(len(case.raw),)], case.name
+        assert rows == [(len(case.raw), None)], case.name
+        assert (folder / sha256[:2] / sha256).read_bytes() == case.raw, case.name
     assert storage.query("SELECT count(*) FROM quarantine") == [(len(quarantined),)]
 
 
