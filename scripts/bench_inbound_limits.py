@@ -114,6 +114,12 @@ def attributes(count: int, length: int) -> bytes:
     return b" ".join(b'a%d="%s"' % (i, b"v" * length) for i in range(count))
 
 
+def _most_transactions() -> int:
+    """The most transactions a camt.054 like the benchmark's holds within the limits (36
+    elements and about 800 bytes a transaction)."""
+    return min((LIMITS.max_elements - 100) // 36, (CAP - 4096) // 820)
+
+
 CASES: dict[str, tuple[str, Callable[[KeyPair], bytes]]] = {
     "over-size": ("one byte over max_bytes", lambda b: b"<" + b"a" * CAP + b">"),
     "one-huge-tag": (
@@ -155,9 +161,41 @@ CASES: dict[str, tuple[str, Callable[[KeyPair], bytes]]] = {
         f"texts of {LIMITS.max_text} characters to the cap, copied signature",
         lambda b: filled(b"<a>" + b"x" * LIMITS.max_text + b"</a>", copied(b)),
     ),
+    "attribute-values-at-limit": (
+        f"elements of one {LIMITS.max_attribute_length}-character attribute to the cap, copied"
+        " signature",
+        lambda b: filled(b'<a v="' + b"v" * LIMITS.max_attribute_length + b'"/>', copied(b)),
+    ),
+    "prefixed-at-limit": (
+        "prefixed elements declaring their namespace to max_elements, copied signature",
+        lambda b: (
+            HEAD
+            + b'<p:a xmlns:p="urn:p"/>' * min(LIMITS.max_elements - 20, CAP // 24)
+            + copied(b)
+            + b"</Document>"
+        ),
+    ),
+    "namespaces-at-limit": (
+        "elements declaring and using 15 prefixes to the cap, copied signature",
+        lambda b: filled(
+            b"<p0:a "
+            + b" ".join(b'xmlns:p%d="urn:p%d"' % (i, i) for i in range(15))
+            + b" "
+            + b'p14:x="1"/>',
+            copied(b),
+        ),
+    ),
+    "comments-at-limit": (
+        "comments between empty elements to the cap, copied signature",
+        lambda b: filled(b"<a/><!--c-->", copied(b)),
+    ),
     "camt054-100k-genuine": (
         "a genuine 100,000-transaction camt.054, signed by the bank",
         lambda b: sign(build_camt054(notification(100_000)), b),
+    ),
+    "camt054-at-limit-genuine": (
+        "a genuine camt.054 of as many transactions as max_elements admits, signed by the bank",
+        lambda b: sign(build_camt054(notification(_most_transactions())), b),
     ),
     "camt054-100k-copied": (
         "the same file with one amount changed (its genuine signature kept)",
