@@ -14,6 +14,7 @@ refused by name as before.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,6 +47,35 @@ class Scanned:
     digest: bytes
     # Where that signature is in the file, in bytes: [start, end).
     span: tuple[int, int] | None = None
+
+
+_DECLARATION = re.compile(
+    rb"(?:\xef\xbb\xbf)?<\?xml\s+version\s*=\s*[\"']([^\"']*)[\"']"
+    rb"(?:\s+encoding\s*=\s*[\"']([^\"']*)[\"'])?"
+)
+
+
+def refuse_other_encodings(data: bytes) -> None:
+    """Refuse a signed file that is not XML 1.0 in UTF-8 (or ASCII).
+
+    The digest is taken from expat's reading of the bytes and the content is then read by
+    libxml2: both are strict XML 1.0 parsers, and on UTF-8 (ISO 20022's encoding) they read the
+    same characters. Other encodings (each parser's own decoders) and XML 1.1 (other line ends
+    and characters) are not left to agree by chance.
+    """
+    if data[:4].count(0) or data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SignatureError("a signed file is read in UTF-8 only; this one is in UTF-16")
+    declared = _DECLARATION.match(data)
+    if declared is None:
+        return
+    version = declared.group(1).decode("ascii", "replace")
+    encoding = (declared.group(2) or b"utf-8").decode("ascii", "replace")
+    if version != "1.0":
+        raise SignatureError(f"a signed file is XML 1.0; this one declares version {version!r}")
+    if encoding.lower() not in ("utf-8", "utf8", "us-ascii"):
+        raise SignatureError(
+            f"a signed file is read in UTF-8 only; this one declares encoding {encoding[:40]!r}"
+        )
 
 
 class _Enveloped:
@@ -148,6 +178,7 @@ def scan_enveloped(data: bytes, limits: InboundLimits, *, exclusive: bool = True
     """The limits pass over `data`, with its enveloped signature's digest and the signature."""
     observer = _Enveloped(exclusive)
     check_limits(data, limits, observer)
+    refuse_other_encodings(data)
     signature = span = None
     if observer.kept is not None:
         signature = etree.fromstring(observer.kept, PARSER)

@@ -127,3 +127,25 @@ def _now(data: bytes) -> datetime:
     match = re.search(rb"<CreDtTm>([^<]+)</CreDtTm>", data)
     assert match is not None
     return datetime.fromisoformat(match.group(1).decode())
+
+
+@pytest.mark.parametrize(
+    ("declaration", "reason"),
+    [
+        (b'<?xml version="1.1" encoding="UTF-8"?>', "declares version '1.1'"),
+        (b'<?xml version="1.0" encoding="ISO-8859-1"?>', "declares encoding 'ISO-8859-1'"),
+    ],
+)
+def test_signed_files_are_xml_1_0_in_utf8(bank: KeyPair, declaration: bytes, reason: str) -> None:
+    """The digest (expat's reading) and the content (libxml2's) are read from UTF-8 XML 1.0
+    only: a genuine file re-declared otherwise is refused by name."""
+    data = sign(build_pain001(benefits_batch(2)), bank)
+    head, _, body = data.partition(b"?>")
+    assert head.startswith(b"<?xml")
+    with pytest.raises(InvalidMessage, match=reason):
+        verify_for_partner(
+            declaration + body,
+            SignaturePolicy(mode="enveloped"),
+            [trusted(bank.cert_pem)],
+            _now(data),
+        )
