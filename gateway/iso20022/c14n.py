@@ -26,6 +26,11 @@ from collections.abc import Callable
 from gateway.errors import InvalidMessage
 
 XML_NS = "http://www.w3.org/XML/1998/namespace"
+# Start tags remembered (see `Canonicaliser.start`); at most 16 attributes of 2,048 characters
+# each, so a few megabytes at worst.
+_KNOWN = 128
+# (parent scope, parent rendered, start tag, scope, rendered, fast)
+_Known = tuple[dict[str, str], dict[str, str], str, dict[str, str], dict[str, str], bool]
 
 
 def escape_text(value: str) -> str:
@@ -88,18 +93,33 @@ class Canonicaliser:
         # Element names a writer must pass to `start` even when `fast` holds (none here).
         self.watched: frozenset[str] = frozenset()
         self.position: Callable[[], int] = lambda: 0
+        self._known: dict[tuple[str, ...], _Known] = {}
 
     # --- Events ---------------------------------------------------------------------------------
 
     def start(self, name: str, attributes: list[str], depth: int = 0) -> None:
         """An element's start tag (`attributes` as expat's ordered list: name, value, ...);
         `depth` is for the limits pass's observers, and unused here."""
-        self._stack.append((self._scope, self._rendered))
+        scope, rendered = self._scope, self._rendered
+        self._stack.append((scope, rendered))
         if not attributes and ":" not in name and self.fast:
             self.pieces.append("<" + name + ">")
             return
-        self.pieces.append(self._start_tag(name, attributes))
+        # The same start tag under the same namespace context writes the same thing (a genuine
+        # file repeats `<Amt Ccy="VND">`): the last one's result is reused. The entry keeps the
+        # context's dictionaries alive, so `is` cannot match a new one at a reused address.
+        key = (name, *attributes)
+        known = self._known.get(key)
+        if known is not None and known[0] is scope and known[1] is rendered:
+            self.pieces.append(known[2])
+            self._scope, self._rendered, self.fast = known[3], known[4], known[5]
+            return
+        tag = self._start_tag(name, attributes)
+        self.pieces.append(tag)
         self._update()
+        if len(self._known) >= _KNOWN:
+            self._known.clear()
+        self._known[key] = (scope, rendered, tag, self._scope, self._rendered, self.fast)
 
     def end(self, name: str) -> None:
         """An element's end tag."""

@@ -41,6 +41,10 @@ DOCUMENTS = [
     '<a b="Tiếng Việt">€ 𝄞 Nguyễn</a>'.encode(),
     b'<a xmlns="urn:x"><b xmlns="urn:y"><c xmlns="urn:x"/></b></a>',
     b"<a>\n  <b/>\n  <!-- dropped -->\n</a>\n<!-- after -->",
+    # One start tag repeated under other namespace contexts (a remembered tag must not leak).
+    b'<r xmlns="urn:x"><a C="V"/><a C="V"/><b xmlns="urn:y"><a C="V"/></b><c xmlns="">'
+    b'<a C="V"/><p:a xmlns:p="urn:p"/></c><p:a xmlns:p="urn:p"/><d xmlns:p="urn:p">'
+    b'<p:a xmlns:p="urn:p"/><p:a xmlns:p="urn:q"/></d><a C="V"/></r>',
 ]
 
 
