@@ -97,6 +97,13 @@ def _limits(add: Add, genuine: bytes, signed: Callable[..., bytes]) -> None:
         r"has 40000 attributes",
     )
     add(
+        "prefixed-flood",
+        "limits",
+        "200,000 elements each declaring and using its own prefix, with a copied signature",
+        with_signature(b"".join(b'<p:a xmlns:p="urn:p%d"/>' % i for i in range(200_000)), genuine),
+        r"digest mismatch",
+    )
+    add(
         "nesting-250x2000",
         "limits",
         "250 blocks of 2,000 nested elements (2 MB)",
@@ -247,6 +254,22 @@ def _parser(add: Add, signed: Callable[..., bytes]) -> None:
         "an encoding nobody knows (x-bogus-8)",
         _sub(data, b"encoding='UTF-8'", b"encoding='x-bogus-8'"),
         r"malformed XML at line 1: unknown encoding",
+    )
+    data = signed()
+    add(
+        "latin1-redeclared",
+        "parser",
+        "a genuine signed file re-declared ISO-8859-1 (its signature still verifies by bytes)",
+        _sub(data, b"encoding='UTF-8'", b"encoding='ISO-8859-1'"),
+        r"a signed file is read in UTF-8 only; this one declares encoding 'ISO-8859-1'",
+    )
+    data = signed()
+    add(
+        "xml-1.1",
+        "parser",
+        "a genuine signed file re-declared XML 1.1 (other line ends and characters)",
+        _sub(data, b"version='1.0'", b"version='1.1'"),
+        r"a signed file is XML 1.0; this one declares version '1.1'",
     )
     data = signed()
     add(
