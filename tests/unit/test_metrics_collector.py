@@ -12,13 +12,10 @@ from prometheus_client import CollectorRegistry
 
 from gateway.adapters.persistence.memory import MemoryStorage
 from gateway.adapters.prometheus import exposition, state_registry
-from gateway.adapters.prometheus_state import (
-    ParkingCollector,
-    StateCollector,
-    reason_class,
-)
+from gateway.adapters.prometheus_state import ParkingCollector, StateCollector
 from gateway.config import Settings
 from gateway.domain.states import FileState, TxState
+from gateway.reasons import reason_class
 from gateway.service.ports import (
     BankAnswer,
     NewOrder,
