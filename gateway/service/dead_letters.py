@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from gateway.errors import GatewayError
@@ -207,17 +207,7 @@ class DeadLetters:
                 if not uow.outbox.unpark(parked.message_id):
                     continue
                 uow.admin.record_dlq_action(
-                    DlqAction(
-                        action="replay",
-                        queue=OUTBOX,
-                        message_id=parked.message_id,
-                        reason=None,
-                        parked_why=parked.parked_why,
-                        body=None,
-                        headers={},
-                        actor=actor,
-                    ),
-                    now,
+                    _action("replay", OUTBOX, parked.message_id, parked.parked_why, actor), now
                 )
                 done.append(parked.message_id)
         return done
@@ -233,18 +223,9 @@ class DeadLetters:
                     continue
                 batch.republish(letter)
                 with storage.unit_of_work() as uow:
+                    replayed = _action("replay", queue, letter.message_id, letter.reason, actor)
                     uow.admin.record_dlq_action(
-                        DlqAction(
-                            action="replay",
-                            queue=queue,
-                            message_id=letter.message_id,
-                            reason=None,
-                            parked_why=letter.reason,
-                            body=None,
-                            headers=letter.original_headers,
-                            actor=actor,
-                        ),
-                        self._clock(),
+                        replace(replayed, headers=letter.original_headers), self._clock()
                     )
                 batch.settle(letter)
                 done.append(letter.message_id or "")
@@ -262,19 +243,8 @@ class DeadLetters:
                 if not found or not uow.outbox.drop(message_id, now):
                     raise NotParked(f"no parked message {message_id!r} in the outbox")
                 parked = found[0]
-                uow.admin.record_dlq_action(
-                    DlqAction(
-                        action="drop",
-                        queue=OUTBOX,
-                        message_id=message_id,
-                        reason=reason,
-                        parked_why=parked.parked_why,
-                        body=parked.body,
-                        headers={},
-                        actor=actor,
-                    ),
-                    now,
-                )
+                dropped = _action("drop", OUTBOX, message_id, parked.parked_why, actor)
+                uow.admin.record_dlq_action(replace(dropped, reason=reason, body=parked.body), now)
             return
         with self._parking.open(queue) as batch:
             for letter in batch.letters:
@@ -282,19 +252,9 @@ class DeadLetters:
                     continue
                 # Recorded first: a crash between the two leaves the message parked, never lost.
                 with storage.unit_of_work() as uow:
-                    uow.admin.record_dlq_action(
-                        DlqAction(
-                            action="drop",
-                            queue=queue,
-                            message_id=message_id,
-                            reason=reason,
-                            parked_why=letter.reason,
-                            body=letter.body,
-                            headers=letter.headers,
-                            actor=actor,
-                        ),
-                        self._clock(),
-                    )
+                    dropped = _action("drop", queue, message_id, letter.reason, actor)
+                    kept = replace(dropped, reason=reason, body=letter.body, headers=letter.headers)
+                    uow.admin.record_dlq_action(kept, self._clock())
                 batch.settle(letter)
                 return
         raise NotParked(f"no parked message {message_id!r} in {queue}")
@@ -311,3 +271,19 @@ class DeadLetters:
                 " record there; start `gateway run` once"
             )
         return self._storage
+
+
+def _action(
+    action: str, queue: str, message_id: str | None, parked_why: str, actor: str
+) -> DlqAction:
+    """An admin's action on a parked message, before its reason, body and headers are added."""
+    return DlqAction(
+        action=action,
+        queue=queue,
+        message_id=message_id,
+        reason=None,
+        parked_why=parked_why,
+        body=None,
+        headers={},
+        actor=actor,
+    )
