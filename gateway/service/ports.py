@@ -134,7 +134,7 @@ class ReadyGroup:
 
 
 @dataclass(frozen=True, slots=True)
-class Unmatched:
+class UnmatchedLine:
     """A line of a verified bank file that could not be applied, with the reason."""
 
     partner: str
@@ -369,7 +369,7 @@ class InboundRepository(Protocol):
         """Keep a refused file with its reason and the reason's class (a `ReasonClass` value;
         None: classed from the reason's wording); False when this copy is kept already."""
 
-    def unmatched(self, line: Unmatched, now: datetime) -> None:
+    def unmatched(self, line: UnmatchedLine, now: datetime) -> None:
         """Keep a line that could not be applied."""
 
     def entry_applied(self, partner: str, bank_ref: str) -> bool:

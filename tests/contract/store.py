@@ -32,7 +32,7 @@ from gateway.service.ports import (
     ReadyGroup,
     Revenue,
     Storage,
-    Unmatched,
+    UnmatchedLine,
 )
 from tests.contract.values import (
     DAY,
@@ -739,12 +739,12 @@ class StoreContract:
         assert [a.msg_id for a in q.duplicate_answers(limit=1)] == ["D-1"]
 
     def test_unmatched_counted_by_partner(self, store: Storage) -> None:
-        """Unmatched lines are kept and counted per partner."""
+        """UnmatchedLine lines are kept and counted per partner."""
         detail = {"amount": Decimal("606000.00"), "day": DAY, "note": "không khớp"}
         with store.unit_of_work() as uow:
-            uow.inbound.unmatched(Unmatched(PARTNER, "M-1", "E2E-1", "unknown", detail), T0)
-            uow.inbound.unmatched(Unmatched(PARTNER, "M-1", None, "no ref", {}), T0)
-            uow.inbound.unmatched(Unmatched(OTHER_PARTNER, "M-9", "X", "unknown", {}), T0)
+            uow.inbound.unmatched(UnmatchedLine(PARTNER, "M-1", "E2E-1", "unknown", detail), T0)
+            uow.inbound.unmatched(UnmatchedLine(PARTNER, "M-1", None, "no ref", {}), T0)
+            uow.inbound.unmatched(UnmatchedLine(OTHER_PARTNER, "M-9", "X", "unknown", {}), T0)
         assert store.queries.unmatched_by_partner() == {PARTNER: 2, OTHER_PARTNER: 1}
 
     # --- evidence ----------------------------------------------------------------------------

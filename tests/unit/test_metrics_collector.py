@@ -23,7 +23,7 @@ from gateway.service.ports import (
     OutboxMessage,
     Storage,
     UnitOfWork,
-    Unmatched,
+    UnmatchedLine,
 )
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
@@ -118,7 +118,7 @@ def storage(settings: Settings) -> MemoryStorage:
             uow.inbound.quarantine("agribank", raw, reason, NOW)
         for ref in ("E2E-1", "E2E-2"):
             uow.inbound.unmatched(
-                Unmatched(
+                UnmatchedLine(
                     partner="agribank",
                     msg_id="R-1",
                     reference=ref,

@@ -58,7 +58,7 @@ from gateway.service.ports import (
     StatementRecord,
     StoredOrder,
     UnitOfWork,
-    Unmatched,
+    UnmatchedLine,
 )
 
 T = TypeVar("T")
@@ -137,7 +137,7 @@ class MemoryState:
     overdue_cleared: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     inbound_files: dict[tuple[str, str], InboundRow] = field(default_factory=dict)
     quarantine: dict[tuple[str, str], KeptRow] = field(default_factory=dict)
-    unmatched: list[tuple[Unmatched, datetime]] = field(default_factory=list)
+    unmatched: list[tuple[UnmatchedLine, datetime]] = field(default_factory=list)
     # (partner, bank_ref) -> (msg_id, outcome, received_at)
     camt_entries: dict[tuple[str, str], tuple[str, str, datetime]] = field(default_factory=dict)
     # (partner, msg_id) -> the duplicate-file answer, as kept (received_at set)
@@ -418,7 +418,7 @@ class MemoryInbound(_Repository):
         self._s.quarantine[key] = KeptRow(bytes(raw), reason, now, reason_class=kind.value)
         return True
 
-    def unmatched(self, line: Unmatched, now: datetime) -> None:
+    def unmatched(self, line: UnmatchedLine, now: datetime) -> None:
         detail = _json_copy(line.detail, default=str)
         self._s.unmatched.append((replace(line, detail=detail), now))
 

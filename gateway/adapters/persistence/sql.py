@@ -41,7 +41,7 @@ from gateway.service.ports import (
     StatementEntryRecord,
     StatementRecord,
     StoredOrder,
-    Unmatched,
+    UnmatchedLine,
 )
 
 Row = tuple[Any, ...]
@@ -396,7 +396,7 @@ class SqlInbound:
             == 1
         )
 
-    def unmatched(self, line: Unmatched, now: datetime) -> None:
+    def unmatched(self, line: UnmatchedLine, now: datetime) -> None:
         self._ex.run(
             "INSERT INTO unmatched (partner, msg_id, reference, reason, detail, received_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
