@@ -385,7 +385,7 @@ def test_an_unwritable_processed_folder_loses_nothing(exchange: Exchange) -> Non
 
 CRASHING_SCAN = """
 import os, pickle, sys
-from gateway.bootstrap import inbound_service, open_database, partner_folders
+from gateway.bootstrap import build_inbound, open_database, partner_folders
 from gateway.service import file_scanner
 from gateway.service.inbound import InboundService
 
@@ -398,7 +398,7 @@ else:
 partner = settings.partners["vietinbank"]
 storage = open_database(settings)
 _, folder = partner_folders(settings, partner)
-inbound = inbound_service(storage, settings)
+inbound = build_inbound(settings, storage)
 file_scanner.FileScanner(partner, folder, inbound, storage.queries).scan()
 """
 
@@ -493,7 +493,9 @@ def test_files_scan_command_reads_the_folder(exchange: Exchange, tmp_path: Path)
         [*command, "--partner", "agribank"], capture_output=True, text=True, env=env, check=False
     )
     assert bad.returncode == 1
-    assert bad.stderr.strip() == "error: no partner profile named 'agribank' in conf/partners/"
+    assert bad.stderr.strip() == (
+        "error: no partner profile named 'agribank' in conf/partners/ (known: vietinbank)"
+    )
 
 
 def test_an_exchange_profile_round_trips(exchange: Exchange) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from gateway.adapters.persistence.sqlite import SqliteStorage
-from gateway.bootstrap import inbound_service
+from gateway.bootstrap import build_inbound
 from gateway.config import Settings, load_settings
 from tests.security.corpus import ACCOUNT, PARTNERS, Case, Keys
 
@@ -147,7 +147,7 @@ class Driver:
     def __init__(self, settings: Settings, folder: Path) -> None:
         self.settings = settings
         self.storage = SqliteStorage(settings.db_file)
-        self.service = inbound_service(self.storage, settings)
+        self.service = build_inbound(settings, self.storage)
         self.folder = folder
 
     def recorded(self, case: Case) -> str:
