@@ -11,7 +11,9 @@ with the key id as KeyName and the certificate in X509Data. Two shapes:
 
 Before any cryptography, `inspect` refuses, by name, every other algorithm and shape. Checking
 takes the signature value over SignedInfo first (libxmlsec1, the pinned key), then the digest
-once (libxml2's canonical form through lxml): see `check_signed_info` and `check_digest`. The
+once: inbound, the one the limits pass computed before any tree (`gateway.signing.stream`,
+compared by `check_streamed_digest`); else libxml2's canonical form of a tree through lxml
+(`check_digest`). The
 library reads no file and opens no connection: its input callbacks serve only the one document a
 detached signature is being made for.
 """
@@ -525,12 +527,12 @@ def _base64(value: str, what: str) -> bytes:
 # Two checks, the cheap one first, neither ever repeated, each failure named at once:
 # 1. the signature value over SignedInfo (a few hundred bytes), by libxmlsec1 with the pinned
 #    key: a forged or re-keyed signature is refused before the document is read again;
-# 2. the reference's digest: SHA-256 of the document without its signature, canonicalised by
-#    libxml2 (through lxml, streamed into the hash), compared with DigestValue; a detached
-#    signature digests the file's exact bytes.
-# This is what libxmlsec1's own verification computes (the same libxml2 canonicalisation), without
-# its enveloped-signature node set over the whole tree, and without doing the work twice to word
-# a failure.
+# 2. the reference's digest: SHA-256 of the document without its signature, canonicalised in
+#    the limits pass before any tree (gateway.signing.stream; or by libxml2 from a tree, through
+#    lxml), compared with DigestValue; a detached signature digests the file's exact bytes.
+# This is what libxmlsec1's own verification computes (the streamed canonical form is checked
+# byte for byte against libxml2's by the tests), without its enveloped-signature node set over
+# the whole tree, and without doing the work twice to word a failure.
 
 _METHODS = {
     DsigAlgorithm.RSA_SHA256: _C.TransformRsaSha256,
