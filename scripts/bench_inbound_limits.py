@@ -123,7 +123,7 @@ def _most_transactions() -> int:
 CASES: dict[str, tuple[str, Callable[[KeyPair], bytes]]] = {
     "over-size": ("one byte over max_bytes", lambda b: b"<" + b"a" * CAP + b">"),
     "one-huge-tag": (
-        "one start tag of 128 MiB of attributes",
+        "one start tag of attributes filling the cap",
         lambda b: b"<Document " + b'x="1" ' * ((CAP - 20) // 6) + b"/>",
     ),
     "attributes-over": (
