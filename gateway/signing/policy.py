@@ -19,6 +19,7 @@ from datetime import datetime
 from lxml import etree
 
 from gateway.iso20022.apphdr import BIZMSG
+from gateway.iso20022.limits import check_limits
 from gateway.iso20022.namespaces import BIZMSG_NS, DsigAlgorithm
 from gateway.iso20022.xml import parse_checked, parse_xml, precheck, to_bytes
 from gateway.profile.inbound import InboundPolicy
@@ -227,10 +228,13 @@ def _verify_detached(
     refuse_hidden_content(signature)
     shape = inspect(signature, detached=True)
     candidates = _trusted_at_receipt(choose(shape, pinned), now)
-    # The file's limits are checked before its digest is computed.
-    root = parse_xml(raw, limits=inbound.limits)
-    refuse_hidden_content(root)
+    # The file's limits are checked (a streaming pass), then its digest (of its bytes), and only
+    # a file whose signature verified is parsed into a tree.
+    precheck(raw, inbound.limits)
+    check_limits(raw, inbound.limits)
     chosen = _check(shape, candidates, lambda: check_digest(shape, raw))
+    root = parse_checked(raw)
+    refuse_hidden_content(root)
     if next(root.iter(SIGNATURE), None) is not None:
         raise SignatureError("the file holds a ds:Signature, but this partner signs detached")
     verified = _unwrap(root, chosen.key_id)

@@ -17,10 +17,12 @@ from gateway.errors import InvalidMessage
 from gateway.iso20022.c14n import Canonicaliser
 from gateway.iso20022.limits import DEFAULT_LIMITS, check_limits
 from gateway.iso20022.pain001 import build_pain001
+from gateway.iso20022.xml import to_bytes
 from gateway.profile.signature import SignaturePolicy
 from gateway.signing import KeyPair, generate_keypair, sign, trusted, verify_for_partner
 from gateway.signing import policy as signing_policy
 from gateway.signing.stream import scan_enveloped
+from gateway.signing.xmldsig import sign_detached
 from tests.unit.factories import benefits_batch
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "iso20022"
@@ -152,4 +154,28 @@ def test_signed_files_are_xml_1_0_in_utf8(bank: KeyPair, declaration: bytes, rea
             SignaturePolicy(mode="enveloped"),
             [trusted(bank.cert_pem)],
             _now(data),
+        )
+
+
+def test_detached_forgery_is_refused_before_any_tree(
+    bank: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file changed after its detached signature was made is refused by the digest of its
+    bytes, after the limits pass and before any tree of it is built."""
+    data = to_bytes(build_pain001(benefits_batch(3)))
+    signature = sign_detached(data, "batch.xml", bank)
+    forged = data.replace(b"<NbOfTxs>3</NbOfTxs>", b"<NbOfTxs>4</NbOfTxs>", 1)
+    assert forged != data
+
+    def no_tree(raw: bytes) -> etree._Element:
+        raise AssertionError("a tree was built")
+
+    monkeypatch.setattr(signing_policy, "parse_checked", no_tree)
+    with pytest.raises(InvalidMessage, match="digest mismatch"):
+        verify_for_partner(
+            forged,
+            SignaturePolicy(mode="detached"),
+            [trusted(bank.cert_pem)],
+            _now(data),
+            signature,
         )
