@@ -6,12 +6,14 @@ and a notification line of the same payment compare equal.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from lxml import etree
 
 from gateway.errors import InvalidMessage
 from gateway.iso20022.apphdr import document_of
 from gateway.iso20022.camt054 import read_amount, read_entry
-from gateway.iso20022.model import AccountStatement, Balance, Statement
+from gateway.iso20022.model import AccountStatement, Balance, Entry, Statement
 from gateway.iso20022.namespaces import message_type, namespace_of
 from gateway.iso20022.xml import (
     code_or_proprietary,
@@ -26,8 +28,14 @@ from gateway.iso20022.xml import (
 )
 
 
-def read_camt053(root: etree._Element) -> Statement:
-    """Read a camt.053 (.02, .04 or .08) with every Stmt it holds."""
+def read_camt053(
+    root: etree._Element, entries: Mapping[etree._Element, Sequence[Entry]] | None = None
+) -> Statement:
+    """Read a camt.053 (.02, .04 or .08) with every Stmt it holds.
+
+    `entries`, when given, were read already as the file streamed in (see
+    `gateway.iso20022.streaming`), by the Stmt holding them: `root` then holds no Ntry.
+    """
     root = document_of(root)
     kind = message_type(root)
     if kind.family != "camt.053":
@@ -43,14 +51,21 @@ def read_camt053(root: etree._Element) -> Statement:
     return Statement(
         msg_id=required_text(header, ns, "MsgId", "GrpHdr"),
         created_at=parse_datetime(required_text(header, ns, "CreDtTm", "GrpHdr"), "CreDtTm"),
-        statements=tuple(read_account_block(stmt, ns) for stmt in statements),
+        statements=tuple(
+            read_account_block(stmt, ns, read=None if entries is None else entries.get(stmt, ()))
+            for stmt in statements
+        ),
     )
 
 
 def read_account_block(
-    stmt: etree._Element, ns: str | None, label: str = "Stmt"
+    stmt: etree._Element,
+    ns: str | None,
+    label: str = "Stmt",
+    read: Sequence[Entry] | None = None,
 ) -> AccountStatement:
-    """One account's block: a camt.053 `Stmt`, or a camt.052 `Rpt` (same structure)."""
+    """One account's block: a camt.053 `Stmt`, or a camt.052 `Rpt` (same structure); `read`:
+    its entries when they were read already."""
     statement_id = required_text(stmt, ns, "Id", label)
     where = f"{label} {statement_id}"
     account = read_account(find(stmt, ns, "Acct"), ns)
@@ -65,7 +80,9 @@ def read_account_block(
         account=account,
         created_at=parse_datetime(created, f"{where} CreDtTm") if created else None,
         balances=tuple(_read_balance(bal, ns, where) for bal in findall(stmt, ns, "Bal")),
-        entries=tuple(read_entry(ntry, ns) for ntry in findall(stmt, ns, "Ntry")),
+        entries=tuple(read)
+        if read is not None
+        else tuple(read_entry(ntry, ns) for ntry in findall(stmt, ns, "Ntry")),
         electronic_sequence=text(stmt, ns, "ElctrncSeqNb"),
         from_date=parse_date(start, f"{where} FrDtTm") if start else None,
         to_date=parse_date(end, f"{where} ToDtTm") if end else None,

@@ -98,8 +98,8 @@ def receive(
 def _streamed(
     signed: SignedRaw, received_at: datetime, inbound: InboundPolicy
 ) -> ReceivedFile | None:
-    """A large camt.054 read in bounded memory (see `gateway.iso20022.streaming`); None for
-    any other file, which is read from its tree."""
+    """A large camt.054 or camt.053 read in bounded memory (see `gateway.iso20022.streaming`);
+    None for any other file, which is read from its tree."""
     namespace, _ = signed.root
     try:
         kind = MessageType(namespace)
@@ -107,7 +107,7 @@ def _streamed(
         return None
     if not streaming.streams(kind, namespace, len(signed.raw)):
         return None
-    root, content = streaming.read_camt054_streaming(signed.without_signature(), kind)
+    root, content = streaming.read_streaming(signed.without_signature(), kind)
     verified = VerifiedFile(root, None, signed.key_id, message_time(root, None))
     check_created(verified.created_at, received_at, inbound.max_age, inbound.max_ahead)
     return ReceivedFile(verified, kind, content, True)

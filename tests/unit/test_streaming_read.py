@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from gateway.banksim.messages import StatementBalances, build_camt053
 from gateway.errors import InvalidMessage
 from gateway.iso20022 import streaming
 from gateway.iso20022.camt054 import build_camt054
@@ -99,3 +100,21 @@ def test_streamed_read_refuses_schema_faults_and_comments(
     commented = re.sub(rb"(<Ntry>)", rb"<!-- x -->\1", good, count=1)
     with pytest.raises(InvalidMessage, match="comment inside <Ntfctn>"):
         receive(commented, PARTNER, [trusted(bank.cert_pem)], NOW)
+
+
+def test_streamed_statement_is_the_tree_read(
+    bank: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A camt.053 read streaming gives the statement its whole tree gives: its balances, its
+    entries in order, and the same entry/detail disagreements."""
+    balances = StatementBalances(date(2026, 11, 10), Decimal(10**9), Decimal(10**9 - 1))
+    root = build_camt053(_notification(40), "STMT-STREAM", balances)
+    data = sign(root, bank)
+    streamed, whole = _both(data, bank, monkeypatch)
+    assert streamed.content == whole.content
+    assert streamed.kind.family == "camt.053"
+    assert len(streamed.content.statements[0].entries) == 40  # type: ignore[union-attr]
+    assert not list(streamed.verified.document.iter("{*}Ntry"))  # it was read streaming
+    assert list(whole.verified.document.iter("{*}Ntry"))
+    assert entry_problems(streamed.content) == entry_problems(whole.content)
+    assert len(entry_problems(streamed.content)) == 1
