@@ -22,14 +22,8 @@ from gateway.adapters.filedrop import SIGNATURE_SUFFIX, LocalFolder
 from gateway.adapters.rabbitmq import Publisher, connect, consume
 from gateway.banksim.bank import AccountBook, RevenueItem
 from gateway.banksim.files import TAKEN
-from gateway.bootstrap import (
-    build_bank,
-    build_gateway,
-    declare_topology,
-    publish_reply,
-    start_bank,
-    start_gateway,
-)
+from gateway.banksim.wiring import build_bank, publish_reply, start_bank
+from gateway.bootstrap import build_gateway, declare_topology, start_gateway
 from gateway.config import PartnerProfile, Settings
 from gateway.demo import eod
 from gateway.demo.ledger_sink import LedgerSink

@@ -35,7 +35,8 @@ from gateway.adapters.persistence import open_storage
 from gateway.adapters.persistence.postgres import fresh_schema
 from gateway.adapters.rabbitmq import Publisher, connect, consume
 from gateway.banksim.faults import read_fault_counts
-from gateway.bootstrap import bank_keypair, declare_topology, our_keypair
+from gateway.banksim.wiring import bank_keypair
+from gateway.bootstrap import declare_topology, our_keypair
 from gateway.config import Settings, load_settings
 from gateway.demo.ledger_sink import LedgerSink
 from gateway.demo.month import PARTNER

@@ -17,13 +17,8 @@ from gateway.adapters import topology
 from gateway.adapters.rabbitmq import Publisher, connect
 from gateway.banksim.bank import AccountBook
 from gateway.banksim.files import FileBank
-from gateway.bootstrap import (
-    build_bank,
-    build_gateway,
-    declare_topology,
-    start_bank,
-    start_gateway,
-)
+from gateway.banksim.wiring import build_bank, start_bank
+from gateway.bootstrap import build_gateway, declare_topology, start_gateway
 from gateway.config import Settings
 from gateway.iso20022.pain002 import read_pain002
 from gateway.iso20022.xml import parse_xml

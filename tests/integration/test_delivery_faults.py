@@ -29,7 +29,8 @@ from gateway.adapters.rabbitmq import (
     consume,
 )
 from gateway.banksim.bank import AccountBook
-from gateway.bootstrap import build_bank, build_gateway, open_database
+from gateway.banksim.wiring import build_bank
+from gateway.bootstrap import build_gateway, open_database
 from gateway.config import Settings
 from gateway.demo.month import generate_month
 from gateway.errors import ConfigError, PermanentError, TransientError

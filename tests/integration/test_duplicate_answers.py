@@ -24,7 +24,8 @@ from structlog.testing import capture_logs
 
 from gateway.adapters.prometheus_state import StateCollector
 from gateway.banksim.bank import AccountBook, BankSimulator
-from gateway.bootstrap import Gateway, build_bank, build_gateway
+from gateway.banksim.wiring import build_bank
+from gateway.bootstrap import Gateway, build_gateway
 from gateway.config import Settings
 from gateway.service.deadlines import DeadlineWatch
 from gateway.service.overview import overview

@@ -22,7 +22,8 @@ from gateway.adapters.filedrop import Folder, LocalFolder
 from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.banksim.bank import AccountBook, BankSimulator, RevenueItem
 from gateway.banksim.files import FileBank
-from gateway.bootstrap import Gateway, bank_keypair, build_bank, build_gateway, partner_folders
+from gateway.banksim.wiring import bank_keypair, build_bank
+from gateway.bootstrap import Gateway, build_gateway, partner_folders
 from gateway.config import Settings
 from gateway.profile import FileExchange
 from gateway.service.file_relay import FileRelay

@@ -13,7 +13,8 @@ import pytest
 
 from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.banksim.bank import AccountBook, BankSimulator, RevenueItem
-from gateway.bootstrap import bank_keypair, build_bank, build_gateway
+from gateway.banksim.wiring import bank_keypair, build_bank
+from gateway.bootstrap import build_gateway
 from gateway.config import Settings
 from gateway.contracts import check_posting
 from gateway.demo.month import generate_month

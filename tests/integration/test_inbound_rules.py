@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from gateway.bootstrap import Gateway, bank_keypair, build_gateway
+from gateway.banksim.wiring import bank_keypair
+from gateway.bootstrap import Gateway, build_gateway
 from gateway.config import Settings
 from gateway.contracts import check_posting
 from gateway.iso20022.camt054 import build_camt054

@@ -16,7 +16,8 @@ import pytest
 
 from gateway.banksim.bank import AccountBook, BankSimulator, RevenueItem
 from gateway.banksim.messages import build_camt052
-from gateway.bootstrap import Gateway, bank_keypair, build_bank, build_gateway
+from gateway.banksim.wiring import bank_keypair, build_bank
+from gateway.bootstrap import Gateway, build_gateway
 from gateway.config import Settings
 from gateway.iso20022 import xsd
 from gateway.iso20022.camt054 import build_camt054

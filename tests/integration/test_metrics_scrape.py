@@ -19,7 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.adapters import topology
 from gateway.adapters.rabbitmq import Publisher, connect
 from gateway.banksim.bank import AccountBook
-from gateway.bootstrap import build_bank, build_gateway, declare_topology, start_bank, start_gateway
+from gateway.banksim.wiring import build_bank, start_bank
+from gateway.bootstrap import build_gateway, declare_topology, start_gateway
 from gateway.config import Settings
 from gateway.metrics import NO_METRICS
 from gateway.runtime import Runtime

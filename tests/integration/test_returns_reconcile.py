@@ -22,7 +22,8 @@ import pytest
 from gateway.adapters.rabbitmq import Delivery, Publisher, connect, consume
 from gateway.banksim.bank import AccountBook, BankSimulator
 from gateway.banksim.messages import ReturnLine, StatementBalances, build_camt053, build_pacs004
-from gateway.bootstrap import Gateway, bank_keypair, build_bank, build_gateway
+from gateway.banksim.wiring import bank_keypair, build_bank
+from gateway.bootstrap import Gateway, build_gateway
 from gateway.config import Settings
 from gateway.contracts import check_posting
 from gateway.demo.month import generate_month

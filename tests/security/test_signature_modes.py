@@ -12,7 +12,8 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from gateway.bootstrap import bank_keypair, build_gateway, our_keypair
+from gateway.banksim.wiring import bank_keypair
+from gateway.bootstrap import build_gateway, our_keypair
 from gateway.cli import cli
 from gateway.config import Settings
 from gateway.iso20022.xml import to_bytes
