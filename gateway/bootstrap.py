@@ -20,6 +20,7 @@ from gateway.errors import ConfigError, GatewayError, TransientError
 from gateway.metrics import NO_METRICS, Metrics
 from gateway.runtime import Runtime, every
 from gateway.service.batcher import BatchService
+from gateway.service.clock import Clock, utcnow
 from gateway.service.dead_letters import DeadLetters
 from gateway.service.deadlines import DeadlineWatch
 from gateway.service.file_relay import FileRelay
@@ -129,28 +130,35 @@ class Gateway:
     owner: str = "gateway"
     # What the services count and time; served by `start_gateway` when metrics_port is set.
     metrics: Metrics = NO_METRICS
+    # The clock every service reads the time from.
+    clock: Clock = utcnow
 
 
-def build_gateway(settings: Settings, storage: Storage | None = None) -> Gateway:
-    """Open the database (unless given), load our key, build the services."""
+def build_gateway(
+    settings: Settings, storage: Storage | None = None, clock: Clock = utcnow
+) -> Gateway:
+    """Open the database (unless given), load our key, build the services (on `clock`: the
+    tests move a clock of their own instead of sleeping)."""
     storage = storage or open_database(settings)
     metrics = gateway_metrics(storage, settings)
     owner = instance_name(storage)
+    keys = our_keys(settings)
     return Gateway(
         settings=settings,
         storage=storage,
-        intake=IntakeService(storage, settings, metrics=metrics),
-        batcher=BatchService(storage, settings, our_keys(settings), metrics=metrics, owner=owner),
-        inbound=build_inbound(settings, storage),
+        intake=IntakeService(storage, settings, clock, metrics=metrics),
+        batcher=BatchService(storage, settings, keys, clock, metrics=metrics, owner=owner),
+        inbound=build_inbound(settings, storage, clock),
         owner=owner,
         metrics=metrics,
+        clock=clock,
     )
 
 
-def build_inbound(settings: Settings, storage: Storage) -> InboundService:
+def build_inbound(settings: Settings, storage: Storage, clock: Clock = utcnow) -> InboundService:
     """The inbound service: verifies, keeps and applies bank files (the broker's, the
     scanners' and `gateway files scan`'s alike)."""
-    return InboundService(storage, settings)
+    return InboundService(storage, settings, clock)
 
 
 def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
@@ -196,6 +204,7 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
         service = RelayService(
             gateway.storage,
             publisher,
+            gateway.clock,
             file_partners=file_partners(settings),
             metrics=gateway.metrics,
             owner=gateway.owner,
@@ -210,7 +219,7 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
     runtime.add("batcher", every(0.2, gateway.batcher.tick))
     runtime.add("relay", relay)
     runtime.add("inbound", inbound)
-    watch = DeadlineWatch(gateway.storage, settings)
+    watch = DeadlineWatch(gateway.storage, settings, gateway.clock)
     runtime.add("deadlines", every(settings.deadline_check_seconds, watch.tick))
     start_file_exchange(gateway, runtime)
     start_metrics(gateway, runtime)
