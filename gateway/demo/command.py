@@ -10,6 +10,7 @@ import click
 from gateway import logs
 from gateway.config import Settings
 from gateway.errors import GatewayError
+from gateway.progress import Progress
 
 
 @click.command()
@@ -72,7 +73,9 @@ def demo(
         log_file = ctx.with_resource(log_path.open("w", encoding="utf-8"))
         logs.configure("json", settings.log_level, stream=log_file)
         click.echo(f"demo: running; the gateway's JSON logs go to {log_path}", err=True)
-    result = run_demo(settings, timeout=timeout)
+    # On a terminal, a line shows how far the month is; never with --json or logs on stderr.
+    progress = Progress("demo", enabled=False if as_json or verbose else None)
+    result = run_demo(settings, timeout=timeout, progress=progress)
     click.echo(render(result))
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False, sort_keys=True))
