@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.bootstrap import bank_keypair, build_gateway
+from gateway.banksim.wiring import bank_keypair
+from gateway.bootstrap import build_gateway
 from gateway.config import Settings
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
