@@ -14,6 +14,7 @@ from pathlib import Path
 import structlog
 
 from gateway.adapters import topology
+from gateway.adapters.confirms import PipelinedPublisher
 from gateway.adapters.filedrop import Folder, LocalFolder
 from gateway.adapters.persistence import open_storage
 from gateway.adapters.rabbitmq import Delivery, Publisher, connect, consume
@@ -49,6 +50,10 @@ from gateway.signing import (
 from gateway.signing.keys import pair_files, read_activation, stored_in_clear
 
 log = structlog.get_logger("gateway.bootstrap")
+
+# Outbox messages the relay claims at once, and how many of them may await their confirm.
+RELAY_BATCH = 2000
+RELAY_WINDOW = 1000
 
 
 def our_keys(settings: Settings) -> KeySource:
@@ -236,10 +241,14 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
         )
 
     def relay(stop: threading.Event) -> None:
-        publisher = Publisher(settings.amqp_url, gateway.metrics)
+        # Many messages in flight, each row marked once its own confirm is in.
+        publisher = PipelinedPublisher(
+            settings.amqp_url, window=RELAY_WINDOW, metrics=gateway.metrics
+        )
         service = RelayService(
             gateway.storage,
             publisher,
+            batch=RELAY_BATCH,
             file_partners=file_partners(settings),
             metrics=gateway.metrics,
             owner=gateway.owner,
