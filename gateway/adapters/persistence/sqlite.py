@@ -115,6 +115,10 @@ class SqliteStorage:
             reraise=True,
         )
         self._local = threading.local()
+        # Units of work of this process's threads queue here for the write lock, handed over at
+        # once on release, instead of polling SQLite's busy handler (which sleeps up to 100 ms
+        # between tries). Other processes (commands) still meet busy_timeout.
+        self._writer = threading.RLock()
         self._instance_lock: IO[str] | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         if upgrade:
@@ -155,6 +159,16 @@ class SqliteStorage:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if not self._writer.acquire(timeout=max(self._busy_timeout, 0.5)):
+            raise TransientError("database busy: another unit of work holds the write lock")
+        try:
+            with self._locked_transaction() as conn:
+                yield conn
+        finally:
+            self._writer.release()
+
+    @contextmanager
+    def _locked_transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self.connection()
         try:
             self._begin(conn)
