@@ -274,6 +274,13 @@ class OrderRepository(Protocol):
         """Store a new order; same id and hash is a duplicate, same id and other hash a
         conflict."""
 
+    def add_many(self, orders: Sequence[NewOrder], now: datetime) -> list[AddResult]:
+        """Store orders read as absent just before, in one statement batch; per order: new, or
+        duplicate/conflict when the same id was stored meanwhile (another instance)."""
+
+    def content_hashes(self, order_ids: Sequence[str]) -> dict[str, str]:
+        """The content hash of each of these orders that is stored."""
+
     def add_invalid(
         self, *, subject: str, order_id: str | None, raw: bytes, reason: str, now: datetime
     ) -> bool:

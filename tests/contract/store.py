@@ -192,6 +192,27 @@ class StoreContract:
         assert stored is not None
         assert stored.amount == Decimal("606000")
 
+    def test_add_many_stores_a_chunk_and_tells_ids_stored_meanwhile(self, store: Storage) -> None:
+        """A chunk is stored in one call; an id already there (stored by another instance after
+        the chunk was read) is a duplicate with the same content, a conflict with other."""
+        self.add_orders(store, new_order(2), new_order(3, amount="606000"))
+        chunk = [new_order(1), new_order(2), new_order(3, amount="999000"), new_order(4)]
+        with store.unit_of_work() as uow:
+            assert uow.orders.add_many(chunk, at(60)) == ["new", "duplicate", "conflict", "new"]
+            assert uow.orders.add_many([], at(60)) == []
+        assert store.queries.orders_by_state() == {"received": 4}
+        third = store.queries.order(order_id(3))
+        assert third is not None and third.amount == Decimal("606000")
+
+    def test_content_hashes_of_stored_orders_only(self, store: Storage) -> None:
+        """The hashes of the stored orders among the ids asked for, in any number."""
+        self.add_orders(store, *(new_order(n) for n in range(1, 1201)))
+        asked = [order_id(n) for n in range(1, 1301)] + [order_id(5)]
+        with store.unit_of_work() as uow:
+            hashes = uow.orders.content_hashes(asked)
+        assert len(hashes) == 1200
+        assert hashes[order_id(7)] == new_order(7).content_hash
+
     def test_add_invalid_once_per_subject(self, store: Storage) -> None:
         """A refused message is kept once per subject."""
         with store.unit_of_work() as uow:

@@ -221,6 +221,13 @@ class MemoryOrders(_Repository):
         )
         return "new"
 
+    def add_many(self, orders: Sequence[NewOrder], now: datetime) -> list[AddResult]:
+        return [self.add(order, now) for order in orders]
+
+    def content_hashes(self, order_ids: Sequence[str]) -> dict[str, str]:
+        hashes = self._s.order_hashes
+        return {i: hashes[i] for i in order_ids if i in hashes}
+
     def add_invalid(
         self, *, subject: str, order_id: str | None, raw: bytes, reason: str, now: datetime
     ) -> bool:

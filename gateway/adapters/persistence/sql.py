@@ -159,6 +159,60 @@ class SqlOrders:
         row = self._ex.one("SELECT content_hash FROM orders WHERE order_id = ?", (order.order_id,))
         return "duplicate" if row is not None and row[0] == order.content_hash else "conflict"
 
+    def add_many(self, orders: Sequence[NewOrder], now: datetime) -> list[AddResult]:
+        if not orders:
+            return []
+        before = self.content_hashes([o.order_id for o in orders])
+        absent = [o for o in orders if o.order_id not in before]
+        inserted = self._ex.run_many(
+            "INSERT INTO orders (order_id, content_hash, payload, partner, group_key, category,"
+            " amount, currency, state, received_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
+            [
+                (
+                    o.order_id,
+                    o.content_hash,
+                    o.payload,
+                    o.partner,
+                    o.group_key,
+                    o.category,
+                    o.amount,
+                    o.currency,
+                    TxState.RECEIVED.value,
+                    now,
+                    now,
+                )
+                for o in absent
+            ],
+        )
+        # Stored meanwhile by another instance (PostgreSQL): other content is a conflict; the
+        # same content is kept once, whoever stored it.
+        after = (
+            before if inserted == len(absent) else self.content_hashes([o.order_id for o in absent])
+        )
+        results: list[AddResult] = []
+        for order in orders:
+            known = before.get(order.order_id)
+            if known is not None:
+                results.append("duplicate" if known == order.content_hash else "conflict")
+            else:
+                stored = after.get(order.order_id, order.content_hash)
+                results.append("new" if stored == order.content_hash else "conflict")
+        return results
+
+    def content_hashes(self, order_ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        ids = list(dict.fromkeys(order_ids))
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            rows = self._ex.all(
+                f"SELECT order_id, content_hash FROM orders WHERE order_id IN ({marks})",  # noqa: S608 - placeholders only
+                part,
+            )
+            found.update((str(order_id), str(digest)) for order_id, digest in rows)
+        return found
+
     def add_invalid(
         self, *, subject: str, order_id: str | None, raw: bytes, reason: str, now: datetime
     ) -> bool:
