@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -52,7 +53,7 @@ from gateway.signing.keys import pair_files, read_activation, stored_in_clear
 log = structlog.get_logger("gateway.bootstrap")
 
 # Outbox messages the relay claims at once, and how many of them may await their confirm.
-RELAY_BATCH = 2000
+RELAY_BATCH = 1000
 RELAY_WINDOW = 1000
 # Seconds between two looks for files to write into file-exchange partners' folders, when idle.
 FILE_RELAY_IDLE_SECONDS = 0.25
@@ -186,6 +187,8 @@ class Gateway:
     owner: str = "gateway"
     # What the services count and time; served by `start_gateway` when metrics_port is set.
     metrics: Metrics = NO_METRICS
+    # Group keys of urgent orders just taken in, for the urgent lane to cut at once.
+    urgent: queue.SimpleQueue[str] = field(default_factory=queue.SimpleQueue)
 
 
 def build_gateway(settings: Settings, storage: Storage | None = None) -> Gateway:
@@ -193,15 +196,46 @@ def build_gateway(settings: Settings, storage: Storage | None = None) -> Gateway
     storage = storage or open_database(settings)
     metrics = gateway_metrics(storage, settings)
     owner = instance_name(storage)
+    urgent: queue.SimpleQueue[str] = queue.SimpleQueue()
     return Gateway(
         settings=settings,
         storage=storage,
-        intake=IntakeService(storage, settings, metrics=metrics),
+        intake=IntakeService(storage, settings, metrics=metrics, on_urgent=_put_all(urgent)),
         batcher=BatchService(storage, settings, our_keys(settings), metrics=metrics, owner=owner),
         inbound=InboundService(storage, settings),
         owner=owner,
         metrics=metrics,
+        urgent=urgent,
     )
+
+
+def _put_all(into: queue.SimpleQueue[str]) -> Callable[[Sequence[str]], None]:
+    def put(keys: Sequence[str]) -> None:
+        for key in keys:
+            into.put(key)
+
+    return put
+
+
+def urgent_lane(gateway: Gateway) -> Callable[[threading.Event], None]:
+    """A worker that cuts each urgent order's group as soon as intake has committed it, beside
+    the batcher's ticks (which also cut any urgent group this lane missed, e.g. after a
+    restart, once it is quiet)."""
+
+    def loop(stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                keys = [gateway.urgent.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            while not gateway.urgent.empty():
+                keys.append(gateway.urgent.get_nowait())
+            try:
+                gateway.batcher.cut_now(list(dict.fromkeys(keys)))
+            except TransientError as exc:
+                log.warning("urgent.cut_deferred", groups=len(keys), error=str(exc))
+
+    return loop
 
 
 def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
@@ -263,6 +297,7 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
 
     runtime.add("intake", intake)
     runtime.add("batcher", every(0.2, gateway.batcher.tick))
+    runtime.add("urgent", urgent_lane(gateway))
     runtime.add("relay", relay)
     runtime.add("inbound", inbound)
     watch = DeadlineWatch(gateway.storage, settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -57,9 +57,19 @@ class _Parsed:
     content_hash: str = ""
 
 
+# The last part of an urgent order's group key: its group is its own, cut at once.
+URGENT_GROUP = "urgent:"
+
+
 def group_key(partner: str, order: PaymentOrder) -> str:
-    """Orders with the same key travel in one file: partner, debtor, date, batch or category."""
-    batch = f"batch:{order.batch_ref}" if order.batch_ref else f"category:{order.category.value}"
+    """Orders with the same key travel in one file: partner, debtor, date, batch or category.
+    An urgent order has a key of its own: it leaves alone, whatever its batch."""
+    if order.urgent:
+        batch = f"{URGENT_GROUP}{order.order_id}"
+    elif order.batch_ref:
+        batch = f"batch:{order.batch_ref}"
+    else:
+        batch = f"category:{order.category.value}"
     return "|".join(
         (partner, order.debtor.account.key, order.requested_execution_date.isoformat(), batch)
     )
@@ -74,8 +84,12 @@ class IntakeService:
         settings: Settings,
         clock: Clock = utcnow,
         metrics: Metrics = NO_METRICS,
+        on_urgent: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
         self._storage = storage
+        # Told the group keys of new urgent orders once they are committed (the batcher cuts
+        # them at once); without it, urgent groups are cut by the batcher's next tick.
+        self._on_urgent = on_urgent
         self._metrics = metrics
         self._settings = settings
         self._clock = clock
@@ -88,9 +102,12 @@ class IntakeService:
         are looked up in one query and its new orders stored in one statement batch."""
         now, started = self._clock(), time.perf_counter()
         parsed = [self._parse(message.body) for message in messages]
+        urgent: list[str] = []
         with self._storage.unit_of_work() as uow:
-            outcomes = self._store(uow, parsed, now)
+            outcomes = self._store(uow, parsed, now, urgent)
             crashpoints.hit("intake.before_commit")
+        if urgent and self._on_urgent is not None:
+            self._on_urgent(urgent)
         results = [intake_result(o.result, o.code) for o in outcomes]
         self._metrics.intake_chunk(results, time.perf_counter() - started)
         return outcomes
@@ -118,7 +135,9 @@ class IntakeService:
             return _Parsed(body, error=str(exc))
         return _Parsed(body, payload, order, partner, content_hash=content_hash(payload))
 
-    def _store(self, uow: UnitOfWork, chunk: list[_Parsed], now: datetime) -> list[IntakeOutcome]:
+    def _store(
+        self, uow: UnitOfWork, chunk: list[_Parsed], now: datetime, urgent: list[str]
+    ) -> list[IntakeOutcome]:
         ids = [p.order.order_id for p in chunk if p.order is not None]
         known = uow.orders.content_hashes(ids) if ids else {}
         outcomes: list[IntakeOutcome | None] = [None] * len(chunk)
@@ -167,6 +186,8 @@ class IntakeService:
                 outcomes[index] = self._conflict(uow, chunk[index].body, new.order_id, now)
                 continue
             log.debug("order.received", order_id=new.order_id, result=result, partner=new.partner)
+            if result == "new" and new.group_key.rsplit("|", 1)[-1].startswith(URGENT_GROUP):
+                urgent.append(new.group_key)
             outcomes[index] = IntakeOutcome(new.order_id, result)
         return [outcome for outcome in outcomes if outcome is not None]
 

@@ -532,6 +532,16 @@ class StoreContract:
         ]
         assert self.claim(store, "nothing", files_only=True) == []
 
+    def test_claim_puts_files_to_banks_before_postings(self, store: Storage) -> None:
+        """A file written after many postings is claimed first (an urgent payment does not wait
+        behind a run's postings); postings keep their order, up to the limit."""
+        self.enqueue(store, message(1), message(2), message(3))
+        self.enqueue(store, message(4, exchange=TO_BANK_EXCHANGE, routing_key=PARTNER))
+        self.enqueue(store, message(5), message(6, exchange=TO_BANK_EXCHANGE, routing_key=PARTNER))
+        assert self.claim(store, "relay-a", 3) == ["msg-0004", "msg-0006", "msg-0001"]
+        assert self.claim(store, "relay-b", 10) == ["msg-0002", "msg-0003", "msg-0005"]
+        assert self.claim(store, "relay-a", 1) == ["msg-0004"]  # its own, files first again
+
     def test_claim_without_file_partners_takes_all(self, store: Storage) -> None:
         """With no file partners every pending message is claimable."""
         self.enqueue(

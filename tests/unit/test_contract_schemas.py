@@ -158,12 +158,28 @@ def test_unknown_category_is_refused() -> None:
 def test_extra_property_is_refused_and_named() -> None:
     """An unknown top-level property is refused, and the message names it."""
     order = _order()
-    order["priority"] = "urgent"
+    order["urgency"] = "high"
     error = best_match(ORDER.iter_errors(order))
     assert error is not None
     assert tuple(error.absolute_path) == ()
     assert error.validator == "additionalProperties"
-    assert "priority" in error.message
+    assert "urgency" in error.message
+
+
+def test_priority_is_optional_normal_or_urgent() -> None:
+    """`priority` may be left out (an order written before it existed is valid as it was), or
+    be `normal` or `urgent`; anything else is refused and named; the domain reads it, with
+    `normal` for an order without it."""
+    order = _order()
+    order.pop("priority", None)
+    assert ORDER.is_valid(order)
+    assert order_from_payload(order).priority.value == "normal"
+    assert not order_from_payload(order).urgent
+    for value in ("normal", "urgent"):
+        assert ORDER.is_valid({**order, "priority": value})
+    assert order_from_payload({**order, "priority": "urgent"}).urgent
+    for bad in ("URGENT", "high", "", 1, None):
+        assert _error_path(ORDER, {**order, "priority": bad}) == ("priority",)
 
 
 def test_extra_party_property_is_refused() -> None:

@@ -467,7 +467,11 @@ class MemoryOutbox(_Repository):
             )
             and _to_files(row.message, file_partners) == files_only
         ]
-        claimed = _limited(sorted(pending, key=lambda row: row.row_id), limit)
+        # Files to banks first, then the rest, each in id order (as the SQL backends claim).
+        first = TO_BANK_EXCHANGE
+        claimed = _limited(
+            sorted(pending, key=lambda row: (row.message.exchange != first, row.row_id)), limit
+        )
         for row in claimed:
             row.claimed_by, row.claim_until = owner, until
         return [

@@ -514,6 +514,34 @@ class SqlOutbox:
         files_only: bool = False,
     ) -> list[PendingMessage]:
         which, which_args = _pending_clause(file_partners, files_only)
+        if files_only:
+            return self._claim(owner, limit, now, until, which, which_args)
+        # Files to banks first (an urgent payment must not wait behind a run's postings), then
+        # the rest, each in id order.
+        files = self._claim(
+            owner, limit, now, until, f"exchange = ? AND {which}", [TO_BANK_EXCHANGE, *which_args]
+        )
+        if len(files) >= limit:
+            return files
+        rest = self._claim(
+            owner,
+            limit - len(files),
+            now,
+            until,
+            f"exchange <> ? AND {which}",
+            [TO_BANK_EXCHANGE, *which_args],
+        )
+        return files + rest
+
+    def _claim(
+        self,
+        owner: str,
+        limit: int,
+        now: datetime,
+        until: datetime,
+        which: str,
+        which_args: Sequence[Any],
+    ) -> list[PendingMessage]:
         rows = self._ex.all(
             "UPDATE outbox SET claimed_by = ?, claim_until = ? WHERE id IN ("  # noqa: S608 - placeholders only
             " SELECT id FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL"
