@@ -222,6 +222,8 @@ def urgent_lane(gateway: Gateway) -> Callable[[threading.Event], None]:
     the batcher's ticks (which also cut any urgent group this lane missed, e.g. after a
     restart, once it is quiet)."""
 
+    batcher = gateway.batcher.for_owner(f"{gateway.owner}:urgent")
+
     def loop(stop: threading.Event) -> None:
         while not stop.is_set():
             try:
@@ -231,7 +233,7 @@ def urgent_lane(gateway: Gateway) -> Callable[[threading.Event], None]:
             while not gateway.urgent.empty():
                 keys.append(gateway.urgent.get_nowait())
             try:
-                gateway.batcher.cut_now(list(dict.fromkeys(keys)))
+                batcher.cut_now(list(dict.fromkeys(keys)))
             except TransientError as exc:
                 log.warning("urgent.cut_deferred", groups=len(keys), error=str(exc))
 
@@ -260,6 +262,20 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
             stop,
             prefetch=settings.prefetch,
             chunk=settings.intake_chunk,
+            name="intake",
+            metrics=gateway.metrics,
+        )
+
+    def urgent_intake(stop: threading.Event) -> None:
+        # A few at a time, handled within milliseconds of their arrival.
+        consume(
+            settings.amqp_url,
+            topology.URGENT_ORDERS_QUEUE,
+            gateway.intake.handle,
+            stop,
+            prefetch=16,
+            chunk=16,
+            idle=0.005,
             name="intake",
             metrics=gateway.metrics,
         )
@@ -296,6 +312,7 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
             publisher.close()
 
     runtime.add("intake", intake)
+    runtime.add("intake-urgent", urgent_intake)
     runtime.add("batcher", every(0.2, gateway.batcher.tick))
     runtime.add("urgent", urgent_lane(gateway))
     runtime.add("relay", relay)

@@ -46,6 +46,7 @@ from gateway.contracts import check_posting
 from gateway.demo.month import PARTNER
 from gateway.errors import GatewayError
 from gateway.runtime import Runtime
+from gateway.service.channels import order_routing_key
 from gateway.service.ports import Storage
 from gateway.soak.processes import ROOT, Child, Postgres
 
@@ -135,6 +136,11 @@ class BenchResult:
                 f" p95 {u['p95']:.0f} ms, p99 {u['p99']:.0f} ms, max {u['max']:.0f} ms"
                 f" (arrived {int(u['arrived'])}; files carrying more than one order:"
                 f" {self.urgent_files_shared})"
+            )
+            steps = [k.removesuffix(" p50") for k in u if k.endswith(" p50")]
+            lines.append(
+                "    by step (p50/p99 ms): "
+                + ", ".join(f"{k} {u[k + ' p50']:.0f}/{u[k + ' p99']:.0f}" for k in steps)
             )
         lines.append("  checks (all must be 0)")
         lines += [f"    {name:<44}{n:>8}" for name, n in self.checks.items()]
@@ -403,7 +409,7 @@ class E2EBench:
                 sent[order["order_id"]] = time.time()
                 channel.basic_publish(
                     topology.ORDERS_EXCHANGE,
-                    "order.supplier",
+                    order_routing_key(order),
                     BenchOrders.body(order),
                     props,
                     mandatory=True,
@@ -446,23 +452,37 @@ class E2EBench:
     def _urgent_figures(self, sent: dict[str, float], tap: _Tap) -> None:
         if not sent:
             return
-        file_of = timings.files_of(cast(Any, self._storage), "URG")
-        per_file = Counter(file_of.values())
+        traced = timings.trace(cast(Any, self._storage), "URG")
+        per_file = Counter(msg_id for msg_id, _ in traced.values())
         self.result.urgent_files_shared = sum(1 for n in per_file.values() if n > 1)
-        latencies = sorted(
-            (tap.arrived[file_of[o]] - at) * 1000
-            for o, at in sent.items()
-            if file_of.get(o) in tap.arrived
-        )
-        if not latencies:
+        # Publish -> stored -> file built -> file confirmed by the broker -> at the bank.
+        steps: list[list[float]] = [[], [], [], [], []]
+        for order_id, published in sent.items():
+            if order_id not in traced:
+                continue
+            msg_id, times = traced[order_id]
+            arrived = tap.arrived.get(msg_id)
+            if arrived is None or None in times:
+                continue
+            marks = [published, *(t.timestamp() for t in times if t is not None), arrived]
+            for index in range(4):
+                steps[index].append((marks[index + 1] - marks[index]) * 1000)
+            steps[4].append((arrived - published) * 1000)
+        total = sorted(steps[4])
+        if not total:
             return
         self.result.urgent_ms = {
-            "p50": _percentile(latencies, 50),
-            "p95": _percentile(latencies, 95),
-            "p99": _percentile(latencies, 99),
-            "max": latencies[-1],
-            "arrived": float(len(latencies)),
+            "p50": _percentile(total, 50),
+            "p95": _percentile(total, 95),
+            "p99": _percentile(total, 99),
+            "max": total[-1],
+            "arrived": float(len(total)),
         }
+        names = ("publish->stored", "stored->built", "built->confirmed", "confirmed->bank")
+        for name, values in zip(names, steps[:4], strict=True):
+            ordered = sorted(values)
+            self.result.urgent_ms[f"{name} p50"] = _percentile(ordered, 50)
+            self.result.urgent_ms[f"{name} p99"] = _percentile(ordered, 99)
 
 
 def _percentile(sorted_values: list[float], pct: float) -> float:

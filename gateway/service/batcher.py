@@ -93,6 +93,13 @@ class BatchService:
         self._clock = clock
         self._owner = owner
 
+    def for_owner(self, owner: str) -> BatchService:
+        """The same service claiming groups under another name: the urgent lane's cuts and the
+        ticks' never take the same group at once."""
+        return BatchService(
+            self._storage, self._settings, self._keys, self._clock, self._metrics, owner
+        )
+
     def tick(self) -> int:
         """Cut every ready group; returns the number of files built."""
         now = self._clock()

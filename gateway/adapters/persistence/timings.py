@@ -45,10 +45,15 @@ def file_count(storage: Queryable) -> int:
     return int(rows[0][0]) if rows else 0
 
 
-def files_of(storage: Queryable, order_id_prefix: str) -> dict[str, str]:
-    """order_id -> msg_id of the orders whose id starts with the prefix (batched ones)."""
+def trace(storage: Queryable, order_id_prefix: str) -> dict[str, tuple[str, list[datetime | None]]]:
+    """order_id -> (msg_id, [stored, file built, file confirmed]) of the batched orders whose id
+    starts with the prefix."""
     rows = storage.query(
-        "SELECT order_id, msg_id FROM orders WHERE order_id LIKE ? AND msg_id IS NOT NULL",
+        "SELECT o.order_id, o.msg_id, o.received_at, f.created_at, f.sent_at FROM orders o"
+        " JOIN files f ON f.msg_id = o.msg_id WHERE o.order_id LIKE ?",
         (order_id_prefix + "%",),
     )
-    return {str(order_id): str(msg_id) for order_id, msg_id in rows}
+    return {
+        str(order_id): (str(msg_id), [as_opt_time(t) for t in times])
+        for order_id, msg_id, *times in rows
+    }
