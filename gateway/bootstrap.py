@@ -18,6 +18,7 @@ from gateway.adapters import topology
 from gateway.adapters.confirms import PipelinedPublisher
 from gateway.adapters.filedrop import Folder, LocalFolder
 from gateway.adapters.persistence import open_storage
+from gateway.adapters.persistence.sqlite import prefer_this_thread
 from gateway.adapters.rabbitmq import Delivery, Publisher, connect, consume
 from gateway.banksim.bank import AccountBook, BankSimulator, Reply
 from gateway.banksim.faults import FaultPlan, ReplyFaults
@@ -225,6 +226,7 @@ def urgent_lane(gateway: Gateway) -> Callable[[threading.Event], None]:
     batcher = gateway.batcher.for_owner(f"{gateway.owner}:urgent")
 
     def loop(stop: threading.Event) -> None:
+        prefer_this_thread()
         while not stop.is_set():
             try:
                 keys = [gateway.urgent.get(timeout=0.2)]
@@ -267,7 +269,9 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
         )
 
     def urgent_intake(stop: threading.Event) -> None:
-        # A few at a time, handled within milliseconds of their arrival.
+        # A few at a time, handled within milliseconds of their arrival, first in line for the
+        # database's write lock.
+        prefer_this_thread()
         consume(
             settings.amqp_url,
             topology.URGENT_ORDERS_QUEUE,
