@@ -37,6 +37,7 @@ from gateway.service.inbound import InboundService
 from gateway.service.intake import IntakeService
 from gateway.service.ports import Storage
 from gateway.service.relay import RelayService
+from gateway.service.relay import Publisher as OneByOnePublisher
 from gateway.signing import (
     SIGNATURE_HEADER,
     KeyPair,
@@ -52,6 +53,10 @@ from gateway.signing import (
 from gateway.signing.keys import pair_files, read_activation, stored_in_clear
 
 log = structlog.get_logger("gateway.bootstrap")
+
+# What the relay publishes with: every publisher sends one message at a time; the pipelined
+# one (gateway/adapters/confirms.py) also many awaiting their confirms, which the relay uses.
+RelayPublisher = OneByOnePublisher
 
 # Outbox messages the relay claims at once, and how many of them may await their confirm.
 RELAY_BATCH = 1000
@@ -218,28 +223,56 @@ def _put_all(into: queue.SimpleQueue[str]) -> Callable[[Sequence[str]], None]:
     return put
 
 
-def urgent_lane(gateway: Gateway) -> Callable[[threading.Event], None]:
-    """A worker that cuts each urgent order's group as soon as intake has committed it, beside
-    the batcher's ticks (which also cut any urgent group this lane missed, e.g. after a
-    restart, once it is quiet)."""
-
-    batcher = gateway.batcher.for_owner(f"{gateway.owner}:urgent")
+def urgent_lane(
+    gateway: Gateway, publisher: RelayPublisher | None = None
+) -> Callable[[threading.Event], None]:
+    """A worker that cuts each urgent order's group as soon as intake has committed it and
+    sends its file at once (on `publisher`, by default its own pipelined one), beside the
+    batcher's ticks and the relay (which take any urgent group or file it missed, e.g. after a
+    restart)."""
+    settings = gateway.settings
+    owner = f"{gateway.owner}:urgent"
+    batcher = gateway.batcher.for_owner(owner)
 
     def loop(stop: threading.Event) -> None:
         prefer_this_thread()
-        while not stop.is_set():
-            try:
-                keys = [gateway.urgent.get(timeout=0.2)]
-            except queue.Empty:
-                continue
-            while not gateway.urgent.empty():
-                keys.append(gateway.urgent.get_nowait())
-            try:
-                batcher.cut_now(list(dict.fromkeys(keys)))
-            except TransientError as exc:
-                log.warning("urgent.cut_deferred", groups=len(keys), error=str(exc))
+        own = publisher or PipelinedPublisher(settings.amqp_url, window=16, metrics=gateway.metrics)
+        relay = RelayService(
+            gateway.storage,
+            own,
+            batch=16,
+            file_partners=file_partners(settings),
+            metrics=gateway.metrics,
+            owner=owner,
+            claim_seconds=settings.claim_seconds,
+            to_banks_only=True,
+        )
+        try:
+            _serve_urgent(gateway, batcher, relay, stop)
+        finally:
+            if publisher is None and isinstance(own, PipelinedPublisher):
+                own.close()
 
     return loop
+
+
+def _serve_urgent(
+    gateway: Gateway, batcher: BatchService, relay: RelayService, stop: threading.Event
+) -> None:
+    """Cut each urgent group handed over and send its file, until stopped."""
+    while not stop.is_set():
+        try:
+            keys = [gateway.urgent.get(timeout=0.2)]
+        except queue.Empty:
+            continue
+        while not gateway.urgent.empty():
+            keys.append(gateway.urgent.get_nowait())
+        try:
+            if batcher.cut_now(list(dict.fromkeys(keys))):
+                relay.drain()  # the bulk relay may be busy with a run's postings
+        except TransientError as exc:
+            # What was not cut or sent is taken by the batcher's tick and the relay.
+            log.warning("urgent.deferred", groups=len(keys), error=str(exc))
 
 
 def start_gateway(gateway: Gateway, runtime: Runtime) -> None:

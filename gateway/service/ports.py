@@ -384,9 +384,11 @@ class OutboxRepository(Protocol):
         *,
         file_partners: Sequence[str] = (),
         files_only: bool = False,
+        to_banks_only: bool = False,
     ) -> list[PendingMessage]:
-        """Claim up to `limit` pending messages, oldest first, for `owner` until `until`;
-        messages claimed by another owner whose claim has not expired are skipped.
+        """Claim up to `limit` pending messages, files to banks first, each kind oldest first,
+        for `owner` until `until`; messages claimed by another owner whose claim has not
+        expired are skipped. With `to_banks_only` postings and events are left for later.
 
         Files for `file_partners` (reached by file exchange, not by the broker) are left out,
         or, with `files_only`, are the only messages claimed."""

@@ -94,8 +94,11 @@ class RelayService:
         metrics: Metrics = NO_METRICS,
         owner: str = "gateway",
         claim_seconds: float = 30.0,
+        to_banks_only: bool = False,
     ) -> None:
         self._storage = storage
+        # Only files to banks (the urgent lane sends its files itself, at once).
+        self._to_banks_only = to_banks_only
         self._owner = owner
         self._claim_for = timedelta(seconds=claim_seconds)
         self._metrics = metrics
@@ -115,6 +118,7 @@ class RelayService:
                 now,
                 now + self._claim_for,
                 file_partners=self._file_partners,
+                to_banks_only=self._to_banks_only,
             )
         if not pending:
             self._publisher.keepalive()

@@ -80,22 +80,39 @@ def test_an_urgent_order_leaves_without_waiting_for_its_batch(settings: Settings
     assert states == {"RUN-0001": "received", "RUN-0002": "batched", "RUN-0003": "received"}
 
 
-def test_the_urgent_lane_cuts_as_soon_as_intake_commits(settings: Settings) -> None:
-    """The gateway's urgent-lane worker builds the urgent order's file while the batch it
-    arrived with keeps waiting for its quiet time."""
+class _Bank:
+    """A publisher standing for the broker: records what it was given, confirms it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def publish(self, exchange: str, routing_key: str, body: bytes, **_: Any) -> None:
+        self.sent.append((exchange, routing_key))
+
+    def keepalive(self) -> None:
+        """Nothing to keep alive."""
+
+
+def test_the_urgent_lane_cuts_and_sends_as_soon_as_intake_commits(settings: Settings) -> None:
+    """The gateway's urgent-lane worker builds the urgent order's file and sends it (marked
+    sent on its confirm) while the batch it arrived with keeps waiting for its quiet time."""
     gateway, storage = in_memory(replace(settings, batch_quiet_seconds=3600))
+    bank = _Bank()
     stop = threading.Event()
-    worker = threading.Thread(target=urgent_lane(gateway), args=(stop,), daemon=True)
+    worker = threading.Thread(target=urgent_lane(gateway, bank), args=(stop,), daemon=True)
     worker.start()
     try:
         gateway.intake.handle(_msgs(_batch(1), _batch(2, priority="urgent")))
         deadline = time.monotonic() + 10
-        while not _files(storage) and time.monotonic() < deadline:
+        while not bank.sent and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         stop.set()
         worker.join(5)
     assert _files(storage) == [["RUN-0002"]]
+    assert bank.sent == [(TO_BANK_EXCHANGE, "agribank")]
+    states = {o.order_id: o.state.value for o in storage.snapshot().orders.values()}
+    assert states == {"RUN-0001": "received", "RUN-0002": "sent"}
     assert gateway.batcher.tick() == 0  # the batch still waits
 
 

@@ -454,6 +454,7 @@ class MemoryOutbox(_Repository):
         *,
         file_partners: Sequence[str] = (),
         files_only: bool = False,
+        to_banks_only: bool = False,
     ) -> list[PendingMessage]:
         pending = [
             row
@@ -466,6 +467,7 @@ class MemoryOutbox(_Repository):
                 or (row.claim_until is not None and row.claim_until < now)
             )
             and _to_files(row.message, file_partners) == files_only
+            and (not to_banks_only or row.message.exchange == TO_BANK_EXCHANGE)
         ]
         # Files to banks first, then the rest, each in id order (as the SQL backends claim).
         first = TO_BANK_EXCHANGE

@@ -512,6 +512,7 @@ class SqlOutbox:
         *,
         file_partners: Sequence[str] = (),
         files_only: bool = False,
+        to_banks_only: bool = False,
     ) -> list[PendingMessage]:
         which, which_args = _pending_clause(file_partners, files_only)
         if files_only:
@@ -521,7 +522,7 @@ class SqlOutbox:
         files = self._claim(
             owner, limit, now, until, f"exchange = ? AND {which}", [TO_BANK_EXCHANGE, *which_args]
         )
-        if len(files) >= limit:
+        if len(files) >= limit or to_banks_only:
             return files
         rest = self._claim(
             owner,
