@@ -36,8 +36,8 @@ from gateway.service.file_scanner import FileScanner
 from gateway.service.inbound import InboundService
 from gateway.service.intake import IntakeService
 from gateway.service.ports import Storage
-from gateway.service.relay import RelayService
 from gateway.service.relay import Publisher as OneByOnePublisher
+from gateway.service.relay import RelayService
 from gateway.signing import (
     SIGNATURE_HEADER,
     KeyPair,
