@@ -289,6 +289,10 @@ class OrderRepository(Protocol):
     def get(self, order_id: str) -> StoredOrder | None:
         """One order (held against concurrent changes until the unit ends), or None."""
 
+    def prefetch(self, order_ids: Sequence[str]) -> None:
+        """Read these orders ahead in one query (held as `get` holds them): the unit's later
+        `get` of any of them needs no query, until a change to orders in the unit."""
+
     def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
         """Received orders of one group, oldest first."""
 

@@ -303,6 +303,31 @@ class StoreContract:
         assert (got.reason_code, got.value_date) == (None, DAY)
         assert (got.received_at, got.updated_at) == (T0, at(20))
 
+    def test_orders_read_ahead_are_what_get_reads_and_never_stale(self, store: Storage) -> None:
+        """prefetch reads many orders at once; get then answers as it would have (absent ones
+        None), and after a move, an insert or a file sent in the same unit, the new state."""
+        self.add_orders(store, new_order(1), new_order(2))
+        with store.unit_of_work() as uow:
+            plain = uow.orders.get(order_id(1))
+            uow.orders.prefetch([order_id(1), order_id(2), order_id(3), order_id(1)])
+            assert uow.orders.get(order_id(1)) == plain
+            assert uow.orders.get(order_id(3)) is None
+            first = uow.orders.get(order_id(1))
+            assert first is not None
+            uow.orders.move(first, TxState.REJECTED, BankAnswer(status_code="RJCT"), at(10))
+            moved = uow.orders.get(order_id(1))
+            assert moved is not None and moved.state is TxState.REJECTED
+            assert uow.orders.add(new_order(3), at(10)) == "new"
+            assert uow.orders.get(order_id(3)) is not None
+            uow.orders.prefetch([order_id(2)])
+            uow.orders.mark_batched([(order_id(2), "P-1")], "F-1", at(11))
+            second = uow.orders.get(order_id(2))
+            assert second is not None and second.state is TxState.BATCHED
+            uow.orders.prefetch([order_id(2)])
+            uow.files.sent("F-1", at(12))
+            second = uow.orders.get(order_id(2))
+            assert second is not None and second.state is TxState.SENT
+
     def test_move_with_stale_order_is_concurrent_change(self, store: Storage) -> None:
         """Moving an order read before another move raises ConcurrentChange."""
         self.add_orders(store, new_order(1))

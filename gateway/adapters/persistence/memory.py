@@ -239,6 +239,9 @@ class MemoryOrders(_Repository):
     def get(self, order_id: str) -> StoredOrder | None:
         return self._s.orders.get(order_id)
 
+    def prefetch(self, order_ids: Sequence[str]) -> None:
+        """Nothing to read ahead in memory."""
+
     def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
         rows = [
             order

@@ -129,13 +129,33 @@ def order_from_row(row: Row) -> StoredOrder:
 # --- repositories --------------------------------------------------------------------------------
 
 
+# Orders read ahead in one unit of work, by id (None: not stored); any change to orders in the
+# unit drops what it may have made stale.
+ReadAhead = dict[str, StoredOrder | None]
+
+
 class SqlOrders:
     """Payment orders and refused messages."""
 
-    def __init__(self, ex: Executor) -> None:
+    def __init__(self, ex: Executor, read_ahead: ReadAhead | None = None) -> None:
         self._ex = ex
+        self._ahead: ReadAhead = {} if read_ahead is None else read_ahead
+
+    def prefetch(self, order_ids: Sequence[str]) -> None:
+        ids = [i for i in dict.fromkeys(order_ids) if i and i not in self._ahead]
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            rows = self._ex.all(
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id IN ({marks})"  # noqa: S608 - fixed columns, placeholders
+                f" ORDER BY order_id{self._ex.lock}",
+                part,
+            )
+            self._ahead.update(dict.fromkeys(part))
+            self._ahead.update((row[0], order_from_row(row)) for row in rows)
 
     def add(self, order: NewOrder, now: datetime) -> AddResult:
+        self._ahead.pop(order.order_id, None)
         inserted = self._ex.run(
             "INSERT INTO orders (order_id, content_hash, payload, partner, group_key, category,"
             " amount, currency, state, received_at, updated_at)"
@@ -162,6 +182,8 @@ class SqlOrders:
     def add_many(self, orders: Sequence[NewOrder], now: datetime) -> list[AddResult]:
         if not orders:
             return []
+        for order in orders:
+            self._ahead.pop(order.order_id, None)
         before = self.content_hashes([o.order_id for o in orders])
         absent = [o for o in orders if o.order_id not in before]
         inserted = self._ex.run_many(
@@ -226,6 +248,8 @@ class SqlOrders:
         )
 
     def get(self, order_id: str) -> StoredOrder | None:
+        if order_id in self._ahead:
+            return self._ahead[order_id]
         row = self._ex.one(
             f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ?{self._ex.lock}",  # noqa: S608 - fixed columns
             (order_id,),
@@ -255,6 +279,7 @@ class SqlOrders:
     def move(self, order: StoredOrder, target: TxState, answer: BankAnswer, now: datetime) -> None:
         if not can_move(order.state, target):
             raise ValueError(f"order {order.order_id} cannot move from {order.state} to {target}")
+        self._ahead.pop(order.order_id, None)
         changed = self._ex.run(
             "UPDATE orders SET state = ?, updated_at = ?,"
             " status_code = COALESCE(?, status_code), reason_code = COALESCE(?, reason_code),"
@@ -279,6 +304,7 @@ class SqlOrders:
         self, assignments: Sequence[tuple[str, str]], msg_id: str, now: datetime
     ) -> None:
         assert can_move(TxState.RECEIVED, TxState.BATCHED)
+        self._ahead.clear()
         changed = self._ex.run_many(
             "UPDATE orders SET state = ?, msg_id = ?, pmt_inf_id = ?, updated_at = ?"
             " WHERE order_id = ? AND state = ?",
@@ -309,8 +335,9 @@ class SqlOrders:
 class SqlFiles:
     """Outbound files and their deadlines."""
 
-    def __init__(self, ex: Executor) -> None:
+    def __init__(self, ex: Executor, read_ahead: ReadAhead | None = None) -> None:
         self._ex = ex
+        self._ahead: ReadAhead = {} if read_ahead is None else read_ahead
 
     def add(self, file: OutboundFile, now: datetime) -> None:
         self._ex.run(
@@ -340,6 +367,7 @@ class SqlFiles:
             (FileState.BUILT.value, FileState.SENT.value, now, msg_id),
         )
         assert can_move(TxState.BATCHED, TxState.SENT)
+        self._ahead.clear()  # its orders move
         self._ex.run(
             "UPDATE orders SET state = ?, updated_at = ? WHERE msg_id = ? AND state = ?",
             (TxState.SENT.value, now, msg_id, TxState.BATCHED.value),
@@ -769,8 +797,9 @@ class SqlUnitOfWork:
     """The repositories of one transaction."""
 
     def __init__(self, ex: Executor) -> None:
-        self.orders = SqlOrders(ex)
-        self.files = SqlFiles(ex)
+        read_ahead: ReadAhead = {}
+        self.orders = SqlOrders(ex, read_ahead)
+        self.files = SqlFiles(ex, read_ahead)
         self.inbound = SqlInbound(ex)
         self.outbox = SqlOutbox(ex)
         self.evidence = SqlEvidence(ex)

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,12 +34,18 @@ from gateway.service.clock import stamp, utcnow
 from gateway.service.ports import Queries, UnitOfWork
 
 
+@lru_cache(maxsize=64)
+def _stamp(moment: datetime) -> str:
+    # A unit of work writes the same few moments on many rows.
+    return stamp(moment)
+
+
 def _value(value: Any) -> Any:
     """A domain value as SQLite keeps it."""
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, datetime):
-        return stamp(value)
+        return _stamp(value)
     if isinstance(value, date):
         return value.isoformat()
     return value
