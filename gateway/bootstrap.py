@@ -59,8 +59,8 @@ log = structlog.get_logger("gateway.bootstrap")
 RelayPublisher = OneByOnePublisher
 
 # Outbox messages the relay claims at once, and how many of them may await their confirm.
-RELAY_BATCH = 1000
-RELAY_WINDOW = 1000
+RELAY_BATCH = 4000
+RELAY_WINDOW = 2000
 # Seconds between two looks for files to write into file-exchange partners' folders, when idle.
 FILE_RELAY_IDLE_SECONDS = 0.25
 

@@ -10,6 +10,7 @@ import click
 
 from gateway import logs
 from gateway.bench.e2e import DEFAULT_WORKDIR, BenchConfig, E2EBench
+from gateway.bench.relay import run_relay_bench
 from gateway.errors import GatewayError
 
 
@@ -62,6 +63,34 @@ def e2e(
         result = E2EBench(config).run()
     except GatewayError as exc:
         click.echo(f"bench_e2e: {exc}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps(result.as_json(), indent=2) if as_json else result.render())
+
+
+@main.command()
+@click.option("--postings", default=50_000, show_default=True, help="Postings in the outbox.")
+@click.option(
+    "--db",
+    "database",
+    type=click.Choice(["sqlite", "postgres"]),
+    default="sqlite",
+    show_default=True,
+    help="SQLite (a fresh file), or this checkout's PostgreSQL (a fresh schema gateway_bench).",
+)
+@click.option(
+    "--compare",
+    default=5_000,
+    show_default=True,
+    help="Postings also drained with a confirm awaited per message (0: not done).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the table.")
+def relay(postings: int, database: str, compare: int, as_json: bool) -> None:
+    """Confirmed postings per second of the outbox relay alone."""
+    logs.configure("console", "warning")
+    try:
+        result = run_relay_bench(postings, database, compare)
+    except GatewayError as exc:
+        click.echo(f"bench_relay: {exc}", err=True)
         sys.exit(2)
     click.echo(json.dumps(result.as_json(), indent=2) if as_json else result.render())
 

@@ -302,8 +302,8 @@ class E2EBench:
     def run(self) -> BenchResult:
         """Run the benchmark; processes are stopped after, whatever happens."""
         config = self.config
-        self.result.load = _load()
-        self.result.commit = _commit()
+        self.result.load = machine_load()
+        self.result.commit = checkout_commit()
         settings = self._prepare()
         declare_topology(settings)
         self._purge(settings)
@@ -504,7 +504,7 @@ def _peak_rss_mb(pid: int | None) -> float:
     return 0.0
 
 
-def _load() -> str:
+def machine_load() -> str:
     try:
         one, five, fifteen = Path("/proc/loadavg").read_text().split()[:3]
     except (OSError, ValueError):
@@ -512,7 +512,7 @@ def _load() -> str:
     return f"load average {one}, {five}, {fifteen} on {os.cpu_count()} CPUs"
 
 
-def _commit() -> str:
+def checkout_commit() -> str:
     head = ROOT / ".git"
     try:
         import subprocess  # noqa: PLC0415 - only for the header line
