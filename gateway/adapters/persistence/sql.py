@@ -588,17 +588,24 @@ class SqlOutbox:
         ]
 
     def mark_sent(self, row_ids: Sequence[int], now: datetime) -> None:
-        self._ex.run_many(
-            "UPDATE outbox SET sent_at = ?, claimed_by = NULL, claim_until = NULL"
-            " WHERE id = ? AND sent_at IS NULL",
-            [(now, row_id) for row_id in row_ids],
-        )
+        # One statement per thousand rows, not one per row.
+        for start in range(0, len(row_ids), 1000):
+            part = list(row_ids[start : start + 1000])
+            marks = ", ".join("?" * len(part))
+            self._ex.run(
+                "UPDATE outbox SET sent_at = ?, claimed_by = NULL, claim_until = NULL"  # noqa: S608 - placeholders only
+                f" WHERE id IN ({marks}) AND sent_at IS NULL",
+                (now, *part),
+            )
 
     def release(self, row_ids: Sequence[int]) -> None:
-        self._ex.run_many(
-            "UPDATE outbox SET claimed_by = NULL, claim_until = NULL WHERE id = ?",
-            [(row_id,) for row_id in row_ids],
-        )
+        for start in range(0, len(row_ids), 1000):
+            part = list(row_ids[start : start + 1000])
+            marks = ", ".join("?" * len(part))
+            self._ex.run(
+                f"UPDATE outbox SET claimed_by = NULL, claim_until = NULL WHERE id IN ({marks})",  # noqa: S608 - placeholders only
+                part,
+            )
 
     def park(self, row_id: int, reason: str, now: datetime) -> None:
         self._ex.run(
