@@ -109,21 +109,22 @@ class BatchService:
         )
         with self._storage.unit_of_work() as uow:
             ready = uow.orders.ready_groups(quiet_before, smallest_limit)
-        return self.cut_now([group.group_key for group in ready])
+        return self.cut_now([(group.partner, group.group_key) for group in ready])
 
-    def cut_now(self, keys: Sequence[str]) -> int:
-        """Cut these groups at once, ready or not (urgent orders: a group of one each); returns
-        the number of files built. A group another instance holds, or already cut, is passed."""
+    def cut_now(self, groups: Sequence[tuple[str, str]]) -> int:
+        """Cut these groups (partner, group key) at once, ready or not (urgent orders: a group of
+        one each); returns the number of files built. A group another instance holds, or already
+        cut, is passed."""
         built = 0
-        for key in keys:
+        for partner, key in groups:
             try:
-                built += self._cut_group(key)
+                built += self._cut_group(partner, key)
             except InvalidMessage as exc:
                 # One order the bank file cannot carry must not hold back the others.
                 log.error("batch.refused", group=key, error=str(exc))
                 try:
-                    if self._reject_unbuildable(key):
-                        built += self._cut_group(key)
+                    if self._reject_unbuildable(partner, key):
+                        built += self._cut_group(partner, key)
                 except GatewayError as again:
                     log.error("batch.blocked", group=key, error=str(again))
             except ClaimLost as exc:
@@ -134,21 +135,22 @@ class BatchService:
                 log.error("batch.blocked", group=key, error=str(exc))
         return built
 
-    def _cut_group(self, key: str) -> int:
+    def _cut_group(self, partner_name: str, key: str) -> int:
         """Cut a ready group into files of at most the partner's size; how many were built.
 
         Orders that arrive while a file is built wait for their group to be ready again."""
-        limit = self._settings.partners[key.split("|", 1)[0]].messages.max_txs_per_file
+        partner = self._settings.partner(partner_name)
+        limit = partner.messages.max_txs_per_file
         built = 0
-        while (cut := self._cut(key, limit)) > 0:
+        while (cut := self._cut(partner, key, limit)) > 0:
             built += 1
             if cut < limit:
                 break
         return built
 
-    def _reject_unbuildable(self, key: str) -> int:
+    def _reject_unbuildable(self, partner_name: str, key: str) -> int:
         """Reject, with a posting, each order of a group that fails alone; returns how many."""
-        partner = self._settings.partners[key.split("|", 1)[0]]
+        partner = self._settings.partner(partner_name)
         now = self._clock()
         rejected = 0
         with self._storage.unit_of_work() as uow:
@@ -185,9 +187,8 @@ class BatchService:
                 return None
             return stored, uow.counters.next_value("pain.001")
 
-    def _cut(self, key: str, limit: int) -> int:
+    def _cut(self, partner: PartnerProfile, key: str, limit: int) -> int:
         """Build one file of the group's oldest orders; how many it carries (0: none built)."""
-        partner = self._settings.partners[key.split("|", 1)[0]]
         started = time.perf_counter()
         claimed = self._claim(key, limit)
         if claimed is None:

@@ -84,11 +84,11 @@ class IntakeService:
         settings: Settings,
         clock: Clock = utcnow,
         metrics: Metrics = NO_METRICS,
-        on_urgent: Callable[[Sequence[str]], None] | None = None,
+        on_urgent: Callable[[Sequence[tuple[str, str]]], None] | None = None,
     ) -> None:
         self._storage = storage
-        # Told the group keys of new urgent orders once they are committed (the batcher cuts
-        # them at once); without it, urgent groups are cut by the batcher's next tick.
+        # Told the (partner, group key) of new urgent orders once they are committed (the
+        # urgent lane cuts them at once); without it, the batcher's ticks cut them.
         self._on_urgent = on_urgent
         self._metrics = metrics
         self._settings = settings
@@ -102,7 +102,7 @@ class IntakeService:
         are looked up in one query and its new orders stored in one statement batch."""
         now, started = self._clock(), time.perf_counter()
         parsed = [self._parse(message.body) for message in messages]
-        urgent: list[str] = []
+        urgent: list[tuple[str, str]] = []
         with self._storage.unit_of_work() as uow:
             outcomes = self._store(uow, parsed, now, urgent)
             crashpoints.hit("intake.before_commit")
@@ -136,7 +136,7 @@ class IntakeService:
         return _Parsed(body, payload, order, partner, content_hash=content_hash(payload))
 
     def _store(
-        self, uow: UnitOfWork, chunk: list[_Parsed], now: datetime, urgent: list[str]
+        self, uow: UnitOfWork, chunk: list[_Parsed], now: datetime, urgent: list[tuple[str, str]]
     ) -> list[IntakeOutcome]:
         ids = [p.order.order_id for p in chunk if p.order is not None]
         known = uow.orders.content_hashes(ids) if ids else {}
@@ -187,7 +187,7 @@ class IntakeService:
                 continue
             log.debug("order.received", order_id=new.order_id, result=result, partner=new.partner)
             if result == "new" and new.group_key.rsplit("|", 1)[-1].startswith(URGENT_GROUP):
-                urgent.append(new.group_key)
+                urgent.append((new.partner, new.group_key))
             outcomes[index] = IntakeOutcome(new.order_id, result)
         return [outcome for outcome in outcomes if outcome is not None]
 

@@ -52,24 +52,26 @@ def test_intake_hands_over_only_new_urgent_orders_once_committed(settings: Setti
     """The urgent lane is told the group of each new urgent order after the commit (the order
     is visible to readers by then); normal orders and a redelivered urgent order are not."""
     _, storage = in_memory(settings)
-    told: list[tuple[str, bool]] = []
+    told: list[tuple[str, str, bool]] = []
 
-    def lane(keys: Sequence[str]) -> None:
-        told.extend((k, storage.queries.order(k.rsplit(":", 1)[1]) is not None) for k in keys)
+    def lane(groups: Sequence[tuple[str, str]]) -> None:
+        told.extend(
+            (p, k, storage.queries.order(k.rsplit(":", 1)[1]) is not None) for p, k in groups
+        )
 
     intake = IntakeService(storage, settings, on_urgent=lane)
     urgent = _batch(2, priority="urgent")
     intake.handle(_msgs(_batch(1), urgent))
     intake.handle(_msgs(urgent))  # the core resends it
-    [(key, committed)] = told
-    assert key.endswith("|urgent:RUN-0002") and committed
+    [(partner, key, committed)] = told
+    assert partner == "agribank" and key.endswith("|urgent:RUN-0002") and committed
 
 
 def test_an_urgent_order_leaves_without_waiting_for_its_batch(settings: Settings) -> None:
     """With batches cut only after an hour's quiet, the batcher's tick builds nothing, while
     cutting the urgent group builds a file at once, carrying the urgent order alone."""
     gateway, storage = in_memory(replace(settings, batch_quiet_seconds=3600))
-    keys: list[str] = []
+    keys: list[tuple[str, str]] = []
     intake = IntakeService(storage, gateway.settings, on_urgent=keys.extend)
     intake.handle(_msgs(_batch(1), _batch(2, priority="urgent"), _batch(3)))
     assert gateway.batcher.tick() == 0
