@@ -45,6 +45,8 @@ class Confirmations:
 
     # Confirmed by the broker (acked, not returned), in the order the confirms arrived.
     confirmed: list[Hashable] = field(default_factory=list)
+    # Seconds from each confirmed message's hand-over to its confirm, in the same order.
+    latencies: list[float] = field(default_factory=list)
     # Returned by the broker as unroutable (no queue bound): a permanent fault, with the reason.
     unroutable: list[tuple[Hashable, str]] = field(default_factory=list)
     # Nacked, or their connection lost before the confirm: to be sent again, with the reason.
@@ -79,8 +81,8 @@ class PipelinedPublisher:
         self._channel: BlockingChannel | None = None
         self._impl: Any = None  # the asynchronous pika.channel.Channel under self._channel
         self._tag = 0
-        # Delivery tag -> (token, message id), in tag order.
-        self._inflight: OrderedDict[int, tuple[Hashable, str]] = OrderedDict()
+        # Delivery tag -> (token, message id, when handed over), in tag order.
+        self._inflight: OrderedDict[int, tuple[Hashable, str, float]] = OrderedDict()
         self._returned: dict[str, str] = {}
         self._settled = Confirmations()
         self._selected = False
@@ -142,7 +144,7 @@ class PipelinedPublisher:
 
     def _lose(self, reason: str) -> None:
         """The connection is gone or given up: every unconfirmed message failed."""
-        for token, _ in self._inflight.values():
+        for token, _, _ in self._inflight.values():
             self._settled.failed.append((token, reason))
         self._inflight.clear()
         self._returned.clear()
@@ -184,11 +186,12 @@ class PipelinedPublisher:
         acked = isinstance(method, pika.spec.Basic.Ack)
         last = int(method.delivery_tag)
         tags = [last] if not method.multiple else [t for t in self._inflight if t <= last]
+        now = time.perf_counter()
         for tag in tags:
             entry = self._inflight.pop(tag, None)
             if entry is None:
                 continue
-            token, message_id = entry
+            token, message_id, handed = entry
             returned = self._returned.pop(message_id, None)
             if not acked:
                 self._settled.failed.append((token, f"broker refused message {message_id}"))
@@ -196,6 +199,7 @@ class PipelinedPublisher:
                 self._settled.unroutable.append((token, returned))
             else:
                 self._settled.confirmed.append(token)
+                self._settled.latencies.append(now - handed)
 
     # --- publishing --------------------------------------------------------------------------
 
@@ -232,7 +236,11 @@ class PipelinedPublisher:
             self._lose(f"broker unavailable: {exc!r}")
             raise TransientError(f"broker unavailable: {exc!r}") from exc
         self._tag += 1
-        self._inflight[self._tag] = (message_id if token is None else token, message_id)
+        self._inflight[self._tag] = (
+            message_id if token is None else token,
+            message_id,
+            time.perf_counter(),
+        )
         if crashpoints.armed(UNCONFIRMED):
             assert self._conn is not None
             self._write_frames()

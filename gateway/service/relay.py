@@ -42,6 +42,8 @@ class Settled(Protocol):
     """What became of messages handed to a pipelining publisher, by token."""
 
     confirmed: list[Hashable]
+    # Seconds from hand-over to confirm of each confirmed message.
+    latencies: list[float]
     unroutable: list[tuple[Hashable, str]]
     failed: list[tuple[Hashable, str]]
 
@@ -74,6 +76,8 @@ class _Drained:
 
     confirmed: list[int] = field(default_factory=list)
     parked: list[tuple[int, str]] = field(default_factory=list)
+    # Seconds each confirmed message waited for its confirm.
+    latencies: list[float] = field(default_factory=list)
 
 
 class RelayService:
@@ -124,7 +128,6 @@ class RelayService:
             self._publisher.keepalive()
             return 0
         drained = _Drained()
-        started = time.perf_counter()
         try:
             if isinstance(self._publisher, PipeliningPublisher):
                 self._pipelined(self._publisher, pending, drained)
@@ -134,14 +137,15 @@ class RelayService:
             log.warning("outbox.publish_failed", error=str(exc), confirmed=len(drained.confirmed))
         finally:
             self._mark(pending, drained)
-        if drained.confirmed:
-            self._metrics.publish_confirmed((time.perf_counter() - started) / len(pending))
+        for seconds in drained.latencies:
+            self._metrics.publish_confirmed(seconds)
         return len(drained.confirmed)
 
     def _one_by_one(self, pending: Sequence[PendingMessage], drained: _Drained) -> None:
         """Publish each message and wait for its confirm before the next."""
         for item in pending:
             message = item.message
+            started = time.perf_counter()
             try:
                 self._publisher.publish(
                     message.exchange,
@@ -156,6 +160,7 @@ class RelayService:
                 log.error("outbox.parked", message_id=message.message_id, error=str(exc))
                 drained.parked.append((item.row_id, str(exc)))
                 continue
+            drained.latencies.append(time.perf_counter() - started)
             crashpoints.hit("relay.confirmed_unmarked")
             drained.confirmed.append(item.row_id)
 
@@ -192,6 +197,7 @@ class RelayService:
         if settled.confirmed:
             crashpoints.hit("relay.confirmed_unmarked")
         drained.confirmed.extend(cast(int, token) for token in settled.confirmed)
+        drained.latencies.extend(settled.latencies)
 
     def _mark(self, pending: Sequence[PendingMessage], drained: _Drained) -> None:
         """Mark the confirmed messages sent, park the unroutable ones, release the rest."""
