@@ -39,8 +39,9 @@ from gateway.adapters import topology
 from gateway.adapters.persistence import open_storage, timings
 from gateway.adapters.persistence.postgres import fresh_schema
 from gateway.adapters.rabbitmq import Delivery, connect, consume
+from gateway.banksim.wiring import bank_keypair
 from gateway.bench.orders import BenchOrders, generate, urgent_order
-from gateway.bootstrap import bank_keypair, declare_topology, our_keypair
+from gateway.bootstrap import declare_topology, our_keypair
 from gateway.config import Settings, load_settings
 from gateway.contracts import check_posting
 from gateway.demo.month import PARTNER

@@ -15,8 +15,9 @@ from gateway.iso20022.pain001 import read_pain001
 from gateway.iso20022.xml import parse_xml
 from gateway.service.channels import TO_BANK_EXCHANGE
 from gateway.service.intake import IntakeService, group_key
+from tests.doubles import Msg
 from tests.unit.test_batcher import in_memory, outbox_bodies
-from tests.unit.test_intake import Msg, order
+from tests.unit.test_intake import order
 
 
 def _msgs(*orders: dict[str, Any]) -> list[Msg]:
