@@ -112,7 +112,7 @@ class BenchResult:
         lines = [
             "bench_e2e: orders from treasury.orders to final ledger postings",
             f"  commit {self.commit or '?'}; load before the run: {self.load or '?'}",
-            f"  orders {self.orders} in {self.files} files (mix: {_mix(self.mix)}),"
+            f"  orders {self.orders} in {self.files} files ({_mix(self.mix)}),"
             f" database {c.database}, gateway instances {c.instances}",
             f"  orders published before the start in {self.publish_s:.1f} s (not counted)",
             f"  {'COMPLETE' if self.complete else 'INCOMPLETE'}: {self.rate:,.0f} orders/s"
@@ -153,8 +153,21 @@ class BenchResult:
 def _mix(values: dict[str, int]) -> str:
     if len(values) <= 8:
         return ", ".join(f"{k} {v}" for k, v in values.items())
-    sizes = Counter(values.values())
-    return ", ".join(f"{n}x{size}" for size, n in sorted(sizes.items(), reverse=True))
+    kinds: dict[str, list[int]] = {}
+    for key, size in values.items():
+        kind = {"BTXH": "benefit run", "NCC-": "supplier batches", "LOT-": "large batches"}.get(
+            key[:4], "bills by category"
+        )
+        kinds.setdefault(kind, []).append(size)
+    parts = []
+    for kind, sizes in kinds.items():
+        if kind == "large batches":
+            by_size = Counter(sizes)
+            shown = ", ".join(f"{n}x{size}" for size, n in sorted(by_size.items(), reverse=True))
+            parts.append(f"{kind} {shown}")
+        else:
+            parts.append(f"{kind} {sum(sizes)} in {len(sizes)}")
+    return "; ".join(parts)
 
 
 class _Ledger:
