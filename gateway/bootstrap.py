@@ -269,7 +269,7 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
         )
 
     def urgent_intake(stop: threading.Event) -> None:
-        # A few at a time, handled within milliseconds of their arrival, first in line for the
+        # Each one handled as it arrives (no waiting to fill a chunk), first in line for the
         # database's write lock.
         prefer_this_thread()
         consume(
@@ -278,8 +278,8 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
             gateway.intake.handle,
             stop,
             prefetch=16,
-            chunk=16,
-            idle=0.005,
+            chunk=1,
+            idle=0.25,
             name="intake",
             metrics=gateway.metrics,
         )
