@@ -29,6 +29,9 @@ from gateway.service.file_scanner import CLAIMED, PROCESSED, FileScanner
 from tests.doubles import FakeClock
 from tests.integration.test_files import PARTNER, Exchange, batch_bills
 
+# slow: a real sshd and whole flows over SFTP.
+pytestmark = pytest.mark.slow
+
 SSHD = "/usr/sbin/sshd"
 
 
