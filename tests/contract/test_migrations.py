@@ -268,8 +268,8 @@ def test_postgres_version_4_backfills_status_and_reason_class(postgres_url: str)
         storage.close()
 
 
-def test_sqlite_quarantine_rows_keep_their_bytes_across_version_5(tmp_path: Path) -> None:
-    """A file quarantined before version 5 (its bytes in its row) keeps them, and gains its
+def test_sqlite_quarantine_rows_keep_their_bytes_across_version_6(tmp_path: Path) -> None:
+    """A file quarantined before version 6 (its bytes in its row) keeps them, and gains its
     size; rows written since keep none."""
     path = tmp_path / "gateway.db"
     _old_database(path)
@@ -299,11 +299,11 @@ def test_sqlite_quarantine_rows_keep_their_bytes_across_version_5(tmp_path: Path
         storage.close()
 
 
-def test_postgres_quarantine_rows_keep_their_bytes_across_version_5(postgres_url: str) -> None:
-    """The same on PostgreSQL: a database at version 4 with a quarantined file upgraded."""
+def test_postgres_quarantine_rows_keep_their_bytes_across_version_6(postgres_url: str) -> None:
+    """The same on PostgreSQL: a database at version 5 with a quarantined file upgraded."""
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(migrations._VERSION_TABLE.format(time="TIMESTAMPTZ"))
-        for migration in migrations.shipped("postgres")[:4]:
+        for migration in migrations.shipped("postgres")[:5]:
             for statement in migration.statements:
                 conn.execute(statement)
             conn.execute(
