@@ -587,7 +587,7 @@ class Queries(Protocol):
 
     def quarantined_raw(self, sha256: str) -> bytes | None:
         """The bytes of a file quarantined before files were kept in the quarantine folder
-        (schema 4 and later keep none in the database)."""
+        (schema 6 and later keep none in the database)."""
 
     def quarantine_by_class(self) -> list[tuple[str, str, int]]:
         """(partner, reason class, count) of refused inbound files."""
