@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -258,6 +259,74 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
     runtime.add("deadlines", every(settings.deadline_check_seconds, watch.tick))
     start_file_exchange(gateway, runtime)
     start_metrics(gateway, runtime)
+    if settings.console_with_run:
+        start_console(settings, gateway.storage, runtime)
+
+
+# --- the operations console (gateway/adapters/web/) ------------------------------------------
+
+
+def build_console(settings: Settings, storage: Storage, *, broker: bool = True) -> Any:
+    """The console's ASGI app on this database (and broker, for parked messages)."""
+    from gateway.adapters.admin_actions import BrokerAdminActions  # noqa: PLC0415 - when used
+    from gateway.adapters.web.app import Console, create_app  # noqa: PLC0415
+    from gateway.adapters.web.auth import Sessions, Throttle, load_secret  # noqa: PLC0415
+    from gateway.adapters.web.passwords import Argon2Hasher  # noqa: PLC0415
+
+    secret = load_secret(
+        settings.path(settings.console_secret_file), os.environ.get("GATEWAY_CONSOLE_SECRET", "")
+    )
+    return create_app(
+        Console(
+            settings=settings,
+            storage=storage,
+            actions=BrokerAdminActions(settings, storage, broker=broker),
+            hasher=Argon2Hasher(),
+            sessions=Sessions(secret, secure=bool(settings.console_tls_cert)),
+            throttle=Throttle(),
+        )
+    )
+
+
+def console_server(
+    settings: Settings, storage: Storage, *, address: str, port: int, broker: bool = True
+) -> Any:
+    """A uvicorn server of the console (run it with `.run()`; `.should_exit` stops it)."""
+    import uvicorn  # noqa: PLC0415 - only when the console is served
+
+    tls = bool(settings.console_tls_cert)
+    config = uvicorn.Config(
+        build_console(settings, storage, broker=broker),
+        host=address,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        ssl_certfile=str(settings.path(settings.console_tls_cert)) if tls else None,
+        ssl_keyfile=str(settings.path(settings.console_tls_key)) if tls else None,
+    )
+    return uvicorn.Server(config)
+
+
+def start_console(settings: Settings, storage: Storage, runtime: Runtime) -> None:
+    """Serve the console as a worker of `runtime` (a port already taken is said, not fatal)."""
+    server = console_server(
+        settings, storage, address=settings.console_address, port=settings.console_port
+    )
+
+    def serve(stop: threading.Event) -> None:
+        def stopper() -> None:
+            stop.wait()
+            server.should_exit = True
+
+        threading.Thread(target=stopper, daemon=True).start()
+        log.info("console.serving", address=settings.console_address, port=settings.console_port)
+        try:
+            server.run()
+        except (OSError, SystemExit) as exc:
+            log.error("console.unavailable", port=settings.console_port, error=str(exc))
+
+    runtime.add("console", serve)
 
 
 # --- metrics: Prometheus's /metrics for admins (gateway/adapters/prometheus.py) ----------------

@@ -17,10 +17,13 @@ from gateway import logs
 from gateway.commands import existing_database, iso
 from gateway.commands import files as files_commands
 from gateway.commands import metrics as metrics_commands
+from gateway.commands.audit import audit
+from gateway.commands.console import console
 from gateway.commands.db import db
 from gateway.commands.dlq import dlq
 from gateway.commands.keys import keys
 from gateway.commands.reconcile import reconcile
+from gateway.commands.users import users
 from gateway.commands.verify import verify
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
@@ -357,3 +360,6 @@ cli.add_command(dlq)
 cli.add_command(reconcile)
 cli.add_command(metrics_commands.metrics)
 cli.add_command(db)
+cli.add_command(audit)
+cli.add_command(users)
+cli.add_command(console)

@@ -74,6 +74,18 @@ class Settings:
     metrics_port: int = 9464
     # Address the metrics port is bound to (0.0.0.0 to be scraped from other machines).
     metrics_address: str = "127.0.0.1"
+    # Port of the operations console (`gateway console`, or `gateway run` with console_with_run).
+    console_port: int = 8470
+    # Address the console is bound to; keep 127.0.0.1 and put a TLS proxy in front, or set TLS.
+    console_address: str = "127.0.0.1"
+    # Whether `gateway run` serves the console too.
+    console_with_run: bool = False
+    # File holding the console's cookie-signing secret (created, mode 0600, when missing);
+    # GATEWAY_CONSOLE_SECRET, when set, comes first. Relative paths are under home.
+    console_secret_file: str = "var/console.secret"  # noqa: S105 - a path, not a secret
+    # Certificate and key (PEM) to serve the console over TLS (then cookies are Secure).
+    console_tls_cert: str = ""
+    console_tls_key: str = ""
     # Partner profiles by name.
     partners: dict[str, PartnerProfile] = field(default_factory=dict)
 
@@ -148,6 +160,11 @@ def load_settings(home: Path | None = None, **overrides: Any) -> Settings:
         values.update(_read_toml(conf_file).get("gateway", {}))
     simple = {f.name: f for f in fields(Settings) if f.name not in ("home", "partners")}
     unknown = sorted(set(values) - set(simple))
+    if "console_secret" in unknown:
+        raise ConfigError(
+            f"{conf_file}: console_secret: the secret is never written in the configuration; set"
+            " GATEWAY_CONSOLE_SECRET or let console_secret_file hold it"
+        )
     if "pkcs11_pin" in unknown:
         raise ConfigError(
             f"{conf_file}: pkcs11_pin: the PIN is never written in the configuration; set"

@@ -23,7 +23,7 @@ from gateway.adapters.rabbitmq import (
 from gateway.commands import existing_database
 from gateway.config import Settings
 from gateway.errors import GatewayError
-from gateway.service.ports import DlqAction
+from gateway.service.ports import AuditEntry, DlqAction
 
 # The outbox's parked messages are addressed as this pseudo-queue.
 OUTBOX = "outbox"
@@ -165,6 +165,10 @@ def _record(
     body: bytes | None,
     headers: dict[str, Any],
 ) -> None:
+    from gateway.service.audit import logged
+
+    now = datetime.now(UTC)
+    detail = {"queue": queue} | ({"reason": reason} if reason else {})
     with existing_database(settings).unit_of_work() as uow:
         uow.admin.record_dlq_action(
             DlqAction(
@@ -177,8 +181,13 @@ def _record(
                 headers=headers,
                 actor=getpass.getuser(),
             ),
-            datetime.now(UTC),
+            now,
         )
+        # The same action in the hash-chained audit trail, in the same transaction.
+        row = uow.audit.append(
+            AuditEntry(getpass.getuser(), "cli", f"dlq.{action}", message_id or "", detail), now
+        )
+    logged(row)
 
 
 @dlq.command("replay")
