@@ -32,6 +32,7 @@ from gateway.service.ports import (
     Storage,
     Unmatched,
 )
+from tests.contract.console_store import ConsoleContract
 from tests.contract.values import (
     DAY,
     GROUP,
@@ -57,7 +58,7 @@ from tests.contract.values import (
 # --- the contract --------------------------------------------------------------------------------
 
 
-class StoreContract:
+class StoreContract(ConsoleContract):
     """What every `Storage` backend must do; subclasses say how to `make()` one."""
 
     # What `Storage.kind` says for this backend.
