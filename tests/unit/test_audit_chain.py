@@ -76,8 +76,8 @@ def test_an_edited_and_resealed_row_is_found() -> None:
     """A row changed and sealed again breaks the link from the row after it."""
     rows = chain(5)
     edited = replace(rows[1], subject="other")
-    edited = replace(edited, row_hash=seal(**{k: getattr(edited, k) for k in (
-        "seq", "at", "actor", "via", "action", "subject", "detail_json", "prev_hash")}))  # fmt: skip
+    names = ("seq", "at", "actor", "via", "action", "subject", "detail_json", "prev_hash")
+    edited = replace(edited, row_hash=seal(**{k: getattr(edited, k) for k in names}))
     rows[1] = edited
     broken = verify(rows, head(rows))
     assert broken is not None and (broken.seq, broken.kind) == (2, "changed")

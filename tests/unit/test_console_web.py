@@ -23,10 +23,10 @@ from gateway.domain.audit import verify
 from gateway.domain.states import TxState
 from gateway.service.channels import TO_BANK_EXCHANGE
 from gateway.service.ports import BankAnswer, NewOrder, OutboundFile, OutboxMessage
-from gateway.service.users import add_user
+from gateway.service.users import add_user, set_disabled
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
-PASSWORD = "mật-khẩu-đủ-dài-1"  # noqa: S105 - a test user's password
+PASSWORD = "mật-khẩu-đủ-dài-1"
 FILE_BYTES = b"<?xml version='1.0'?><Document>exact \xc4\x91 bytes</Document>"
 
 
@@ -184,8 +184,6 @@ def test_disabled_user_cannot_log_in_and_loses_the_session(
     client: TestClient, storage: MemoryStorage
 ) -> None:
     """Disabling a user ends their session at the next request."""
-    from gateway.service.users import set_disabled
-
     assert login(client, "an") == 303
     assert client.get("/", follow_redirects=False).status_code == 200
     set_disabled(storage, name="an", disabled=True, actor="root", via="cli")
