@@ -13,8 +13,10 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from pathlib import Path
 
 import pika
+from cryptography import x509
 from pika.exceptions import AMQPError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -200,6 +202,12 @@ class ParkingCollector:
 
     def read(self) -> list[Metric]:
         """Ask the broker now."""
+        consumers = GaugeMetricFamily(
+            f"{PREFIX}_queue_consumers",
+            "Consumers attached to each queue the gateway or its partners consume (0 on"
+            " gateway.orders or gateway.from-bank: no gateway instance is taking work).",
+            labels=["queue"],
+        )
         parked = GaugeMetricFamily(
             f"{PREFIX}_parked_messages",
             "Messages waiting in <queue>.parking for an admin (`gateway dlq`), by queue; parked"
@@ -222,6 +230,12 @@ class ParkingCollector:
                 channel = conn.channel()
                 for queue in self._queues:
                     try:
+                        attached = channel.queue_declare(queue, passive=True)
+                        consumers.add_metric([queue], attached.method.consumer_count)
+                    except pika.exceptions.ChannelClosedByBroker:
+                        channel = conn.channel()  # not declared (yet): nobody consumes it
+                        consumers.add_metric([queue], 0)
+                    try:
                         found = channel.queue_declare(parking_queue(queue), passive=True)
                     except pika.exceptions.ChannelClosedByBroker:
                         channel = conn.channel()  # not declared (yet): nothing parked there
@@ -242,4 +256,58 @@ class ParkingCollector:
             labels=["host"],
         )
         broker.add_metric([host], up)
-        return [broker, parked]
+        return [broker, consumers, parked] if up else [broker, parked]
+
+
+class CertificateCollector:
+    """When the certificates the gateway relies on stop being valid: our signing certificates
+    (current and next) in the keys folder, and each partner's pinned ones (the earlier of the
+    certificate's own end and the pin's `not_after`). Files are read at most every `max_age`
+    seconds; one that cannot be read is left out (the partner's reports are quarantined then,
+    which has its own alert)."""
+
+    def __init__(self, settings: Settings, *, max_age: float = 60.0) -> None:
+        self._settings = settings
+        self._max_age = max_age
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[Metric]] | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        """The certificate gauge (from cache when fresh)."""
+        with self._lock:
+            if self._cached is None or time.monotonic() - self._cached[0] >= self._max_age:
+                self._cached = (time.monotonic(), self.read())
+            return list(self._cached[1])
+
+    def read(self) -> list[Metric]:
+        """Read the certificates now."""
+        gauge = GaugeMetricFamily(
+            f"{PREFIX}_certificate_not_after_timestamp_seconds",
+            "When a certificate stops being trusted (Unix time): ours (owner=treasury) and each"
+            " partner's pinned ones; alert when less than 30 days remain.",
+            labels=["owner", "name"],
+        )
+        settings = self._settings
+        ours = settings.keys_path
+        for stem in (settings.signing_key, f"{settings.signing_key}.next"):
+            end = _not_after(ours / f"{stem}.cert.pem")
+            if end is not None:
+                gauge.add_metric(["treasury", stem], end.timestamp())
+        for partner in sorted(settings.partners.values(), key=lambda p: p.name):
+            for pinned in partner.signature.certificates:
+                end = _not_after(settings.path(pinned.path))
+                if end is None:
+                    continue
+                if pinned.not_after is not None:
+                    end = min(end, pinned.not_after)
+                gauge.add_metric([partner.name, Path(pinned.path).name], end.timestamp())
+        return [gauge]
+
+
+def _not_after(path: Path) -> datetime | None:
+    """The end of a PEM certificate's validity, or None when it cannot be read."""
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return cert.not_valid_after_utc
