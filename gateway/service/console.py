@@ -209,7 +209,7 @@ def timeline(queries: Queries, order: StoredOrder) -> list[Event]:
     ids = [posting_id(kind, order.order_id) for kind in PostingKind]
     for posted in queries.outbox_messages(ids):
         body = json.loads(posted.body)
-        sent = f"sent {posted.sent_at:%Y-%m-%d %H:%M:%S}" if posted.sent_at else "not yet sent"
+        sent = "sent" if posted.sent_at else "not yet sent"
         events.append(
             Event(
                 posted.created_at,

@@ -29,6 +29,7 @@ def test_counts_and_dates() -> None:
     assert count(3631) == "3.631"
     assert count(None) == "0"
     assert day(date(2026, 11, 29)) == "29/11/2026"
+    assert day("2026-11-02") == "02/11/2026"
     assert moment(datetime(2026, 11, 29, 17, 30, 5, tzinfo=UTC)) == "30/11/2026 00:30:05"
     assert moment(None) == ""
 

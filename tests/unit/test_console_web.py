@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -22,10 +22,18 @@ from gateway.config import Settings
 from gateway.domain.audit import verify
 from gateway.domain.states import TxState
 from gateway.service.channels import TO_BANK_EXCHANGE
-from gateway.service.ports import BankAnswer, NewOrder, OutboundFile, OutboxMessage
+from gateway.service.ports import (
+    BankAnswer,
+    NewOrder,
+    OutboundFile,
+    OutboxMessage,
+    StatementEntryRecord,
+    StatementRecord,
+)
 from gateway.service.users import add_user, set_disabled
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+DAY = date(2026, 11, 2)
 PASSWORD = "mật-khẩu-đủ-dài-1"
 FILE_BYTES = b"<?xml version='1.0'?><Document>exact \xc4\x91 bytes</Document>"
 
@@ -82,7 +90,19 @@ def storage() -> MemoryStorage:
     with store.unit_of_work() as uow:
         current = uow.orders.get("ORD-1")
         assert current is not None
-        uow.orders.move(current, TxState.SETTLED, BankAnswer("ACSC", bank_ref="B1"), T0)
+        answer = BankAnswer("ACSC", bank_ref="B1", value_date=DAY)
+        uow.orders.move(current, TxState.SETTLED, answer, T0)
+        opening = Decimal("10000000000")
+        kept = StatementRecord(
+            "agribank", "STMT-1", "C53-1", "3761", DAY, "VND", opening,
+            opening - Decimal("2752515310"), [],
+        )  # fmt: skip
+        uow.evidence.add_statement(kept, T0)
+        line = StatementEntryRecord(
+            "agribank", "B1", "STMT-1", "DBIT", "BOOK", Decimal("2752515310"), "VND", DAY,
+            "ORD-1", None,
+        )  # fmt: skip
+        uow.evidence.add_statement_entry(line)
     for name, role in (("lan", "operator"), ("an", "viewer")):
         add_user(store, hasher, name=name, role=role, password=PASSWORD, actor="root", via="cli")
     return store
@@ -230,6 +250,13 @@ def test_viewer_is_refused_operator_actions_on_the_server(
         assert client.post(path, data=form).status_code == 403, path  # ... and no action
     assert client.get("/parked/confirm?action=replay&queue=outbox&id=P-parked").status_code == 403
     assert [p.message_id for p in storage.queries.outbox_parked()] == ["P-parked"]
+    refused = [r for r in storage.queries.audit_trail() if r.action == "console.refused"]
+    assert [(r.actor, r.subject) for r in refused] == [
+        ("an", "/parked/replay"),
+        ("an", "/parked/drop"),
+        ("an", "/quarantine/1/reprocess"),
+        ("an", "/parked/confirm"),
+    ]
 
 
 def test_operator_needs_the_csrf_token_to_act(client: TestClient, storage: MemoryStorage) -> None:
@@ -296,3 +323,31 @@ def test_login_goes_back_only_to_this_console(client: TestClient) -> None:
     form = {"csrf": token, "username": "an", "password": PASSWORD, "next": "//evil.example/"}
     response = client.post("/login", data=form, follow_redirects=False)
     assert response.headers["location"] == "/"
+
+
+def test_reconciliation_of_a_day(client: TestClient) -> None:
+    """A day's statement per partner and account, reconciled as `gateway reconcile` does."""
+    login(client, "an")
+    page = client.get("/reconcile", params={"date": "2026-11-02"})
+    assert page.status_code == 200
+    assert "agribank · tài khoản 3761 · 02/11/2026" in page.text
+    assert "KHỚP (reconciled)" in page.text
+    assert "2.752.515.310 ₫" in page.text
+    assert client.get("/reconcile", params={"date": "2026-12-01"}).status_code == 200
+
+
+def test_quarantined_files_listed_downloaded_and_reprocess_confirmed(
+    client: TestClient, storage: MemoryStorage
+) -> None:
+    """A refused bank file is shown with its reason, downloaded byte for byte, and its
+    reprocessing goes through a confirmation page."""
+    raw = b"<Document>\x00 refused</Document>"
+    with storage.unit_of_work() as uow:
+        uow.inbound.quarantine("agribank", raw, "signature: digest mismatch", T0)
+    login(client, "lan")
+    listed = client.get("/quarantine")
+    assert "signature: digest mismatch" in listed.text and "Xử lý lại" in listed.text
+    assert client.get("/quarantine/1/download").content == raw
+    confirm = client.get("/quarantine/1/confirm")
+    assert confirm.status_code == 200 and "/quarantine/1/reprocess" in confirm.text
+    assert client.get("/quarantine/9/confirm").status_code == 404

@@ -31,7 +31,7 @@ from gateway.domain.audit import ZERO_HASH
 from gateway.domain.states import FileState
 from gateway.errors import GatewayError
 from gateway.service import console
-from gateway.service.audit import check
+from gateway.service.audit import check, record
 from gateway.service.clock import Clock, utcnow
 from gateway.service.ports import ConsoleUser, Storage
 from gateway.service.statements import load_reconciliation
@@ -123,7 +123,18 @@ def create_app(deps: Console) -> Starlette:  # noqa: PLR0915 - one closure per p
 
         async def checked(request: Request, session: Session, user: ConsoleUser) -> Response:
             if user.role != OPERATOR:
+                # Refused on the server, and kept in the audit trail with what was attempted.
                 log.warning("console.refused", user=user.name, path=request.url.path)
+                await run_in_threadpool(
+                    lambda: record(
+                        deps.storage,
+                        actor=user.name,
+                        via="console",
+                        action="console.refused",
+                        subject=request.url.path,
+                        detail={"method": request.method, "role": user.role},
+                    )
+                )
                 return page(
                     request, session, user, "refused.html", status_code=403, path=request.url.path
                 )

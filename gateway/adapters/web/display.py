@@ -48,8 +48,10 @@ def moment(value: datetime | None) -> str:
     return value.astimezone(HANOI).strftime("%d/%m/%Y %H:%M:%S")
 
 
-def day(value: date | None) -> str:
-    """A date as Vietnamese writes it: `29/11/2026`."""
+def day(value: date | str | None) -> str:
+    """A date (or an ISO date's text) as Vietnamese writes it: `29/11/2026`."""
+    if isinstance(value, str):
+        value = date.fromisoformat(value) if value else None
     return value.strftime("%d/%m/%Y") if value else ""
 
 
