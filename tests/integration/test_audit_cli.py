@@ -129,3 +129,35 @@ def test_verify_finds_the_first_tampered_row(db: Db, tamper: str, seq: int, kind
     result = run(db, "audit", "verify")
     assert result.exit_code == 1, result.output
     assert f"BROKEN at row {seq} ({kind})" in result.output
+
+
+def test_key_rotation_is_audited(tmp_path: Path) -> None:
+    """`gateway keys rotate` appends a row naming the key, its id and when it signs from."""
+    from datetime import timedelta  # noqa: PLC0415 - this test's alone
+
+    from gateway.signing.keys import PASSPHRASE_ENV  # noqa: PLC0415
+
+    db_path = tmp_path / "var" / "gateway.db"
+    open_storage("", db_path).close()
+    env = {
+        "GATEWAY_HOME": str(tmp_path),
+        "GATEWAY_KEYS_DIR": str(tmp_path / "keys"),
+        "GATEWAY_DB_URL": "",
+        "GATEWAY_DB_PATH": str(db_path),
+        PASSPHRASE_ENV: "correct horse battery staple",
+    }
+    runner = CliRunner()
+    assert runner.invoke(cli, ["keys", "generate"], env=env).exit_code == 0
+    when = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    rotated = runner.invoke(
+        cli, ["keys", "rotate", "--activate-at", when.isoformat(), "--export", str(tmp_path / "o")],
+        env=env,
+    )  # fmt: skip
+    assert rotated.exit_code == 0, rotated.output
+    storage = open_storage("", db_path)
+    try:
+        (row,) = storage.queries.audit_trail()
+    finally:
+        storage.close()
+    assert (row.via, row.action, row.subject) == ("cli", "keys.rotate", "kbnn-gateway")
+    assert when.isoformat() in row.detail_json and '"key_id":' in row.detail_json
