@@ -122,7 +122,7 @@ def make_client(
         actions=BrokerAdminActions(settings, storage, broker=False),
         hasher=Argon2Hasher(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)),
         sessions=Sessions(b"k" * 32, secure=secure),
-        throttle=Throttle(limit=3, window=60, clock=clock),
+        throttle=Throttle(limit=3, address_limit=5, window=60, clock=clock),
         clock=lambda: T0 + timedelta(minutes=5),
     )
     return TestClient(
@@ -198,6 +198,15 @@ def test_wrong_passwords_are_throttled(client: TestClient, clock: Clock) -> None
     assert login(client, "lan") == 429
     clock.now += 61
     assert login(client, "lan") == 303
+
+
+def test_one_address_is_throttled_across_user_names(client: TestClient, clock: Clock) -> None:
+    """Guessing many user names from one address meets the address's limit (5 in the test)."""
+    for name in ("a1", "a2", "a3", "a4", "a5"):
+        assert login(client, name, "wrong password!") == 401
+    assert login(client, "an") == 429
+    clock.now += 61
+    assert login(client, "an") == 303
 
 
 def test_disabled_user_cannot_log_in_and_loses_the_session(
@@ -351,3 +360,12 @@ def test_quarantined_files_listed_downloaded_and_reprocess_confirmed(
     confirm = client.get("/quarantine/1/confirm")
     assert confirm.status_code == 200 and "/quarantine/1/reprocess" in confirm.text
     assert client.get("/quarantine/9/confirm").status_code == 404
+
+
+def test_overview_numbers_link_to_their_orders(client: TestClient) -> None:
+    """An order count of the overview links to the list of those orders."""
+    login(client, "an")
+    assert "/orders?partner=agribank&amp;state=settled" in client.get("/").text
+    listed = client.get("/orders", params={"state": "settled", "partner": "agribank"})
+    assert "ORD-1" in listed.text and "ORD-2" not in listed.text
+    assert "ORD-2" in client.get("/orders", params={"state": "received"}).text

@@ -28,7 +28,7 @@ from gateway.adapters.web import display
 from gateway.adapters.web.auth import COOKIE, Session, Sessions, Throttle, csrf_ok
 from gateway.config import Settings
 from gateway.domain.audit import ZERO_HASH
-from gateway.domain.states import FileState
+from gateway.domain.states import FileState, TxState
 from gateway.errors import GatewayError
 from gateway.service import console
 from gateway.service.audit import check, record
@@ -41,6 +41,8 @@ log = structlog.get_logger("gateway.console")
 HERE = Path(__file__).parent
 Handler = Callable[[Request], Awaitable[Response]]
 REFRESH_SECONDS = 15
+# The most orders one list page shows (search narrows further).
+ORDERS_SHOWN = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +222,19 @@ def create_app(deps: Console) -> Starlette:  # noqa: PLR0915 - one closure per p
             party=console.party,
         )  # fmt: skip
 
+    async def orders(request: Request, session: Session, user: ConsoleUser) -> Response:
+        partner = request.query_params.get("partner") or None
+        state_text = request.query_params.get("state") or ""
+        state = TxState(state_text) if state_text in {s.value for s in TxState} else None
+        listed = await run_in_threadpool(
+            lambda: queries.orders_in_state(state, partner=partner, limit=ORDERS_SHOWN)
+        )
+        rows = [(o, json.loads(o.payload)) for o in listed]
+        return page(
+            request, session, user, "orders.html", rows=rows, partner=partner, state=state_text,
+            party=console.party, shown=ORDERS_SHOWN,
+        )  # fmt: skip
+
     async def files(request: Request, session: Session, user: ConsoleUser) -> Response:
         partner = request.query_params.get("partner") or None
         state_text = request.query_params.get("state") or None
@@ -371,6 +386,7 @@ def create_app(deps: Console) -> Starlette:  # noqa: PLR0915 - one closure per p
         Route("/logout", viewer(logout), methods=["POST"]),
         Route("/", viewer(home)),
         Route("/search", viewer(search)),
+        Route("/orders", viewer(orders)),
         Route("/orders/{order_id:path}", viewer(order)),
         Route("/files", viewer(files)),
         Route("/files/{msg_id}/sent", viewer(file_sent)),

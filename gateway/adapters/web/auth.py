@@ -84,18 +84,22 @@ def csrf_ok(session: Session | None, sent: object) -> bool:
 
 
 class Throttle:
-    """Failed logins per user name and per client address: after `limit` failures within
+    """Failed logins per user name (keys `user:...`) and per client address (`addr:...`):
+    after `limit` failures of one user name, or `address_limit` from one address, within
     `window` seconds, further attempts are refused until the oldest failure leaves the window.
-    Kept in the console's memory (one console process: restarting it clears the counts)."""
+    The address limit is higher: behind a proxy every visitor has the proxy's address. Kept in
+    the console's memory (one console process: restarting it clears the counts)."""
 
     def __init__(
         self,
         *,
         limit: int = 5,
+        address_limit: int = 20,
         window: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limit = limit
+        self.address_limit = address_limit
         self.window = window
         self._clock = clock
         self._failures: dict[str, list[float]] = {}
@@ -113,9 +117,12 @@ class Throttle:
             waits = [
                 self.window - (now - recent[0])
                 for key in keys
-                if len(recent := self._recent(key, now)) >= self.limit
+                if len(recent := self._recent(key, now)) >= self._limit(key)
             ]
             return max(waits, default=0.0)
+
+    def _limit(self, key: str) -> int:
+        return self.address_limit if key.startswith("addr:") else self.limit
 
     def failed(self, *keys: str) -> None:
         """Count one failed attempt against each key."""
