@@ -85,16 +85,8 @@ def authenticate(storage: Storage, hasher: Hasher, name: str, password: str) -> 
     """The user when the name and password match an enabled user, else None."""
     user = storage.queries.user(name)
     if user is None:
-        hasher.verify(_DUMMY_HASH[0] or _dummy(hasher), password)  # the same time either way
+        hasher.hash(password)  # as long as a check would take: no telling which names exist
         return None
     if not hasher.verify(user.password_hash, password) or user.disabled:
         return None
     return user
-
-
-_DUMMY_HASH: list[str] = [""]
-
-
-def _dummy(hasher: Hasher) -> str:
-    _DUMMY_HASH[0] = hasher.hash("not a password of anyone")
-    return _DUMMY_HASH[0]

@@ -237,8 +237,8 @@ def create_app(deps: Console) -> Starlette:  # noqa: PLR0915 - one closure per p
 
     async def files(request: Request, session: Session, user: ConsoleUser) -> Response:
         partner = request.query_params.get("partner") or None
-        state_text = request.query_params.get("state") or None
-        state = FileState(state_text) if state_text in console.file_states() else None  # type: ignore[arg-type]
+        state_text = request.query_params.get("state") or ""
+        state = FileState(state_text) if state_text in console.file_states() else None
         listed = await run_in_threadpool(lambda: queries.files(partner=partner, state=state))
         return page(
             request, session, user, "files.html", files=listed, partner=partner,
