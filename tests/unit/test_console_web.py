@@ -177,8 +177,9 @@ def test_login_needs_the_csrf_token(client: TestClient) -> None:
 
 def test_session_cookie_is_httponly_samesite_strict(client: TestClient) -> None:
     """The session cookie cannot be read by scripts nor sent by other sites."""
-    assert login(client, "lan") == 303
-    cookie = client.get("/").headers["set-cookie"].lower()
+    token = csrf_of(client.get("/login").text)
+    form = {"csrf": token, "username": "lan", "password": PASSWORD, "next": "/"}
+    cookie = client.post("/login", data=form, follow_redirects=False).headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "secure" not in cookie
 
 
@@ -187,7 +188,6 @@ def test_session_cookie_is_secure_over_tls(
 ) -> None:
     """Served over TLS, the cookie is Secure too."""
     with make_client(settings, storage, clock, secure=True) as c:
-        c.get("/login")
         assert "secure" in c.get("/login").headers["set-cookie"].lower()
 
 
@@ -369,3 +369,14 @@ def test_overview_numbers_link_to_their_orders(client: TestClient) -> None:
     listed = client.get("/orders", params={"state": "settled", "partner": "agribank"})
     assert "ORD-1" in listed.text and "ORD-2" not in listed.text
     assert "ORD-2" in client.get("/orders", params={"state": "received"}).text
+
+
+def test_sessions_expire_and_cannot_be_forged() -> None:
+    """A cookie past its age, or signed with another secret, is no session."""
+    sessions = Sessions(b"k" * 32, secure=False)
+    value = sessions.dump(sessions.new("lan"))
+    loaded = sessions.load(value)
+    assert loaded is not None and loaded.user == "lan"
+    assert Sessions(b"k" * 32, max_age=-1, secure=False).load(value) is None
+    assert Sessions(b"other" * 8, secure=False).load(value) is None
+    assert sessions.load(value[:-2] + "xx") is None

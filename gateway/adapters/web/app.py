@@ -76,11 +76,13 @@ def create_app(deps: Console) -> Starlette:  # noqa: PLR0915 - one closure per p
         user: ConsoleUser | None,
         name: str,
         status_code: int = 200,
+        fresh: bool = False,
         **context: Any,
     ) -> Response:
         context |= {"user": user, "csrf": session.csrf, "operator": _is_operator(user)}
         response = templates.TemplateResponse(request, name, context, status_code=status_code)
-        response.set_cookie(value=deps.sessions.dump(session), **deps.sessions.cookie())
+        if fresh:  # a session's cookie is set once: it ends 8 hours after it began
+            response.set_cookie(value=deps.sessions.dump(session), **deps.sessions.cookie())
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Content-Security-Policy"] = (
@@ -147,12 +149,13 @@ def create_app(deps: Console) -> Starlette:  # noqa: PLR0915 - one closure per p
     # --- login and logout ---
 
     async def login_form(request: Request) -> Response:
-        session = deps.sessions.load(request.cookies.get(COOKIE)) or deps.sessions.new()
+        session = deps.sessions.load(request.cookies.get(COOKIE))
         return page(
             request,
-            session,
+            session or deps.sessions.new(),
             None,
             "login.html",
+            fresh=session is None,
             next=_safe_next(request.query_params.get("next")),
             error=None,
         )
