@@ -28,6 +28,7 @@ from gateway.metrics import NO_METRICS, Metrics
 from gateway.profile.signature import PinnedCertificate
 from gateway.runtime import Runtime, every
 from gateway.service.batcher import BatchService
+from gateway.service.dead_letters import DeadLetters
 from gateway.service.deadlines import DeadlineWatch
 from gateway.service.file_relay import FileRelay
 from gateway.service.file_scanner import FileScanner
@@ -192,10 +193,16 @@ def build_gateway(settings: Settings, storage: Storage | None = None) -> Gateway
         storage=storage,
         intake=IntakeService(storage, settings, metrics=metrics),
         batcher=BatchService(storage, settings, our_keys(settings), metrics=metrics, owner=owner),
-        inbound=InboundService(storage, settings),
+        inbound=build_inbound(settings, storage),
         owner=owner,
         metrics=metrics,
     )
+
+
+def build_inbound(settings: Settings, storage: Storage) -> InboundService:
+    """The inbound service: verifies, keeps and applies bank files (the broker's, the
+    scanners' and `gateway files scan`'s alike)."""
+    return InboundService(storage, settings)
 
 
 def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
@@ -266,9 +273,25 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
 # --- the operations console (gateway/adapters/web/) ------------------------------------------
 
 
+def console_actions(settings: Settings, storage: Storage, *, broker: bool = True) -> Any:
+    """What an operator does from the console, over the dead-letter rules (`via` console);
+    without `broker`, on the outbox alone (tests on a database without RabbitMQ)."""
+    from gateway.adapters.admin_actions import ConsoleActions, NoParking  # noqa: PLC0415
+    from gateway.adapters.parking import BrokerParking  # noqa: PLC0415 - only when used
+
+    letters = DeadLetters(
+        storage,
+        BrokerParking(settings.amqp_url) if broker else NoParking(),
+        topology.consumed_queues(settings.partners) if broker else (),
+        via="console",
+    )
+    return ConsoleActions(
+        settings, storage, letters, lambda name: inbound_folder(settings, settings.partners[name])
+    )
+
+
 def build_console(settings: Settings, storage: Storage, *, broker: bool = True) -> Any:
     """The console's ASGI app on this database (and broker, for parked messages)."""
-    from gateway.adapters.admin_actions import BrokerAdminActions  # noqa: PLC0415 - when used
     from gateway.adapters.web.app import Console, create_app  # noqa: PLC0415
     from gateway.adapters.web.auth import Sessions, Throttle, load_secret  # noqa: PLC0415
     from gateway.adapters.web.passwords import Argon2Hasher  # noqa: PLC0415
@@ -280,7 +303,7 @@ def build_console(settings: Settings, storage: Storage, *, broker: bool = True) 
         Console(
             settings=settings,
             storage=storage,
-            actions=BrokerAdminActions(settings, storage, broker=broker),
+            actions=console_actions(settings, storage, broker=broker),
             hasher=Argon2Hasher(),
             sessions=Sessions(secret, secure=bool(settings.console_tls_cert)),
             throttle=Throttle(),
@@ -405,10 +428,12 @@ def inbound_folder(settings: Settings, partner: PartnerProfile) -> Folder:
     return LocalFolder(settings.path(exchange.inbound))
 
 
-def file_scanner(gateway: Gateway, partner: PartnerProfile) -> FileScanner:
-    """A scanner of one partner's inbound folder, feeding the inbound service."""
-    _, inbound = partner_folders(gateway.settings, partner)
-    return FileScanner(partner, inbound, gateway.inbound, gateway.storage.queries)
+def file_scanner(
+    settings: Settings, partner: PartnerProfile, inbound: InboundService, storage: Storage
+) -> FileScanner:
+    """A scanner of one partner's inbound folder, feeding the inbound service (its folder is
+    closed with `scanner.close()`)."""
+    return FileScanner(partner, inbound_folder(settings, partner), inbound, storage.queries)
 
 
 def start_file_exchange(gateway: Gateway, runtime: Runtime) -> None:
@@ -434,7 +459,8 @@ def start_file_exchange(gateway: Gateway, runtime: Runtime) -> None:
 
     runtime.add("file-relay", relay)
     for partner in partners:
-        runtime.add(f"file-scanner-{partner.name}", scan_loop(file_scanner(gateway, partner)))
+        scanner = file_scanner(settings, partner, gateway.inbound, gateway.storage)
+        runtime.add(f"file-scanner-{partner.name}", scan_loop(scanner))
 
 
 def scan_loop(scanner: FileScanner) -> Callable[[threading.Event], None]:
@@ -600,3 +626,53 @@ def start_bank(
     runtime.add(f"bank-sim-{partner.name}", serve)
     if plan.active:
         runtime.add(f"bank-sim-{partner.name}-resend", resend)
+
+
+# --- admin work: the commands (and the console) use these, wired once here -------------------
+
+
+class Admin:
+    """What admin commands work with, each piece built when first used: the existing database,
+    the parked messages' rules, the inbound scanners of file-exchange partners."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._storage: Storage | None = None
+
+    @property
+    def storage(self) -> Storage:
+        """The gateway's database; an error when there is none yet (see `existing_storage`)."""
+        if self._storage is None:
+            self._storage = existing_storage(self.settings)
+        return self._storage
+
+    def has_database(self) -> bool:
+        """Whether the gateway's database exists (SQLite file there, or a URL set)."""
+        return bool(self.settings.db_url) or self.settings.db_file.exists()
+
+    def dead_letters(self) -> DeadLetters:
+        """Parked messages on the broker and in the outbox (`gateway dlq`)."""
+        from gateway.adapters.parking import BrokerParking  # noqa: PLC0415 - only when used
+
+        return DeadLetters(
+            self.storage if self.has_database() else None,
+            BrokerParking(self.settings.amqp_url),
+            topology.consumed_queues(self.settings.partners),
+        )
+
+    def file_partner(self, name: str) -> PartnerProfile:
+        """A partner reached by file exchange, by name (one line when it is not)."""
+        profile = self.settings.partner(name)
+        if profile.transport != "files":
+            raise ConfigError(f"partner {name} is reached by {profile.transport}, not by files")
+        return profile
+
+    def scanners(self, names: Sequence[str]) -> list[FileScanner]:
+        """A scanner of each named partner's inbound folder, feeding one inbound service on
+        the existing database (reports claimed are moved to processed/: they are never
+        applied to a new, empty database)."""
+        inbound = build_inbound(self.settings, self.storage)
+        return [
+            file_scanner(self.settings, self.file_partner(name), inbound, self.storage)
+            for name in names
+        ]

@@ -97,7 +97,7 @@ def overview(queries: Queries, settings: Settings, now: datetime) -> Overview:
     for profile in settings.partners.values():
         limit = now - timedelta(minutes=profile.status_deadline_minutes)
         rows[profile.name].overdue = queries.overdue_files(profile.name, limit)
-    parked = [p for p in queries.outbox_parked() if not p.sent]
+    parked = queries.outbox_parked()
     for item in parked:
         if item.routing_key in rows:
             rows[item.routing_key].parked += 1

@@ -12,9 +12,9 @@ import pika
 import pytest
 
 from gateway.adapters import topology
-from gateway.adapters.admin_actions import BrokerAdminActions
 from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.adapters.rabbitmq import PARKED_REASON_HEADER, connect
+from gateway.bootstrap import console_actions
 from gateway.config import Settings
 from gateway.domain.audit import verify
 from gateway.errors import GatewayError
@@ -26,9 +26,7 @@ PARKED = topology.parking_queue(topology.ORDERS_QUEUE)
 
 
 @pytest.fixture
-def actions(
-    settings: Settings, broker_url: str
-) -> Iterator[tuple[BrokerAdminActions, SqliteStorage]]:
+def actions(settings: Settings, broker_url: str) -> Iterator[tuple[Any, SqliteStorage]]:
     """Console actions on a fresh database, with two orders parked on the broker."""
     storage = SqliteStorage(settings.db_file)
     conn = connect(broker_url)
@@ -49,7 +47,7 @@ def actions(
         )
     conn.close()
     try:
-        yield BrokerAdminActions(settings, storage), storage
+        yield console_actions(settings, storage), storage
     finally:
         conn = connect(broker_url)
         for name in (topology.ORDERS_QUEUE, PARKED, topology.FROM_BANK_QUEUE):
@@ -92,7 +90,7 @@ def test_parked_replayed_and_dropped_from_the_broker(actions: Any, broker_url: s
     assert "trùng lệnh" in rows[1].detail_json
     assert verify(rows, storage.queries.audit_head()) is None
     kept = storage.query("SELECT action, message_id, reason FROM dlq_actions ORDER BY id")
-    assert kept == [("drop", "C-2", "trùng lệnh")]
+    assert kept == [("replay", "C-1", None), ("drop", "C-2", "trùng lệnh")]
 
 
 def test_quarantined_file_is_handed_to_the_bank_channel_again(

@@ -13,11 +13,11 @@ import pytest
 from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
-from gateway.adapters.admin_actions import BrokerAdminActions
 from gateway.adapters.persistence.memory import MemoryStorage
 from gateway.adapters.web.app import Console, create_app
 from gateway.adapters.web.auth import Sessions, Throttle
 from gateway.adapters.web.passwords import Argon2Hasher
+from gateway.bootstrap import console_actions
 from gateway.config import Settings
 from gateway.domain.audit import verify
 from gateway.domain.states import TxState
@@ -119,7 +119,7 @@ def make_client(
     deps = Console(
         settings=settings,
         storage=storage,
-        actions=BrokerAdminActions(settings, storage, broker=False),
+        actions=console_actions(settings, storage, broker=False),
         hasher=Argon2Hasher(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)),
         sessions=Sessions(b"k" * 32, secure=secure),
         throttle=Throttle(limit=3, address_limit=5, window=60, clock=clock),
