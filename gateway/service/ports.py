@@ -360,6 +360,8 @@ class QuarantinedFile:
     reason: str
     received_at: datetime
     raw: bytes
+    # The reason's class (a `ReasonClass` value: signature, schema, limit, ...).
+    reason_class: str = "content"
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,8 +181,9 @@ class ConsoleContract:
             (OTHER_PARTNER, "fails its XSD"),
             (PARTNER, "signature missing"),
         ]
+        assert [f.reason_class for f in listed] == ["schema", "signature"]
         one = q.quarantined_file(listed[1].quarantine_id)
-        assert one is not None and one.raw == b"<bad>1</bad>"
+        assert one is not None and one.raw == b"<bad>1</bad>" and one.reason_class == "signature"
         assert q.quarantined_file(10_000) is None
         assert len(q.quarantined(limit=1)) == 1
 

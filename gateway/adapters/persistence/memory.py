@@ -941,7 +941,9 @@ class MemoryQueries:
 
     def _quarantined(self) -> list[QuarantinedFile]:
         return [
-            QuarantinedFile(number, partner, sha, row.reason, row.received_at, row.raw)
+            QuarantinedFile(
+                number, partner, sha, row.reason, row.received_at, row.raw, row.reason_class
+            )
             for number, ((partner, sha), row) in enumerate(
                 self._committed().quarantine.items(), start=1
             )

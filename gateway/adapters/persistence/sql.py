@@ -1145,23 +1145,26 @@ class SqlQueries:
 
     def quarantined(self, limit: int = 200) -> list[QuarantinedFile]:
         rows = self._q.all(
-            "SELECT id, partner, sha256, reason, received_at, raw FROM quarantine"
+            "SELECT id, partner, sha256, reason, received_at, raw, reason_class FROM quarantine"
             " ORDER BY id DESC LIMIT ?",
             (limit,),
         )
         return [
-            QuarantinedFile(int(i), p, h, r, as_time(at), bytes(raw))
-            for i, p, h, r, at, raw in rows
+            QuarantinedFile(int(i), p, h, r, as_time(at), bytes(raw), c)
+            for i, p, h, r, at, raw, c in rows
         ]
 
     def quarantined_file(self, quarantine_id: int) -> QuarantinedFile | None:
         row = self._q.one(
-            "SELECT id, partner, sha256, reason, received_at, raw FROM quarantine WHERE id = ?",
+            "SELECT id, partner, sha256, reason, received_at, raw, reason_class FROM quarantine"
+            " WHERE id = ?",
             (quarantine_id,),
         )
         if row is None:
             return None
-        return QuarantinedFile(int(row[0]), row[1], row[2], row[3], as_time(row[4]), bytes(row[5]))
+        return QuarantinedFile(
+            int(row[0]), row[1], row[2], row[3], as_time(row[4]), bytes(row[5]), row[6]
+        )
 
     def returns_of(self, order_id: str) -> list[ReturnRecord]:
         rows = self._q.all(
