@@ -6,7 +6,7 @@ import unicodedata
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from gateway.adapters.web.display import count, day, moment, money, name
+from gateway.adapters.web.display import count, day, moment, money, name, stamp
 
 
 def test_vnd_amounts_group_thousands_with_dots_and_carry_the_dong_sign() -> None:
@@ -32,6 +32,9 @@ def test_counts_and_dates() -> None:
     assert day("2026-11-02") == "02/11/2026"
     assert moment(datetime(2026, 11, 29, 17, 30, 5, tzinfo=UTC)) == "30/11/2026 00:30:05"
     assert moment(None) == ""
+    assert stamp("2026-11-29T17:30:05+00:00") == "30/11/2026 00:30:05"
+    assert stamp("not a time") == "not a time"
+    assert stamp(None) == ""
 
 
 def test_names_keep_their_diacritics_composed() -> None:

@@ -66,6 +66,7 @@ def create_app(deps: Console) -> Starlette:  # noqa: PLR0915 - one closure per p
     env.filters["count"] = display.count
     env.filters["moment"] = display.moment
     env.filters["day"] = display.day
+    env.filters["stamp"] = display.stamp
     env.filters["name"] = display.name
     env.globals["refresh_seconds"] = REFRESH_SECONDS
     queries = deps.storage.queries

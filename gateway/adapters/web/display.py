@@ -48,6 +48,18 @@ def moment(value: datetime | None) -> str:
     return value.astimezone(HANOI).strftime("%d/%m/%Y %H:%M:%S")
 
 
+def stamp(value: str | None) -> str:
+    """A time written as ISO 8601 text (a parked message's header), shown as `moment` does;
+    text that is no time is shown as it is."""
+    if not value:
+        return ""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return moment(parsed) if parsed.tzinfo else value
+
+
 def day(value: date | str | None) -> str:
     """A date (or an ISO date's text) as Vietnamese writes it: `29/11/2026`."""
     if isinstance(value, str):
