@@ -14,6 +14,7 @@ from pathlib import Path
 import structlog
 
 from gateway.adapters import topology
+from gateway.adapters.amqp_connect import LINKS
 from gateway.adapters.filedrop import Folder, LocalFolder
 from gateway.adapters.persistence import open_storage
 from gateway.adapters.rabbitmq import Delivery, Publisher, connect, consume
@@ -49,6 +50,9 @@ from gateway.signing import (
 from gateway.signing.keys import pair_files, read_activation, stored_in_clear
 
 log = structlog.get_logger("gateway.bootstrap")
+
+# Where `gateway run` writes which broker node its connections are on (under home).
+BROKER_LINKS_DIR = "var/run"
 
 
 def our_keys(settings: Settings) -> KeySource:
@@ -138,7 +142,9 @@ def declare_topology(settings: Settings) -> None:
     """Declare exchanges and queues once at start."""
     conn = connect(settings.amqp_url)
     try:
-        topology.declare_on(conn, settings.partners, settings.delivery_limit)
+        topology.declare_on(
+            conn, settings.partners, settings.delivery_limit, settings.quorum_group_size
+        )
     finally:
         conn.close()
 
@@ -210,6 +216,8 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
                 path=str(settings.path(pinned.path)),
             )
     declare_topology(settings)
+    # Which broker node each connection is on, for `gateway status` (see amqp_connect.Links).
+    LINKS.keep_in(settings.path(BROKER_LINKS_DIR))
 
     def intake(stop: threading.Event) -> None:
         consume(
