@@ -28,6 +28,7 @@ from gateway.metrics import NO_METRICS, Metrics
 from gateway.profile.signature import PinnedCertificate
 from gateway.runtime import Runtime, every
 from gateway.service.batcher import BatchService
+from gateway.service.dead_letters import DeadLetters
 from gateway.service.deadlines import DeadlineWatch
 from gateway.service.file_relay import FileRelay
 from gateway.service.file_scanner import FileScanner
@@ -197,10 +198,16 @@ def build_gateway(settings: Settings, storage: Storage | None = None) -> Gateway
         storage=storage,
         intake=IntakeService(storage, settings, metrics=metrics),
         batcher=BatchService(storage, settings, our_keys(settings), metrics=metrics, owner=owner),
-        inbound=InboundService(storage, settings),
+        inbound=build_inbound(settings, storage),
         owner=owner,
         metrics=metrics,
     )
+
+
+def build_inbound(settings: Settings, storage: Storage) -> InboundService:
+    """The inbound service: verifies, keeps and applies bank files (the broker's, the
+    scanners' and `gateway files scan`'s alike)."""
+    return InboundService(storage, settings)
 
 
 def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
@@ -344,10 +351,12 @@ def inbound_folder(settings: Settings, partner: PartnerProfile) -> Folder:
     return LocalFolder(settings.path(exchange.inbound))
 
 
-def file_scanner(gateway: Gateway, partner: PartnerProfile) -> FileScanner:
-    """A scanner of one partner's inbound folder, feeding the inbound service."""
-    _, inbound = partner_folders(gateway.settings, partner)
-    return FileScanner(partner, inbound, gateway.inbound, gateway.storage.queries)
+def file_scanner(
+    settings: Settings, partner: PartnerProfile, inbound: InboundService, storage: Storage
+) -> FileScanner:
+    """A scanner of one partner's inbound folder, feeding the inbound service (its folder is
+    closed with `scanner.close()`)."""
+    return FileScanner(partner, inbound_folder(settings, partner), inbound, storage.queries)
 
 
 def start_file_exchange(gateway: Gateway, runtime: Runtime) -> None:
@@ -373,7 +382,8 @@ def start_file_exchange(gateway: Gateway, runtime: Runtime) -> None:
 
     runtime.add("file-relay", relay)
     for partner in partners:
-        runtime.add(f"file-scanner-{partner.name}", scan_loop(file_scanner(gateway, partner)))
+        scanner = file_scanner(settings, partner, gateway.inbound, gateway.storage)
+        runtime.add(f"file-scanner-{partner.name}", scan_loop(scanner))
 
 
 def scan_loop(scanner: FileScanner) -> Callable[[threading.Event], None]:
@@ -539,3 +549,53 @@ def start_bank(
     runtime.add(f"bank-sim-{partner.name}", serve)
     if plan.active:
         runtime.add(f"bank-sim-{partner.name}-resend", resend)
+
+
+# --- admin work: the commands (and the console) use these, wired once here -------------------
+
+
+class Admin:
+    """What admin commands work with, each piece built when first used: the existing database,
+    the parked messages' rules, the inbound scanners of file-exchange partners."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._storage: Storage | None = None
+
+    @property
+    def storage(self) -> Storage:
+        """The gateway's database; an error when there is none yet (see `existing_storage`)."""
+        if self._storage is None:
+            self._storage = existing_storage(self.settings)
+        return self._storage
+
+    def has_database(self) -> bool:
+        """Whether the gateway's database exists (SQLite file there, or a URL set)."""
+        return bool(self.settings.db_url) or self.settings.db_file.exists()
+
+    def dead_letters(self) -> DeadLetters:
+        """Parked messages on the broker and in the outbox (`gateway dlq`)."""
+        from gateway.adapters.parking import BrokerParking  # noqa: PLC0415 - only when used
+
+        return DeadLetters(
+            self.storage if self.has_database() else None,
+            BrokerParking(self.settings.amqp_url),
+            topology.consumed_queues(self.settings.partners),
+        )
+
+    def file_partner(self, name: str) -> PartnerProfile:
+        """A partner reached by file exchange, by name (one line when it is not)."""
+        profile = self.settings.partner(name)
+        if profile.transport != "files":
+            raise ConfigError(f"partner {name} is reached by {profile.transport}, not by files")
+        return profile
+
+    def scanners(self, names: Sequence[str]) -> list[FileScanner]:
+        """A scanner of each named partner's inbound folder, feeding one inbound service on
+        the existing database (reports claimed are moved to processed/: they are never
+        applied to a new, empty database)."""
+        inbound = build_inbound(self.settings, self.storage)
+        return [
+            file_scanner(self.settings, self.file_partner(name), inbound, self.storage)
+            for name in names
+        ]

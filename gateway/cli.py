@@ -23,7 +23,7 @@ from gateway.commands.keys import keys
 from gateway.commands.reconcile import reconcile
 from gateway.commands.verify import verify
 from gateway.config import Settings, load_settings
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import GatewayError
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -158,9 +158,7 @@ def bank_sim(ctx: click.Context, partner: str, book: Path | None, resend_answer:
     from gateway.runtime import Runtime
 
     settings = _settings(ctx)
-    profile = settings.partners.get(partner)
-    if profile is None:
-        raise ConfigError(f"no partner profile named {partner!r} in conf/partners/")
+    profile = settings.partner(partner)
     declare_topology(settings)
     bank = build_bank(
         settings,
@@ -267,8 +265,14 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{section} by state:")
         for state, count in result[section].items():
             click.echo(f"  {state:<22}{count:>8}")
-    keys = ("outbox_pending", "outbox_parked", "quarantined_inbound", "unmatched_lines")
-    for key in (*keys, "files_overdue", "duplicate_file_answers"):
+    outbox = ("outbox_pending", "outbox_parked", "outbox_dropped")
+    for key in (
+        *outbox,
+        "quarantined_inbound",
+        "unmatched_lines",
+        "files_overdue",
+        "duplicate_file_answers",
+    ):
         click.echo(f"{key.replace('_', ' '):<24}{result[key]:>8}")
     for answer in result["duplicate_answered_files"]:
         click.echo(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, UnknownPartner
 from gateway.profile import PartnerProfile, load_partner, load_partners
 
 __all__ = ["DEFAULT_AMQP_URL", "PartnerProfile", "Settings", "load_partner", "load_settings"]
@@ -114,6 +114,17 @@ class Settings:
     def keys_path(self) -> Path:
         """The keys folder."""
         return self.path(self.keys_dir)
+
+    def partner(self, name: str) -> PartnerProfile:
+        """The profile of the partner `name`; UnknownPartner, naming the known ones, when there
+        is none. Every command that takes --partner looks it up here."""
+        profile = self.partners.get(name)
+        if profile is None:
+            known = ", ".join(sorted(self.partners)) or "none"
+            raise UnknownPartner(
+                f"no partner profile named {name!r} in conf/partners/ (known: {known})"
+            )
+        return profile
 
     def partner_for_account(self, account: str) -> PartnerProfile | None:
         """The partner holding this debtor account, if any."""

@@ -21,3 +21,7 @@ class InvalidMessage(PermanentError):
 
 class ConfigError(GatewayError):
     """A setting or partner profile that cannot be used as written."""
+
+
+class UnknownPartner(ConfigError):
+    """A command or message names a partner that has no profile in conf/partners/."""

@@ -8,6 +8,7 @@ REASON_MAX characters that cannot forge another line or hide text from the termi
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 
 # Longest reason kept, in characters (the cut says how much was left out).
 REASON_MAX = 300
@@ -42,3 +43,46 @@ def fault(exc: BaseException) -> str:
     message = bounded(str(exc), 200)
     name = type(exc).__name__
     return f"{name}: {message}" if message else name
+
+
+class ReasonClass(StrEnum):
+    """What kind of refusal a quarantined file's reason is: a few values, kept in a column of
+    their own beside the reason and used as the quarantine metric's label."""
+
+    LIMIT = "limit"
+    FAULT = "fault"
+    UNKNOWN_PARTNER = "unknown_partner"
+    REUSED_MSG_ID = "reused_msg_id"
+    SIGNATURE = "signature"
+    SCHEMA = "schema"
+    MALFORMED = "malformed"
+    UNSUPPORTED = "unsupported"
+    CONTENT = "content"
+
+
+# The words that place a reason in its class: the first class whose words appear wins. The
+# migration that added the column (schema/*/0004_state_columns.sql) classed older rows the same
+# way; tests/contract/test_migrations.py holds the two together.
+CLASS_WORDS: tuple[tuple[ReasonClass, tuple[str, ...]], ...] = (
+    (ReasonClass.LIMIT, ("(limit max_",)),
+    (ReasonClass.FAULT, ("fault while",)),
+    (ReasonClass.UNKNOWN_PARTNER, ("unknown partner",)),
+    (ReasonClass.REUSED_MSG_ID, ("reused msgid",)),
+    (ReasonClass.SIGNATURE, ("signature", "signed", "certificate", "digest", "ds:")),
+    (ReasonClass.SCHEMA, ("fails its xsd",)),
+    (
+        ReasonClass.MALFORMED,
+        ("malformed xml", "doctype", "entity", "entities", "document is", "bytes;"),
+    ),
+    (ReasonClass.UNSUPPORTED, ("not supported", "not a supported", "not a report", "expected a")),
+)
+
+
+def reason_class(reason: str) -> ReasonClass:
+    """The class of a refusal reason, decided once when the file is quarantined; `content`
+    when none fits."""
+    text = reason.lower()
+    for name, words in CLASS_WORDS:
+        if any(word in text for word in words):
+            return name
+    return ReasonClass.CONTENT

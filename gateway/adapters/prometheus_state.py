@@ -28,27 +28,6 @@ from gateway.service.ports import Queries
 
 PREFIX = "kbnn_gateway"
 
-# What a quarantined bank file's reason says, by class: the first class whose words appear wins.
-REASON_CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("limit", ("(limit max_",)),
-    ("fault", ("fault while",)),
-    ("unknown_partner", ("unknown partner",)),
-    ("reused_msg_id", ("reused msgid",)),
-    ("signature", ("signature", "signed", "certificate", "digest", "ds:")),
-    ("schema", ("fails its xsd",)),
-    ("malformed", ("malformed xml", "doctype", "entity", "entities", "document is", "bytes;")),
-    ("unsupported", ("not supported", "not a supported", "not a report", "expected a")),
-)
-
-
-def reason_class(reason: str) -> str:
-    """The class of a quarantine reason, for a label with few values; `content` when none fits."""
-    text = reason.lower()
-    for name, words in REASON_CLASSES:
-        if any(word in text for word in words):
-            return name
-    return "content"
-
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(f"{PREFIX}_{name}", doc, value=value)
@@ -123,12 +102,8 @@ class StateCollector:
             " unknown_partner, reused_msg_id, content).",
             labels=["partner", "reason"],
         )
-        by_class: dict[tuple[str, str], int] = {}
-        for partner, reason, n in self._queries.quarantine_reasons():
-            key = (partner, reason_class(reason))
-            by_class[key] = by_class.get(key, 0) + n
-        for key, n in sorted(by_class.items()):
-            quarantined.add_metric(list(key), n)
+        for partner, reason_class, n in self._queries.quarantine_by_class():
+            quarantined.add_metric([partner, reason_class], n)
         unmatched = GaugeMetricFamily(
             f"{PREFIX}_bank_lines_unmatched",
             "Lines of verified bank files that could not be applied, kept for an admin, by"
@@ -160,9 +135,9 @@ class StateCollector:
             ),
             _gauge(
                 "outbox_parked",
-                "Outbox messages the broker could not route, set aside for an admin (those an"
-                " admin dropped with `gateway dlq drop` are not counted).",
-                sum(not parked.sent for parked in self._queries.outbox_parked()),
+                "Outbox messages the broker could not route, set aside for an admin (status"
+                " parked: `gateway dlq` lists them; those an admin dropped are not counted).",
+                seen["outbox_parked"],
             ),
             _gauge(
                 "files_overdue",

@@ -7,7 +7,7 @@ from collections import Counter
 
 import click
 
-from gateway.config import Settings
+from gateway.commands import admin
 from gateway.errors import ConfigError
 
 
@@ -26,35 +26,22 @@ def scan(ctx: click.Context, partner: str | None, as_json: bool) -> None:
     Files still being written are left for the next scan; each other file is claimed, applied
     and moved to processed/ or failed/ (with a .reason.txt).
     """
-    from gateway.bootstrap import file_partners, partner_folders
-    from gateway.commands import existing_database  # keeps --help instant
-    from gateway.service.file_scanner import FileScanner
-    from gateway.service.inbound import InboundService
+    from gateway.bootstrap import file_partners
 
-    settings: Settings = ctx.obj
-    names = file_partners(settings)
+    wiring = admin(ctx)
     if partner is not None:
-        if partner not in settings.partners:
-            raise ConfigError(f"no partner profile named {partner!r} in conf/partners/")
-        if partner not in names:
-            transport = settings.partners[partner].transport
-            raise ConfigError(f"partner {partner} is reached by {transport}, not by files")
-        names = (partner,)
+        names: tuple[str, ...] = (wiring.file_partner(partner).name,)
+    else:
+        names = file_partners(wiring.settings)
     if not names:
         raise ConfigError('no partner is reached by file exchange (transport = "files")')
-
-    # Reports claimed here are moved to processed/: never apply them to a new, empty database.
-    storage = existing_database(settings)
-    inbound = InboundService(storage, settings)
     results: dict[str, dict[str, int]] = {}
-    for name in names:
-        profile = settings.partners[name]
-        _, folder = partner_folders(settings, profile)
+    for scanner in wiring.scanners(names):
         try:
-            outcome: Counter[str] = FileScanner(profile, folder, inbound, storage.queries).scan()
+            outcome: Counter[str] = scanner.scan()
         finally:
-            folder.close()
-        results[name] = dict(sorted(outcome.items()))
+            scanner.close()
+        results[scanner.partner] = dict(sorted(outcome.items()))
     if as_json:
         click.echo(json.dumps(results, sort_keys=True))
         return

@@ -64,10 +64,7 @@ def build(
     from gateway.signing import sign
 
     settings: Settings = ctx.obj
-    profile = settings.partners.get(partner)
-    if profile is None:
-        known = ", ".join(sorted(settings.partners)) or "none"
-        raise GatewayError(f"partner {partner!r} has no profile (known: {known})")
+    profile = settings.partner(partner)
     batches = _batches(_orders(orders_file), profile.name, profile.messages.max_txs_per_file)
     now = datetime.now(UTC)
     keypair = None if unsigned or profile.signature.mode == "none" else our_keypair(settings)

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from gateway.config import Settings
-from gateway.errors import ConfigError, InvalidMessage
+from gateway.errors import InvalidMessage
 from gateway.iso20022.limits import read_within
 from gateway.reasons import bounded, fault
 from gateway.signing import load_pinned
@@ -36,9 +36,7 @@ from gateway.signing.receipt import entry_problems, receive
 def verify(ctx: click.Context, file: Path, partner: str, signature_file: Path | None) -> None:
     """Check FILE as the inbound path does: say it is valid, or exactly why not (exit 1)."""
     settings: Settings = ctx.obj
-    profile = settings.partners.get(partner)
-    if profile is None:
-        raise ConfigError(f"no partner profile named {partner!r} in conf/partners/")
+    profile = settings.partner(partner)
     if signature_file is None and profile.signature.mode == "detached":
         beside = file.with_name(file.name + ".sig")
         signature_file = beside if beside.is_file() else None

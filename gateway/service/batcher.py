@@ -104,13 +104,13 @@ class BatchService:
         built = 0
         for group in ready:
             try:
-                built += self._cut_group(group.group_key)
+                built += self._cut_group(group.partner, group.group_key)
             except InvalidMessage as exc:
                 # One order the bank file cannot carry must not hold back the others.
                 log.error("batch.refused", group=group.group_key, error=str(exc))
                 try:
-                    if self._reject_unbuildable(group.group_key):
-                        built += self._cut_group(group.group_key)
+                    if self._reject_unbuildable(group.partner, group.group_key):
+                        built += self._cut_group(group.partner, group.group_key)
                 except GatewayError as again:
                     log.error("batch.blocked", group=group.group_key, error=str(again))
             except ClaimLost as exc:
@@ -121,21 +121,22 @@ class BatchService:
                 log.error("batch.blocked", group=group.group_key, error=str(exc))
         return built
 
-    def _cut_group(self, key: str) -> int:
+    def _cut_group(self, partner_name: str, key: str) -> int:
         """Cut a ready group into files of at most the partner's size; how many were built.
 
         Orders that arrive while a file is built wait for their group to be ready again."""
-        limit = self._settings.partners[key.split("|", 1)[0]].messages.max_txs_per_file
+        partner = self._settings.partner(partner_name)
+        limit = partner.messages.max_txs_per_file
         built = 0
-        while (cut := self._cut(key, limit)) > 0:
+        while (cut := self._cut(partner, key, limit)) > 0:
             built += 1
             if cut < limit:
                 break
         return built
 
-    def _reject_unbuildable(self, key: str) -> int:
+    def _reject_unbuildable(self, partner_name: str, key: str) -> int:
         """Reject, with a posting, each order of a group that fails alone; returns how many."""
-        partner = self._settings.partners[key.split("|", 1)[0]]
+        partner = self._settings.partner(partner_name)
         now = self._clock()
         rejected = 0
         with self._storage.unit_of_work() as uow:
@@ -172,9 +173,8 @@ class BatchService:
                 return None
             return stored, uow.counters.next_value("pain.001")
 
-    def _cut(self, key: str, limit: int) -> int:
+    def _cut(self, partner: PartnerProfile, key: str, limit: int) -> int:
         """Build one file of the group's oldest orders; how many it carries (0: none built)."""
-        partner = self._settings.partners[key.split("|", 1)[0]]
         started = time.perf_counter()
         claimed = self._claim(key, limit)
         if claimed is None:

@@ -136,6 +136,10 @@ class FileScanner:
         """Seconds between two scans."""
         return self._exchange.poll_seconds
 
+    def close(self) -> None:
+        """Close the folder (an SFTP connection) when the scanner is no longer used."""
+        self._folder.close()
+
     def scan(self) -> Counter[str]:
         """One pass over the folder; returns how many files ended how."""
         outcomes: Counter[str] = Counter()

@@ -13,7 +13,7 @@ from gateway.config import PartnerProfile, Settings
 from gateway.errors import ConfigError, InvalidMessage, TransientError
 from gateway.iso20022.model import IntradayReport, Notification, PaymentReturn, StatusReport
 from gateway.iso20022.xml import shown
-from gateway.reasons import bounded, fault
+from gateway.reasons import bounded, fault, reason_class
 from gateway.service.clock import Clock, utcnow
 from gateway.service.intraday import apply_intraday
 from gateway.service.notifications import apply_notification
@@ -94,8 +94,10 @@ class InboundService:
                 raise InvalidMessage(f"fault while applying the file: {fault(exc)}") from None
         except InvalidMessage as exc:
             reason = bounded(str(exc))
+            # Classed on the whole reason: the bounded one may have lost its telling words.
+            kind = reason_class(str(exc))
             with self._storage.unit_of_work() as uow:
-                first = uow.inbound.quarantine(partner_name, raw, reason, now)
+                first = uow.inbound.quarantine(partner_name, raw, reason, now, kind)
             log.error("inbound.quarantined", reason=reason, again=not first)
             return "quarantined"
 

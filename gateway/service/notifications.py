@@ -1,5 +1,6 @@
-"""camt.054 notifications: debits settle our payments, returns undo them, other credits are
-revenue; an entry that fits none of these is kept as unmatched with the reason."""
+"""camt.054 notifications: debits settle our payments, returns undo them (by the one rule of
+gateway.service.returns), other credits are revenue; an entry that fits none of these is kept as
+unmatched with the reason."""
 
 from __future__ import annotations
 
@@ -18,19 +19,16 @@ from gateway.errors import InvalidMessage
 from gateway.iso20022.consistency import entry_problem
 from gateway.iso20022.model import Entry, EntryDetail, Notification
 from gateway.reasons import bounded
-from gateway.service.ports import BankAnswer, ReturnRecord, Revenue, StoredOrder, UnitOfWork
-from gateway.service.ports import Unmatched as UnmatchedLine
+from gateway.service.ports import BankAnswer, Revenue, StoredOrder, UnitOfWork, UnmatchedLine
 from gateway.service.postings import posting_message
+from gateway.service.returns import ReturnLine, fallback_ref, return_payment
 from gateway.service.transitions import advance
+from gateway.service.unmatched import Unmatched
 
 log = structlog.get_logger("gateway.inbound")
 
 # States in which a payment may be reported settled: it has left (or is leaving) the gateway.
 _SETTLEABLE = {TxState.BATCHED, TxState.SENT, TxState.ACKNOWLEDGED}
-
-
-class Unmatched(Exception):  # noqa: N818 - a verdict on one entry, not an error of the gateway
-    """An entry that cannot be applied; the message says why."""
 
 
 def _number(account: str) -> str:
@@ -74,6 +72,7 @@ def apply_entries(
     counts = {"settled": 0, "returned": 0, "revenue": 0, "repeated": 0, "unmatched": 0}
     if booked_only:
         counts["not_booked"] = 0
+    position = 0  # of each detail in the file, for a return the bank gave no reference
     for entry in notification.entries:
         if booked_only and entry.status != "BOOK":
             counts["not_booked"] += len(entry.details) or 1
@@ -99,6 +98,7 @@ def apply_entries(
             continue
         details = entry.details or (EntryDetail(amount=entry.amount, currency=entry.currency),)
         for index, given in enumerate(details, start=1):
+            position += 1
             detail = given
             if not given.account_servicer_ref and entry.account_servicer_ref:
                 # A detail without its own reference is told apart from its siblings.
@@ -110,7 +110,7 @@ def apply_entries(
                 counts["repeated"] += 1
                 continue
             try:
-                outcome = _apply_entry(uow, partner, notification, entry, detail, now)
+                outcome = _apply_entry(uow, partner, notification, entry, detail, position, now)
                 if bank_ref and outcome != "repeated":
                     uow.inbound.add_entry(partner.name, bank_ref, notification.msg_id, outcome, now)
             except Unmatched as exc:
@@ -120,14 +120,12 @@ def apply_entries(
                         partner=partner.name,
                         msg_id=notification.msg_id,
                         reference=detail.end_to_end_id or bank_ref,
-                        reason=bounded(str(exc)),
+                        reason=exc.reason,
                         detail={"entry": _plain(entry), "detail": _plain(detail)},
                     ),
                     now,
                 )
-                log_.warning(
-                    "notification.entry_unmatched", reference=bank_ref, reason=bounded(str(exc))
-                )
+                log_.warning("notification.entry_unmatched", reference=bank_ref, reason=exc.reason)
             counts[outcome] += 1
     return counts
 
@@ -144,6 +142,7 @@ def _apply_entry(
     notification: Notification,
     entry: Entry,
     detail: EntryDetail,
+    position: int,
     now: datetime,
 ) -> str:
     if entry.status != "BOOK":
@@ -155,7 +154,17 @@ def _apply_entry(
     if entry.credit_debit == "DBIT":
         return _settle(uow, order, entry, detail, bank_ref, now)
     if detail.return_reason or detail.return_reason_text:
-        return _return(uow, order, entry, detail, bank_ref, notification.msg_id, now)
+        line = ReturnLine(
+            msg_id=notification.msg_id,
+            bank_ref=bank_ref or fallback_ref(notification.msg_id, position),
+            end_to_end_id=detail.end_to_end_id,
+            amount=detail.amount,
+            currency=detail.currency,
+            value_date=entry.value_date,
+            reason_code=detail.return_reason,
+            reason_text=detail.return_reason_text,
+        )
+        return return_payment(uow, partner, line, now)
     return _revenue(uow, partner, notification, entry, detail, bank_ref, now)
 
 
@@ -187,67 +196,26 @@ def _settle(
         )
     if order.state not in _SETTLEABLE:
         raise Unmatched(f"debit for order {order.order_id}, which is {order.state}")
-    _book(uow, order, TxState.SETTLED, entry, detail, bank_ref, now)
+    _book(uow, order, entry, detail, bank_ref, now)
     return "settled"
-
-
-def _return(
-    uow: UnitOfWork,
-    order: StoredOrder | None,
-    entry: Entry,
-    detail: EntryDetail,
-    bank_ref: str | None,
-    msg_id: str,
-    now: datetime,
-) -> str:
-    if order is None:
-        code = detail.return_reason or "no reason code"
-        raise Unmatched(f"return ({code}) of an unknown payment")
-    if order.state is TxState.RETURNED:
-        return "repeated"
-    if order.state is not TxState.SETTLED:
-        raise Unmatched(f"return of order {order.order_id}, which is {order.state}, not settled")
-    _book(uow, order, TxState.RETURNED, entry, detail, bank_ref, now)
-    uow.evidence.add_return(
-        ReturnRecord(
-            partner=order.partner,
-            bank_ref=bank_ref or f"{msg_id}:{order.order_id}",
-            order_id=order.order_id,
-            msg_id=msg_id,
-            amount=order.amount,
-            currency=order.currency,
-            value_date=entry.value_date,
-            reason_code=detail.return_reason,
-            reason_text=detail.return_reason_text,
-        ),
-        now,
-    )
-    return "returned"
 
 
 def _book(
     uow: UnitOfWork,
     order: StoredOrder,
-    target: TxState,
     entry: Entry,
     detail: EntryDetail,
     bank_ref: str | None,
     now: datetime,
 ) -> None:
-    """Move the order as the booked entry says, once its amount is the order's."""
+    """Settle the order as the booked debit says, once its amount is the order's."""
     _same_money(order, detail)
     advance(
         uow,
         order,
-        target,
+        TxState.SETTLED,
         now,
-        BankAnswer(
-            status_code=entry.status,
-            reason_code=detail.return_reason,
-            reason_text=detail.return_reason_text,
-            bank_ref=bank_ref,
-            value_date=entry.value_date,
-        ),
+        BankAnswer(status_code=entry.status, bank_ref=bank_ref, value_date=entry.value_date),
     )
 
 

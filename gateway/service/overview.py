@@ -12,7 +12,7 @@ from gateway.errors import GatewayError
 from gateway.service.channels import Folder
 from gateway.service.clock import stamp, utcnow
 from gateway.service.file_scanner import inbound_backlog
-from gateway.service.ports import Queries
+from gateway.service.ports import OutboxStatus, Queries
 
 
 def overdue_files(queries: Queries, settings: Settings, now: datetime) -> list[str]:
@@ -31,12 +31,14 @@ def overview(queries: Queries, settings: Settings, now: datetime | None = None) 
     invalid = queries.invalid_count()
     if invalid:
         orders["invalid"] = invalid
-    pending, _ = queries.outbox_pending()
+    outbox = queries.outbox_by_status()
     return {
         "orders": dict(sorted(orders.items())),
         "files": dict(sorted(queries.files_by_state().items())),
-        "outbox_pending": pending,
-        "outbox_parked": len(queries.outbox_parked(dropped=True)),
+        "outbox_pending": outbox[OutboxStatus.PENDING],
+        # Parked: waiting for an admin (`gateway dlq`), as the metric and `dlq list` count them.
+        "outbox_parked": outbox[OutboxStatus.PARKED],
+        "outbox_dropped": outbox[OutboxStatus.DROPPED],
         "quarantined_inbound": queries.quarantined_count(),
         "unmatched_lines": sum(queries.unmatched_by_partner().values()),
         "files_overdue": len(overdue := overdue_files(queries, settings, now or utcnow())),

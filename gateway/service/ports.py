@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 from gateway.domain.states import FileState, TxState
@@ -125,14 +126,15 @@ class PendingMessage:
 
 @dataclass(frozen=True, slots=True)
 class ReadyGroup:
-    """Orders waiting to be batched under one group key."""
+    """Orders waiting to be batched under one group key, and the partner they go to."""
 
     group_key: str
     count: int
+    partner: str
 
 
 @dataclass(frozen=True, slots=True)
-class Unmatched:
+class UnmatchedLine:
     """A line of a verified bank file that could not be applied, with the reason."""
 
     partner: str
@@ -229,9 +231,22 @@ class DlqAction:
     actor: str
 
 
+class OutboxStatus(StrEnum):
+    """Where an outbox message stands (a column of its own, the one truth of "parked")."""
+
+    # Waiting for a relay (or claimed by one).
+    PENDING = "pending"
+    # Confirmed by the broker, or written to the partner's folder.
+    SENT = "sent"
+    # Set aside with its reason for an admin (`gateway dlq`): the broker could not take it.
+    PARKED = "parked"
+    # Taken out of line for good by an admin, with a reason kept in the admin record.
+    DROPPED = "dropped"
+
+
 @dataclass(frozen=True, slots=True)
 class ParkedOutbox:
-    """An outbox message set aside for an admin."""
+    """An outbox message set aside for an admin (parked, or dropped since)."""
 
     message_id: str
     exchange: str
@@ -239,7 +254,7 @@ class ParkedOutbox:
     parked_at: datetime
     parked_why: str
     body: bytes
-    sent: bool
+    status: OutboxStatus = OutboxStatus.PARKED
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,10 +358,18 @@ class InboundRepository(Protocol):
         """Keep an inbound file; False when this partner already sent this very file. The same
         MsgId with other content raises InvalidMessage."""
 
-    def quarantine(self, partner: str, raw: bytes, reason: str, now: datetime) -> bool:
-        """Keep a refused file with its reason; False when this copy is kept already."""
+    def quarantine(
+        self,
+        partner: str,
+        raw: bytes,
+        reason: str,
+        now: datetime,
+        reason_class: str | None = None,
+    ) -> bool:
+        """Keep a refused file with its reason and the reason's class (a `ReasonClass` value;
+        None: classed from the reason's wording); False when this copy is kept already."""
 
-    def unmatched(self, line: Unmatched, now: datetime) -> None:
+    def unmatched(self, line: UnmatchedLine, now: datetime) -> None:
         """Keep a line that could not be applied."""
 
     def entry_applied(self, partner: str, bank_ref: str) -> bool:
@@ -391,13 +414,19 @@ class OutboxRepository(Protocol):
         """Give up claims on messages that were not sent, for any relay to try again."""
 
     def park(self, row_id: int, reason: str, now: datetime) -> None:
-        """Set aside a message the broker cannot route, with the reason."""
+        """Set aside a pending message the broker cannot route, with the reason (a message
+        sent meanwhile, by another instance, stays sent)."""
+
+    def parked(self, message_ids: Sequence[str] | None = None) -> list[ParkedOutbox]:
+        """The parked messages (those named, or all), oldest first, held against concurrent
+        changes until the unit ends."""
 
     def unpark(self, message_id: str) -> bool:
         """Put a parked message back in line; False when there is no such parked message."""
 
     def drop(self, message_id: str, now: datetime) -> bool:
-        """Take a parked message out of line for good (kept, marked dropped)."""
+        """Take a parked message out of line for good (kept, status dropped); False when there
+        is no such parked message."""
 
 
 class EvidenceRepository(Protocol):
@@ -501,14 +530,21 @@ class Queries(Protocol):
     def outbox_pending(self) -> tuple[int, datetime | None]:
         """Messages waiting to be sent, and when the oldest of them was written."""
 
-    def outbox_parked(self, *, dropped: bool = False) -> list[ParkedOutbox]:
-        """Parked outbox messages, oldest first (those an admin dropped only with `dropped`)."""
+    def outbox_parked(self) -> list[ParkedOutbox]:
+        """Outbox messages parked for an admin (status parked), oldest first."""
+
+    def outbox_by_status(self) -> dict[OutboxStatus, int]:
+        """Outbox messages not sent, per status: pending, parked and dropped (0 when none;
+        sent ones are not counted, there are too many)."""
 
     def quarantined_count(self) -> int:
         """Inbound files refused whole."""
 
     def quarantine_reasons(self) -> list[tuple[str, str, int]]:
         """(partner, reason, count) of refused inbound files."""
+
+    def quarantine_by_class(self) -> list[tuple[str, str, int]]:
+        """(partner, reason class, count) of refused inbound files."""
 
     def unmatched_by_partner(self) -> dict[str, int]:
         """Lines kept unmatched, per partner."""

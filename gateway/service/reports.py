@@ -20,7 +20,7 @@ from gateway.service.ports import (
     DuplicateAnswer,
     OutboxMessage,
     UnitOfWork,
-    Unmatched,
+    UnmatchedLine,
 )
 from gateway.service.transitions import advance
 
@@ -57,7 +57,7 @@ def apply_report(
             + (f" (it went to {owner})" if owner else "")
         )
         uow.inbound.unmatched(
-            Unmatched(
+            UnmatchedLine(
                 partner=partner.name,
                 msg_id=report.msg_id,
                 reference=report.original_msg_id,
@@ -204,7 +204,7 @@ def _keep(
     """Keep a status line that moves nothing, with the reason, for an admin; moves 0 orders."""
     reason = bounded(reason)
     uow.inbound.unmatched(
-        Unmatched(
+        UnmatchedLine(
             partner=partner.name,
             msg_id=report.msg_id,
             reference=line.original_end_to_end_id,

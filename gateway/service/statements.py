@@ -19,7 +19,7 @@ from gateway.service.ports import (
     StatementEntryRecord,
     StatementRecord,
     UnitOfWork,
-    Unmatched,
+    UnmatchedLine,
 )
 from gateway.service.reconcile import Known, Reconciliation, StatementLine, StatementView, reconcile
 
@@ -106,7 +106,7 @@ def apply_statement(
             bank_ref = entry.account_servicer_ref or f"{stmt.statement_id}#{index}"
             if problem:
                 uow.inbound.unmatched(
-                    Unmatched(
+                    UnmatchedLine(
                         partner=partner.name,
                         msg_id=statement.msg_id,
                         reference=bank_ref,

@@ -549,7 +549,7 @@ class Soak:
         self.result.bank_faults = _bank_faults(self.home / "var" / f"bank-{PARTNER}.db")
         info = self.result.verdict.info
         info["messages parked on the broker"] = _parked_on_broker(settings)
-        info["outbox messages parked"] = len(queries.outbox_parked(dropped=True))
+        info["outbox messages parked"] = len(queries.outbox_parked())
 
     def _settle(
         self, feed: _OrderFeed, sink: LedgerSink, gateways: list[Child], queries: Queries

@@ -18,6 +18,7 @@ import pytest
 
 from gateway.domain.states import FileState, TxState
 from gateway.errors import InvalidMessage, TransientError
+from gateway.reasons import ReasonClass
 from gateway.service.channels import LEDGER_EXCHANGE, TO_BANK_EXCHANGE
 from gateway.service.ports import (
     BankAnswer,
@@ -27,10 +28,11 @@ from gateway.service.ports import (
     DuplicateAnswer,
     NewOrder,
     OutboxMessage,
+    OutboxStatus,
     ReadyGroup,
     Revenue,
     Storage,
-    Unmatched,
+    UnmatchedLine,
 )
 from tests.contract.values import (
     DAY,
@@ -146,9 +148,10 @@ class StoreContract:
         assert q.files_by_state() == {}
         assert q.outbox_pending() == (0, None)
         assert q.outbox_parked() == []
-        assert q.outbox_parked(dropped=True) == []
+        assert q.outbox_by_status() == {s: 0 for s in OutboxStatus if s is not OutboxStatus.SENT}
         assert q.quarantined_count() == 0
         assert q.quarantine_reasons() == []
+        assert q.quarantine_by_class() == []
         assert q.unmatched_by_partner() == {}
         assert q.applied_by_type() == []
         assert q.overdue_files(PARTNER, at(3600)) == []
@@ -419,9 +422,11 @@ class StoreContract:
         assert all(o.state is TxState.RECEIVED for o in everything)
 
     def test_ready_groups_quiet_or_full(self, store: Storage) -> None:
-        """ready_groups gives groups quiet since the limit or full, by key, counting received."""
-        self.add_orders(store, new_order(1, group_key="b-quiet"), now=at(0))
-        self.add_orders(store, new_order(2, group_key="b-quiet"), now=at(10))
+        """ready_groups gives groups quiet since the limit or full, by key, counting received,
+        each with its partner (from the partner column, not from the key's wording)."""
+        quiet = dict(group_key="b-quiet", partner=OTHER_PARTNER)
+        self.add_orders(store, new_order(1, **quiet), now=at(0))
+        self.add_orders(store, new_order(2, **quiet), now=at(10))
         self.add_orders(store, new_order(3, group_key="c-busy"), now=at(100))
         self.add_orders(store, *(new_order(n, group_key="a-full") for n in (4, 5, 6)), now=at(99))
         self.add_orders(store, new_order(7, group_key="a-full"), now=at(0))
@@ -429,8 +434,11 @@ class StoreContract:
         self.add_orders(store, new_order(8, group_key="d-edge"), now=at(50))
         with store.unit_of_work() as uow:
             ready = uow.orders.ready_groups(at(50), 3)
-            assert uow.orders.ready_groups(at(50), 4) == [ReadyGroup("b-quiet", 2)]
-        assert ready == [ReadyGroup("a-full", 3), ReadyGroup("b-quiet", 2)]
+            assert uow.orders.ready_groups(at(50), 4) == [ReadyGroup("b-quiet", 2, OTHER_PARTNER)]
+        assert ready == [
+            ReadyGroup("a-full", 3, PARTNER),
+            ReadyGroup("b-quiet", 2, OTHER_PARTNER),
+        ]
 
     # --- outbox ------------------------------------------------------------------------------
 
@@ -536,8 +544,12 @@ class StoreContract:
             "posting.settled",
         )
         assert (parked.parked_at, parked.parked_why) == (at(4), "NO_ROUTE")
-        assert (parked.body, parked.sent) == (message(1).body, False)
+        assert (parked.body, parked.status) == (message(1).body, OutboxStatus.PARKED)
+        assert store.queries.outbox_by_status()[OutboxStatus.PARKED] == 1
         with store.unit_of_work() as uow:
+            assert [p.message_id for p in uow.outbox.parked()] == ["msg-0001"]
+            assert uow.outbox.parked(["msg-0002", "msg-9999"]) == []
+            assert uow.outbox.parked([]) == []
             assert uow.outbox.unpark("msg-0001")
             assert not uow.outbox.unpark("msg-0001")
             assert not uow.outbox.unpark("msg-9999")
@@ -547,7 +559,8 @@ class StoreContract:
         assert self.claim(store, "relay-b", now=at(5)) == ["msg-0001"]
 
     def test_drop_keeps_message_out_for_good(self, store: Storage) -> None:
-        """A dropped message is listed only with dropped=True and cannot be unparked."""
+        """A dropped message has the status dropped, is no longer parked, keeps why it was
+        parked, and cannot be unparked."""
         self.enqueue(store, message(1), message(2))
         ids = self.row_ids(store)
         with store.unit_of_work() as uow:
@@ -559,13 +572,38 @@ class StoreContract:
             assert not uow.outbox.drop("msg-0001", at(4))
         with store.unit_of_work() as uow:
             assert not uow.outbox.unpark("msg-0001")
-        assert [p.message_id for p in store.queries.outbox_parked()] == ["msg-0002"]
-        dropped = store.queries.outbox_parked(dropped=True)
-        assert [p.message_id for p in dropped] == ["msg-0001", "msg-0002"]
-        assert "dropped" in dropped[0].parked_why
-        assert "NO_ROUTE" in dropped[0].parked_why
+        [parked] = store.queries.outbox_parked()
+        assert (parked.message_id, parked.parked_why) == ("msg-0002", "NO_ROUTE")
+        assert store.queries.outbox_by_status() == {
+            OutboxStatus.PENDING: 0,
+            OutboxStatus.PARKED: 1,
+            OutboxStatus.DROPPED: 1,
+        }
         assert store.queries.outbox_pending() == (0, None)
         assert self.claim(store, "relay-a") == []
+
+    def test_parked_means_one_thing(self, store: Storage) -> None:
+        """Parked is one status: a message sent meanwhile (by another instance whose claim
+        outlived ours) is not parked by a late park, and counts agree with the list."""
+        self.enqueue(store, message(1), message(2), message(3))
+        ids = self.row_ids(store)
+        with store.unit_of_work() as uow:
+            uow.outbox.mark_sent([ids["msg-0001"]], at(1))
+            uow.outbox.park(ids["msg-0001"], "NO_ROUTE", at(2))  # too late: it was sent
+            uow.outbox.park(ids["msg-0002"], "NO_ROUTE", at(2))
+            uow.outbox.park(ids["msg-0003"], "NO_ROUTE", at(2))
+        with store.unit_of_work() as uow:
+            assert uow.outbox.drop("msg-0003", at(3))
+        parked = store.queries.outbox_parked()
+        assert [p.message_id for p in parked] == ["msg-0002"]
+        counts = store.queries.outbox_by_status()
+        assert counts[OutboxStatus.PARKED] == len(parked) == 1
+        assert counts[OutboxStatus.DROPPED] == 1
+        assert counts[OutboxStatus.PENDING] == store.queries.outbox_pending()[0] == 0
+        with store.unit_of_work() as uow:
+            # A parked message the broker confirmed after all (a late relay) is sent.
+            uow.outbox.mark_sent([ids["msg-0002"]], at(4))
+        assert store.queries.outbox_parked() == []
 
     # --- counters ----------------------------------------------------------------------------
 
@@ -626,6 +664,24 @@ class StoreContract:
             (PARTNER, "bad signature", 1),
             (PARTNER, "not XML", 1),
         ]
+        assert store.queries.quarantine_by_class() == [
+            (OTHER_PARTNER, "signature", 1),
+            (PARTNER, "content", 1),
+            (PARTNER, "signature", 1),
+        ]
+
+    def test_quarantine_keeps_the_class_it_is_given(self, store: Storage) -> None:
+        """The class given with a reason is kept as given; without one it is read from the
+        reason's wording once, when the file is kept."""
+        with store.unit_of_work() as uow:
+            uow.inbound.quarantine(PARTNER, b"a", "bad signature", T0, ReasonClass.LIMIT)
+            uow.inbound.quarantine(PARTNER, b"b", "x fails its XSD: line 1", T0)
+            uow.inbound.quarantine(PARTNER, b"c", "fault while reading the file: E", T0)
+        assert store.queries.quarantine_by_class() == [
+            (PARTNER, "fault", 1),
+            (PARTNER, "limit", 1),
+            (PARTNER, "schema", 1),
+        ]
 
     def test_seen_inbound(self, store: Storage) -> None:
         """seen_inbound tells applied from quarantined (with its reason) from never seen."""
@@ -683,12 +739,12 @@ class StoreContract:
         assert [a.msg_id for a in q.duplicate_answers(limit=1)] == ["D-1"]
 
     def test_unmatched_counted_by_partner(self, store: Storage) -> None:
-        """Unmatched lines are kept and counted per partner."""
+        """UnmatchedLine lines are kept and counted per partner."""
         detail = {"amount": Decimal("606000.00"), "day": DAY, "note": "không khớp"}
         with store.unit_of_work() as uow:
-            uow.inbound.unmatched(Unmatched(PARTNER, "M-1", "E2E-1", "unknown", detail), T0)
-            uow.inbound.unmatched(Unmatched(PARTNER, "M-1", None, "no ref", {}), T0)
-            uow.inbound.unmatched(Unmatched(OTHER_PARTNER, "M-9", "X", "unknown", {}), T0)
+            uow.inbound.unmatched(UnmatchedLine(PARTNER, "M-1", "E2E-1", "unknown", detail), T0)
+            uow.inbound.unmatched(UnmatchedLine(PARTNER, "M-1", None, "no ref", {}), T0)
+            uow.inbound.unmatched(UnmatchedLine(OTHER_PARTNER, "M-9", "X", "unknown", {}), T0)
         assert store.queries.unmatched_by_partner() == {PARTNER: 2, OTHER_PARTNER: 1}
 
     # --- evidence ----------------------------------------------------------------------------

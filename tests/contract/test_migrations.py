@@ -7,6 +7,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from importlib import resources
@@ -19,7 +21,8 @@ from gateway.adapters.persistence import migrations
 from gateway.adapters.persistence.postgres import PostgresStorage
 from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.domain.states import TxState
-from gateway.service.ports import NewOrder, OutboxMessage, SchemaTooNew
+from gateway.reasons import ReasonClass, reason_class
+from gateway.service.ports import NewOrder, OutboxMessage, OutboxStatus, SchemaTooNew
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 NOW = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
@@ -148,3 +151,118 @@ def test_postgres_migrates_once_and_refuses_a_newer_database(postgres_url: str) 
         assert stored.amount == Decimal("12.50")
     finally:
         untouched.close()
+
+
+# Outbox rows as version 3 kept them: (message_id, sent, parked_why); version 4 makes them
+# pending, sent, parked, dropped (with the bare reason) and sent.
+_OLD_OUTBOX = (
+    ("m-pending", False, None),
+    ("m-sent", True, None),
+    ("m-parked", False, "NO_ROUTE"),
+    ("m-dropped", False, "dropped: NO_ROUTE"),
+    ("m-parked-then-sent", True, "NO_ROUTE"),
+)
+# Quarantine reasons of every class, worded as the gateway words them.
+_OLD_REASONS = (
+    "line 2: <GrpHdr> has 40000 attributes; the limit is 16 (limit max_attributes)",
+    "fault while reading the file: MemoryError",
+    "file from unknown partner 'x'",
+    "agribank reused MsgId R-1 for a different file; the first is kept",
+    "no signature: the document has no ds:Signature",
+    "pain.002.001.12 fails its XSD: line 3: ...",
+    "document has a DOCTYPE declaration; DTDs and entities are refused",
+    "document is 99999999 bytes; the limit is 52428800",
+    "camt.053.001.08 is not a report the gateway reads",
+    "<Sts> is missing",
+    "RÉSUMÉ: Signature KO",
+)
+
+
+def _fill_version_3(run: Callable[[str, tuple[object, ...]], object], backend: str) -> None:
+    """Apply migrations 1-3 and add the rows of _OLD_OUTBOX and _OLD_REASONS as version 3
+    wrote them (a dropped message told by "dropped: " before its reason). `run` takes `?`
+    placeholders."""
+    run(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        f" applied_at {'TEXT' if backend == 'sqlite' else 'TIMESTAMPTZ'} NOT NULL)",
+        (),
+    )
+    for migration in migrations.shipped(backend)[:3]:
+        for statement in migration.statements:
+            run(statement, ())
+        run(
+            "INSERT INTO schema_version VALUES (?, ?, ?)",
+            (migration.version, migration.name, NOW.isoformat()),
+        )
+    for message_id, sent, why in _OLD_OUTBOX:
+        run(
+            "INSERT INTO outbox (message_id, exchange, routing_key, body, headers, created_at,"
+            " sent_at, parked_at, parked_why) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                message_id,
+                "treasury.ledger",
+                "k",
+                b"{}",
+                "{}",
+                NOW.isoformat(),
+                NOW.isoformat() if sent else None,
+                NOW.isoformat() if why else None,
+                why,
+            ),
+        )
+    for n, reason in enumerate(_OLD_REASONS):
+        run(
+            "INSERT INTO quarantine (partner, sha256, raw, reason, received_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            ("agribank", f"sha-{n}", b"x", reason, NOW.isoformat()),
+        )
+
+
+def _check_version_4(storage: SqliteStorage | PostgresStorage) -> None:
+    """Every old row has the status and class version 4 gives it, and the rules agree."""
+    q = storage.queries
+    assert q.outbox_by_status() == {
+        OutboxStatus.PENDING: 1,
+        OutboxStatus.PARKED: 1,
+        OutboxStatus.DROPPED: 1,
+    }
+    [parked] = q.outbox_parked()
+    assert (parked.message_id, parked.parked_why) == ("m-parked", "NO_ROUTE")
+    with storage.unit_of_work() as uow:
+        assert not uow.outbox.unpark("m-dropped")
+        assert [p.message.message_id for p in uow.outbox.claim("me", 9, NOW, NOW)] == ["m-pending"]
+    expected = sorted(Counter(reason_class(r).value for r in _OLD_REASONS).items())
+    assert [(c, n) for _, c, n in q.quarantine_by_class()] == expected
+    assert {c for _, c, _ in q.quarantine_by_class()} == {c.value for c in ReasonClass}
+
+
+def test_sqlite_version_4_backfills_status_and_reason_class(tmp_path: Path) -> None:
+    """Upgrading a version-3 SQLite file gives each outbox row its status (a "dropped: "
+    reason becomes the status dropped and the bare reason) and each quarantined file the class
+    gateway.reasons gives its reason."""
+    path = tmp_path / "gateway.db"
+    conn = sqlite3.connect(path)
+    _fill_version_3(conn.execute, "sqlite")
+    conn.commit()
+    conn.close()
+    storage = SqliteStorage(path)
+    try:
+        assert storage.schema()[0] == migrations.newest("sqlite")
+        _check_version_4(storage)
+    finally:
+        storage.close()
+
+
+def test_postgres_version_4_backfills_status_and_reason_class(postgres_url: str) -> None:
+    """The same upgrade on PostgreSQL gives the same statuses and classes."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        _fill_version_3(
+            lambda sql, args: conn.execute(sql.replace("?", "%s"), args),
+            "postgres",
+        )
+    storage = PostgresStorage(postgres_url)
+    try:
+        assert storage.schema()[0] == migrations.newest("postgres")
+        _check_version_4(storage)
+    finally:
+        storage.close()

@@ -69,11 +69,27 @@ def test_a_broken_profile_is_named(home: Path) -> None:
     assert "broken.toml: unknown key(s) colour" in result.stderr
 
 
-def test_unknown_partner_for_bank_sim(home: Path) -> None:
-    """bank-sim for a partner without a profile says so."""
-    result = run(home, "bank-sim", "--partner", "nobank")
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("bank-sim",),
+        ("build", "ORDERS"),
+        ("verify", "ORDERS"),
+        ("reconcile", "--date", "2026-11-02"),
+        ("files", "scan"),
+    ],
+)
+def test_an_unknown_partner_is_the_same_line_for_every_command(
+    home: Path, command: tuple[str, ...]
+) -> None:
+    """Every command taking --partner looks it up one way and says the same line."""
+    (home / "orders.json").write_text("[]")
+    args = [str(home / "orders.json") if arg == "ORDERS" else arg for arg in command]
+    result = run(home, *args, "--partner", "nobank")
     assert result.returncode == 1
-    assert "no partner profile named 'nobank'" in result.stderr
+    assert result.stderr.strip() == (
+        "error: no partner profile named 'nobank' in conf/partners/ (known: agribank, vietinbank)"
+    )
 
 
 @pytest.mark.broker

@@ -492,7 +492,9 @@ def test_files_scan_command_reads_the_folder(exchange: Exchange, tmp_path: Path)
         [*command, "--partner", "agribank"], capture_output=True, text=True, env=env, check=False
     )
     assert bad.returncode == 1
-    assert bad.stderr.strip() == "error: no partner profile named 'agribank' in conf/partners/"
+    assert bad.stderr.strip() == (
+        "error: no partner profile named 'agribank' in conf/partners/ (known: vietinbank)"
+    )
 
 
 def test_an_exchange_profile_round_trips(exchange: Exchange) -> None:

@@ -99,7 +99,10 @@ def test_build_for_an_unknown_partner_is_one_line(home: Path) -> None:
     orders.write_text(json.dumps(payload(1)))
     result = run(home, "build", str(orders), "--partner", "nobank")
     assert result.returncode == 1
-    assert "partner 'nobank' has no profile (known: agribank, vietinbank)" in result.stderr
+    assert (
+        "no partner profile named 'nobank' in conf/partners/ (known: agribank, vietinbank)"
+        in result.stderr
+    )
 
 
 def test_parse_prints_json_and_refuses_a_faulty_file_in_one_line(home: Path, samples: Path) -> None:

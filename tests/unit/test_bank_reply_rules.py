@@ -487,3 +487,77 @@ def test_a_return_sent_again_is_applied_once(
     assert order(storage, "O-1").state == "returned"
     assert [p["kind"] for p in postings(storage)] == ["payment_settled", "payment_returned"]
     assert unmatched_reasons(storage) == []
+
+
+def return_entry(bank_ref: str | None, order_id: str, amount: Decimal = AMOUNT) -> Entry:
+    """A booked camt.054 credit with return information for one of our payments."""
+    return Entry(
+        amount=amount,
+        currency="VND",
+        credit_debit="CRDT",
+        status="BOOK",
+        booking_date=RETURNED_ON,
+        value_date=RETURNED_ON,
+        account_servicer_ref=bank_ref,
+        details=(
+            EntryDetail(
+                amount=amount,
+                currency="VND",
+                end_to_end_id=order_id,
+                return_reason="AC04",
+                return_reason_text="Tài khoản đã đóng",
+            ),
+        ),
+    )
+
+
+def _returned_posting(storage: MemoryStorage) -> dict[str, Any]:
+    [posting] = [p for p in postings(storage) if p["kind"] == "payment_returned"]
+    return posting
+
+
+@pytest.mark.parametrize("kind", ["pacs.004", "camt.054"])
+def test_both_return_messages_follow_one_rule(
+    storage: MemoryStorage, agribank: PartnerProfile, kind: str
+) -> None:
+    """A pacs.004 line and a camt.054 return entry give the same posting (status BOOK, the
+    return's date and reason) and, when the bank gives no reference, the same fallback one:
+    the file's MsgId and the line's place in it."""
+    send_file(storage, [("O-1", "P-1"), ("O-2", "P-1")])
+    for order_id in ("O-1", "O-2"):
+        settle_by_report(storage, agribank, order_id)
+    message: Notification | PaymentReturn
+    if kind == "pacs.004":
+        lines = (returned("", "O-9"), returned("", "O-2"))
+        message = payment_return("RT-1", *lines)
+    else:
+        message = notification("RT-1", return_entry(None, "O-9"), return_entry(None, "O-2"))
+    assert apply(storage, agribank, message, raw_of(message)) == "applied"
+    assert order(storage, "O-2").state == "returned"
+    posting = _returned_posting(storage)
+    assert (posting["status"], posting["bank_ref"], posting["value_date"]) == (
+        "BOOK",
+        "RT-1#2",
+        RETURNED_ON.isoformat(),
+    )
+    assert posting["reason"] == {"code": "AC04", "text": "Tài khoản đã đóng"}
+    [(record, _)] = storage.snapshot().returns.values()
+    assert (record.bank_ref, record.order_id) == ("RT-1#2", "O-2")
+    assert unmatched_reasons(storage) == ["return (AC04) of an unknown payment O-9"]
+
+
+@pytest.mark.parametrize("kind", ["pacs.004", "camt.054"])
+def test_a_return_of_another_amount_is_unmatched_the_same_way(
+    storage: MemoryStorage, agribank: PartnerProfile, kind: str
+) -> None:
+    """Either message returning another amount leaves the order settled, with one reason."""
+    send_file(storage, [("O-1", "P-1")])
+    settle_by_report(storage, agribank, "O-1")
+    message: Notification | PaymentReturn
+    if kind == "pacs.004":
+        message = payment_return("RT-1", returned("RTR-1", "O-1", Decimal("1")))
+    else:
+        message = notification("RT-1", return_entry("RTR-1", "O-1", Decimal("1")))
+    apply(storage, agribank, message, raw_of(message))
+    assert order(storage, "O-1").state == "settled"
+    assert unmatched_reasons(storage) == ["return of 1 VND differs from order O-1's 540000 VND"]

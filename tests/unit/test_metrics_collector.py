@@ -12,13 +12,10 @@ from prometheus_client import CollectorRegistry
 
 from gateway.adapters.persistence.memory import MemoryStorage
 from gateway.adapters.prometheus import exposition, state_registry
-from gateway.adapters.prometheus_state import (
-    ParkingCollector,
-    StateCollector,
-    reason_class,
-)
+from gateway.adapters.prometheus_state import ParkingCollector, StateCollector
 from gateway.config import Settings
 from gateway.domain.states import FileState, TxState
+from gateway.reasons import reason_class
 from gateway.service.ports import (
     BankAnswer,
     NewOrder,
@@ -26,7 +23,7 @@ from gateway.service.ports import (
     OutboxMessage,
     Storage,
     UnitOfWork,
-    Unmatched,
+    UnmatchedLine,
 )
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
@@ -121,7 +118,7 @@ def storage(settings: Settings) -> MemoryStorage:
             uow.inbound.quarantine("agribank", raw, reason, NOW)
         for ref in ("E2E-1", "E2E-2"):
             uow.inbound.unmatched(
-                Unmatched(
+                UnmatchedLine(
                     partner="agribank",
                     msg_id="R-1",
                     reference=ref,

@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 
 from gateway.domain.states import FileState, TxState, can_move
 from gateway.errors import InvalidMessage
+from gateway.reasons import ReasonClass
+from gateway.reasons import reason_class as classify
 from gateway.service.channels import TO_BANK_EXCHANGE
 from gateway.service.ports import (
     AddResult,
@@ -44,6 +46,7 @@ from gateway.service.ports import (
     OutboundFile,
     OutboxMessage,
     OutboxRepository,
+    OutboxStatus,
     ParkedOutbox,
     PendingMessage,
     Queries,
@@ -55,11 +58,8 @@ from gateway.service.ports import (
     StatementRecord,
     StoredOrder,
     UnitOfWork,
-    Unmatched,
+    UnmatchedLine,
 )
-
-# What `drop` puts before the reason a message was parked for.
-DROPPED_MARK = "dropped: "
 
 T = TypeVar("T")
 
@@ -97,6 +97,8 @@ class KeptRow:
     reason: str
     received_at: datetime
     order_id: str | None = None
+    # A quarantined file's ReasonClass value.
+    reason_class: str = ReasonClass.CONTENT.value
 
 
 @dataclass(slots=True)
@@ -106,6 +108,7 @@ class OutboxRow:
     row_id: int
     message: OutboxMessage
     created_at: datetime
+    status: OutboxStatus = OutboxStatus.PENDING
     sent_at: datetime | None = None
     parked_at: datetime | None = None
     parked_why: str | None = None
@@ -134,7 +137,7 @@ class MemoryState:
     overdue_cleared: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     inbound_files: dict[tuple[str, str], InboundRow] = field(default_factory=dict)
     quarantine: dict[tuple[str, str], KeptRow] = field(default_factory=dict)
-    unmatched: list[tuple[Unmatched, datetime]] = field(default_factory=list)
+    unmatched: list[tuple[UnmatchedLine, datetime]] = field(default_factory=list)
     # (partner, bank_ref) -> (msg_id, outcome, received_at)
     camt_entries: dict[tuple[str, str], tuple[str, str, datetime]] = field(default_factory=dict)
     # (partner, msg_id) -> the duplicate-file answer, as kept (received_at set)
@@ -244,14 +247,16 @@ class MemoryOrders(_Repository):
     def ready_groups(self, quiet_before: datetime, full_at: int) -> list[ReadyGroup]:
         counts: Counter[str] = Counter()
         newest: dict[str, datetime] = {}
+        partners: dict[str, str] = {}
         for order in self._s.orders.values():
             if order.state is TxState.RECEIVED:
+                partners[order.group_key] = order.partner
                 counts[order.group_key] += 1
                 newest[order.group_key] = max(
                     newest.get(order.group_key, order.received_at), order.received_at
                 )
         return [
-            ReadyGroup(key, counts[key])
+            ReadyGroup(key, counts[key], partners[key])
             for key in sorted(counts)
             if newest[key] < quiet_before or counts[key] >= full_at
         ]
@@ -398,14 +403,22 @@ class MemoryInbound(_Repository):
             )
         return False
 
-    def quarantine(self, partner: str, raw: bytes, reason: str, now: datetime) -> bool:
+    def quarantine(
+        self,
+        partner: str,
+        raw: bytes,
+        reason: str,
+        now: datetime,
+        reason_class: str | None = None,
+    ) -> bool:
         key = (partner, hashlib.sha256(raw).hexdigest())
         if key in self._s.quarantine:
             return False
-        self._s.quarantine[key] = KeptRow(bytes(raw), reason, now)
+        kind = ReasonClass(reason_class) if reason_class else classify(reason)
+        self._s.quarantine[key] = KeptRow(bytes(raw), reason, now, reason_class=kind.value)
         return True
 
-    def unmatched(self, line: Unmatched, now: datetime) -> None:
+    def unmatched(self, line: UnmatchedLine, now: datetime) -> None:
         detail = _json_copy(line.detail, default=str)
         self._s.unmatched.append((replace(line, detail=detail), now))
 
@@ -451,8 +464,7 @@ class MemoryOutbox(_Repository):
         pending = [
             row
             for row in self._s.outbox.values()
-            if row.sent_at is None
-            and row.parked_at is None
+            if row.status is OutboxStatus.PENDING
             and (
                 row.claimed_by is None
                 or row.claimed_by == owner
@@ -474,8 +486,9 @@ class MemoryOutbox(_Repository):
     def mark_sent(self, row_ids: Sequence[int], now: datetime) -> None:
         for row_id in row_ids:
             row = self._s.outbox.get(row_id)
-            if row is not None and row.sent_at is None:
-                row.sent_at, row.claimed_by, row.claim_until = now, None, None
+            if row is not None and row.status is not OutboxStatus.SENT:
+                row.status, row.sent_at = OutboxStatus.SENT, now
+                row.claimed_by, row.claim_until = None, None
 
     def release(self, row_ids: Sequence[int]) -> None:
         for row_id in row_ids:
@@ -485,22 +498,33 @@ class MemoryOutbox(_Repository):
 
     def park(self, row_id: int, reason: str, now: datetime) -> None:
         row = self._s.outbox.get(row_id)
-        if row is not None:
-            row.parked_at, row.parked_why = now, reason
+        if row is not None and row.status is OutboxStatus.PENDING:
+            row.status, row.parked_at, row.parked_why = OutboxStatus.PARKED, now, reason
             row.claimed_by, row.claim_until = None, None
+
+    def parked(self, message_ids: Sequence[str] | None = None) -> list[ParkedOutbox]:
+        wanted = None if message_ids is None else set(message_ids)
+        return [
+            _parked_view(row)
+            for row in sorted(self._s.outbox.values(), key=lambda row: row.row_id)
+            if row.status is OutboxStatus.PARKED
+            and (wanted is None or row.message.message_id in wanted)
+        ]
 
     def unpark(self, message_id: str) -> bool:
         row = self._parked(message_id)
         if row is None:
             return False
-        row.parked_at, row.parked_why = None, None
+        row.status, row.parked_at, row.parked_why = OutboxStatus.PENDING, None, None
         return True
 
     def drop(self, message_id: str, now: datetime) -> bool:
+        # The message keeps when and why it was parked; the admin's reason and the time of
+        # the drop are in the admin record.
         row = self._parked(message_id)
         if row is None:
             return False
-        row.parked_at, row.parked_why = now, DROPPED_MARK + (row.parked_why or "")
+        row.status = OutboxStatus.DROPPED
         return True
 
     def _find(self, message_id: str) -> OutboxRow | None:
@@ -510,11 +534,9 @@ class MemoryOutbox(_Repository):
         )
 
     def _parked(self, message_id: str) -> OutboxRow | None:
-        """The row of a message parked, not sent and not dropped, or None."""
+        """The row of a parked message, or None."""
         row = self._find(message_id)
-        if row is None or row.parked_at is None or row.sent_at is not None:
-            return None
-        return None if _dropped(row) else row
+        return row if row is not None and row.status is OutboxStatus.PARKED else None
 
 
 def _to_files(message: OutboxMessage, file_partners: Sequence[str]) -> bool:
@@ -522,10 +544,18 @@ def _to_files(message: OutboxMessage, file_partners: Sequence[str]) -> bool:
     return message.exchange == TO_BANK_EXCHANGE and message.routing_key in file_partners
 
 
-def _dropped(row: OutboxRow) -> bool:
-    """Whether an admin dropped a parked message (a missing reason counts as dropped, as SQL's
-    `NOT LIKE` on NULL keeps the row out)."""
-    return row.parked_why is None or row.parked_why.startswith(DROPPED_MARK)
+def _parked_view(row: OutboxRow) -> ParkedOutbox:
+    """A parked (or dropped) outbox row as the port gives it."""
+    assert row.parked_at is not None
+    return ParkedOutbox(
+        row.message.message_id,
+        row.message.exchange,
+        row.message.routing_key,
+        row.parked_at,
+        row.parked_why or "",
+        row.message.body,
+        row.status,
+    )
 
 
 class MemoryEvidence(_Repository):
@@ -631,25 +661,17 @@ class MemoryQueries:
         times = [
             row.created_at
             for row in self._committed().outbox.values()
-            if row.sent_at is None and row.parked_at is None
+            if row.status is OutboxStatus.PENDING
         ]
         return len(times), min(times, default=None)
 
-    def outbox_parked(self, *, dropped: bool = False) -> list[ParkedOutbox]:
+    def outbox_parked(self) -> list[ParkedOutbox]:
         rows = sorted(self._committed().outbox.values(), key=lambda row: row.row_id)
-        return [
-            ParkedOutbox(
-                row.message.message_id,
-                row.message.exchange,
-                row.message.routing_key,
-                row.parked_at,
-                row.parked_why or "",
-                row.message.body,
-                row.sent_at is not None,
-            )
-            for row in rows
-            if row.parked_at is not None and (dropped or not _dropped(row))
-        ]
+        return [_parked_view(row) for row in rows if row.status is OutboxStatus.PARKED]
+
+    def outbox_by_status(self) -> dict[OutboxStatus, int]:
+        counts = Counter(row.status for row in self._committed().outbox.values())
+        return {s: counts[s] for s in OutboxStatus if s is not OutboxStatus.SENT}
 
     def quarantined_count(self) -> int:
         return len(self._committed().quarantine)
@@ -659,6 +681,13 @@ class MemoryQueries:
             (partner, row.reason) for (partner, _), row in self._committed().quarantine.items()
         )
         return [(partner, reason, n) for (partner, reason), n in sorted(counts.items())]
+
+    def quarantine_by_class(self) -> list[tuple[str, str, int]]:
+        counts = Counter(
+            (partner, row.reason_class)
+            for (partner, _), row in self._committed().quarantine.items()
+        )
+        return [(partner, kind, n) for (partner, kind), n in sorted(counts.items())]
 
     def unmatched_by_partner(self) -> dict[str, int]:
         return dict(Counter(line.partner for line, _ in self._committed().unmatched))

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 from gateway.domain.states import FileState, TxState, can_move
 from gateway.errors import InvalidMessage
+from gateway.reasons import ReasonClass
+from gateway.reasons import reason_class as classify
 from gateway.service.channels import TO_BANK_EXCHANGE
 from gateway.service.ports import (
     AddResult,
@@ -29,6 +31,7 @@ from gateway.service.ports import (
     NewOrder,
     OutboundFile,
     OutboxMessage,
+    OutboxStatus,
     ParkedOutbox,
     PendingMessage,
     ReadyGroup,
@@ -38,7 +41,7 @@ from gateway.service.ports import (
     StatementEntryRecord,
     StatementRecord,
     StoredOrder,
-    Unmatched,
+    UnmatchedLine,
 )
 
 Row = tuple[Any, ...]
@@ -48,7 +51,18 @@ ORDER_COLUMNS = (
     "pmt_inf_id, status_code, reason_code, reason_text, bank_ref, value_date, received_at, "
     "updated_at"
 )
-DROPPED = "dropped: "
+# The outbox's statuses as SQL literals (a literal lets the (status, id) index serve).
+PENDING, SENT = f"'{OutboxStatus.PENDING}'", f"'{OutboxStatus.SENT}'"
+PARKED, DROPPED = f"'{OutboxStatus.PARKED}'", f"'{OutboxStatus.DROPPED}'"
+PARKED_COLUMNS = "message_id, exchange, routing_key, parked_at, parked_why, body, status"
+
+
+def parked_from_row(row: Row) -> ParkedOutbox:
+    """A row of PARKED_COLUMNS as a ParkedOutbox."""
+    message_id, exchange, key, at, why, body, status = row
+    return ParkedOutbox(
+        message_id, exchange, key, as_time(at), why or "", bytes(body), OutboxStatus(status)
+    )
 
 
 class Executor(Protocol):
@@ -188,13 +202,13 @@ class SqlOrders:
 
     def ready_groups(self, quiet_before: datetime, full_at: int) -> list[ReadyGroup]:
         rows = self._ex.all(
-            "SELECT group_key, COUNT(*), MAX(received_at) FROM orders WHERE state = ?"
-            " GROUP BY group_key ORDER BY group_key",
+            "SELECT group_key, partner, COUNT(*), MAX(received_at) FROM orders WHERE state = ?"
+            " GROUP BY group_key, partner ORDER BY group_key",
             (TxState.RECEIVED.value,),
         )
         return [
-            ReadyGroup(key, int(count))
-            for key, count, newest in rows
+            ReadyGroup(key, int(count), partner)
+            for key, partner, count, newest in rows
             if as_time(newest) < quiet_before or count >= full_at
         ]
 
@@ -364,17 +378,25 @@ class SqlInbound:
             )
         return False
 
-    def quarantine(self, partner: str, raw: bytes, reason: str, now: datetime) -> bool:
+    def quarantine(
+        self,
+        partner: str,
+        raw: bytes,
+        reason: str,
+        now: datetime,
+        reason_class: str | None = None,
+    ) -> bool:
+        kind = ReasonClass(reason_class) if reason_class else classify(reason)
         return (
             self._ex.run(
-                "INSERT INTO quarantine (partner, sha256, raw, reason, received_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner, sha256) DO NOTHING",
-                (partner, hashlib.sha256(raw).hexdigest(), raw, reason, now),
+                "INSERT INTO quarantine (partner, sha256, raw, reason, reason_class, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (partner, sha256) DO NOTHING",
+                (partner, hashlib.sha256(raw).hexdigest(), raw, reason, kind.value, now),
             )
             == 1
         )
 
-    def unmatched(self, line: Unmatched, now: datetime) -> None:
+    def unmatched(self, line: UnmatchedLine, now: datetime) -> None:
         self._ex.run(
             "INSERT INTO unmatched (partner, msg_id, reference, reason, detail, received_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -462,7 +484,7 @@ class SqlOutbox:
         which, which_args = _pending_clause(file_partners, files_only)
         rows = self._ex.all(
             "UPDATE outbox SET claimed_by = ?, claim_until = ? WHERE id IN ("  # noqa: S608 - placeholders only
-            " SELECT id FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL"
+            f" SELECT id FROM outbox WHERE status = {PENDING}"
             " AND (claimed_by IS NULL OR claimed_by = ? OR claim_until < ?)"
             f" AND {which} ORDER BY id LIMIT ?{self._ex.skip_locked})"
             " RETURNING id, message_id, exchange, routing_key, body, headers",
@@ -478,8 +500,8 @@ class SqlOutbox:
 
     def mark_sent(self, row_ids: Sequence[int], now: datetime) -> None:
         self._ex.run_many(
-            "UPDATE outbox SET sent_at = ?, claimed_by = NULL, claim_until = NULL"
-            " WHERE id = ? AND sent_at IS NULL",
+            f"UPDATE outbox SET status = {SENT}, sent_at = ?, claimed_by = NULL,"  # noqa: S608 - a literal
+            f" claim_until = NULL WHERE id = ? AND status <> {SENT}",
             [(now, row_id) for row_id in row_ids],
         )
 
@@ -491,28 +513,42 @@ class SqlOutbox:
 
     def park(self, row_id: int, reason: str, now: datetime) -> None:
         self._ex.run(
-            "UPDATE outbox SET parked_at = ?, parked_why = ?, claimed_by = NULL,"
-            " claim_until = NULL WHERE id = ?",
+            f"UPDATE outbox SET status = {PARKED}, parked_at = ?, parked_why = ?,"  # noqa: S608 - a literal
+            f" claimed_by = NULL, claim_until = NULL WHERE id = ? AND status = {PENDING}",
             (now, reason, row_id),
         )
+
+    def parked(self, message_ids: Sequence[str] | None = None) -> list[ParkedOutbox]:
+        if message_ids is not None and not message_ids:
+            return []
+        marks = ", ".join("?" * len(message_ids or ()))
+        which = f"message_id IN ({marks})" if message_ids is not None else "1 = 1"
+        rows = self._ex.all(
+            f"SELECT {PARKED_COLUMNS} FROM outbox WHERE status = {PARKED} AND {which}"  # noqa: S608 - placeholders only
+            f" ORDER BY id{self._ex.lock}",
+            tuple(message_ids or ()),
+        )
+        return [parked_from_row(row) for row in rows]
 
     def unpark(self, message_id: str) -> bool:
         return (
             self._ex.run(
-                "UPDATE outbox SET parked_at = NULL, parked_why = NULL WHERE message_id = ?"
-                " AND parked_at IS NOT NULL AND sent_at IS NULL AND parked_why NOT LIKE ?",
-                (message_id, DROPPED + "%"),
+                f"UPDATE outbox SET status = {PENDING}, parked_at = NULL, parked_why = NULL"  # noqa: S608 - a literal
+                f" WHERE message_id = ? AND status = {PARKED}",
+                (message_id,),
             )
             == 1
         )
 
     def drop(self, message_id: str, now: datetime) -> bool:
+        # The message keeps when and why it was parked; the admin's reason and the time of
+        # the drop are in dlq_actions.
+        del now
         return (
             self._ex.run(
-                "UPDATE outbox SET parked_why = ? || parked_why, parked_at = ?"
-                " WHERE message_id = ? AND parked_at IS NOT NULL AND sent_at IS NULL"
-                " AND parked_why NOT LIKE ?",
-                (DROPPED, now, message_id, DROPPED + "%"),
+                f"UPDATE outbox SET status = {DROPPED} WHERE message_id = ?"  # noqa: S608 - a literal
+                f" AND status = {PARKED}",
+                (message_id,),
             )
             == 1
         )
@@ -730,22 +766,22 @@ class SqlQueries:
 
     def outbox_pending(self) -> tuple[int, datetime | None]:
         row = self._q.one(
-            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE sent_at IS NULL"
-            " AND parked_at IS NULL"
+            f"SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = {PENDING}"  # noqa: S608 - a literal
         )
         return (int(row[0]), as_opt_time(row[1])) if row else (0, None)
 
-    def outbox_parked(self, *, dropped: bool = False) -> list[ParkedOutbox]:
+    def outbox_parked(self) -> list[ParkedOutbox]:
         rows = self._q.all(
-            "SELECT message_id, exchange, routing_key, parked_at, parked_why, body, sent_at"
-            " FROM outbox WHERE parked_at IS NOT NULL AND (? OR parked_why NOT LIKE ?)"
-            " ORDER BY id",
-            (dropped, DROPPED + "%"),
+            f"SELECT {PARKED_COLUMNS} FROM outbox WHERE status = {PARKED} ORDER BY id"  # noqa: S608 - fixed columns
         )
-        return [
-            ParkedOutbox(m, e, k, as_time(at), why, bytes(body), sent is not None)
-            for m, e, k, at, why, body, sent in rows
-        ]
+        return [parked_from_row(row) for row in rows]
+
+    def outbox_by_status(self) -> dict[OutboxStatus, int]:
+        counts = self._by(
+            "SELECT status, COUNT(*) FROM outbox"  # noqa: S608 - literals
+            f" WHERE status IN ({PENDING}, {PARKED}, {DROPPED}) GROUP BY status"
+        )
+        return {s: counts.get(s.value, 0) for s in OutboxStatus if s is not OutboxStatus.SENT}
 
     def quarantined_count(self) -> int:
         return self._count("SELECT COUNT(*) FROM quarantine")
@@ -756,6 +792,13 @@ class SqlQueries:
             " ORDER BY partner, reason"
         )
         return [(p, r, int(n)) for p, r, n in rows]
+
+    def quarantine_by_class(self) -> list[tuple[str, str, int]]:
+        rows = self._q.all(
+            "SELECT partner, reason_class, COUNT(*) FROM quarantine"
+            " GROUP BY partner, reason_class ORDER BY partner, reason_class"
+        )
+        return [(p, c, int(n)) for p, c, n in rows]
 
     def unmatched_by_partner(self) -> dict[str, int]:
         return self._by("SELECT partner, COUNT(*) FROM unmatched GROUP BY partner")
