@@ -550,6 +550,12 @@ class Soak:
         info = self.result.verdict.info
         info["messages parked on the broker"] = _parked_on_broker(settings)
         info["outbox messages parked"] = len(queries.outbox_parked())
+        if self._cluster is not None:
+            logs = self.config.workdir / "logs"
+            info["connections failed over to another node"] = sum(
+                path.read_text(encoding="utf-8", errors="replace").count('"broker.failover"')
+                for path in logs.glob("*.log")
+            )
 
     def _settle(
         self, feed: _OrderFeed, sink: LedgerSink, gateways: list[Child], queries: Queries
