@@ -539,7 +539,8 @@ class Soak:
         return broker
 
     def _judge(self, feed: _OrderFeed, settings: Settings, queries: Queries) -> None:
-        """The checker's verdict and the figures beside it."""
+        """The checker's verdict and the figures beside it (on a cluster, the failovers of
+        every connection: the gateways', the bank's and this harness's own)."""
         self.result.verdict = check(
             feed.published,
             queries,
@@ -554,7 +555,8 @@ class Soak:
             logs = self.config.workdir / "logs"
             info["connections failed over to another node"] = sum(
                 path.read_text(encoding="utf-8", errors="replace").count('"broker.failover"')
-                for path in logs.glob("*.log")
+                for path in [*logs.glob("*.log"), self.config.workdir.parent / "soak.log.jsonl"]
+                if path.is_file()
             )
 
     def _settle(
