@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import sys
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import click
 from pika.exceptions import AMQPError
 
 from gateway import logs
+from gateway.banksim.command import bank_sim
 from gateway.commands import existing_database, iso
 from gateway.commands import files as files_commands
 from gateway.commands import metrics as metrics_commands
@@ -23,6 +23,7 @@ from gateway.commands.keys import keys
 from gateway.commands.reconcile import reconcile
 from gateway.commands.verify import verify
 from gateway.config import Settings, load_settings
+from gateway.demo.command import demo
 from gateway.errors import GatewayError
 
 
@@ -59,117 +60,6 @@ def run(ctx: click.Context) -> None:
     storage.claim_instance()  # SQLite takes one instance; PostgreSQL any number
     start_gateway(build_gateway(settings, storage), runtime)
     click.echo(f"gateway running against {_redact(settings.amqp_url)}; Ctrl-C stops", err=True)
-    runtime.wait()
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@click.option("--timeout", default=110.0, show_default=True, help="Seconds to wait for the flow.")
-@click.option("--verbose", is_flag=True, help="Logs on stderr instead of var/demo.log.jsonl.")
-@click.option(
-    "--allow-remote-broker",
-    "allow_remote",
-    is_flag=True,
-    help="Run even though GATEWAY_AMQP_URL is not on this machine (queues are emptied).",
-)
-@click.option(
-    "--db",
-    "database",
-    type=click.Choice(["sqlite", "postgres"]),
-    default="sqlite",
-    show_default=True,
-    help="Run on SQLite (a fresh file) or on PostgreSQL at GATEWAY_DB_URL (a fresh schema"
-    " gateway_demo; scripts/demo --db postgres starts a local server).",
-)
-@click.pass_context
-def demo(
-    ctx: click.Context,
-    as_json: bool,
-    timeout: float,
-    verbose: bool,
-    allow_remote: bool,
-    database: str,
-) -> None:
-    """Run a month of Phú Lương's payments through the gateway and a simulated bank."""
-    from dataclasses import replace
-
-    from gateway.demo.run import render, run_demo
-
-    settings = _settings(ctx)
-    hosts = [urllib.parse.urlparse(u).hostname or "" for u in settings.amqp_url.split(",")]
-    host = next((h for h in hosts if h not in ("localhost", "127.0.0.1", "::1")), "")
-    if host and not allow_remote:
-        raise GatewayError(
-            f"the demo empties the gateway's queues and will not do that on {host}; "
-            "use a local broker (scripts/broker start) or pass --allow-remote-broker"
-        )
-    if database == "sqlite":
-        settings = replace(settings, db_url="")
-    elif settings.database != "postgresql":
-        raise GatewayError(
-            "--db postgres needs GATEWAY_DB_URL=postgresql://...; scripts/demo --db postgres"
-            " starts a local PostgreSQL and sets it"
-        )
-    else:
-        db_host = urllib.parse.urlparse(settings.db_url).hostname or ""
-        if db_host not in ("localhost", "127.0.0.1", "::1") and not allow_remote:
-            raise GatewayError(
-                f"the demo replaces schema gateway_demo and will not do that on {db_host};"
-                " use scripts/postgres start or pass --allow-remote-broker"
-            )
-    if not verbose:
-        log_path = settings.path("var/demo.log.jsonl")
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_file = ctx.with_resource(log_path.open("w", encoding="utf-8"))
-        logs.configure("json", settings.log_level, stream=log_file)
-        click.echo(f"demo: running; the gateway's JSON logs go to {log_path}", err=True)
-    result = run_demo(settings, timeout=timeout)
-    click.echo(render(result))
-    if as_json:
-        click.echo(json.dumps(result, ensure_ascii=False, sort_keys=True))
-    unfinished = {
-        state: count
-        for state, count in result["by_state"].items()
-        if state not in ("settled", "rejected", "returned", "invalid")
-    }
-    if unfinished:
-        raise click.ClickException(f"the demo left orders unfinished: {unfinished}")
-
-
-@cli.command("bank-sim")
-@click.option("--partner", default="agribank", show_default=True, help="Partner profile to serve.")
-@click.option(
-    "--book",
-    type=click.Path(path_type=Path),
-    default=None,
-    help='JSON {"closed": [...], "unknown": [...]} of accounts the bank refuses.',
-)
-@click.option(
-    "--resend-answer",
-    type=click.Choice(["replay", "dupl"]),
-    default="replay",
-    show_default=True,
-    help="A file received again: send the first replies again, or a pain.002 RJCT DUPL.",
-)
-@click.pass_context
-def bank_sim(ctx: click.Context, partner: str, book: Path | None, resend_answer: str) -> None:
-    """Serve as the partner bank: answer pain.001 files with pain.002 and camt.054."""
-    from gateway.bootstrap import build_bank, declare_topology, load_book, start_bank
-    from gateway.runtime import Runtime
-
-    settings = _settings(ctx)
-    profile = settings.partner(partner)
-    declare_topology(settings)
-    bank = build_bank(
-        settings,
-        profile,
-        load_book(book),
-        settings.path(f"var/bank-{partner}.db"),
-        resend_answer=resend_answer,
-    )
-    runtime = Runtime()
-    start_bank(settings, profile, bank, runtime)
-    click.echo(f"bank simulator for {partner} running; Ctrl-C stops", err=True)
     runtime.wait()
 
 
@@ -381,6 +271,10 @@ def main() -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
+# The bank simulator and the demo are tools beside the product: their commands live with them
+# (this module is the one product module that names them; see the import rule in pyproject.toml).
+cli.add_command(demo)
+cli.add_command(bank_sim)
 cli.add_command(files_commands.files)
 cli.add_command(iso.build)
 cli.add_command(iso.parse)

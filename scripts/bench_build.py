@@ -253,6 +253,9 @@ def main() -> None:
         "--pkcs11", action="store_true", help="also sign with the key in a SoftHSM2 token"
     )
     parser.add_argument(
+        "--json", action="store_true", help="print the median rows as one JSON list (no progress)"
+    )
+    parser.add_argument(
         "--child", nargs=3, metavar=("KIND", "COUNT", "KEYS"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -262,9 +265,11 @@ def main() -> None:
         return
     _ensure_sepaxml()
     from gateway import signing
+    from gateway.progress import Progress
 
+    # On a terminal, a line says which run is being measured.
+    progress = Progress("bench_build", enabled=False if args.json else None)
     where = Path(signing.__file__ or "").resolve().relative_to(ROOT)
-    print(f"signing: {signing.__name__}.sign as on this branch ({where})")
     header = (
         f"{'kind':11} {'txs':>7} {'build s':>8} {'valid+sign s':>12} {'total s':>8} "
         f"{'best s':>8} "
@@ -278,8 +283,11 @@ def main() -> None:
         for count in (int(size) for size in args.sizes.split(",")):
             # The kinds take turns, so that a busy moment of the machine is shared among them.
             by_kind: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
-            for _ in range(args.repeat):
+            for run in range(1, args.repeat + 1):
                 for kind in kinds:
+                    progress.update(
+                        f"{count:,} txs, run {run} of {args.repeat}: {kind}", force=True
+                    )
                     by_kind[kind].append(_run_child(kind, count, keys))
             for kind in kinds:
                 runs = sorted(by_kind[kind], key=lambda run: float(run["total_s"]))
@@ -287,6 +295,11 @@ def main() -> None:
                 median["best_s"] = runs[0]["total_s"]
                 median["peak_kb"] = max(int(run["peak_kb"]) for run in runs)
                 rows.append(median)
+    progress.clear()
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+        return
+    print(f"signing: {signing.__name__}.sign as on this branch ({where})")
     print(header)
     for row in rows:
         print(_row(row))

@@ -197,24 +197,35 @@ def main() -> None:
     options.add_argument("--child", help=argparse.SUPPRESS)
     options.add_argument("--max-elements", type=int, help="a partner's narrower max_elements")
     options.add_argument("--max-bytes", type=int, help="a partner's narrower max_bytes")
+    options.add_argument(
+        "--json", action="store_true", help="print one JSON object per case (no progress)"
+    )
     args = options.parse_args()
     if args.child:
         file, cert = args.child.split(",")
         print(json.dumps(run_case(Path(file), Path(cert))))
         return
-    print(
+    from gateway.progress import Progress
+
+    # On a terminal, a line says which case is being generated or measured.
+    progress = Progress("bench_inbound_limits", enabled=False if args.json else None)
+    say = (lambda *_: None) if args.json else print
+    say(
         f"limits: max_bytes {LIMITS.max_bytes}, max_elements {LIMITS.max_elements}, max_depth"
         f" {LIMITS.max_depth}, max_attributes {LIMITS.max_attributes}, max_text"
         f" {LIMITS.max_text}, max_attribute_length {LIMITS.max_attribute_length}"
     )
-    print(f"{'case':<22} {'MB':>6} {'seconds':>8} {'added MB':>9}  verdict")
+    say(f"{'case':<22} {'MB':>6} {'seconds':>8} {'added MB':>9}  verdict")
     bank = KeyPair(*generate_keypair("bench-bank", valid_from=datetime(2024, 1, 1, tzinfo=UTC)))
     folder = Path(tempfile.mkdtemp(prefix="bench-inbound-"))
     cert = folder / "bank.cert.pem"
     cert.write_bytes(bank.cert_pem)
-    for name in args.case or list(CASES):
+    cases = args.case or list(CASES)
+    for index, name in enumerate(cases, start=1):
+        progress.update(f"case {index} of {len(cases)}: {name}, generating", force=True)
         file = folder / f"{name}.xml"
         file.write_bytes(CASES[name][1](bank))
+        progress.update(f"case {index} of {len(cases)}: {name}, measuring", force=True)
         child = subprocess.run(
             [sys.executable, __file__, "--child", f"{file},{cert}", *sys.argv[1:]],
             capture_output=True,
@@ -222,10 +233,18 @@ def main() -> None:
             check=False,
         )
         file.unlink()
+        progress.clear()
         if child.returncode != 0:
-            print(f"{name:<22} failed: {child.stderr.strip().splitlines()[-1:]}")
+            failed = child.stderr.strip().splitlines()[-1:]
+            if args.json:
+                print(json.dumps({"case": name, "failed": failed}))
+            else:
+                print(f"{name:<22} failed: {failed}")
             continue
         row = json.loads(child.stdout.strip().splitlines()[-1])
+        if args.json:
+            print(json.dumps({"case": name, **row}, sort_keys=True))
+            continue
         size, seconds, added = row["bytes"] / 1e6, row["s"], row["mb"]
         print(f"{name:<22} {size:>6.1f} {seconds:>8.2f} {added:>9.0f}  {row['verdict'][:110]}")
         print(f"{'':<22} {CASES[name][0]}")

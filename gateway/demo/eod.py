@@ -12,7 +12,7 @@ import structlog
 
 from gateway.adapters.rabbitmq import Publisher
 from gateway.banksim.bank import BankSimulator, Reply
-from gateway.bootstrap import file_bank, publish_reply
+from gateway.banksim.wiring import file_bank, publish_reply
 from gateway.config import Settings
 from gateway.domain.states import TxState
 from gateway.service.ports import Queries

@@ -22,20 +22,15 @@ from gateway.adapters.filedrop import SIGNATURE_SUFFIX, LocalFolder
 from gateway.adapters.rabbitmq import Publisher, connect, consume
 from gateway.banksim.bank import AccountBook, RevenueItem
 from gateway.banksim.files import TAKEN
-from gateway.bootstrap import (
-    build_bank,
-    build_gateway,
-    declare_topology,
-    publish_reply,
-    start_bank,
-    start_gateway,
-)
+from gateway.banksim.wiring import build_bank, publish_reply, start_bank
+from gateway.bootstrap import build_gateway, declare_topology, start_gateway
 from gateway.config import PartnerProfile, Settings
 from gateway.demo import eod
 from gateway.demo.ledger_sink import LedgerSink
 from gateway.demo.month import DemoMonth, generate_month
 from gateway.domain.orders import Budget, budget_line
 from gateway.domain.states import TxState
+from gateway.progress import Progress, quiet
 from gateway.runtime import Runtime
 from gateway.service.file_scanner import CLAIMED, FAILED, PROCESSED, REASON_SUFFIX
 from gateway.service.overview import overview
@@ -118,8 +113,10 @@ def run_demo(
     month: DemoMonth | None = None,
     workdir: Path | None = None,
     timeout: float = 140.0,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run the whole flow and return the summary (see `summary`).
+    """Run the whole flow and return the summary (see `summary`); `progress` shows how far it
+    is (orders final of submitted, files sent, bank reports taken in) while it waits.
 
     The run's databases and the file-exchange folders are made afresh under `workdir` (default
     var/demo). The utility bills leave from the treasury's VietinBank account, over file
@@ -160,21 +157,29 @@ def run_demo(
             )
 
         runtime.add("ledger-sink", ledger)
+        shown = progress or quiet()
+        shown.update("publishing the month's orders", force=True)
         submitted = publish_orders(settings, month)
         log.info("demo.orders_published", orders=submitted)
         _report_revenue(settings, month.partner, banks[month.partner], month)
         expected = submitted + len(month.revenue)
         deadline = time.monotonic() + timeout
-        _wait_until(lambda: sink.count() >= expected and _all_final(queries), deadline)
+
+        def show() -> None:
+            shown.update(how_far(queries, submitted))
+
+        _wait_until(lambda: sink.count() >= expected and _all_final(queries), deadline, show)
         # Two benefits come back after payment, then each bank closes the day.
         returned = eod.return_payments(settings, queries, month.partner, banks[month.partner])
         expected += len(returned)
         _wait_until(
             lambda: sink.count() >= expected and _count(queries, "returned") >= len(returned),
             deadline,
+            show,
         )
         statements = eod.send_statements(settings, banks)
-        _wait_until(lambda: _statements(queries) >= statements, deadline)
+        _wait_until(lambda: _statements(queries) >= statements, deadline, show)
+        shown.done(how_far(queries, submitted))
     finally:
         runtime.stop()
     result = summary(queries, settings, sink, submitted, month)
@@ -237,12 +242,27 @@ def _report_revenue(settings: Settings, partner: str, bank: Any, month: DemoMont
         publisher.close()
 
 
-def _wait_until(done: Callable[[], bool], deadline: float) -> None:
+def _wait_until(
+    done: Callable[[], bool], deadline: float, show: Callable[[], None] | None = None
+) -> None:
     while time.monotonic() < deadline:
+        if show is not None:
+            show()
         if done():
             return
         time.sleep(0.25)
     log.error("demo.timeout")
+
+
+def how_far(queries: Queries, submitted: int) -> str:
+    """The run's progress in one line: orders in a final state (invalid ones included) of those
+    submitted, files that reached their bank, bank reports taken in."""
+    states = queries.orders_by_state()
+    final = sum(states.get(state.value, 0) for state in (TxState.SETTLED, TxState.REJECTED))
+    final += states.get(TxState.RETURNED.value, 0) + queries.invalid_count()
+    files = sum(queries.sent_files_by_partner().values())
+    reports = sum(n for _, _, n in queries.applied_by_type())
+    return f"orders final {final:,} of {submitted:,}, files sent {files}, bank reports {reports}"
 
 
 def _count(queries: Queries, state: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import click
 
 from gateway import logs
 from gateway.errors import GatewayError
+from gateway.progress import Progress
 from gateway.soak.harness import ALL_POINTS, BANK_FAULTS, DEFAULT_WORKDIR, SoakConfig, run_soak
 
 
@@ -63,6 +65,9 @@ from gateway.soak.harness import ALL_POINTS, BANK_FAULTS, DEFAULT_WORKDIR, SoakC
 @click.option(
     "--node-pauses", default=1, show_default=True, help="Nodes cut off by SIGSTOP for a while."
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as one JSON object (no progress)."
+)
 def main(
     orders: int,
     seed: int,
@@ -85,6 +90,7 @@ def main(
     cluster: int,
     node_kills: int,
     node_pauses: int,
+    as_json: bool,
 ) -> None:
     """Publish ORDERS orders while the gateway, broker, bank and disk are broken; check."""
     config = SoakConfig(
@@ -116,11 +122,12 @@ def main(
         logs.configure("json", "info", stream=log_file)
         click.echo(f"soak: {orders} orders; harness logs in {log_path}", err=True)
         try:
-            result = run_soak(config)
+            # On a terminal a line shows the faults done and the orders settling.
+            result = run_soak(config, progress=Progress("soak", enabled=False if as_json else None))
         except GatewayError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
-    click.echo(result.render())
+    click.echo(json.dumps(result.as_json(), sort_keys=True) if as_json else result.render())
     sys.exit(0 if result.verdict.clean else 1)
 
 

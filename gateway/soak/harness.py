@@ -35,11 +35,13 @@ from gateway.adapters.persistence import open_storage
 from gateway.adapters.persistence.postgres import fresh_schema
 from gateway.adapters.rabbitmq import Publisher, connect, consume
 from gateway.banksim.faults import read_fault_counts
-from gateway.bootstrap import bank_keypair, declare_topology, our_keypair
+from gateway.banksim.wiring import bank_keypair
+from gateway.bootstrap import declare_topology, our_keypair
 from gateway.config import Settings, load_settings
 from gateway.demo.ledger_sink import LedgerSink
 from gateway.demo.month import PARTNER
 from gateway.errors import GatewayError, TransientError
+from gateway.progress import Progress, quiet
 from gateway.runtime import Runtime
 from gateway.service.ports import Queries, Storage
 from gateway.signing.keys import DEV_VALID_FROM
@@ -137,6 +139,21 @@ class SoakResult:
         lines.append(f"  {'PASS' if self.verdict.clean else 'FAIL'} in {self.duration_s:.0f} s")
         return "\n".join(lines)
 
+    def as_json(self) -> dict[str, Any]:
+        """What `render` shows, as one JSON object (`scripts/soak --json`)."""
+        return {
+            "pass": self.verdict.clean,
+            "duration_s": round(self.duration_s, 1),
+            "orders": self.config.orders if self.config else None,
+            "database": self.config.database if self.config else None,
+            "instances": self.config.instances if self.config else None,
+            "faults": dict(sorted(self.events.items())),
+            "bank_faults": dict(sorted(self.bank_faults.items())),
+            "figures": dict(self.verdict.info),
+            "checks": self.verdict.counts(),
+            "notes": list(self.notes),
+        }
+
 
 class _OrderFeed:
     """Publishes the orders as the treasury core would, retrying while the broker is away."""
@@ -208,8 +225,15 @@ class _OrderFeed:
 class Soak:
     """One run: sets up a home under workdir, runs the faults, checks."""
 
-    def __init__(self, config: SoakConfig, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: SoakConfig,
+        env: dict[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
         self.config = config
+        # How far the run is, on a terminal: the faults done, then the orders settling.
+        self._progress = progress or quiet()
         self._env = dict(env if env is not None else os.environ)
         self._rng = random.Random(config.seed)
         self.result = SoakResult(verdict=Verdict(), config=config)
@@ -496,10 +520,7 @@ class Soak:
 
             runtime.add("ledger-sink", ledger)
             runtime.add("orders", feed.run)
-            for kind, arg in self._schedule():
-                _revive(gateways)
-                time.sleep(self._rng.uniform(0.5, 4.0))
-                self._run_event(kind, arg, gateways, bank, broker, feed)
+            self._faults(gateways, bank, broker, feed)
             feed.hurry.set()
             feed.done.wait()
             self._settle(feed, sink, gateways, queries)
@@ -507,6 +528,7 @@ class Soak:
                 gateway.stop()
             bank.stop()
             runtime.stop()
+            self._progress.done("checking")
             self._judge(feed, settings, queries)
         finally:
             for gateway in gateways:
@@ -521,6 +543,21 @@ class Soak:
             self._unmount()
         self.result.duration_s = time.monotonic() - started
         return self.result
+
+    def _faults(
+        self, gateways: list[Child], bank: Child, broker: Broker | None, feed: _OrderFeed
+    ) -> None:
+        """Break things, one scheduled fault after another, while the orders are published."""
+        schedule = self._schedule()
+        for done, (kind, arg) in enumerate(schedule, start=1):
+            _revive(gateways)
+            time.sleep(self._rng.uniform(0.5, 4.0))
+            self._progress.update(
+                f"fault {done} of {len(schedule)} ({kind.replace('_', ' ')}),"
+                f" orders published {len(feed.published):,} of {self.config.orders:,}",
+                force=True,
+            )
+            self._run_event(kind, arg, gateways, bank, broker, feed)
 
     def _check_services(self) -> Broker | None:
         """Fail early on what this run may not break or cannot run: the broker (and PostgreSQL)
@@ -574,6 +611,10 @@ class Soak:
                 continue
             open_orders = sum(n for s, n in states.items() if s not in _FINAL)
             final = states.get("settled", 0) + states.get("rejected", 0)
+            self._progress.update(
+                f"settling: orders final {final:,} of {len(feed.published):,} published,"
+                f" postings {sink.count():,}"
+            )
             # Payment postings and refusals are awaited apart: the refusals of conflicting
             # resends must not stand in for a payment posting still on its way.
             kinds = sink.by_kind()
@@ -634,9 +675,11 @@ def _bank_faults(path: Path) -> dict[str, int]:
         conn.close()
 
 
-def run_soak(config: SoakConfig, env: dict[str, str] | None = None) -> SoakResult:
+def run_soak(
+    config: SoakConfig, env: dict[str, str] | None = None, progress: Progress | None = None
+) -> SoakResult:
     """Run one soak; raises GatewayError when the broker is not this checkout's own node."""
     try:
-        return Soak(config, env).run()
+        return Soak(config, env, progress).run()
     except OSError as exc:
         raise GatewayError(f"soak: {exc}") from exc

@@ -7,6 +7,7 @@ fresh database, and prints orders per second. The gateway's default prefetch is 
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import threading
@@ -23,6 +24,7 @@ from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.adapters.rabbitmq import Publisher, connect, consume
 from gateway.bootstrap import declare_topology
 from gateway.config import Settings, load_settings
+from gateway.progress import Progress
 from gateway.service.intake import IntakeService
 from gateway.soak.orders import generate
 
@@ -72,7 +74,10 @@ def measure(settings: Settings, prefetch: int, bodies: list[bytes], workdir: Pat
     help="Comma-separated prefetch values.",
 )
 @click.option("--rounds", default=2, show_default=True, help="Measurements per value (best kept).")
-def main(orders: int, values: str, rounds: int) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print {prefetch: orders/s} as JSON (no progress)."
+)
+def main(orders: int, values: str, rounds: int, as_json: bool) -> None:
     """Print intake throughput for each prefetch value."""
     settings = load_settings()
     host = urllib.parse.urlparse(settings.amqp_url).hostname or ""
@@ -83,16 +88,26 @@ def main(orders: int, values: str, rounds: int) -> None:
     declare_topology(settings)
     soak = generate(orders, seed=11)
     bodies = [soak.body(order) for order in soak.orders]
-    click.echo(f"intake throughput, {orders} orders, chunk {settings.intake_chunk}")
-    click.echo(f"{'prefetch':>10}{'orders/s':>12}")
+    # On a terminal, a line says which measurement runs.
+    progress = Progress("measure-prefetch", enabled=False if as_json else None)
+    if not as_json:
+        click.echo(f"intake throughput, {orders} orders, chunk {settings.intake_chunk}")
+        click.echo(f"{'prefetch':>10}{'orders/s':>12}")
+    rates: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for value in (int(v) for v in values.split(",")):
             best = 0.0
             for round_ in range(rounds):
+                progress.update(f"prefetch {value}, round {round_ + 1} of {rounds}", force=True)
                 workdir = Path(tmp) / f"{value}-{round_}"
                 workdir.mkdir()
                 best = max(best, measure(replace(settings), value, bodies, workdir))
-            click.echo(f"{value:>10}{best:>12.0f}")
+            progress.clear()
+            rates[value] = round(best)
+            if not as_json:
+                click.echo(f"{value:>10}{best:>12.0f}")
+    if as_json:
+        click.echo(json.dumps(rates))
 
 
 if __name__ == "__main__":

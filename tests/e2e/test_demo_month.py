@@ -117,6 +117,7 @@ def test_one_posting_per_final_state_and_revenue_credit(outcome: Any, month: Dem
     assert {p["bank_ref"] for p in revenue} == {c.bank_ref for c in month.revenue}
     assert all(p["budget"]["economic_code"] for p in revenue)
     settled = [p for p in postings if p["kind"] == "payment_settled"]
+    assert len(settled) > 3000
     assert all(p["status"] == "BOOK" and p["bank_ref"] and p["value_date"] for p in settled)
     returned = [p for p in postings if p["kind"] == "payment_returned"]
     assert {p["reason"]["code"] for p in returned} == {RETURN_REASON}
@@ -145,7 +146,9 @@ def test_the_benefit_run_travels_in_one_file(outcome: Any, month: DemoMonth) -> 
     """All payouts sharing the batch_ref leave in a single pain.001, as the contract promises."""
     _, paths, _ = outcome
     file_of = dict(gateway_db(paths).query("SELECT order_id, msg_id FROM orders"))
-    for ref in {o["batch_ref"] for o in month.orders if o.get("batch_ref")}:
+    refs = {o["batch_ref"] for o in month.orders if o.get("batch_ref")}
+    assert refs == {"BTXH-PL-2026-11"}
+    for ref in refs:
         files = {file_of[o["order_id"]] for o in month.orders if o.get("batch_ref") == ref}
         assert len(files) == 1, f"batch {ref} went out in {len(files)} files"
 
@@ -171,6 +174,7 @@ def test_every_file_sent_verifies_with_xmlsec1(outcome: Any, xmlsec1: str, tmp_p
     _, paths, settings = outcome
     db = gateway_db(paths)
     files = db.query("SELECT o.body FROM outbox o JOIN files f ON f.msg_id = o.message_id")
+    assert len(files) >= 4
     cert = tmp_path / "kbnn.cert.pem"
     cert.write_bytes(our_keypair(settings).cert_pem)
     for index, (body,) in enumerate(files):
@@ -238,6 +242,7 @@ def test_every_payment_file_reached_the_folder_once_and_every_report_was_read(
             "SELECT msg_id FROM files WHERE partner = 'vietinbank' AND sent_at IS NOT NULL"
         )
     }
+    assert len(sent) >= 5
     taken = paths.exchange("vietinbank") / "to-bank" / "taken"
     names = sorted(p.name for p in taken.iterdir())
     assert names == sorted(f"{msg_id}.xml" for msg_id in sent)  # no file twice, none lost

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,9 +17,10 @@ from gateway.bootstrap import our_keys
 from gateway.config import Settings
 from gateway.errors import TransientError
 from gateway.signing import TokenKey
+from tests.doubles import Msg, pass_quiet_time
 from tests.hsm.support import token_key
 from tests.unit.test_batcher import in_memory
-from tests.unit.test_intake import Msg, order
+from tests.unit.test_intake import order
 
 
 def _token_folder(softhsm: Path, label: str) -> Path:
@@ -46,7 +46,7 @@ def test_a_missing_module_is_one_line_and_the_batch_waits(
         "PKCS#11 module /nonexistent/libhsm.so is missing (is the HSM client installed?)"
     )
     gateway.intake.handle([Msg(json.dumps(order(), ensure_ascii=False).encode())])
-    time.sleep(settings.batch_quiet_seconds + 0.1)
+    pass_quiet_time(gateway)
     with capture_logs() as logs:
         assert gateway.batcher.tick() == 0
     state = storage.snapshot()
@@ -106,7 +106,7 @@ def test_a_removed_token_makes_the_batch_wait_until_it_is_back(
     shutil.move(folder, aside)
     try:
         gateway.intake.handle([Msg(json.dumps(order(), ensure_ascii=False).encode())])
-        time.sleep(token_settings.batch_quiet_seconds + 0.1)
+        pass_quiet_time(gateway)
         with capture_logs() as logs:
             # The ring read before is still fresh: signing meets the missing token.
             assert gateway.batcher.tick() == 0

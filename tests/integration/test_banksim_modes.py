@@ -17,13 +17,8 @@ from gateway.adapters import topology
 from gateway.adapters.rabbitmq import Publisher, connect
 from gateway.banksim.bank import AccountBook
 from gateway.banksim.files import FileBank
-from gateway.bootstrap import (
-    build_bank,
-    build_gateway,
-    declare_topology,
-    start_bank,
-    start_gateway,
-)
+from gateway.banksim.wiring import build_bank, start_bank
+from gateway.bootstrap import build_gateway, declare_topology, start_gateway
 from gateway.config import Settings
 from gateway.iso20022.pain002 import read_pain002
 from gateway.iso20022.xml import parse_xml
@@ -31,6 +26,7 @@ from gateway.runtime import Runtime
 from gateway.service.clock import utcnow
 from gateway.signing import load_keyring, passphrase_from_env, sign
 from gateway.signing.keys import generate_keypair, store_pair
+from tests.doubles import FakeClock, Msg, pass_quiet_time
 from tests.integration.test_files import PARTNER, batch_bills, make_exchange, relay
 from tests.unit.test_intake import order
 
@@ -138,10 +134,10 @@ def test_a_detached_partner_end_to_end_over_files(settings: Settings, tmp_path: 
 def test_an_unsigned_file_to_a_detached_bank_is_refused(settings: Settings, tmp_path: Path) -> None:
     """A payment file without its `.sig` for a detached partner: the bank rejects it (DS0A)."""
     settings = detached(settings, "agribank")
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, clock=FakeClock())
     bank = build_bank(settings, settings.partners["agribank"], AccountBook(), tmp_path / "b.db")
-    gateway.intake.handle([_Msg(json.dumps(order(order_id="DT-9")).encode())])
-    time.sleep(settings.batch_quiet_seconds + 0.1)
+    gateway.intake.handle([Msg(json.dumps(order(order_id="DT-9")).encode())])
+    pass_quiet_time(gateway)
     assert gateway.batcher.tick() == 1
     [(body,)] = gateway.storage.query("SELECT body FROM outbox WHERE exchange = 'gateway.to-bank'")
     [(_, kind, reply)] = bank.receive(bytes(body))
@@ -160,16 +156,11 @@ def _rotate(settings: Settings, activation_hours: float) -> None:
     (settings.keys_path / f"{name}.next.activates").write_text(activates.isoformat() + "\n")
 
 
-class _Msg:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-
 def _built_file(settings: Settings, order_id: str) -> tuple[bytes, str]:
     """One order taken in and batched: the signed file and the KeyName that signed it."""
-    gateway = build_gateway(settings)
-    gateway.intake.handle([_Msg(json.dumps(order(order_id=order_id)).encode())])
-    time.sleep(settings.batch_quiet_seconds + 0.1)
+    gateway = build_gateway(settings, clock=FakeClock())
+    gateway.intake.handle([Msg(json.dumps(order(order_id=order_id)).encode())])
+    pass_quiet_time(gateway)
     assert gateway.batcher.tick() == 1
     [(body,)] = gateway.storage.query("SELECT body FROM outbox WHERE exchange = 'gateway.to-bank'")
     [key_name] = parse_xml(bytes(body)).xpath("//ds:KeyName/text()", namespaces={"ds": DSIG})

@@ -20,7 +20,8 @@ from gateway.config import load_settings
 from gateway.service.file_scanner import CLAIMED, Claim
 from gateway.service.intake import IntakeService
 from tests.conftest import ROOT
-from tests.unit.test_intake import Msg, order
+from tests.doubles import Msg
+from tests.unit.test_intake import order
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 

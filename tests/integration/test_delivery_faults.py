@@ -29,7 +29,8 @@ from gateway.adapters.rabbitmq import (
     consume,
 )
 from gateway.banksim.bank import AccountBook
-from gateway.bootstrap import build_bank, build_gateway, open_database
+from gateway.banksim.wiring import build_bank
+from gateway.bootstrap import build_gateway, open_database
 from gateway.config import Settings
 from gateway.demo.month import generate_month
 from gateway.errors import ConfigError, PermanentError, TransientError
@@ -38,7 +39,7 @@ from gateway.service.deadlines import DeadlineWatch
 from gateway.service.overview import overview
 from gateway.service.ports import OutboundFile
 from gateway.service.relay import RelayService
-from tests.unit.test_intake import Msg
+from tests.doubles import FakeClock, Msg, pass_quiet_time
 
 pytestmark = pytest.mark.broker
 
@@ -228,13 +229,13 @@ def test_a_late_report_clears_the_overdue_flag_once(
     ch = conn.channel()
     topology.declare_on(conn, settings.partners, settings.delivery_limit)
     ch.queue_purge(topology.ADMIN_QUEUE)
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, clock=FakeClock())
     bank = build_bank(settings, settings.partners["agribank"], AccountBook(), tmp_path / "b.db")
     social = [
         o for o in generate_month(beneficiaries=2).orders if o["category"] == "social_benefit"
     ]
     gateway.intake.handle([Msg(json.dumps(o, ensure_ascii=False).encode()) for o in social])
-    time.sleep(settings.batch_quiet_seconds + 0.1)
+    pass_quiet_time(gateway)
     assert gateway.batcher.tick() == 1
     [(row, msg_id, body)] = gateway.storage.query(
         "SELECT o.id, f.msg_id, o.body FROM outbox o JOIN files f ON o.message_id = f.msg_id"

@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,13 +23,15 @@ from structlog.testing import capture_logs
 
 from gateway.adapters.prometheus_state import StateCollector
 from gateway.banksim.bank import AccountBook, BankSimulator
-from gateway.bootstrap import Gateway, build_bank, build_gateway
+from gateway.banksim.wiring import build_bank
+from gateway.bootstrap import Gateway, build_gateway
 from gateway.config import Settings
 from gateway.service.deadlines import DeadlineWatch
 from gateway.service.overview import overview
 from gateway.service.reports import FILE_DUPLICATE_ANSWER
 from tests.conftest import ROOT
-from tests.unit.test_intake import Msg, order
+from tests.doubles import FakeClock, Msg, pass_quiet_time
+from tests.unit.test_intake import order
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 
@@ -65,7 +66,7 @@ class Resent:
 @pytest.fixture
 def resent(settings: Settings, tmp_path: Path) -> Resent:
     """Three orders in one file; the bank settles two, rejects one, and answers the resend DUPL."""
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, clock=FakeClock())
     payloads = [
         order(order_id=IDS[0]),
         order(order_id=IDS[1], amount="810000"),
@@ -79,7 +80,7 @@ def resent(settings: Settings, tmp_path: Path) -> Resent:
         ),
     ]
     gateway.intake.handle([Msg(json.dumps(p, ensure_ascii=False).encode()) for p in payloads])
-    time.sleep(settings.batch_quiet_seconds + 0.1)
+    pass_quiet_time(gateway)
     assert gateway.batcher.tick() == 1
     [(msg_id, body)] = gateway.storage.query(
         "SELECT message_id, body FROM outbox WHERE exchange = 'gateway.to-bank'"

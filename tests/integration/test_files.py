@@ -22,7 +22,8 @@ from gateway.adapters.filedrop import Folder, LocalFolder
 from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.banksim.bank import AccountBook, BankSimulator, RevenueItem
 from gateway.banksim.files import FileBank
-from gateway.bootstrap import Gateway, bank_keypair, build_bank, build_gateway, partner_folders
+from gateway.banksim.wiring import bank_keypair, build_bank
+from gateway.bootstrap import Gateway, build_gateway, partner_folders
 from gateway.config import Settings
 from gateway.profile import FileExchange
 from gateway.service.file_relay import FileRelay
@@ -30,6 +31,7 @@ from gateway.service.file_scanner import CLAIMED, FAILED, PROCESSED, Claim, File
 from gateway.service.ports import OutboxMessage
 from gateway.service.relay import RelayService
 from gateway.signing.xmldsig import sign_detached
+from tests.doubles import FakeClock, Msg, pass_quiet_time
 
 DSIG = "http://www.w3.org/2000/09/xmldsig#"
 
@@ -114,7 +116,7 @@ def exchange(settings: Settings, tmp_path: Path) -> Exchange:
 def make_exchange(settings: Settings, tmp_path: Path) -> Exchange:
     """Gateway and bank on folders under tmp_path, with these settings."""
     settings = with_folders(settings, tmp_path / "exchange")
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, clock=FakeClock())
     partner = settings.partners[PARTNER]
     bank = build_bank(settings, partner, AccountBook(), tmp_path / "bank.db")
     outbound, inbound = partner_folders(settings, partner)
@@ -147,17 +149,10 @@ def bill(order_id: str, day: str = "2026-11-10") -> bytes:
     ).encode()
 
 
-@dataclass
-class Body:
-    """A delivery as intake sees it."""
-
-    body: bytes
-
-
 def batch_bills(exchange: Exchange, *ids: str) -> str:
     """Orders taken in and cut into one file in the outbox; returns its MsgId."""
-    exchange.gateway.intake.handle([Body(bill(i)) for i in ids])
-    time.sleep(exchange.settings.batch_quiet_seconds + 0.1)
+    exchange.gateway.intake.handle([Msg(bill(i)) for i in ids])
+    pass_quiet_time(exchange.gateway)
     assert exchange.gateway.batcher.tick() == 1
     [(msg_id,)] = exchange.gateway.storage.query("SELECT msg_id FROM files")
     return str(msg_id)

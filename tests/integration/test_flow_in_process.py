@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,7 +11,8 @@ import pytest
 
 from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.banksim.bank import AccountBook, BankSimulator, RevenueItem
-from gateway.bootstrap import bank_keypair, build_bank, build_gateway
+from gateway.banksim.wiring import bank_keypair, build_bank
+from gateway.bootstrap import build_gateway
 from gateway.config import Settings
 from gateway.contracts import check_posting
 from gateway.demo.month import generate_month
@@ -23,15 +22,7 @@ from gateway.iso20022.pain002 import build_pain002
 from gateway.iso20022.xml import parse_xml
 from gateway.signing import sign
 from tests.conftest import SHARED
-
-
-@dataclass
-class Msg:
-    """A delivery as the services see it."""
-
-    body: bytes
-    headers: dict[str, Any]
-    routing_key: str = "agribank"
+from tests.doubles import FakeClock, Msg, pass_quiet_time
 
 
 @pytest.fixture
@@ -51,7 +42,7 @@ def outbox(storage: SqliteStorage, exchange: str) -> list[tuple[str, bytes]]:
 
 def test_month_runs_to_final_states(settings: Settings, month_orders: Any, tmp_path: Any) -> None:
     """Every order ends settled or rejected, with one posting each and the right totals."""
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, clock=FakeClock())
     partner = settings.partners["agribank"]
     beneficiaries = sorted(
         o["creditor"]["account"]["number"]
@@ -67,7 +58,7 @@ def test_month_runs_to_final_states(settings: Settings, month_orders: Any, tmp_p
     gateway.intake.handle([Msg(b, {}) for b in bodies[:5]])  # redelivered: no-ops
 
     assert gateway.batcher.tick() == 0  # nothing is cut while the groups are still filling
-    time.sleep(settings.batch_quiet_seconds + 0.1)
+    pass_quiet_time(gateway)
     # One file per execution date and batch (or category when the order has no batch).
     groups = {
         (o["requested_execution_date"], o.get("batch_ref") or o["category"])
@@ -144,12 +135,12 @@ def _signed_by_bank(settings: Settings, root: Any) -> bytes:
 
 def test_returns_and_late_reports(settings: Settings, tmp_path: Any) -> None:
     """A return moves a settled order to returned; a late rejection of it moves nothing."""
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, clock=FakeClock())
     bank = build_bank(settings, settings.partners["agribank"], AccountBook(), tmp_path / "b.db")
     month = generate_month(beneficiaries=3)
     social = [o for o in month.orders if o["category"] == "social_benefit"]
     gateway.intake.handle([Msg(json.dumps(o, ensure_ascii=False).encode(), {}) for o in social])
-    time.sleep(settings.batch_quiet_seconds + 0.1)
+    pass_quiet_time(gateway)
     assert gateway.batcher.tick() == 1
     [(msg_id, body)] = outbox(gateway.storage, "gateway.to-bank")
     for _, _, reply in bank.receive(body):

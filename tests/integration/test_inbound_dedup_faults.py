@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -12,17 +11,18 @@ import pytest
 from gateway.bootstrap import build_gateway
 from gateway.config import Settings
 from gateway.iso20022.camt054 import build_camt054
+from tests.doubles import FakeClock, Msg, pass_quiet_time
 from tests.integration.test_inbound_rules import IDS, Sent, debit
-from tests.unit.test_intake import Msg, order
+from tests.unit.test_intake import order
 
 
 @pytest.fixture
 def sent_file(settings: Settings) -> Sent:
     """Two orders batched into one file and marked sent."""
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, clock=FakeClock())
     payloads = [order(order_id=i) for i in IDS]
     gateway.intake.handle([Msg(json.dumps(p, ensure_ascii=False).encode()) for p in payloads])
-    time.sleep(settings.batch_quiet_seconds + 0.1)
+    pass_quiet_time(gateway)
     assert gateway.batcher.tick() == 1
     [(msg_id,)] = gateway.storage.query("SELECT msg_id FROM files")
     with gateway.storage.unit_of_work() as uow:

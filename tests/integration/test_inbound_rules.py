@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -11,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from gateway.bootstrap import Gateway, bank_keypair, build_gateway
+from gateway.banksim.wiring import bank_keypair
+from gateway.bootstrap import Gateway, build_gateway
 from gateway.config import Settings
 from gateway.contracts import check_posting
 from gateway.iso20022.camt054 import build_camt054
@@ -19,7 +19,8 @@ from gateway.iso20022.model import Entry, EntryDetail, Notification, StatusRepor
 from gateway.iso20022.pain002 import build_pain002
 from gateway.signing import sign
 from tests.conftest import pin_certificate
-from tests.unit.test_intake import Msg, order
+from tests.doubles import FakeClock, Msg, pass_quiet_time
+from tests.unit.test_intake import order
 
 AT = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
 IDS = ("BTXH2611-000001", "BTXH2611-000002")
@@ -61,10 +62,10 @@ class Sent:
 @pytest.fixture
 def sent(settings: Settings) -> Sent:
     """Two orders batched into one file and marked sent."""
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, clock=FakeClock())
     payloads = [order(order_id=i) for i in IDS]
     gateway.intake.handle([Msg(json.dumps(p, ensure_ascii=False).encode()) for p in payloads])
-    time.sleep(settings.batch_quiet_seconds + 0.1)
+    pass_quiet_time(gateway)
     assert gateway.batcher.tick() == 1
     [(msg_id,)] = gateway.storage.query("SELECT msg_id FROM files")
     with gateway.storage.unit_of_work() as uow:
@@ -133,7 +134,7 @@ def test_a_return_of_an_unknown_payment_is_never_revenue(sent: Sent) -> None:
     """A credit carrying return information is not booked as revenue when nothing matches."""
     returned = debit("NOT-OURS-2", credit="CRDT", return_reason="AC04", ref="VBA-2")
     sent.gateway.inbound.apply("agribank", sent.signed(build_camt054(returned)))
-    assert sent.unmatched() == ["return (AC04) of an unknown payment"]
+    assert sent.unmatched() == ["return (AC04) of an unknown payment NOT-OURS-2"]
     assert sent.gateway.storage.query("SELECT COUNT(*) FROM revenue") == [(0,)]
     assert sent.postings() == []
 

@@ -22,7 +22,8 @@ from gateway.domain.states import TxState
 from gateway.service.batcher import GROUP_CLAIM, BatchService
 from gateway.service.overview import overview
 from gateway.service.ports import Storage
-from tests.unit.test_intake import Msg, order
+from tests.doubles import Msg
+from tests.unit.test_intake import order
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 

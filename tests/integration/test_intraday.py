@@ -5,7 +5,6 @@ applied once."""
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -16,7 +15,8 @@ import pytest
 
 from gateway.banksim.bank import AccountBook, BankSimulator, RevenueItem
 from gateway.banksim.messages import build_camt052
-from gateway.bootstrap import Gateway, bank_keypair, build_bank, build_gateway
+from gateway.banksim.wiring import bank_keypair, build_bank
+from gateway.bootstrap import Gateway, build_gateway
 from gateway.config import Settings
 from gateway.iso20022 import xsd
 from gateway.iso20022.camt054 import build_camt054
@@ -25,7 +25,8 @@ from gateway.profile import PartnerProfile
 from gateway.profile.signature import SignaturePolicy
 from gateway.signing import sign
 from tests.conftest import SHARED, any_creation_time
-from tests.unit.test_intake import Msg, order
+from tests.doubles import FakeClock, Msg, pass_quiet_time
+from tests.unit.test_intake import order
 
 AT = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
 IDS = ("BTXH2611-000201", "BTXH2611-000202")
@@ -65,12 +66,12 @@ class Flow:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.gateway: Gateway = build_gateway(settings)
+        self.gateway: Gateway = build_gateway(settings, clock=FakeClock())
         payloads = [order(order_id=IDS[0]), order(order_id=IDS[1], amount="810000")]
         self.gateway.intake.handle(
             [Msg(json.dumps(p, ensure_ascii=False).encode()) for p in payloads]
         )
-        time.sleep(settings.batch_quiet_seconds + 0.1)
+        pass_quiet_time(self.gateway)
         assert self.gateway.batcher.tick() == 1
         [(self.msg_id, self.file)] = self.gateway.storage.query(
             "SELECT message_id, body FROM outbox WHERE exchange = 'gateway.to-bank'"

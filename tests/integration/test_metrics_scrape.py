@@ -19,11 +19,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.adapters import topology
 from gateway.adapters.rabbitmq import Publisher, connect
 from gateway.banksim.bank import AccountBook
-from gateway.bootstrap import build_bank, build_gateway, declare_topology, start_bank, start_gateway
+from gateway.banksim.wiring import build_bank, start_bank
+from gateway.bootstrap import build_gateway, declare_topology, start_gateway
 from gateway.config import Settings
 from gateway.metrics import NO_METRICS
 from gateway.runtime import Runtime
 from tests.conftest import ROOT
+from tests.doubles import Msg
 from tests.integration.test_cli import GATEWAY
 from tests.unit.test_intake import order
 
@@ -199,17 +201,10 @@ def test_gateway_metrics_prints_the_state_once(settings: Settings, tmp_path: Pat
     assert missing.stderr.startswith("error: no gateway database")
     assert "Traceback" not in missing.stderr
     gateway = build_gateway(replace(settings, db_path=str(home / "var" / "gateway.db")))
-    gateway.intake.handle([_Msg(json.dumps(order(order_id="C-1")).encode())])
+    gateway.intake.handle([Msg(json.dumps(order(order_id="C-1")).encode())])
     result = subprocess.run(
         [GATEWAY, "metrics"], capture_output=True, text=True, env=env, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
     assert 'kbnn_gateway_orders{state="received"} 1.0' in result.stdout
     assert "# TYPE kbnn_gateway_outbox_pending gauge" in result.stdout
-
-
-class _Msg:
-    """A delivery as intake sees it."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -22,7 +21,8 @@ import pytest
 from gateway.adapters.rabbitmq import Delivery, Publisher, connect, consume
 from gateway.banksim.bank import AccountBook, BankSimulator
 from gateway.banksim.messages import ReturnLine, StatementBalances, build_camt053, build_pacs004
-from gateway.bootstrap import Gateway, bank_keypair, build_bank, build_gateway
+from gateway.banksim.wiring import bank_keypair, build_bank
+from gateway.bootstrap import Gateway, build_gateway
 from gateway.config import Settings
 from gateway.contracts import check_posting
 from gateway.demo.month import generate_month
@@ -30,7 +30,7 @@ from gateway.iso20022.camt054 import build_camt054
 from gateway.iso20022.model import Entry, EntryDetail, Notification
 from gateway.signing import sign
 from tests.conftest import ROOT
-from tests.unit.test_intake import Msg
+from tests.doubles import FakeClock, Msg, pass_quiet_time
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -101,12 +101,12 @@ class Paid:
 @pytest.fixture
 def paid(settings: Settings, tmp_path: Path) -> Paid:
     """Three orders intake → batch → bank → settled by the bank's camt.054."""
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, clock=FakeClock())
     bank = build_bank(settings, settings.partners["agribank"], AccountBook(), tmp_path / "b.db")
     month = generate_month(beneficiaries=3)
     social = [o for o in month.orders if o["category"] == "social_benefit"][:3]
     gateway.intake.handle([Msg(json.dumps(o, ensure_ascii=False).encode()) for o in social])
-    time.sleep(settings.batch_quiet_seconds + 0.1)
+    pass_quiet_time(gateway)
     assert gateway.batcher.tick() == 1
     [(body,)] = gateway.storage.query("SELECT body FROM outbox WHERE exchange = 'gateway.to-bank'")
     for _, _, reply in bank.receive(bytes(body)):

@@ -19,7 +19,8 @@ import pytest
 from gateway.adapters.sftp import HostKeyRefusedError, SftpFolder
 from gateway.banksim.bank import AccountBook
 from gateway.banksim.files import FileBank
-from gateway.bootstrap import build_bank, build_gateway, partner_folders
+from gateway.banksim.wiring import build_bank
+from gateway.bootstrap import build_gateway, partner_folders
 from gateway.config import Settings
 from gateway.errors import TransientError
 from gateway.profile import SftpAccess

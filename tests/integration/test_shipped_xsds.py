@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.bootstrap import bank_keypair, build_gateway
+from gateway.banksim.wiring import bank_keypair
+from gateway.bootstrap import build_gateway
 from gateway.config import Settings
 from gateway.iso20022.xml import parse_xml
 from gateway.signing import sign

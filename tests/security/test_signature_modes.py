@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
 
-from gateway.bootstrap import bank_keypair, build_gateway, our_keypair
+from gateway.banksim.wiring import bank_keypair
+from gateway.bootstrap import build_gateway, our_keypair
 from gateway.cli import cli
 from gateway.config import Settings
 from gateway.iso20022.xml import to_bytes
 from gateway.profile.signature import SignaturePolicy
 from gateway.signing import sign, trusted, verify_for_partner
 from gateway.signing.xmldsig import sign_detached
+from tests.doubles import FakeClock, Msg, pass_quiet_time
 from tests.security.corpus import notification
-from tests.unit.test_intake import Msg, order
+from tests.unit.test_intake import order
 
 
 def with_mode(settings: Settings, mode: str) -> Settings:
@@ -32,9 +33,9 @@ def with_mode(settings: Settings, mode: str) -> Settings:
 
 def built_file(settings: Settings) -> tuple[bytes, dict[str, Any]]:
     """One order through intake and the batcher: the file's body and headers in the outbox."""
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, clock=FakeClock())
     gateway.intake.handle([Msg(json.dumps(order(), ensure_ascii=False).encode())])
-    time.sleep(settings.batch_quiet_seconds + 0.1)
+    pass_quiet_time(gateway)
     assert gateway.batcher.tick() == 1
     [(body, headers)] = gateway.storage.query(
         "SELECT body, headers FROM outbox WHERE exchange = 'gateway.to-bank'"
@@ -70,15 +71,6 @@ def test_a_partner_without_signatures_gets_a_plain_file(settings: Settings) -> N
     assert "signature" not in headers and b"Signature" not in body
 
 
-@dataclass
-class Delivery:
-    """A broker delivery as inbound sees it."""
-
-    body: bytes
-    headers: dict[str, Any] = field(default_factory=dict)
-    routing_key: str = "agribank"
-
-
 def test_inbound_reads_a_detached_signature_from_the_header(settings: Settings) -> None:
     """Over AMQP the `signature` header carries the .sig; without it the file is quarantined."""
     detached = with_mode(settings, "detached")
@@ -89,8 +81,8 @@ def test_inbound_reads_a_detached_signature_from_the_header(settings: Settings) 
     signature = sign_detached(ok, "SEC-700.xml", bank).decode()
     gateway.inbound.handle(
         [
-            Delivery(ok, {"partner": "agribank", "signature": signature}),
-            Delivery(missing, {"partner": "agribank"}),
+            Msg(ok, {"partner": "agribank", "signature": signature}),
+            Msg(missing, {"partner": "agribank"}),
         ]
     )
     reasons = [r for (r,) in gateway.storage.query("SELECT reason FROM quarantine ORDER BY id")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,7 +19,8 @@ from gateway.iso20022.xml import parse_xml
 from gateway.service.channels import LEDGER_EXCHANGE, TO_BANK_EXCHANGE
 from gateway.service.intake import group_key
 from gateway.service.ports import NewOrder, Storage
-from tests.unit.test_intake import Msg, order
+from tests.doubles import FakeClock, Msg, pass_quiet_time
+from tests.unit.test_intake import order
 
 
 def stored_directly(storage: Storage, payload: dict[str, Any], partner: str, key: str) -> None:
@@ -44,7 +44,7 @@ def stored_directly(storage: Storage, payload: dict[str, Any], partner: str, key
 def in_memory(settings: Settings) -> tuple[Gateway, MemoryStorage]:
     """The gateway's services on a storage in memory, and that storage to inspect."""
     storage = MemoryStorage()
-    return build_gateway(settings, storage=storage), storage
+    return build_gateway(settings, storage=storage, clock=FakeClock()), storage
 
 
 def outbox_bodies(storage: MemoryStorage, exchange: str) -> list[bytes]:
@@ -62,7 +62,7 @@ def test_one_unbuildable_order_does_not_hold_back_its_group(settings: Settings) 
     bad = order(order_id="BTXH2611-000009")
     bad["creditor"] = {**bad["creditor"], "name": "Lê Văn\u0001 Tám"}
     stored_directly(gateway.storage, bad, "agribank", group_key("agribank", domain))
-    time.sleep(settings.batch_quiet_seconds + 0.1)
+    pass_quiet_time(gateway)
 
     assert gateway.batcher.tick() == 1
     states = {o.order_id: o.state for o in storage.snapshot().orders.values()}
@@ -91,7 +91,7 @@ def test_a_missing_xsd_blocks_the_batch_without_blaming_the_orders(
     empty = tmp_path / "no-schemas"
     empty.mkdir()
     monkeypatch.setenv("GATEWAY_SCHEMAS_DIR", str(empty))
-    time.sleep(settings.batch_quiet_seconds + 0.1)
+    pass_quiet_time(gateway)
     assert gateway.batcher.tick() == 0
     state = storage.snapshot()
     assert [o.state for o in state.orders.values()] == ["received"]

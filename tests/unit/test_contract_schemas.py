@@ -74,14 +74,16 @@ def test_every_order_property_is_described() -> None:
         *party.values(),
         *(prop for branch in branches for prop in branch["properties"].values()),
     ]
-    assert all(prop.get("description") for prop in described)
+    assert len(described) >= 20  # the walk found the properties, nested ones included
+    assert [prop for prop in described if not prop.get("description")] == []
 
 
 def test_order_example_is_accepted_by_the_domain() -> None:
     """The schema's examples are orders the domain accepts too."""
-    for example in _load("payment-order-1")["examples"]:
-        order = order_from_payload(example)
-        assert order.order_id == example["order_id"]
+    examples = _load("payment-order-1")["examples"]
+    assert len(examples) >= 2
+    ids = [order_from_payload(example).order_id for example in examples]
+    assert ids == [example["order_id"] for example in examples]
 
 
 def test_category_enum_matches_the_domain() -> None:
@@ -339,7 +341,11 @@ def test_posting_fields_are_all_described_and_required() -> None:
     schema = _load("ledger-posting-1")
     always = set(POSTINGS["settled"].to_json())
     assert set(schema["required"]) == always
-    assert all(prop.get("description") for prop in schema["properties"].values())
+    assert set(schema["properties"]) >= always
+    undescribed = [
+        name for name, prop in schema["properties"].items() if not prop.get("description")
+    ]
+    assert undescribed == []
 
 
 def test_posting_with_float_amount_is_refused() -> None:

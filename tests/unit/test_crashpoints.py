@@ -6,19 +6,26 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from gateway import crashpoints
 
 
-def _run(spec: str, hits: int) -> subprocess.CompletedProcess[str]:
+def _run(
+    spec: str | None, hits: int, points: tuple[str, ...] = ("intake.before_ack",)
+) -> subprocess.CompletedProcess[str]:
+    """A fresh process passing each of `points` `hits` times, GATEWAY_CRASH_AT=spec (unset:
+    None), printing each pass and, at the end, how many points it saw armed."""
     code = (
         "from gateway import crashpoints\n"
+        f"points = {points!r}\n"
         f"for i in range({hits}):\n"
-        "    crashpoints.hit('intake.before_ack')\n"
+        "    for name in points:\n"
+        "        crashpoints.hit(name)\n"
         "    print('passed', i + 1, flush=True)\n"
+        "print('armed', sum(crashpoints.armed(name) for name in points))\n"
     )
-    env = {**os.environ, "GATEWAY_CRASH_AT": spec}
+    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_CRASH_AT"}
+    if spec is not None:
+        env["GATEWAY_CRASH_AT"] = spec
     return subprocess.run(
         [sys.executable, "-c", code],
         env=env,
@@ -29,12 +36,12 @@ def _run(spec: str, hits: int) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_an_unset_crash_point_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without GATEWAY_CRASH_AT every point is passed through."""
-    monkeypatch.setattr(crashpoints, "_armed", {})
-    for name in crashpoints.POINTS:
-        crashpoints.hit(name)
-        assert not crashpoints.armed(name)
+def test_an_unset_crash_point_does_nothing() -> None:
+    """Without GATEWAY_CRASH_AT a process passes every point, again and again, none armed."""
+    assert len(crashpoints.POINTS) >= 8
+    result = _run(None, hits=3, points=tuple(crashpoints.POINTS))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:4] == ["passed 1", "passed 2", "passed 3", "armed 0"]
 
 
 def test_the_process_dies_at_the_named_count() -> None:

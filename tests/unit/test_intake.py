@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -13,13 +12,7 @@ import pytest
 from gateway.adapters.persistence.memory import MemoryStorage
 from gateway.config import Settings
 from gateway.service.intake import IntakeService
-
-
-@dataclass
-class Msg:
-    """A broker delivery as intake sees it."""
-
-    body: bytes
+from tests.doubles import Msg
 
 
 def order(**changes: Any) -> dict[str, Any]:

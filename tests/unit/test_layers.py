@@ -1,13 +1,19 @@
 """The layers keep their places: the domain imports no I/O, the services reach storage and the
-broker only through their ports, and there is no SQL outside gateway/adapters/."""
+broker only through their ports, there is no SQL outside gateway/adapters/, and the product
+never imports its test tools (the bank simulator, the demo, the fault harness)."""
 
 from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
+import pytest
+from importlinter.cli import lint_imports
+
 PACKAGE = Path(__file__).resolve().parents[2] / "gateway"
+PYPROJECT = PACKAGE.parent / "pyproject.toml"
 # The simulators, the demo and the fault harness keep databases of their own.
 OWN_DATABASES = ("banksim", "demo", "soak")
 SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b", re.I)
@@ -76,3 +82,30 @@ def test_the_layer_checks_see_the_modules() -> None:
     assert len(_modules("service")) > 10
     assert len(_modules("domain")) > 3
     assert (PACKAGE / "adapters" / "persistence" / "sql.py").is_file()
+
+
+TOOLS = ("banksim", "demo", "soak")
+
+
+def test_the_product_never_imports_its_test_tools(capsys: pytest.CaptureFixture[str]) -> None:
+    """import-linter's contract in pyproject.toml holds: no product module imports the bank
+    simulator, the demo or the fault harness, directly or through another module."""
+    code = lint_imports(config_filename=str(PYPROJECT), no_cache=True, no_logo=True)
+    assert code == 0, capsys.readouterr().out
+
+
+def test_the_import_rule_names_every_product_module() -> None:
+    """Every module of the package but the tools and gateway/cli.py (which names the tools'
+    commands) is a source of the rule, so a new module is held to it too."""
+    config = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))
+    [contract] = config["tool"]["importlinter"]["contracts"]
+    assert contract["forbidden_modules"] == [f"gateway.{tool}" for tool in TOOLS]
+    top = {
+        path.stem if path.is_file() else path.name
+        for path in PACKAGE.iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__")
+        or (path.is_dir() and (path / "__init__.py").exists())
+    }
+    assert sorted(f"gateway.{name}" for name in top - {*TOOLS, "cli"}) == sorted(
+        contract["source_modules"]
+    )
