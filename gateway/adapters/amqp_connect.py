@@ -123,8 +123,14 @@ class Links:
 
     def keep_in(self, folder: Path) -> Path:
         """Write the links to `folder/broker-links.<pid>.json` at each change (for
-        `gateway status`); returns the file."""
+        `gateway status`), removing the files of processes no longer running; returns the
+        file."""
         folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("broker-links.*.json"):
+            # Left by processes that are gone (killed, or a host restarted).
+            pid = stale.name.split(".")[1]
+            if pid.isdigit() and not _alive(int(pid)):
+                stale.unlink(missing_ok=True)
         self._file = folder / f"broker-links.{os.getpid()}.json"
         self._write()
         return self._file

@@ -88,6 +88,8 @@ def test_status_reads_the_links_of_running_processes_only(tmp_path: Path) -> Non
     dead.write_text(json.dumps({"pid": 999999999, "links": []}))
     (state,) = read_links(tmp_path)
     assert written.exists() and state["pid"] == os.getpid()
+    Links().keep_in(tmp_path)  # the next process to start clears the dead one's file
+    assert not dead.exists() and written.exists()
     assert state["links"][0]["worker"] == "intake"
     assert state["links"][0]["node"] == "127.0.0.1:5701"
 
