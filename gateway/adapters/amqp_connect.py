@@ -10,10 +10,13 @@ and `gateway run` writes it to `var/run/` for `gateway status`.
 
 Timeouts, unless the URL's query sets them (pika's names, e.g. `?heartbeat=10`):
 
-  heartbeat                   5 s: a node that stops answering (killed with its machine, cut
-                              off, paused) is noticed within 5-10 s and the connection is
+  heartbeat                   10 s: a node that stops answering (lost with its machine, cut
+                              off, paused) is noticed within 10-20 s and the connection is
                               closed; a killed node on a live machine is noticed at once (the
-                              connection is reset)
+                              connection is reset). Not less: the broker drops a client that
+                              sends nothing for two periods, and a worker busy in one chunk
+                              (a slow commit on a loaded machine) sends nothing meanwhile; at
+                              5 s that happened in the test suite on the shared machine
   socket_timeout              3 s to open the TCP connection to one node
   stack_timeout               6 s for the whole AMQP handshake with one node (a node that
                               accepts TCP but does not answer, as a paused one, is skipped)
@@ -43,7 +46,7 @@ from gateway.errors import ConfigError
 
 log = structlog.get_logger("gateway.rabbitmq")
 
-HEARTBEAT = 5
+HEARTBEAT = 10
 SOCKET_TIMEOUT = 3.0
 STACK_TIMEOUT = 6.0
 BLOCKED_CONNECTION_TIMEOUT = 60.0

@@ -100,8 +100,9 @@ class SoakConfig:
     cluster: int = 0
     node_kills: int = 6
     node_pauses: int = 1
-    # Seconds a paused node stays stopped (above the nodes' net_ticktime of 10 s).
-    pause_s: float = 20.0
+    # Seconds a paused node stays stopped: its peers (net_ticktime 10 s) and its clients
+    # (heartbeat 10 s) have declared it gone by then.
+    pause_s: float = 30.0
 
 
 @dataclass

@@ -38,9 +38,9 @@ def test_a_setting_naming_no_broker_is_refused(value: str) -> None:
 
 
 def test_timeouts_default_unless_the_url_sets_them() -> None:
-    """5 s heartbeats and short per-node timeouts, unless the URL's query says otherwise."""
+    """10 s heartbeats and short per-node timeouts, unless the URL's query says otherwise."""
     params = parameters(URLS[0], "gateway:test")
-    assert params.heartbeat == amqp_connect.HEARTBEAT == 5
+    assert params.heartbeat == amqp_connect.HEARTBEAT == 10
     assert params.socket_timeout == 3.0 and params.stack_timeout == 6.0
     assert params.connection_attempts == 1
     assert params.blocked_connection_timeout == 60.0
