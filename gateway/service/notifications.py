@@ -19,11 +19,11 @@ from gateway.errors import InvalidMessage
 from gateway.iso20022.consistency import entry_problem
 from gateway.iso20022.model import Entry, EntryDetail, Notification
 from gateway.reasons import bounded
-from gateway.service.ports import BankAnswer, Revenue, StoredOrder, UnitOfWork, UnmatchedLine
+from gateway.service.ports import BankAnswer, Revenue, StoredOrder, UnitOfWork
 from gateway.service.postings import posting_message
 from gateway.service.returns import ReturnLine, fallback_ref, return_payment
 from gateway.service.transitions import advance
-from gateway.service.unmatched import Unmatched
+from gateway.service.unmatched import Unmatched, keep_unmatched
 
 log = structlog.get_logger("gateway.inbound")
 
@@ -83,16 +83,9 @@ def apply_entries(
         problem = entry_problem(entry)
         if problem:
             # The details are not what the bank booked: nothing of this entry is applied.
-            uow.inbound.unmatched(
-                UnmatchedLine(
-                    partner=partner.name,
-                    msg_id=notification.msg_id,
-                    reference=entry.account_servicer_ref or entry.entry_ref,
-                    reason=bounded(problem),
-                    detail={"entry": _plain(entry)},
-                ),
-                now,
-            )
+            reference = entry.account_servicer_ref or entry.entry_ref
+            kept = {"entry": _plain(entry)}
+            keep_unmatched(uow, partner.name, notification.msg_id, reference, problem, kept, now)
             log_.warning("notification.entry_unmatched", reason=bounded(problem))
             counts["unmatched"] += 1
             continue
@@ -115,16 +108,10 @@ def apply_entries(
                     uow.inbound.add_entry(partner.name, bank_ref, notification.msg_id, outcome, now)
             except Unmatched as exc:
                 outcome = "unmatched"
-                uow.inbound.unmatched(
-                    UnmatchedLine(
-                        partner=partner.name,
-                        msg_id=notification.msg_id,
-                        reference=detail.end_to_end_id or bank_ref,
-                        reason=exc.reason,
-                        detail={"entry": _plain(entry), "detail": _plain(detail)},
-                    ),
-                    now,
-                )
+                kept = {"entry": _plain(entry), "detail": _plain(detail)}
+                reference = detail.end_to_end_id or bank_ref
+                msg_id = notification.msg_id
+                keep_unmatched(uow, partner.name, msg_id, reference, exc.reason, kept, now)
                 log_.warning("notification.entry_unmatched", reference=bank_ref, reason=exc.reason)
             counts[outcome] += 1
     return counts

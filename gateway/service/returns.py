@@ -21,9 +21,9 @@ import structlog
 from gateway.config import PartnerProfile
 from gateway.domain.states import TxState
 from gateway.iso20022.model import PaymentReturn
-from gateway.service.ports import BankAnswer, ReturnRecord, UnitOfWork, UnmatchedLine
+from gateway.service.ports import BankAnswer, ReturnRecord, UnitOfWork
 from gateway.service.transitions import advance
-from gateway.service.unmatched import Unmatched
+from gateway.service.unmatched import Unmatched, keep_unmatched
 
 log = structlog.get_logger("gateway.inbound")
 
@@ -140,16 +140,9 @@ def apply_return(
                 uow.inbound.add_entry(partner.name, line.bank_ref, returned.msg_id, outcome, now)
         except Unmatched as exc:
             outcome = "unmatched"
-            uow.inbound.unmatched(
-                UnmatchedLine(
-                    partner=partner.name,
-                    msg_id=returned.msg_id,
-                    reference=line.end_to_end_id or line.bank_ref,
-                    reason=exc.reason,
-                    detail={"return": asdict(tx)},
-                ),
-                now,
-            )
+            reference = line.end_to_end_id or line.bank_ref
+            detail = {"return": asdict(tx)}
+            keep_unmatched(uow, partner.name, returned.msg_id, reference, exc.reason, detail, now)
             log_.warning("return.unmatched", reference=line.bank_ref, reason=exc.reason)
         counts[outcome] += 1
     log_.info("return.applied", **counts)

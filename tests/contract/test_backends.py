@@ -109,6 +109,7 @@ class TestPostgres(StoreContract):
         finally:
             again.close()
 
+    @pytest.mark.slow  # waits out the retries against a closed port
     def test_vanished_server_is_transient(self) -> None:
         """A server that does not answer makes the first unit of work raise TransientError."""
         from gateway.adapters.persistence.postgres import PostgresStorage  # noqa: PLC0415
@@ -124,6 +125,7 @@ class TestPostgres(StoreContract):
         finally:
             storage.close()
 
+    @pytest.mark.slow  # same reason
     def test_vanished_server_at_start_is_transient(self) -> None:
         """Opening (and migrating) a database whose server does not answer is transient."""
         from gateway.adapters.persistence.postgres import PostgresStorage  # noqa: PLC0415

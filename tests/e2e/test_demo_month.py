@@ -25,7 +25,8 @@ from gateway.iso20022 import xsd
 from gateway.signing import verify
 from tests.conftest import ROOT, xmlsec1_verify
 
-pytestmark = [pytest.mark.broker, pytest.mark.e2e]
+# slow: the whole demo month.
+pytestmark = [pytest.mark.broker, pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,9 @@ from tests.doubles import FakeClock, Msg, pass_quiet_time
 from tests.integration.test_files import PARTNER, batch_bills, make_exchange, relay
 from tests.unit.test_intake import order
 
+# slow: whole flows with the bank simulator.
+pytestmark = pytest.mark.slow
+
 DSIG = "http://www.w3.org/2000/09/xmldsig#"
 
 

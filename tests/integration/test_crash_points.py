@@ -9,7 +9,8 @@ import pytest
 from gateway import crashpoints
 from tests.integration.soak_support import quiet, soak
 
-pytestmark = pytest.mark.broker
+# slow: a real gateway process killed at each crash point.
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("point", sorted(crashpoints.POINTS))

@@ -33,6 +33,9 @@ from tests.conftest import ROOT
 from tests.doubles import FakeClock, Msg, pass_quiet_time
 from tests.unit.test_intake import order
 
+# slow: whole flows with the bank simulator.
+pytestmark = pytest.mark.slow
+
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 
 IDS = ("BTXH2611-000101", "BTXH2611-000102", "BTXH2611-000103")

@@ -33,6 +33,9 @@ from gateway.service.relay import RelayService
 from gateway.signing.xmldsig import sign_detached
 from tests.doubles import FakeClock, Msg, pass_quiet_time
 
+# slow: whole flows with the bank simulator over folders.
+pytestmark = pytest.mark.slow
+
 DSIG = "http://www.w3.org/2000/09/xmldsig#"
 
 PARTNER = "vietinbank"

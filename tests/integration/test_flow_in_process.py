@@ -24,6 +24,9 @@ from gateway.signing import sign
 from tests.conftest import SHARED
 from tests.doubles import FakeClock, Msg, pass_quiet_time
 
+# slow: whole flows with the bank simulator.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def month_orders() -> Any:

@@ -22,6 +22,9 @@ from tests.conftest import pin_certificate
 from tests.doubles import FakeClock, Msg, pass_quiet_time
 from tests.unit.test_intake import order
 
+# slow: whole flows with the bank simulator.
+pytestmark = pytest.mark.slow
+
 AT = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
 IDS = ("BTXH2611-000001", "BTXH2611-000002")
 

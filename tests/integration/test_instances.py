@@ -13,6 +13,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from gateway.adapters.persistence.memory import MemoryStorage
 from gateway.adapters.persistence.postgres import PostgresStorage
 from gateway.adapters.persistence.sqlite import SqliteStorage
@@ -24,6 +26,9 @@ from gateway.service.overview import overview
 from gateway.service.ports import Storage
 from tests.doubles import Msg
 from tests.unit.test_intake import order
+
+# slow: several instances on PostgreSQL.
+pytestmark = pytest.mark.slow
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 

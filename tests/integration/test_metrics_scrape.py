@@ -29,7 +29,8 @@ from tests.doubles import Msg
 from tests.integration.test_cli import GATEWAY
 from tests.unit.test_intake import order
 
-pytestmark = pytest.mark.broker
+# slow: a running gateway scraped over HTTP.
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 CLOSED = "8800000000001"  # the bank says this beneficiary's account is closed
 

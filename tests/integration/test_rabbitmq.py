@@ -158,6 +158,7 @@ def test_a_message_that_keeps_failing_is_parked(broker_url: str) -> None:
     assert len(attempts) == 3  # the first delivery and two redeliveries, then parked
 
 
+@pytest.mark.slow  # waits out several heartbeats, for real
 def test_a_publisher_idle_past_its_heartbeat_still_publishes(broker_url: str, queue: str) -> None:
     """A connection the broker dropped while idle is reopened; no message is lost."""
     separator = "&" if "?" in broker_url else "?"

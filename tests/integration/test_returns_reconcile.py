@@ -32,6 +32,9 @@ from gateway.signing import sign
 from tests.conftest import ROOT
 from tests.doubles import FakeClock, Msg, pass_quiet_time
 
+# slow: whole flows with the bank simulator.
+pytestmark = pytest.mark.slow
+
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

@@ -26,7 +26,11 @@ from gateway.errors import TransientError
 from gateway.profile import SftpAccess
 from gateway.service.file_relay import FileRelay
 from gateway.service.file_scanner import CLAIMED, PROCESSED, FileScanner
+from tests.doubles import FakeClock
 from tests.integration.test_files import PARTNER, Exchange, batch_bills
+
+# slow: a real sshd and whole flows over SFTP.
+pytestmark = pytest.mark.slow
 
 SSHD = "/usr/sbin/sshd"
 
@@ -147,7 +151,7 @@ def over_sftp(settings: Settings, sshd: SshServer, tmp_path: Path) -> Exchange:
     (root / "to-bank").mkdir(parents=True)
     (root / "from-bank").mkdir()
     settings = sftp_settings(settings, sshd, root, sshd.host_key_fingerprint)
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, clock=FakeClock())
     partner = settings.partners[PARTNER]
     bank = build_bank(settings, partner, AccountBook(), tmp_path / "bank.db")
     outbound, inbound = partner_folders(settings, partner)
@@ -252,7 +256,7 @@ def test_a_relay_facing_a_wrong_host_key_keeps_the_file_pending(
     (root / "to-bank").mkdir(parents=True)
     (root / "from-bank").mkdir()
     settings = sftp_settings(settings, sshd, root, sshd.other_fingerprint)
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, clock=FakeClock())
     outbound, inbound = partner_folders(settings, settings.partners[PARTNER])
     exchange = Exchange(
         settings,

@@ -13,7 +13,8 @@ import pytest
 
 from tests.integration.soak_support import quiet, soak
 
-pytestmark = pytest.mark.broker
+# slow: fault-harness runs of real processes.
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
 def _log(tmp_path: Path, name: str) -> str:

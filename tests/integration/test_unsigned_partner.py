@@ -93,6 +93,7 @@ def _stop(process: subprocess.Popen[str]) -> str:
 
 
 @pytest.mark.usefixtures("broker_url")
+@pytest.mark.slow  # starts a real `gateway run` and waits for it
 def test_gateway_run_starts_with_an_unsigned_partner_without_certificate(
     home: Path, broker_url: str
 ) -> None:
@@ -105,6 +106,7 @@ def test_gateway_run_starts_with_an_unsigned_partner_without_certificate(
 
 
 @pytest.mark.usefixtures("broker_url")
+@pytest.mark.slow  # starts a real `gateway bank-sim` and waits for it
 def test_bank_sim_serves_an_unsigned_partner_without_certificate(
     home: Path, broker_url: str
 ) -> None:

@@ -109,6 +109,7 @@ def test_fast_signatures_equal_the_librarys_and_verify_in_python_xmlsec(
     assert not xmlsec_verifies(curve.replace(b"</MsgId>", b"1</MsgId>", 1), ECDSA)
 
 
+@pytest.mark.slow  # a 10,000-transaction file through two other implementations
 @pytest.mark.parametrize("pair", [RSA, ECDSA], ids=["rsa", "ecdsa"])
 def test_a_10000_transaction_file_verifies_with_xmlsec1_and_signxml(
     pair: KeyPair, xmlsec1: str, tmp_path: Path

@@ -27,6 +27,9 @@ from gateway.reasons import REASON_MAX
 from tests.security.corpus import Case, Keys, build, make_keys, reason_is
 from tests.security.harness import Driver, Result, make_home
 
+# slow: the whole hostile corpus, bombs in child processes.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -9,8 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from gateway.adapters.persistence.memory import MemoryAdmin, MemoryStorage
+from gateway.adapters.prometheus_state import StateCollector
+from gateway.config import Settings
 from gateway.errors import GatewayError
 from gateway.service.dead_letters import (
     OUTBOX,
@@ -19,6 +22,7 @@ from gateway.service.dead_letters import (
     ParkedLetter,
     UnknownQueue,
 )
+from gateway.service.overview import overview
 from gateway.service.ports import DlqAction, OutboxMessage, OutboxStatus
 
 NOW = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -222,3 +226,20 @@ def test_without_a_database_nothing_is_replayed_or_dropped() -> None:
         service(None, parking).drop(QUEUE, "P-1", "why", "me")
     assert [m.message_id for m in parking.parked[QUEUE]] == ["P-1"]
     assert parking.republished == []
+
+
+def test_status_metrics_and_dlq_agree_on_what_parked_means(
+    storage: RecordingStorage, settings: Settings
+) -> None:
+    """One parked, one dropped, one pending: `gateway status`, the outbox_parked gauge, `dlq list`
+    and `dlq show outbox` all count the one still parked; status shows the dropped one apart."""
+    service(storage, FakeParking()).drop(OUTBOX, "F-1", "the bank was closed", "an admin")
+    seen = overview(storage.queries, settings, NOW)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StateCollector(storage.queries, settings, clock=lambda: NOW, max_age=0.0))
+    gauge = registry.get_sample_value("kbnn_gateway_outbox_parked")
+    listed = dict(service(storage, FakeParking()).counts())[OUTBOX]
+    shown = service(storage, FakeParking()).show(OUTBOX)
+    assert seen["outbox_parked"] == gauge == listed == shown.total == len(shown.items) == 1
+    assert [item.message_id for item in shown.items] == ["F-2"]
+    assert (seen["outbox_dropped"], seen["outbox_pending"]) == (1, 1)
