@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
 from gateway.adapters import topology
 from gateway.adapters.amqp_connect import LINKS
+from gateway.adapters.confirms import PipelinedPublisher
 from gateway.adapters.filedrop import Folder, LocalFolder
 from gateway.adapters.persistence import open_storage
-from gateway.adapters.rabbitmq import Publisher, connect, consume
+from gateway.adapters.persistence.sqlite import prefer_this_thread
+from gateway.adapters.rabbitmq import connect, consume
 from gateway.config import PartnerProfile, Settings
 from gateway.errors import ConfigError, GatewayError, TransientError
 from gateway.metrics import NO_METRICS, Metrics
@@ -29,6 +32,7 @@ from gateway.service.file_scanner import FileScanner
 from gateway.service.inbound import InboundService
 from gateway.service.intake import IntakeService
 from gateway.service.ports import Storage
+from gateway.service.relay import Publisher as OneByOnePublisher
 from gateway.service.relay import RelayService
 from gateway.signing import (
     KeyRing,
@@ -44,6 +48,16 @@ log = structlog.get_logger("gateway.bootstrap")
 
 # Where `gateway run` writes which broker node its connections are on (under home).
 BROKER_LINKS_DIR = "var/run"
+
+# What the relay publishes with: every publisher sends one message at a time; the pipelined
+# one (gateway/adapters/confirms.py) also many awaiting their confirms, which the relay uses.
+RelayPublisher = OneByOnePublisher
+
+# Outbox messages the relay claims at once, and how many of them may await their confirm.
+RELAY_BATCH = 4000
+RELAY_WINDOW = 2000
+# Seconds between two looks for files to write into file-exchange partners' folders, when idle.
+FILE_RELAY_IDLE_SECONDS = 0.25
 
 
 def our_keys(settings: Settings) -> KeySource:
@@ -136,6 +150,8 @@ class Gateway:
     owner: str = "gateway"
     # What the services count and time; served by `start_gateway` when metrics_port is set.
     metrics: Metrics = NO_METRICS
+    # Group keys of urgent orders just taken in, for the urgent lane to cut at once.
+    urgent: queue.SimpleQueue[tuple[str, str]] = field(default_factory=queue.SimpleQueue)
     # The clock every service reads the time from.
     clock: Clock = utcnow
 
@@ -149,16 +165,81 @@ def build_gateway(
     metrics = gateway_metrics(storage, settings)
     owner = instance_name(storage)
     keys = our_keys(settings)
+    urgent: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
     return Gateway(
         settings=settings,
         storage=storage,
-        intake=IntakeService(storage, settings, clock, metrics=metrics),
+        intake=IntakeService(storage, settings, clock, metrics=metrics, on_urgent=_put_all(urgent)),
         batcher=BatchService(storage, settings, keys, clock, metrics=metrics, owner=owner),
         inbound=build_inbound(settings, storage, clock),
         owner=owner,
         metrics=metrics,
+        urgent=urgent,
         clock=clock,
     )
+
+
+def _put_all(
+    into: queue.SimpleQueue[tuple[str, str]],
+) -> Callable[[Sequence[tuple[str, str]]], None]:
+    def put(keys: Sequence[tuple[str, str]]) -> None:
+        for key in keys:
+            into.put(key)
+
+    return put
+
+
+def urgent_lane(
+    gateway: Gateway, publisher: RelayPublisher | None = None
+) -> Callable[[threading.Event], None]:
+    """A worker that cuts each urgent order's group as soon as intake has committed it and
+    sends its file at once (on `publisher`, by default its own pipelined one), beside the
+    batcher's ticks and the relay (which take any urgent group or file it missed, e.g. after a
+    restart)."""
+    settings = gateway.settings
+    owner = f"{gateway.owner}:urgent"
+    batcher = gateway.batcher.for_owner(owner)
+
+    def loop(stop: threading.Event) -> None:
+        prefer_this_thread()
+        own = publisher or PipelinedPublisher(settings.amqp_url, window=16, metrics=gateway.metrics)
+        relay = RelayService(
+            gateway.storage,
+            own,
+            gateway.clock,
+            batch=16,
+            file_partners=file_partners(settings),
+            metrics=gateway.metrics,
+            owner=owner,
+            claim_seconds=settings.claim_seconds,
+            to_banks_only=True,
+        )
+        try:
+            _serve_urgent(gateway, batcher, relay, stop)
+        finally:
+            if publisher is None and isinstance(own, PipelinedPublisher):
+                own.close()
+
+    return loop
+
+
+def _serve_urgent(
+    gateway: Gateway, batcher: BatchService, relay: RelayService, stop: threading.Event
+) -> None:
+    """Cut each urgent group handed over and send its file, until stopped."""
+    while not stop.is_set():
+        try:
+            keys = [gateway.urgent.get(timeout=0.2)]
+        except queue.Empty:
+            continue
+        while not gateway.urgent.empty():
+            keys.append(gateway.urgent.get_nowait())
+        try:
+            if batcher.cut_now(list(dict.fromkeys(keys))):
+                relay.drain()  # the bulk relay may be busy with a run's postings
+        except TransientError as exc:
+            # What was not cut or sent is taken by the batcher's tick and the relay.
+            log.warning("urgent.deferred", groups=len(keys), error=str(exc))
 
 
 def build_inbound(settings: Settings, storage: Storage, clock: Clock = utcnow) -> InboundService:
@@ -195,6 +276,22 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
             metrics=gateway.metrics,
         )
 
+    def urgent_intake(stop: threading.Event) -> None:
+        # Each one handled as it arrives (no waiting to fill a chunk), first in line for the
+        # database's write lock.
+        prefer_this_thread()
+        consume(
+            settings.amqp_url,
+            topology.URGENT_ORDERS_QUEUE,
+            gateway.intake.handle,
+            stop,
+            prefetch=16,
+            chunk=1,
+            idle=0.25,
+            name="intake",
+            metrics=gateway.metrics,
+        )
+
     def inbound(stop: threading.Event) -> None:
         consume(
             settings.amqp_url,
@@ -208,11 +305,15 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
         )
 
     def relay(stop: threading.Event) -> None:
-        publisher = Publisher(settings.amqp_url, gateway.metrics)
+        # Many messages in flight, each row marked once its own confirm is in.
+        publisher = PipelinedPublisher(
+            settings.amqp_url, window=RELAY_WINDOW, metrics=gateway.metrics
+        )
         service = RelayService(
             gateway.storage,
             publisher,
             gateway.clock,
+            batch=RELAY_BATCH,
             file_partners=file_partners(settings),
             metrics=gateway.metrics,
             owner=gateway.owner,
@@ -224,7 +325,9 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
             publisher.close()
 
     runtime.add("intake", intake)
+    runtime.add("intake-urgent", urgent_intake)
     runtime.add("batcher", every(0.2, gateway.batcher.tick))
+    runtime.add("urgent", urgent_lane(gateway))
     runtime.add("relay", relay)
     runtime.add("inbound", inbound)
     watch = DeadlineWatch(gateway.storage, settings, gateway.clock)
@@ -334,7 +437,10 @@ def start_file_exchange(gateway: Gateway, runtime: Runtime) -> None:
             claim_seconds=settings.claim_seconds,
         )
         try:
-            every(settings.relay_interval, service.drain)(stop)
+            # A pass that finds nothing scans the outbox's pending messages for files: every
+            # quarter second is soon enough for a folder the bank polls, and leaves the CPU to
+            # the broker relay in a busy hour.
+            every(max(settings.relay_interval, FILE_RELAY_IDLE_SECONDS), service.drain)(stop)
         finally:
             service.close()
 

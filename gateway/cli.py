@@ -117,6 +117,7 @@ def submit(ctx: click.Context, file: Path) -> None:
     """Publish payment orders from a JSON (one or a list) or CSV file to treasury.orders."""
     from gateway.adapters import topology
     from gateway.adapters.rabbitmq import Publisher
+    from gateway.service.channels import order_routing_key
 
     settings = _settings(ctx)
     orders = _read_orders(file)
@@ -125,7 +126,7 @@ def submit(ctx: click.Context, file: Path) -> None:
         for order in orders:
             publisher.publish(
                 topology.ORDERS_EXCHANGE,
-                f"order.{order.get('category', 'unknown')}",
+                order_routing_key(order),
                 json.dumps(order, ensure_ascii=False).encode("utf-8"),
                 message_id=str(order.get("order_id", "")),
             )

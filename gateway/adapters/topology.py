@@ -20,6 +20,8 @@ from gateway.service.channels import (
     ORDERS_QUEUE,
     PARKING_EXCHANGE,
     TO_BANK_EXCHANGE,
+    URGENT_ORDERS_KEY,
+    URGENT_ORDERS_QUEUE,
 )
 
 log = structlog.get_logger("gateway.topology")
@@ -35,6 +37,7 @@ __all__ = [
     "ORDERS_QUEUE",
     "PARKING_EXCHANGE",
     "TO_BANK_EXCHANGE",
+    "URGENT_ORDERS_QUEUE",
 ]
 
 # Queue-level code of a declaration whose arguments differ from the existing queue's.
@@ -60,6 +63,7 @@ def consumed_queues(partners: Iterable[str]) -> list[str]:
     """Every queue with a parking queue, in a stable order (for `gateway dlq`)."""
     return [
         ORDERS_QUEUE,
+        URGENT_ORDERS_QUEUE,
         FROM_BANK_QUEUE,
         LEDGER_QUEUE,
         ADMIN_QUEUE,
@@ -123,6 +127,7 @@ def declare(
         declare_queue(channel, name, exchange, keys, delivery_limit, group_size)
 
     queue(ORDERS_QUEUE, ORDERS_EXCHANGE, ["order.#"])
+    queue(URGENT_ORDERS_QUEUE, ORDERS_EXCHANGE, [f"{URGENT_ORDERS_KEY}.#"])
     queue(LEDGER_QUEUE, LEDGER_EXCHANGE, ["posting.#"])
     queue(ADMIN_QUEUE, ADMIN_EXCHANGE, ["admin.#"])
     partner_names = list(partners)

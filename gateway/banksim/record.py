@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -60,6 +62,17 @@ class BankRecord:
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.executescript(_SCHEMA)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction (one sync to disk), not one per statement."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def seen(self, msg_id: str, sha256: str) -> str | None:
         """None for a new MsgId; "same" for a resend of the same file (counted again);
@@ -147,7 +160,7 @@ class BankRecord:
 
     def book(self, rows: list[BookedEntry]) -> None:
         """Keep booked entries of the account (a reference booked before is kept once)."""
-        with self._lock:
+        with self._lock, self._transaction():
             self._conn.executemany(
                 "INSERT OR IGNORE INTO book_entries (bank_ref, day, credit_debit, amount, currency,"
                 " end_to_end_id, msg_id, counterparty, return_reason)"

@@ -120,6 +120,13 @@ def parse_budget_line(line: str | None) -> Budget | None:
     return Budget(**values)
 
 
+class Priority(StrEnum):
+    """How soon an order leaves: with its batch, or at once in a file of its own."""
+
+    NORMAL = "normal"
+    URGENT = "urgent"
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentOrder:
     """One instruction to pay, as accepted at intake."""
@@ -134,6 +141,12 @@ class PaymentOrder:
     batch_ref: str | None = None
     budget: Budget | None = None
     partner: str | None = None
+    priority: Priority = Priority.NORMAL
+
+    @property
+    def urgent(self) -> bool:
+        """An urgent order skips batching: it leaves at once, alone in its file."""
+        return self.priority is Priority.URGENT
 
     @property
     def end_to_end_id(self) -> str:
@@ -240,4 +253,12 @@ def order_from_payload(payload: dict[str, Any]) -> PaymentOrder:
         else None,
         budget=budget,
         partner=payload.get("partner"),
+        priority=_priority(payload.get("priority", Priority.NORMAL.value)),
     )
+
+
+def _priority(value: Any) -> Priority:
+    try:
+        return Priority(value)
+    except ValueError:
+        raise InvalidMessage(f"priority {value!r} is not one of normal, urgent") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -92,6 +93,13 @@ class BatchService:
         self._clock = clock
         self._owner = owner
 
+    def for_owner(self, owner: str) -> BatchService:
+        """The same service claiming groups under another name: the urgent lane's cuts and the
+        ticks' never take the same group at once."""
+        return BatchService(
+            self._storage, self._settings, self._keys, self._clock, self._metrics, owner
+        )
+
     def tick(self) -> int:
         """Cut every ready group; returns the number of files built."""
         now = self._clock()
@@ -101,24 +109,30 @@ class BatchService:
         )
         with self._storage.unit_of_work() as uow:
             ready = uow.orders.ready_groups(quiet_before, smallest_limit)
+        return self.cut_now([(group.partner, group.group_key) for group in ready])
+
+    def cut_now(self, groups: Sequence[tuple[str, str]]) -> int:
+        """Cut these groups (partner, group key) at once, ready or not (urgent orders: a group of
+        one each); returns the number of files built. A group another instance holds, or already
+        cut, is passed."""
         built = 0
-        for group in ready:
+        for partner, key in groups:
             try:
-                built += self._cut_group(group.partner, group.group_key)
+                built += self._cut_group(partner, key)
             except InvalidMessage as exc:
                 # One order the bank file cannot carry must not hold back the others.
-                log.error("batch.refused", group=group.group_key, error=str(exc))
+                log.error("batch.refused", group=key, error=str(exc))
                 try:
-                    if self._reject_unbuildable(group.partner, group.group_key):
-                        built += self._cut_group(group.partner, group.group_key)
+                    if self._reject_unbuildable(partner, key):
+                        built += self._cut_group(partner, key)
                 except GatewayError as again:
-                    log.error("batch.blocked", group=group.group_key, error=str(again))
+                    log.error("batch.blocked", group=key, error=str(again))
             except ClaimLost as exc:
-                log.warning("batch.claim_lost", group=group.group_key, error=str(exc))
+                log.warning("batch.claim_lost", group=key, error=str(exc))
             except GatewayError as exc:
                 # A fault of ours (a missing XSD, a bad profile): no order is to blame. The group
                 # waits, and every tick says why, until an admin mends it.
-                log.error("batch.blocked", group=group.group_key, error=str(exc))
+                log.error("batch.blocked", group=key, error=str(exc))
         return built
 
     def _cut_group(self, partner_name: str, key: str) -> int:

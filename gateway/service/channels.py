@@ -10,6 +10,22 @@ from typing import Protocol
 # Treasury core publishes payment orders here, routing key `order.<category>`.
 ORDERS_EXCHANGE = "treasury.orders"
 ORDERS_QUEUE = "gateway.orders"
+# Urgent orders published with a routing key under URGENT_ORDERS_KEY also reach this queue,
+# read by a consumer of its own: they overtake a backlog of bulk orders (the main queue gets a
+# copy too, which intake takes as a duplicate).
+URGENT_ORDERS_QUEUE = "gateway.orders.urgent"
+URGENT_ORDERS_KEY = "order.urgent"
+
+
+def order_routing_key(order: dict[str, object]) -> str:
+    """The routing key the treasury core publishes an order with: `order.<category>`, or
+    `order.urgent.<category>` for an order with `priority: urgent`."""
+    category = order.get("category", "unknown")
+    if order.get("priority") == "urgent":
+        return f"{URGENT_ORDERS_KEY}.{category}"
+    return f"order.{category}"
+
+
 # The gateway publishes ledger postings here, routing key `posting.<kind>`.
 LEDGER_EXCHANGE = "treasury.ledger"
 LEDGER_QUEUE = "treasury.ledger.postings"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -45,9 +45,31 @@ class IntakeOutcome:
     code: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """A message as decoded and checked outside the transaction."""
+
+    body: bytes
+    payload: dict[str, Any] | None = None
+    order: PaymentOrder | None = None
+    partner: str | None = None
+    error: str | None = None
+    content_hash: str = ""
+
+
+# The last part of an urgent order's group key: its group is its own, cut at once.
+URGENT_GROUP = "urgent:"
+
+
 def group_key(partner: str, order: PaymentOrder) -> str:
-    """Orders with the same key travel in one file: partner, debtor, date, batch or category."""
-    batch = f"batch:{order.batch_ref}" if order.batch_ref else f"category:{order.category.value}"
+    """Orders with the same key travel in one file: partner, debtor, date, batch or category.
+    An urgent order has a key of its own: it leaves alone, whatever its batch."""
+    if order.urgent:
+        batch = f"{URGENT_GROUP}{order.order_id}"
+    elif order.batch_ref:
+        batch = f"batch:{order.batch_ref}"
+    else:
+        batch = f"category:{order.category.value}"
     return "|".join(
         (partner, order.debtor.account.key, order.requested_execution_date.isoformat(), batch)
     )
@@ -62,19 +84,30 @@ class IntakeService:
         settings: Settings,
         clock: Clock = utcnow,
         metrics: Metrics = NO_METRICS,
+        on_urgent: Callable[[Sequence[tuple[str, str]]], None] | None = None,
     ) -> None:
         self._storage = storage
+        # Told the (partner, group key) of new urgent orders once they are committed (the
+        # urgent lane cuts them at once); without it, the batcher's ticks cut them.
+        self._on_urgent = on_urgent
         self._metrics = metrics
         self._settings = settings
         self._clock = clock
         self._dates = ExecutionDates.from_settings(settings)  # cut-offs and business days
 
     def handle(self, messages: Sequence[Message]) -> list[IntakeOutcome]:
-        """Accept a chunk of messages in one transaction (the caller acks after it returns)."""
+        """Accept a chunk of messages in one transaction (the caller acks after it returns).
+
+        Each message is decoded and checked before the transaction; inside it, the chunk's ids
+        are looked up in one query and its new orders stored in one statement batch."""
         now, started = self._clock(), time.perf_counter()
+        parsed = [self._parse(message.body) for message in messages]
+        urgent: list[tuple[str, str]] = []
         with self._storage.unit_of_work() as uow:
-            outcomes = [self._accept(uow, message.body, now) for message in messages]
+            outcomes = self._store(uow, parsed, now, urgent)
             crashpoints.hit("intake.before_commit")
+        if urgent and self._on_urgent is not None:
+            self._on_urgent(urgent)
         results = [intake_result(o.result, o.code) for o in outcomes]
         self._metrics.intake_chunk(results, time.perf_counter() - started)
         return outcomes
@@ -92,41 +125,83 @@ class IntakeService:
             )
         return partner.name
 
-    def _accept(self, uow: UnitOfWork, body: bytes, now: datetime) -> IntakeOutcome:
+    def _parse(self, body: bytes) -> _Parsed:
+        """A message decoded, checked against the contract and routed, or why it is refused."""
         try:
             payload = parse_order_json(body)
             order = order_from_payload(payload)
             partner = self._route(order)
-            stored = payload
-            if uow.orders.get(order.order_id) is None:  # a redelivery keeps the day it was given
-                profile = self._settings.partners[partner]
-                stored, order = self._dates.schedule(profile, payload, order, now)
         except InvalidMessage as exc:
-            return self._refuse(uow, body, _claimed_order_id(body), str(exc), now)
-        result = uow.orders.add(
-            NewOrder(
-                order_id=order.order_id,
-                content_hash=content_hash(payload),
-                payload=json.dumps(stored, ensure_ascii=False, sort_keys=True),
-                partner=partner,
-                group_key=group_key(partner, order),
-                category=order.category.value,
-                amount=order.money.amount,
-                currency=order.money.currency,
-            ),
-            now,
-        )
-        if result == "conflict":
-            return self._refuse(
-                uow,
-                body,
-                order.order_id,
-                f"order_id {order.order_id} was already received with different content",
-                now,
-                code="DUPL",
+            return _Parsed(body, error=str(exc))
+        return _Parsed(body, payload, order, partner, content_hash=content_hash(payload))
+
+    def _store(
+        self, uow: UnitOfWork, chunk: list[_Parsed], now: datetime, urgent: list[tuple[str, str]]
+    ) -> list[IntakeOutcome]:
+        ids = [p.order.order_id for p in chunk if p.order is not None]
+        known = uow.orders.content_hashes(ids) if ids else {}
+        outcomes: list[IntakeOutcome | None] = [None] * len(chunk)
+        fresh: list[tuple[int, NewOrder]] = []
+        for index, item in enumerate(chunk):
+            if item.order is None or item.payload is None or item.partner is None:
+                reason = item.error or "refused"
+                outcomes[index] = self._refuse(
+                    uow, item.body, _claimed_order_id(item.body), reason, now
+                )
+                continue
+            order_id = item.order.order_id
+            seen = known.get(order_id)
+            if seen is not None:
+                outcomes[index] = (
+                    IntakeOutcome(order_id, "duplicate")
+                    if seen == item.content_hash
+                    else self._conflict(uow, item.body, order_id, now)
+                )
+                continue
+            try:  # a redelivery keeps the day it was given: only a new order is scheduled
+                profile = self._settings.partners[item.partner]
+                stored, order = self._dates.schedule(profile, item.payload, item.order, now)
+            except InvalidMessage as exc:
+                outcomes[index] = self._refuse(uow, item.body, order_id, str(exc), now)
+                continue
+            known[order_id] = item.content_hash  # a second copy in this chunk is a duplicate
+            fresh.append(
+                (
+                    index,
+                    NewOrder(
+                        order_id=order_id,
+                        content_hash=item.content_hash,
+                        payload=json.dumps(stored, ensure_ascii=False, sort_keys=True),
+                        partner=item.partner,
+                        group_key=group_key(item.partner, order),
+                        category=order.category.value,
+                        amount=order.money.amount,
+                        currency=order.money.currency,
+                    ),
+                )
             )
-        log.debug("order.received", order_id=order.order_id, result=result, partner=partner)
-        return IntakeOutcome(order.order_id, result)
+        results = uow.orders.add_many([new for _, new in fresh], now)
+        for (index, new), result in zip(fresh, results, strict=True):
+            if result == "conflict":
+                outcomes[index] = self._conflict(uow, chunk[index].body, new.order_id, now)
+                continue
+            log.debug("order.received", order_id=new.order_id, result=result, partner=new.partner)
+            if result == "new" and new.group_key.rsplit("|", 1)[-1].startswith(URGENT_GROUP):
+                urgent.append((new.partner, new.group_key))
+            outcomes[index] = IntakeOutcome(new.order_id, result)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _conflict(
+        self, uow: UnitOfWork, body: bytes, order_id: str, now: datetime
+    ) -> IntakeOutcome:
+        return self._refuse(
+            uow,
+            body,
+            order_id,
+            f"order_id {order_id} was already received with different content",
+            now,
+            code="DUPL",
+        )
 
     def _refuse(
         self,

@@ -72,6 +72,8 @@ def apply_entries(
     counts = {"settled": 0, "returned": 0, "revenue": 0, "repeated": 0, "unmatched": 0}
     if booked_only:
         counts["not_booked"] = 0
+    # The orders the entries name, read in one query rather than one per entry.
+    uow.orders.prefetch([d.end_to_end_id or "" for e in notification.entries for d in e.details])
     position = 0  # of each detail in the file, for a return the bank gave no reference
     for entry in notification.entries:
         if booked_only and entry.status != "BOOK":

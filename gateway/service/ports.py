@@ -289,6 +289,13 @@ class OrderRepository(Protocol):
         """Store a new order; same id and hash is a duplicate, same id and other hash a
         conflict."""
 
+    def add_many(self, orders: Sequence[NewOrder], now: datetime) -> list[AddResult]:
+        """Store orders read as absent just before, in one statement batch; per order: new, or
+        duplicate/conflict when the same id was stored meanwhile (another instance)."""
+
+    def content_hashes(self, order_ids: Sequence[str]) -> dict[str, str]:
+        """The content hash of each of these orders that is stored."""
+
     def add_invalid(
         self, *, subject: str, order_id: str | None, raw: bytes, reason: str, now: datetime
     ) -> bool:
@@ -296,6 +303,10 @@ class OrderRepository(Protocol):
 
     def get(self, order_id: str) -> StoredOrder | None:
         """One order (held against concurrent changes until the unit ends), or None."""
+
+    def prefetch(self, order_ids: Sequence[str]) -> None:
+        """Read these orders ahead in one query (held as `get` holds them): the unit's later
+        `get` of any of them needs no query, until a change to orders in the unit."""
 
     def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
         """Received orders of one group, oldest first."""
@@ -400,9 +411,11 @@ class OutboxRepository(Protocol):
         *,
         file_partners: Sequence[str] = (),
         files_only: bool = False,
+        to_banks_only: bool = False,
     ) -> list[PendingMessage]:
-        """Claim up to `limit` pending messages, oldest first, for `owner` until `until`;
-        messages claimed by another owner whose claim has not expired are skipped.
+        """Claim up to `limit` pending messages, files to banks first, each kind oldest first,
+        for `owner` until `until`; messages claimed by another owner whose claim has not
+        expired are skipped. With `to_banks_only` postings and events are left for later.
 
         Files for `file_partners` (reached by file exchange, not by the broker) are left out,
         or, with `files_only`, are the only messages claimed."""

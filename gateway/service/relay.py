@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol, cast, runtime_checkable
 
 import structlog
 
@@ -14,7 +15,7 @@ from gateway.errors import PermanentError, TransientError
 from gateway.metrics import NO_METRICS, Metrics
 from gateway.service.channels import TO_BANK_EXCHANGE
 from gateway.service.clock import Clock, utcnow
-from gateway.service.ports import Storage
+from gateway.service.ports import PendingMessage, Storage
 
 log = structlog.get_logger("gateway.relay")
 
@@ -37,6 +38,48 @@ class Publisher(Protocol):
         """Keep an idle connection alive."""
 
 
+class Settled(Protocol):
+    """What became of messages handed to a pipelining publisher, by token."""
+
+    confirmed: list[Hashable]
+    # Seconds from hand-over to confirm of each confirmed message.
+    latencies: list[float]
+    unroutable: list[tuple[Hashable, str]]
+    failed: list[tuple[Hashable, str]]
+
+
+@runtime_checkable
+class PipeliningPublisher(Protocol):
+    """Hands many messages to the broker before their confirms arrive (see
+    gateway/adapters/confirms.py); each comes back confirmed, unroutable or failed."""
+
+    def submit(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        headers: dict[str, Any] | None = None,
+        content_type: str = ...,
+        token: Hashable | None = None,
+    ) -> None: ...
+
+    def flush(self, timeout: float | None = None) -> Settled: ...
+
+    def keepalive(self) -> None: ...
+
+
+@dataclass
+class _Drained:
+    """One drain's outcome, row ids by fate."""
+
+    confirmed: list[int] = field(default_factory=list)
+    parked: list[tuple[int, str]] = field(default_factory=list)
+    # Seconds each confirmed message waited for its confirm.
+    latencies: list[float] = field(default_factory=list)
+
+
 class RelayService:
     """Drains the outbox in id order; a crash before marking means a resend with the same id.
 
@@ -55,8 +98,11 @@ class RelayService:
         metrics: Metrics = NO_METRICS,
         owner: str = "gateway",
         claim_seconds: float = 30.0,
+        to_banks_only: bool = False,
     ) -> None:
         self._storage = storage
+        # Only files to banks (the urgent lane sends its files itself, at once).
+        self._to_banks_only = to_banks_only
         self._owner = owner
         self._claim_for = timedelta(seconds=claim_seconds)
         self._metrics = metrics
@@ -76,54 +122,107 @@ class RelayService:
                 now,
                 now + self._claim_for,
                 file_partners=self._file_partners,
+                to_banks_only=self._to_banks_only,
             )
         if not pending:
             self._publisher.keepalive()
             return 0
-        confirmed: list[int] = []
-        sent: list[tuple[str, str]] = []  # (exchange, routing key) of each confirmed message
-        files: list[str] = []
-        parked: list[tuple[int, str]] = []
+        drained = _Drained()
+        try:
+            if isinstance(self._publisher, PipeliningPublisher):
+                self._pipelined(self._publisher, pending, drained)
+            else:
+                self._one_by_one(pending, drained)
+        except TransientError as exc:
+            log.warning("outbox.publish_failed", error=str(exc), confirmed=len(drained.confirmed))
+        finally:
+            self._mark(pending, drained)
+        for seconds in drained.latencies:
+            self._metrics.publish_confirmed(seconds)
+        return len(drained.confirmed)
+
+    def _one_by_one(self, pending: Sequence[PendingMessage], drained: _Drained) -> None:
+        """Publish each message and wait for its confirm before the next."""
+        for item in pending:
+            message = item.message
+            started = time.perf_counter()
+            try:
+                self._publisher.publish(
+                    message.exchange,
+                    message.routing_key,
+                    message.body,
+                    message_id=message.message_id,
+                    headers=message.headers,
+                    content_type=_content_type(message.exchange),
+                )
+            except PermanentError as exc:
+                # Kept in the outbox, out of the way of the others, for an admin to look at.
+                log.error("outbox.parked", message_id=message.message_id, error=str(exc))
+                drained.parked.append((item.row_id, str(exc)))
+                continue
+            drained.latencies.append(time.perf_counter() - started)
+            crashpoints.hit("relay.confirmed_unmarked")
+            drained.confirmed.append(item.row_id)
+
+    def _pipelined(
+        self, publisher: PipeliningPublisher, pending: Sequence[PendingMessage], drained: _Drained
+    ) -> None:
+        """Hand every message over, many confirms outstanding, then collect the confirms; the
+        rows are marked only for the messages the broker confirmed."""
         try:
             for item in pending:
                 message = item.message
-                is_file = message.exchange == TO_BANK_EXCHANGE
-                try:
-                    started = time.perf_counter()
-                    self._publisher.publish(
-                        message.exchange,
-                        message.routing_key,
-                        message.body,
-                        message_id=message.message_id,
-                        headers=message.headers,
-                        content_type="application/xml" if is_file else "application/json",
-                    )
-                except PermanentError as exc:
-                    # Kept in the outbox, out of the way of the others, for an admin to look at.
-                    log.error("outbox.parked", message_id=message.message_id, error=str(exc))
-                    parked.append((item.row_id, str(exc)))
-                    continue
-                self._metrics.publish_confirmed(time.perf_counter() - started)
-                crashpoints.hit("relay.confirmed_unmarked")
-                confirmed.append(item.row_id)
-                sent.append((message.exchange, message.routing_key))
-                if is_file:
-                    files.append(message.message_id)
-                    log.info("file.sent", msg_id=message.message_id, partner=message.routing_key)
-        except TransientError as exc:
-            log.warning("outbox.publish_failed", error=str(exc), confirmed=len(confirmed))
+                publisher.submit(
+                    message.exchange,
+                    message.routing_key,
+                    message.body,
+                    message_id=message.message_id,
+                    headers=message.headers,
+                    content_type=_content_type(message.exchange),
+                    token=item.row_id,
+                )
         finally:
-            done = {*confirmed, *(row_id for row_id, _ in parked)}
-            unsent = [item.row_id for item in pending if item.row_id not in done]
-            now = self._clock()
-            with self._storage.unit_of_work() as uow:
-                uow.outbox.mark_sent(confirmed, now)
-                for msg_id in files:
-                    uow.files.sent(msg_id, now)
-                for row_id, reason in parked:
-                    uow.outbox.park(row_id, reason, now)
-                uow.outbox.release(unsent)
-            if confirmed or parked:
-                for exchange, routing_key in sent:
-                    self._metrics.outbox_sent(exchange, routing_key)
-        return len(confirmed)
+            # Also when the broker went away midway: what it confirmed before is marked.
+            self._settle(publisher.flush(), drained)
+
+    @staticmethod
+    def _settle(settled: Settled, drained: _Drained) -> None:
+        for token, reason in settled.unroutable:
+            log.error("outbox.parked", row_id=token, error=reason)
+            drained.parked.append((cast(int, token), reason))
+        if settled.failed:
+            log.warning(
+                "outbox.publish_failed", failed=len(settled.failed), error=settled.failed[0][1]
+            )
+        if settled.confirmed:
+            crashpoints.hit("relay.confirmed_unmarked")
+        drained.confirmed.extend(cast(int, token) for token in settled.confirmed)
+        drained.latencies.extend(settled.latencies)
+
+    def _mark(self, pending: Sequence[PendingMessage], drained: _Drained) -> None:
+        """Mark the confirmed messages sent, park the unroutable ones, release the rest."""
+        done = {*drained.confirmed, *(row_id for row_id, _ in drained.parked)}
+        unsent = [item.row_id for item in pending if item.row_id not in done]
+        confirmed = set(drained.confirmed)
+        files = [
+            item.message
+            for item in pending
+            if item.row_id in confirmed and item.message.exchange == TO_BANK_EXCHANGE
+        ]
+        now = self._clock()
+        with self._storage.unit_of_work() as uow:
+            uow.outbox.mark_sent(drained.confirmed, now)
+            for message in files:
+                uow.files.sent(message.message_id, now)
+            for row_id, reason in drained.parked:
+                uow.outbox.park(row_id, reason, now)
+            uow.outbox.release(unsent)
+        for message in files:
+            log.info("file.sent", msg_id=message.message_id, partner=message.routing_key)
+        for item in pending:
+            if item.row_id in confirmed:
+                self._metrics.outbox_sent(item.message.exchange, item.message.routing_key)
+
+
+def _content_type(exchange: str) -> str:
+    return "application/xml" if exchange == TO_BANK_EXCHANGE else "application/json"

@@ -71,6 +71,7 @@ def apply_report(
     if is_duplicate_answer(report):
         return _duplicate_answer(uow, partner, report, now)
     lines = status_lines(uow, report)
+    uow.orders.prefetch([line.original_end_to_end_id or "" for line in lines])
     moved = sum(_apply_line(uow, partner, report, line, now) for line in lines)
     if report.group_status in _FILE_STATE and (moved or not lines):
         uow.files.set_status(report.original_msg_id, _FILE_STATE[report.group_status], now)

@@ -195,6 +195,27 @@ class StoreContract:
         assert stored is not None
         assert stored.amount == Decimal("606000")
 
+    def test_add_many_stores_a_chunk_and_tells_ids_stored_meanwhile(self, store: Storage) -> None:
+        """A chunk is stored in one call; an id already there (stored by another instance after
+        the chunk was read) is a duplicate with the same content, a conflict with other."""
+        self.add_orders(store, new_order(2), new_order(3, amount="606000"))
+        chunk = [new_order(1), new_order(2), new_order(3, amount="999000"), new_order(4)]
+        with store.unit_of_work() as uow:
+            assert uow.orders.add_many(chunk, at(60)) == ["new", "duplicate", "conflict", "new"]
+            assert uow.orders.add_many([], at(60)) == []
+        assert store.queries.orders_by_state() == {"received": 4}
+        third = store.queries.order(order_id(3))
+        assert third is not None and third.amount == Decimal("606000")
+
+    def test_content_hashes_of_stored_orders_only(self, store: Storage) -> None:
+        """The hashes of the stored orders among the ids asked for, in any number."""
+        self.add_orders(store, *(new_order(n) for n in range(1, 1201)))
+        asked = [order_id(n) for n in range(1, 1301)] + [order_id(5)]
+        with store.unit_of_work() as uow:
+            hashes = uow.orders.content_hashes(asked)
+        assert len(hashes) == 1200
+        assert hashes[order_id(7)] == new_order(7).content_hash
+
     def test_add_invalid_once_per_subject(self, store: Storage) -> None:
         """A refused message is kept once per subject."""
         with store.unit_of_work() as uow:
@@ -284,6 +305,31 @@ class StoreContract:
         assert (got.status_code, got.reason_text, got.bank_ref) == ("ACSC", "in process", "B-1")
         assert (got.reason_code, got.value_date) == (None, DAY)
         assert (got.received_at, got.updated_at) == (T0, at(20))
+
+    def test_orders_read_ahead_are_what_get_reads_and_never_stale(self, store: Storage) -> None:
+        """prefetch reads many orders at once; get then answers as it would have (absent ones
+        None), and after a move, an insert or a file sent in the same unit, the new state."""
+        self.add_orders(store, new_order(1), new_order(2))
+        with store.unit_of_work() as uow:
+            plain = uow.orders.get(order_id(1))
+            uow.orders.prefetch([order_id(1), order_id(2), order_id(3), order_id(1)])
+            assert uow.orders.get(order_id(1)) == plain
+            assert uow.orders.get(order_id(3)) is None
+            first = uow.orders.get(order_id(1))
+            assert first is not None
+            uow.orders.move(first, TxState.REJECTED, BankAnswer(status_code="RJCT"), at(10))
+            moved = uow.orders.get(order_id(1))
+            assert moved is not None and moved.state is TxState.REJECTED
+            assert uow.orders.add(new_order(3), at(10)) == "new"
+            assert uow.orders.get(order_id(3)) is not None
+            uow.orders.prefetch([order_id(2)])
+            uow.orders.mark_batched([(order_id(2), "P-1")], "F-1", at(11))
+            second = uow.orders.get(order_id(2))
+            assert second is not None and second.state is TxState.BATCHED
+            uow.orders.prefetch([order_id(2)])
+            uow.files.sent("F-1", at(12))
+            second = uow.orders.get(order_id(2))
+            assert second is not None and second.state is TxState.SENT
 
     def test_move_with_stale_order_is_concurrent_change(self, store: Storage) -> None:
         """Moving an order read before another move raises ConcurrentChange."""
@@ -518,6 +564,16 @@ class StoreContract:
             "msg-0004",
         ]
         assert self.claim(store, "nothing", files_only=True) == []
+
+    def test_claim_puts_files_to_banks_before_postings(self, store: Storage) -> None:
+        """A file written after many postings is claimed first (an urgent payment does not wait
+        behind a run's postings); postings keep their order, up to the limit."""
+        self.enqueue(store, message(1), message(2), message(3))
+        self.enqueue(store, message(4, exchange=TO_BANK_EXCHANGE, routing_key=PARTNER))
+        self.enqueue(store, message(5), message(6, exchange=TO_BANK_EXCHANGE, routing_key=PARTNER))
+        assert self.claim(store, "relay-a", 3) == ["msg-0004", "msg-0006", "msg-0001"]
+        assert self.claim(store, "relay-b", 10) == ["msg-0002", "msg-0003", "msg-0005"]
+        assert self.claim(store, "relay-a", 1) == ["msg-0004"]  # its own, files first again
 
     def test_claim_without_file_partners_takes_all(self, store: Storage) -> None:
         """With no file partners every pending message is claimable."""

@@ -160,12 +160,28 @@ def test_unknown_category_is_refused() -> None:
 def test_extra_property_is_refused_and_named() -> None:
     """An unknown top-level property is refused, and the message names it."""
     order = _order()
-    order["priority"] = "urgent"
+    order["urgency"] = "high"
     error = best_match(ORDER.iter_errors(order))
     assert error is not None
     assert tuple(error.absolute_path) == ()
     assert error.validator == "additionalProperties"
-    assert "priority" in error.message
+    assert "urgency" in error.message
+
+
+def test_priority_is_optional_normal_or_urgent() -> None:
+    """`priority` may be left out (an order written before it existed is valid as it was), or
+    be `normal` or `urgent`; anything else is refused and named; the domain reads it, with
+    `normal` for an order without it."""
+    order = _order()
+    order.pop("priority", None)
+    assert ORDER.is_valid(order)
+    assert order_from_payload(order).priority.value == "normal"
+    assert not order_from_payload(order).urgent
+    for value in ("normal", "urgent"):
+        assert ORDER.is_valid({**order, "priority": value})
+    assert order_from_payload({**order, "priority": "urgent"}).urgent
+    for bad in ("URGENT", "high", "", 1, None):
+        assert _error_path(ORDER, {**order, "priority": bad}) == ("priority",)
 
 
 def test_extra_party_property_is_refused() -> None:
@@ -386,3 +402,55 @@ def test_posting_missing_a_nullable_field_is_refused() -> None:
     error = best_match(POSTING.iter_errors(body))
     assert error is not None
     assert error.validator == "required"
+
+
+def _variants(example: dict[str, Any]) -> list[Any]:
+    """The example, and many ways of spoiling it: each field removed, retyped, emptied,
+    lengthened, given an odd value; extra fields; impossible dates."""
+    odd: list[Any] = [None, 0, 1.5, True, "", "x" * 200, [], {}, "2026-02-30", "2026-1-01"]
+    out: list[Any] = [example, [], "order", None]
+
+    def spoil(node: dict[str, Any], path: list[str]) -> None:
+        for key, value in list(node.items()):
+            removed = copy.deepcopy(example)
+            target = removed
+            for part in path:
+                target = target[part]
+            del target[key]
+            out.append(removed)
+            for replacement in odd:
+                changed = copy.deepcopy(example)
+                target = changed
+                for part in path:
+                    target = target[part]
+                target[key] = replacement
+                out.append(changed)
+            if isinstance(value, dict):
+                spoil(value, [*path, key])
+        extra = copy.deepcopy(example)
+        target = extra
+        for part in path:
+            target = target[part]
+        target["unexpected"] = "x"
+        out.append(extra)
+
+    spoil(example, [])
+    return out
+
+
+@pytest.mark.parametrize("name", ["payment-order-1", "ledger-posting-1"])
+def test_the_fast_check_gives_jsonschemas_verdict(name: str) -> None:
+    """The compiled check intake relies on accepts and refuses exactly what jsonschema does,
+    on every example and on hundreds of spoiled variants of it."""
+    from gateway.contracts import _fast, _validator  # noqa: PLC0415 - the internals under test
+
+    fast, full = _fast(name), _validator(name)
+    variants = [v for example in _load(name)["examples"] for v in _variants(example)]
+    assert len(variants) > 200
+    for variant in variants:
+        try:
+            fast(variant)
+            fast_ok = True
+        except Exception:  # any refusal counts as one
+            fast_ok = False
+        assert fast_ok == full.is_valid(variant), json.dumps(variant, default=str)[:300]

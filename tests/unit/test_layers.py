@@ -84,7 +84,7 @@ def test_the_layer_checks_see_the_modules() -> None:
     assert (PACKAGE / "adapters" / "persistence" / "sql.py").is_file()
 
 
-TOOLS = ("banksim", "demo", "soak")
+TOOLS = ("banksim", "demo", "soak", "bench")
 
 
 def test_the_product_never_imports_its_test_tools(capsys: pytest.CaptureFixture[str]) -> None:

@@ -224,6 +224,13 @@ class MemoryOrders(_Repository):
         )
         return "new"
 
+    def add_many(self, orders: Sequence[NewOrder], now: datetime) -> list[AddResult]:
+        return [self.add(order, now) for order in orders]
+
+    def content_hashes(self, order_ids: Sequence[str]) -> dict[str, str]:
+        hashes = self._s.order_hashes
+        return {i: hashes[i] for i in order_ids if i in hashes}
+
     def add_invalid(
         self, *, subject: str, order_id: str | None, raw: bytes, reason: str, now: datetime
     ) -> bool:
@@ -234,6 +241,9 @@ class MemoryOrders(_Repository):
 
     def get(self, order_id: str) -> StoredOrder | None:
         return self._s.orders.get(order_id)
+
+    def prefetch(self, order_ids: Sequence[str]) -> None:
+        """Nothing to read ahead in memory."""
 
     def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
         rows = [
@@ -460,6 +470,7 @@ class MemoryOutbox(_Repository):
         *,
         file_partners: Sequence[str] = (),
         files_only: bool = False,
+        to_banks_only: bool = False,
     ) -> list[PendingMessage]:
         pending = [
             row
@@ -471,8 +482,13 @@ class MemoryOutbox(_Repository):
                 or (row.claim_until is not None and row.claim_until < now)
             )
             and _to_files(row.message, file_partners) == files_only
+            and (not to_banks_only or row.message.exchange == TO_BANK_EXCHANGE)
         ]
-        claimed = _limited(sorted(pending, key=lambda row: row.row_id), limit)
+        # Files to banks first, then the rest, each in id order (as the SQL backends claim).
+        first = TO_BANK_EXCHANGE
+        claimed = _limited(
+            sorted(pending, key=lambda row: (row.message.exchange != first, row.row_id)), limit
+        )
         for row in claimed:
             row.claimed_by, row.claim_until = owner, until
         return [

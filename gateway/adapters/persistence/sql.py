@@ -143,13 +143,33 @@ def order_from_row(row: Row) -> StoredOrder:
 # --- repositories --------------------------------------------------------------------------------
 
 
+# Orders read ahead in one unit of work, by id (None: not stored); any change to orders in the
+# unit drops what it may have made stale.
+ReadAhead = dict[str, StoredOrder | None]
+
+
 class SqlOrders:
     """Payment orders and refused messages."""
 
-    def __init__(self, ex: Executor) -> None:
+    def __init__(self, ex: Executor, read_ahead: ReadAhead | None = None) -> None:
         self._ex = ex
+        self._ahead: ReadAhead = {} if read_ahead is None else read_ahead
+
+    def prefetch(self, order_ids: Sequence[str]) -> None:
+        ids = [i for i in dict.fromkeys(order_ids) if i and i not in self._ahead]
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            rows = self._ex.all(
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id IN ({marks})"  # noqa: S608 - fixed columns, placeholders
+                f" ORDER BY order_id{self._ex.lock}",
+                part,
+            )
+            self._ahead.update(dict.fromkeys(part))
+            self._ahead.update((row[0], order_from_row(row)) for row in rows)
 
     def add(self, order: NewOrder, now: datetime) -> AddResult:
+        self._ahead.pop(order.order_id, None)
         inserted = self._ex.run(
             "INSERT INTO orders (order_id, content_hash, payload, partner, group_key, category,"
             " amount, currency, state, received_at, updated_at)"
@@ -173,6 +193,62 @@ class SqlOrders:
         row = self._ex.one("SELECT content_hash FROM orders WHERE order_id = ?", (order.order_id,))
         return "duplicate" if row is not None and row[0] == order.content_hash else "conflict"
 
+    def add_many(self, orders: Sequence[NewOrder], now: datetime) -> list[AddResult]:
+        if not orders:
+            return []
+        for order in orders:
+            self._ahead.pop(order.order_id, None)
+        before = self.content_hashes([o.order_id for o in orders])
+        absent = [o for o in orders if o.order_id not in before]
+        inserted = self._ex.run_many(
+            "INSERT INTO orders (order_id, content_hash, payload, partner, group_key, category,"
+            " amount, currency, state, received_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
+            [
+                (
+                    o.order_id,
+                    o.content_hash,
+                    o.payload,
+                    o.partner,
+                    o.group_key,
+                    o.category,
+                    o.amount,
+                    o.currency,
+                    TxState.RECEIVED.value,
+                    now,
+                    now,
+                )
+                for o in absent
+            ],
+        )
+        # Stored meanwhile by another instance (PostgreSQL): other content is a conflict; the
+        # same content is kept once, whoever stored it.
+        after = (
+            before if inserted == len(absent) else self.content_hashes([o.order_id for o in absent])
+        )
+        results: list[AddResult] = []
+        for order in orders:
+            known = before.get(order.order_id)
+            if known is not None:
+                results.append("duplicate" if known == order.content_hash else "conflict")
+            else:
+                stored = after.get(order.order_id, order.content_hash)
+                results.append("new" if stored == order.content_hash else "conflict")
+        return results
+
+    def content_hashes(self, order_ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        ids = list(dict.fromkeys(order_ids))
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            rows = self._ex.all(
+                f"SELECT order_id, content_hash FROM orders WHERE order_id IN ({marks})",  # noqa: S608 - placeholders only
+                part,
+            )
+            found.update((str(order_id), str(digest)) for order_id, digest in rows)
+        return found
+
     def add_invalid(
         self, *, subject: str, order_id: str | None, raw: bytes, reason: str, now: datetime
     ) -> bool:
@@ -186,6 +262,8 @@ class SqlOrders:
         )
 
     def get(self, order_id: str) -> StoredOrder | None:
+        if order_id in self._ahead:
+            return self._ahead[order_id]
         row = self._ex.one(
             f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ?{self._ex.lock}",  # noqa: S608 - fixed columns
             (order_id,),
@@ -215,6 +293,7 @@ class SqlOrders:
     def move(self, order: StoredOrder, target: TxState, answer: BankAnswer, now: datetime) -> None:
         if not can_move(order.state, target):
             raise ValueError(f"order {order.order_id} cannot move from {order.state} to {target}")
+        self._ahead.pop(order.order_id, None)
         changed = self._ex.run(
             "UPDATE orders SET state = ?, updated_at = ?,"
             " status_code = COALESCE(?, status_code), reason_code = COALESCE(?, reason_code),"
@@ -239,6 +318,7 @@ class SqlOrders:
         self, assignments: Sequence[tuple[str, str]], msg_id: str, now: datetime
     ) -> None:
         assert can_move(TxState.RECEIVED, TxState.BATCHED)
+        self._ahead.clear()
         changed = self._ex.run_many(
             "UPDATE orders SET state = ?, msg_id = ?, pmt_inf_id = ?, updated_at = ?"
             " WHERE order_id = ? AND state = ?",
@@ -269,8 +349,9 @@ class SqlOrders:
 class SqlFiles:
     """Outbound files and their deadlines."""
 
-    def __init__(self, ex: Executor) -> None:
+    def __init__(self, ex: Executor, read_ahead: ReadAhead | None = None) -> None:
         self._ex = ex
+        self._ahead: ReadAhead = {} if read_ahead is None else read_ahead
 
     def add(self, file: OutboundFile, now: datetime) -> None:
         self._ex.run(
@@ -300,6 +381,7 @@ class SqlFiles:
             (FileState.BUILT.value, FileState.SENT.value, now, msg_id),
         )
         assert can_move(TxState.BATCHED, TxState.SENT)
+        self._ahead.clear()  # its orders move
         self._ex.run(
             "UPDATE orders SET state = ?, updated_at = ? WHERE msg_id = ? AND state = ?",
             (TxState.SENT.value, now, msg_id, TxState.BATCHED.value),
@@ -480,8 +562,37 @@ class SqlOutbox:
         *,
         file_partners: Sequence[str] = (),
         files_only: bool = False,
+        to_banks_only: bool = False,
     ) -> list[PendingMessage]:
         which, which_args = _pending_clause(file_partners, files_only)
+        if files_only:
+            return self._claim(owner, limit, now, until, which, which_args)
+        # Files to banks first (an urgent payment must not wait behind a run's postings), then
+        # the rest, each in id order.
+        files = self._claim(
+            owner, limit, now, until, f"exchange = ? AND {which}", [TO_BANK_EXCHANGE, *which_args]
+        )
+        if len(files) >= limit or to_banks_only:
+            return files
+        rest = self._claim(
+            owner,
+            limit - len(files),
+            now,
+            until,
+            f"exchange <> ? AND {which}",
+            [TO_BANK_EXCHANGE, *which_args],
+        )
+        return files + rest
+
+    def _claim(
+        self,
+        owner: str,
+        limit: int,
+        now: datetime,
+        until: datetime,
+        which: str,
+        which_args: Sequence[Any],
+    ) -> list[PendingMessage]:
         rows = self._ex.all(
             "UPDATE outbox SET claimed_by = ?, claim_until = ? WHERE id IN ("  # noqa: S608 - placeholders only
             f" SELECT id FROM outbox WHERE status = {PENDING}"
@@ -499,17 +610,24 @@ class SqlOutbox:
         ]
 
     def mark_sent(self, row_ids: Sequence[int], now: datetime) -> None:
-        self._ex.run_many(
-            f"UPDATE outbox SET status = {SENT}, sent_at = ?, claimed_by = NULL,"  # noqa: S608 - a literal
-            f" claim_until = NULL WHERE id = ? AND status <> {SENT}",
-            [(now, row_id) for row_id in row_ids],
-        )
+        # One statement per thousand rows, not one per row.
+        for start in range(0, len(row_ids), 1000):
+            part = list(row_ids[start : start + 1000])
+            marks = ", ".join("?" * len(part))
+            self._ex.run(
+                f"UPDATE outbox SET status = {SENT}, sent_at = ?, claimed_by = NULL,"  # noqa: S608 - literals and placeholders
+                f" claim_until = NULL WHERE id IN ({marks}) AND status <> {SENT}",
+                (now, *part),
+            )
 
     def release(self, row_ids: Sequence[int]) -> None:
-        self._ex.run_many(
-            "UPDATE outbox SET claimed_by = NULL, claim_until = NULL WHERE id = ?",
-            [(row_id,) for row_id in row_ids],
-        )
+        for start in range(0, len(row_ids), 1000):
+            part = list(row_ids[start : start + 1000])
+            marks = ", ".join("?" * len(part))
+            self._ex.run(
+                f"UPDATE outbox SET claimed_by = NULL, claim_until = NULL WHERE id IN ({marks})",  # noqa: S608 - placeholders only
+                part,
+            )
 
     def park(self, row_id: int, reason: str, now: datetime) -> None:
         self._ex.run(
@@ -722,8 +840,9 @@ class SqlUnitOfWork:
     """The repositories of one transaction."""
 
     def __init__(self, ex: Executor) -> None:
-        self.orders = SqlOrders(ex)
-        self.files = SqlFiles(ex)
+        read_ahead: ReadAhead = {}
+        self.orders = SqlOrders(ex, read_ahead)
+        self.files = SqlFiles(ex, read_ahead)
         self.inbound = SqlInbound(ex)
         self.outbox = SqlOutbox(ex)
         self.evidence = SqlEvidence(ex)

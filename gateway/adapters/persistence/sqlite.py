@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,15 +34,68 @@ from gateway.service.clock import stamp, utcnow
 from gateway.service.ports import Queries, UnitOfWork
 
 
+@lru_cache(maxsize=64)
+def _stamp(moment: datetime) -> str:
+    # A unit of work writes the same few moments on many rows.
+    return stamp(moment)
+
+
 def _value(value: Any) -> Any:
     """A domain value as SQLite keeps it."""
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, datetime):
-        return stamp(value)
+        return _stamp(value)
     if isinstance(value, date):
         return value.isoformat()
     return value
+
+
+_thread = threading.local()
+
+
+def prefer_this_thread() -> None:
+    """Let this thread's units of work take the write lock before the other threads' waiting
+    for it (the urgent lane: an urgent order must not queue behind bulk work)."""
+    _thread.preferred = True
+
+
+class _WriterLock:
+    """This process's writers, one at a time; a preferred thread waiting goes first. Reentrant
+    (a nested unit then meets SQLite's own refusal, as without the lock)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._owner: int | None = None
+        self._depth = 0
+        self._preferred_waiting = 0
+
+    def acquire(self, timeout: float) -> bool:
+        me = threading.get_ident()
+        preferred = getattr(_thread, "preferred", False)
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return True
+            self._preferred_waiting += preferred
+            try:
+                free = self._cond.wait_for(
+                    lambda: self._owner is None and (preferred or not self._preferred_waiting),
+                    timeout,
+                )
+            finally:
+                self._preferred_waiting -= preferred
+            if not free:
+                return False
+            self._owner, self._depth = me, 1
+            return True
+
+    def release(self) -> None:
+        with self._cond:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._cond.notify_all()
 
 
 def _values(args: Sequence[Any]) -> tuple[Any, ...]:
@@ -115,6 +169,10 @@ class SqliteStorage:
             reraise=True,
         )
         self._local = threading.local()
+        # Units of work of this process's threads queue here for the write lock, handed over at
+        # once on release, instead of polling SQLite's busy handler (which sleeps up to 100 ms
+        # between tries). Other processes (commands) still meet busy_timeout.
+        self._writer = _WriterLock()
         self._instance_lock: IO[str] | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         if upgrade:
@@ -155,6 +213,16 @@ class SqliteStorage:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if not self._writer.acquire(timeout=max(self._busy_timeout, 0.5)):
+            raise TransientError("database busy: another unit of work holds the write lock")
+        try:
+            with self._locked_transaction() as conn:
+                yield conn
+        finally:
+            self._writer.release()
+
+    @contextmanager
+    def _locked_transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self.connection()
         try:
             self._begin(conn)
