@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from gateway.adapters import topology
+from gateway.adapters.amqp_connect import LINKS
 from gateway.adapters.confirms import PipelinedPublisher
 from gateway.adapters.filedrop import Folder, LocalFolder
 from gateway.adapters.persistence import open_storage
@@ -45,6 +46,9 @@ from gateway.signing import (
 from gateway.signing.keys import stored_in_clear
 
 log = structlog.get_logger("gateway.bootstrap")
+
+# Where `gateway run` writes which broker node its connections are on (under home).
+BROKER_LINKS_DIR = "var/run"
 
 # What the relay publishes with: every publisher sends one message at a time; the pipelined
 # one (gateway/adapters/confirms.py) also many awaiting their confirms, which the relay uses.
@@ -104,7 +108,9 @@ def declare_topology(settings: Settings) -> None:
     """Declare exchanges and queues once at start."""
     conn = connect(settings.amqp_url)
     try:
-        topology.declare_on(conn, settings.partners, settings.delivery_limit)
+        topology.declare_on(
+            conn, settings.partners, settings.delivery_limit, settings.quorum_group_size
+        )
     finally:
         conn.close()
 
@@ -256,6 +262,8 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
                 path=str(settings.path(pinned.path)),
             )
     declare_topology(settings)
+    # Which broker node each connection is on, for `gateway status` (see amqp_connect.Links).
+    LINKS.keep_in(settings.path(BROKER_LINKS_DIR))
 
     def intake(stop: threading.Event) -> None:
         consume(

@@ -22,8 +22,13 @@ class Settings:
 
     # Folder holding conf/, schemas/, keys/ and var/.
     home: Path
-    # RabbitMQ URL.
+    # RabbitMQ URL; for a cluster, one URL per node, comma-separated (in conf/gateway.toml also a
+    # list): every connection tries them in turn (see gateway/adapters/amqp_connect.py).
     amqp_url: str = DEFAULT_AMQP_URL
+    # Members each quorum queue is declared with (x-quorum-initial-group-size); 0: as many as
+    # broker URLs are configured when there are several (3 URLs, 3 members), else the broker's
+    # default (every node of the cluster).
+    quorum_initial_group_size: int = 0
     # SQLite database file; relative paths are under home (used unless db_url names another).
     db_path: str = "var/gateway.db"
     # Database URL: postgresql://user@host:port/dbname for several instances on PostgreSQL,
@@ -105,6 +110,19 @@ class Settings:
         return "postgresql" if self.db_url.startswith(("postgresql:", "postgres:")) else "sqlite"
 
     @property
+    def amqp_urls(self) -> list[str]:
+        """The broker URLs, one per node."""
+        return [url.strip() for url in self.amqp_url.split(",") if url.strip()]
+
+    @property
+    def quorum_group_size(self) -> int:
+        """Members of each quorum queue to ask for; 0 leaves it to the broker."""
+        if self.quorum_initial_group_size > 0:
+            return self.quorum_initial_group_size
+        urls = self.amqp_urls
+        return len(urls) if len(urls) > 1 else 0
+
+    @property
     def keys_path(self) -> Path:
         """The keys folder."""
         return self.path(self.keys_dir)
@@ -183,6 +201,9 @@ def load_settings(home: Path | None = None, **overrides: Any) -> Settings:
         )
     if unknown:
         raise ConfigError(f"{conf_file}: unknown key(s) {', '.join(unknown)}")
+    if isinstance(values.get("amqp_url"), list):
+        # A cluster's nodes, as a list: the same as the comma-separated form.
+        values["amqp_url"] = ",".join(str(url).strip() for url in values["amqp_url"])
     defaults = Settings(home=root)
     for name in simple:
         raw = os.environ.get(f"GATEWAY_{name.upper()}")

@@ -21,6 +21,7 @@ from prometheus_client.exposition import start_http_server
 from gateway.adapters.prometheus_state import (
     PREFIX,
     CertificateCollector,
+    LinksCollector,
     ParkingCollector,
     StateCollector,
 )
@@ -160,6 +161,7 @@ def prometheus_metrics(queries: Queries, settings: Settings) -> PrometheusMetric
     metrics.registry.register(StateCollector(queries, settings))
     metrics.registry.register(ParkingCollector(settings))
     metrics.registry.register(CertificateCollector(settings))
+    metrics.registry.register(LinksCollector())
     ProcessCollector(registry=metrics.registry)  # process_* : CPU, resident memory, open files
     return metrics
 
