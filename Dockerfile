@@ -77,7 +77,8 @@ USER 10001:10001
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
     CMD ["gateway", "status"]
 
-# Prometheus metrics (see the note at the top for the bind address).
-EXPOSE 9464
+# Prometheus metrics (see the note at the top for the bind address); the operations console
+# when console_with_run is set (bound to console_address, 127.0.0.1 unless changed).
+EXPOSE 9464 8470
 
 CMD ["gateway", "run"]

@@ -9,10 +9,12 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
 from gateway.adapters import topology
+from gateway.adapters.amqp_connect import LINKS
 from gateway.adapters.confirms import PipelinedPublisher
 from gateway.adapters.filedrop import Folder, LocalFolder
 from gateway.adapters.persistence import open_storage
@@ -45,6 +47,9 @@ from gateway.signing import (
 from gateway.signing.keys import stored_in_clear
 
 log = structlog.get_logger("gateway.bootstrap")
+
+# Where `gateway run` writes which broker node its connections are on (under home).
+BROKER_LINKS_DIR = "var/run"
 
 # What the relay publishes with: every publisher sends one message at a time; the pipelined
 # one (gateway/adapters/confirms.py) also many awaiting their confirms, which the relay uses.
@@ -104,7 +109,9 @@ def declare_topology(settings: Settings) -> None:
     """Declare exchanges and queues once at start."""
     conn = connect(settings.amqp_url)
     try:
-        topology.declare_on(conn, settings.partners, settings.delivery_limit)
+        topology.declare_on(
+            conn, settings.partners, settings.delivery_limit, settings.quorum_group_size
+        )
     finally:
         conn.close()
 
@@ -262,6 +269,8 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
                 path=str(settings.path(pinned.path)),
             )
     declare_topology(settings)
+    # Which broker node each connection is on, for `gateway status` (see amqp_connect.Links).
+    LINKS.keep_in(settings.path(BROKER_LINKS_DIR))
 
     def intake(stop: threading.Event) -> None:
         consume(
@@ -333,6 +342,90 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
     runtime.add("deadlines", every(settings.deadline_check_seconds, watch.tick))
     start_file_exchange(gateway, runtime)
     start_metrics(gateway, runtime)
+    if settings.console_with_run:
+        start_console(settings, gateway.storage, runtime)
+
+
+# --- the operations console (gateway/adapters/web/) ------------------------------------------
+
+
+def console_actions(settings: Settings, storage: Storage, *, broker: bool = True) -> Any:
+    """What an operator does from the console, over the dead-letter rules (`via` console);
+    without `broker`, on the outbox alone (tests on a database without RabbitMQ)."""
+    from gateway.adapters.admin_actions import ConsoleActions, NoParking  # noqa: PLC0415
+    from gateway.adapters.parking import BrokerParking  # noqa: PLC0415 - only when used
+
+    letters = DeadLetters(
+        storage,
+        BrokerParking(settings.amqp_url) if broker else NoParking(),
+        topology.consumed_queues(settings.partners) if broker else (),
+        via="console",
+    )
+    return ConsoleActions(
+        settings, storage, letters, lambda name: inbound_folder(settings, settings.partners[name])
+    )
+
+
+def build_console(settings: Settings, storage: Storage, *, broker: bool = True) -> Any:
+    """The console's ASGI app on this database (and broker, for parked messages)."""
+    from gateway.adapters.web.app import Console, create_app  # noqa: PLC0415
+    from gateway.adapters.web.auth import Sessions, Throttle, load_secret  # noqa: PLC0415
+    from gateway.adapters.web.passwords import Argon2Hasher  # noqa: PLC0415
+
+    secret = load_secret(
+        settings.path(settings.console_secret_file), os.environ.get("GATEWAY_CONSOLE_SECRET", "")
+    )
+    return create_app(
+        Console(
+            settings=settings,
+            storage=storage,
+            actions=console_actions(settings, storage, broker=broker),
+            hasher=Argon2Hasher(),
+            sessions=Sessions(secret, secure=bool(settings.console_tls_cert)),
+            throttle=Throttle(),
+        )
+    )
+
+
+def console_server(
+    settings: Settings, storage: Storage, *, address: str, port: int, broker: bool = True
+) -> Any:
+    """A uvicorn server of the console (run it with `.run()`; `.should_exit` stops it)."""
+    import uvicorn  # noqa: PLC0415 - only when the console is served
+
+    tls = bool(settings.console_tls_cert)
+    config = uvicorn.Config(
+        build_console(settings, storage, broker=broker),
+        host=address,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        ssl_certfile=str(settings.path(settings.console_tls_cert)) if tls else None,
+        ssl_keyfile=str(settings.path(settings.console_tls_key)) if tls else None,
+    )
+    return uvicorn.Server(config)
+
+
+def start_console(settings: Settings, storage: Storage, runtime: Runtime) -> None:
+    """Serve the console as a worker of `runtime` (a port already taken is said, not fatal)."""
+    server = console_server(
+        settings, storage, address=settings.console_address, port=settings.console_port
+    )
+
+    def serve(stop: threading.Event) -> None:
+        def stopper() -> None:
+            stop.wait()
+            server.should_exit = True
+
+        threading.Thread(target=stopper, daemon=True).start()
+        log.info("console.serving", address=settings.console_address, port=settings.console_port)
+        try:
+            server.run()
+        except (OSError, SystemExit) as exc:
+            log.error("console.unavailable", port=settings.console_port, error=str(exc))
+
+    runtime.add("console", serve)
 
 
 # --- metrics: Prometheus's /metrics for admins (gateway/adapters/prometheus.py) ----------------

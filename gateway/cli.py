@@ -17,11 +17,14 @@ from gateway.banksim.command import bank_sim
 from gateway.commands import existing_database, iso
 from gateway.commands import files as files_commands
 from gateway.commands import metrics as metrics_commands
+from gateway.commands.audit import audit
+from gateway.commands.console import console
 from gateway.commands.db import db
 from gateway.commands.dlq import dlq
 from gateway.commands.keys import keys
 from gateway.commands.quarantine import quarantine
 from gateway.commands.reconcile import reconcile
+from gateway.commands.users import users
 from gateway.commands.verify import verify
 from gateway.config import Settings, load_settings
 from gateway.demo.command import demo
@@ -148,6 +151,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     storage = existing_database(settings)
     result = overview(storage.queries, settings)
     result["inbound_folders"] = inbound_folders(settings, lambda p: inbound_folder(settings, p))
+    result["broker"] = _broker_status(settings)
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
         return
@@ -187,6 +191,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
         partial = f", {seen['partial']} being written" if seen["partial"] else ""
         claimed = f"{seen['claimed']} claimed{since}"
         click.echo(f"  {partner:<22}{seen['waiting']:>8} waiting{partial}, {claimed}")
+    _echo_broker(result["broker"])
 
 
 @cli.group()
@@ -216,11 +221,37 @@ def orders_show(ctx: click.Context, order_id: str) -> None:
     )
 
 
+def _echo_broker(broker: dict[str, Any]) -> None:
+    click.echo(f"broker nodes ({len(broker['nodes'])}): " + ", ".join(broker["nodes"]))
+    if broker["quorum_group_size"]:
+        click.echo(f"  quorum queues declared with {broker['quorum_group_size']} members")
+    for process in broker["processes"]:
+        click.echo(f"  gateway run pid {process['pid']} (as of {process['written_at']}):")
+        for link in process["links"]:
+            where = link["node"] if link["connected"] else f"reconnecting (was {link['node']})"
+            click.echo(
+                f"    {link['worker']:<20}{where:<24} since {link['connected_at']},"
+                f" failovers {link['failovers']}, reconnects {link['reconnects']}"
+            )
+
+
+def _broker_status(settings: Settings) -> dict[str, Any]:
+    """The configured broker nodes and, per running `gateway run` of this home, the node each
+    of its connections is on and how often it failed over."""
+    from gateway.adapters.amqp_connect import node_of, read_links
+    from gateway.bootstrap import BROKER_LINKS_DIR
+
+    return {
+        "nodes": [node_of(url) for url in settings.amqp_urls],
+        "quorum_group_size": settings.quorum_group_size,
+        "processes": read_links(settings.path(BROKER_LINKS_DIR)),
+    }
+
+
 def _redact(url: str) -> str:
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    from gateway.adapters.amqp_connect import redact
+
+    return redact(url)
 
 
 def main() -> None:
@@ -259,3 +290,6 @@ cli.add_command(reconcile)
 cli.add_command(metrics_commands.metrics)
 cli.add_command(db)
 cli.add_command(quarantine)
+cli.add_command(audit)
+cli.add_command(users)
+cli.add_command(console)

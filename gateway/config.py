@@ -22,8 +22,13 @@ class Settings:
 
     # Folder holding conf/, schemas/, keys/ and var/.
     home: Path
-    # RabbitMQ URL.
+    # RabbitMQ URL; for a cluster, one URL per node, comma-separated (in conf/gateway.toml also a
+    # list): every connection tries them in turn (see gateway/adapters/amqp_connect.py).
     amqp_url: str = DEFAULT_AMQP_URL
+    # Members each quorum queue is declared with (x-quorum-initial-group-size); 0: as many as
+    # broker URLs are configured when there are several (3 URLs, 3 members), else the broker's
+    # default (every node of the cluster).
+    quorum_initial_group_size: int = 0
     # SQLite database file; relative paths are under home (used unless db_url names another).
     db_path: str = "var/gateway.db"
     # Database URL: postgresql://user@host:port/dbname for several instances on PostgreSQL,
@@ -77,6 +82,18 @@ class Settings:
     metrics_port: int = 9464
     # Address the metrics port is bound to (0.0.0.0 to be scraped from other machines).
     metrics_address: str = "127.0.0.1"
+    # Port of the operations console (`gateway console`, or `gateway run` with console_with_run).
+    console_port: int = 8470
+    # Address the console is bound to; keep 127.0.0.1 and put a TLS proxy in front, or set TLS.
+    console_address: str = "127.0.0.1"
+    # Whether `gateway run` serves the console too.
+    console_with_run: bool = False
+    # File holding the console's cookie-signing secret (created, mode 0600, when missing);
+    # GATEWAY_CONSOLE_SECRET, when set, comes first. Relative paths are under home.
+    console_secret_file: str = "var/console.secret"  # noqa: S105 - a path, not a secret
+    # Certificate and key (PEM) to serve the console over TLS (then cookies are Secure).
+    console_tls_cert: str = ""
+    console_tls_key: str = ""
     # Partner profiles by name.
     partners: dict[str, PartnerProfile] = field(default_factory=dict)
 
@@ -99,6 +116,19 @@ class Settings:
     def quarantine_path(self) -> Path:
         """The quarantine folder."""
         return self.path(self.quarantine_dir)
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        """The broker URLs, one per node."""
+        return [url.strip() for url in self.amqp_url.split(",") if url.strip()]
+
+    @property
+    def quorum_group_size(self) -> int:
+        """Members of each quorum queue to ask for; 0 leaves it to the broker."""
+        if self.quorum_initial_group_size > 0:
+            return self.quorum_initial_group_size
+        urls = self.amqp_urls
+        return len(urls) if len(urls) > 1 else 0
 
     @property
     def keys_path(self) -> Path:
@@ -167,6 +197,11 @@ def load_settings(home: Path | None = None, **overrides: Any) -> Settings:
         values.update(_read_toml(conf_file).get("gateway", {}))
     simple = {f.name: f for f in fields(Settings) if f.name not in ("home", "partners")}
     unknown = sorted(set(values) - set(simple))
+    if "console_secret" in unknown:
+        raise ConfigError(
+            f"{conf_file}: console_secret: the secret is never written in the configuration; set"
+            " GATEWAY_CONSOLE_SECRET or let console_secret_file hold it"
+        )
     if "pkcs11_pin" in unknown:
         raise ConfigError(
             f"{conf_file}: pkcs11_pin: the PIN is never written in the configuration; set"
@@ -174,6 +209,9 @@ def load_settings(home: Path | None = None, **overrides: Any) -> Settings:
         )
     if unknown:
         raise ConfigError(f"{conf_file}: unknown key(s) {', '.join(unknown)}")
+    if isinstance(values.get("amqp_url"), list):
+        # A cluster's nodes, as a list: the same as the comma-separated form.
+        values["amqp_url"] = ",".join(str(url).strip() for url in values["amqp_url"])
     defaults = Settings(home=root)
     for name in simple:
         raw = os.environ.get(f"GATEWAY_{name.upper()}")

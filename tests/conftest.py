@@ -16,9 +16,11 @@ import pytest
 from gateway.adapters.softhsm import init_token, softhsm_conf, softhsm_module
 from gateway.config import DEFAULT_AMQP_URL, Settings, load_settings
 from gateway.profile import PartnerProfile, PinnedCertificate
+from tests.cluster import cluster
 from tests.postgres import postgres_base_url, postgres_url
 
-__all__ = ["postgres_base_url", "postgres_url"]  # PostgreSQL fixtures (tests/postgres.py)
+# PostgreSQL fixtures (tests/postgres.py) and the RabbitMQ cluster's (tests/cluster.py).
+__all__ = ["cluster", "postgres_base_url", "postgres_url"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

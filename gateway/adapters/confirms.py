@@ -17,6 +17,7 @@ its events pumped by `process_data_events`.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -29,6 +30,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 
 from gateway import crashpoints
+from gateway.adapters.amqp_connect import LINKS
 from gateway.adapters.rabbitmq import UNCONFIRMED, connect
 from gateway.errors import PermanentError, TransientError
 from gateway.metrics import NO_METRICS, Metrics
@@ -77,6 +79,7 @@ class PipelinedPublisher:
         self._window = max(1, window)
         self._confirm_timeout = confirm_timeout
         self._metrics = metrics
+        self._link: str | None = None
         self._conn: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
         self._impl: Any = None  # the asynchronous pika.channel.Channel under self._channel
@@ -98,7 +101,9 @@ class PipelinedPublisher:
         if self._impl is not None and self._impl.is_open and self._conn is not None:
             return self._impl
         self._lose("connection reopened")
-        self._conn = connect(self._url)
+        # Named by its thread in LINKS: the node it is on and its failovers (amqp_connect).
+        self._link = self._link or threading.current_thread().name
+        self._conn = connect(self._url, self._link)
         self._channel = self._conn.channel()
         impl = self._channel._impl
         self._selected = False
@@ -149,6 +154,7 @@ class PipelinedPublisher:
         self._inflight.clear()
         self._returned.clear()
         if self._conn is not None:
+            LINKS.lost(self._link or "")
             try:
                 if self._conn.is_open:
                     self._conn.close()

@@ -18,7 +18,13 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import start_http_server
 
-from gateway.adapters.prometheus_state import PREFIX, ParkingCollector, StateCollector
+from gateway.adapters.prometheus_state import (
+    PREFIX,
+    CertificateCollector,
+    LinksCollector,
+    ParkingCollector,
+    StateCollector,
+)
 from gateway.adapters.topology import LEDGER_EXCHANGE, TO_BANK_EXCHANGE
 from gateway.config import Settings
 from gateway.service.ports import Queries
@@ -154,6 +160,8 @@ def prometheus_metrics(queries: Queries, settings: Settings) -> PrometheusMetric
     metrics = PrometheusMetrics(CollectorRegistry(auto_describe=False))
     metrics.registry.register(StateCollector(queries, settings))
     metrics.registry.register(ParkingCollector(settings))
+    metrics.registry.register(CertificateCollector(settings))
+    metrics.registry.register(LinksCollector())
     ProcessCollector(registry=metrics.registry)  # process_* : CPU, resident memory, open files
     return metrics
 

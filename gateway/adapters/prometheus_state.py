@@ -13,11 +13,14 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from pathlib import Path
 
 import pika
+from cryptography import x509
 from pika.exceptions import AMQPError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from gateway.adapters.amqp_connect import LINKS, Links, node_of, parameters
 from gateway.adapters.topology import consumed_queues, parking_queue
 from gateway.config import Settings
 from gateway.domain.states import FileState, TxState
@@ -159,7 +162,7 @@ class ParkingCollector:
     """
 
     def __init__(self, settings: Settings, *, max_age: float = 5.0, timeout: float = 2.0) -> None:
-        self._url = settings.amqp_url
+        self._urls = settings.amqp_urls
         self._queues = consumed_queues(settings.partners)
         self._max_age = max_age
         self._timeout = timeout
@@ -181,40 +184,152 @@ class ParkingCollector:
             " by the gateway with a reason or by the broker's delivery limit.",
             labels=["queue"],
         )
-        params = pika.URLParameters(self._url)
+        consumers = GaugeMetricFamily(
+            f"{PREFIX}_queue_consumers",
+            "Consumers attached to each queue the gateway or its partners consume (0 on"
+            " gateway.orders or gateway.from-bank: no gateway instance is taking work).",
+            labels=["queue"],
+        )
+        nodes = GaugeMetricFamily(
+            f"{PREFIX}_broker_node_up",
+            "Each configured broker node (host:port of a cluster's URLs): 1 when it accepted a"
+            " connection at the last scrape, 0 when not.",
+            labels=["node"],
+        )
+        up = 0.0
+        for url in self._urls:
+            answered = self._read_node(url, (parked, consumers) if up == 0.0 else None)
+            nodes.add_metric([node_of(url)], 1.0 if answered else 0.0)
+            up = max(up, 1.0 if answered else 0.0)
+        host = urllib.parse.urlparse(self._urls[0]).hostname or ""
+        broker = GaugeMetricFamily(
+            f"{PREFIX}_broker_up",
+            "1 when the broker (a node of it) answered the last scrape's questions, 0 when not.",
+            labels=["host"],
+        )
+        broker.add_metric([host], up)
+        read = [consumers, parked] if up else [parked]
+        return [broker, nodes, *read] if len(self._urls) > 1 else [broker, *read]
+
+    def _read_node(
+        self, url: str, gauges: tuple[GaugeMetricFamily, GaugeMetricFamily] | None
+    ) -> bool:
+        """Connect to one node; with `gauges` (parked, consumers), read the parking queues and
+        the consumers of each queue there. True when the node answered."""
+        params = parameters(url, "gateway:metrics")
         params.socket_timeout = self._timeout
         params.blocked_connection_timeout = self._timeout
         params.stack_timeout = self._timeout
         params.connection_attempts = 1
-        params.client_properties = {"connection_name": "gateway:metrics"}
-        up = 1.0
         try:
             conn = pika.BlockingConnection(params)
         except AMQPError:
-            up = 0.0
-        else:
-            try:
-                channel = conn.channel()
-                for queue in self._queues:
-                    try:
-                        found = channel.queue_declare(parking_queue(queue), passive=True)
-                    except pika.exceptions.ChannelClosedByBroker:
-                        channel = conn.channel()  # not declared (yet): nothing parked there
-                        continue
-                    parked.add_metric([queue], found.method.message_count)
-            except AMQPError:
-                up = 0.0
-            finally:
+            return False
+        try:
+            if gauges is None:
+                return True
+            parked, consumers = gauges
+            channel = conn.channel()
+            for queue in self._queues:
                 try:
-                    if conn.is_open:
-                        conn.close()
-                except AMQPError:
-                    pass
-        host = urllib.parse.urlparse(self._url).hostname or ""
-        broker = GaugeMetricFamily(
-            f"{PREFIX}_broker_up",
-            "1 when the broker answered the last scrape's questions, 0 when it did not.",
-            labels=["host"],
+                    attached = channel.queue_declare(queue, passive=True)
+                    consumers.add_metric([queue], attached.method.consumer_count)
+                except pika.exceptions.ChannelClosedByBroker:
+                    channel = conn.channel()  # not declared (yet): nobody consumes it
+                    consumers.add_metric([queue], 0)
+                try:
+                    found = channel.queue_declare(parking_queue(queue), passive=True)
+                except pika.exceptions.ChannelClosedByBroker:
+                    channel = conn.channel()  # not declared (yet): nothing parked there
+                    continue
+                parked.add_metric([queue], found.method.message_count)
+            return True
+        except AMQPError:
+            return False
+        finally:
+            try:
+                if conn.is_open:
+                    conn.close()
+            except AMQPError:
+                pass
+
+
+class LinksCollector:
+    """Which broker node each of this process's connections is on, and their failovers (read
+    from the process's LINKS at scrape time; nothing is asked of the broker)."""
+
+    def __init__(self, links: Links = LINKS) -> None:
+        self._links = links
+
+    def collect(self) -> Iterable[Metric]:
+        """One gauge per connection and node, and the failover and reconnect counters."""
+        on = GaugeMetricFamily(
+            f"{PREFIX}_broker_connection",
+            "1 for the broker node (host:port) each worker's connection is on, 0 while it is"
+            " disconnected (reconnecting).",
+            labels=["worker", "node"],
         )
-        broker.add_metric([host], up)
-        return [broker, parked]
+        failovers = CounterMetricFamily(
+            f"{PREFIX}_broker_failovers",
+            "Times a worker's connection was opened again on another node than before (a node"
+            " of the cluster lost or unreachable).",
+            labels=["worker"],
+        )
+        for link in self._links.snapshot():
+            on.add_metric([link.worker, link.node], 1.0 if link.connected else 0.0)
+            failovers.add_metric([link.worker], link.failovers)
+        return [on, failovers]
+
+
+class CertificateCollector:
+    """When the certificates the gateway relies on stop being valid: our signing certificates
+    (current and next) in the keys folder, and each partner's pinned ones (the earlier of the
+    certificate's own end and the pin's `not_after`). Files are read at most every `max_age`
+    seconds; one that cannot be read is left out (the partner's reports are quarantined then,
+    which has its own alert)."""
+
+    def __init__(self, settings: Settings, *, max_age: float = 60.0) -> None:
+        self._settings = settings
+        self._max_age = max_age
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[Metric]] | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        """The certificate gauge (from cache when fresh)."""
+        with self._lock:
+            if self._cached is None or time.monotonic() - self._cached[0] >= self._max_age:
+                self._cached = (time.monotonic(), self.read())
+            return list(self._cached[1])
+
+    def read(self) -> list[Metric]:
+        """Read the certificates now."""
+        gauge = GaugeMetricFamily(
+            f"{PREFIX}_certificate_not_after_timestamp_seconds",
+            "When a certificate stops being trusted (Unix time): ours (owner=treasury) and each"
+            " partner's pinned ones; alert when less than 30 days remain.",
+            labels=["owner", "name"],
+        )
+        settings = self._settings
+        ours = settings.keys_path
+        for stem in (settings.signing_key, f"{settings.signing_key}.next"):
+            end = _not_after(ours / f"{stem}.cert.pem")
+            if end is not None:
+                gauge.add_metric(["treasury", stem], end.timestamp())
+        for partner in sorted(settings.partners.values(), key=lambda p: p.name):
+            for pinned in partner.signature.certificates:
+                end = _not_after(settings.path(pinned.path))
+                if end is None:
+                    continue
+                if pinned.not_after is not None:
+                    end = min(end, pinned.not_after)
+                gauge.add_metric([partner.name, Path(pinned.path).name], end.timestamp())
+        return [gauge]
+
+
+def _not_after(path: Path) -> datetime | None:
+    """The end of a PEM certificate's validity, or None when it cannot be read."""
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return cert.not_valid_after_utc

@@ -12,14 +12,16 @@ import pika
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError, NackError, UnroutableError
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from gateway import crashpoints
 from gateway.adapters import topology
+from gateway.adapters.amqp_connect import LINKS, connect
 from gateway.errors import PermanentError, TransientError
 from gateway.metrics import NO_METRICS, Metrics
 
 log = structlog.get_logger("gateway.rabbitmq")
+
+__all__ = ["Delivery", "Publisher", "RetryPolicy", "connect", "consume", "park"]
 
 # The crash point between handing a message to the broker and reading its confirm.
 UNCONFIRMED = "relay.published_unconfirmed"
@@ -37,35 +39,29 @@ class Delivery:
     content_type: str | None = None
 
 
-@retry(
-    retry=retry_if_exception_type(AMQPError),
-    wait=wait_exponential(multiplier=0.2, max=5),
-    stop=stop_after_delay(60),
-    reraise=True,
-)
-def connect(url: str) -> pika.BlockingConnection:
-    """A blocking connection, retried with backoff while the broker is away."""
-    params = pika.URLParameters(url)
-    if "heartbeat=" not in url:
-        params.heartbeat = 30
-    params.blocked_connection_timeout = 60
-    params.client_properties = {"connection_name": f"gateway:{threading.current_thread().name}"}
-    return pika.BlockingConnection(params)
-
-
 class Publisher:
-    """Publishes with confirms and `mandatory`; one connection, used by one thread."""
+    """Publishes with confirms and `mandatory`; one connection, used by one thread.
 
-    def __init__(self, url: str, metrics: Metrics = NO_METRICS) -> None:
+    `url` names one node or the nodes of a cluster (comma-separated); a lost connection is
+    opened again on the next node that answers. `worker` names the connection in LINKS (default:
+    the name of the thread that first publishes).
+    """
+
+    def __init__(
+        self, url: str, metrics: Metrics = NO_METRICS, *, worker: str | None = None
+    ) -> None:
         self._url = url
         self._metrics = metrics
+        self._worker = worker
         self._conn: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
 
     def _ensure(self) -> BlockingChannel:
         if self._channel is None or not self._channel.is_open:
             self.close()
-            self._conn = connect(self._url)
+            if self._worker is None:
+                self._worker = threading.current_thread().name
+            self._conn = connect(self._url, self._worker)
             self._channel = self._conn.channel()
             self._channel.confirm_delivery()
         return self._channel
@@ -141,6 +137,8 @@ class Publisher:
     def close(self) -> None:
         """Close the connection, ignoring errors from one already gone."""
         if self._conn is not None:
+            if self._worker is not None:
+                LINKS.lost(self._worker)
             try:
                 if self._conn.is_open:
                     self._conn.close()
@@ -194,12 +192,15 @@ def consume(
     comes back after a growing delay (parked after `retry.limit` retries). A PermanentError parks
     the message with its reason. Anything else requeues it, and the quorum queue's delivery limit
     parks a message that keeps failing. A lost connection is reconnected with backoff until
-    `stop` is set. `name` names the crash point before the ack (`<name>.before_ack`).
+    `stop` is set, on the next node of a cluster that answers (`url` names one node or several,
+    comma-separated); the deliveries not acked on the lost connection come again there.
+    `name` names the crash point before the ack (`<name>.before_ack`) and the connection in LINKS.
     """
     worker = _Worker(queue, handler, name or queue, retry or RetryPolicy(), metrics)
+    link = name or queue
     while not stop.is_set():
         try:
-            conn = connect(url)
+            conn = connect(url, link)
         except AMQPError as exc:
             log.warning("broker.unreachable", queue=queue, error=repr(exc))
             stop.wait(1.0)
@@ -218,6 +219,7 @@ def consume(
                 metrics.broker_reconnect(name or queue)
                 stop.wait(0.5)
         finally:
+            LINKS.lost(link)
             try:
                 if conn.is_open:
                     conn.close()

@@ -77,9 +77,16 @@ def _safe_dead_lettering() -> dict[str, Any]:
     return {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
 
 
-def _quorum_args(queue: str, delivery_limit: int) -> dict[str, Any]:
+def _members(group_size: int) -> dict[str, Any]:
+    # On a cluster, each quorum queue keeps its messages on this many nodes: with 3 of 3, any
+    # one node may be lost without losing a confirmed message or the queue's availability.
+    return {"x-quorum-initial-group-size": group_size} if group_size > 0 else {}
+
+
+def _quorum_args(queue: str, delivery_limit: int, group_size: int = 0) -> dict[str, Any]:
     return {
         "x-queue-type": "quorum",
+        **_members(group_size),
         "x-delivery-limit": delivery_limit,
         "x-dead-letter-exchange": PARKING_EXCHANGE,
         "x-dead-letter-routing-key": queue,
@@ -87,19 +94,25 @@ def _quorum_args(queue: str, delivery_limit: int) -> dict[str, Any]:
     }
 
 
-def _retry_args(queue: str) -> dict[str, Any]:
+def _retry_args(queue: str, group_size: int = 0) -> dict[str, Any]:
     # A message published here with an `expiration` dead-letters back to its queue when it
     # expires: the delay of a retry with backoff, without holding a consumer.
     return {
         "x-queue-type": "quorum",
+        **_members(group_size),
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": queue,
         **_safe_dead_lettering(),
     }
 
 
-def declare(channel: Any, partners: Iterable[str], delivery_limit: int) -> None:
-    """Declare every exchange and queue; safe to run again with the same arguments."""
+def declare(
+    channel: Any, partners: Iterable[str], delivery_limit: int, group_size: int = 0
+) -> None:
+    """Declare every exchange and queue; safe to run again with the same arguments.
+
+    `group_size` > 0 declares each quorum queue with that many members (a cluster's nodes).
+    """
     channel.exchange_declare(PARKING_EXCHANGE, "direct", durable=True)
     for name, kind in (
         (ORDERS_EXCHANGE, "topic"),
@@ -111,7 +124,7 @@ def declare(channel: Any, partners: Iterable[str], delivery_limit: int) -> None:
         channel.exchange_declare(name, kind, durable=True)
 
     def queue(name: str, exchange: str, keys: Iterable[str]) -> None:
-        declare_queue(channel, name, exchange, keys, delivery_limit)
+        declare_queue(channel, name, exchange, keys, delivery_limit, group_size)
 
     queue(ORDERS_QUEUE, ORDERS_EXCHANGE, ["order.#"])
     queue(URGENT_ORDERS_QUEUE, ORDERS_EXCHANGE, [f"{URGENT_ORDERS_KEY}.#"])
@@ -124,20 +137,29 @@ def declare(channel: Any, partners: Iterable[str], delivery_limit: int) -> None:
 
 
 def declare_queue(
-    channel: Any, name: str, exchange: str, keys: Iterable[str], delivery_limit: int
+    channel: Any,
+    name: str,
+    exchange: str,
+    keys: Iterable[str],
+    delivery_limit: int,
+    group_size: int = 0,
 ) -> None:
     """A quorum queue bound to `exchange`, whose dead letters go to `<name>.parking`, and its
-    delayed retry queue `<name>.retry`."""
+    delayed retry queue `<name>.retry` (each with `group_size` members when > 0)."""
     channel.exchange_declare(PARKING_EXCHANGE, "direct", durable=True)
-    channel.queue_declare(parking_queue(name), durable=True, arguments={"x-queue-type": "quorum"})
+    parking = {"x-queue-type": "quorum", **_members(group_size)}
+    channel.queue_declare(parking_queue(name), durable=True, arguments=parking)
     channel.queue_bind(parking_queue(name), PARKING_EXCHANGE, routing_key=name)
-    channel.queue_declare(name, durable=True, arguments=_quorum_args(name, delivery_limit))
-    channel.queue_declare(retry_queue(name), durable=True, arguments=_retry_args(name))
+    args = _quorum_args(name, delivery_limit, group_size)
+    channel.queue_declare(name, durable=True, arguments=args)
+    channel.queue_declare(retry_queue(name), durable=True, arguments=_retry_args(name, group_size))
     for key in keys:
         channel.queue_bind(name, exchange, routing_key=key)
 
 
-def declare_on(connection: Any, partners: Iterable[str], delivery_limit: int) -> None:
+def declare_on(
+    connection: Any, partners: Iterable[str], delivery_limit: int, group_size: int = 0
+) -> None:
     """Declare everything on a connection, upgrading an empty queue declared by an older version.
 
     A queue whose arguments changed (a new delivery limit, safer dead-lettering) cannot be
@@ -149,7 +171,7 @@ def declare_on(connection: Any, partners: Iterable[str], delivery_limit: int) ->
     while True:
         channel = connection.channel()
         try:
-            declare(channel, names, delivery_limit)
+            declare(channel, names, delivery_limit, group_size)
             channel.close()
             return
         except ChannelClosedByBroker as exc:

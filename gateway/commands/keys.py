@@ -241,6 +241,7 @@ def rotate(
     target = export_dir or settings.path("var/keys-export")
     if _uses_token(settings, in_token):
         _rotate_in_token(settings, name, when, now, curve=curve, target=target)
+        _audit_rotation(settings, name, when, "pkcs11")
         return
     passphrase = _passphrase()
     if not has_pair(directory, name):
@@ -265,6 +266,31 @@ def rotate(
     click.echo(
         f"prepared the next key of {name}: key id {pair.key_id}, signs from {when.isoformat()};"
         f" give the banks {exported}"
+    )
+    _audit_rotation(settings, name, when, "files", key_id=pair.key_id)
+
+
+def _audit_rotation(
+    settings: Settings, name: str, when: datetime, source: str, key_id: str = ""
+) -> None:
+    """Append the rotation to the audit trail (said on stderr when there is no database yet)."""
+    from gateway.commands import existing_database
+    from gateway.errors import GatewayError
+    from gateway.service.audit import cli_actor, record
+
+    try:
+        storage = existing_database(settings)
+    except GatewayError as exc:
+        click.echo(f"not in the audit trail: {exc}", err=True)
+        return
+    detail = {"activates": when.isoformat(), "source": source}
+    record(
+        storage,
+        actor=cli_actor(),
+        via="cli",
+        action="keys.rotate",
+        subject=name,
+        detail=detail | ({"key_id": key_id} if key_id else {}),
     )
 
 

@@ -1,7 +1,7 @@
 """`gateway quarantine`: the bank files refused whole, and the bytes of one of them.
 
 The rows are in the database; the bytes in the quarantine folder (`quarantine_dir`, by
-SHA-256), or in the row for files quarantined before schema version 6.
+SHA-256), or in the row for files quarantined before schema version 7.
 """
 
 from __future__ import annotations

@@ -47,8 +47,9 @@ def demo(
     from gateway.demo.run import render, run_demo
 
     settings: Settings = ctx.obj
-    host = urllib.parse.urlparse(settings.amqp_url).hostname or ""
-    if host not in ("localhost", "127.0.0.1", "::1") and not allow_remote:
+    hosts = [urllib.parse.urlparse(u).hostname or "" for u in settings.amqp_urls]
+    host = next((h for h in hosts if h not in ("localhost", "127.0.0.1", "::1")), "")
+    if host and not allow_remote:
         raise GatewayError(
             f"the demo empties the gateway's queues and will not do that on {host}; "
             "use a local broker (scripts/broker start) or pass --allow-remote-broker"

@@ -6,7 +6,8 @@ message the broker could not route, status `parked`; addressed as the pseudo-que
 The rules here are the same for both and for every front end (`gateway dlq`, the console):
 
 - Every replay and drop is recorded in the database (`dlq_actions`) with who did it and why; a
-  dropped message is kept there with its body.
+  dropped message is kept there with its body. The same unit of work appends it to the
+  hash-chained audit trail (`dlq.replay`, `dlq.drop`), with the front end it came through.
 - Outbox messages are put back, recorded, in one transaction: all of them or none.
 - A broker message is republished (confirmed) before it is taken out of its parking queue, and a
   drop is recorded before the message is taken out: a crash between the two leaves it parked
@@ -18,11 +19,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Protocol
 
 from gateway.errors import GatewayError
+from gateway.service.audit import logged
 from gateway.service.clock import Clock, utcnow
-from gateway.service.ports import DlqAction, Storage
+from gateway.service.ports import AuditEntry, AuditRecord, DlqAction, Storage, UnitOfWork
 
 # The outbox's parked messages are addressed as this pseudo-queue.
 OUTBOX = "outbox"
@@ -133,11 +136,25 @@ class DeadLetters:
         parking: ParkingLot,
         queues: Sequence[str],
         clock: Clock = utcnow,
+        *,
+        via: str = "cli",
     ) -> None:
         self._storage = storage
         self._parking = parking
         self._queues = tuple(queues)
         self._clock = clock
+        # The front end admins act through (`cli` or `console`), as the audit trail keeps it.
+        self._via = via
+
+    def _record(self, uow: UnitOfWork, action: DlqAction, now: datetime) -> AuditRecord:
+        """Keep an admin's action with the message, and append it to the audit trail, in the
+        caller's unit of work (the caller logs the row once the unit is committed)."""
+        uow.admin.record_dlq_action(action, now)
+        detail = {"queue": action.queue} | ({"reason": action.reason} if action.reason else {})
+        entry = AuditEntry(
+            action.actor, self._via, f"dlq.{action.action}", action.message_id or "", detail
+        )
+        return uow.audit.append(entry, now)
 
     @property
     def queues(self) -> tuple[str, ...]:
@@ -202,14 +219,16 @@ class DeadLetters:
         """Put parked outbox messages back, and record it, in one transaction."""
         now = self._clock()
         done: list[str] = []
+        rows: list[AuditRecord] = []
         with storage.unit_of_work() as uow:
             for parked in uow.outbox.parked(None if wanted is None else sorted(wanted)):
                 if not uow.outbox.unpark(parked.message_id):
                     continue
-                uow.admin.record_dlq_action(
-                    _action("replay", OUTBOX, parked.message_id, parked.parked_why, actor), now
-                )
+                action = _action("replay", OUTBOX, parked.message_id, parked.parked_why, actor)
+                rows.append(self._record(uow, action, now))
                 done.append(parked.message_id)
+        for row in rows:
+            logged(row)
         return done
 
     def _replay_broker(
@@ -224,9 +243,10 @@ class DeadLetters:
                 batch.republish(letter)
                 with storage.unit_of_work() as uow:
                     replayed = _action("replay", queue, letter.message_id, letter.reason, actor)
-                    uow.admin.record_dlq_action(
-                        replace(replayed, headers=letter.original_headers), self._clock()
+                    row = self._record(
+                        uow, replace(replayed, headers=letter.original_headers), self._clock()
                     )
+                logged(row)
                 batch.settle(letter)
                 done.append(letter.message_id or "")
         return done
@@ -244,7 +264,8 @@ class DeadLetters:
                     raise NotParked(f"no parked message {message_id!r} in the outbox")
                 parked = found[0]
                 dropped = _action("drop", OUTBOX, message_id, parked.parked_why, actor)
-                uow.admin.record_dlq_action(replace(dropped, reason=reason, body=parked.body), now)
+                row = self._record(uow, replace(dropped, reason=reason, body=parked.body), now)
+            logged(row)
             return
         with self._parking.open(queue) as batch:
             for letter in batch.letters:
@@ -254,7 +275,8 @@ class DeadLetters:
                 with storage.unit_of_work() as uow:
                     dropped = _action("drop", queue, message_id, letter.reason, actor)
                     kept = replace(dropped, reason=reason, body=letter.body, headers=letter.headers)
-                    uow.admin.record_dlq_action(kept, self._clock())
+                    row = self._record(uow, kept, self._clock())
+                logged(row)
                 batch.settle(letter)
                 return
         raise NotParked(f"no parked message {message_id!r} in {queue}")

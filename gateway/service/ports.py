@@ -146,7 +146,8 @@ class UnmatchedLine:
 
 @dataclass(frozen=True, slots=True)
 class QuarantinedFile:
-    """A refused inbound file as its row keeps it: its bytes are in the quarantine folder."""
+    """A refused inbound file as its row keeps it: its bytes are in the quarantine folder (those
+    of a file refused before schema 7 in its row: `Queries.quarantined_raw`)."""
 
     partner: str
     sha256: str
@@ -155,6 +156,8 @@ class QuarantinedFile:
     received_at: datetime
     # The reason's class (`gateway.reasons.ReasonClass` value).
     reason_class: str = "content"
+    # The row's number (0 until stored).
+    quarantine_id: int = 0
 
 
 class QuarantineFiles(Protocol):
@@ -301,6 +304,90 @@ class Booked:
     currency: str
     bank_ref: str | None
     payload: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An admin action to append to the audit trail: who, through what, did what to what."""
+
+    actor: str
+    # `console` or `cli`.
+    via: str
+    # e.g. `dlq.replay`, `dlq.drop`, `quarantine.reprocess`, `keys.rotate`, `users.add`.
+    action: str
+    # What the action was done to (a message id, a user name, a key), or "".
+    subject: str
+    # Anything else worth keeping (a reason, a queue), as JSON-able text values.
+    detail: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One row of the audit trail as kept, sealed by the hash of the row before it (see
+    gateway/domain/audit.py for the canonical encoding)."""
+
+    seq: int
+    at: datetime
+    actor: str
+    via: str
+    action: str
+    subject: str
+    # The detail as the canonical JSON text it was sealed with.
+    detail_json: str
+    prev_hash: str
+    row_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleUser:
+    """A person allowed into the operations console, with a role (`viewer` or `operator`)."""
+
+    name: str
+    role: str
+    password_hash: str
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """An outbound file and how far it went."""
+
+    msg_id: str
+    partner: str
+    message_type: str
+    state: FileState
+    nb_of_txs: int
+    ctrl_sum: Decimal
+    created_at: datetime
+    sent_at: datetime | None
+    status_at: datetime | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class InboundFileRecord:
+    """A verified bank file kept as received."""
+
+    partner: str
+    msg_id: str
+    message_type: str
+    received_at: datetime
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """An outbox message and where it stands."""
+
+    message_id: str
+    exchange: str
+    routing_key: str
+    body: bytes
+    created_at: datetime
+    sent_at: datetime | None
+    parked_why: str | None
 
 
 # --- repositories of a unit of work ------------------------------------------------------------
@@ -491,6 +578,25 @@ class AdminRepository(Protocol):
         """Keep what an admin did with a parked message."""
 
 
+class AuditRepository(Protocol):
+    """The append-only, hash-chained trail of admin actions."""
+
+    def append(self, entry: AuditEntry, now: datetime) -> AuditRecord:
+        """Append one action after the last row, sealed with that row's hash. Appends are
+        serialised (the chain's head is locked until the unit ends), so several instances
+        never fork the chain."""
+
+
+class UserRepository(Protocol):
+    """The console's users."""
+
+    def add(self, name: str, role: str, password_hash: str, now: datetime) -> bool:
+        """Add a user; False when the name is taken."""
+
+    def set_disabled(self, name: str, disabled: bool, now: datetime) -> bool:
+        """Disable (or enable again) a user; False when there is no such user."""
+
+
 class CounterRepository(Protocol):
     """Named sequences."""
 
@@ -547,6 +653,14 @@ class UnitOfWork(Protocol):
     def claims(self) -> ClaimRepository:
         """The unit's claims repository."""
 
+    @property
+    def audit(self) -> AuditRepository:
+        """The unit's audit trail."""
+
+    @property
+    def users(self) -> UserRepository:
+        """The unit's console users."""
+
 
 # --- the read-only port ------------------------------------------------------------------------
 
@@ -582,12 +696,12 @@ class Queries(Protocol):
     def quarantine_reasons(self) -> list[tuple[str, str, int]]:
         """(partner, reason, count) of refused inbound files."""
 
-    def quarantined(self, limit: int = 50) -> list[QuarantinedFile]:
+    def quarantined(self, limit: int = 200) -> list[QuarantinedFile]:
         """The latest refused inbound files, newest first."""
 
     def quarantined_raw(self, sha256: str) -> bytes | None:
         """The bytes of a file quarantined before files were kept in the quarantine folder
-        (schema 6 and later keep none in the database)."""
+        (schema 7 and later keep none in the database)."""
 
     def quarantine_by_class(self) -> list[tuple[str, str, int]]:
         """(partner, reason class, count) of refused inbound files."""
@@ -649,6 +763,57 @@ class Queries(Protocol):
 
     def orders_by_partner(self) -> dict[str, int]:
         """Orders per partner."""
+
+    # --- the operations console ---
+
+    def orders_by_partner_state(self) -> dict[tuple[str, str], int]:
+        """Orders per (partner, state)."""
+
+    def files_by_partner_state(self) -> dict[tuple[str, str], int]:
+        """Outbound files per (partner, state)."""
+
+    def search_orders(self, text: str, limit: int = 50) -> list[StoredOrder]:
+        """Orders whose id or MsgId is `text`, or whose payload contains `text` (an account
+        number, a name), by id."""
+
+    def files(
+        self, *, partner: str | None = None, state: FileState | None = None, limit: int = 200
+    ) -> list[FileRecord]:
+        """Outbound files, newest first, narrowed by partner or state."""
+
+    def file(self, msg_id: str) -> FileRecord | None:
+        """One outbound file, or None."""
+
+    def outbox_messages(self, message_ids: Sequence[str]) -> list[OutboxRecord]:
+        """The outbox messages with these ids (a file's by its MsgId, a posting's by its
+        posting id), oldest first."""
+
+    def inbound_files(self, partner: str, since: datetime | None = None) -> list[InboundFileRecord]:
+        """A partner's kept bank files received at or after `since`, oldest first."""
+
+    def inbound_file(self, partner: str, msg_id: str) -> InboundFileRecord | None:
+        """One kept bank file, or None."""
+
+    def quarantined_file(self, quarantine_id: int) -> QuarantinedFile | None:
+        """One refused bank file, or None."""
+
+    def returns_of(self, order_id: str) -> list[ReturnRecord]:
+        """Returns received for one order."""
+
+    def audit_trail(
+        self, *, limit: int | None = None, newest_first: bool = False
+    ) -> list[AuditRecord]:
+        """The audit trail by sequence (the newest `limit` rows, newest first, on request)."""
+
+    def audit_head(self) -> tuple[int, str]:
+        """The sequence number and hash of the last row appended (0 and the zero hash when the
+        trail is empty), kept apart from the rows so that removing the last rows shows."""
+
+    def users(self) -> list[ConsoleUser]:
+        """The console's users, by name."""
+
+    def user(self, name: str) -> ConsoleUser | None:
+        """One console user, or None."""
 
 
 class Storage(Protocol):

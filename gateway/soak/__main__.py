@@ -55,6 +55,17 @@ from gateway.soak.harness import ALL_POINTS, BANK_FAULTS, DEFAULT_WORKDIR, SoakC
 @click.option("--postgres-kills", default=1, show_default=True, help="SIGKILLs of PostgreSQL.")
 @click.option("--pkcs11", is_flag=True, help="Our key in a SoftHSM2 token made under the workdir.")
 @click.option(
+    "--cluster",
+    default=0,
+    show_default=True,
+    help="Run on a cluster of this many RabbitMQ nodes (scripts/broker cluster); broker faults"
+    " become node kills and a node cut off.",
+)
+@click.option("--node-kills", default=6, show_default=True, help="SIGKILLs of a random node.")
+@click.option(
+    "--node-pauses", default=1, show_default=True, help="Nodes cut off by SIGSTOP for a while."
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print the result as one JSON object (no progress)."
 )
 def main(
@@ -76,6 +87,9 @@ def main(
     postgres_restarts: int,
     postgres_kills: int,
     pkcs11: bool,
+    cluster: int,
+    node_kills: int,
+    node_pauses: int,
     as_json: bool,
 ) -> None:
     """Publish ORDERS orders while the gateway, broker, bank and disk are broken; check."""
@@ -98,6 +112,9 @@ def main(
         postgres_restarts=postgres_restarts,
         postgres_kills=postgres_kills,
         pkcs11=pkcs11,
+        cluster=cluster,
+        node_kills=node_kills,
+        node_pauses=node_pauses,
     )
     log_path = config.workdir.parent / "soak.log.jsonl"
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ from gateway.service.ports import Queries, Storage
 from gateway.signing.keys import DEV_VALID_FROM
 from gateway.soak.checker import Verdict, check
 from gateway.soak.orders import SoakOrders, generate
-from gateway.soak.processes import ROOT, Broker, Child, Postgres
+from gateway.soak.processes import ROOT, Broker, Child, Cluster, Postgres
 
 log = structlog.get_logger("gateway.soak")
 
@@ -94,6 +94,15 @@ class SoakConfig:
     postgres_kills: int = 1
     # Our signing key in a SoftHSM2 token made under workdir (PKCS#11), not in keys/.
     pkcs11: bool = False
+    # Nodes of this checkout's RabbitMQ cluster (scripts/broker cluster) to run on; 0: the
+    # single node. On a cluster the broker faults are node faults: SIGKILL of a random node
+    # and its start, and a node paused (SIGSTOP) long enough to be cut off from the others.
+    cluster: int = 0
+    node_kills: int = 6
+    node_pauses: int = 1
+    # Seconds a paused node stays stopped: its peers (net_ticktime 10 s) and its clients
+    # (heartbeat 10 s) have declared it gone by then.
+    pause_s: float = 30.0
 
 
 @dataclass
@@ -116,6 +125,8 @@ class SoakResult:
             lines.append(
                 f"  database {self.config.database}, gateway instances {self.config.instances}"
             )
+            if self.config.cluster:
+                lines.append(f"  broker: a cluster of {self.config.cluster} RabbitMQ nodes")
         lines.append("  faults that happened")
         lines += [f"    {name:<44}{n:>8}" for name, n in sorted(self.events.items())]
         lines += [
@@ -231,6 +242,7 @@ class Soak:
         self._db_dir = config.workdir / "gatewaydb"
         self._mounted = False
         self._postgres = Postgres(self._env) if config.database == "postgres" else None
+        self._cluster = Cluster(self._env, config.cluster) if config.cluster else None
         self._storage: Storage | None = None
 
     # --- setup ------------------------------------------------------------------------------
@@ -243,6 +255,9 @@ class Soak:
         shutil.copytree(ROOT / "schemas", self.home / "schemas")
         self._db_dir.mkdir(parents=True)
         db_url = ""
+        amqp_url = self._env.get("GATEWAY_AMQP_URL", "")
+        if self._cluster is not None:
+            amqp_url = self._cluster.start()
         if self._postgres is not None:
             db_url = fresh_schema(self._postgres.start(), "gateway_soak")
         elif self.config.disk_full_s > 0:
@@ -252,6 +267,7 @@ class Soak:
             "GATEWAY_HOME": str(self.home),
             "GATEWAY_DB_PATH": str(self._db_dir / "gateway.db"),
             "GATEWAY_DB_URL": db_url,
+            "GATEWAY_AMQP_URL": amqp_url,
             # A killed instance's claims are taken over by the others this soon.
             "GATEWAY_CLAIM_SECONDS": "10",
             "GATEWAY_BATCH_QUIET_SECONDS": "1.0",
@@ -263,6 +279,8 @@ class Soak:
         self._env = env
         settings = load_settings(self.home)
         settings = replace(settings, db_path=env["GATEWAY_DB_PATH"], db_url=db_url)
+        if amqp_url:
+            settings = replace(settings, amqp_url=amqp_url)
         self._storage = open_storage(db_url, settings.db_file)
         if self.config.pkcs11:
             settings = self._token(settings, env)
@@ -335,8 +353,12 @@ class Soak:
         config = self.config
         events: list[tuple[str, str]] = [("kill", "")] * config.random_kills
         events += [("crash", point) for point in config.crash_points]
-        events += [("broker_restart", "")] * config.broker_restarts
-        events += [("broker_kill", "")] * config.broker_kills
+        if self._cluster is not None:
+            events += [("node_kill", "")] * config.node_kills
+            events += [("node_pause", "")] * config.node_pauses
+        else:
+            events += [("broker_restart", "")] * config.broker_restarts
+            events += [("broker_kill", "")] * config.broker_kills
         if config.bank_outage_s > 0:
             events.append(("bank_outage", ""))
         if self._postgres is not None:
@@ -400,7 +422,7 @@ class Soak:
         arg: str,
         gateways: list[Child],
         bank: Child,
-        broker: Broker,
+        broker: Broker | None,
         feed: _OrderFeed,
     ) -> None:
         config = self.config
@@ -410,8 +432,10 @@ class Soak:
         actions: dict[str, Callable[[], None]] = {
             "kill": lambda: self._kill_gateway(gateway),
             "crash": lambda: self._crash_at(gateway, feed, arg),
-            "broker_restart": broker.restart,
-            "broker_kill": broker.kill_and_start,
+            "broker_restart": broker.restart if broker else lambda: None,
+            "broker_kill": broker.kill_and_start if broker else lambda: None,
+            "node_kill": self._kill_node,
+            "node_pause": self._pause_node,
             "postgres_restart": postgres.restart if postgres else lambda: None,
             "postgres_kill": postgres.kill_and_start if postgres else lambda: None,
             "bank_outage": lambda: self._bank_outage(bank, config.bank_outage_s),
@@ -427,6 +451,24 @@ class Soak:
         }
         if kind in named:
             self.result.events[named[kind]] += 1
+
+    def _kill_node(self) -> None:
+        assert self._cluster is not None
+        node = self._rng.randint(1, self._cluster.nodes)
+        down_for = self._rng.uniform(1.0, 8.0)
+        log.info("soak.node_kill", node=node, down_for=down_for)
+        self._cluster.kill_and_start(node, down_for)
+        self.result.events["broker node SIGKILL and start"] += 1
+
+    def _pause_node(self) -> None:
+        assert self._cluster is not None
+        node = self._rng.randint(1, self._cluster.nodes)
+        seconds = self.config.pause_s
+        log.info("soak.node_pause", node=node, seconds=seconds)
+        if self._cluster.pause(node, seconds):
+            self.result.events[f"broker node cut off (SIGSTOP {seconds:.0f} s)"] += 1
+        else:
+            self.result.events[f"broker node cut off (SIGSTOP {seconds:.0f} s), restarted"] += 1
 
     def _bank_outage(self, bank: Child, seconds: float) -> None:
         bank.kill()
@@ -503,7 +545,9 @@ class Soak:
         self.result.duration_s = time.monotonic() - started
         return self.result
 
-    def _faults(self, gateways: list[Child], bank: Child, broker: Broker, feed: _OrderFeed) -> None:
+    def _faults(
+        self, gateways: list[Child], bank: Child, broker: Broker | None, feed: _OrderFeed
+    ) -> None:
         """Break things, one scheduled fault after another, while the orders are published."""
         schedule = self._schedule()
         for done, (kind, arg) in enumerate(schedule, start=1):
@@ -516,21 +560,25 @@ class Soak:
             )
             self._run_event(kind, arg, gateways, bank, broker, feed)
 
-    def _check_services(self) -> Broker:
+    def _check_services(self) -> Broker | None:
         """Fail early on what this run may not break or cannot run: the broker (and PostgreSQL)
-        must be this checkout's own; several instances need PostgreSQL."""
+        must be this checkout's own; several instances need PostgreSQL. On a cluster, the
+        single node is not used (None)."""
         if self.config.instances > 1 and self._postgres is None:
             raise GatewayError(
                 "several gateway instances need PostgreSQL (SQLite takes one): add --db postgres"
             )
-        broker = Broker(self._env)
-        broker.check_ours()
+        broker = None
+        if self._cluster is None:
+            broker = Broker(self._env)
+            broker.check_ours()
         if self._postgres is not None:
             self._postgres.check_ours()
         return broker
 
     def _judge(self, feed: _OrderFeed, settings: Settings, queries: Queries) -> None:
-        """The checker's verdict and the figures beside it."""
+        """The checker's verdict and the figures beside it (on a cluster, the failovers of
+        every connection: the gateways', the bank's and this harness's own)."""
         self.result.verdict = check(
             feed.published,
             queries,
@@ -541,6 +589,13 @@ class Soak:
         info = self.result.verdict.info
         info["messages parked on the broker"] = _parked_on_broker(settings)
         info["outbox messages parked"] = len(queries.outbox_parked())
+        if self._cluster is not None:
+            logs = self.config.workdir / "logs"
+            info["connections failed over to another node"] = sum(
+                path.read_text(encoding="utf-8", errors="replace").count('"broker.failover"')
+                for path in [*logs.glob("*.log"), self.config.workdir.parent / "soak.log.jsonl"]
+                if path.is_file()
+            )
 
     def _settle(
         self, feed: _OrderFeed, sink: LedgerSink, gateways: list[Child], queries: Queries

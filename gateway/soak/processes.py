@@ -145,6 +145,68 @@ class Broker:
         self._script("start")
 
 
+class Cluster:
+    """This checkout's RabbitMQ cluster, as `scripts/broker cluster` runs it: its nodes are
+    killed, started again and paused by number, through that script (which signals only the
+    pids in its own pid files, after checking they are BEAM processes)."""
+
+    def __init__(self, env: Mapping[str, str], nodes: int) -> None:
+        self._env = dict(env)
+        self.nodes = nodes
+
+    def _script(self, *args: str, timeout: float = 300) -> str:
+        result = subprocess.run(
+            ["bash", str(BROKER_SCRIPT), "cluster", *args],
+            env=self._env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise GatewayError(
+                f"scripts/broker cluster {' '.join(args)} failed: {result.stderr.strip()[-300:]}"
+            )
+        return result.stdout.strip()
+
+    def start(self) -> str:
+        """Start the cluster (idempotent); its URLs, comma-separated."""
+        self._script("start", "--nodes", str(self.nodes))
+        return self._script("urls")
+
+    def kill_and_start(self, node: int, down_for: float) -> None:
+        """SIGKILL node `node` (1-based), leave it down a while, start it and wait until the
+        cluster reports it running."""
+        self._script("kill", str(node))
+        time.sleep(down_for)
+        self._script("start-node", str(node))
+
+    def pause(self, node: int, seconds: float) -> bool:
+        """SIGSTOP node `node` for `seconds` (its peers declare it down: a partition of one
+        node), then SIGCONT; True when it came back by itself, False when it had to be killed
+        and started again."""
+        self._script("pause", str(node))
+        try:
+            time.sleep(seconds)
+        finally:
+            self._script("resume", str(node))
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            status = subprocess.run(
+                ["bash", str(BROKER_SCRIPT), "cluster", "status"],
+                env=self._env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            if status.returncode == 0:
+                return True
+            time.sleep(2)
+        self.kill_and_start(node, 1.0)
+        return False
+
+
 class Postgres:
     """This checkout's private PostgreSQL cluster, as `scripts/postgres` runs it."""
 

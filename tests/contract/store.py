@@ -34,6 +34,7 @@ from gateway.service.ports import (
     Storage,
     UnmatchedLine,
 )
+from tests.contract.console_store import ConsoleContract
 from tests.contract.values import (
     DAY,
     GROUP,
@@ -59,7 +60,7 @@ from tests.contract.values import (
 # --- the contract --------------------------------------------------------------------------------
 
 
-class StoreContract:
+class StoreContract(ConsoleContract):
     """What every `Storage` backend must do; subclasses say how to `make()` one."""
 
     # What `Storage.kind` says for this backend.

@@ -269,7 +269,7 @@ def test_postgres_version_4_backfills_status_and_reason_class(postgres_url: str)
 
 
 def test_sqlite_quarantine_rows_keep_their_bytes_across_version_6(tmp_path: Path) -> None:
-    """A file quarantined before version 6 (its bytes in its row) keeps them, and gains its
+    """A file quarantined before version 7 (its bytes in its row) keeps them, and gains its
     size; rows written since keep none."""
     path = tmp_path / "gateway.db"
     _old_database(path)

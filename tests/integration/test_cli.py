@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway.adapters import topology
+from gateway.adapters.amqp_connect import Links
 from gateway.adapters.rabbitmq import connect
 from gateway.bootstrap import open_database
 from gateway.config import load_settings
@@ -228,3 +229,27 @@ def test_orders_show_without_a_database_creates_none(home: Path) -> None:
     assert result.returncode == 1
     assert "no gateway database" in result.stderr
     assert not (home / "var" / "gateway.db").exists()
+
+
+def test_status_names_the_broker_nodes_and_where_each_connection_is(home: Path) -> None:
+    """On a cluster: the nodes configured, and per running `gateway run` of this home the node
+    each connection is on with its failovers (read from var/run/, as the process wrote it)."""
+    settings = load_settings(home)
+    IntakeService(open_database(settings), settings).handle([Msg(b"not json")])
+    links = Links()
+    links.keep_in(home / "var" / "run")  # as a running gateway (this process) writes them
+    links.connected("intake", "127.0.0.1:5701")
+    links.lost("intake")
+    links.connected("intake", "127.0.0.1:5702")
+    urls = ",".join(f"amqp://guest:guest@127.0.0.1:{p}/%2F" for p in (5701, 5702, 5703))
+    shown = json.loads(run(home, "status", "--json", url=urls).stdout)["broker"]
+    assert shown["nodes"] == ["127.0.0.1:5701", "127.0.0.1:5702", "127.0.0.1:5703"]
+    assert shown["quorum_group_size"] == 3
+    (process,) = shown["processes"]
+    assert process["pid"] == os.getpid()
+    (link,) = process["links"]
+    assert (link["worker"], link["node"], link["failovers"]) == ("intake", "127.0.0.1:5702", 1)
+    text = run(home, "status", url=urls).stdout
+    assert "broker nodes (3): 127.0.0.1:5701, 127.0.0.1:5702, 127.0.0.1:5703" in text
+    line = next(line for line in text.splitlines() if line.strip().startswith("intake"))
+    assert "127.0.0.1:5702" in line and "failovers 1" in line

@@ -18,10 +18,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from gateway.domain import audit as audit_chain
 from gateway.domain.states import FileState, TxState, can_move
 from gateway.errors import InvalidMessage
 from gateway.reasons import ReasonClass
@@ -30,21 +31,28 @@ from gateway.service.channels import TO_BANK_EXCHANGE
 from gateway.service.ports import (
     AddResult,
     AdminRepository,
+    AuditEntry,
+    AuditRecord,
+    AuditRepository,
     BankAnswer,
     Booked,
     ClaimRepository,
     ConcurrentChange,
+    ConsoleUser,
     CounterRepository,
     DlqAction,
     DuplicateAnswer,
     EvidenceRepository,
+    FileRecord,
     FileRepository,
     HeldClaim,
+    InboundFileRecord,
     InboundRepository,
     NewOrder,
     OrderRepository,
     OutboundFile,
     OutboxMessage,
+    OutboxRecord,
     OutboxRepository,
     OutboxStatus,
     ParkedOutbox,
@@ -60,6 +68,7 @@ from gateway.service.ports import (
     StoredOrder,
     UnitOfWork,
     UnmatchedLine,
+    UserRepository,
 )
 
 T = TypeVar("T")
@@ -154,6 +163,9 @@ class MemoryState:
     dlq_actions: list[tuple[DlqAction, datetime]] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
     work_claims: dict[tuple[str, str], WorkClaim] = field(default_factory=dict)
+    audit: list[AuditRecord] = field(default_factory=list)
+    audit_head: tuple[int, str] = (0, audit_chain.ZERO_HASH)
+    users: dict[str, ConsoleUser] = field(default_factory=dict)
 
 
 def _json_copy(value: T, **dumps: Any) -> T:
@@ -611,6 +623,50 @@ class MemoryAdmin(_Repository):
         self._s.dlq_actions.append((replace(action, headers=headers), now))
 
 
+class MemoryAudit(_Repository):
+    """The hash-chained audit trail (the unit's lock serialises appends)."""
+
+    def append(self, entry: AuditEntry, now: datetime) -> AuditRecord:
+        s = self._s
+        seq, prev_hash = s.audit_head[0] + 1, s.audit_head[1]
+        at = now.astimezone(UTC)
+        detail_json = audit_chain.canonical_detail(entry.detail)
+        row_hash = audit_chain.seal(
+            seq=seq,
+            at=at,
+            actor=entry.actor,
+            via=entry.via,
+            action=entry.action,
+            subject=entry.subject,
+            detail_json=detail_json,
+            prev_hash=prev_hash,
+        )
+        record = AuditRecord(
+            seq, at, entry.actor, entry.via, entry.action, entry.subject, detail_json,
+            prev_hash, row_hash,
+        )  # fmt: skip
+        s.audit.append(record)
+        s.audit_head = (seq, row_hash)
+        return record
+
+
+class MemoryUsers(_Repository):
+    """The console's users."""
+
+    def add(self, name: str, role: str, password_hash: str, now: datetime) -> bool:
+        if name in self._s.users:
+            return False
+        self._s.users[name] = ConsoleUser(name, role, password_hash, False, now, now)
+        return True
+
+    def set_disabled(self, name: str, disabled: bool, now: datetime) -> bool:
+        user = self._s.users.get(name)
+        if user is None:
+            return False
+        self._s.users[name] = replace(user, disabled=disabled, updated_at=now)
+        return True
+
+
 class MemoryCounters(_Repository):
     """Named sequences."""
 
@@ -652,6 +708,8 @@ class MemoryUnitOfWork:
         self.admin: AdminRepository = MemoryAdmin(tx)
         self.counters: CounterRepository = MemoryCounters(tx)
         self.claims: ClaimRepository = MemoryClaims(tx)
+        self.audit: AuditRepository = MemoryAudit(tx)
+        self.users: UserRepository = MemoryUsers(tx)
 
 
 # --- the read-only port --------------------------------------------------------------------------
@@ -700,8 +758,15 @@ class MemoryQueries:
         )
         return [(partner, reason, n) for (partner, reason), n in sorted(counts.items())]
 
-    def quarantined(self, limit: int = 50) -> list[QuarantinedFile]:
-        rows = list(self._committed().quarantine.values())
+    def _numbered_quarantine(self) -> list[QuarantinedFile]:
+        """The refused files in the order they were kept, numbered from 1 as a table's ids."""
+        return [
+            replace(row, quarantine_id=number)
+            for number, row in enumerate(self._committed().quarantine.values(), start=1)
+        ]
+
+    def quarantined(self, limit: int = 200) -> list[QuarantinedFile]:
+        rows = self._numbered_quarantine()
         rows.reverse()
         rows.sort(key=lambda row: row.received_at, reverse=True)
         return rows[:limit]
@@ -841,6 +906,103 @@ class MemoryQueries:
 
     def orders_by_partner(self) -> dict[str, int]:
         return dict(Counter(o.partner for o in self._committed().orders.values()))
+
+    # --- the operations console ---
+
+    def orders_by_partner_state(self) -> dict[tuple[str, str], int]:
+        orders = self._committed().orders.values()
+        return dict(Counter((o.partner, o.state.value) for o in orders))
+
+    def files_by_partner_state(self) -> dict[tuple[str, str], int]:
+        files = self._committed().files.values()
+        return dict(Counter((row.file.partner, row.state.value) for row in files))
+
+    def search_orders(self, text: str, limit: int = 50) -> list[StoredOrder]:
+        found = [
+            o
+            for o in self._committed().orders.values()
+            if text in (o.order_id, o.msg_id) or text.lower() in o.payload.lower()
+        ]
+        return sorted(found, key=lambda o: o.order_id)[:limit]
+
+    def files(
+        self, *, partner: str | None = None, state: FileState | None = None, limit: int = 200
+    ) -> list[FileRecord]:
+        rows = [
+            _file_record(row)
+            for row in self._committed().files.values()
+            if (partner is None or row.file.partner == partner)
+            and (state is None or row.state is state)
+        ]
+        rows.sort(key=lambda f: (f.created_at, f.msg_id), reverse=True)
+        return rows[:limit]
+
+    def file(self, msg_id: str) -> FileRecord | None:
+        row = self._committed().files.get(msg_id)
+        return _file_record(row) if row else None
+
+    def outbox_messages(self, message_ids: Sequence[str]) -> list[OutboxRecord]:
+        wanted = set(message_ids)
+        rows = sorted(self._committed().outbox.values(), key=lambda row: row.row_id)
+        return [
+            OutboxRecord(
+                row.message.message_id,
+                row.message.exchange,
+                row.message.routing_key,
+                row.message.body,
+                row.created_at,
+                row.sent_at,
+                row.parked_why,
+            )
+            for row in rows
+            if row.message.message_id in wanted
+        ]
+
+    def inbound_files(self, partner: str, since: datetime | None = None) -> list[InboundFileRecord]:
+        rows = [
+            InboundFileRecord(p, m, row.message_type, row.received_at, row.raw)
+            for (p, m), row in self._committed().inbound_files.items()
+            if p == partner and (since is None or row.received_at >= since)
+        ]
+        return sorted(rows, key=lambda r: (r.received_at, r.msg_id))
+
+    def inbound_file(self, partner: str, msg_id: str) -> InboundFileRecord | None:
+        row = self._committed().inbound_files.get((partner, msg_id))
+        if row is None:
+            return None
+        return InboundFileRecord(partner, msg_id, row.message_type, row.received_at, row.raw)
+
+    def quarantined_file(self, quarantine_id: int) -> QuarantinedFile | None:
+        return next(
+            (q for q in self._numbered_quarantine() if q.quarantine_id == quarantine_id), None
+        )
+
+    def returns_of(self, order_id: str) -> list[ReturnRecord]:
+        kept = sorted(self._committed().returns.values(), key=lambda r: (r[1], r[0].bank_ref))
+        return [record for record, _ in kept if record.order_id == order_id]
+
+    def audit_trail(
+        self, *, limit: int | None = None, newest_first: bool = False
+    ) -> list[AuditRecord]:
+        rows = sorted(self._committed().audit, key=lambda r: r.seq, reverse=newest_first)
+        return rows if limit is None else rows[:limit]
+
+    def audit_head(self) -> tuple[int, str]:
+        return self._committed().audit_head
+
+    def users(self) -> list[ConsoleUser]:
+        return sorted(self._committed().users.values(), key=lambda u: u.name)
+
+    def user(self, name: str) -> ConsoleUser | None:
+        return self._committed().users.get(name)
+
+
+def _file_record(row: FileRow) -> FileRecord:
+    f = row.file
+    return FileRecord(
+        f.msg_id, f.partner, f.message_type, row.state, f.nb_of_txs, f.ctrl_sum,
+        row.created_at, row.sent_at, row.status_at, row.attempts,
+    )  # fmt: skip
 
 
 # --- the storage ---------------------------------------------------------------------------------

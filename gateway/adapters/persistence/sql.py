@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from gateway.domain import audit as audit_chain
 from gateway.domain.states import FileState, TxState, can_move
 from gateway.errors import InvalidMessage
 from gateway.reasons import ReasonClass
@@ -22,15 +23,21 @@ from gateway.reasons import reason_class as classify
 from gateway.service.channels import TO_BANK_EXCHANGE
 from gateway.service.ports import (
     AddResult,
+    AuditEntry,
+    AuditRecord,
     BankAnswer,
     Booked,
     ConcurrentChange,
+    ConsoleUser,
     DlqAction,
     DuplicateAnswer,
+    FileRecord,
     HeldClaim,
+    InboundFileRecord,
     NewOrder,
     OutboundFile,
     OutboxMessage,
+    OutboxRecord,
     OutboxStatus,
     ParkedOutbox,
     PendingMessage,
@@ -52,6 +59,12 @@ ORDER_COLUMNS = (
     "pmt_inf_id, status_code, reason_code, reason_text, bank_ref, value_date, received_at, "
     "updated_at"
 )
+FILE_COLUMNS = (
+    "msg_id, partner, message_type, state, nb_of_txs, ctrl_sum, created_at, sent_at,"
+    " status_at, attempts"
+)
+AUDIT_COLUMNS = "seq, at, actor, via, action, subject, detail, prev_hash, row_hash"
+USER_COLUMNS = "name, role, password_hash, disabled, created_at, updated_at"
 # The outbox's statuses as SQL literals (a literal lets the (status, id) index serve).
 PENDING, SENT = f"'{OutboxStatus.PENDING}'", f"'{OutboxStatus.SENT}'"
 PARKED, DROPPED = f"'{OutboxStatus.PARKED}'", f"'{OutboxStatus.DROPPED}'"
@@ -139,6 +152,42 @@ def order_from_row(row: Row) -> StoredOrder:
         received_at=as_time(row[15]),
         updated_at=as_time(row[16]),
     )
+
+
+def file_from_row(row: Row) -> FileRecord:
+    """A row of FILE_COLUMNS as a FileRecord."""
+    return FileRecord(
+        msg_id=row[0],
+        partner=row[1],
+        message_type=row[2],
+        state=FileState(row[3]),
+        nb_of_txs=int(row[4]),
+        ctrl_sum=as_money(row[5]),
+        created_at=as_time(row[6]),
+        sent_at=as_opt_time(row[7]),
+        status_at=as_opt_time(row[8]),
+        attempts=int(row[9]),
+    )
+
+
+def audit_from_row(row: Row) -> AuditRecord:
+    """A row of AUDIT_COLUMNS as an AuditRecord."""
+    return AuditRecord(
+        seq=int(row[0]),
+        at=as_time(row[1]),
+        actor=row[2],
+        via=row[3],
+        action=row[4],
+        subject=row[5],
+        detail_json=row[6],
+        prev_hash=row[7],
+        row_hash=row[8],
+    )
+
+
+def user_from_row(row: Row) -> ConsoleUser:
+    """A row of USER_COLUMNS as a ConsoleUser."""
+    return ConsoleUser(row[0], row[1], row[2], bool(row[3]), as_time(row[4]), as_time(row[5]))
 
 
 # --- repositories --------------------------------------------------------------------------------
@@ -790,6 +839,77 @@ class SqlAdmin:
         )
 
 
+class SqlAudit:
+    """The hash-chained audit trail: appends take turns on the locked head row."""
+
+    def __init__(self, ex: Executor) -> None:
+        self._ex = ex
+
+    def append(self, entry: AuditEntry, now: datetime) -> AuditRecord:
+        head = self._ex.one(
+            f"SELECT seq, row_hash FROM audit_head WHERE id = 1{self._ex.lock}"  # noqa: S608 - fixed clause
+        )
+        if head is None:
+            raise RuntimeError("the audit trail's head row is missing: run `gateway db upgrade`")
+        seq, prev_hash = int(head[0]) + 1, str(head[1])
+        at = now.astimezone(UTC)
+        detail_json = audit_chain.canonical_detail(entry.detail)
+        row_hash = audit_chain.seal(
+            seq=seq,
+            at=at,
+            actor=entry.actor,
+            via=entry.via,
+            action=entry.action,
+            subject=entry.subject,
+            detail_json=detail_json,
+            prev_hash=prev_hash,
+        )
+        self._ex.run(
+            f"INSERT INTO audit_trail ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - fixed columns
+            (
+                seq,
+                at,
+                entry.actor,
+                entry.via,
+                entry.action,
+                entry.subject,
+                detail_json,
+                *(prev_hash, row_hash),
+            ),
+        )
+        self._ex.run("UPDATE audit_head SET seq = ?, row_hash = ? WHERE id = 1", (seq, row_hash))
+        return AuditRecord(
+            seq, at, entry.actor, entry.via, entry.action, entry.subject, detail_json,
+            prev_hash, row_hash,
+        )  # fmt: skip
+
+
+class SqlUsers:
+    """The console's users."""
+
+    def __init__(self, ex: Executor) -> None:
+        self._ex = ex
+
+    def add(self, name: str, role: str, password_hash: str, now: datetime) -> bool:
+        return (
+            self._ex.run(
+                f"INSERT INTO console_users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"  # noqa: S608 - fixed columns
+                " ON CONFLICT (name) DO NOTHING",
+                (name, role, password_hash, False, now, now),
+            )
+            == 1
+        )
+
+    def set_disabled(self, name: str, disabled: bool, now: datetime) -> bool:
+        return (
+            self._ex.run(
+                "UPDATE console_users SET disabled = ?, updated_at = ? WHERE name = ?",
+                (disabled, now, name),
+            )
+            == 1
+        )
+
+
 class SqlCounters:
     """Named sequences."""
 
@@ -851,6 +971,8 @@ class SqlUnitOfWork:
         self.admin = SqlAdmin(ex)
         self.counters = SqlCounters(ex)
         self.claims = SqlClaims(ex)
+        self.audit = SqlAudit(ex)
+        self.users = SqlUsers(ex)
 
 
 # --- the read-only port -------------------------------------------------------------------------
@@ -914,15 +1036,15 @@ class SqlQueries:
         )
         return [(p, r, int(n)) for p, r, n in rows]
 
-    def quarantined(self, limit: int = 50) -> list[QuarantinedFile]:
+    def quarantined(self, limit: int = 200) -> list[QuarantinedFile]:
         rows = self._q.all(
-            "SELECT partner, sha256, size, reason, received_at, reason_class FROM quarantine"
+            "SELECT partner, sha256, size, reason, received_at, reason_class, id FROM quarantine"
             " ORDER BY received_at DESC, id DESC LIMIT ?",
             (limit,),
         )
         return [
-            QuarantinedFile(p, sha, int(size), reason, as_time(at), kind)
-            for p, sha, size, reason, at, kind in rows
+            QuarantinedFile(p, sha, int(size), reason, as_time(at), kind, int(number))
+            for p, sha, size, reason, at, kind, number in rows
         ]
 
     def quarantined_raw(self, sha256: str) -> bytes | None:
@@ -1092,3 +1214,114 @@ class SqlQueries:
 
     def orders_by_partner(self) -> dict[str, int]:
         return self._by("SELECT partner, COUNT(*) FROM orders GROUP BY partner")
+
+    # --- the operations console ---
+
+    def orders_by_partner_state(self) -> dict[tuple[str, str], int]:
+        rows = self._q.all("SELECT partner, state, COUNT(*) FROM orders GROUP BY partner, state")
+        return {(p, st): int(n) for p, st, n in rows}
+
+    def files_by_partner_state(self) -> dict[tuple[str, str], int]:
+        rows = self._q.all("SELECT partner, state, COUNT(*) FROM files GROUP BY partner, state")
+        return {(p, st): int(n) for p, st, n in rows}
+
+    def search_orders(self, text: str, limit: int = 50) -> list[StoredOrder]:
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._q.all(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ? OR msg_id = ?"  # noqa: S608 - fixed columns
+            " OR payload LIKE ? ESCAPE '\\' ORDER BY order_id LIMIT ?",
+            (text, text, pattern, limit),
+        )
+        return [order_from_row(row) for row in rows]
+
+    def files(
+        self, *, partner: str | None = None, state: FileState | None = None, limit: int = 200
+    ) -> list[FileRecord]:
+        rows = self._q.all(
+            f"SELECT {FILE_COLUMNS} FROM files WHERE (? OR partner = ?) AND (? OR state = ?)"  # noqa: S608 - fixed columns
+            " ORDER BY created_at DESC, msg_id DESC LIMIT ?",
+            (partner is None, partner or "", state is None, state.value if state else "", limit),
+        )
+        return [file_from_row(row) for row in rows]
+
+    def file(self, msg_id: str) -> FileRecord | None:
+        row = self._q.one(f"SELECT {FILE_COLUMNS} FROM files WHERE msg_id = ?", (msg_id,))  # noqa: S608 - fixed columns
+        return file_from_row(row) if row else None
+
+    def outbox_messages(self, message_ids: Sequence[str]) -> list[OutboxRecord]:
+        if not message_ids:
+            return []
+        marks = ", ".join("?" for _ in message_ids)
+        rows = self._q.all(
+            "SELECT message_id, exchange, routing_key, body, created_at, sent_at, parked_why"  # noqa: S608 - placeholders only
+            f" FROM outbox WHERE message_id IN ({marks}) ORDER BY id",
+            tuple(message_ids),
+        )
+        return [
+            OutboxRecord(m, e, k, bytes(b), as_time(c), as_opt_time(st), why)
+            for m, e, k, b, c, st, why in rows
+        ]
+
+    def inbound_files(self, partner: str, since: datetime | None = None) -> list[InboundFileRecord]:
+        rows = self._q.all(
+            "SELECT partner, msg_id, message_type, received_at, raw FROM inbound_files"
+            " WHERE partner = ? AND (? OR received_at >= ?) ORDER BY received_at, msg_id",
+            (partner, since is None, since or datetime(1970, 1, 1, tzinfo=UTC)),
+        )
+        return [InboundFileRecord(p, m, t, as_time(at), bytes(raw)) for p, m, t, at, raw in rows]
+
+    def inbound_file(self, partner: str, msg_id: str) -> InboundFileRecord | None:
+        row = self._q.one(
+            "SELECT partner, msg_id, message_type, received_at, raw FROM inbound_files"
+            " WHERE partner = ? AND msg_id = ?",
+            (partner, msg_id),
+        )
+        if row is None:
+            return None
+        return InboundFileRecord(row[0], row[1], row[2], as_time(row[3]), bytes(row[4]))
+
+    def quarantined_file(self, quarantine_id: int) -> QuarantinedFile | None:
+        row = self._q.one(
+            "SELECT partner, sha256, size, reason, received_at, reason_class, id FROM quarantine"
+            " WHERE id = ?",
+            (quarantine_id,),
+        )
+        if row is None:
+            return None
+        p, sha, size, reason, at, kind, number = row
+        return QuarantinedFile(p, sha, int(size), reason, as_time(at), kind, int(number))
+
+    def returns_of(self, order_id: str) -> list[ReturnRecord]:
+        rows = self._q.all(
+            "SELECT partner, bank_ref, order_id, msg_id, amount, currency, value_date,"
+            " reason_code, reason_text FROM returns WHERE order_id = ?"
+            " ORDER BY received_at, bank_ref",
+            (order_id,),
+        )
+        return [
+            ReturnRecord(p, ref, o, m, as_money(a), c, as_day(v), rc, rt)
+            for p, ref, o, m, a, c, v, rc, rt in rows
+        ]
+
+    def audit_trail(
+        self, *, limit: int | None = None, newest_first: bool = False
+    ) -> list[AuditRecord]:
+        order = "DESC" if newest_first else "ASC"
+        rows = self._q.all(
+            f"SELECT {AUDIT_COLUMNS} FROM audit_trail ORDER BY seq {order}"  # noqa: S608 - fixed columns
+            + (" LIMIT ?" if limit is not None else ""),
+            (limit,) if limit is not None else (),
+        )
+        return [audit_from_row(row) for row in rows]
+
+    def audit_head(self) -> tuple[int, str]:
+        row = self._q.one("SELECT seq, row_hash FROM audit_head WHERE id = 1")
+        return (int(row[0]), str(row[1])) if row else (0, audit_chain.ZERO_HASH)
+
+    def users(self) -> list[ConsoleUser]:
+        rows = self._q.all(f"SELECT {USER_COLUMNS} FROM console_users ORDER BY name")  # noqa: S608 - fixed columns
+        return [user_from_row(row) for row in rows]
+
+    def user(self, name: str) -> ConsoleUser | None:
+        row = self._q.one(f"SELECT {USER_COLUMNS} FROM console_users WHERE name = ?", (name,))  # noqa: S608 - fixed columns
+        return user_from_row(row) if row else None

@@ -1,0 +1,61 @@
+"""`gateway audit list|verify`: the hash-chained trail of admin actions."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from gateway.commands import existing_database
+from gateway.config import Settings
+
+
+@click.group()
+def audit() -> None:
+    """The audit trail of admin actions (console and command line): list it, verify its chain."""
+
+
+@audit.command("list")
+@click.option("--limit", default=50, show_default=True, help="The newest rows to show.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
+@click.pass_obj
+def audit_list(settings: Settings, limit: int, as_json: bool) -> None:
+    """The newest actions, oldest of them first, with the hash chaining each to the one before."""
+    rows = existing_database(settings).queries.audit_trail(limit=limit, newest_first=True)
+    for row in reversed(rows):
+        if as_json:
+            line = {
+                "seq": row.seq,
+                "at": row.at.isoformat(timespec="microseconds"),
+                "actor": row.actor,
+                "via": row.via,
+                "action": row.action,
+                "subject": row.subject,
+                "detail": json.loads(row.detail_json),
+                "prev_hash": row.prev_hash,
+                "row_hash": row.row_hash,
+            }
+            click.echo(json.dumps(line, ensure_ascii=False))
+        else:
+            click.echo(
+                f"{row.seq:>6} {row.at.isoformat(timespec='seconds')} {row.actor:<12}"
+                f" {row.via:<8} {row.action:<22} {row.subject} {row.detail_json}"
+                f" {row.row_hash[:16]}"
+            )
+
+
+@audit.command("verify")
+@click.pass_obj
+def audit_verify(settings: Settings) -> None:
+    """Recompute the chain: exit 0 when every row is as appended, else name the first row that
+    was changed, removed or reordered and exit 1."""
+    from gateway.service.audit import check
+
+    queries = existing_database(settings).queries
+    count, broken = check(queries)
+    if broken is not None:
+        click.echo(f"audit trail BROKEN at row {broken.seq} ({broken.kind}): {broken.message}")
+        sys.exit(1)
+    seq, head = queries.audit_head()
+    click.echo(f"audit trail intact: {count} row(s); head {seq} {head}")
