@@ -32,6 +32,9 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 
 from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.adapters.web.display import count, money
@@ -160,13 +163,21 @@ def shot(driver: WebDriver, name: str) -> None:
     driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})  # type: ignore[attr-defined]
 
 
+def follow(driver: WebDriver, element: WebElement) -> None:
+    """Click a link or a form's button and wait until the page it leads to has replaced this
+    one (a click returns before the browser has navigated)."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+
+
 def sign_in(driver: WebDriver, base: str, name: str) -> None:
     driver.delete_all_cookies()
     driver.get(f"{base}/")
     assert "/login" in driver.current_url
     driver.find_element(By.ID, "username").send_keys(name)
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
-    driver.find_element(By.ID, "signin").click()
+    follow(driver, driver.find_element(By.ID, "signin"))
     assert (
         driver.find_element(By.ID, "who").text
         == f"{name} ({'operator' if name == 'lan' else 'viewer'})"
@@ -199,13 +210,13 @@ def test_console_in_a_browser(console: Any, browser: WebDriver, demo_home: Path)
     order = queries.orders_in_state(TxState.SETTLED, limit=1)[0]
     creditor = json.loads(order.payload)["creditor"]
     account = creditor["account"].get("number") or creditor["account"].get("iban")
-    driver.find_element(By.LINK_TEXT, "Tra cứu").click()
+    follow(driver, driver.find_element(By.LINK_TEXT, "Tra cứu"))
     driver.find_element(By.ID, "q").send_keys(account)
-    driver.find_element(By.ID, "find").click()
+    follow(driver, driver.find_element(By.ID, "find"))
     results = text(driver)
     assert order.order_id in results and creditor["name"] in results
     shot(driver, "search")
-    driver.find_element(By.LINK_TEXT, order.order_id).click()
+    follow(driver, driver.find_element(By.LINK_TEXT, order.order_id))
     timeline = driver.find_element(By.ID, "timeline").text
     assert order.msg_id is not None and order.msg_id in timeline
     for step in ("received", "batched", "sent", "settled", "posting"):
@@ -214,7 +225,7 @@ def test_console_in_a_browser(console: Any, browser: WebDriver, demo_home: Path)
     shot(driver, "order-timeline")
 
     # Its file: transactions, reports, and the exact bytes sent.
-    driver.find_element(By.PARTIAL_LINK_TEXT, f"in file {order.msg_id}").click()
+    follow(driver, driver.find_element(By.PARTIAL_LINK_TEXT, f"in file {order.msg_id}"))
     assert order.order_id in driver.find_element(By.ID, "transactions").text
     shot(driver, "file")
     session = {c["name"]: c["value"] for c in driver.get_cookies()}
@@ -233,12 +244,12 @@ def test_console_in_a_browser(console: Any, browser: WebDriver, demo_home: Path)
     shot(driver, "parked")
     # (other parked messages, on the broker, may be listed too: this one is chosen by its id)
     replay = f'a[href*="action=replay"][href*="id={PARKED_ID}"]'
-    driver.find_element(By.CSS_SELECTOR, replay).click()
+    follow(driver, driver.find_element(By.CSS_SELECTOR, replay))
     assert driver.find_element(By.ID, "message-id").text == PARKED_ID
-    driver.find_element(By.ID, "confirm").click()
+    follow(driver, driver.find_element(By.ID, "confirm"))
     assert PARKED_ID not in text(driver)
     assert all(p.message_id != PARKED_ID for p in queries.outbox_parked())
-    driver.find_element(By.ID, "logout").click()
+    follow(driver, driver.find_element(By.ID, "logout"))
 
     # The viewer: no buttons, and the action refused on the server with 403.
     sign_in(driver, base, "an")
