@@ -41,7 +41,29 @@ def _age_seconds(created_at: datetime | None, now: datetime) -> float:
     return max(0.0, (now - created_at).total_seconds())
 
 
-class StateCollector:
+class _CachedReading:
+    """A collector whose reading is shared for `max_age` seconds: scrapes are serialised, and
+    however often (or however many) Prometheus servers scrape, the source is read at most once
+    per `max_age`. Subclasses say how to read."""
+
+    def __init__(self, max_age: float) -> None:
+        self._max_age = max_age
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[Metric]] | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        """The gauges (from cache when fresh)."""
+        with self._lock:
+            if self._cached is None or time.monotonic() - self._cached[0] >= self._max_age:
+                self._cached = (time.monotonic(), self.read())
+            return list(self._cached[1])
+
+    def read(self) -> list[Metric]:
+        """Read the source now."""
+        raise NotImplementedError
+
+
+class StateCollector(_CachedReading):
     """The database's state as gauges, read at scrape time by a handful of indexed queries.
 
     Scrapes are serialised and a result younger than `max_age` seconds is served again, so that
@@ -60,16 +82,7 @@ class StateCollector:
         self._queries = queries
         self._settings = settings
         self._clock = clock
-        self._max_age = max_age
-        self._lock = threading.Lock()
-        self._cached: tuple[float, list[Metric]] | None = None
-
-    def collect(self) -> Iterable[Metric]:
-        """The state gauges (from cache when fresh)."""
-        with self._lock:
-            if self._cached is None or time.monotonic() - self._cached[0] >= self._max_age:
-                self._cached = (time.monotonic(), self.read())
-            return list(self._cached[1])
+        super().__init__(max_age)
 
     def read(self) -> list[Metric]:
         """Read the state now: one overview and four small queries."""
@@ -153,7 +166,7 @@ class StateCollector:
         ]
 
 
-class ParkingCollector:
+class ParkingCollector(_CachedReading):
     """How many messages wait in each `<queue>.parking`, asked of the broker at scrape time.
 
     One short-lived connection per reading (none between scrapes to keep alive), readings
@@ -164,17 +177,8 @@ class ParkingCollector:
     def __init__(self, settings: Settings, *, max_age: float = 5.0, timeout: float = 2.0) -> None:
         self._urls = settings.amqp_urls
         self._queues = consumed_queues(settings.partners)
-        self._max_age = max_age
+        super().__init__(max_age)
         self._timeout = timeout
-        self._lock = threading.Lock()
-        self._cached: tuple[float, list[Metric]] | None = None
-
-    def collect(self) -> Iterable[Metric]:
-        """The broker gauges (from cache when fresh)."""
-        with self._lock:
-            if self._cached is None or time.monotonic() - self._cached[0] >= self._max_age:
-                self._cached = (time.monotonic(), self.read())
-            return list(self._cached[1])
 
     def read(self) -> list[Metric]:
         """Ask the broker now."""
@@ -281,7 +285,7 @@ class LinksCollector:
         return [on, failovers]
 
 
-class CertificateCollector:
+class CertificateCollector(_CachedReading):
     """When the certificates the gateway relies on stop being valid: our signing certificates
     (current and next) in the keys folder, and each partner's pinned ones (the earlier of the
     certificate's own end and the pin's `not_after`). Files are read at most every `max_age`
@@ -290,16 +294,7 @@ class CertificateCollector:
 
     def __init__(self, settings: Settings, *, max_age: float = 60.0) -> None:
         self._settings = settings
-        self._max_age = max_age
-        self._lock = threading.Lock()
-        self._cached: tuple[float, list[Metric]] | None = None
-
-    def collect(self) -> Iterable[Metric]:
-        """The certificate gauge (from cache when fresh)."""
-        with self._lock:
-            if self._cached is None or time.monotonic() - self._cached[0] >= self._max_age:
-                self._cached = (time.monotonic(), self.read())
-            return list(self._cached[1])
+        super().__init__(max_age)
 
     def read(self) -> list[Metric]:
         """Read the certificates now."""

@@ -119,10 +119,10 @@ def seal(
     ).hexdigest()
 
 
-def row_seal(row: SealedRow) -> str:
-    """The hash a row read back should carry."""
+def row_seal(row: SealedRow, seq: int | None = None) -> str:
+    """The hash a row read back should carry (had it stood at `seq`, when given)."""
     return seal(
-        seq=row.seq,
+        seq=row.seq if seq is None else seq,
         at=row.at,
         actor=row.actor,
         via=row.via,
@@ -197,48 +197,8 @@ def _unsealed(row: SealedRow, position: Mapping[str, int], most: int) -> Break:
             " were reordered",
         )
     for seq in range(1, most + 1):
-        if seq != row.seq and row_seal(_Moved(row, seq)) == row.row_hash:
+        if seq != row.seq and row_seal(row, seq) == row.row_hash:
             kind = "removed" if after is None and seq > row.seq else "reordered"
             what = "rows before it were removed" if kind == "removed" else "rows were reordered"
             return Break(row.seq, kind, f"row {seq} was moved to position {row.seq}: {what}")
     return Break(row.seq, "changed", f"row {row.seq} was changed after it was appended")
-
-
-@dataclass(frozen=True, slots=True)
-class _Moved:
-    """A row read back with another seq, to find where it was appended."""
-
-    row: SealedRow
-    seq: int
-
-    @property
-    def at(self) -> datetime:
-        return self.row.at
-
-    @property
-    def actor(self) -> str:
-        return self.row.actor
-
-    @property
-    def via(self) -> str:
-        return self.row.via
-
-    @property
-    def action(self) -> str:
-        return self.row.action
-
-    @property
-    def subject(self) -> str:
-        return self.row.subject
-
-    @property
-    def detail_json(self) -> str:
-        return self.row.detail_json
-
-    @property
-    def prev_hash(self) -> str:
-        return self.row.prev_hash
-
-    @property
-    def row_hash(self) -> str:
-        return self.row.row_hash
