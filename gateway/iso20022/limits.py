@@ -48,6 +48,11 @@ class InboundLimits:
     max_text: int = 65_536
     # Longest attribute value, in characters.
     max_attribute_length: int = 2_048
+    # Most elements in a signed file that is not in plain canonical layout (a comment, a prefix
+    # below the root, an empty-element tag...): such a file is read element by element in Python
+    # before its signature is trusted, at about 2 us an element at worst, so it is held to far
+    # fewer elements than a plain one (see `gateway.iso20022.plain`).
+    max_elements_general: int = 500_000
 
 
 DEFAULT_LIMITS = InboundLimits()

@@ -35,6 +35,9 @@ def read_inbound(table: Table) -> InboundPolicy:
         max_attribute_length=table.integer(
             "max_attribute_length", default.max_attribute_length, minimum=256
         ),
+        max_elements_general=table.integer(
+            "max_elements_general", default.max_elements_general, minimum=10
+        ),
     )
     policy = InboundPolicy(
         limits=limits,

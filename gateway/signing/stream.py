@@ -14,6 +14,7 @@ refused by name as before.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from lxml import etree
 
 from gateway.iso20022.c14n import Canonicaliser, escape_text
-from gateway.iso20022.limits import InboundLimits, check_limits
+from gateway.iso20022.limits import InboundLimits, LimitExceeded, check_limits
+from gateway.iso20022.plain import Plain, check_general_bound, plain_layout
 from gateway.iso20022.namespaces import BIZMSG_NS, DSIG_NS, MessageType
 from gateway.iso20022.xml import PARSER
 from gateway.signing.xmldsig import SignatureError
@@ -175,7 +177,16 @@ class _Enveloped:
 
 
 def scan_enveloped(data: bytes, limits: InboundLimits, *, exclusive: bool = True) -> Scanned:
-    """The limits pass over `data`, with its enveloped signature's digest and the signature."""
+    """The limits pass over `data`, with its enveloped signature's digest and the signature.
+
+    A file in plain canonical layout is checked and digested at C speed (`scan_plain`); any other
+    file by the streaming pass, when it holds few enough elements for it."""
+    if len(data) > limits.max_bytes:
+        check_limits(data, limits)
+    layout = plain_layout(data, limits)
+    if isinstance(layout, Plain):
+        return scan_plain(data, layout, limits, exclusive=exclusive)
+    check_general_bound(data, limits, layout)
     observer = _Enveloped(exclusive)
     check_limits(data, limits, observer)
     refuse_other_encodings(data)
@@ -187,3 +198,78 @@ def scan_enveloped(data: bytes, limits: InboundLimits, *, exclusive: bool = True
         span = (start, data.index(b">", last) + 1)
     digest = observer.canon.digest()
     return Scanned(observer.signatures, observer.root, signature, digest, span)
+
+
+def scan_plain(data: bytes, layout: Plain, limits: InboundLimits, *, exclusive: bool) -> Scanned:
+    """The pass's result for a file in plain layout, its limits already checked outside the
+    signature: the root's start tag, the signature's ancestors and the signature itself go through
+    the streaming pass as a small document of their own (so the signature is counted, placed and
+    canonicalised exactly as in a full pass); the digest is SHA-256 of the root's canonical start
+    tag and the raw bytes after it, the signature cut out."""
+    refuse_other_encodings(data)
+    root_low, root_high = layout.root
+    root_tag = data[root_low:root_high]
+    name = root_tag[1:].split(maxsplit=1)[0].rstrip(b">")
+    closing = b"</" + name + b">"
+    head = Canonicaliser(exclusive=exclusive, keep=True)
+    _small_pass(data, root_tag + closing, limits, head, [(root_low, 1)])
+    canonical_root = head.kept()[: -len(closing)]
+    observer = _Enveloped(exclusive)
+    span = layout.signature
+    if span is not None:
+        tags = [data[low:high] for low, high in layout.ancestors]
+        names = [tag[1:].split(maxsplit=1)[0].rstrip(b">") for tag in tags]
+        small = b"".join(
+            (
+                root_tag,
+                *tags,
+                data[span[0] : span[1]],
+                *(b"</" + tag_name + b">" for tag_name in reversed(names)),
+                closing,
+            )
+        )
+        # Where each piece starts in the file, and on which line of the small document.
+        starts = [root_low, *(low for low, _ in layout.ancestors), span[0]]
+        before = [root_tag, *tags]
+        mapping = [
+            (start, 1 + b"".join(before[:index]).count(b"\n"))
+            for index, start in enumerate(starts)
+        ]
+        _small_pass(data, small, limits, observer, mapping)
+    else:
+        _small_pass(data, root_tag + closing, limits, observer, [(root_low, 1)])
+    digest = hashlib.sha256(canonical_root)
+    view = memoryview(data)
+    for low, high in layout.body():
+        digest.update(view[low:high])
+    signature = None
+    if observer.kept is not None:
+        signature = etree.fromstring(observer.kept, PARSER)
+    return Scanned(
+        observer.signatures,
+        observer.root,
+        signature,
+        digest.digest(),
+        span if observer.kept is not None else None,
+    )
+
+
+def _small_pass(
+    data: bytes,
+    small: bytes,
+    limits: InboundLimits,
+    observer: _Enveloped | Canonicaliser,
+    mapping: list[tuple[int, int]],
+) -> None:
+    """The streaming pass over a small document cut from `data`; a limit's line is the file's
+    (`mapping`: where each piece starts in the file, and on which line of the small document)."""
+    try:
+        check_limits(small, limits, observer)
+    except LimitExceeded as exc:
+        match = re.match(r"line (\d+): ", str(exc))
+        if match is None:
+            raise
+        line = int(match.group(1))
+        offset, first = max((piece for piece in mapping if piece[1] <= line), key=lambda p: p[1])
+        real = data.count(b"\n", 0, offset) + 1 + line - first
+        raise LimitExceeded(f"line {real}: {str(exc)[match.end() :]}") from None
