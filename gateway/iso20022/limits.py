@@ -48,11 +48,14 @@ class InboundLimits:
     max_text: int = 65_536
     # Longest attribute value, in characters.
     max_attribute_length: int = 2_048
-    # Most elements in a signed file that is not in plain canonical layout (a comment, a prefix
-    # below the root, an empty-element tag...): such a file is read element by element in Python
-    # before its signature is trusted, at about 2 us an element at worst, so it is held to far
-    # fewer elements than a plain one (see `gateway.iso20022.plain`).
-    max_elements_general: int = 500_000
+    # A signed file not in plain canonical layout (a comment, a prefix below the root, an
+    # empty-element tag...) is read element by element in Python before its signature is trusted,
+    # at up to a few microseconds an element or attribute, so it is held to far less than a plain
+    # one (see `gateway.iso20022.plain`): at most this many element and attribute nodes together,
+    # counted at C speed before it is read ...
+    max_nodes_general: int = 500_000
+    # ... and at most this many bytes.
+    max_bytes_general: int = 32 * MIB
 
 
 DEFAULT_LIMITS = InboundLimits()

@@ -21,7 +21,8 @@ equals the DigestValue the pinned key signed only when those bytes are the bank'
 form, which is well-formed. A malformed file in this layout is refused by the digest, within the
 same bound; a file whose signature verified is then read by a full XML parser. A file that is not
 in plain layout says why, and is read by the general streaming pass (`limits.check_limits`) only
-when it holds at most `max_elements_general` elements (`check_general_bound`).
+when it holds at most `max_nodes_general` elements and attributes and `max_bytes_general`
+bytes (`check_general_bound`).
 """
 
 from __future__ import annotations
@@ -98,23 +99,44 @@ def plain_layout(data: bytes, limits: InboundLimits) -> Plain | str:
 
 
 def check_general_bound(data: bytes, limits: InboundLimits, why: str) -> None:
-    """Refuse, at C speed, a file not in plain layout that holds too many elements for the
-    general pass; its number of elements is bounded by counting `<` (exact without comments,
-    CDATA sections and processing instructions, an upper bound with them)."""
-    opened = data.count(b"<") - data.count(b"</")
-    if b"<!" not in data:
-        elements = opened - data.count(b"<?")
-        if elements > limits.max_elements:
-            raise LimitExceeded(
-                f"more than {limits.max_elements} elements (limit max_elements): {elements}"
-                " start tags, counted before parsing"
-            )
-    if opened > limits.max_elements_general:
+    """Refuse, at C speed, a file not in plain layout that is too large for the general pass.
+
+    Its elements are counted as `<` not followed by `/` (exact without comments, CDATA sections
+    and processing instructions, an upper bound with them), its attributes and namespace
+    declarations as `=` (an upper bound)."""
+    opened, ending, other = _count_tags(data)
+    declared = int(data.startswith(b"<?xml"))
+    elements = opened - ending - declared
+    if other == declared and elements > limits.max_elements:
         raise LimitExceeded(
-            f"up to {opened} elements in a file not in plain canonical layout ({why}); such a"
-            f" file is read only up to {limits.max_elements_general} elements"
-            " (limit max_elements_general)"
+            f"more than {limits.max_elements} elements (limit max_elements): {elements}"
+            " start tags, counted before parsing"
         )
+    if len(data) > limits.max_bytes_general:
+        raise LimitExceeded(
+            f"a file of {len(data)} bytes not in plain canonical layout ({why}); such a file"
+            f" is read only up to {limits.max_bytes_general} bytes (limit max_bytes_general)"
+        )
+    nodes = elements + data.count(b"=")
+    if nodes > limits.max_nodes_general:
+        raise LimitExceeded(
+            f"up to {nodes} elements and attributes in a file not in plain canonical layout"
+            f" ({why}); such a file is read only up to {limits.max_nodes_general}"
+            " (limit max_nodes_general)"
+        )
+
+
+def _count_tags(data: bytes) -> tuple[int, int, int]:
+    """How many `<`, `</`, and `<!` or `<?` the file holds (numpy, chunk by chunk)."""
+    counts = [0, 0, 0]
+    for low in range(0, len(data), CHUNK):
+        raw = np.frombuffer(data, dtype=np.uint8, count=min(CHUNK + 1, len(data) - low), offset=low)
+        following = raw[1:][raw[:-1] == 60]
+        counts[0] += len(following)
+        counts[1] += int(np.count_nonzero(following == 47))
+        counts[2] += int(np.count_nonzero((following == 33) | (following == 63)))
+    counts[0] += data.endswith(b"<")
+    return counts[0], counts[1], counts[2]
 
 
 class _Scan:
@@ -136,13 +158,11 @@ class _Scan:
     def run(self) -> Plain:
         data = self.data
         head = _DECLARATION.match(data)
-        if data.count(b"<?") != (1 if head else 0):
-            raise NotPlain("a processing instruction, or an XML declaration not in its place")
-        if b"<!" in data:
-            raise NotPlain("a comment, CDATA section or DOCTYPE")
         if b"\r" in data:
             raise NotPlain("a carriage return")
-        opening = _SPACE.match(data, head.end() if head else 0).end()
+        spaces = _SPACE.match(data, head.end() if head else 0)
+        assert spaces is not None  # it matches the empty string
+        opening = spaces.end()
         name_match = _ROOT_NAME.match(data, opening)
         if name_match is None:
             raise NotPlain("the root's start tag is not plain (a prefix, or no root)")
@@ -209,8 +229,6 @@ class _Scan:
     def _region(self, low: int, high: int, *, last: bool, track: bool = False) -> None:
         """Check [low, high): markup between the root's tags, outside the signature."""
         data = self.data
-        if data.count(b"/>", low, high):
-            raise NotPlain("an empty-element tag (C14N writes a start and an end tag)")
         ampersands = data.count(b"&", low, high)
         if ampersands and ampersands != (
             data.count(b"&amp;", low, high)
@@ -234,7 +252,7 @@ class _Scan:
                 line = data.count(b"\n", 0, self.previous + 1) + 1
                 raise LimitExceeded(f"line {line}: {reason}")
 
-    def _chunk(self, low: int, high: int, track: bool) -> None:  # noqa: PLR0915
+    def _chunk(self, low: int, high: int, track: bool) -> None:  # noqa: PLR0912, PLR0915
         """One chunk, from just after a `>` to just after a `>` (or the region's end)."""
         data, limits = self.data, self.limits
         raw = np.frombuffer(data, dtype=np.uint8, count=high - low, offset=low)
@@ -248,7 +266,12 @@ class _Scan:
             raise NotPlain("a '>' outside markup (C14N writes &gt;)")
         if int((closes - opens).max()) > MAX_MARKUP:
             raise NotPlain(f"a tag longer than {MAX_MARKUP} bytes")
-        ending = raw[opens + 1] == 47
+        following = raw[opens + 1]
+        if ((following == 33) | (following == 63)).any():
+            raise NotPlain("a comment, CDATA section, DOCTYPE or processing instruction")
+        if (raw[closes - 1] == 47).any():
+            raise NotPlain("an empty-element tag (C14N writes a start and an end tag)")
+        ending = following == 47
         steps = np.where(ending, -1, 1).astype(np.int64)
         after = self.depth + np.cumsum(steps)
         if int(after.min()) < 1:
@@ -264,9 +287,7 @@ class _Scan:
         starts = np.flatnonzero(starting)
         if self.elements + len(starts) > limits.max_elements:
             at = int(opens[starts[limits.max_elements - self.elements]])
-            broken.append(
-                (at, 0, f"more than {limits.max_elements} elements (limit max_elements)")
-            )
+            broken.append((at, 0, f"more than {limits.max_elements} elements (limit max_elements)"))
         deep = np.flatnonzero(starting & (depths > limits.max_depth))
         if len(deep):
             broken.append(
@@ -288,9 +309,9 @@ class _Scan:
         previous = np.concatenate(([self.previous - low], closes[:-1]))
         texts = np.flatnonzero(opens - previous - 1 > limits.max_text)
         for index in texts.tolist():
-            reason = self._text(low + int(previous[index]) + 1, low + int(opens[index]))
-            if reason:
-                broken.append((int(previous[index]) + 1, 0, reason))
+            text = self._text(low + int(previous[index]) + 1, low + int(opens[index]))
+            if text:
+                broken.append((int(previous[index]) + 1, 0, text))
                 break
         if broken:
             at, _, reason = min(broken)
@@ -324,7 +345,9 @@ class _Scan:
         for tag in set(map(data.__getitem__, map(slice, firsts, lasts))):
             if tag not in known:
                 if len(known) >= MAX_DISTINCT_TAGS:
-                    raise NotPlain(f"more than {MAX_DISTINCT_TAGS} distinct start tags with attributes")
+                    raise NotPlain(
+                        f"more than {MAX_DISTINCT_TAGS} distinct start tags with attributes"
+                    )
                 known[tag] = _judge(tag, self.limits, self.root_default)
             verdict = known[tag]
             if verdict is not None:

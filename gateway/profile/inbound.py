@@ -35,8 +35,9 @@ def read_inbound(table: Table) -> InboundPolicy:
         max_attribute_length=table.integer(
             "max_attribute_length", default.max_attribute_length, minimum=256
         ),
-        max_elements_general=table.integer(
-            "max_elements_general", default.max_elements_general, minimum=10
+        max_nodes_general=table.integer("max_nodes_general", default.max_nodes_general, minimum=10),
+        max_bytes_general=table.integer(
+            "max_bytes_general", default.max_bytes_general, minimum=1024
         ),
     )
     policy = InboundPolicy(

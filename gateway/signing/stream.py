@@ -23,8 +23,8 @@ from lxml import etree
 
 from gateway.iso20022.c14n import Canonicaliser, escape_text
 from gateway.iso20022.limits import InboundLimits, LimitExceeded, check_limits
-from gateway.iso20022.plain import Plain, check_general_bound, plain_layout
 from gateway.iso20022.namespaces import BIZMSG_NS, DSIG_NS, MessageType
+from gateway.iso20022.plain import Plain, check_general_bound, plain_layout
 from gateway.iso20022.xml import PARSER
 from gateway.signing.xmldsig import SignatureError
 
@@ -232,8 +232,7 @@ def scan_plain(data: bytes, layout: Plain, limits: InboundLimits, *, exclusive: 
         starts = [root_low, *(low for low, _ in layout.ancestors), span[0]]
         before = [root_tag, *tags]
         mapping = [
-            (start, 1 + b"".join(before[:index]).count(b"\n"))
-            for index, start in enumerate(starts)
+            (start, 1 + b"".join(before[:index]).count(b"\n")) for index, start in enumerate(starts)
         ]
         _small_pass(data, small, limits, observer, mapping)
     else:
