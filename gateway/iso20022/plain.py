@@ -27,6 +27,7 @@ bytes (`check_general_bound`).
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass
 
@@ -55,9 +56,12 @@ _TAG = re.compile(rb"<([^\s\"'=<>/:&]+)((?: [^\s\"'=<>/:&]+=\"[^\"<>\t\n\r]*\")+
 _ATTRIBUTE = re.compile(rb" ([^=]+)=\"([^\"]*)\"")
 _SIGNATURE_TAG = re.compile(rb"<(?:[^\s\"'=<>/:!?&]+:)?\Z")
 
-# Bytes that make a tag more than `<name>` or `</name>`: spaces, quotes, `=`, a prefix, `/`, `&`.
-_SPECIAL = np.zeros(256, dtype=np.bool_)
-_SPECIAL[list(b" \t\n\"'=:/&")] = True
+# Bytes that make a tag more than `<name>` or `</name>` (spaces, quotes, `=`, a prefix, `/`, `&`),
+# and the control characters XML does not allow.
+_SPECIAL, _CONTROL = 1, 2
+_CLASS = np.zeros(256, dtype=np.uint8)
+_CLASS[[byte for byte in range(32) if byte not in (9, 10)]] = _CONTROL
+_CLASS[list(b" \t\n\"'=:/&")] = _SPECIAL
 
 _Array = npt.NDArray[np.intp]
 
@@ -256,6 +260,13 @@ class _Scan:
         """One chunk, from just after a `>` to just after a `>` (or the region's end)."""
         data, limits = self.data, self.limits
         raw = np.frombuffer(data, dtype=np.uint8, count=high - low, offset=low)
+        classes = _CLASS[raw]
+        if (classes == _CONTROL).any():
+            raise NotPlain("a control character")
+        try:
+            codecs.utf_8_decode(memoryview(data)[low:high], None, True)
+        except UnicodeDecodeError:
+            raise NotPlain("bytes that are not UTF-8") from None
         opens: _Array = np.flatnonzero(raw == 60)
         closes: _Array = np.flatnonzero(raw == 62)
         if len(opens) != len(closes):
@@ -278,7 +289,7 @@ class _Scan:
             raise NotPlain("unbalanced tags")
         starting = ~ending
         depths = np.where(ending, after + 1, after)
-        specials = np.concatenate(([0], np.cumsum(_SPECIAL[raw], dtype=np.int32)))
+        specials = np.concatenate(([0], np.cumsum(classes == _SPECIAL, dtype=np.int32)))
         marked = specials[closes] - specials[opens + 1 + ending] > 0
         if (marked & ending).any():
             raise NotPlain("an end tag with a prefix or spaces")
