@@ -64,3 +64,18 @@ def test_every_environment_variable_read_is_documented() -> None:
     assert {"GATEWAY_HOME", "GATEWAY_DB_URL", "GATEWAY_PG_PORT"} <= found
     text = _docs()
     assert sorted(name for name in found if name not in text) == []
+
+
+def test_every_inbound_limit_is_documented() -> None:
+    """Each key of a partner's [inbound] limits is a row of docs/security.md's table, with its
+    default, and is listed in docs/partners.md."""
+    from gateway.iso20022.limits import InboundLimits
+
+    security = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    partners = (ROOT / "docs" / "partners.md").read_text(encoding="utf-8")
+    defaults = InboundLimits()
+    fields = dataclasses.fields(InboundLimits)
+    assert len(fields) >= 8
+    for field in fields:
+        assert f"| `{field.name}` | {getattr(defaults, field.name)}" in security, field.name
+        assert f"`{field.name}`" in partners, field.name

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -223,7 +222,7 @@ def test_plain_limits_are_refused_as_the_streaming_pass_refuses_them(case: str) 
     with pytest.raises(LimitExceeded) as plain:
         plain_layout(data, NARROW)
     assert str(plain.value) == str(streamed.value)
-    assert f"(limit {case.split()[0]})" in str(plain.value)
+    assert f"(limit {case.split(maxsplit=1)[0]})" in str(plain.value)
 
 
 def test_texts_within_the_limit_in_characters_pass() -> None:
