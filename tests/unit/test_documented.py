@@ -11,6 +11,7 @@ import click
 
 from gateway.cli import cli
 from gateway.config import Settings
+from gateway.iso20022.limits import InboundLimits
 
 ROOT = Path(__file__).resolve().parents[2]
 # A GATEWAY_* variable as code reads it: a quoted name in Python, ${NAME or $NAME in a script.
@@ -69,8 +70,6 @@ def test_every_environment_variable_read_is_documented() -> None:
 def test_every_inbound_limit_is_documented() -> None:
     """Each key of a partner's [inbound] limits is a row of docs/security.md's table, with its
     default, and is listed in docs/partners.md."""
-    from gateway.iso20022.limits import InboundLimits
-
     security = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
     partners = (ROOT / "docs" / "partners.md").read_text(encoding="utf-8")
     defaults = InboundLimits()
