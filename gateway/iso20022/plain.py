@@ -30,6 +30,7 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass
+from typing import NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +43,10 @@ CHUNK = 1 << 20
 # Distinct start tags with attributes a plain file may hold: a genuine report repeats a handful
 # (`<Amt Ccy="VND">`); each is checked once in Python.
 MAX_DISTINCT_TAGS = 4096
+# Start tags with attributes looked at one by one in Python (about 0.3 us each), once a chunk holds
+# some that are not among the first `_HOT` distinct ones (which are counted at C speed).
+MAX_TAGS_LOOKED_AT = 1_000_000
+_HOT = 8
 # Tags naming `Signature` (any prefix) looked at, and default namespace declarations below the
 # root (BizMsg's AppHdr and Document): more is nothing a bank sends in this layout.
 _MAX_SIGNATURE_WORDS = 256
@@ -62,6 +67,7 @@ _SPECIAL, _CONTROL = 1, 2
 _CLASS = np.zeros(256, dtype=np.uint8)
 _CLASS[[byte for byte in range(32) if byte not in (9, 10)]] = _CONTROL
 _CLASS[list(b" \t\n\"'=:/&")] = _SPECIAL
+_SPECIAL_TABLE = bytes((_CLASS == _SPECIAL).astype(np.uint8).tolist())
 
 _Array = npt.NDArray[np.intp]
 
@@ -155,7 +161,10 @@ class _Scan:
         self.previous = 0
         # The last start tag at depths 2 and 3 (a signature's ancestors).
         self.last_start: dict[int, int] = {}
-        self.known: dict[bytes, tuple[int, str] | None] = {}
+        # The start tags with attributes judged canonical, and the first few of them, counted.
+        self.known: set[bytes] = set()
+        self.hot: list[bytes] = []
+        self.looked_at = 0
         self.declaring = 0
         self.root_default = b""
 
@@ -247,7 +256,7 @@ class _Scan:
             else:
                 stop = data.find(b">", offset + CHUNK, offset + 2 * CHUNK) + 1
                 if not stop:
-                    raise NotPlain(f"more than {CHUNK} bytes without markup")
+                    self._long_run(offset, track)
             self._chunk(offset, stop, track)
             offset = stop
         if last:
@@ -256,24 +265,39 @@ class _Scan:
                 line = data.count(b"\n", 0, self.previous + 1) + 1
                 raise LimitExceeded(f"line {line}: {reason}")
 
+    def _long_run(self, offset: int, track: bool) -> NoReturn:
+        """A megabyte without `>` after `offset + CHUNK`: a text over max_text (every character
+        is at most 4 bytes), or something the general pass refuses by name."""
+        data, middle = self.data, offset + CHUNK
+        last = data.rfind(b">", offset, middle) + 1 or offset
+        in_text = data.find(b"<", last, offset + 2 * CHUNK) < 0
+        if not in_text or self.limits.max_text >= CHUNK // 4:
+            raise NotPlain(f"more than {CHUNK} bytes without markup")
+        if last > offset:
+            self._chunk(offset, last, track)
+        line = data.count(b"\n", 0, last) + 1
+        raise LimitExceeded(
+            f"line {line}: a text of more than {self.limits.max_text} characters (limit max_text)"
+        )
+
     def _chunk(self, low: int, high: int, track: bool) -> None:  # noqa: PLR0912, PLR0915
         """One chunk, from just after a `>` to just after a `>` (or the region's end)."""
         data, limits = self.data, self.limits
         raw = np.frombuffer(data, dtype=np.uint8, count=high - low, offset=low)
-        classes = _CLASS[raw]
-        if (classes == _CONTROL).any():
+        if (raw < 32).any() and (_CLASS[raw] == _CONTROL).any():
             raise NotPlain("a control character")
         try:
             codecs.utf_8_decode(memoryview(data)[low:high], None, True)
         except UnicodeDecodeError:
             raise NotPlain("bytes that are not UTF-8") from None
-        opens: _Array = np.flatnonzero(raw == 60)
-        closes: _Array = np.flatnonzero(raw == 62)
-        if len(opens) != len(closes):
-            raise NotPlain("a '>' outside markup (C14N writes &gt;), or a tag across chunks")
-        if not len(opens):
+        # Every `<` and `>`, which alternate in a plain file: `<` at even places, `>` at odd ones.
+        brackets: _Array = np.flatnonzero((raw == 60) | (raw == 62))
+        if not len(brackets):
             return
-        if not ((opens < closes).all() and (closes[:-1] < opens[1:]).all()):
+        opens, closes = brackets[0::2], brackets[1::2]
+        if len(opens) != len(closes) or not (
+            (raw[opens] == 60).all() and (raw[closes] == 62).all()
+        ):
             raise NotPlain("a '>' outside markup (C14N writes &gt;)")
         if int((closes - opens).max()) > MAX_MARKUP:
             raise NotPlain(f"a tag longer than {MAX_MARKUP} bytes")
@@ -283,14 +307,16 @@ class _Scan:
         if (raw[closes - 1] == 47).any():
             raise NotPlain("an empty-element tag (C14N writes a start and an end tag)")
         ending = following == 47
-        steps = np.where(ending, -1, 1).astype(np.int64)
-        after = self.depth + np.cumsum(steps)
+        after = self.depth + np.cumsum(1 - 2 * ending.view(np.int8), dtype=np.int64)
         if int(after.min()) < 1:
             raise NotPlain("unbalanced tags")
         starting = ~ending
-        depths = np.where(ending, after + 1, after)
-        specials = np.concatenate(([0], np.cumsum(classes == _SPECIAL, dtype=np.int32)))
-        marked = specials[closes] - specials[opens + 1 + ending] > 0
+        depths = after + ending
+        # Special bytes (see `_CLASS`) inside each tag, `<` included: the `/` of an end tag is one.
+        special = np.frombuffer(data[low:high].translate(_SPECIAL_TABLE), dtype=np.uint8)
+        counted = np.cumsum(special, dtype=np.int32)[brackets]
+        inside = counted[1::2] - counted[0::2] - ending
+        marked = inside > 0
         if (marked & ending).any():
             raise NotPlain("an end tag with a prefix or spaces")
         # (offset, order, reason): the first limit broken in document order.
@@ -346,25 +372,43 @@ class _Scan:
         depths: _Array,
         broken: list[tuple[int, int, str]],
     ) -> None:
-        """Each distinct start tag with attributes, once; default namespace declarations only on
-        the root's children."""
+        """Each distinct start tag with attributes judged once (`_judge`)."""
         if not len(marked):
             return
-        data, known = self.data, self.known
+        data, known, hot = self.data, self.known, self.hot
+        high = low + int(closes[-1]) + 1
+        # The common case, a genuine file repeating a few tags: counted at C speed (a tag's bytes
+        # occur only as that tag, markup having no `<` inside).
+        if hot and sum(data.count(tag, low, high) for tag in hot) == len(marked):
+            return self._declarations(low, high, opens, closes, depths)
+        self.looked_at += len(marked)
+        if self.looked_at > MAX_TAGS_LOOKED_AT:
+            raise NotPlain(
+                f"more than {MAX_TAGS_LOOKED_AT} start tags with attributes of more than"
+                f" {len(hot)} kinds"
+            )
         firsts = (opens[marked] + low).tolist()
         lasts = (closes[marked] + low + 1).tolist()
         for tag in set(map(data.__getitem__, map(slice, firsts, lasts))):
-            if tag not in known:
-                if len(known) >= MAX_DISTINCT_TAGS:
-                    raise NotPlain(
-                        f"more than {MAX_DISTINCT_TAGS} distinct start tags with attributes"
-                    )
-                known[tag] = _judge(tag, self.limits, self.root_default)
-            verdict = known[tag]
+            if tag in known:
+                continue
+            if len(known) >= MAX_DISTINCT_TAGS:
+                raise NotPlain(f"more than {MAX_DISTINCT_TAGS} distinct start tags with attributes")
+            verdict = _judge(tag, self.limits, self.root_default)
             if verdict is not None:
                 order, reason = verdict
                 broken.append((data.find(tag, low) - low, order, reason))
-        high = low + int(closes[-1]) + 1
+                continue
+            known.add(tag)
+            if len(hot) < _HOT:
+                hot.append(tag)
+        self._declarations(low, high, opens, closes, depths)
+
+    def _declarations(
+        self, low: int, high: int, opens: _Array, closes: _Array, depths: _Array
+    ) -> None:
+        """Default namespace declarations only on the root's children."""
+        data = self.data
         position = data.find(b' xmlns="', low, high)
         while position >= 0:
             self.declaring += 1

@@ -228,11 +228,12 @@ def _verify_detached(
     refuse_hidden_content(signature)
     shape = inspect(signature, detached=True)
     candidates = _trusted_at_receipt(choose(shape, pinned), now)
-    # The file's limits are checked (a streaming pass), then its digest (of its bytes), and only
-    # a file whose signature verified is parsed into a tree.
+    # The digest of a detached signature is of the file's bytes: SHA-256 at C speed, the only
+    # work on the file before trust. The limits pass (a streaming pass, Python work per element)
+    # then runs on the bank's own file, and only then is it parsed into a tree.
     precheck(raw, inbound.limits)
-    check_limits(raw, inbound.limits)
     chosen = _check(shape, candidates, lambda: check_digest(shape, raw))
+    check_limits(raw, inbound.limits)
     root = parse_checked(raw)
     refuse_hidden_content(root)
     if next(root.iter(SIGNATURE), None) is not None:

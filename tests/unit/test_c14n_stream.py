@@ -161,7 +161,7 @@ def test_detached_forgery_is_refused_before_any_tree(
     bank: KeyPair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A file changed after its detached signature was made is refused by the digest of its
-    bytes, after the limits pass and before any tree of it is built."""
+    bytes (the only work on it before trust), before any tree of it is built."""
     data = to_bytes(build_pain001(benefits_batch(3)))
     signature = sign_detached(data, "batch.xml", bank)
     forged = data.replace(b"<NbOfTxs>3</NbOfTxs>", b"<NbOfTxs>4</NbOfTxs>", 1)

@@ -14,7 +14,13 @@ from gateway.errors import InvalidMessage
 from gateway.iso20022.camt054 import build_camt054
 from gateway.iso20022.limits import DEFAULT_LIMITS, InboundLimits, LimitExceeded, check_limits
 from gateway.iso20022.pain001 import build_pain001
-from gateway.iso20022.plain import MAX_DISTINCT_TAGS, Plain, check_general_bound, plain_layout
+from gateway.iso20022.plain import (
+    CHUNK,
+    MAX_DISTINCT_TAGS,
+    Plain,
+    check_general_bound,
+    plain_layout,
+)
 from gateway.signing import KeyPair, generate_keypair, sign
 from gateway.signing.policy import _placed
 from gateway.signing.stream import _Enveloped, scan_enveloped, scan_plain
@@ -223,6 +229,12 @@ def test_plain_limits_are_refused_as_the_streaming_pass_refuses_them(case: str) 
         plain_layout(data, NARROW)
     assert str(plain.value) == str(streamed.value)
     assert f"(limit {case.split(maxsplit=1)[0]})" in str(plain.value)
+
+
+def test_a_text_longer_than_a_chunk_is_refused_by_max_text() -> None:
+    data = b"<a>\n<b>x</b>\n<c>" + b"y" * (3 * CHUNK) + b"</c></a>"
+    with pytest.raises(LimitExceeded, match=r"^line 3: a text of more than 65536 characters"):
+        plain_layout(data, DEFAULT_LIMITS)
 
 
 def test_texts_within_the_limit_in_characters_pass() -> None:
