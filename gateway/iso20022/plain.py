@@ -35,11 +35,16 @@ from typing import NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from gateway.iso20022.limits import MAX_MARKUP, MAX_NAME, InboundLimits, LimitExceeded
+from gateway.iso20022.limits import (
+    CHUNK,
+    MAX_MARKUP,
+    MAX_NAME,
+    InboundLimits,
+    LimitExceeded,
+    count_elements,
+    refuse_by_count,
+)
 
-# Bytes looked at per numpy step: the chunk's arrays (a few bytes to a few tens of bytes per
-# byte of data at worst) stay within a few tens of megabytes.
-CHUNK = 1 << 20
 # Distinct start tags with attributes a plain file may hold: a genuine report repeats a handful
 # (`<Amt Ccy="VND">`); each is checked once in Python.
 MAX_DISTINCT_TAGS = 4096
@@ -114,14 +119,9 @@ def check_general_bound(data: bytes, limits: InboundLimits, why: str) -> None:
     Its elements are counted as `<` not followed by `/` (exact without comments, CDATA sections
     and processing instructions, an upper bound with them), its attributes and namespace
     declarations as `=` (an upper bound)."""
-    opened, ending, other = _count_tags(data)
-    declared = int(data.startswith(b"<?xml"))
-    elements = opened - ending - declared
-    if other == declared and elements > limits.max_elements:
-        raise LimitExceeded(
-            f"more than {limits.max_elements} elements (limit max_elements): {elements}"
-            " start tags, counted before parsing"
-        )
+    elements, exact = count_elements(data)
+    if exact:
+        refuse_by_count(elements, limits)
     if len(data) > limits.max_bytes_general:
         raise LimitExceeded(
             f"a file of {len(data)} bytes not in plain canonical layout ({why}); such a file"
@@ -134,19 +134,6 @@ def check_general_bound(data: bytes, limits: InboundLimits, why: str) -> None:
             f" ({why}); such a file is read only up to {limits.max_nodes_general}"
             " (limit max_nodes_general)"
         )
-
-
-def _count_tags(data: bytes) -> tuple[int, int, int]:
-    """How many `<`, `</`, and `<!` or `<?` the file holds (numpy, chunk by chunk)."""
-    counts = [0, 0, 0]
-    for low in range(0, len(data), CHUNK):
-        raw = np.frombuffer(data, dtype=np.uint8, count=min(CHUNK + 1, len(data) - low), offset=low)
-        following = raw[1:][raw[:-1] == 60]
-        counts[0] += len(following)
-        counts[1] += int(np.count_nonzero(following == 47))
-        counts[2] += int(np.count_nonzero((following == 33) | (following == 63)))
-    counts[0] += data.endswith(b"<")
-    return counts[0], counts[1], counts[2]
 
 
 class _Scan:
