@@ -58,7 +58,7 @@ class InboundLimits:
     # at up to a few microseconds an element or attribute, so it is held to far less than a plain
     # one (see `gateway.iso20022.plain`): at most this many element and attribute nodes together,
     # counted at C speed before it is read ...
-    max_nodes_general: int = 500_000
+    max_nodes_general: int = 400_000
     # ... and at most this many bytes.
     max_bytes_general: int = 32 * MIB
 
