@@ -480,6 +480,10 @@ class InboundRepository(Protocol):
         """Keep an inbound file; False when this partner already sent this very file. The same
         MsgId with other content raises InvalidMessage."""
 
+    def known_file(self, partner: str, msg_id: str, raw: bytes) -> bool:
+        """Whether this partner's file was kept already (as `first_sight` would say, without
+        keeping it); the same MsgId with other content raises InvalidMessage."""
+
     def quarantine(
         self,
         partner: str,

@@ -413,18 +413,21 @@ class MemoryInbound(_Repository):
     def first_sight(
         self, partner: str, msg_id: str, message_type: str, raw: bytes, now: datetime
     ) -> bool:
+        if self.known_file(partner, msg_id, raw):
+            return False
         digest = hashlib.sha256(raw).hexdigest()
+        self._s.inbound_files[partner, msg_id] = InboundRow(message_type, digest, bytes(raw), now)
+        return True
+
+    def known_file(self, partner: str, msg_id: str, raw: bytes) -> bool:
         kept = self._s.inbound_files.get((partner, msg_id))
         if kept is None:
-            self._s.inbound_files[partner, msg_id] = InboundRow(
-                message_type, digest, bytes(raw), now
-            )
-            return True
-        if kept.sha256 != digest:
+            return False
+        if kept.sha256 != hashlib.sha256(raw).hexdigest():
             raise InvalidMessage(
                 f"{partner} reused MsgId {msg_id} for a different file; the first is kept"
             )
-        return False
+        return True
 
     def quarantine(
         self,

@@ -501,6 +501,14 @@ class SqlInbound:
             (partner, msg_id, message_type, now, digest, raw),
         ):
             return True
+        self._same_file(partner, msg_id, digest)
+        return False
+
+    def known_file(self, partner: str, msg_id: str, raw: bytes) -> bool:
+        return self._same_file(partner, msg_id, hashlib.sha256(raw).hexdigest())
+
+    def _same_file(self, partner: str, msg_id: str, digest: str) -> bool:
+        """Whether the file kept under this MsgId is these bytes; refused when it is not."""
         row = self._ex.one(
             "SELECT sha256 FROM inbound_files WHERE partner = ? AND msg_id = ?", (partner, msg_id)
         )
@@ -508,7 +516,7 @@ class SqlInbound:
             raise InvalidMessage(
                 f"{partner} reused MsgId {msg_id} for a different file; the first is kept"
             )
-        return False
+        return row is not None
 
     def quarantine(
         self,
