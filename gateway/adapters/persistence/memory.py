@@ -27,7 +27,7 @@ from gateway.domain.states import FileState, TxState, can_move
 from gateway.errors import InvalidMessage
 from gateway.reasons import ReasonClass
 from gateway.reasons import reason_class as classify
-from gateway.service.channels import TO_BANK_EXCHANGE
+from gateway.service.channels import TO_BANK_EXCHANGE, is_urgent_file
 from gateway.service.ports import (
     AddResult,
     AdminRepository,
@@ -487,7 +487,7 @@ class MemoryOutbox(_Repository):
         *,
         file_partners: Sequence[str] = (),
         files_only: bool = False,
-        to_banks_only: bool = False,
+        urgent_only: bool = False,
     ) -> list[PendingMessage]:
         pending = [
             row
@@ -499,7 +499,7 @@ class MemoryOutbox(_Repository):
                 or (row.claim_until is not None and row.claim_until < now)
             )
             and _to_files(row.message, file_partners) == files_only
-            and (not to_banks_only or row.message.exchange == TO_BANK_EXCHANGE)
+            and (not urgent_only or is_urgent_file(row.message))
         ]
         # Files to banks first, then the rest, each in id order (as the SQL backends claim).
         first = TO_BANK_EXCHANGE

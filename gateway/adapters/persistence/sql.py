@@ -20,7 +20,7 @@ from gateway.domain.states import FileState, TxState, can_move
 from gateway.errors import InvalidMessage
 from gateway.reasons import ReasonClass
 from gateway.reasons import reason_class as classify
-from gateway.service.channels import TO_BANK_EXCHANGE
+from gateway.service.channels import PRIORITY_HEADER, TO_BANK_EXCHANGE
 from gateway.service.ports import (
     AddResult,
     AuditEntry,
@@ -621,17 +621,24 @@ class SqlOutbox:
         *,
         file_partners: Sequence[str] = (),
         files_only: bool = False,
-        to_banks_only: bool = False,
+        urgent_only: bool = False,
     ) -> list[PendingMessage]:
         which, which_args = _pending_clause(file_partners, files_only)
         if files_only:
             return self._claim(owner, limit, now, until, which, which_args)
+        if urgent_only:
+            # Few rows: the pending files to banks (index by exchange), their headers matched.
+            which = f"exchange = ? AND headers LIKE ? AND {which}"
+            urgent = f'%"{PRIORITY_HEADER}": "urgent"%'
+            return self._claim(
+                owner, limit, now, until, which, [TO_BANK_EXCHANGE, urgent, *which_args]
+            )
         # Files to banks first (an urgent payment must not wait behind a run's postings), then
         # the rest, each in id order.
         files = self._claim(
             owner, limit, now, until, f"exchange = ? AND {which}", [TO_BANK_EXCHANGE, *which_args]
         )
-        if len(files) >= limit or to_banks_only:
+        if len(files) >= limit:
             return files
         rest = self._claim(
             owner,
