@@ -219,7 +219,7 @@ def urgent_lane(
             metrics=gateway.metrics,
             owner=owner,
             claim_seconds=settings.claim_seconds,
-            to_banks_only=True,
+            urgent_only=True,
         )
         try:
             _serve_urgent(gateway, batcher, relay, stop)

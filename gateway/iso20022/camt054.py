@@ -19,6 +19,7 @@ from gateway.iso20022.model import Entry, EntryDetail, Notification
 from gateway.iso20022.namespaces import MessageType, message_type, namespace_of
 from gateway.iso20022.xml import (
     ACCOUNT_TAGS,
+    Picked,
     account_from_key,
     add_account,
     code_or_proprietary,
@@ -29,11 +30,11 @@ from gateway.iso20022.xml import (
     parse_amount,
     parse_currency,
     parse_datetime,
+    picker,
     read_account,
     required_text,
     tags,
     text,
-    texts,
     wire_amount,
 )
 
@@ -241,12 +242,40 @@ def read_camt054(root: etree._Element, entries: Sequence[Entry] | None = None) -
     )
 
 
+_ENTRY_PATHS = ("AcctSvcrRef", "NtryRef", "Amt", "CdtDbtInd", "Sts", "BookgDt", "ValDt")
+_DETAIL_PATHS = (
+    "Amt",
+    "AmtDtls/TxAmt/Amt",
+    "AmtDtls/InstdAmt/Amt",
+    "CdtDbtInd",
+    "Refs/EndToEndId",
+    "Refs/MsgId",
+    "Refs/PmtInfId",
+    "Refs/AcctSvcrRef",
+    "RltdPties/Dbtr",
+    "RltdPties/DbtrAcct",
+    "RltdPties/Cdtr",
+    "RltdPties/CdtrAcct",
+    "RmtInf/Ustrd",
+    "RmtInf/Strd/CdtrRefInf/Ref",
+    "RtrInf/Rsn",
+    "RtrInf/AddtlInf",
+)
+
+
 def read_entry(ntry: etree._Element, ns: str | None) -> Entry:
     """One Ntry."""
-    reference = text(ntry, ns, "AcctSvcrRef")
-    where = f"entry {reference or text(ntry, ns, 'NtryRef') or '?'}"
-    amount, currency = read_amount(find(ntry, ns, "Amt"), where)
-    credit_debit = required_text(ntry, ns, "CdtDbtInd", where)
+    at = picker(ns, _ENTRY_PATHS).pick(ntry)
+    detail_picker = picker(ns, _DETAIL_PATHS)
+    reference = at.text("AcctSvcrRef")
+    entry_ref = at.text("NtryRef")
+    where = f"entry {reference or entry_ref or '?'}"
+    amount, currency = read_amount(at.first("Amt"), where)
+    credit_debit = at.text("CdtDbtInd")
+    if credit_debit is None:
+        raise InvalidMessage(
+            f"line {ntry.sourceline or '?'}: {where}: <CdtDbtInd> is missing or empty"
+        )
     transactions = [
         (tx, batch)
         for details, batch in _detail_blocks(ntry, ns)
@@ -257,14 +286,15 @@ def read_entry(ntry: etree._Element, ns: str | None) -> Entry:
         amount=amount,
         currency=currency,
         credit_debit=credit_debit,
-        status=_status(find(ntry, ns, "Sts"), ns, where),
-        booking_date=date_choice(find(ntry, ns, "BookgDt"), ns, f"{where} BookgDt"),
-        value_date=date_choice(find(ntry, ns, "ValDt"), ns, f"{where} ValDt"),
+        status=_status(at.first("Sts"), ns, where),
+        booking_date=date_choice(at.first("BookgDt"), ns, f"{where} BookgDt"),
+        value_date=date_choice(at.first("ValDt"), ns, f"{where} ValDt"),
         account_servicer_ref=reference,
         details=tuple(
-            _read_detail(tx, batch, ns, credit_debit, only, where) for tx, batch in transactions
+            _read_detail(detail_picker.pick(tx), batch, ns, credit_debit, only, where)
+            for tx, batch in transactions
         ),
-        entry_ref=text(ntry, ns, "NtryRef"),
+        entry_ref=entry_ref,
     )
 
 
@@ -286,7 +316,7 @@ def _status(element: etree._Element | None, ns: str | None, where: str) -> str:
 
 
 def _read_detail(
-    tx: etree._Element,
+    tx: Picked,
     batch: etree._Element | None,
     ns: str | None,
     credit_debit: str,
@@ -294,24 +324,24 @@ def _read_detail(
     where: str,
 ) -> EntryDetail:
     """One TxDtls; the batch supplies MsgId/PmtInfId when the references lack them."""
-    amount, currency = _detail_amount(tx, ns, only, where)
+    amount, currency = _detail_amount(tx, only, where)
     role = "Dbtr" if credit_debit == _CREDIT else "Cdtr"
-    remittance = texts(tx, ns, "RmtInf/Ustrd")
-    reason_lines = texts(tx, ns, "RtrInf/AddtlInf")
+    remittance = tx.texts("RmtInf/Ustrd")
+    reason_lines = tx.texts("RtrInf/AddtlInf")
     return EntryDetail(
         amount=amount,
         currency=currency,
-        end_to_end_id=text(tx, ns, "Refs/EndToEndId"),
-        msg_id=text(tx, ns, "Refs/MsgId") or text(batch, ns, "MsgId"),
-        pmt_inf_id=text(tx, ns, "Refs/PmtInfId") or text(batch, ns, "PmtInfId"),
-        account_servicer_ref=text(tx, ns, "Refs/AcctSvcrRef"),
-        counterparty_name=_party_name(find(tx, ns, f"RltdPties/{role}"), ns),
-        counterparty_account=read_account(find(tx, ns, f"RltdPties/{role}Acct"), ns),
+        end_to_end_id=tx.text("Refs/EndToEndId"),
+        msg_id=tx.text("Refs/MsgId") or text(batch, ns, "MsgId"),
+        pmt_inf_id=tx.text("Refs/PmtInfId") or text(batch, ns, "PmtInfId"),
+        account_servicer_ref=tx.text("Refs/AcctSvcrRef"),
+        counterparty_name=_party_name(tx.first(f"RltdPties/{role}"), ns),
+        counterparty_account=read_account(tx.first(f"RltdPties/{role}Acct"), ns),
         remittance=" ".join(remittance) if remittance else None,
-        structured_ref=text(tx, ns, "RmtInf/Strd/CdtrRefInf/Ref"),
-        return_reason=code_or_proprietary(find(tx, ns, "RtrInf/Rsn"), ns),
+        structured_ref=tx.text("RmtInf/Strd/CdtrRefInf/Ref"),
+        return_reason=code_or_proprietary(tx.first("RtrInf/Rsn"), ns),
         return_reason_text=" ".join(reason_lines) or None,
-        credit_debit=_contradiction(text(tx, ns, "CdtDbtInd"), credit_debit),
+        credit_debit=_contradiction(tx.text("CdtDbtInd"), credit_debit),
     )
 
 
@@ -320,12 +350,10 @@ def _contradiction(stated: str | None, entry: str) -> str | None:
     return stated if stated is not None and stated != entry else None
 
 
-def _detail_amount(
-    tx: etree._Element, ns: str | None, only: tuple[Decimal, str] | None, where: str
-) -> tuple[Decimal, str]:
+def _detail_amount(tx: Picked, only: tuple[Decimal, str] | None, where: str) -> tuple[Decimal, str]:
     """Amt (.04+), else AmtDtls TxAmt or InstdAmt (.02), else the entry's when it has one TxDtls."""
     for path in ("Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/InstdAmt/Amt"):
-        element = find(tx, ns, path)
+        element = tx.first(path)
         if element is not None:
             return read_amount(element, f"{where} TxDtls")
     if only is not None:
@@ -333,13 +361,15 @@ def _detail_amount(
     raise InvalidMessage(f"{where}: a TxDtls has no amount and the entry has several")
 
 
+_PARTY_PATHS = ("Nm", "Pty/Nm", "Agt/FinInstnId/Nm")
+
+
 def _party_name(party: etree._Element | None, ns: str | None) -> str | None:
     """A party's name: `Nm` (.02/.04), `Pty/Nm` or `Agt/FinInstnId/Nm` (.08)."""
     if party is None:
         return None
-    return (
-        text(party, ns, "Nm") or text(party, ns, "Pty/Nm") or text(party, ns, "Agt/FinInstnId/Nm")
-    )
+    at = picker(ns, _PARTY_PATHS).pick(party)
+    return at.text("Nm") or at.text("Pty/Nm") or at.text("Agt/FinInstnId/Nm")
 
 
 def read_amount(

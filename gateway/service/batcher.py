@@ -23,8 +23,9 @@ from gateway.iso20022 import apphdr, xsd
 from gateway.iso20022.model import OutboundBatch, PaymentGroup
 from gateway.iso20022.pain001 import build_pain001
 from gateway.metrics import NO_METRICS, Metrics
-from gateway.service.channels import TO_BANK_EXCHANGE
+from gateway.service.channels import PRIORITY_HEADER, TO_BANK_EXCHANGE
 from gateway.service.clock import Clock, utcnow
+from gateway.service.intake import is_urgent_group
 from gateway.service.ports import (
     BankAnswer,
     ClaimLost,
@@ -231,6 +232,7 @@ class BatchService:
                         "message_type": partner.messages.pain001_version,
                         "msg_id": msg_id,
                         **signed.headers,  # the detached signature, when the partner wants one
+                        **({PRIORITY_HEADER: "urgent"} if is_urgent_group(key) else {}),
                     },
                 ),
                 now,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,9 +16,9 @@ from gateway.iso20022.xml import shown
 from gateway.reasons import bounded, fault, reason_class
 from gateway.service.clock import Clock, utcnow
 from gateway.service.intraday import apply_intraday
-from gateway.service.notifications import apply_notification
+from gateway.service.notifications import MORE, notification_steps
 from gateway.service.ports import QuarantineFiles, Storage, UnitOfWork
-from gateway.service.reports import apply_report
+from gateway.service.reports import report_steps
 from gateway.service.returns import apply_return
 from gateway.service.statements import apply_statement
 from gateway.signing import (
@@ -91,12 +91,15 @@ class InboundService:
                 # schemas/SOURCES.md: pacs.004.001.02 and .11 ship no XSD; the signature has
                 # been verified, and the reader checks the XSD's rules for every value it uses.
                 log.warning("inbound.no_schema", message=received.kind.name_id)
-            step = _application(partner, received.content, raw, now)
+            result = MORE
             try:
-                with self._storage.unit_of_work() as uow:
-                    result = step(uow)
-                    crashpoints.hit("inbound.before_commit")
-                    return result
+                for step in _application(partner, received.content, raw, now):
+                    with self._storage.unit_of_work() as uow:
+                        result = step(uow)
+                        crashpoints.hit("inbound.before_commit")
+                    if result != MORE:
+                        break
+                return result
             except _DATA_FAULTS as exc:
                 # A fault of the data (an arithmetic or lookup error on what the file says),
                 # not of the storage: the storage's own faults propagate and are retried.
@@ -119,15 +122,16 @@ _DATA_FAULTS = (ArithmeticError, LookupError, ValueError, TypeError, AttributeEr
 
 def _application(
     partner: PartnerProfile, content: Report, raw: bytes, now: datetime
-) -> Callable[[UnitOfWork], str]:
-    """The step that applies a file read outside any transaction, by the rules of its kind,
-    inside one."""
+) -> Iterable[Callable[[UnitOfWork], str]]:
+    """The steps that apply a file read outside any transaction, by the rules of its kind, each
+    inside a transaction of its own (one step, except a large camt.054: see
+    `notification_steps` and `report_steps`)."""
     if isinstance(content, StatusReport):
-        return lambda uow: apply_report(uow, partner, content, raw, now)
+        return report_steps(partner, content, raw, now)
     if isinstance(content, Notification):
-        return lambda uow: apply_notification(uow, partner, content, raw, now)
+        return notification_steps(partner, content, raw, now)
     if isinstance(content, PaymentReturn):
-        return lambda uow: apply_return(uow, partner, content, raw, now)
+        return [lambda uow: apply_return(uow, partner, content, raw, now)]
     if isinstance(content, IntradayReport):
-        return lambda uow: apply_intraday(uow, partner, content, raw, now)
-    return lambda uow: apply_statement(uow, partner, content, raw, now)
+        return [lambda uow: apply_intraday(uow, partner, content, raw, now)]
+    return [lambda uow: apply_statement(uow, partner, content, raw, now)]

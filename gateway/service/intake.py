@@ -75,6 +75,11 @@ def group_key(partner: str, order: PaymentOrder) -> str:
     )
 
 
+def is_urgent_group(key: str) -> bool:
+    """Whether a group key is an urgent order's own."""
+    return key.rsplit("|", 1)[-1].startswith(URGENT_GROUP)
+
+
 class IntakeService:
     """Stores valid orders and quarantines invalid ones, with an `order_invalid` posting."""
 
@@ -186,7 +191,7 @@ class IntakeService:
                 outcomes[index] = self._conflict(uow, chunk[index].body, new.order_id, now)
                 continue
             log.debug("order.received", order_id=new.order_id, result=result, partner=new.partner)
-            if result == "new" and new.group_key.rsplit("|", 1)[-1].startswith(URGENT_GROUP):
+            if result == "new" and is_urgent_group(new.group_key):
                 urgent.append((new.partner, new.group_key))
             outcomes[index] = IntakeOutcome(new.order_id, result)
         return [outcome for outcome in outcomes if outcome is not None]

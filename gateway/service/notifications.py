@@ -4,6 +4,7 @@ unmatched with the reason."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
@@ -35,16 +36,22 @@ def _number(account: str) -> str:
     return account.rsplit(":", maxsplit=1)[-1]
 
 
+# Transaction details applied per transaction at most (a whole entry stays in one): a
+# 100,000-transaction camt.054 does not hold SQLite's write lock, or PostgreSQL's row locks, for
+# the seconds the whole file takes, so the urgent lane and intake get in between.
+APPLY_CHUNK = 500
+
+# What a step of a file applied in several transactions returns when the next step is to run.
+MORE = "more"
+
+Step = Callable[[UnitOfWork], str]
+
+
 def apply_notification(
     uow: UnitOfWork, partner: PartnerProfile, notification: Notification, raw: bytes, now: datetime
 ) -> str:
     """Apply a verified camt.054 in the caller's transaction: applied or duplicate."""
-    ours = {_number(a) for a in partner.accounts}
-    if _number(notification.account) not in ours:
-        raise InvalidMessage(
-            f"camt.054 {notification.msg_id} is for account {notification.account},"
-            f" not one of {partner.name}'s accounts in its profile"
-        )
+    _check_account(partner, notification)
     log_ = log.bind(msg_id=notification.msg_id)
     if not uow.inbound.first_sight(partner.name, notification.msg_id, "camt.054", raw, now):
         log_.info("notification.duplicate")
@@ -54,6 +61,85 @@ def apply_notification(
     return "applied"
 
 
+def notification_steps(
+    partner: PartnerProfile,
+    notification: Notification,
+    raw: bytes,
+    now: datetime,
+    chunk: int = APPLY_CHUNK,
+) -> list[Step]:
+    """A verified camt.054 applied in several transactions of at most `chunk` details each;
+    the caller runs each step in a unit of work of its own while it returns MORE (the last
+    returns applied, any of them duplicate).
+
+    The file is kept (`first_sight`) by the last step only, so a gateway that stops part-way
+    applies the file again when the bank's message is redelivered: the entries applied already
+    are passed over by their bank reference (or, without one, by the order's state), as when a
+    bank resends an entry in another file. A file kept already is a duplicate at the first step.
+    """
+    _check_account(partner, notification)
+    parts = _parts(notification.entries, chunk)
+    if len(parts) <= 1:
+        return [lambda uow: apply_notification(uow, partner, notification, raw, now)]
+    log_ = log.bind(msg_id=notification.msg_id)
+    counts: dict[str, int] = {}
+
+    def step(start: int, entries: tuple[Entry, ...], last: bool) -> Step:
+        def apply(uow: UnitOfWork) -> str:
+            if last:
+                new = uow.inbound.first_sight(
+                    partner.name, notification.msg_id, "camt.054", raw, now
+                )
+            else:
+                new = not uow.inbound.known_file(partner.name, notification.msg_id, raw)
+            if not new:
+                log_.info("notification.duplicate")
+                return "duplicate"
+            part = replace(notification, entries=entries)
+            for key, value in apply_entries(uow, partner, part, now, start=start).items():
+                counts[key] = counts.get(key, 0) + value
+            if not last:
+                return MORE
+            log_.info("notification.applied", transactions=len(parts), **counts)
+            return "applied"
+
+        return apply
+
+    return [
+        step(start, entries, index == len(parts) - 1)
+        for index, (start, entries) in enumerate(parts)
+    ]
+
+
+def _parts(entries: Sequence[Entry], chunk: int) -> list[tuple[int, tuple[Entry, ...]]]:
+    """The entries in runs of at most `chunk` details (an entry is never split), each with the
+    position of its first detail in the file."""
+    parts: list[tuple[int, tuple[Entry, ...]]] = []
+    run: list[Entry] = []
+    start = size = position = 0
+    for entry in entries:
+        weight = len(entry.details) or 1
+        if run and size + weight > chunk:
+            parts.append((start, tuple(run)))
+            run, start, size = [], position, 0
+        run.append(entry)
+        size += weight
+        position += weight
+    if run:
+        parts.append((start, tuple(run)))
+    return parts
+
+
+def _check_account(partner: PartnerProfile, notification: Notification) -> None:
+    """Refuse a notification for an account the partner's profile does not hold."""
+    ours = {_number(a) for a in partner.accounts}
+    if _number(notification.account) not in ours:
+        raise InvalidMessage(
+            f"camt.054 {notification.msg_id} is for account {notification.account},"
+            f" not one of {partner.name}'s accounts in its profile"
+        )
+
+
 def apply_entries(
     uow: UnitOfWork,
     partner: PartnerProfile,
@@ -61,6 +147,7 @@ def apply_entries(
     now: datetime,
     *,
     booked_only: bool = False,
+    start: int = 0,
 ) -> dict[str, int]:
     """Apply each entry's details once (by bank reference), in the caller's transaction; what
     happened to them, counted.
@@ -74,7 +161,8 @@ def apply_entries(
         counts["not_booked"] = 0
     # The orders the entries name, read in one query rather than one per entry.
     uow.orders.prefetch([d.end_to_end_id or "" for e in notification.entries for d in e.details])
-    position = 0  # of each detail in the file, for a return the bank gave no reference
+    # Of each detail in the file (from `start`), for a return the bank gave no reference.
+    position = start
     for entry in notification.entries:
         if booked_only and entry.status != "BOOK":
             counts["not_booked"] += len(entry.details) or 1

@@ -480,6 +480,10 @@ class InboundRepository(Protocol):
         """Keep an inbound file; False when this partner already sent this very file. The same
         MsgId with other content raises InvalidMessage."""
 
+    def known_file(self, partner: str, msg_id: str, raw: bytes) -> bool:
+        """Whether this partner's file was kept already (as `first_sight` would say, without
+        keeping it); the same MsgId with other content raises InvalidMessage."""
+
     def quarantine(
         self,
         partner: str,
@@ -524,11 +528,12 @@ class OutboxRepository(Protocol):
         *,
         file_partners: Sequence[str] = (),
         files_only: bool = False,
-        to_banks_only: bool = False,
+        urgent_only: bool = False,
     ) -> list[PendingMessage]:
         """Claim up to `limit` pending messages, files to banks first, each kind oldest first,
         for `owner` until `until`; messages claimed by another owner whose claim has not
-        expired are skipped. With `to_banks_only` postings and events are left for later.
+        expired are skipped. With `urgent_only`, only files to banks carrying an urgent order
+        (header `priority: urgent`): the urgent lane never waits behind a bulk run's files.
 
         Files for `file_partners` (reached by file exchange, not by the broker) are left out,
         or, with `files_only`, are the only messages claimed."""

@@ -98,11 +98,11 @@ class RelayService:
         metrics: Metrics = NO_METRICS,
         owner: str = "gateway",
         claim_seconds: float = 30.0,
-        to_banks_only: bool = False,
+        urgent_only: bool = False,
     ) -> None:
         self._storage = storage
-        # Only files to banks (the urgent lane sends its files itself, at once).
-        self._to_banks_only = to_banks_only
+        # Only the files of urgent orders (the urgent lane sends its files itself, at once).
+        self._urgent_only = urgent_only
         self._owner = owner
         self._claim_for = timedelta(seconds=claim_seconds)
         self._metrics = metrics
@@ -122,7 +122,7 @@ class RelayService:
                 now,
                 now + self._claim_for,
                 file_partners=self._file_partners,
-                to_banks_only=self._to_banks_only,
+                urgent_only=self._urgent_only,
             )
         if not pending:
             self._publisher.keepalive()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 
@@ -15,6 +16,7 @@ from gateway.reasons import bounded
 from gateway.service.channels import ADMIN_EXCHANGE
 from gateway.service.clock import stamp
 from gateway.service.deadlines import clear_overdue
+from gateway.service.notifications import APPLY_CHUNK, MORE, Step
 from gateway.service.ports import (
     BankAnswer,
     DuplicateAnswer,
@@ -71,14 +73,99 @@ def apply_report(
     if is_duplicate_answer(report):
         return _duplicate_answer(uow, partner, report, now)
     lines = status_lines(uow, report)
+    moved = _apply_lines(uow, partner, report, lines, now)
+    _file_reported(uow, partner, report, moved, bool(lines), now)
+    log_.info("report.applied", lines=len(lines), moved=moved, group_status=report.group_status)
+    return "applied"
+
+
+def report_steps(
+    partner: PartnerProfile,
+    report: StatusReport,
+    raw: bytes,
+    now: datetime,
+    chunk: int = APPLY_CHUNK,
+) -> Iterator[Step]:
+    """A verified pain.002 applied in transactions of at most `chunk` status lines, as
+    `notification_steps` does for a camt.054 (the caller runs steps while they return MORE):
+    the file is kept by the last step, which also records what the report says of the file;
+    lines applied before a stop move nothing again (an order does not move back).
+
+    The lines are known once the first step has read the file's orders (a group status covers
+    the orders the report does not name), so the later steps are made as they are asked for.
+    """
+    log_ = log.bind(msg_id=report.msg_id, original_msg_id=report.original_msg_id)
+    runs: list[list[TxStatus]] = []
+    moved = 0
+
+    def first(uow: UnitOfWork) -> str:
+        if uow.files.partner_of(report.original_msg_id) != partner.name or is_duplicate_answer(
+            report
+        ):
+            return apply_report(uow, partner, report, raw, now)  # kept or recorded: one step
+        lines = status_lines(uow, report)
+        runs.extend(lines[start : start + chunk] for start in range(0, len(lines), chunk))
+        if not runs:
+            runs.append([])  # a report naming no order still records the file's status
+        return run(uow, 0)
+
+    def run(uow: UnitOfWork, index: int) -> str:
+        nonlocal moved
+        last = index == len(runs) - 1
+        if last:
+            new = uow.inbound.first_sight(partner.name, report.msg_id, "pain.002", raw, now)
+        else:
+            new = not uow.inbound.known_file(partner.name, report.msg_id, raw)
+        if not new:
+            log_.info("report.duplicate")
+            return "duplicate"
+        moved += _apply_lines(uow, partner, report, runs[index], now)
+        if not last:
+            return MORE
+        lines = sum(map(len, runs))
+        _file_reported(uow, partner, report, moved, bool(lines), now)
+        log_.info(
+            "report.applied",
+            lines=lines,
+            moved=moved,
+            group_status=report.group_status,
+            transactions=len(runs),
+        )
+        return "applied"
+
+    def later(index: int) -> Step:
+        return lambda uow: run(uow, index)
+
+    yield first
+    yield from (later(index) for index in range(1, len(runs)))
+
+
+def _apply_lines(
+    uow: UnitOfWork,
+    partner: PartnerProfile,
+    report: StatusReport,
+    lines: list[TxStatus],
+    now: datetime,
+) -> int:
+    """Apply status lines in the caller's transaction; how many orders moved."""
     uow.orders.prefetch([line.original_end_to_end_id or "" for line in lines])
-    moved = sum(_apply_line(uow, partner, report, line, now) for line in lines)
-    if report.group_status in _FILE_STATE and (moved or not lines):
+    return sum(_apply_line(uow, partner, report, line, now) for line in lines)
+
+
+def _file_reported(
+    uow: UnitOfWork,
+    partner: PartnerProfile,
+    report: StatusReport,
+    moved: int,
+    any_lines: bool,
+    now: datetime,
+) -> None:
+    """What a report says of the file: its status (when it moved orders, or names none), the
+    time of its report, and the end of its deadline watch."""
+    if report.group_status in _FILE_STATE and (moved or not any_lines):
         uow.files.set_status(report.original_msg_id, _FILE_STATE[report.group_status], now)
     uow.files.status_reported(report.original_msg_id, now)
     clear_overdue(uow, partner.name, report.original_msg_id, now)
-    log_.info("report.applied", lines=len(lines), moved=moved, group_status=report.group_status)
-    return "applied"
 
 
 def is_duplicate_answer(report: StatusReport) -> bool:

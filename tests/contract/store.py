@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 from gateway.domain.states import FileState, TxState
 from gateway.errors import InvalidMessage, TransientError
 from gateway.reasons import ReasonClass
-from gateway.service.channels import LEDGER_EXCHANGE, TO_BANK_EXCHANGE
+from gateway.service.channels import LEDGER_EXCHANGE, PRIORITY_HEADER, TO_BANK_EXCHANGE
 from gateway.service.ports import (
     BankAnswer,
     Booked,
@@ -576,6 +577,21 @@ class StoreContract(ConsoleContract):
         assert self.claim(store, "relay-b", 10) == ["msg-0002", "msg-0003", "msg-0005"]
         assert self.claim(store, "relay-a", 1) == ["msg-0004"]  # its own, files first again
 
+    def test_claim_urgent_only_takes_only_urgent_files(self, store: Storage) -> None:
+        """The urgent lane's claim takes only files to banks whose header says urgent, oldest
+        first: a bulk run's older files and postings are left to the relay."""
+        bulk = message(1, exchange=TO_BANK_EXCHANGE, routing_key=PARTNER)
+        urgent = [
+            replace(
+                message(n, exchange=TO_BANK_EXCHANGE, routing_key=PARTNER),
+                headers={"msg_id": f"msg-{n:04d}", PRIORITY_HEADER: "urgent"},
+            )
+            for n in (3, 5)
+        ]
+        self.enqueue(store, bulk, message(2), urgent[0], message(4), urgent[1])
+        assert self.claim(store, "urgent", urgent_only=True) == ["msg-0003", "msg-0005"]
+        assert self.claim(store, "relay", 10) == ["msg-0001", "msg-0002", "msg-0004"]
+
     def test_claim_without_file_partners_takes_all(self, store: Storage) -> None:
         """With no file partners every pending message is claimable."""
         self.enqueue(
@@ -695,6 +711,18 @@ class StoreContract(ConsoleContract):
             assert uow.inbound.first_sight(PARTNER, "M-1", "camt.054", raw, T0)
         with store.unit_of_work() as uow:
             assert not uow.inbound.first_sight(PARTNER, "M-1", "camt.054", raw, at(1))
+        assert store.queries.applied_by_type() == [(PARTNER, "camt.054", 1)]
+
+    def test_known_file_keeps_nothing(self, store: Storage) -> None:
+        """known_file says what first_sight would, without keeping the file."""
+        with store.unit_of_work() as uow:
+            assert not uow.inbound.known_file(PARTNER, "M-1", b"first")
+        with store.unit_of_work() as uow:
+            assert uow.inbound.first_sight(PARTNER, "M-1", "camt.054", b"first", T0)
+            assert uow.inbound.known_file(PARTNER, "M-1", b"first")
+            assert not uow.inbound.known_file(OTHER_PARTNER, "M-1", b"first")
+        with pytest.raises(InvalidMessage), store.unit_of_work() as uow:
+            uow.inbound.known_file(PARTNER, "M-1", b"second")
         assert store.queries.applied_by_type() == [(PARTNER, "camt.054", 1)]
 
     def test_reused_msg_id_with_other_bytes_is_invalid(self, store: Storage) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,9 +29,9 @@ from gateway.iso20022.model import (
     TxStatus,
 )
 from gateway.service.channels import LEDGER_EXCHANGE
-from gateway.service.notifications import apply_notification
-from gateway.service.ports import NewOrder, OutboundFile, StoredOrder
-from gateway.service.reports import apply_report
+from gateway.service.notifications import MORE, apply_notification, notification_steps
+from gateway.service.ports import FileRecord, NewOrder, OutboundFile, StoredOrder
+from gateway.service.reports import apply_report, report_steps
 from gateway.service.returns import apply_return
 from tests.conftest import ROOT
 
@@ -561,3 +562,114 @@ def test_a_return_of_another_amount_is_unmatched_the_same_way(
     apply(storage, agribank, message, raw_of(message))
     assert order(storage, "O-1").state == "settled"
     assert unmatched_reasons(storage) == ["return of 1 VND differs from order O-1's 540000 VND"]
+
+
+# --- a large camt.054, applied in several transactions ----------------------------------------
+
+
+def _steps_applied(
+    storage: MemoryStorage, steps: Sequence[Any], *, stop_before: int | None = None
+) -> list[str]:
+    """Run the steps as the inbound service does (one unit of work each, while they return
+    MORE); `stop_before` stands for a gateway stopped before that step."""
+    results = []
+    for index, step in enumerate(steps):
+        if index == stop_before:
+            break
+        with storage.unit_of_work() as uow:
+            results.append(step(uow))
+        if results[-1] != MORE:
+            break
+    return results
+
+
+def test_a_large_notification_is_applied_in_runs_with_the_same_result(
+    agribank: PartnerProfile,
+) -> None:
+    """Seven debits applied three details per transaction settle exactly what one transaction
+    settles; the file is kept by the last step, and a second delivery is a duplicate at once."""
+    orders = [(f"O-{n}", "P-1") for n in range(7)]
+    message = notification("N-1", *(debit(f"BR-{n}", f"O-{n}") for n in range(7)))
+    whole, runs = MemoryStorage(), MemoryStorage()
+    for storage in (whole, runs):
+        send_file(storage, orders)
+    assert apply(whole, agribank, message, raw_of(message)) == "applied"
+    steps = notification_steps(agribank, message, raw_of(message), NOW, chunk=3)
+    assert len(steps) == 3
+    assert _steps_applied(runs, steps) == [MORE, MORE, "applied"]
+    for order_id, _ in orders:
+        assert order(runs, order_id).state == order(whole, order_id).state == "settled"
+    assert sorted(p["end_to_end_id"] for p in postings(runs)) == [o for o, _ in orders]
+    assert len(postings(runs)) == len(postings(whole)) == 7
+    again = notification_steps(agribank, message, raw_of(message), NOW, chunk=3)
+    assert _steps_applied(runs, again) == ["duplicate"]
+    assert len(postings(runs)) == 7
+
+
+def test_a_notification_stopped_part_way_is_completed_once_when_delivered_again(
+    agribank: PartnerProfile,
+) -> None:
+    """A gateway that stops after the first run of details has settled those, but not kept the
+    file: the redelivered file settles the rest, and nothing twice (entries by bank reference,
+    one without a reference by the order's state)."""
+    storage = MemoryStorage()
+    send_file(storage, [(f"O-{n}", "P-1") for n in range(5)])
+    no_reference = replace(debit("x", "O-4"), account_servicer_ref=None)
+    message = notification("N-1", *(debit(f"BR-{n}", f"O-{n}") for n in range(4)), no_reference)
+    steps = notification_steps(agribank, message, raw_of(message), NOW, chunk=2)
+    assert _steps_applied(storage, steps, stop_before=1) == [MORE]
+    assert [order(storage, f"O-{n}").state for n in range(5)] == ["settled"] * 2 + ["sent"] * 3
+    assert storage.snapshot().inbound_files == {}
+    redelivered = notification_steps(agribank, message, raw_of(message), NOW, chunk=2)
+    assert _steps_applied(storage, redelivered) == [MORE, MORE, "applied"]
+    assert [order(storage, f"O-{n}").state for n in range(5)] == ["settled"] * 5
+    assert sorted(p["end_to_end_id"] for p in postings(storage)) == [f"O-{n}" for n in range(5)]
+    assert unmatched_reasons(storage) == []
+
+
+def test_a_reused_msg_id_is_refused_before_any_run_is_applied(
+    storage: MemoryStorage, agribank: PartnerProfile
+) -> None:
+    """Another file under a MsgId already kept is refused at the first step: nothing moves."""
+    send_file(storage, [(f"O-{n}", "P-1") for n in range(4)])
+    first = notification("N-1", debit("BR-0", "O-0"))
+    assert apply(storage, agribank, first, raw_of(first)) == "applied"
+    other = notification("N-1", *(debit(f"BR-{n}", f"O-{n}") for n in range(1, 4)))
+    steps = notification_steps(agribank, other, b"<other bytes/>", NOW, chunk=1)
+    with pytest.raises(InvalidMessage, match="reused MsgId N-1"):
+        _steps_applied(storage, steps)
+    assert [order(storage, f"O-{n}").state for n in range(1, 4)] == ["sent"] * 3
+
+
+def _file(storage: MemoryStorage) -> FileRecord:
+    record = storage.queries.file(FILE)
+    assert record is not None
+    return record
+
+
+def test_a_large_status_report_is_applied_in_runs(agribank: PartnerProfile) -> None:
+    """Five status lines and a group status covering two more orders, three lines per
+    transaction: every order moves as in one transaction, the file's status is recorded by the
+    last step only, and a gateway stopped after the first step completes the rest once."""
+    orders = [(f"O-{n}", "P-1") for n in range(7)]
+    lines = [TxStatus(f"O-{n}", "RJCT" if n == 0 else "ACSC") for n in range(5)]
+    message = report("R-1", *lines, group_status="ACSC")
+    whole, runs = MemoryStorage(), MemoryStorage()
+    for storage in (whole, runs):
+        send_file(storage, orders)
+    assert apply(whole, agribank, message, raw_of(message)) == "applied"
+    assert _steps_applied(
+        runs, report_steps(agribank, message, raw_of(message), NOW, chunk=3), stop_before=1
+    ) == [MORE]
+    assert _file(runs).status_at is None and _file(whole).status_at is not None
+    again = report_steps(agribank, message, raw_of(message), NOW, chunk=3)
+    assert _steps_applied(runs, again) == [MORE, MORE, "applied"]
+    for order_id, _ in orders:
+        assert order(runs, order_id).state == order(whole, order_id).state
+    assert [order(runs, f"O-{n}").state for n in range(7)] == ["rejected"] + ["settled"] * 6
+    assert _file(runs).state == _file(whole).state == FileState.ACKNOWLEDGED
+    assert sorted(p["order_id"] for p in postings(runs)) == [o for o, _ in orders]
+    assert _steps_applied(runs, report_steps(agribank, message, raw_of(message), NOW, chunk=3)) == [
+        "duplicate"
+    ]
+    assert len(postings(runs)) == 7

@@ -69,7 +69,7 @@ def test_a_fault_while_applying_is_quarantined(
     """An arithmetic fault on what a verified file says quarantines it too."""
     gateway, storage = service
     monkeypatch.setattr(inbound, "receive", lambda *_a, **_k: _Received())
-    monkeypatch.setattr(inbound, "_application", lambda *_a: _raising(ArithmeticError("x")))
+    monkeypatch.setattr(inbound, "_application", lambda *_a: [_raising(ArithmeticError("x"))])
     assert gateway.apply("agribank", b"<Document/>") == "quarantined"
     [(_, kept, _)] = storage.queries.quarantine_reasons()
     assert kept == "fault while applying the file: ArithmeticError: x"
@@ -82,7 +82,7 @@ def test_a_storage_fault_is_retried_not_quarantined(
     gateway, storage = service
     monkeypatch.setattr(inbound, "receive", lambda *_a, **_k: _Received())
     monkeypatch.setattr(
-        inbound, "_application", lambda *_a: _raising(TransientError("database busy"))
+        inbound, "_application", lambda *_a: [_raising(TransientError("database busy"))]
     )
     with pytest.raises(TransientError):
         gateway.apply("agribank", b"<Document/>")

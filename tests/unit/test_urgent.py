@@ -13,7 +13,7 @@ from gateway.bootstrap import urgent_lane
 from gateway.config import Settings
 from gateway.iso20022.pain001 import read_pain001
 from gateway.iso20022.xml import parse_xml
-from gateway.service.channels import TO_BANK_EXCHANGE
+from gateway.service.channels import PRIORITY_HEADER, TO_BANK_EXCHANGE
 from gateway.service.intake import IntakeService, group_key
 from tests.doubles import Msg
 from tests.unit.test_batcher import in_memory, outbox_bodies
@@ -126,3 +126,33 @@ def test_group_key_of_an_urgent_order(settings: Settings) -> None:
     urgent = order_from_payload(_batch(9, priority="urgent"))
     assert group_key("agribank", urgent).startswith("agribank|")
     assert group_key("agribank", urgent).endswith("|urgent:RUN-0009")
+
+
+def test_the_urgent_lane_sends_only_urgent_files(settings: Settings) -> None:
+    """A bulk file already waiting in the outbox is left to the relay: the urgent lane sends
+    the urgent order's file (headed `priority: urgent`) and nothing else."""
+    gateway, storage = in_memory(replace(settings, batch_quiet_seconds=3600))
+    gateway.intake.handle(_msgs(_batch(1), _batch(3)))
+    [bulk] = {o.group_key for o in storage.snapshot().orders.values()}
+    assert gateway.batcher.cut_now([("agribank", bulk)]) == 1  # the bulk file, pending
+    bank = _Bank()
+    stop = threading.Event()
+    worker = threading.Thread(target=urgent_lane(gateway, bank), args=(stop,), daemon=True)
+    worker.start()
+    try:
+        gateway.intake.handle(_msgs(_batch(2, priority="urgent")))
+        deadline = time.monotonic() + 10
+        while not bank.sent and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # time enough to send a second file, if it would
+    finally:
+        stop.set()
+        worker.join(5)
+    assert bank.sent == [(TO_BANK_EXCHANGE, "agribank")]
+    headers = {
+        row.message.headers["msg_id"]: row.message.headers.get(PRIORITY_HEADER)
+        for row in storage.snapshot().outbox.values()
+    }
+    assert sorted(headers.values(), key=str) == [None, "urgent"]
+    states = {o.order_id: o.state.value for o in storage.snapshot().orders.values()}
+    assert states == {"RUN-0001": "batched", "RUN-0002": "sent", "RUN-0003": "batched"}

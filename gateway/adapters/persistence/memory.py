@@ -27,7 +27,7 @@ from gateway.domain.states import FileState, TxState, can_move
 from gateway.errors import InvalidMessage
 from gateway.reasons import ReasonClass
 from gateway.reasons import reason_class as classify
-from gateway.service.channels import TO_BANK_EXCHANGE
+from gateway.service.channels import TO_BANK_EXCHANGE, is_urgent_file
 from gateway.service.ports import (
     AddResult,
     AdminRepository,
@@ -413,18 +413,21 @@ class MemoryInbound(_Repository):
     def first_sight(
         self, partner: str, msg_id: str, message_type: str, raw: bytes, now: datetime
     ) -> bool:
+        if self.known_file(partner, msg_id, raw):
+            return False
         digest = hashlib.sha256(raw).hexdigest()
+        self._s.inbound_files[partner, msg_id] = InboundRow(message_type, digest, bytes(raw), now)
+        return True
+
+    def known_file(self, partner: str, msg_id: str, raw: bytes) -> bool:
         kept = self._s.inbound_files.get((partner, msg_id))
         if kept is None:
-            self._s.inbound_files[partner, msg_id] = InboundRow(
-                message_type, digest, bytes(raw), now
-            )
-            return True
-        if kept.sha256 != digest:
+            return False
+        if kept.sha256 != hashlib.sha256(raw).hexdigest():
             raise InvalidMessage(
                 f"{partner} reused MsgId {msg_id} for a different file; the first is kept"
             )
-        return False
+        return True
 
     def quarantine(
         self,
@@ -484,7 +487,7 @@ class MemoryOutbox(_Repository):
         *,
         file_partners: Sequence[str] = (),
         files_only: bool = False,
-        to_banks_only: bool = False,
+        urgent_only: bool = False,
     ) -> list[PendingMessage]:
         pending = [
             row
@@ -496,7 +499,7 @@ class MemoryOutbox(_Repository):
                 or (row.claim_until is not None and row.claim_until < now)
             )
             and _to_files(row.message, file_partners) == files_only
-            and (not to_banks_only or row.message.exchange == TO_BANK_EXCHANGE)
+            and (not urgent_only or is_urgent_file(row.message))
         ]
         # Files to banks first, then the rest, each in id order (as the SQL backends claim).
         first = TO_BANK_EXCHANGE

@@ -20,7 +20,7 @@ from gateway.domain.states import FileState, TxState, can_move
 from gateway.errors import InvalidMessage
 from gateway.reasons import ReasonClass
 from gateway.reasons import reason_class as classify
-from gateway.service.channels import TO_BANK_EXCHANGE
+from gateway.service.channels import PRIORITY_HEADER, TO_BANK_EXCHANGE
 from gateway.service.ports import (
     AddResult,
     AuditEntry,
@@ -501,6 +501,14 @@ class SqlInbound:
             (partner, msg_id, message_type, now, digest, raw),
         ):
             return True
+        self._same_file(partner, msg_id, digest)
+        return False
+
+    def known_file(self, partner: str, msg_id: str, raw: bytes) -> bool:
+        return self._same_file(partner, msg_id, hashlib.sha256(raw).hexdigest())
+
+    def _same_file(self, partner: str, msg_id: str, digest: str) -> bool:
+        """Whether the file kept under this MsgId is these bytes; refused when it is not."""
         row = self._ex.one(
             "SELECT sha256 FROM inbound_files WHERE partner = ? AND msg_id = ?", (partner, msg_id)
         )
@@ -508,7 +516,7 @@ class SqlInbound:
             raise InvalidMessage(
                 f"{partner} reused MsgId {msg_id} for a different file; the first is kept"
             )
-        return False
+        return row is not None
 
     def quarantine(
         self,
@@ -613,17 +621,24 @@ class SqlOutbox:
         *,
         file_partners: Sequence[str] = (),
         files_only: bool = False,
-        to_banks_only: bool = False,
+        urgent_only: bool = False,
     ) -> list[PendingMessage]:
         which, which_args = _pending_clause(file_partners, files_only)
         if files_only:
             return self._claim(owner, limit, now, until, which, which_args)
+        if urgent_only:
+            # Few rows: the pending files to banks (index by exchange), their headers matched.
+            which = f"exchange = ? AND headers LIKE ? AND {which}"
+            urgent = f'%"{PRIORITY_HEADER}": "urgent"%'
+            return self._claim(
+                owner, limit, now, until, which, [TO_BANK_EXCHANGE, urgent, *which_args]
+            )
         # Files to banks first (an urgent payment must not wait behind a run's postings), then
         # the rest, each in id order.
         files = self._claim(
             owner, limit, now, until, f"exchange = ? AND {which}", [TO_BANK_EXCHANGE, *which_args]
         )
-        if len(files) >= limit or to_banks_only:
+        if len(files) >= limit:
             return files
         rest = self._claim(
             owner,
