@@ -67,11 +67,38 @@ class PostgresExecutor:
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
+        # Writes nothing waits for: (sql, args, rows expected, error if not).
+        self._later: list[tuple[str, tuple[Any, ...], int | None, Exception | None]] = []
 
     def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        self.flush()
         return self._conn.execute(_sql(sql), tuple(args)).rowcount
 
+    def later(
+        self,
+        sql: str,
+        args: Sequence[Any] = (),
+        *,
+        expect: int | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        self._later.append((_sql(sql), tuple(args), expect, error))
+
+    def flush(self) -> None:
+        """Send the held writes in one pipeline (one round trip), then check their counts."""
+        if not self._later:
+            return
+        held, self._later = self._later, []
+        with self._conn.pipeline():
+            done = [
+                (self._conn.execute(sql, args), expect, error) for sql, args, expect, error in held
+            ]
+        for cursor, expect, error in done:
+            if expect is not None and cursor.rowcount != expect:
+                raise error or RuntimeError(f"{cursor.rowcount} rows changed, not {expect}")
+
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        self.flush()
         if not rows:
             return 0
         with self._conn.cursor() as cursor:
@@ -79,10 +106,12 @@ class PostgresExecutor:
             return cursor.rowcount
 
     def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        self.flush()
         row = self._conn.execute(_sql(sql), tuple(args)).fetchone()
         return tuple(row) if row is not None else None
 
     def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        self.flush()
         return [tuple(row) for row in self._conn.execute(_sql(sql), tuple(args)).fetchall()]
 
 
@@ -94,6 +123,7 @@ class _Reader(PostgresExecutor):
 
     def __init__(self, storage: PostgresStorage) -> None:
         self._storage = storage
+        self._later = []  # a reader holds no writes
 
     def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
         with self._storage.connection() as conn:
@@ -150,7 +180,9 @@ class PostgresStorage:
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
         with self.connection() as conn:
-            yield SqlUnitOfWork(PostgresExecutor(conn))
+            executor = PostgresExecutor(conn)
+            yield SqlUnitOfWork(executor)
+            executor.flush()
 
     @property
     def queries(self) -> Queries:
