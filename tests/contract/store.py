@@ -841,6 +841,14 @@ class StoreContract(ConsoleContract):
             uow.outbox.add(message(2), at(3))
             uow.orders.move(stale, TxState.SETTLED, BankAnswer(bank_ref="LATE"), at(5))
         assert self.claim(store, "relay-2", now=at(10)) == ["msg-0001"]  # message 2 undone
+        self.add_orders(store, new_order(3))
+        fresh = store.queries.order(order_id(3))
+        assert fresh is not None
+        with pytest.raises(ConcurrentChange), store.unit_of_work() as uow:
+            uow.orders.move(fresh, TxState.ACKNOWLEDGED, BankAnswer(), at(6))
+            uow.orders.move(stale, TxState.SETTLED, BankAnswer(bank_ref="LATE"), at(6))
+        third = store.queries.order(order_id(3))
+        assert third is not None and third.state is TxState.RECEIVED  # undone with the unit
 
     def test_duplicate_file_answers_kept_once_with_their_files_state(self, store: Storage) -> None:
         """A duplicate-file answer is kept once per partner and MsgId; the queries give the
