@@ -77,7 +77,15 @@ def _check(name: str, payload: Any) -> None:
 def parse_order_json(body: bytes) -> dict[str, Any]:
     """Decode an order message and check it against payment-order/1."""
     try:
-        payload = json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8")
+        # Lengths are ISO 20022's, counted in NFC: normalise before the schema counts them.
+        # Without `\u` escapes every string of the order is written as it is in the text, and
+        # NFC leaves JSON's ASCII punctuation alone: one call over the text does what a walk
+        # over every decoded string does.
+        escaped = "\\u" in text
+        if not escaped:
+            text = unicodedata.normalize("NFC", text)
+        payload = json.loads(text)
     except UnicodeDecodeError as exc:
         raise InvalidMessage(f"order is not UTF-8: {exc.reason} at byte {exc.start}") from None
     except json.JSONDecodeError as exc:
@@ -88,8 +96,7 @@ def parse_order_json(body: bytes) -> dict[str, Any]:
         raise InvalidMessage("order is nested too deeply to be a payment order") from None
     if not isinstance(payload, dict):
         raise InvalidMessage(f"order must be a JSON object, got {type(payload).__name__}")
-    # Lengths are ISO 20022's, counted in NFC: normalise before the schema counts them.
-    normalised: dict[str, Any] = _nfc(payload)
+    normalised: dict[str, Any] = _nfc(payload) if escaped else payload
     _check("payment-order-1", normalised)
     return normalised
 

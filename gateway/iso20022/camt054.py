@@ -271,11 +271,7 @@ def read_entry(ntry: etree._Element, ns: str | None) -> Entry:
     entry_ref = at.text("NtryRef")
     where = f"entry {reference or entry_ref or '?'}"
     amount, currency = read_amount(at.first("Amt"), where)
-    credit_debit = at.text("CdtDbtInd")
-    if credit_debit is None:
-        raise InvalidMessage(
-            f"line {ntry.sourceline or '?'}: {where}: <CdtDbtInd> is missing or empty"
-        )
+    credit_debit = at.required("CdtDbtInd", where)
     transactions = [
         (tx, batch)
         for details, batch in _detail_blocks(ntry, ns)

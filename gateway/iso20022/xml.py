@@ -161,7 +161,7 @@ class Picker:
         """What `element` holds at the picker's paths."""
         found: dict[str, list[etree._Element]] = {}
         _walk(element, self._trie, found)
-        return Picked(found)
+        return Picked(element, found)
 
 
 @lru_cache(maxsize=256)
@@ -189,9 +189,10 @@ def _walk(
 class Picked:
     """The elements a `Picker` found, by path."""
 
-    __slots__ = ("_found",)
+    __slots__ = ("_element", "_found")
 
-    def __init__(self, found: dict[str, list[etree._Element]]) -> None:
+    def __init__(self, element: etree._Element, found: dict[str, list[etree._Element]]) -> None:
+        self._element = element
         self._found = found
 
     def first(self, path: str) -> etree._Element | None:
@@ -210,6 +211,15 @@ class Picked:
             return None
         found = elements[0]
         return _within_length(found, found.text.strip(), path.rsplit("/", 1)[-1]) or None
+
+    def required(self, path: str, where: str) -> str:
+        """As `required_text`: the text, or an InvalidMessage naming what is missing."""
+        value = self.text(path)
+        if value is None:
+            raise InvalidMessage(
+                f"line {self._element.sourceline or '?'}: {where}: <{path}> is missing or empty"
+            )
+        return value
 
     def texts(self, path: str) -> list[str]:
         """As `texts`."""

@@ -159,8 +159,10 @@ def apply_entries(
     counts = {"settled": 0, "returned": 0, "revenue": 0, "repeated": 0, "unmatched": 0}
     if booked_only:
         counts["not_booked"] = 0
-    # The orders the entries name, read in one query rather than one per entry.
+    # The orders the entries name, and the entries applied before, read in one query each
+    # rather than one per entry.
     uow.orders.prefetch([d.end_to_end_id or "" for e in notification.entries for d in e.details])
+    applied = uow.inbound.applied_entries(partner.name, _bank_refs(notification.entries))
     # Of each detail in the file (from `start`), for a return the bank gave no reference.
     position = start
     for entry in notification.entries:
@@ -188,7 +190,7 @@ def apply_entries(
                 suffix = f"#{index}" if len(details) > 1 else ""
                 detail = replace(given, account_servicer_ref=entry.account_servicer_ref + suffix)
             bank_ref = detail.account_servicer_ref or entry.account_servicer_ref
-            if bank_ref and uow.inbound.entry_applied(partner.name, bank_ref):
+            if bank_ref and bank_ref in applied:
                 # Resent by the bank, in this file or another: applied once already.
                 counts["repeated"] += 1
                 continue
@@ -196,6 +198,7 @@ def apply_entries(
                 outcome = _apply_entry(uow, partner, notification, entry, detail, position, now)
                 if bank_ref and outcome != "repeated":
                     uow.inbound.add_entry(partner.name, bank_ref, notification.msg_id, outcome, now)
+                    applied.add(bank_ref)  # the same reference again in this file repeats it
             except Unmatched as exc:
                 outcome = "unmatched"
                 kept = {"entry": _plain(entry), "detail": _plain(detail)}
@@ -205,6 +208,18 @@ def apply_entries(
                 log_.warning("notification.entry_unmatched", reference=bank_ref, reason=exc.reason)
             counts[outcome] += 1
     return counts
+
+
+def _bank_refs(entries: Sequence[Entry]) -> list[str]:
+    """Every bank reference the entries' details may be applied under (see `apply_entries`)."""
+    refs: list[str] = []
+    for entry in entries:
+        refs.extend(d.account_servicer_ref for d in entry.details if d.account_servicer_ref)
+        if entry.account_servicer_ref:
+            count = len(entry.details)
+            refs.append(entry.account_servicer_ref)
+            refs.extend(f"{entry.account_servicer_ref}#{n}" for n in range(1, count + 1))
+    return refs
 
 
 def _plain(value: Any) -> dict[str, Any]:

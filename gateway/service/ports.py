@@ -427,7 +427,8 @@ class OrderRepository(Protocol):
 
     def move(self, order: StoredOrder, target: TxState, answer: BankAnswer, now: datetime) -> None:
         """Move an order from the state it was read in to `target` (a forward move by
-        `can_move`); ConcurrentChange when it moved meanwhile."""
+        `can_move`); ConcurrentChange when it moved meanwhile, at the latest when the unit of
+        work ends (the write may be sent with the next ones, in one round trip)."""
 
     def mark_batched(
         self, assignments: Sequence[tuple[str, str]], msg_id: str, now: datetime
@@ -503,6 +504,9 @@ class InboundRepository(Protocol):
     def entry_applied(self, partner: str, bank_ref: str) -> bool:
         """True when an entry with this bank reference was applied before."""
 
+    def applied_entries(self, partner: str, bank_refs: Sequence[str]) -> set[str]:
+        """Those of these bank references whose entries were applied before (one query)."""
+
     def add_entry(
         self, partner: str, bank_ref: str, msg_id: str, outcome: str, now: datetime
     ) -> None:
@@ -518,6 +522,10 @@ class OutboxRepository(Protocol):
 
     def enqueue(self, message: OutboxMessage, now: datetime) -> bool:
         """Add a message; False when the same message id is there already."""
+
+    def add(self, message: OutboxMessage, now: datetime) -> None:
+        """Add a message, or leave the one with its id as it is, without waiting to know which
+        (the write may be sent with the next ones, in one round trip)."""
 
     def claim(
         self,

@@ -60,5 +60,5 @@ def advance(
         occurred_at=now,
         budget=json.loads(order.payload).get("budget"),
     )
-    uow.outbox.enqueue(posting_message(posting), now)
+    uow.outbox.add(posting_message(posting), now)
     return True

@@ -806,6 +806,50 @@ class StoreContract(ConsoleContract):
             assert not uow.inbound.entry_applied(OTHER_PARTNER, "REF-1")
             assert not uow.inbound.entry_applied(PARTNER, "REF-2")
 
+    def test_applied_entries_in_one_question(self, store: Storage) -> None:
+        """applied_entries answers entry_applied for many references at once, written in the
+        same unit of work included."""
+        with store.unit_of_work() as uow:
+            uow.inbound.add_entry(PARTNER, "REF-1", "M-1", "settled", T0)
+            uow.inbound.add_entry(OTHER_PARTNER, "REF-2", "M-1", "settled", T0)
+            refs = [f"REF-{n}" for n in range(1, 2500)]
+            assert uow.inbound.applied_entries(PARTNER, refs) == {"REF-1"}
+        with store.unit_of_work() as uow:
+            assert uow.inbound.applied_entries(OTHER_PARTNER, ["REF-1", "REF-2"]) == {"REF-2"}
+            assert uow.inbound.applied_entries(PARTNER, []) == set()
+
+    def test_writes_nothing_waits_for_are_done_by_the_end_of_the_unit(self, store: Storage) -> None:
+        """outbox.add and a move may be sent with the next statements: what they wrote is read
+        back in the same unit and after it, a repeated message id leaves the first, and a
+        stale move still undoes the whole unit (at the latest when it ends)."""
+        self.add_orders(store, new_order(1), new_order(2))
+        with store.unit_of_work() as uow:
+            uow.outbox.add(message(1), T0)
+            uow.outbox.add(replace(message(1), routing_key="other"), at(1))
+            first = uow.orders.get(order_id(1))
+            assert first is not None
+            uow.orders.move(first, TxState.ACKNOWLEDGED, BankAnswer(), at(2))
+            moved = uow.orders.get(order_id(1))
+            assert moved is not None and moved.state is TxState.ACKNOWLEDGED
+        with store.unit_of_work() as uow:
+            [pending] = uow.outbox.claim("relay", 10, at(5), at(6))
+        assert pending.message == message(1)
+        stale = store.queries.order(order_id(2))
+        assert stale is not None
+        self.move(store, 2, TxState.ACKNOWLEDGED)
+        with pytest.raises(ConcurrentChange), store.unit_of_work() as uow:
+            uow.outbox.add(message(2), at(3))
+            uow.orders.move(stale, TxState.SETTLED, BankAnswer(bank_ref="LATE"), at(5))
+        assert self.claim(store, "relay-2", now=at(10)) == ["msg-0001"]  # message 2 undone
+        self.add_orders(store, new_order(3))
+        fresh = store.queries.order(order_id(3))
+        assert fresh is not None
+        with pytest.raises(ConcurrentChange), store.unit_of_work() as uow:
+            uow.orders.move(fresh, TxState.ACKNOWLEDGED, BankAnswer(), at(6))
+            uow.orders.move(stale, TxState.SETTLED, BankAnswer(bank_ref="LATE"), at(6))
+        third = store.queries.order(order_id(3))
+        assert third is not None and third.state is TxState.RECEIVED  # undone with the unit
+
     def test_duplicate_file_answers_kept_once_with_their_files_state(self, store: Storage) -> None:
         """A duplicate-file answer is kept once per partner and MsgId; the queries give the
         latest first, with the state of the file it refers to now, and count them per partner."""

@@ -11,6 +11,7 @@ import pytest
 
 from gateway.adapters.persistence.memory import MemoryStorage
 from gateway.config import Settings
+from gateway.contracts import _nfc, parse_order_json
 from gateway.service.intake import IntakeService
 from tests.doubles import Msg
 
@@ -182,3 +183,17 @@ def test_deeply_nested_json_is_refused_not_parked(
     [outcome] = intake.handle([Msg(b"[" * 100_000)])
     assert outcome.result == "invalid"
     assert "nested too deeply" in (outcome.reason or "")
+
+
+@pytest.mark.parametrize("ensure_ascii", [False, True], ids=["as-written", "escaped"])
+def test_an_order_is_read_in_nfc_whether_written_or_escaped(ensure_ascii: bool) -> None:
+    """Decomposed Vietnamese, written as it is or as `\\u` escapes (and in a key's value
+    starting with a combining mark), reads as the same NFC payload."""
+    name = unicodedata.normalize("NFD", "Nguyễn Thị Hồng Nhung")
+    remittance = "\u0301" + unicodedata.normalize("NFD", "Trợ cấp tháng 11")
+    payload = order(creditor={**order()["creditor"], "name": name}, remittance=remittance)
+    text = json.dumps(payload, ensure_ascii=ensure_ascii)
+    read = parse_order_json(text.encode())
+    assert read["creditor"]["name"] == "Nguyễn Thị Hồng Nhung"
+    assert read["remittance"] == unicodedata.normalize("NFC", remittance)
+    assert read == {**_nfc(json.loads(text)), "priority": "normal"}  # the contract's default

@@ -452,6 +452,9 @@ class MemoryInbound(_Repository):
     def entry_applied(self, partner: str, bank_ref: str) -> bool:
         return (partner, bank_ref) in self._s.camt_entries
 
+    def applied_entries(self, partner: str, bank_refs: Sequence[str]) -> set[str]:
+        return {ref for ref in bank_refs if (partner, ref) in self._s.camt_entries}
+
     def add_entry(
         self, partner: str, bank_ref: str, msg_id: str, outcome: str, now: datetime
     ) -> None:
@@ -467,6 +470,9 @@ class MemoryInbound(_Repository):
 
 class MemoryOutbox(_Repository):
     """Messages written with the change that caused them, sent by a relay."""
+
+    def add(self, message: OutboxMessage, now: datetime) -> None:
+        self.enqueue(message, now)
 
     def enqueue(self, message: OutboxMessage, now: datetime) -> bool:
         s = self._s

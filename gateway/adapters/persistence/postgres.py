@@ -67,11 +67,46 @@ class PostgresExecutor:
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
+        # Writes nothing waits for: (sql, args, rows expected, error if not).
+        self._later: list[tuple[str, tuple[Any, ...], int | None, Exception | None]] = []
 
     def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        self.flush()
         return self._conn.execute(_sql(sql), tuple(args)).rowcount
 
+    def later(
+        self,
+        sql: str,
+        args: Sequence[Any] = (),
+        *,
+        expect: int | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        self._later.append((_sql(sql), tuple(args), expect, error))
+
+    def flush(self) -> None:
+        """Send the held writes, one batch per statement (psycopg pipelines a batch: one round
+        trip, the statement parsed once), each statement's rows in the order they were held;
+        then check the rows changed. The held writes touch rows nothing else held touches (a
+        move, a posting, an applied entry), so their order across statements is free."""
+        if not self._later:
+            return
+        held, self._later = self._later, []
+        batches: dict[str, list[tuple[tuple[Any, ...], int | None, Exception | None]]] = {}
+        for sql, args, expect, error in held:
+            batches.setdefault(sql, []).append((args, expect, error))
+        with self._conn.cursor() as cursor:
+            for sql, rows in batches.items():
+                cursor.executemany(sql, [args for args, _, _ in rows])
+                expected = [expect for _, expect, _ in rows if expect is not None]
+                if expected and cursor.rowcount != sum(expected):
+                    error = next((e for _, _, e in rows if e is not None), None)
+                    raise error or RuntimeError(
+                        f"{cursor.rowcount} rows changed, not {sum(expected)}"
+                    )
+
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        self.flush()
         if not rows:
             return 0
         with self._conn.cursor() as cursor:
@@ -79,11 +114,24 @@ class PostgresExecutor:
             return cursor.rowcount
 
     def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        self.flush()
         row = self._conn.execute(_sql(sql), tuple(args)).fetchone()
         return tuple(row) if row is not None else None
 
     def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        self.flush()
         return [tuple(row) for row in self._conn.execute(_sql(sql), tuple(args)).fetchall()]
+
+
+def _mismatch(rows: list[tuple[Any, int | None, Exception | None]], missing: int) -> Exception:
+    """The error of a batch of held writes some of which changed no row: the write's own error
+    when the batch was one write, else one of its kind saying how many (which ones, a batch
+    does not tell)."""
+    errors = [error for _, _, error in rows if error is not None]
+    if len(rows) == 1 and errors:
+        return errors[0]
+    kind = type(errors[0]) if errors else RuntimeError
+    return kind(f"{missing} of {len(rows)} writes found their row changed meanwhile")
 
 
 class _Reader(PostgresExecutor):
@@ -94,6 +142,7 @@ class _Reader(PostgresExecutor):
 
     def __init__(self, storage: PostgresStorage) -> None:
         self._storage = storage
+        self._later = []  # a reader holds no writes
 
     def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
         with self._storage.connection() as conn:
@@ -150,7 +199,9 @@ class PostgresStorage:
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
         with self.connection() as conn:
-            yield SqlUnitOfWork(PostgresExecutor(conn))
+            executor = PostgresExecutor(conn)
+            yield SqlUnitOfWork(executor)
+            executor.flush()
 
     @property
     def queries(self) -> Queries:

@@ -99,6 +99,21 @@ class Executor(Protocol):
     def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         """Every row."""
 
+    def later(
+        self,
+        sql: str,
+        args: Sequence[Any] = (),
+        *,
+        expect: int | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        """Execute a write whose result nothing waits for, at the latest before the next
+        statement that reads or the commit (PostgreSQL sends a run of them in one round trip);
+        `error` is raised then if the rows changed are not `expect`."""
+
+    def flush(self) -> None:
+        """Execute the writes `later` holds (before a commit)."""
+
 
 # --- reading columns back into domain values ---------------------------------------------------
 
@@ -344,7 +359,7 @@ class SqlOrders:
         if not can_move(order.state, target):
             raise ValueError(f"order {order.order_id} cannot move from {order.state} to {target}")
         self._ahead.pop(order.order_id, None)
-        changed = self._ex.run(
+        self._ex.later(
             "UPDATE orders SET state = ?, updated_at = ?,"
             " status_code = COALESCE(?, status_code), reason_code = COALESCE(?, reason_code),"
             " reason_text = COALESCE(?, reason_text), bank_ref = COALESCE(?, bank_ref),"
@@ -360,9 +375,9 @@ class SqlOrders:
                 order.order_id,
                 order.state.value,
             ),
+            expect=1,
+            error=ConcurrentChange(f"order {order.order_id} moved while {target} was applied"),
         )
-        if changed != 1:
-            raise ConcurrentChange(f"order {order.order_id} moved while {target} was applied")
 
     def mark_batched(
         self, assignments: Sequence[tuple[str, str]], msg_id: str, now: datetime
@@ -560,10 +575,26 @@ class SqlInbound:
             is not None
         )
 
+    def applied_entries(self, partner: str, bank_refs: Sequence[str]) -> set[str]:
+        applied: set[str] = set()
+        refs = sorted(set(bank_refs))
+        for start in range(0, len(refs), 1000):
+            part = refs[start : start + 1000]
+            marks = ", ".join("?" * len(part))
+            applied.update(
+                str(row[0])
+                for row in self._ex.all(
+                    "SELECT bank_ref FROM camt_entries"  # noqa: S608 - placeholders only
+                    f" WHERE partner = ? AND bank_ref IN ({marks})",
+                    (partner, *part),
+                )
+            )
+        return applied
+
     def add_entry(
         self, partner: str, bank_ref: str, msg_id: str, outcome: str, now: datetime
     ) -> None:
-        self._ex.run(
+        self._ex.later(
             "INSERT INTO camt_entries (partner, bank_ref, msg_id, outcome, received_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner, bank_ref) DO NOTHING",
             (partner, bank_ref, msg_id, outcome, now),
@@ -589,6 +620,17 @@ def _pending_clause(file_partners: Sequence[str], files_only: bool) -> tuple[str
     return (to_files if files_only else f"NOT {to_files}"), [TO_BANK_EXCHANGE, *file_partners]
 
 
+_ENQUEUE = (
+    "INSERT INTO outbox (message_id, exchange, routing_key, body, headers,"
+    " created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING"
+)
+
+
+def _enqueued(message: OutboxMessage, now: datetime) -> tuple[Any, ...]:
+    headers = json.dumps(message.headers, sort_keys=True)
+    return (message.message_id, message.exchange, message.routing_key, message.body, headers, now)
+
+
 class SqlOutbox:
     """Messages written with the change that caused them, sent by a relay."""
 
@@ -596,21 +638,10 @@ class SqlOutbox:
         self._ex = ex
 
     def enqueue(self, message: OutboxMessage, now: datetime) -> bool:
-        return (
-            self._ex.run(
-                "INSERT INTO outbox (message_id, exchange, routing_key, body, headers,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
-                (
-                    message.message_id,
-                    message.exchange,
-                    message.routing_key,
-                    message.body,
-                    json.dumps(message.headers, sort_keys=True),
-                    now,
-                ),
-            )
-            == 1
-        )
+        return self._ex.run(_ENQUEUE, _enqueued(message, now)) == 1
+
+    def add(self, message: OutboxMessage, now: datetime) -> None:
+        self._ex.later(_ENQUEUE, _enqueued(message, now))
 
     def claim(
         self,

@@ -119,6 +119,22 @@ class SqliteExecutor:
             return 0
         return int(self._conn.executemany(sql, [_values(r) for r in rows]).rowcount)
 
+    def later(
+        self,
+        sql: str,
+        args: Sequence[Any] = (),
+        *,
+        expect: int | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        # In-process: nothing to save by waiting.
+        changed = self.run(sql, args)
+        if expect is not None and changed != expect:
+            raise error or RuntimeError(f"{changed} rows changed, not {expect}")
+
+    def flush(self) -> None:
+        """Nothing is held (see `later`)."""
+
     def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
         row = self._conn.execute(sql, _values(args)).fetchone()
         return tuple(row) if row is not None else None
