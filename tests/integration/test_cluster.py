@@ -11,6 +11,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 
+import pika.exceptions
 import pytest
 
 from gateway.adapters import topology
@@ -78,17 +79,31 @@ def publish(publisher: Publisher, exchange: str, ids: list[str]) -> None:
 
 
 def drained(cluster: Cluster, queue: str) -> set[str]:
-    """Take every message left in the queue; their ids."""
-    conn = connect(cluster.url)
-    channel = conn.channel()
+    """Take every message left in the queue; their ids.
+
+    A node let go after being cut off may restart its broker to rejoin the cluster (RabbitMQ's
+    partition handling), closing the connections it had: the rest is taken through a new one.
+    """
     ids: set[str] = set()
-    while True:
-        method, props, _ = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            break
-        ids.add(props.message_id)
-    conn.close()
-    return ids
+    for _ in range(30):
+        try:
+            conn = connect(cluster.url)
+        except TransientError:
+            threading.Event().wait(1.0)
+            continue
+        try:
+            channel = conn.channel()
+            while True:
+                method, props, _ = channel.basic_get(queue, auto_ack=True)
+                if method is None:
+                    return ids
+                ids.add(props.message_id)
+        except pika.exceptions.AMQPError:
+            threading.Event().wait(1.0)
+        finally:
+            if conn.is_open:
+                conn.close()
+    raise AssertionError(f"the queue {queue} could not be drained: no node kept a connection")
 
 
 def test_the_consumer_follows_the_queue_to_another_node_when_its_node_is_killed(
