@@ -113,7 +113,8 @@ def notification_steps(
 
 def _parts(entries: Sequence[Entry], chunk: int) -> list[tuple[int, tuple[Entry, ...]]]:
     """The entries in runs of at most `chunk` details (an entry is never split), each with the
-    position of its first detail in the file."""
+    position its first detail has when the file is applied in one go (`apply_entries` counts
+    the details it applies, not those of an entry kept as unmatched for its inconsistency)."""
     parts: list[tuple[int, tuple[Entry, ...]]] = []
     run: list[Entry] = []
     start = size = position = 0
@@ -124,7 +125,7 @@ def _parts(entries: Sequence[Entry], chunk: int) -> list[tuple[int, tuple[Entry,
             run, start, size = [], position, 0
         run.append(entry)
         size += weight
-        position += weight
+        position += 0 if entry_problem(entry) else weight
     if run:
         parts.append((start, tuple(run)))
     return parts

@@ -673,3 +673,31 @@ def test_a_large_status_report_is_applied_in_runs(agribank: PartnerProfile) -> N
         "duplicate"
     ]
     assert len(postings(runs)) == 7
+
+
+def test_a_return_without_reference_gets_the_same_fallback_in_parts(
+    agribank: PartnerProfile,
+) -> None:
+    """The reference a return without one is given (`<MsgId>#<n>`, n its detail's place among
+    those applied) is the same whether the file is applied in one go or in parts, an
+    inconsistent entry before it notwithstanding."""
+    orders = [(f"O-{n}", "P-1") for n in range(4)]
+    inconsistent = replace(debit("BR-X", "O-3"), amount=Decimal("1"))
+    entries = (
+        debit("BR-0", "O-0"),
+        inconsistent,
+        debit("BR-1", "O-1"),
+        return_entry(None, "O-0"),
+    )
+    message = notification("N-1", *entries)
+    whole, runs = MemoryStorage(), MemoryStorage()
+    for storage in (whole, runs):
+        send_file(storage, orders)
+    assert apply(whole, agribank, message, raw_of(message)) == "applied"
+    steps = notification_steps(agribank, message, raw_of(message), NOW, chunk=2)
+    assert _steps_applied(runs, steps)[-1] == "applied"
+    returned_ref = [p["bank_ref"] for p in postings(whole) if p["kind"] == "payment_returned"]
+    assert returned_ref == [
+        p["bank_ref"] for p in postings(runs) if p["kind"] == "payment_returned"
+    ]
+    assert returned_ref == ["N-1#3"]
