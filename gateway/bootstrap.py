@@ -242,7 +242,7 @@ def _serve_urgent(
         while not gateway.urgent.empty():
             keys.append(gateway.urgent.get_nowait())
         try:
-            if batcher.cut_now(list(dict.fromkeys(keys))):
+            if batcher.cut_urgent(list(dict.fromkeys(keys))):
                 relay.drain()  # the bulk relay may be busy with a run's postings
         except TransientError as exc:
             # What was not cut or sent is taken by the batcher's tick and the relay.

@@ -33,6 +33,7 @@ from gateway.service.ports import (
     OutboxMessage,
     Storage,
     StoredOrder,
+    UnitOfWork,
 )
 from gateway.service.transitions import advance
 from gateway.signing import KeySource, SignedFile, sign_for_partner
@@ -67,6 +68,10 @@ def payment_groups(msg_id: str, orders: list[PaymentOrder]) -> tuple[PaymentGrou
 
 # Claims on batch groups, so that several instances never build one group into two files.
 GROUP_CLAIM = "batch-group"
+
+
+# A file built from a group's orders: signed, its count, its control sum and its payment groups.
+_Built = tuple[SignedFile, int, Decimal, tuple[PaymentGroup, ...]]
 
 
 class BatchService:
@@ -198,55 +203,135 @@ class BatchService:
         now = self._clock()
         msg_id = make_msg_id(partner, now.strftime("%Y%m%d"), seq)
         try:
-            signed, nb, ctrl_sum, groups = self._build(msg_id, partner, stored, now)
+            built = self._build(msg_id, partner, stored, now)
         except BaseException:
             with self._storage.unit_of_work() as uow:
                 uow.claims.release(GROUP_CLAIM, key, self._owner)
             raise
-        body = signed.body
         with self._storage.unit_of_work() as uow:
             if not uow.claims.holds(GROUP_CLAIM, key, self._owner, now):
                 raise ClaimLost(f"group {key} was taken over while {msg_id} was built")
-            uow.files.add(
-                OutboundFile(
-                    msg_id=msg_id,
-                    partner=partner.name,
-                    message_type=partner.messages.pain001_version,
-                    nb_of_txs=nb,
-                    ctrl_sum=ctrl_sum,
-                    sha256=hashlib.sha256(body).hexdigest(),
-                ),
-                now,
-            )
-            uow.orders.mark_batched(
-                [(o.order_id, g.pmt_inf_id) for g in groups for o in g.orders], msg_id, now
-            )
-            uow.outbox.enqueue(
-                OutboxMessage(
-                    message_id=msg_id,
-                    exchange=TO_BANK_EXCHANGE,
-                    routing_key=partner.name,
-                    body=body,
-                    headers={
-                        "partner": partner.name,
-                        "message_type": partner.messages.pain001_version,
-                        "msg_id": msg_id,
-                        **signed.headers,  # the detached signature, when the partner wants one
-                        **({PRIORITY_HEADER: "urgent"} if is_urgent_group(key) else {}),
-                    },
-                ),
-                now,
-            )
-            uow.claims.release(GROUP_CLAIM, key, self._owner)
+            self._write_file(uow, partner, key, msg_id, built, now)
             crashpoints.hit("batch.before_commit")
         crashpoints.hit("batch.after_commit")
+        self._file_built(partner, msg_id, built, started)
+        return built[1]
+
+    def cut_urgent(self, groups: Sequence[tuple[str, str]]) -> int:
+        """Cut urgent orders' groups (one order each) together: one transaction claims them all,
+        each is built into a file of its own, one transaction writes every file. Under load each
+        transaction costs more than the build, and urgent orders come several at a time. A group
+        this cannot build is cut alone (`cut_now` says why). Returns the number of files built."""
+        started = time.perf_counter()
+        now = self._clock()
+        claimed, alone = self._claim_all(groups, now)
+        files: list[tuple[PartnerProfile, str, str, _Built]] = []
+        try:
+            for partner, key, stored, seq in claimed:
+                msg_id = make_msg_id(partner, now.strftime("%Y%m%d"), seq)
+                try:
+                    files.append((partner, key, msg_id, self._build(msg_id, partner, stored, now)))
+                except GatewayError:
+                    alone.append((partner.name, key))
+            with self._storage.unit_of_work() as uow:
+                for partner, key, msg_id, built in list(files):
+                    if uow.claims.holds(GROUP_CLAIM, key, self._owner, now):
+                        self._write_file(uow, partner, key, msg_id, built, now)
+                    else:
+                        log.warning("batch.claim_lost", group=key, msg_id=msg_id)
+                        files.remove((partner, key, msg_id, built))
+                for _, key in alone:
+                    uow.claims.release(GROUP_CLAIM, key, self._owner)
+                crashpoints.hit("batch.before_commit")
+        except BaseException:
+            with self._storage.unit_of_work() as uow:
+                for _, key, _, _ in claimed:
+                    uow.claims.release(GROUP_CLAIM, key, self._owner)
+            raise
+        crashpoints.hit("batch.after_commit")
+        for partner, _, msg_id, built in files:
+            self._file_built(partner, msg_id, built, started)
+        return len(files) + (self.cut_now(alone) if alone else 0)
+
+    def _claim_all(
+        self, groups: Sequence[tuple[str, str]], now: datetime
+    ) -> tuple[list[tuple[PartnerProfile, str, list[StoredOrder], int]], list[tuple[str, str]]]:
+        """Claim groups in one transaction: those claimed with their orders and file numbers, and
+        those of a partner the settings do not know (for `cut_now` to say why)."""
+        until = now + timedelta(seconds=self._settings.claim_seconds)
+        claimed: list[tuple[PartnerProfile, str, list[StoredOrder], int]] = []
+        alone: list[tuple[str, str]] = []
+        with self._storage.unit_of_work() as uow:
+            for partner_name, key in groups:
+                try:
+                    partner = self._settings.partner(partner_name)
+                except GatewayError:
+                    alone.append((partner_name, key))
+                    continue
+                if not uow.claims.claim(GROUP_CLAIM, key, self._owner, now, until):
+                    continue
+                stored = uow.orders.received_in_group(key, partner.messages.max_txs_per_file)
+                if not stored:
+                    uow.claims.release(GROUP_CLAIM, key, self._owner)
+                    continue
+                claimed.append((partner, key, stored, uow.counters.next_value("pain.001")))
+        return claimed, alone
+
+    def _write_file(
+        self,
+        uow: UnitOfWork,
+        partner: PartnerProfile,
+        key: str,
+        msg_id: str,
+        built: _Built,
+        now: datetime,
+    ) -> None:
+        """Keep a built file, its orders batched into it and its message to the bank, in the
+        caller's transaction, and let the group go."""
+        signed, nb, ctrl_sum, groups = built
+        body = signed.body
+        uow.files.add(
+            OutboundFile(
+                msg_id=msg_id,
+                partner=partner.name,
+                message_type=partner.messages.pain001_version,
+                nb_of_txs=nb,
+                ctrl_sum=ctrl_sum,
+                sha256=hashlib.sha256(body).hexdigest(),
+            ),
+            now,
+        )
+        uow.orders.mark_batched(
+            [(o.order_id, g.pmt_inf_id) for g in groups for o in g.orders], msg_id, now
+        )
+        uow.outbox.enqueue(
+            OutboxMessage(
+                message_id=msg_id,
+                exchange=TO_BANK_EXCHANGE,
+                routing_key=partner.name,
+                body=body,
+                headers={
+                    "partner": partner.name,
+                    "message_type": partner.messages.pain001_version,
+                    "msg_id": msg_id,
+                    **signed.headers,  # the detached signature, when the partner wants one
+                    **({PRIORITY_HEADER: "urgent"} if is_urgent_group(key) else {}),
+                },
+            ),
+            now,
+        )
+        uow.claims.release(GROUP_CLAIM, key, self._owner)
+
+    def _file_built(
+        self, partner: PartnerProfile, msg_id: str, built: _Built, started: float
+    ) -> None:
+        _, nb, ctrl_sum, _ = built
         self._metrics.file_built(partner.name, time.perf_counter() - started)
         log.info("file.built", msg_id=msg_id, partner=partner.name, txs=nb, ctrl_sum=str(ctrl_sum))
-        return nb
 
     def _build(
         self, msg_id: str, partner: PartnerProfile, stored: list[StoredOrder], now: datetime
-    ) -> tuple[SignedFile, int, Decimal, tuple[PaymentGroup, ...]]:
+    ) -> _Built:
         orders = [order_from_payload(json.loads(row.payload)) for row in stored]
         root, groups = render(
             msg_id, partner, orders, now, self._settings.initiating_party, validate=False

@@ -156,3 +156,45 @@ def test_the_urgent_lane_sends_only_urgent_files(settings: Settings) -> None:
     assert sorted(headers.values(), key=str) == [None, "urgent"]
     states = {o.order_id: o.state.value for o in storage.snapshot().orders.values()}
     assert states == {"RUN-0001": "batched", "RUN-0002": "sent", "RUN-0003": "batched"}
+
+
+def test_urgent_orders_arriving_together_are_cut_together_each_in_its_file(
+    settings: Settings,
+) -> None:
+    """Three urgent orders handed over at once are claimed and written in one transaction
+    each way, every one in a file of its own, once; the batch they came with keeps waiting."""
+    gateway, storage = in_memory(replace(settings, batch_quiet_seconds=3600))
+    keys: list[tuple[str, str]] = []
+    intake = IntakeService(storage, gateway.settings, on_urgent=keys.extend)
+    urgent = [_batch(n, priority="urgent") for n in (2, 3, 4)]
+    intake.handle(_msgs(_batch(1), *urgent))
+    assert len(keys) == 3
+    assert gateway.batcher.cut_urgent(keys) == 3
+    assert gateway.batcher.cut_urgent(keys) == 0  # cut once
+    assert sorted(_files(storage)) == [["RUN-0002"], ["RUN-0003"], ["RUN-0004"]]
+    states = {o.order_id: o.state.value for o in storage.snapshot().orders.values()}
+    assert states == {"RUN-0001": "received"} | {f"RUN-000{n}": "batched" for n in (2, 3, 4)}
+    assert storage.snapshot().work_claims == {}  # every group let go
+
+
+def test_an_urgent_order_the_file_cannot_carry_is_rejected_the_others_leave(
+    settings: Settings,
+) -> None:
+    """One urgent order its file cannot carry (a control character stored past intake) is cut
+    alone and rejected with its posting; the urgent orders handed over with it leave."""
+    from gateway.domain.orders import order_from_payload  # noqa: PLC0415
+    from tests.unit.test_batcher import stored_directly  # noqa: PLC0415
+
+    gateway, storage = in_memory(replace(settings, batch_quiet_seconds=3600))
+    keys: list[tuple[str, str]] = []
+    intake = IntakeService(storage, gateway.settings, on_urgent=keys.extend)
+    intake.handle(_msgs(_batch(2, priority="urgent"), _batch(3, priority="urgent")))
+    bad = _batch(9, priority="urgent")
+    bad["creditor"] = {**bad["creditor"], "name": "Lê Văn\u0001 Tám"}
+    bad_key = group_key("agribank", order_from_payload(_batch(9, priority="urgent")))
+    stored_directly(gateway.storage, bad, "agribank", bad_key)
+    assert gateway.batcher.cut_urgent([*keys, ("agribank", bad_key)]) == 2
+    assert sorted(_files(storage)) == [["RUN-0002"], ["RUN-0003"]]
+    states = {o.order_id: o.state.value for o in storage.snapshot().orders.values()}
+    assert states == {"RUN-0002": "batched", "RUN-0003": "batched", "RUN-0009": "rejected"}
+    assert storage.snapshot().work_claims == {}
