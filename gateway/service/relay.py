@@ -210,15 +210,8 @@ class RelayService:
             if item.row_id in confirmed and item.message.exchange == TO_BANK_EXCHANGE
         ]
         now = self._clock()
-        # A thousand rows per transaction: a run's 4,000 postings marked in one would hold
-        # SQLite's write lock long enough to keep the urgent lane waiting.
-        rows = list(drained.confirmed)
-        parts = [rows[start : start + _MARK_PART] for start in range(0, len(rows), _MARK_PART)]
-        for part in parts[:-1]:
-            with self._storage.unit_of_work() as uow:
-                uow.outbox.mark_sent(part, now)
         with self._storage.unit_of_work() as uow:
-            uow.outbox.mark_sent(parts[-1] if parts else [], now)
+            uow.outbox.mark_sent(drained.confirmed, now)
             for message in files:
                 uow.files.sent(message.message_id, now)
             for row_id, reason in drained.parked:
@@ -229,10 +222,6 @@ class RelayService:
         for item in pending:
             if item.row_id in confirmed:
                 self._metrics.outbox_sent(item.message.exchange, item.message.routing_key)
-
-
-# Rows marked sent per transaction.
-_MARK_PART = 1000
 
 
 def _content_type(exchange: str) -> str:
