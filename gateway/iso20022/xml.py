@@ -200,10 +200,6 @@ class Picked:
         elements = self._found.get(path)
         return elements[0] if elements else None
 
-    def all(self, path: str) -> list[etree._Element]:
-        """As `findall`."""
-        return self._found.get(path, [])
-
     def text(self, path: str) -> str | None:
         """As `text`: the first element's stripped text, held to its ISO length, or None."""
         elements = self._found.get(path)

@@ -226,6 +226,7 @@ class BatchService:
         now = self._clock()
         claimed, alone = self._claim_all(groups, now)
         files: list[tuple[PartnerProfile, str, str, _Built]] = []
+        written: list[tuple[PartnerProfile, str, _Built]] = []
         try:
             for partner, key, stored, seq in claimed:
                 msg_id = make_msg_id(partner, now.strftime("%Y%m%d"), seq)
@@ -234,12 +235,12 @@ class BatchService:
                 except GatewayError:
                     alone.append((partner.name, key))
             with self._storage.unit_of_work() as uow:
-                for partner, key, msg_id, built in list(files):
+                for partner, key, msg_id, built in files:
                     if uow.claims.holds(GROUP_CLAIM, key, self._owner, now):
                         self._write_file(uow, partner, key, msg_id, built, now)
+                        written.append((partner, msg_id, built))
                     else:
                         log.warning("batch.claim_lost", group=key, msg_id=msg_id)
-                        files.remove((partner, key, msg_id, built))
                 for _, key in alone:
                     uow.claims.release(GROUP_CLAIM, key, self._owner)
                 crashpoints.hit("batch.before_commit")
@@ -249,9 +250,9 @@ class BatchService:
                     uow.claims.release(GROUP_CLAIM, key, self._owner)
             raise
         crashpoints.hit("batch.after_commit")
-        for partner, _, msg_id, built in files:
+        for partner, msg_id, built in written:
             self._file_built(partner, msg_id, built, started)
-        return len(files) + (self.cut_now(alone) if alone else 0)
+        return len(written) + (self.cut_now(alone) if alone else 0)
 
     def _claim_all(
         self, groups: Sequence[tuple[str, str]], now: datetime

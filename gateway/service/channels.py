@@ -5,17 +5,7 @@ filedrop.py, sftp.py) implement them; the services know only these names and thi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-
-class OutboxMessageLike(Protocol):
-    """What `is_urgent_file` reads of an outbox message."""
-
-    @property
-    def exchange(self) -> str: ...
-    @property
-    def headers(self) -> dict[str, Any]: ...
-
+from typing import Protocol
 
 # Treasury core publishes payment orders here, routing key `order.<category>`.
 ORDERS_EXCHANGE = "treasury.orders"
@@ -44,11 +34,6 @@ TO_BANK_EXCHANGE = "gateway.to-bank"
 # The header of a file carrying an urgent order (value `urgent`): the urgent lane's relay sends
 # only those, and a bank may use it to take the file first.
 PRIORITY_HEADER = "priority"
-
-
-def is_urgent_file(message: OutboxMessageLike) -> bool:
-    """Whether an outbox message is a file to a bank carrying an urgent order."""
-    return message.exchange == TO_BANK_EXCHANGE and message.headers.get(PRIORITY_HEADER) == "urgent"
 
 
 # Bank reports to the gateway: routing key = partner name.

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
+from gateway.domain import audit as audit_chain
 from gateway.domain.states import FileState, TxState
 from gateway.errors import ConfigError, TransientError
 
@@ -319,6 +320,26 @@ class AuditEntry:
     subject: str
     # Anything else worth keeping (a reason, a queue), as JSON-able text values.
     detail: dict[str, str]
+
+    def sealed_after(self, head_seq: int, head_hash: str, now: datetime) -> AuditRecord:
+        """This action as the row following the head (its seq and hash), sealed; what every
+        storage appends."""
+        seq, at = head_seq + 1, now.astimezone(UTC)
+        detail_json = audit_chain.canonical_detail(self.detail)
+        row_hash = audit_chain.seal(
+            seq=seq,
+            at=at,
+            actor=self.actor,
+            via=self.via,
+            action=self.action,
+            subject=self.subject,
+            detail_json=detail_json,
+            prev_hash=head_hash,
+        )
+        return AuditRecord(
+            seq, at, self.actor, self.via, self.action, self.subject, detail_json,
+            head_hash, row_hash,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

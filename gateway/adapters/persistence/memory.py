@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -27,7 +27,7 @@ from gateway.domain.states import FileState, TxState, can_move
 from gateway.errors import InvalidMessage
 from gateway.reasons import ReasonClass
 from gateway.reasons import reason_class as classify
-from gateway.service.channels import TO_BANK_EXCHANGE, is_urgent_file
+from gateway.service.channels import PRIORITY_HEADER, TO_BANK_EXCHANGE
 from gateway.service.ports import (
     AddResult,
     AdminRepository,
@@ -505,7 +505,7 @@ class MemoryOutbox(_Repository):
                 or (row.claim_until is not None and row.claim_until < now)
             )
             and _to_files(row.message, file_partners) == files_only
-            and (not urgent_only or is_urgent_file(row.message))
+            and (not urgent_only or _urgent_file(row.message))
         ]
         # Files to banks first, then the rest, each in id order (as the SQL backends claim).
         first = TO_BANK_EXCHANGE
@@ -578,6 +578,11 @@ class MemoryOutbox(_Repository):
         return row if row is not None and row.status is OutboxStatus.PARKED else None
 
 
+def _urgent_file(message: OutboxMessage) -> bool:
+    """A file to a bank carrying an urgent order (what the SQL claim matches in its headers)."""
+    return message.exchange == TO_BANK_EXCHANGE and message.headers.get(PRIORITY_HEADER) == "urgent"
+
+
 def _to_files(message: OutboxMessage, file_partners: Sequence[str]) -> bool:
     """Whether a message is a file for a partner reached by file exchange."""
     return message.exchange == TO_BANK_EXCHANGE and message.routing_key in file_partners
@@ -637,25 +642,9 @@ class MemoryAudit(_Repository):
 
     def append(self, entry: AuditEntry, now: datetime) -> AuditRecord:
         s = self._s
-        seq, prev_hash = s.audit_head[0] + 1, s.audit_head[1]
-        at = now.astimezone(UTC)
-        detail_json = audit_chain.canonical_detail(entry.detail)
-        row_hash = audit_chain.seal(
-            seq=seq,
-            at=at,
-            actor=entry.actor,
-            via=entry.via,
-            action=entry.action,
-            subject=entry.subject,
-            detail_json=detail_json,
-            prev_hash=prev_hash,
-        )
-        record = AuditRecord(
-            seq, at, entry.actor, entry.via, entry.action, entry.subject, detail_json,
-            prev_hash, row_hash,
-        )  # fmt: skip
+        record = entry.sealed_after(*s.audit_head, now)
         s.audit.append(record)
-        s.audit_head = (seq, row_hash)
+        s.audit_head = (record.seq, record.row_hash)
         return record
 
 

@@ -897,37 +897,26 @@ class SqlAudit:
         )
         if head is None:
             raise RuntimeError("the audit trail's head row is missing: run `gateway db upgrade`")
-        seq, prev_hash = int(head[0]) + 1, str(head[1])
-        at = now.astimezone(UTC)
-        detail_json = audit_chain.canonical_detail(entry.detail)
-        row_hash = audit_chain.seal(
-            seq=seq,
-            at=at,
-            actor=entry.actor,
-            via=entry.via,
-            action=entry.action,
-            subject=entry.subject,
-            detail_json=detail_json,
-            prev_hash=prev_hash,
-        )
+        record = entry.sealed_after(int(head[0]), str(head[1]), now)
+        r = record
         self._ex.run(
             f"INSERT INTO audit_trail ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - fixed columns
             (
-                seq,
-                at,
-                entry.actor,
-                entry.via,
-                entry.action,
-                entry.subject,
-                detail_json,
-                *(prev_hash, row_hash),
+                r.seq,
+                r.at,
+                r.actor,
+                r.via,
+                r.action,
+                r.subject,
+                r.detail_json,
+                r.prev_hash,
+                r.row_hash,
             ),
         )
-        self._ex.run("UPDATE audit_head SET seq = ?, row_hash = ? WHERE id = 1", (seq, row_hash))
-        return AuditRecord(
-            seq, at, entry.actor, entry.via, entry.action, entry.subject, detail_json,
-            prev_hash, row_hash,
-        )  # fmt: skip
+        self._ex.run(
+            "UPDATE audit_head SET seq = ?, row_hash = ? WHERE id = 1", (r.seq, r.row_hash)
+        )
+        return record
 
 
 class SqlUsers:
