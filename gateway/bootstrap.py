@@ -33,7 +33,7 @@ from gateway.service.file_relay import FileRelay
 from gateway.service.file_scanner import FileScanner
 from gateway.service.inbound import InboundService
 from gateway.service.intake import IntakeService
-from gateway.service.ports import Storage
+from gateway.service.ports import INSTANCE_ROLES, Storage
 from gateway.service.relay import Publisher as OneByOnePublisher
 from gateway.service.relay import RelayService
 from gateway.signing import (
@@ -256,8 +256,12 @@ def build_inbound(settings: Settings, storage: Storage, clock: Clock = utcnow) -
     return InboundService(storage, settings, clock, quarantine=quarantine_folder(settings))
 
 
-def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
-    """Run intake, batcher, relay and inbound as workers of `runtime`."""
+def start_gateway(
+    gateway: Gateway, runtime: Runtime, roles: Sequence[str] = INSTANCE_ROLES
+) -> None:
+    """Run the workers of `roles` on `runtime`: `main` (intake, batcher, urgent lane, relay,
+    deadlines, file exchange, console) and `reports` (the banks' files from the broker); the
+    metrics of each process's own work on its own port."""
     settings = gateway.settings
     for partner in settings.partners.values():
         pinned = partner.signature.current
@@ -332,18 +336,20 @@ def start_gateway(gateway: Gateway, runtime: Runtime) -> None:
         finally:
             publisher.close()
 
-    runtime.add("intake", intake)
-    runtime.add("intake-urgent", urgent_intake)
-    runtime.add("batcher", every(0.2, gateway.batcher.tick))
-    runtime.add("urgent", urgent_lane(gateway))
-    runtime.add("relay", relay)
-    runtime.add("inbound", inbound)
-    watch = DeadlineWatch(gateway.storage, settings, gateway.clock)
-    runtime.add("deadlines", every(settings.deadline_check_seconds, watch.tick))
-    start_file_exchange(gateway, runtime)
+    if "reports" in roles:
+        runtime.add("inbound", inbound)
+    if "main" in roles:
+        runtime.add("intake", intake)
+        runtime.add("intake-urgent", urgent_intake)
+        runtime.add("batcher", every(0.2, gateway.batcher.tick))
+        runtime.add("urgent", urgent_lane(gateway))
+        runtime.add("relay", relay)
+        watch = DeadlineWatch(gateway.storage, settings, gateway.clock)
+        runtime.add("deadlines", every(settings.deadline_check_seconds, watch.tick))
+        start_file_exchange(gateway, runtime)
+        if settings.console_with_run:
+            start_console(settings, gateway.storage, runtime)
     start_metrics(gateway, runtime)
-    if settings.console_with_run:
-        start_console(settings, gateway.storage, runtime)
 
 
 # --- the operations console (gateway/adapters/web/) ------------------------------------------

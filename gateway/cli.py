@@ -29,6 +29,7 @@ from gateway.commands.verify import verify
 from gateway.config import Settings, load_settings
 from gateway.demo.command import demo
 from gateway.errors import GatewayError
+from gateway.service.ports import INSTANCE_ROLES
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -52,17 +53,26 @@ def cli(ctx: click.Context, log_format: str | None) -> None:
 
 
 @cli.command()
+@click.option(
+    "--role",
+    type=click.Choice(["all", *INSTANCE_ROLES]),
+    default="all",
+    show_default=True,
+    help="main: intake, batching, sending; reports: applying the banks' files from the broker;"
+    " all: both. Each role in a process of its own uses a second core (see docs/operations.md).",
+)
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, role: str) -> None:
     """Run the gateway services (intake, batcher, relay, inbound) until interrupted."""
     from gateway.bootstrap import build_gateway, open_database, start_gateway
     from gateway.runtime import Runtime
 
     settings = _settings(ctx)
+    roles = INSTANCE_ROLES if role == "all" else (role,)
     runtime = Runtime()
     storage = open_database(settings)
-    storage.claim_instance()  # SQLite takes one instance; PostgreSQL any number
-    start_gateway(build_gateway(settings, storage), runtime)
+    storage.claim_instance(roles)  # SQLite takes one process per role; PostgreSQL any number
+    start_gateway(build_gateway(settings, storage), runtime, roles)
     click.echo(f"gateway running against {_redact(settings.amqp_url)}; Ctrl-C stops", err=True)
     runtime.wait()
 

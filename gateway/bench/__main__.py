@@ -30,6 +30,9 @@ def main() -> None:
     help="SQLite (a fresh file), or this checkout's PostgreSQL (a fresh schema gateway_bench).",
 )
 @click.option("--instances", default=1, show_default=True, help="`gateway run` processes.")
+@click.option(
+    "--split", is_flag=True, help="Each instance as two processes: `--role main`, `--role reports`."
+)
 @click.option("--urgent", default=0, show_default=True, help="Urgent orders sent one by one.")
 @click.option("--urgent-gap", default=0.1, show_default=True, help="Seconds between them.")
 @click.option("--seed", default=13, show_default=True, help="Seed of the orders.")
@@ -40,6 +43,7 @@ def e2e(
     orders: int,
     database: str,
     instances: int,
+    split: bool,
     urgent: int,
     urgent_gap: float,
     seed: int,
@@ -53,6 +57,7 @@ def e2e(
         orders=orders,
         database=database,
         instances=instances,
+        split=split,
         urgent=urgent,
         urgent_gap=urgent_gap,
         seed=seed,

@@ -50,6 +50,7 @@ from gateway.demo.month import PARTNER
 from gateway.errors import GatewayError
 from gateway.runtime import Runtime
 from gateway.service.channels import order_routing_key
+from gateway.service.ports import INSTANCE_ROLES as ROLES
 from gateway.service.ports import Storage
 from gateway.soak.processes import ROOT, Child, Postgres
 
@@ -66,6 +67,8 @@ class BenchConfig:
     orders: int = 100_000
     database: str = "sqlite"
     instances: int = 1
+    # Each instance's roles (main, reports) in processes of their own.
+    split: bool = False
     # Urgent orders published one by one during the bulk run (0: none).
     urgent: int = 0
     # Seconds between two urgent orders.
@@ -117,7 +120,8 @@ class BenchResult:
             "bench_e2e: orders from treasury.orders to final ledger postings",
             f"  commit {self.commit or '?'}; load before the run: {self.load or '?'}",
             f"  orders {self.orders} in {self.files} files ({_mix(self.mix)}),"
-            f" database {c.database}, gateway instances {c.instances}",
+            f" database {c.database}, gateway instances {c.instances}"
+            + (" (each its main and reports roles in two processes)" if c.split else ""),
             f"  orders published before the start in {self.publish_s:.1f} s (not counted)",
             f"  {'COMPLETE' if self.complete else 'INCOMPLETE'}: {self.rate:,.0f} orders/s"
             f" ({self.elapsed_s:.1f} s from the gateways' start to the last final posting)",
@@ -346,7 +350,13 @@ class E2EBench:
             if config.instances == 1
             else [f"gateway-{n}" for n in range(1, config.instances + 1)]
         )
-        gateways = [Child(name, ["run"], self._env, logs / f"{name}.log") for name in names]
+        # With --split each instance is two processes: its main role and its reports role.
+        runs = (
+            [(f"{name}-{role}", ["run", "--role", role]) for name in names for role in ROLES]
+            if config.split
+            else [(name, ["run"]) for name in names]
+        )
+        gateways = [Child(name, args, self._env, logs / f"{name}.log") for name, args in runs]
         bank = Child("bank-sim", ["bank-sim", "--book", str(book)], self._env, logs / "bank.log")
         self._children = [*gateways, bank]
         ledger = _Ledger()

@@ -850,6 +850,12 @@ class Queries(Protocol):
         """One console user, or None."""
 
 
+# What a gateway process can run (`gateway run --role`): `main` takes orders in, builds and
+# sends files and postings; `reports` applies the banks' reports and notifications from the
+# broker. One process runs both by default; on SQLite each may run in a process of its own.
+INSTANCE_ROLES = ("main", "reports")
+
+
 class Storage(Protocol):
     """The gateway's database."""
 
@@ -874,9 +880,10 @@ class Storage(Protocol):
         """Apply the schema migrations the database lacks; the versions applied.
         SchemaTooNew when the database is newer than this gateway."""
 
-    def claim_instance(self) -> None:
-        """Register this process as the gateway instance running on the database: SQLite takes
-        one (a second is refused with ConfigError), PostgreSQL any number."""
+    def claim_instance(self, roles: Sequence[str] = INSTANCE_ROLES) -> None:
+        """Register this process as the gateway instance running `roles` on the database:
+        SQLite takes one process per role (a second is refused with ConfigError), PostgreSQL
+        any number."""
 
     def close(self) -> None:
         """Release connections."""

@@ -29,6 +29,7 @@ from gateway.reasons import ReasonClass
 from gateway.reasons import reason_class as classify
 from gateway.service.channels import PRIORITY_HEADER, TO_BANK_EXCHANGE
 from gateway.service.ports import (
+    INSTANCE_ROLES,
     AddResult,
     AdminRepository,
     AuditEntry,
@@ -1057,7 +1058,7 @@ class MemoryStorage:
         """Nothing to apply."""
         return []
 
-    def claim_instance(self) -> None:
+    def claim_instance(self, roles: Sequence[str] = INSTANCE_ROLES) -> None:
         """One process holds the memory: nothing to claim."""
 
     def close(self) -> None:

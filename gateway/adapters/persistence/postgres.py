@@ -26,7 +26,7 @@ from gateway.adapters.persistence import migrations
 from gateway.adapters.persistence.sql import Row, SqlQueries, SqlUnitOfWork
 from gateway.errors import TransientError
 from gateway.service.clock import utcnow
-from gateway.service.ports import Queries, UnitOfWork
+from gateway.service.ports import INSTANCE_ROLES, Queries, UnitOfWork
 
 # One constant key for pg_advisory_xact_lock: instances starting together migrate one by one.
 _MIGRATION_LOCK = 0x4B424E4E  # "KBNN"
@@ -216,7 +216,7 @@ class PostgresStorage:
             ex = PostgresExecutor(conn)
             return migrations.current(ex, "postgres"), migrations.newest("postgres")
 
-    def claim_instance(self) -> None:
+    def claim_instance(self, roles: Sequence[str] = INSTANCE_ROLES) -> None:
         """Any number of instances share a PostgreSQL database: nothing to hold."""
 
     def upgrade(self) -> list[int]:

@@ -33,7 +33,7 @@ from gateway.adapters.persistence import migrations
 from gateway.adapters.persistence.sql import Row, SqlQueries, SqlUnitOfWork
 from gateway.errors import ConfigError, TransientError
 from gateway.service.clock import stamp, utcnow
-from gateway.service.ports import Queries, UnitOfWork
+from gateway.service.ports import INSTANCE_ROLES, Queries, UnitOfWork
 
 log = structlog.get_logger("gateway.sqlite")
 
@@ -196,7 +196,8 @@ class SqliteStorage:
         # once on release, instead of polling SQLite's busy handler (which sleeps up to 100 ms
         # between tries). Other processes (commands) still meet busy_timeout.
         self._writer = _WriterLock()
-        self._instance_lock: IO[str] | None = None
+        # The lock file of each role this process runs (`claim_instance`).
+        self._instance_locks: dict[str, IO[str]] = {}
         self._checkpointer: threading.Thread | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         if upgrade:
@@ -296,13 +297,20 @@ class SqliteStorage:
         with self._transaction() as conn:
             return migrations.upgrade(SqliteExecutor(conn), "sqlite", utcnow())
 
-    def claim_instance(self) -> None:
-        """Hold this file for one gateway instance until the process ends; a second one is
-        refused with one line (SQLite has one writer: several instances need PostgreSQL)."""
-        if self._instance_lock is not None:
-            return
-        lock_path = self.path.with_name(self.path.name + ".instance")
-        handle = lock_path.open("a+", encoding="utf-8")
+    def claim_instance(self, roles: Sequence[str] = INSTANCE_ROLES) -> None:
+        """Hold this file for the gateway process running `roles` until it ends; a second
+        process for a role already held is refused with one line (SQLite has one writer:
+        several instances need PostgreSQL). The two roles in two processes write in turn, as
+        SQLite has any two processes do (`BEGIN IMMEDIATE`, its busy handler)."""
+        for role in roles:
+            if role not in self._instance_locks:
+                self._instance_locks[role] = self._hold(role)
+        if self._checkpointer is None:
+            self._checkpoint_in_background()
+
+    def _hold(self, role: str) -> IO[str]:
+        suffix = ".instance" if role == INSTANCE_ROLES[0] else f".instance-{role}"
+        handle = self.path.with_name(self.path.name + suffix).open("a+", encoding="utf-8")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -310,16 +318,16 @@ class SqliteStorage:
             holder = handle.read().strip() or "another process"
             handle.close()
             raise ConfigError(
-                f"another gateway instance ({holder}) runs on {self.path}: SQLite takes one"
-                " instance; run several on PostgreSQL (GATEWAY_DB_URL)"
+                f"another gateway instance ({holder}) runs the {role} role on {self.path}:"
+                " SQLite takes one instance (its main and reports roles may run in a process"
+                " each, `gateway run --role`); run several on PostgreSQL (GATEWAY_DB_URL)"
             ) from None
         handle.seek(0)
         handle.truncate()
         started = datetime.now(UTC).isoformat(timespec="seconds")
         handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}\n")
         handle.flush()
-        self._instance_lock = handle
-        self._checkpoint_in_background()
+        return handle
 
     def _checkpoint_in_background(self) -> None:
         """The instance copies the write-ahead log into the database from a thread of its own.
