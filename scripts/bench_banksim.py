@@ -107,7 +107,7 @@ class Stages:
 def instrument(bank: BankSimulator, stages: Stages) -> None:
     """Wrap what `receive` calls; the module-level names are those `bank.py` looks up."""
     stages.wrap(bank_module, "verify_for_partner", "verify signature (parse, limits, digest)")
-    stages.wrap(bank_module.xsd, "validate", "xsd validate")
+    stages.wrap(xsd, "validate", "xsd validate")
     stages.wrap(bank_module, "read_pain001", "read pain.001")
     stages.wrap(bank, "_status_report", "pain.002")
     stages.wrap(bank, "_debit_notification", "camt.054")
@@ -116,7 +116,7 @@ def instrument(bank: BankSimulator, stages: Stages) -> None:
     stages.wrap(bank_module, "sign", "sign")
     stages.wrap(bank.record, "seen", "record: seen")
     stages.wrap(bank.record, "book", "record: book")
-    stages.wrap(bank.record, "record", "record: payments and replies")
+    stages.wrap(bank.record, "record", "record: payments, book and replies")
 
 
 def run_once(
@@ -162,7 +162,9 @@ def main() -> None:
     treasury = ensure_keypair(KEYS, "treasury", "bench treasury")
     bank_key = ensure_keypair(KEYS, "bank", "bench bank")
     raw, closed = signed_file(args.txs, treasury)
-    print(f"pain.001: {args.txs:,} transactions, {len(raw):,} bytes, {len(closed)} to closed accounts")
+    print(
+        f"pain.001: {args.txs:,} transactions, {len(raw):,} bytes, {len(closed)} to closed accounts"
+    )
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-banksim-") as folder:
         # A first receive compiles the schemas and warms the caches; it is not counted.
@@ -174,7 +176,9 @@ def main() -> None:
     wall, cpu, stages, replies = min(runs, key=lambda run: abs(run[0] - median))
     per_tx = 1e6 / args.txs
     print(f"receive, median of {len(runs)}: {wall:.3f} s wall, {cpu:.3f} s cpu,")
-    print(f"  {wall * per_tx:.1f} µs/tx wall, {cpu * per_tx:.1f} µs/tx cpu; best {min(totals):.3f} s")
+    print(
+        f"  {wall * per_tx:.1f} µs/tx wall, {cpu * per_tx:.1f} µs/tx cpu; best {min(totals):.3f} s"
+    )
     print(f"  {'stage':<52} {'s':>7} {'µs/tx':>8}")
     top = 0.0
     for path in stages.order:

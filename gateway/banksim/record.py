@@ -97,11 +97,15 @@ class BankRecord:
         received_at: str,
         payments: list[tuple[str, str, str, str, str, str | None]],
         replies: list[tuple[str, str, bytes]],
+        booked: list[BookedEntry] | None = None,
     ) -> None:
-        """Record a new file, its decisions and its replies in one transaction."""
+        """Record a new file, its decisions, the entries it booked and its replies in one
+        transaction."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                if booked:
+                    self._book(booked)
                 self._conn.execute(
                     "INSERT INTO files (msg_id, sha256, received_at) VALUES (?, ?, ?)",
                     (msg_id, sha256, received_at),
@@ -161,12 +165,15 @@ class BankRecord:
     def book(self, rows: list[BookedEntry]) -> None:
         """Keep booked entries of the account (a reference booked before is kept once)."""
         with self._lock, self._transaction():
-            self._conn.executemany(
-                "INSERT OR IGNORE INTO book_entries (bank_ref, day, credit_debit, amount, currency,"
-                " end_to_end_id, msg_id, counterparty, return_reason)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            self._book(rows)
+
+    def _book(self, rows: list[BookedEntry]) -> None:
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO book_entries (bank_ref, day, credit_debit, amount, currency,"
+            " end_to_end_id, msg_id, counterparty, return_reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
     def booked(
         self, *, day: str | None = None, end_to_end_id: str | None = None

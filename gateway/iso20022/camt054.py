@@ -141,12 +141,25 @@ def _entry_text(entry: Entry) -> str:
     returned = any(d.return_reason or d.return_reason_text for d in entry.details)
     family = "ICDT" if returned or credit_debit == _DEBIT else "RCDT"
     booking, value = entry.booking_date, entry.value_date
-    details = "".join([_detail_text(detail, credit_debit) for detail in entry.details])
+    amount = _amount_text(entry.amount, entry.currency)
+    details = "".join(
+        [
+            _detail_text(
+                detail,
+                credit_debit,
+                # A settlement's one detail carries the entry's amount: written once.
+                amount
+                if detail.amount is entry.amount and detail.currency == entry.currency
+                else _amount_text(detail.amount, detail.currency),
+            )
+            for detail in entry.details
+        ]
+    )
     return "".join(
         (
             "<Ntry>",
             f"<NtryRef>{escape(entry.entry_ref)}</NtryRef>" if entry.entry_ref else "",
-            _amount_text(entry.amount, entry.currency),
+            amount,
             f"<CdtDbtInd>{credit_debit}</CdtDbtInd><Sts>{_code_text(entry.status)}</Sts>",
             f"<BookgDt><Dt>{booking.isoformat()}</Dt></BookgDt>" if booking is not None else "",
             f"<ValDt><Dt>{value.isoformat()}</Dt></ValDt>" if value is not None else "",
@@ -162,17 +175,17 @@ def _entry_text(entry: Entry) -> str:
     )
 
 
-def _detail_text(detail: EntryDetail, credit_debit: str) -> str:
-    """One TxDtls, as `_add_detail` builds it."""
+def _detail_text(detail: EntryDetail, credit_debit: str, amount: str) -> str:
+    """One TxDtls, as `_add_detail` builds it (`amount`: its Amt, written)."""
+    msg_id, reference = detail.msg_id, detail.account_servicer_ref
+    pmt_inf_id, end_to_end_id = detail.pmt_inf_id, detail.end_to_end_id
     refs = "".join(
-        f"<{tag}>{escape(value)}</{tag}>"
-        for tag, value in (
-            ("MsgId", detail.msg_id),
-            ("AcctSvcrRef", detail.account_servicer_ref),
-            ("PmtInfId", detail.pmt_inf_id),
-            ("EndToEndId", detail.end_to_end_id),
+        (
+            f"<MsgId>{escape(msg_id)}</MsgId>" if msg_id else "",
+            f"<AcctSvcrRef>{escape(reference)}</AcctSvcrRef>" if reference else "",
+            f"<PmtInfId>{escape(pmt_inf_id)}</PmtInfId>" if pmt_inf_id else "",
+            f"<EndToEndId>{escape(end_to_end_id)}</EndToEndId>" if end_to_end_id else "",
         )
-        if value
     )
     remittance = ""
     if detail.remittance or detail.structured_ref:
@@ -189,7 +202,7 @@ def _detail_text(detail: EntryDetail, credit_debit: str) -> str:
         (
             "<TxDtls>",
             f"<Refs>{refs}</Refs>" if refs else "",
-            _amount_text(detail.amount, detail.currency),
+            amount,
             f"<CdtDbtInd>{credit_debit}</CdtDbtInd>",
             _counterparty_text(detail, credit_debit),
             remittance,
@@ -229,11 +242,19 @@ def _amount_text(amount: Decimal, currency: str) -> str:
 
 
 def _wire(amount: Decimal, currency: str) -> str:
-    """`wire_amount`, without its parse when the amount already has the currency's minor units
-    and is positive (what `wire_amount` would check, then write unchanged)."""
+    """`wire_amount`, without its parse when the amount is positive and written with exactly
+    the currency's minor units already (what `wire_amount` would check, then write unchanged)."""
+    written = format(amount, "f")
     units = MINOR_UNITS.get(currency)
-    if units is not None and amount.as_tuple().exponent == -units and amount > 0:
-        return format(amount, "f")
+    if units == 0:
+        plain = written.isdigit()
+    elif units is not None:
+        whole, _, fraction = written.partition(".")
+        plain = whole.isdigit() and fraction.isdigit() and len(fraction) == units
+    else:
+        plain = False
+    if plain and amount > 0:
+        return written
     return wire_amount(amount, currency)
 
 
