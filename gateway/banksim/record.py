@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS replies (
 """
 
 
+_PAGE_SIZE = 65536  # SQLite's largest
+
 # bank_ref, day, CRDT|DBIT, amount, currency, end_to_end_id, msg_id, counterparty, return reason
 BookedEntry = tuple[str, str, str, str, str, str | None, str | None, str | None, str | None]
 
@@ -60,6 +62,10 @@ class BankRecord:
         self.path = path
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # Large pages for a new file: each reply (a camt.054 of 100,000 entries is 75 MB) is
+        # kept whole, and at the default 4 KiB a page a blob costs a hundred times more page
+        # writes (twice the CPU). An existing file keeps its page size.
+        self._conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.executescript(_SCHEMA)
 
