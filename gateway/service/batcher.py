@@ -218,49 +218,15 @@ class BatchService:
         return built[1]
 
     def cut_urgent(self, groups: Sequence[tuple[str, str]]) -> int:
-        """Cut urgent orders' groups (one order each) together: one transaction claims them all,
-        each is built into a file of its own, one transaction writes every file. Under load each
-        transaction costs more than the build, and urgent orders come several at a time. A group
-        this cannot build is cut alone (`cut_now` says why). Returns the number of files built."""
+        """Cut urgent orders' groups (one order each) in one transaction that claims, numbers,
+        builds and keeps each file. Under load every transaction waits for the write lock behind
+        the bulk run's, and costs the urgent lane more than building a one-order file inside it
+        does; urgent orders also come several at a time. A group this cannot build is cut alone
+        (`cut_now` says why). Returns the number of files built."""
         started = time.perf_counter()
         now = self._clock()
-        claimed, alone = self._claim_all(groups, now)
-        files: list[tuple[PartnerProfile, str, str, _Built]] = []
-        written: list[tuple[PartnerProfile, str, _Built]] = []
-        try:
-            for partner, key, stored, seq in claimed:
-                msg_id = make_msg_id(partner, now.strftime("%Y%m%d"), seq)
-                try:
-                    files.append((partner, key, msg_id, self._build(msg_id, partner, stored, now)))
-                except GatewayError:
-                    alone.append((partner.name, key))
-            with self._storage.unit_of_work() as uow:
-                for partner, key, msg_id, built in files:
-                    if uow.claims.holds(GROUP_CLAIM, key, self._owner, now):
-                        self._write_file(uow, partner, key, msg_id, built, now)
-                        written.append((partner, msg_id, built))
-                    else:
-                        log.warning("batch.claim_lost", group=key, msg_id=msg_id)
-                for _, key in alone:
-                    uow.claims.release(GROUP_CLAIM, key, self._owner)
-                crashpoints.hit("batch.before_commit")
-        except BaseException:
-            with self._storage.unit_of_work() as uow:
-                for _, key, _, _ in claimed:
-                    uow.claims.release(GROUP_CLAIM, key, self._owner)
-            raise
-        crashpoints.hit("batch.after_commit")
-        for partner, msg_id, built in written:
-            self._file_built(partner, msg_id, built, started)
-        return len(written) + (self.cut_now(alone) if alone else 0)
-
-    def _claim_all(
-        self, groups: Sequence[tuple[str, str]], now: datetime
-    ) -> tuple[list[tuple[PartnerProfile, str, list[StoredOrder], int]], list[tuple[str, str]]]:
-        """Claim groups in one transaction: those claimed with their orders and file numbers, and
-        those of a partner the settings do not know (for `cut_now` to say why)."""
         until = now + timedelta(seconds=self._settings.claim_seconds)
-        claimed: list[tuple[PartnerProfile, str, list[StoredOrder], int]] = []
+        written: list[tuple[PartnerProfile, str, _Built]] = []
         alone: list[tuple[str, str]] = []
         with self._storage.unit_of_work() as uow:
             for partner_name, key in groups:
@@ -269,14 +235,29 @@ class BatchService:
                 except GatewayError:
                     alone.append((partner_name, key))
                     continue
+                # The claim keeps out another instance's batcher, and this one's ticks, until
+                # the commit finds the group's orders batched.
                 if not uow.claims.claim(GROUP_CLAIM, key, self._owner, now, until):
                     continue
                 stored = uow.orders.received_in_group(key, partner.messages.max_txs_per_file)
                 if not stored:
                     uow.claims.release(GROUP_CLAIM, key, self._owner)
                     continue
-                claimed.append((partner, key, stored, uow.counters.next_value("pain.001")))
-        return claimed, alone
+                seq = uow.counters.next_value("pain.001")
+                msg_id = make_msg_id(partner, now.strftime("%Y%m%d"), seq)
+                try:
+                    built = self._build(msg_id, partner, stored, now)
+                except GatewayError:
+                    uow.claims.release(GROUP_CLAIM, key, self._owner)
+                    alone.append((partner.name, key))
+                    continue
+                self._write_file(uow, partner, key, msg_id, built, now)
+                written.append((partner, msg_id, built))
+            crashpoints.hit("batch.before_commit")
+        crashpoints.hit("batch.after_commit")
+        for partner, msg_id, built in written:
+            self._file_built(partner, msg_id, built, started)
+        return len(written) + (self.cut_now(alone) if alone else 0)
 
     def _write_file(
         self,

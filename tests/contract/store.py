@@ -388,6 +388,19 @@ class StoreContract(ConsoleContract):
         assert (got.state, got.msg_id, got.pmt_inf_id) == (TxState.BATCHED, "MSG-1", "PI-2")
         assert got.updated_at == at(30)
 
+    def test_mark_batched_a_large_file_in_several_groups(self, store: Storage) -> None:
+        """A file of more than a thousand orders in two PmtInf: every order in its own group."""
+        orders = [new_order(n) for n in range(1, 2502)]
+        self.add_orders(store, *orders)
+        assignments = [(o.order_id, "PI-A" if n % 3 else "PI-B") for n, o in enumerate(orders)]
+        with store.unit_of_work() as uow:
+            uow.orders.mark_batched(assignments, "MSG-BIG", at(30))
+        with store.unit_of_work() as uow:
+            assert len(uow.orders.ids_in_file("MSG-BIG")) == len(orders)
+            assert uow.orders.ids_in_group("MSG-BIG", "PI-B") == sorted(
+                oid for oid, group in assignments if group == "PI-B"
+            )
+
     def test_mark_batched_with_moved_order_rolls_back(self, store: Storage) -> None:
         """One order no longer received makes mark_batched raise and undo the whole unit."""
         self.add_orders(store, new_order(1), new_order(2))

@@ -81,6 +81,29 @@ class TestSQLite(StoreContract):
         finally:
             storage.close()
 
+    def test_the_instance_checkpoints_the_log_in_a_thread_of_its_own(self, tmp_path: Path) -> None:
+        """Once `gateway run` holds the file, its commits leave the write-ahead log alone (no
+        checkpoint inside the write lock) and its own thread copies the log into the file."""
+        from gateway.adapters.persistence.sqlite import SqliteStorage  # noqa: PLC0415
+
+        path = tmp_path / "gateway.db"
+        storage = SqliteStorage(path)
+        try:
+            storage.claim_instance()
+            assert storage.connection().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+            before = path.stat().st_size
+            with storage.unit_of_work() as uow:  # some 3 MB: past SQLite's own 1,000 pages
+                for n in range(1, 3001):
+                    uow.orders.add_invalid(
+                        subject=f"s{n}", order_id=None, raw=b"x" * 1000, reason="r", now=T0
+                    )
+            deadline = time.monotonic() + 10
+            while path.stat().st_size < before + 2_000_000 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert path.stat().st_size >= before + 2_000_000, "the log was never checkpointed"
+        finally:
+            storage.close()
+
 
 class TestPostgres(StoreContract):
     """The PostgreSQL backend (several gateway instances), each test in a fresh schema."""

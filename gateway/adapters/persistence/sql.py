@@ -384,14 +384,28 @@ class SqlOrders:
     ) -> None:
         assert can_move(TxState.RECEIVED, TxState.BATCHED)
         self._ahead.clear()
-        changed = self._ex.run_many(
-            "UPDATE orders SET state = ?, msg_id = ?, pmt_inf_id = ?, updated_at = ?"
-            " WHERE order_id = ? AND state = ?",
-            [
-                (TxState.BATCHED.value, msg_id, pmt_inf_id, now, order_id, TxState.RECEIVED.value)
-                for order_id, pmt_inf_id in assignments
-            ],
-        )
+        # One statement per payment group and thousand orders, not one per order: a
+        # 20,000-payment file's marks then hold the write lock for a few statements.
+        by_group: dict[str, list[str]] = {}
+        for order_id, pmt_inf_id in assignments:
+            by_group.setdefault(pmt_inf_id, []).append(order_id)
+        changed = 0
+        for pmt_inf_id, ids in by_group.items():
+            for start in range(0, len(ids), 1000):
+                part = ids[start : start + 1000]
+                marks = ", ".join("?" * len(part))
+                changed += self._ex.run(
+                    "UPDATE orders SET state = ?, msg_id = ?, pmt_inf_id = ?, updated_at = ?"  # noqa: S608 - placeholders only
+                    f" WHERE state = ? AND order_id IN ({marks})",
+                    (
+                        TxState.BATCHED.value,
+                        msg_id,
+                        pmt_inf_id,
+                        now,
+                        TxState.RECEIVED.value,
+                        *part,
+                    ),
+                )
         if changed != len(assignments):
             raise ConcurrentChange(
                 f"{len(assignments) - changed} order(s) of file {msg_id} were batched elsewhere"

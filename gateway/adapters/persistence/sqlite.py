@@ -17,6 +17,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -25,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
+import structlog
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from gateway.adapters.persistence import migrations
@@ -32,6 +34,11 @@ from gateway.adapters.persistence.sql import Row, SqlQueries, SqlUnitOfWork
 from gateway.errors import ConfigError, TransientError
 from gateway.service.clock import stamp, utcnow
 from gateway.service.ports import Queries, UnitOfWork
+
+log = structlog.get_logger("gateway.sqlite")
+
+# Seconds between two checkpoints of the write-ahead log by the instance's own thread.
+CHECKPOINT_EVERY = 0.5
 
 
 @lru_cache(maxsize=64)
@@ -190,6 +197,7 @@ class SqliteStorage:
         # between tries). Other processes (commands) still meet busy_timeout.
         self._writer = _WriterLock()
         self._instance_lock: IO[str] | None = None
+        self._checkpointer: threading.Thread | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         if upgrade:
             self.upgrade()
@@ -208,6 +216,8 @@ class SqliteStorage:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        if self._checkpointer is not None:
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's thread does it
         return conn
 
     def connection(self) -> sqlite3.Connection:
@@ -309,6 +319,33 @@ class SqliteStorage:
         handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}\n")
         handle.flush()
         self._instance_lock = handle
+        self._checkpoint_in_background()
+
+    def _checkpoint_in_background(self) -> None:
+        """The instance copies the write-ahead log into the database from a thread of its own.
+
+        By default SQLite does it in the commit that grows the log past 1,000 pages, and with
+        `synchronous = FULL` that commit then also syncs the database file while it holds the
+        write lock: the urgent lane and every other writer wait behind it. A passive checkpoint
+        runs beside the writers (it never blocks them) and, being C code, beside the Python
+        threads too. The log is checkpointed every CHECKPOINT_EVERY seconds; a commit made by
+        this process's connections opened from now on leaves it alone."""
+
+        def run() -> None:
+            conn = self._connect()
+            while True:
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # a full disk, say: the next round tries again
+                    log.warning("sqlite.checkpoint_failed", error=str(exc))
+                time.sleep(CHECKPOINT_EVERY)
+
+        self._checkpointer = threading.Thread(target=run, name="sqlite-checkpoint", daemon=True)
+        self._checkpointer.start()
+        for which in ("conn", "reader"):  # this thread's, opened before, now leave it too
+            conn: sqlite3.Connection | None = getattr(self._local, which, None)
+            if conn is not None:
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
 
     def close(self) -> None:
         """Close this thread's connections (other threads' close when their thread ends)."""
