@@ -138,23 +138,17 @@ def _entry_text(entry: Entry) -> str:
     credit_debit = entry.credit_debit
     if credit_debit not in (_CREDIT, _DEBIT):
         raise InvalidMessage(f"entry credit_debit {credit_debit!r} is not CRDT or DBIT")
-    returned = any(d.return_reason or d.return_reason_text for d in entry.details)
+    amount = _amount_text(entry.amount, entry.currency)
+    returned = False
+    written = []
+    for detail in entry.details:
+        returned = returned or bool(detail.return_reason or detail.return_reason_text)
+        # A settlement's one detail carries the entry's amount: written once.
+        same = detail.amount is entry.amount and detail.currency == entry.currency
+        detail_amount = amount if same else _amount_text(detail.amount, detail.currency)
+        written.append(_detail_text(detail, credit_debit, detail_amount))
     family = "ICDT" if returned or credit_debit == _DEBIT else "RCDT"
     booking, value = entry.booking_date, entry.value_date
-    amount = _amount_text(entry.amount, entry.currency)
-    details = "".join(
-        [
-            _detail_text(
-                detail,
-                credit_debit,
-                # A settlement's one detail carries the entry's amount: written once.
-                amount
-                if detail.amount is entry.amount and detail.currency == entry.currency
-                else _amount_text(detail.amount, detail.currency),
-            )
-            for detail in entry.details
-        ]
-    )
     return "".join(
         (
             "<Ntry>",
@@ -169,7 +163,7 @@ def _entry_text(entry: Entry) -> str:
                 else ""
             ),
             _BANK_TRANSACTION_CODES[family, "RRTN" if returned else "DMCT"],
-            f"<NtryDtls>{details}</NtryDtls>" if entry.details else "",
+            f"<NtryDtls>{''.join(written)}</NtryDtls>" if written else "",
             "</Ntry>",
         )
     )
