@@ -154,10 +154,16 @@ class PaymentOrder:
         return self.order_id
 
 
-def content_hash(payload: dict[str, Any]) -> str:
-    """SHA-256 of the order's canonical JSON: same content, same hash."""
-    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(nfc(canonical).encode()).hexdigest()
+def canonical_json(payload: dict[str, Any]) -> str:
+    """The order's canonical JSON: keys sorted, no spaces, text as it is (not escaped)."""
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def content_hash(payload: dict[str, Any], canonical: str | None = None) -> str:
+    """SHA-256 of the order's canonical JSON (`canonical`, when the caller has it already):
+    same content, same hash."""
+    text = canonical_json(payload) if canonical is None else canonical
+    return hashlib.sha256(nfc(text).encode()).hexdigest()
 
 
 # Characters XML 1.0 cannot carry (C0 controls except tab, newline, return; U+FFFE, U+FFFF).

@@ -15,7 +15,12 @@ import structlog
 from gateway import crashpoints
 from gateway.config import Settings
 from gateway.contracts import parse_order_json
-from gateway.domain.orders import PaymentOrder, content_hash, order_from_payload
+from gateway.domain.orders import (
+    PaymentOrder,
+    canonical_json,
+    content_hash,
+    order_from_payload,
+)
 from gateway.domain.postings import LedgerPosting, PostingKind
 from gateway.errors import InvalidMessage
 from gateway.metrics import NO_METRICS, Metrics, intake_result
@@ -55,6 +60,8 @@ class _Parsed:
     partner: str | None = None
     error: str | None = None
     content_hash: str = ""
+    # The payload's canonical JSON: what is stored, unless scheduling moved the order's date.
+    canonical: str = ""
 
 
 # The last part of an urgent order's group key: its group is its own, cut at once.
@@ -138,7 +145,15 @@ class IntakeService:
             partner = self._route(order)
         except InvalidMessage as exc:
             return _Parsed(body, error=str(exc))
-        return _Parsed(body, payload, order, partner, content_hash=content_hash(payload))
+        canonical = canonical_json(payload)
+        return _Parsed(
+            body,
+            payload,
+            order,
+            partner,
+            content_hash=content_hash(payload, canonical),
+            canonical=canonical,
+        )
 
     def _store(
         self, uow: UnitOfWork, chunk: list[_Parsed], now: datetime, urgent: list[tuple[str, str]]
@@ -176,7 +191,9 @@ class IntakeService:
                     NewOrder(
                         order_id=order_id,
                         content_hash=item.content_hash,
-                        payload=json.dumps(stored, ensure_ascii=False, sort_keys=True),
+                        payload=item.canonical
+                        if stored is item.payload
+                        else json.dumps(stored, ensure_ascii=False, sort_keys=True),
                         partner=item.partner,
                         group_key=group_key(item.partner, order),
                         category=order.category.value,

@@ -58,7 +58,8 @@ def advance(
         value_date=value_date,
         bank_ref=bank_ref,
         occurred_at=now,
-        budget=json.loads(order.payload).get("budget"),
+        # Only an order naming a budget has its payload decoded again (most do not).
+        budget=json.loads(order.payload).get("budget") if '"budget"' in order.payload else None,
     )
     uow.outbox.add(posting_message(posting), now)
     return True

@@ -12,6 +12,7 @@ import pytest
 from gateway.adapters.persistence.memory import MemoryStorage
 from gateway.config import Settings
 from gateway.contracts import _nfc, parse_order_json
+from gateway.domain.orders import canonical_json, content_hash
 from gateway.service.intake import IntakeService
 from tests.doubles import Msg
 
@@ -72,6 +73,24 @@ def test_valid_order_is_stored_as_received(intake: IntakeService, storage: Memor
     assert [(o.state, o.partner, o.amount) for o in orders] == [
         ("received", "agribank", Decimal("540000"))
     ]
+
+
+def test_an_order_is_stored_as_its_canonical_json(
+    intake: IntakeService, storage: MemoryStorage
+) -> None:
+    """The stored payload is the canonical JSON the content hash is taken of (one encoding
+    for both), and reads back as the order; the same content in another key order, layout and
+    escaping is the same order."""
+    message = body(order())
+    payload = parse_order_json(message.body)  # in NFC
+    intake.handle([message])
+    [stored] = storage.snapshot().orders.values()
+    assert stored.payload == canonical_json(payload)
+    assert json.loads(stored.payload) == payload
+    assert content_hash(payload, stored.payload) == content_hash(payload)
+    shuffled = json.dumps(dict(reversed(payload.items())), indent=2, ensure_ascii=True)
+    [again] = intake.handle([Msg(shuffled.encode())])
+    assert again.result == "duplicate"
 
 
 def test_same_order_twice_is_a_no_op(intake: IntakeService, storage: MemoryStorage) -> None:
