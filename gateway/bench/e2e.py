@@ -27,6 +27,7 @@ import shutil
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +41,7 @@ from gateway.adapters.persistence import open_storage, timings
 from gateway.adapters.persistence.postgres import fresh_schema
 from gateway.adapters.rabbitmq import Delivery, connect, consume
 from gateway.banksim.wiring import bank_keypair
+from gateway.bench.cpu import CpuMeter, broker_pids, postgres_pids
 from gateway.bench.orders import BenchOrders, generate, urgent_order
 from gateway.bootstrap import declare_topology, our_keypair
 from gateway.config import Settings, load_settings
@@ -91,6 +93,8 @@ class BenchResult:
     postings: dict[str, int] = field(default_factory=dict)
     urgent_ms: dict[str, float] = field(default_factory=dict)
     urgent_files_shared: int = 0
+    # CPU seconds each process (group) spent from the start to the last final posting.
+    cpu_s: dict[str, float] = field(default_factory=dict)
     load: str = ""
     commit: str = ""
 
@@ -129,6 +133,13 @@ class BenchResult:
             previous = max(previous, at)
         rss = ", ".join(f"{name} {mb:.0f} MB" for name, mb in self.peak_rss_mb.items())
         lines.append(f"  peak RSS: {rss}")
+        if self.cpu_s:
+            spent = ", ".join(f"{name} {sec:.1f}" for name, sec in self.cpu_s.items())
+            cores = os.cpu_count() or 1
+            lines.append(
+                f"  CPU seconds in the run: {spent}; total {sum(self.cpu_s.values()):.1f}"
+                f" of {cores} CPUs x {self.elapsed_s:.1f} s = {cores * self.elapsed_s:.1f}"
+            )
         lines.append("  postings received by the ledger: " + _mix(self.postings))
         if self.urgent_ms:
             u = self.urgent_ms
@@ -357,6 +368,8 @@ class E2EBench:
                 )
 
             runtime.add("ledger", consume_ledger)
+            meter = self._cpu_meter(config, gateways, bank)
+            meter.start()
             t0 = time.time()
             for child in self._children:
                 child.start()
@@ -366,6 +379,7 @@ class E2EBench:
                     lambda stop: self._send_urgent(settings, today, urgent_sent, ledger, stop),
                 )
             self._wait(ledger, gateways, expected, t0, logs)
+            self.result.cpu_s = meter.read()
             self._judge(ledger, orders, urgent_sent)
             self._stages(t0, ledger)
             self._urgent_figures(urgent_sent, tap)
@@ -376,6 +390,19 @@ class E2EBench:
             if self._storage is not None:
                 self._storage.close()
         return self.result
+
+    @staticmethod
+    def _cpu_meter(config: BenchConfig, gateways: list[Child], bank: Child) -> CpuMeter:
+        def pid_of(child: Child) -> Callable[[], list[int]]:
+            return lambda: [child.pid] if child.pid else []
+
+        groups = {child.name: pid_of(child) for child in [*gateways, bank]}
+        node = os.environ.get("GATEWAY_RABBIT_NODE", "gateway@localhost")
+        groups["RabbitMQ"] = lambda: broker_pids(node)
+        if config.database == "postgres":
+            data = ROOT / "var" / "postgres" / "data"
+            groups["PostgreSQL"] = lambda: postgres_pids(data)
+        return CpuMeter(groups)
 
     def _wait(
         self, ledger: _Ledger, gateways: list[Child], expected: int, t0: float, logs: Path

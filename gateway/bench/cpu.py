@@ -1,0 +1,95 @@
+"""CPU seconds the processes of a benchmark run spent, read from Linux's /proc.
+
+On a 2-core machine every process of the run (gateways, bank simulator, RabbitMQ, PostgreSQL
+and the benchmark's own ledger consumer) shares the same two cores: how fast the run can go is
+bounded by their total CPU time as much as by any one of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PROC = Path("/proc")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system time of one process (all its threads), 0 when it is gone."""
+    try:
+        fields = (_PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _pids() -> Iterable[int]:
+    for entry in _PROC.iterdir() if _PROC.is_dir() else ():
+        if entry.name.isdigit():
+            yield int(entry.name)
+
+
+def _read(pid: int, name: str) -> bytes:
+    try:
+        return (_PROC / str(pid) / name).read_bytes()
+    except OSError:
+        return b""
+
+
+def broker_pids(node: str) -> list[int]:
+    """The Erlang VM of the local RabbitMQ node `node` (as scripts/broker names it)."""
+    wanted = f"RABBITMQ_NODENAME={node}".encode()
+    return [
+        pid
+        for pid in _pids()
+        if b"beam" in _read(pid, "comm") and wanted in _read(pid, "environ").split(b"\0")
+    ]
+
+
+def postgres_pids(data_dir: Path) -> list[int]:
+    """The PostgreSQL server on `data_dir` and its processes (backends, checkpointer, ...)."""
+    marker = str(data_dir).encode()
+    servers = {
+        pid
+        for pid in _pids()
+        if _read(pid, "comm").strip() == b"postgres" and marker in _read(pid, "cmdline")
+    }
+    children = [
+        pid
+        for pid in _pids()
+        if _read(pid, "comm").strip() == b"postgres" and _parent(pid) in servers
+    ]
+    return [*servers, *children]
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(_read(pid, "stat").rsplit(b")", 1)[1].split()[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+class CpuMeter:
+    """CPU seconds of named groups of processes between `start` and `read`: a process started
+    in between counts whole, one ended in between is not seen."""
+
+    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
+        self._groups = groups
+        self._start: dict[int, float] = {}
+        self._own = 0.0
+
+    def start(self) -> None:
+        self._start = {pid: cpu_seconds(pid) for find in self._groups.values() for pid in find()}
+        times = os.times()
+        self._own = times.user + times.system
+
+    def read(self) -> dict[str, float]:
+        """Seconds by group, and this process's own as "bench"."""
+        spent = {
+            name: sum(max(0.0, cpu_seconds(pid) - self._start.get(pid, 0.0)) for pid in find())
+            for name, find in self._groups.items()
+        }
+        times = os.times()
+        spent["bench (ledger consumer)"] = times.user + times.system - self._own
+        return spent
