@@ -29,6 +29,7 @@ from gateway.iso20022.xml import (
     text,
     texts,
 )
+from gateway.iso20022.xmltext import escape, parse_own
 
 _OUT = MessageType.PAIN_002_001_12
 _READABLE = frozenset(
@@ -65,7 +66,88 @@ _ADDTL_INF_MAX = 105  # Max105Text
 
 
 def build_pain002(report: StatusReport) -> etree._Element:
-    """Build a pain.002.001.12 status report (not yet validated or signed)."""
+    """Build a pain.002.001.12 status report (not yet validated or signed).
+
+    Written as text, a transaction a string, and parsed once (see `gateway.iso20022.xmltext`):
+    the tree is the one `build_pain002_elements` makes. A report the text cannot carry is built
+    element by element instead, which refuses it as it always did.
+    """
+    try:
+        return parse_own(_report_text(report))
+    except (InvalidMessage, ValueError, etree.LxmlError):
+        return build_pain002_elements(report)
+
+
+def _report_text(report: StatusReport) -> str:
+    """The whole document as text."""
+    created = format_datetime(report.created_at, "GrpHdr/CreDtTm")
+    group_status = f"<GrpSts>{escape(report.group_status)}</GrpSts>" if report.group_status else ""
+    parts = [
+        f'<Document xmlns="{_OUT.namespace}"><CstmrPmtStsRpt><GrpHdr>'
+        f"<MsgId>{escape(report.msg_id)}</MsgId><CreDtTm>{created}</CreDtTm></GrpHdr>"
+        f"<OrgnlGrpInfAndSts><OrgnlMsgId>{escape(report.original_msg_id)}</OrgnlMsgId>"
+        f"<OrgnlMsgNmId>{escape(report.original_msg_name_id)}</OrgnlMsgNmId>{group_status}"
+        f"{_reason_text(report.group_reason_code, report.group_reason_text)}</OrgnlGrpInfAndSts>"
+    ]
+    for pmt_inf_id, lines in _by_payment_information(report.transactions):
+        parts.append(_payment_information_text(pmt_inf_id, lines))
+    parts.append("</CstmrPmtStsRpt></Document>")
+    return "".join(parts)
+
+
+def _payment_information_text(pmt_inf_id: str, lines: list[TxStatus]) -> str:
+    """One OrgnlPmtInfAndSts, as `_add_payment_information` builds it."""
+    own = [line for line in lines if _is_pmt_inf_line(line)]
+    if len(own) > 1:
+        raise InvalidMessage(f"PmtInf {pmt_inf_id}: {len(own)} PmtInf-level statuses; at most one")
+    status = (
+        f"<PmtInfSts>{escape(own[0].status)}</PmtInfSts>"
+        f"{_reason_text(own[0].reason_code, own[0].reason_text)}"
+        if own
+        else ""
+    )
+    transactions = "".join(
+        [_transaction_text(line) for line in lines if not _is_pmt_inf_line(line)]
+    )
+    return (
+        f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{escape(pmt_inf_id)}</OrgnlPmtInfId>{status}"
+        f"{transactions}</OrgnlPmtInfAndSts>"
+    )
+
+
+def _transaction_text(line: TxStatus) -> str:
+    """One TxInfAndSts, as `_add_transaction` builds it."""
+    instr_id, end_to_end_id = line.original_instr_id, line.original_end_to_end_id
+    return "".join(
+        (
+            "<TxInfAndSts>",
+            f"<OrgnlInstrId>{escape(instr_id)}</OrgnlInstrId>" if instr_id else "",
+            f"<OrgnlEndToEndId>{escape(end_to_end_id)}</OrgnlEndToEndId>" if end_to_end_id else "",
+            f"<TxSts>{escape(line.status)}</TxSts>",
+            _reason_text(line.reason_code, line.reason_text),
+            "</TxInfAndSts>",
+        )
+    )
+
+
+def _reason_text(code: str | None, reason: str | None) -> str:
+    """StsRsnInf, as `_add_reason` builds it ('' when there is neither code nor reason)."""
+    if not code and not reason:
+        return ""
+    kind = "Cd" if code and len(code) <= _REASON_CODE_MAX else "Prtry"
+    written = f"<Rsn><{kind}>{escape(code)}</{kind}></Rsn>" if code else ""
+    lines = "".join(
+        f"<AddtlInf>{escape(part)}</AddtlInf>"
+        for part in textwrap.wrap(nfc(reason or ""), _ADDTL_INF_MAX)
+    )
+    return f"<StsRsnInf>{written}{lines}</StsRsnInf>"
+
+
+# --- The element-by-element builder: the reference of the text above, and its way to refuse ---
+
+
+def build_pain002_elements(report: StatusReport) -> etree._Element:
+    """`build_pain002`, one `SubElement` at a time."""
     sub = etree.SubElement
     root = etree.Element(_TAG["Document"], nsmap={None: _OUT.namespace})
     body = sub(root, _TAG["CstmrPmtStsRpt"])
