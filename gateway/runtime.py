@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable
 
@@ -10,6 +11,23 @@ import structlog
 from gateway.errors import TransientError
 
 log = structlog.get_logger("gateway.runtime")
+
+
+# Allocations (less deallocations) between two collections of the youngest generation.
+GC_YOUNG_THRESHOLD = 100_000
+
+
+def tune_collector() -> None:
+    """Make CPython's cyclic garbage collector run less often in a long-running gateway.
+
+    Every order, bank entry and posting allocates hundreds of short-lived objects, nearly all
+    freed by reference counting; at the default threshold (700) the collector runs thousands
+    of times a second under a bulk run and scans objects it will not free. What is loaded at
+    start (settings, schemas, keys) is frozen out of its scans. Memory held by cycles is
+    still freed, only later: measured on 100,000 orders, peak RSS about 25 MB higher."""
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 class Runtime:
