@@ -59,7 +59,7 @@ def cli(ctx: click.Context, log_format: str | None) -> None:
     default="all",
     show_default=True,
     help="main: intake, batching, sending; reports: applying the banks' files from the broker;"
-    " all: both. Each role in a process of its own uses a second core (see docs/operations.md).",
+    " all: both. Each role in a process of its own uses a second core (see docs/storage.md).",
 )
 @click.pass_context
 def run(ctx: click.Context, role: str) -> None:

@@ -340,9 +340,10 @@ class SqliteStorage:
         this process's connections opened from now on leaves it alone."""
 
         def run() -> None:
-            conn = self._connect()
+            conn: sqlite3.Connection | None = None
             while True:
                 try:
+                    conn = conn or self._connect()
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except sqlite3.Error as exc:  # a full disk, say: the next round tries again
                     log.warning("sqlite.checkpoint_failed", error=str(exc))
