@@ -825,8 +825,11 @@ class StoreContract(ConsoleContract):
         with store.unit_of_work() as uow:
             uow.inbound.add_entry(PARTNER, "REF-1", "M-1", "settled", T0)
             uow.inbound.add_entry(OTHER_PARTNER, "REF-2", "M-1", "settled", T0)
+            odd = 'REF "7", {ệ}\\'  # quotes, a comma, braces, a backslash: passed as data
+            uow.inbound.add_entry(PARTNER, odd, "M-1", "settled", T0)
             refs = [f"REF-{n}" for n in range(1, 2500)]
             assert uow.inbound.applied_entries(PARTNER, refs) == {"REF-1"}
+            assert uow.inbound.applied_entries(PARTNER, [odd, "REF-1", odd]) == {odd, "REF-1"}
         with store.unit_of_work() as uow:
             assert uow.inbound.applied_entries(OTHER_PARTNER, ["REF-1", "REF-2"]) == {"REF-2"}
             assert uow.inbound.applied_entries(PARTNER, []) == set()

@@ -29,11 +29,11 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from gateway.adapters.persistence.sqlite import SqliteStorage
@@ -168,7 +168,22 @@ def follow(driver: WebDriver, element: WebElement) -> None:
     one (a click returns before the browser has navigated)."""
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, 30).until(lambda _: _replaced(old))
+
+
+def _replaced(old: WebElement) -> bool:
+    """Whether the page holding `old` is gone. While the browser swaps documents chromedriver
+    may answer a question about the old one's element with "does not belong to the document"
+    (an unknown error, not a stale reference): the page is gone then too."""
+    try:
+        old.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
 
 
 def sign_in(driver: WebDriver, base: str, name: str) -> None:

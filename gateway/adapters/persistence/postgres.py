@@ -74,6 +74,9 @@ class PostgresExecutor:
         self.flush()
         return self._conn.execute(_sql(sql), tuple(args)).rowcount
 
+    def each(self, texts: Sequence[str]) -> tuple[str, Any]:
+        return "SELECT unnest(?::text[]) AS value", list(texts)
+
     def later(
         self,
         sql: str,

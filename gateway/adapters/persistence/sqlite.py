@@ -13,6 +13,7 @@ on PostgreSQL.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import socket
 import sqlite3
@@ -125,6 +126,9 @@ class SqliteExecutor:
         if not rows:
             return 0
         return int(self._conn.executemany(sql, [_values(r) for r in rows]).rowcount)
+
+    def each(self, texts: Sequence[str]) -> tuple[str, Any]:
+        return "SELECT value FROM json_each(?)", json.dumps(list(texts))
 
     def later(
         self,
