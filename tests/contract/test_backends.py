@@ -10,6 +10,7 @@ import sqlite3
 import time
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,6 +79,30 @@ class TestSQLite(StoreContract):
             with storage.unit_of_work() as uow:  # the lock gone, work goes on
                 assert uow.orders.add(new_order(1), T0) == "new"
             assert storage.queries.order(order_id(1)) is not None
+        finally:
+            storage.close()
+
+    def test_applied_entries_are_looked_up_by_the_key(self, tmp_path: Path) -> None:
+        """The references drive the lookup, each found by the table's key: SQLite would
+        otherwise read the whole table once per reference (seconds a report part)."""
+        from gateway.adapters.persistence.sql import SqlInbound  # noqa: PLC0415
+        from gateway.adapters.persistence.sqlite import SqliteExecutor, SqliteStorage  # noqa: PLC0415
+
+        storage = SqliteStorage(tmp_path / "gateway.db")
+        try:
+            plans: list[str] = []
+            conn = storage.connection()
+            executor = SqliteExecutor(conn)
+            original = executor.all
+
+            def explained(sql: str, args: Any = ()) -> Any:
+                plans.extend(str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+                return original(sql, args)
+
+            executor.all = explained  # type: ignore[method-assign]
+            assert SqlInbound(executor).applied_entries(PARTNER, ["R-1", "R-2"]) == set()
+            assert plans[0].startswith("SCAN json_each"), plans
+            assert "(partner=? AND bank_ref=?)" in plans[1], plans
         finally:
             storage.close()
 

@@ -64,6 +64,7 @@ class PostgresExecutor:
 
     lock = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    keyed_join = "JOIN"
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn

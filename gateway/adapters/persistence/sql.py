@@ -86,15 +86,18 @@ class Executor(Protocol):
     lock: str
     # " FOR UPDATE SKIP LOCKED" where rows locked by others can be skipped, else "".
     skip_locked: str
+    # The join that keeps `each`'s subquery the outer loop: SQLite's CROSS JOIN (its planner
+    # could otherwise read the table and run the subquery for every row), PostgreSQL's JOIN.
+    keyed_join: str
 
     def run(self, sql: str, args: Sequence[Any] = ()) -> int:
         """Execute; the number of rows changed."""
 
     def each(self, texts: Sequence[str]) -> tuple[str, Any]:
         """A subquery of one column `value`, a row per text, and the one argument it takes:
-        joined to a table by its key, the planner looks each up by the key whatever the table's
-        statistics say (an `IN` list of many values on a table not analyzed yet looks to
-        PostgreSQL like the whole table, and is read whole)."""
+        joined (`keyed_join`) to a table by its key, each text is looked up by the key whatever
+        the table's statistics say (an `IN` list of many values on a table not analyzed yet
+        looks to PostgreSQL like the whole table, and is read whole)."""
 
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         """Execute once per row of arguments; the number of rows changed."""
@@ -600,7 +603,7 @@ class SqlInbound:
             return set()
         refs, argument = self._ex.each(sorted(set(bank_refs)))
         rows = self._ex.all(
-            f"SELECT c.bank_ref FROM ({refs}) AS r JOIN camt_entries c"  # noqa: S608 - a fixed subquery
+            f"SELECT c.bank_ref FROM ({refs}) AS r {self._ex.keyed_join} camt_entries c"  # noqa: S608 - fixed clauses
             " ON c.partner = ? AND c.bank_ref = r.value",
             (argument, partner),
         )

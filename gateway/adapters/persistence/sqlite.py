@@ -115,6 +115,7 @@ class SqliteExecutor:
 
     lock = ""
     skip_locked = ""
+    keyed_join = "CROSS JOIN"
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
