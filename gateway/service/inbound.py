@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -94,9 +95,7 @@ class InboundService:
             result = MORE
             try:
                 for step in _application(partner, received.content, raw, now):
-                    with self._storage.unit_of_work() as uow:
-                        result = step(uow)
-                        crashpoints.hit("inbound.before_commit")
+                    result = self._storage.run_unit(partial(_before_commit, step))
                     if result != MORE:
                         break
                 return result
@@ -114,6 +113,12 @@ class InboundService:
                 first = uow.inbound.quarantine(partner_name, sha256, len(raw), reason, now, kind)
             log.error("inbound.quarantined", reason=reason, again=not first)
             return "quarantined"
+
+
+def _before_commit(step: Callable[[UnitOfWork], str], uow: UnitOfWork) -> str:
+    result = step(uow)
+    crashpoints.hit("inbound.before_commit")
+    return result
 
 
 # Exceptions that applying a verified file can meet because of what the file says.

@@ -44,6 +44,8 @@ APPLY_CHUNK = 500
 # What a step of a file applied in several transactions returns when the next step is to run.
 MORE = "more"
 
+# A step runs in a unit of work of its own, perhaps twice (`Storage.run_unit`): it keeps
+# nothing across runs but what it returns.
 Step = Callable[[UnitOfWork], str]
 
 
@@ -82,7 +84,8 @@ def notification_steps(
     if len(parts) <= 1:
         return [lambda uow: apply_notification(uow, partner, notification, raw, now)]
     log_ = log.bind(msg_id=notification.msg_id)
-    counts: dict[str, int] = {}
+    # What each step applied, by its first detail's position (a step run again replaces it).
+    applied: dict[int, dict[str, int]] = {}
 
     def step(start: int, entries: tuple[Entry, ...], last: bool) -> Step:
         def apply(uow: UnitOfWork) -> str:
@@ -96,10 +99,13 @@ def notification_steps(
                 log_.info("notification.duplicate")
                 return "duplicate"
             part = replace(notification, entries=entries)
-            for key, value in apply_entries(uow, partner, part, now, start=start).items():
-                counts[key] = counts.get(key, 0) + value
+            applied[start] = apply_entries(uow, partner, part, now, start=start)
             if not last:
                 return MORE
+            counts: dict[str, int] = {}
+            for part_counts in applied.values():
+                for key, value in part_counts.items():
+                    counts[key] = counts.get(key, 0) + value
             log_.info("notification.applied", transactions=len(parts), **counts)
             return "applied"
 

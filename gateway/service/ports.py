@@ -13,17 +13,19 @@ may pass (busy, locked, gone, a concurrent change) is raised as `TransientError`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from gateway.domain import audit as audit_chain
 from gateway.domain.states import FileState, TxState
 from gateway.errors import ConfigError, TransientError
+
+T = TypeVar("T")
 
 AddResult = Literal["new", "duplicate", "conflict"]
 # What a partner's exact bytes became when they were taken in before.
@@ -869,6 +871,16 @@ class Storage(Protocol):
 
     def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
         """A write transaction: committed when the block ends, rolled back on any error."""
+
+    def run_unit(self, step: Callable[[UnitOfWork], T]) -> T:
+        """`step` in a write transaction, committed when it returns; what it returns.
+
+        SQLite, whose one write lock every unit of every process waits for, runs the step
+        before taking it: its reads on a snapshot, its writes held. Under the lock, what the
+        step's decisions rest on is read again and the writes are made; if any of it changed
+        meanwhile, or the step needed a write's result at once, the step is run again, under
+        the lock. A step may therefore run twice: it must keep nothing across runs but what it
+        returns (a log line may be said twice)."""
 
     def describe(self) -> str:
         """Where the database is, fit for a log line (never a password)."""

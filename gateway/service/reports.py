@@ -96,7 +96,8 @@ def report_steps(
     """
     log_ = log.bind(msg_id=report.msg_id, original_msg_id=report.original_msg_id)
     runs: list[list[TxStatus]] = []
-    moved = 0
+    # Orders moved by each run of lines (a step run again replaces its count).
+    moved: dict[int, int] = {}
 
     def first(uow: UnitOfWork) -> str:
         if uow.files.partner_of(report.original_msg_id) != partner.name or is_duplicate_answer(
@@ -104,13 +105,12 @@ def report_steps(
         ):
             return apply_report(uow, partner, report, raw, now)  # kept or recorded: one step
         lines = status_lines(uow, report)
-        runs.extend(lines[start : start + chunk] for start in range(0, len(lines), chunk))
+        runs[:] = [lines[start : start + chunk] for start in range(0, len(lines), chunk)]
         if not runs:
             runs.append([])  # a report naming no order still records the file's status
         return run(uow, 0)
 
     def run(uow: UnitOfWork, index: int) -> str:
-        nonlocal moved
         last = index == len(runs) - 1
         if last:
             new = uow.inbound.first_sight(partner.name, report.msg_id, "pain.002", raw, now)
@@ -119,15 +119,16 @@ def report_steps(
         if not new:
             log_.info("report.duplicate")
             return "duplicate"
-        moved += _apply_lines(uow, partner, report, runs[index], now)
+        moved[index] = _apply_lines(uow, partner, report, runs[index], now)
         if not last:
             return MORE
         lines = sum(map(len, runs))
-        _file_reported(uow, partner, report, moved, bool(lines), now)
+        total = sum(moved.values())
+        _file_reported(uow, partner, report, total, bool(lines), now)
         log_.info(
             "report.applied",
             lines=lines,
-            moved=moved,
+            moved=total,
             group_status=report.group_status,
             transactions=len(runs),
         )

@@ -33,6 +33,7 @@ from gateway.service.ports import (
     ReadyGroup,
     Revenue,
     Storage,
+    UnitOfWork,
     UnmatchedLine,
 )
 from tests.contract.console_store import ConsoleContract
@@ -332,6 +333,47 @@ class StoreContract(ConsoleContract):
             uow.files.sent("F-1", at(12))
             second = uow.orders.get(order_id(2))
             assert second is not None and second.state is TxState.SENT
+
+    def test_run_unit_commits_what_the_step_writes_and_returns_its_result(
+        self, store: Storage
+    ) -> None:
+        """`run_unit` gives the step's result and commits its reads' consequences; a step
+        that raises writes nothing, and a move of an order read stale is a ConcurrentChange."""
+        self.add_orders(store, new_order(1), new_order(2))
+
+        def accept(uow: UnitOfWork) -> list[str]:
+            uow.orders.prefetch([order_id(1), order_id(2)])
+            moved = []
+            for n in (1, 2):
+                order = uow.orders.get(order_id(n))
+                assert order is not None
+                uow.orders.move(order, TxState.REJECTED, BankAnswer(status_code="RJCT"), at(1))
+                uow.outbox.add(message(n), at(1))
+                moved.append(order.order_id)
+            return moved
+
+        assert store.run_unit(accept) == [order_id(1), order_id(2)]
+        assert store.queries.orders_by_state() == {"rejected": 2}
+        assert store.queries.outbox_pending()[0] == 2
+
+        def fail(uow: UnitOfWork) -> None:
+            uow.outbox.add(message(3), at(2))
+            raise UndoError
+
+        with pytest.raises(UndoError):
+            store.run_unit(fail)
+        assert store.queries.outbox_pending()[0] == 2
+        self.add_orders(store, new_order(4))
+        stale = store.queries.order(order_id(4))
+        assert stale is not None
+        with store.unit_of_work() as uow:
+            uow.orders.move(stale, TxState.REJECTED, BankAnswer(status_code="RJCT"), at(3))
+
+        def late(uow: UnitOfWork) -> None:
+            uow.orders.move(stale, TxState.REJECTED, BankAnswer(), at(4))
+
+        with pytest.raises(ConcurrentChange):
+            store.run_unit(late)
 
     def test_move_with_stale_order_is_concurrent_change(self, store: Storage) -> None:
         """Moving an order read before another move raises ConcurrentChange."""

@@ -6,6 +6,7 @@ checks where the orders stand, what was posted to the treasury ledger and what w
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -14,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import structlog.testing
 
 from gateway.adapters.persistence.memory import MemoryStorage
 from gateway.config import PartnerProfile, load_settings
@@ -567,15 +569,28 @@ def test_a_return_of_another_amount_is_unmatched_the_same_way(
 # --- a large camt.054, applied in several transactions ----------------------------------------
 
 
+class _RunDroppedError(Exception):
+    """Ends a unit of work whose run of a step is not kept."""
+
+
 def _steps_applied(
-    storage: MemoryStorage, steps: Sequence[Any], *, stop_before: int | None = None
+    storage: MemoryStorage,
+    steps: Sequence[Any],
+    *,
+    stop_before: int | None = None,
+    twice: bool = False,
 ) -> list[str]:
     """Run the steps as the inbound service does (one unit of work each, while they return
-    MORE); `stop_before` stands for a gateway stopped before that step."""
+    MORE); `stop_before` stands for a gateway stopped before that step. With `twice` each step
+    first runs in a unit that is rolled back, as SQLite's `run_unit` may run it."""
     results = []
     for index, step in enumerate(steps):
         if index == stop_before:
             break
+        if twice:
+            with contextlib.suppress(_RunDroppedError), storage.unit_of_work() as uow:
+                step(uow)
+                raise _RunDroppedError
         with storage.unit_of_work() as uow:
             results.append(step(uow))
         if results[-1] != MORE:
@@ -639,6 +654,35 @@ def test_a_reused_msg_id_is_refused_before_any_run_is_applied(
     with pytest.raises(InvalidMessage, match="reused MsgId N-1"):
         _steps_applied(storage, steps)
     assert [order(storage, f"O-{n}").state for n in range(1, 4)] == ["sent"] * 3
+
+
+def test_a_file_applied_in_runs_each_run_twice_is_applied_once(agribank: PartnerProfile) -> None:
+    """Each step of a large camt.054 and of a large pain.002 run twice, the first run rolled
+    back (a prepared run that could not be kept): the orders, postings and the counts the file
+    is logged with are those of a single run."""
+    orders = [(f"O-{n}", "P-1") for n in range(7)]
+    notice = notification("N-1", *(debit(f"BR-{n}", f"O-{n}") for n in range(7)))
+    settled = MemoryStorage()
+    send_file(settled, orders)
+    with structlog.testing.capture_logs() as logs:
+        steps = notification_steps(agribank, notice, raw_of(notice), NOW, chunk=3)
+        assert _steps_applied(settled, steps, twice=True) == [MORE, MORE, "applied"]
+    applied = [e for e in logs if e["event"] == "notification.applied"][-1]  # the kept run's
+    assert applied["settled"] == 7 and applied["repeated"] == 0
+    assert sorted(p["end_to_end_id"] for p in postings(settled)) == [o for o, _ in orders]
+
+    lines = [TxStatus(f"O-{n}", "RJCT" if n == 0 else "ACSC") for n in range(5)]
+    status = report("R-1", *lines, group_status="ACSC")
+    reported = MemoryStorage()
+    send_file(reported, orders)
+    with structlog.testing.capture_logs() as logs:
+        steps = report_steps(agribank, status, raw_of(status), NOW, chunk=3)
+        assert _steps_applied(reported, steps, twice=True) == [MORE, MORE, "applied"]
+    applied = [e for e in logs if e["event"] == "report.applied"][-1]
+    assert applied["lines"] == 7 and applied["moved"] == 7 and applied["transactions"] == 3
+    assert [order(reported, f"O-{n}").state for n in range(7)] == ["rejected"] + ["settled"] * 6
+    assert _file(reported).state == FileState.ACKNOWLEDGED
+    assert len(postings(reported)) == 7
 
 
 def _file(storage: MemoryStorage) -> FileRecord:

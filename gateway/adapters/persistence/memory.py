@@ -1027,6 +1027,11 @@ class MemoryStorage:
     def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
         return self._unit()
 
+    def run_unit(self, step: Callable[[UnitOfWork], T]) -> T:
+        """`step` in a unit of work (in memory nothing is gained by preparing it)."""
+        with self._unit() as uow:
+            return step(uow)
+
     @contextmanager
     def _unit(self) -> Iterator[UnitOfWork]:
         """Hold the lock, work on a copy, and commit it only when the block ends normally."""

@@ -13,9 +13,9 @@ serialization failure, no connection free in time) are raised as `TransientError
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -23,10 +23,12 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gateway.adapters.persistence import migrations
-from gateway.adapters.persistence.sql import Row, SqlQueries, SqlUnitOfWork
+from gateway.adapters.persistence.sql import HeldWrites, Row, SqlQueries, SqlUnitOfWork
 from gateway.errors import TransientError
 from gateway.service.clock import utcnow
 from gateway.service.ports import INSTANCE_ROLES, Queries, UnitOfWork
+
+T = TypeVar("T")
 
 # One constant key for pg_advisory_xact_lock: instances starting together migrate one by one.
 _MIGRATION_LOCK = 0x4B424E4E  # "KBNN"
@@ -66,10 +68,11 @@ class PostgresExecutor:
     skip_locked = " FOR UPDATE SKIP LOCKED"
     keyed_join = "JOIN"
 
+    prepared = False
+
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
-        # Writes nothing waits for: (sql, args, rows expected, error if not).
-        self._later: list[tuple[str, tuple[Any, ...], int | None, Exception | None]] = []
+        self._later = HeldWrites()
 
     def run(self, sql: str, args: Sequence[Any] = ()) -> int:
         self.flush()
@@ -86,28 +89,20 @@ class PostgresExecutor:
         expect: int | None = None,
         error: Exception | None = None,
     ) -> None:
-        self._later.append((_sql(sql), tuple(args), expect, error))
+        self._later.add(_sql(sql), args, expect, error)
 
     def flush(self) -> None:
-        """Send the held writes, one batch per statement (psycopg pipelines a batch: one round
-        trip, the statement parsed once), each statement's rows in the order they were held;
-        then check the rows changed. The held writes touch rows nothing else held touches (a
-        move, a posting, an applied entry), so their order across statements is free."""
-        if not self._later:
-            return
-        held, self._later = self._later, []
-        batches: dict[str, list[tuple[tuple[Any, ...], int | None, Exception | None]]] = {}
-        for sql, args, expect, error in held:
-            batches.setdefault(sql, []).append((args, expect, error))
+        """Send the held writes (`HeldWrites`: psycopg pipelines a batch, one round trip)."""
+        if self._later:
+            self._later.send(self._execute_many)
+
+    def _execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
         with self._conn.cursor() as cursor:
-            for sql, rows in batches.items():
-                cursor.executemany(sql, [args for args, _, _ in rows])
-                expected = [expect for _, expect, _ in rows if expect is not None]
-                if expected and cursor.rowcount != sum(expected):
-                    error = next((e for _, _, e in rows if e is not None), None)
-                    raise error or RuntimeError(
-                        f"{cursor.rowcount} rows changed, not {sum(expected)}"
-                    )
+            cursor.executemany(sql, rows)
+            return cursor.rowcount
+
+    def check(self, sql: str, args: Sequence[Any], rows: list[Row]) -> None:
+        """Nothing to check: what a unit reads, it reads in its transaction, rows locked."""
 
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         self.flush()
@@ -127,17 +122,6 @@ class PostgresExecutor:
         return [tuple(row) for row in self._conn.execute(_sql(sql), tuple(args)).fetchall()]
 
 
-def _mismatch(rows: list[tuple[Any, int | None, Exception | None]], missing: int) -> Exception:
-    """The error of a batch of held writes some of which changed no row: the write's own error
-    when the batch was one write, else one of its kind saying how many (which ones, a batch
-    does not tell)."""
-    errors = [error for _, _, error in rows if error is not None]
-    if len(rows) == 1 and errors:
-        return errors[0]
-    kind = type(errors[0]) if errors else RuntimeError
-    return kind(f"{missing} of {len(rows)} writes found their row changed meanwhile")
-
-
 class _Reader(PostgresExecutor):
     """Read-only statements, each on a pooled connection of its own, faults made transient."""
 
@@ -146,7 +130,7 @@ class _Reader(PostgresExecutor):
 
     def __init__(self, storage: PostgresStorage) -> None:
         self._storage = storage
-        self._later = []  # a reader holds no writes
+        self._later = HeldWrites()  # a reader holds no writes
 
     def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
         with self._storage.connection() as conn:
@@ -206,6 +190,12 @@ class PostgresStorage:
             executor = PostgresExecutor(conn)
             yield SqlUnitOfWork(executor)
             executor.flush()
+
+    def run_unit(self, step: Callable[[UnitOfWork], T]) -> T:
+        """`step` in a unit of work: the rows it reads are locked as it reads them, so nothing
+        is prepared before (see the SQLite storage's)."""
+        with self.unit_of_work() as uow:
+            return step(uow)
 
     @property
     def queries(self) -> Queries:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -59,6 +59,8 @@ ORDER_COLUMNS = (
     "pmt_inf_id, status_code, reason_code, reason_text, bank_ref, value_date, received_at, "
     "updated_at"
 )
+# Where `state` is among ORDER_COLUMNS.
+_STATE = 7
 FILE_COLUMNS = (
     "msg_id, partner, message_type, state, nb_of_txs, ctrl_sum, created_at, sent_at,"
     " status_at, attempts"
@@ -122,6 +124,60 @@ class Executor(Protocol):
 
     def flush(self) -> None:
         """Execute the writes `later` holds (before a commit)."""
+
+    # True where the unit's reads are made before the write lock and its writes held until it
+    # is taken (`Storage.run_unit` on SQLite): what a decision of the unit rests on is then
+    # read again under the lock (`check`), and a write whose result the unit needs at once
+    # (`run`) has the unit run again under the lock from the start.
+    prepared: bool
+
+    def check(self, sql: str, args: Sequence[Any], rows: list[Row]) -> None:
+        """A prepared unit is kept only if `sql` still returns `rows` under the write lock
+        (else it is run again under the lock); nothing where the unit reads under the lock."""
+
+
+# A write held by `Executor.later`: its arguments, the rows it must change, the error if not.
+Held = tuple[tuple[Any, ...], int | None, Exception | None]
+
+
+class HeldWrites:
+    """Writes nothing waits for (`Executor.later`), sent together: one batch per statement
+    (the statement parsed once), each statement's rows in the order they were held. The held
+    writes touch rows nothing else held touches (a move, a posting, an applied entry), so their
+    order across statements is free. `expect` is given only for a statement that changes at
+    most one row, so that a batch's rows changed add up to what its rows expect."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, bool], list[Held]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._held)
+
+    def add(
+        self, sql: str, args: Sequence[Any], expect: int | None, error: Exception | None
+    ) -> None:
+        self._held.setdefault((sql, expect is not None), []).append((tuple(args), expect, error))
+
+    def send(self, execute_many: Callable[[str, list[tuple[Any, ...]]], int]) -> None:
+        """Execute every batch; the first batch some of whose writes changed fewer rows than
+        they expect raises (`mismatch`)."""
+        held, self._held = self._held, {}
+        for (sql, checked), rows in held.items():
+            changed = execute_many(sql, [args for args, _, _ in rows])
+            expected = sum(expect or 0 for _, expect, _ in rows)
+            if checked and changed != expected:
+                raise mismatch(rows, expected - changed)
+
+
+def mismatch(rows: list[Held], missing: int) -> Exception:
+    """The error of a batch of held writes some of which changed no row: the write's own error
+    when the batch was one write, else one of its kind saying how many (which ones, a batch
+    does not tell)."""
+    errors = [error for _, _, error in rows if error is not None]
+    if len(rows) == 1 and errors:
+        return errors[0]
+    kind = type(errors[0]) if errors else RuntimeError
+    return kind(f"{missing} of {len(rows)} writes found their row changed meanwhile")
 
 
 # --- reading columns back into domain values ---------------------------------------------------
@@ -241,6 +297,19 @@ class SqlOrders:
             )
             self._ahead.update(dict.fromkeys(part))
             self._ahead.update((row[0], order_from_row(row)) for row in rows)
+            self._check_states(part, rows)
+
+    def _check_states(self, order_ids: Sequence[str], rows: list[Row]) -> None:
+        """In a prepared unit, the orders read keep their states until its writes are made (the
+        decisions taken on them stand): checked by id, in the order of `rows`."""
+        if not self._ex.prepared:
+            return
+        marks = ", ".join("?" * len(order_ids))
+        self._ex.check(
+            f"SELECT order_id, state FROM orders WHERE order_id IN ({marks}) ORDER BY order_id",  # noqa: S608 - placeholders only
+            order_ids,
+            [(row[0], row[_STATE]) for row in sorted(rows)],
+        )
 
     def add(self, order: NewOrder, now: datetime) -> AddResult:
         self._ahead.pop(order.order_id, None)
@@ -342,6 +411,7 @@ class SqlOrders:
             f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ?{self._ex.lock}",  # noqa: S608 - fixed columns
             (order_id,),
         )
+        self._check_states([order_id], [row] if row else [])
         return order_from_row(row) if row else None
 
     def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
@@ -476,7 +546,7 @@ class SqlFiles:
         )
 
     def set_status(self, msg_id: str, state: FileState, now: datetime) -> None:
-        self._ex.run(
+        self._ex.later(
             "UPDATE files SET state = ?, status_at = ? WHERE msg_id = ? AND state NOT IN (?, ?)",
             (
                 state.value,
@@ -488,7 +558,7 @@ class SqlFiles:
         )
 
     def status_reported(self, msg_id: str, now: datetime) -> None:
-        self._ex.run(
+        self._ex.later(
             "UPDATE files SET status_at = COALESCE(status_at, ?) WHERE msg_id = ?", (now, msg_id)
         )
 
@@ -512,8 +582,11 @@ class SqlFiles:
         )
 
     def clear_overdue(self, msg_id: str, partner: str, now: datetime) -> datetime | None:
-        row = self._ex.one("SELECT flagged_at FROM overdue_flags WHERE msg_id = ?", (msg_id,))
+        flag = "SELECT flagged_at FROM overdue_flags WHERE msg_id = ?"
+        row = self._ex.one(flag, (msg_id,))
         if row is None:
+            # The deadline watch must not flag the file between a prepared read and its write.
+            self._ex.check(flag, (msg_id,), [])
             return None
         cleared = self._ex.run(
             "INSERT INTO overdue_cleared (msg_id, partner, cleared_at) VALUES (?, ?, ?)"
@@ -533,11 +606,19 @@ class SqlInbound:
         self, partner: str, msg_id: str, message_type: str, raw: bytes, now: datetime
     ) -> bool:
         digest = hashlib.sha256(raw).hexdigest()
-        if self._ex.run(
+        keep = (
             "INSERT INTO inbound_files (partner, msg_id, message_type, received_at, sha256, raw)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (partner, msg_id) DO NOTHING",
-            (partner, msg_id, message_type, now, digest, raw),
-        ):
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (partner, msg_id) DO NOTHING"
+        )
+        args = (partner, msg_id, message_type, now, digest, raw)
+        if self._ex.prepared:
+            # Read first; kept under the lock only if no other unit kept it meanwhile.
+            if self._same_file(partner, msg_id, digest):
+                return False
+            error = ConcurrentChange(f"{partner}'s file {msg_id} was kept meanwhile")
+            self._ex.later(keep, args, expect=1, error=error)
+            return True
+        if self._ex.run(keep, args):
             return True
         self._same_file(partner, msg_id, digest)
         return False
@@ -547,9 +628,10 @@ class SqlInbound:
 
     def _same_file(self, partner: str, msg_id: str, digest: str) -> bool:
         """Whether the file kept under this MsgId is these bytes; refused when it is not."""
-        row = self._ex.one(
-            "SELECT sha256 FROM inbound_files WHERE partner = ? AND msg_id = ?", (partner, msg_id)
-        )
+        kept = "SELECT sha256 FROM inbound_files WHERE partner = ? AND msg_id = ?"
+        row = self._ex.one(kept, (partner, msg_id))
+        if row is None:
+            self._ex.check(kept, (partner, msg_id), [])  # a file once kept stays as it is
         if row is not None and row[0] != digest:
             raise InvalidMessage(
                 f"{partner} reused MsgId {msg_id} for a different file; the first is kept"
@@ -612,10 +694,14 @@ class SqlInbound:
     def add_entry(
         self, partner: str, bank_ref: str, msg_id: str, outcome: str, now: datetime
     ) -> None:
+        # A prepared unit read the entry as not applied: it must still be not applied.
+        prepared = self._ex.prepared
         self._ex.later(
             "INSERT INTO camt_entries (partner, bank_ref, msg_id, outcome, received_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner, bank_ref) DO NOTHING",
             (partner, bank_ref, msg_id, outcome, now),
+            expect=1 if prepared else None,
+            error=ConcurrentChange(f"entry {bank_ref} applied meanwhile") if prepared else None,
         )
 
     def record_duplicate_answer(self, answer: DuplicateAnswer, now: datetime) -> bool:

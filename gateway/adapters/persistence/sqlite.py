@@ -19,24 +19,26 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import structlog
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from gateway.adapters.persistence import migrations
-from gateway.adapters.persistence.sql import Row, SqlQueries, SqlUnitOfWork
+from gateway.adapters.persistence.sql import HeldWrites, Row, SqlQueries, SqlUnitOfWork
 from gateway.errors import ConfigError, TransientError
 from gateway.service.clock import stamp, utcnow
-from gateway.service.ports import INSTANCE_ROLES, Queries, UnitOfWork
+from gateway.service.ports import INSTANCE_ROLES, ConcurrentChange, Queries, UnitOfWork
 
 log = structlog.get_logger("gateway.sqlite")
+
+T = TypeVar("T")
 
 # Seconds between two checkpoints of the write-ahead log by the instance's own thread.
 CHECKPOINT_EVERY = 0.5
@@ -116,16 +118,23 @@ class SqliteExecutor:
     lock = ""
     skip_locked = ""
     keyed_join = "CROSS JOIN"
+    prepared = False
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._later = HeldWrites()
 
     def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        self.flush()
         return int(self._conn.execute(sql, _values(args)).rowcount)
 
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        self.flush()
         if not rows:
             return 0
+        return self._execute_many(sql, list(rows))
+
+    def _execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         return int(self._conn.executemany(sql, [_values(r) for r in rows]).rowcount)
 
     def each(self, texts: Sequence[str]) -> tuple[str, Any]:
@@ -139,20 +148,67 @@ class SqliteExecutor:
         expect: int | None = None,
         error: Exception | None = None,
     ) -> None:
-        # In-process: nothing to save by waiting.
-        changed = self.run(sql, args)
-        if expect is not None and changed != expect:
-            raise error or RuntimeError(f"{changed} rows changed, not {expect}")
+        self._later.add(sql, args, expect, error)
 
     def flush(self) -> None:
-        """Nothing is held (see `later`)."""
+        """Execute the held writes (`HeldWrites`: one `executemany` a statement)."""
+        if self._later:
+            self._later.send(self._execute_many)
+
+    def check(self, sql: str, args: Sequence[Any], rows: list[Row]) -> None:
+        """Nothing to check: the unit reads under the write lock."""
 
     def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        self.flush()
         row = self._conn.execute(sql, _values(args)).fetchone()
         return tuple(row) if row is not None else None
 
     def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        self.flush()
         return [tuple(row) for row in self._conn.execute(sql, _values(args)).fetchall()]
+
+
+class _NeedsLock(Exception):  # noqa: N818 - says what the unit needs, as STYLE.md has it
+    """A prepared unit (`SqliteStorage.run_unit`) cannot be kept as prepared: it is run again
+    under the write lock."""
+
+
+class _PreparedExecutor(SqliteExecutor):
+    """A unit's statements before the write lock: reads on the snapshot of a read transaction,
+    writes held, checks kept; `commit_on` makes them under the lock."""
+
+    prepared = True
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__(conn)
+        self._checks: list[tuple[str, tuple[Any, ...], list[Row]]] = []
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        raise _NeedsLock("a write whose result the unit needs")
+
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        raise _NeedsLock("a write whose result the unit needs")
+
+    def flush(self) -> None:
+        """Nothing yet: the held writes wait for the lock (`commit_on`)."""
+
+    def check(self, sql: str, args: Sequence[Any], rows: list[Row]) -> None:
+        self._checks.append((sql, tuple(args), rows))
+
+    def commit_on(self, conn: sqlite3.Connection) -> None:
+        """In `conn`'s write transaction: the checks read again, then the held writes made;
+        _NeedsLock when a check reads otherwise or a write changes fewer rows than it expects
+        (the caller rolls back)."""
+        locked = SqliteExecutor(conn)
+        for sql, args, rows in self._checks:
+            if locked.all(sql, args) != rows:
+                raise _NeedsLock("what the unit read changed")
+        try:
+            self._later.send(locked._execute_many)
+        except ConcurrentChange as exc:
+            raise _NeedsLock(str(exc)) from None
+        except RuntimeError as exc:  # a held write without its own error (`mismatch`)
+            raise _NeedsLock(str(exc)) from None
 
 
 class _Reader(SqliteExecutor):
@@ -278,7 +334,37 @@ class SqliteStorage:
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
         with self._transaction() as conn:
-            yield SqlUnitOfWork(SqliteExecutor(conn))
+            executor = SqliteExecutor(conn)
+            yield SqlUnitOfWork(executor)
+            executor.flush()
+
+    def run_unit(self, step: Callable[[UnitOfWork], T]) -> T:
+        """`step` prepared before the write lock, made under it (see `Storage.run_unit`).
+
+        The step runs in a read transaction of this thread's reader connection, so that all it
+        reads is one snapshot, while other units hold the lock; the lock is then held only for
+        its checks and its held writes (an `executemany` a statement). What is read again is
+        what the repositories register (`Executor.check`): the states of the orders read, the
+        files and flags whose absence a decision rests on; a write that must change its row
+        (an order's guarded move, a file or entry kept once) is a check too. A step whose
+        prepared run cannot be kept runs again in a plain unit of work."""
+        reader = self.reader()
+        prepared = _PreparedExecutor(reader)
+        try:
+            with _transient("read"):
+                reader.execute("BEGIN")
+            try:
+                with _transient("read"):
+                    result = step(SqlUnitOfWork(prepared))
+            finally:
+                _rollback(reader)  # the snapshot ends; nothing was written on it
+            with self._transaction() as conn:
+                prepared.commit_on(conn)
+            return result
+        except _NeedsLock as exc:
+            log.debug("sqlite.unit_run_under_lock", reason=str(exc))
+        with self.unit_of_work() as uow:
+            return step(uow)
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         # busy_timeout already waits inside SQLite; these retries cover what it does not (a
