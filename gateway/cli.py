@@ -65,7 +65,7 @@ def cli(ctx: click.Context, log_format: str | None) -> None:
 def run(ctx: click.Context, role: str) -> None:
     """Run the gateway services (intake, batcher, relay, inbound) until interrupted."""
     from gateway.bootstrap import build_gateway, open_database, start_gateway
-    from gateway.runtime import Runtime, tune_collector
+    from gateway.runtime import Runtime, tune_interpreter
 
     settings = _settings(ctx)
     roles = INSTANCE_ROLES if role == "all" else (role,)
@@ -73,7 +73,7 @@ def run(ctx: click.Context, role: str) -> None:
     storage = open_database(settings)
     storage.claim_instance(roles)  # SQLite takes one process per role; PostgreSQL any number
     gateway = build_gateway(settings, storage)
-    tune_collector()
+    tune_interpreter()
     start_gateway(gateway, runtime, roles)
     click.echo(f"gateway running against {_redact(settings.amqp_url)}; Ctrl-C stops", err=True)
     runtime.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 from collections.abc import Callable
 
@@ -15,6 +16,22 @@ log = structlog.get_logger("gateway.runtime")
 
 # Allocations (less deallocations) between two collections of the youngest generation.
 GC_YOUNG_THRESHOLD = 100_000
+# Seconds a thread runs Python before it must hand the interpreter to a thread asking for it.
+SWITCH_INTERVAL = 0.0005
+
+
+def tune_interpreter() -> None:
+    """CPython's settings for a gateway process: its collector (`tune_collector`) and how
+    often its threads hand the interpreter over.
+
+    A thread that comes back from SQLite or the broker (which it left the interpreter for)
+    waits for a thread running Python to hand it over: up to the switch interval, 5 ms by
+    default, at every statement and every frame. A unit of work holding SQLite's write lock
+    pays that wait at each of its statements, and every other writer waits behind it, the
+    urgent lane's first. At 0.5 ms the urgent lane's p99 under a bulk run fell by about half,
+    for no measurable cost in throughput or CPU (docs/benchmarks.md)."""
+    tune_collector()
+    sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 def tune_collector() -> None:
