@@ -181,13 +181,20 @@ class BatchService:
 
     def _claim(self, key: str, limit: int) -> tuple[list[StoredOrder], int] | None:
         """Claim a group and read its next orders, with a new file number; None when another
-        instance holds the group or nothing is left in it."""
+        instance holds the group or nothing is left in it.
+
+        The orders are read as committed, outside any unit of work: a file's worth (20,000
+        orders) took up to a third of a second to read, and the write lock is not needed for
+        it. Once the claim is committed no other batcher moves the group's orders, and the
+        write of the file moves them only from received (`mark_batched`); an order that
+        arrives after the read waits for the group's next file."""
         now = self._clock()
         until = now + timedelta(seconds=self._settings.claim_seconds)
         with self._storage.unit_of_work() as uow:
             if not uow.claims.claim(GROUP_CLAIM, key, self._owner, now, until):
                 return None
-            stored = uow.orders.received_in_group(key, limit)
+        stored = self._storage.queries.received_in_group(key, limit)
+        with self._storage.unit_of_work() as uow:
             if not stored:
                 uow.claims.release(GROUP_CLAIM, key, self._owner)
                 return None

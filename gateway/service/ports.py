@@ -780,6 +780,10 @@ class Queries(Protocol):
     def booked_credits(self, partner: str, day: date) -> list[Booked]:
         """Revenue collected and returns received with this value date."""
 
+    def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
+        """Received orders of one group, oldest first, as committed (the batcher reads a
+        claimed group's orders here, outside any unit of work and its write lock)."""
+
     def orders_in_state(
         self,
         state: TxState | None = None,

@@ -523,6 +523,10 @@ class StoreContract(ConsoleContract):
         assert [o.order_id for o in everything] == [order_id(n) for n in (5, 3, 4, 1)]
         assert [o.order_id for o in first_two] == [order_id(5), order_id(3)]
         assert all(o.state is TxState.RECEIVED for o in everything)
+        # The same question as committed, outside a unit of work (the batcher's read).
+        assert store.queries.received_in_group(GROUP, 10) == everything
+        assert store.queries.received_in_group(GROUP, 2) == first_two
+        assert store.queries.received_in_group("none", 10) == []
 
     def test_ready_groups_quiet_or_full(self, store: Storage) -> None:
         """ready_groups gives groups quiet since the limit or full, by key, counting received,

@@ -260,13 +260,7 @@ class MemoryOrders(_Repository):
         """Nothing to read ahead in memory."""
 
     def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
-        rows = [
-            order
-            for order in self._s.orders.values()
-            if order.state is TxState.RECEIVED and order.group_key == group_key
-        ]
-        rows.sort(key=lambda order: (order.received_at, order.order_id))
-        return _limited(rows, limit)
+        return _received_in_group(self._s, group_key, limit)
 
     def ready_groups(self, quiet_before: datetime, full_at: int) -> list[ReadyGroup]:
         counts: Counter[str] = Counter()
@@ -714,6 +708,16 @@ class MemoryUnitOfWork:
 # --- the read-only port --------------------------------------------------------------------------
 
 
+def _received_in_group(state: MemoryState, group_key: str, limit: int) -> list[StoredOrder]:
+    rows = [
+        order
+        for order in state.orders.values()
+        if order.state is TxState.RECEIVED and order.group_key == group_key
+    ]
+    rows.sort(key=lambda order: (order.received_at, order.order_id))
+    return _limited(rows, limit)
+
+
 class MemoryQueries:
     """Read-only questions, each answered from the latest committed state."""
 
@@ -874,6 +878,9 @@ class MemoryQueries:
                 if kept.partner == partner and kept.value_date == day
             )
         return [Booked(ref, amount, currency, ref) for ref, amount, currency in credits]
+
+    def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
+        return _received_in_group(self._committed(), group_key, limit)
 
     def orders_in_state(
         self,

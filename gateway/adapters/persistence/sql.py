@@ -278,6 +278,16 @@ def user_from_row(row: Row) -> ConsoleUser:
 ReadAhead = dict[str, StoredOrder | None]
 
 
+def received_in_group(ex: Executor, group_key: str, limit: int) -> list[StoredOrder]:
+    """A group's received orders, oldest first (in a unit of work or as committed)."""
+    rows = ex.all(
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE state = ? AND group_key = ?"  # noqa: S608 - fixed columns
+        " ORDER BY received_at, order_id LIMIT ?",
+        (TxState.RECEIVED.value, group_key, limit),
+    )
+    return [order_from_row(row) for row in rows]
+
+
 class SqlOrders:
     """Payment orders and refused messages."""
 
@@ -415,12 +425,7 @@ class SqlOrders:
         return order_from_row(row) if row else None
 
     def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
-        rows = self._ex.all(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE state = ? AND group_key = ?"  # noqa: S608 - fixed columns
-            " ORDER BY received_at, order_id LIMIT ?",
-            (TxState.RECEIVED.value, group_key, limit),
-        )
-        return [order_from_row(row) for row in rows]
+        return received_in_group(self._ex, group_key, limit)
 
     def ready_groups(self, quiet_before: datetime, full_at: int) -> list[ReadyGroup]:
         rows = self._ex.all(
@@ -1319,6 +1324,9 @@ class SqlQueries:
             (partner, day, partner, day),
         )
         return [Booked(ref, as_money(a), c, ref) for ref, a, c in rows]
+
+    def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
+        return received_in_group(self._q, group_key, limit)
 
     def orders_in_state(
         self,
