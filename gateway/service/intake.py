@@ -114,10 +114,16 @@ class IntakeService:
         are looked up in one query and its new orders stored in one statement batch."""
         now, started = self._clock(), time.perf_counter()
         parsed = [self._parse(message.body) for message in messages]
-        urgent: list[tuple[str, str]] = []
-        with self._storage.unit_of_work() as uow:
+
+        def store(uow: UnitOfWork) -> tuple[list[IntakeOutcome], list[tuple[str, str]]]:
+            urgent: list[tuple[str, str]] = []  # a step run again starts afresh
             outcomes = self._store(uow, parsed, now, urgent)
             crashpoints.hit("intake.before_commit")
+            return outcomes, urgent
+
+        # Prepared before SQLite's write lock where it can be (`Storage.run_unit`): the lock is
+        # held for the chunk's inserts alone.
+        outcomes, urgent = self._storage.run_unit(store)
         if urgent and self._on_urgent is not None:
             self._on_urgent(urgent)
         results = [intake_result(o.result, o.code) for o in outcomes]

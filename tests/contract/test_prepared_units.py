@@ -202,3 +202,29 @@ def test_a_step_that_fails_writes_nothing(storage: SqliteStorage) -> None:
     with pytest.raises(ValueError, match="impossible"):
         storage.run_unit(step)
     assert storage.queries.outbox_messages([message(1).message_id]) == []
+
+
+@pytest.mark.parametrize(("amount", "told"), [("606000", "duplicate"), ("707000", "conflict")])
+def test_an_order_stored_meanwhile_is_told_apart_under_the_lock(
+    storage: SqliteStorage, path: Path, amount: str, told: str
+) -> None:
+    """Intake's chunk is prepared with the order read as absent; another writer stores the
+    same id (same content, or other content) before the commit: the chunk runs again under the
+    lock and the order is a duplicate, or a conflict, not stored twice."""
+    other = other_writer(path)
+    results: list[list[str]] = []
+
+    def step(uow: UnitOfWork) -> list[str]:
+        added = list(uow.orders.add_many([new_order(7)], at(1)))
+        results.append(added)
+        if len(results) == 1:
+            with other.unit_of_work() as meanwhile:
+                meanwhile.orders.add(new_order(7, amount=amount), at(1))
+        return added
+
+    try:
+        assert storage.run_unit(step) == [told]
+    finally:
+        other.close()
+    assert results == [["new"], [told]]
+    assert storage.query("SELECT COUNT(*) FROM orders WHERE order_id = ?", (order_id(7),)) == [(1,)]

@@ -288,6 +288,13 @@ def received_in_group(ex: Executor, group_key: str, limit: int) -> list[StoredOr
     return [order_from_row(row) for row in rows]
 
 
+def _added(known: str | None, content_hash: str) -> AddResult:
+    """What adding an order is, by the content hash stored under its id before (if any)."""
+    if known is None:
+        return "new"
+    return "duplicate" if known == content_hash else "conflict"
+
+
 class SqlOrders:
     """Payment orders and refused messages."""
 
@@ -353,27 +360,35 @@ class SqlOrders:
             self._ahead.pop(order.order_id, None)
         before = self.content_hashes([o.order_id for o in orders])
         absent = [o for o in orders if o.order_id not in before]
-        inserted = self._ex.run_many(
+        insert = (
             "INSERT INTO orders (order_id, content_hash, payload, partner, group_key, category,"
             " amount, currency, state, received_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
-            [
-                (
-                    o.order_id,
-                    o.content_hash,
-                    o.payload,
-                    o.partner,
-                    o.group_key,
-                    o.category,
-                    o.amount,
-                    o.currency,
-                    TxState.RECEIVED.value,
-                    now,
-                    now,
-                )
-                for o in absent
-            ],
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING"
         )
+        rows = [
+            (
+                o.order_id,
+                o.content_hash,
+                o.payload,
+                o.partner,
+                o.group_key,
+                o.category,
+                o.amount,
+                o.currency,
+                TxState.RECEIVED.value,
+                now,
+                now,
+            )
+            for o in absent
+        ]
+        if self._ex.prepared:
+            # Read as absent: each is stored under the lock only if it still is (an order
+            # stored meanwhile has the unit run again, under the lock, to be told apart).
+            for row in rows:
+                error = ConcurrentChange(f"order {row[0]} was stored meanwhile")
+                self._ex.later(insert, row, expect=1, error=error)
+            return [_added(before.get(o.order_id), o.content_hash) for o in orders]
+        inserted = self._ex.run_many(insert, rows)
         # Stored meanwhile by another instance (PostgreSQL): other content is a conflict; the
         # same content is kept once, whoever stored it.
         after = (
@@ -383,7 +398,7 @@ class SqlOrders:
         for order in orders:
             known = before.get(order.order_id)
             if known is not None:
-                results.append("duplicate" if known == order.content_hash else "conflict")
+                results.append(_added(known, order.content_hash))
             else:
                 stored = after.get(order.order_id, order.content_hash)
                 results.append("new" if stored == order.content_hash else "conflict")
