@@ -4,6 +4,7 @@ unmatched with the reason."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
@@ -84,6 +85,7 @@ def notification_steps(
     if len(parts) <= 1:
         return [lambda uow: apply_notification(uow, partner, notification, raw, now)]
     log_ = log.bind(msg_id=notification.msg_id)
+    digest = hashlib.sha256(raw).hexdigest()
     # What each step applied, by its first detail's position (a step run again replaces it).
     applied: dict[int, dict[str, int]] = {}
 
@@ -94,7 +96,7 @@ def notification_steps(
                     partner.name, notification.msg_id, "camt.054", raw, now
                 )
             else:
-                new = not uow.inbound.known_file(partner.name, notification.msg_id, raw)
+                new = not uow.inbound.known_file(partner.name, notification.msg_id, digest)
             if not new:
                 log_.info("notification.duplicate")
                 return "duplicate"

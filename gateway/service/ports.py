@@ -504,9 +504,10 @@ class InboundRepository(Protocol):
         """Keep an inbound file; False when this partner already sent this very file. The same
         MsgId with other content raises InvalidMessage."""
 
-    def known_file(self, partner: str, msg_id: str, raw: bytes) -> bool:
+    def known_file(self, partner: str, msg_id: str, sha256: str) -> bool:
         """Whether this partner's file was kept already (as `first_sight` would say, without
-        keeping it); the same MsgId with other content raises InvalidMessage."""
+        keeping it), by the SHA-256 of its bytes (hex: a large file applied in many steps is
+        hashed once); the same MsgId with other content raises InvalidMessage."""
 
     def quarantine(
         self,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
+from functools import cache
 
 import structlog
 
@@ -95,6 +97,8 @@ def report_steps(
     the orders the report does not name), so the later steps are made as they are asked for.
     """
     log_ = log.bind(msg_id=report.msg_id, original_msg_id=report.original_msg_id)
+    # The file's hash, for the steps before the last (a large file hashed once, not per step).
+    digest = cache(lambda: hashlib.sha256(raw).hexdigest())
     runs: list[list[TxStatus]] = []
     # Orders moved by each run of lines (a step run again replaces its count).
     moved: dict[int, int] = {}
@@ -115,7 +119,7 @@ def report_steps(
         if last:
             new = uow.inbound.first_sight(partner.name, report.msg_id, "pain.002", raw, now)
         else:
-            new = not uow.inbound.known_file(partner.name, report.msg_id, raw)
+            new = not uow.inbound.known_file(partner.name, report.msg_id, digest())
         if not new:
             log_.info("report.duplicate")
             return "duplicate"

@@ -775,13 +775,13 @@ class StoreContract(ConsoleContract):
     def test_known_file_keeps_nothing(self, store: Storage) -> None:
         """known_file says what first_sight would, without keeping the file."""
         with store.unit_of_work() as uow:
-            assert not uow.inbound.known_file(PARTNER, "M-1", b"first")
+            assert not uow.inbound.known_file(PARTNER, "M-1", sha256(b"first"))
         with store.unit_of_work() as uow:
             assert uow.inbound.first_sight(PARTNER, "M-1", "camt.054", b"first", T0)
-            assert uow.inbound.known_file(PARTNER, "M-1", b"first")
-            assert not uow.inbound.known_file(OTHER_PARTNER, "M-1", b"first")
+            assert uow.inbound.known_file(PARTNER, "M-1", sha256(b"first"))
+            assert not uow.inbound.known_file(OTHER_PARTNER, "M-1", sha256(b"first"))
         with pytest.raises(InvalidMessage), store.unit_of_work() as uow:
-            uow.inbound.known_file(PARTNER, "M-1", b"second")
+            uow.inbound.known_file(PARTNER, "M-1", sha256(b"second"))
         assert store.queries.applied_by_type() == [(PARTNER, "camt.054", 1)]
 
     def test_reused_msg_id_with_other_bytes_is_invalid(self, store: Storage) -> None:

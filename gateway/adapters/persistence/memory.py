@@ -408,17 +408,17 @@ class MemoryInbound(_Repository):
     def first_sight(
         self, partner: str, msg_id: str, message_type: str, raw: bytes, now: datetime
     ) -> bool:
-        if self.known_file(partner, msg_id, raw):
-            return False
         digest = hashlib.sha256(raw).hexdigest()
+        if self.known_file(partner, msg_id, digest):
+            return False
         self._s.inbound_files[partner, msg_id] = InboundRow(message_type, digest, bytes(raw), now)
         return True
 
-    def known_file(self, partner: str, msg_id: str, raw: bytes) -> bool:
+    def known_file(self, partner: str, msg_id: str, sha256: str) -> bool:
         kept = self._s.inbound_files.get((partner, msg_id))
         if kept is None:
             return False
-        if kept.sha256 != hashlib.sha256(raw).hexdigest():
+        if kept.sha256 != sha256:
             raise InvalidMessage(
                 f"{partner} reused MsgId {msg_id} for a different file; the first is kept"
             )

@@ -643,8 +643,8 @@ class SqlInbound:
         self._same_file(partner, msg_id, digest)
         return False
 
-    def known_file(self, partner: str, msg_id: str, raw: bytes) -> bool:
-        return self._same_file(partner, msg_id, hashlib.sha256(raw).hexdigest())
+    def known_file(self, partner: str, msg_id: str, sha256: str) -> bool:
+        return self._same_file(partner, msg_id, sha256)
 
     def _same_file(self, partner: str, msg_id: str, digest: str) -> bool:
         """Whether the file kept under this MsgId is these bytes; refused when it is not."""
