@@ -33,6 +33,13 @@ def main() -> None:
 @click.option(
     "--split", is_flag=True, help="Each instance as two processes: `--role main`, `--role reports`."
 )
+@click.option(
+    "--reports",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="With --split: the processes of each instance that run `--role reports`.",
+)
 @click.option("--urgent", default=0, show_default=True, help="Urgent orders sent one by one.")
 @click.option("--urgent-gap", default=0.1, show_default=True, help="Seconds between them.")
 @click.option("--seed", default=13, show_default=True, help="Seed of the orders.")
@@ -44,6 +51,7 @@ def e2e(
     database: str,
     instances: int,
     split: bool,
+    reports: int,
     urgent: int,
     urgent_gap: float,
     seed: int,
@@ -58,12 +66,15 @@ def e2e(
         database=database,
         instances=instances,
         split=split,
+        reports=reports,
         urgent=urgent,
         urgent_gap=urgent_gap,
         seed=seed,
         timeout=timeout,
         workdir=workdir or DEFAULT_WORKDIR,
     )
+    if reports > 1 and not split:
+        raise click.UsageError("--reports needs --split (the roles in processes of their own)")
     try:
         result = E2EBench(config).run()
     except GatewayError as exc:

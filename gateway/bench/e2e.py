@@ -60,6 +60,21 @@ DEFAULT_WORKDIR = ROOT / "var" / "bench"
 _FINAL_KINDS = ("payment_settled", "payment_rejected")
 
 
+def _roles(name: str, reports: int) -> list[tuple[str, list[str]]]:
+    """The processes of one instance split by role: (name, `gateway` arguments)."""
+    main, report = ROLES
+    runs = [(f"{name}-{main}", ["run", "--role", main])]
+    for n in range(1, reports + 1):
+        runs.append((f"{name}-{report}" + (f"-{n}" if n > 1 else ""), ["run", "--role", report]))
+    return runs
+
+
+def _split(reports: int) -> str:
+    if reports == 1:
+        return " (each its main and reports roles in two processes)"
+    return f" (each its main role in a process, its reports role in {reports})"
+
+
 @dataclass(frozen=True, slots=True)
 class BenchConfig:
     """What one run does."""
@@ -69,6 +84,8 @@ class BenchConfig:
     instances: int = 1
     # Each instance's roles (main, reports) in processes of their own.
     split: bool = False
+    # With split: each instance's processes for the reports role.
+    reports: int = 1
     # Urgent orders published one by one during the bulk run (0: none).
     urgent: int = 0
     # Seconds between two urgent orders.
@@ -121,7 +138,7 @@ class BenchResult:
             f"  commit {self.commit or '?'}; load before the run: {self.load or '?'}",
             f"  orders {self.orders} in {self.files} files ({_mix(self.mix)}),"
             f" database {c.database}, gateway instances {c.instances}"
-            + (" (each its main and reports roles in two processes)" if c.split else ""),
+            + (_split(c.reports) if c.split else ""),
             f"  orders published before the start in {self.publish_s:.1f} s (not counted)",
             f"  {'COMPLETE' if self.complete else 'INCOMPLETE'}: {self.rate:,.0f} orders/s"
             f" ({self.elapsed_s:.1f} s from the gateways' start to the last final posting)",
@@ -350,9 +367,10 @@ class E2EBench:
             if config.instances == 1
             else [f"gateway-{n}" for n in range(1, config.instances + 1)]
         )
-        # With --split each instance is two processes: its main role and its reports role.
+        # With --split each instance is a process for its main role and --reports processes
+        # for its reports role.
         runs = (
-            [(f"{name}-{role}", ["run", "--role", role]) for name in names for role in ROLES]
+            [run for name in names for run in _roles(name, config.reports)]
             if config.split
             else [(name, ["run"]) for name in names]
         )

@@ -859,8 +859,10 @@ class Queries(Protocol):
 
 # What a gateway process can run (`gateway run --role`): `main` takes orders in, builds and
 # sends files and postings; `reports` applies the banks' reports and notifications from the
-# broker. One process runs both by default; on SQLite each may run in a process of its own.
-INSTANCE_ROLES = ("main", "reports")
+# broker. One process runs both by default; each may run in processes of their own (on SQLite
+# one process runs main, any number reports).
+MAIN_ROLE = "main"
+INSTANCE_ROLES = (MAIN_ROLE, "reports")
 
 
 class Storage(Protocol):
@@ -899,8 +901,8 @@ class Storage(Protocol):
 
     def claim_instance(self, roles: Sequence[str] = INSTANCE_ROLES) -> None:
         """Register this process as the gateway instance running `roles` on the database:
-        SQLite takes one process per role (a second is refused with ConfigError), PostgreSQL
-        any number."""
+        SQLite takes one process running the main role (a second is refused with
+        ConfigError) and any number running reports alone, PostgreSQL any number of each."""
 
     def close(self) -> None:
         """Release connections."""

@@ -1,5 +1,5 @@
-"""A gateway's two roles in processes of their own on one SQLite file: each role held by one
-process, their writes taken in turn across the two."""
+"""A gateway's two roles in processes of their own on one SQLite file: the main role held by
+one process, the reports role run by any number; their writes taken in turn across them."""
 
 from __future__ import annotations
 
@@ -30,24 +30,26 @@ def _run(settings: Settings, tmp_path: Path, *args: str) -> subprocess.Completed
     )
 
 
-def test_each_role_is_held_by_one_process(settings: Settings, tmp_path: Path) -> None:
-    """With the reports role held, a second process for it and a whole instance are refused with
-    one line naming the role; the main role is still free for a process of its own."""
+def test_the_main_role_is_held_by_one_process(settings: Settings, tmp_path: Path) -> None:
+    """With the main role held, a second process for it and a whole instance are refused with
+    one line naming the role and its holder; processes for the reports role alone are not."""
     holder = SqliteStorage(settings.db_file)
-    holder.claim_instance(("reports",))
+    holder.claim_instance(("main",))
     try:
-        for args in (("--role", "reports"), ()):
+        for args in (("--role", "main"), ()):
             result = _run(settings, tmp_path, *args)
             assert result.returncode == 1
             assert "Traceback" not in result.stderr
             [line] = result.stderr.strip().splitlines()
-            assert "runs the reports role" in line
+            assert "runs the main role" in line
             assert f"pid {os.getpid()}" in line
-        main = SqliteStorage(settings.db_file)
-        main.claim_instance(("main",))
-        again = SqliteStorage(settings.db_file)
+            assert "--role reports" in line
+        reports = [SqliteStorage(settings.db_file) for _ in range(2)]
+        for storage in reports:
+            storage.claim_instance(("reports",))  # beside the main role, and each other
+        whole = SqliteStorage(settings.db_file)
         with pytest.raises(ConfigError, match="runs the main role"):
-            again.claim_instance(("main",))
+            whole.claim_instance()
     finally:
         holder.close()
 
@@ -70,10 +72,10 @@ print("done", flush=True)
 """
 
 
-def test_the_two_roles_write_in_turn(settings: Settings) -> None:
-    """Two processes, one per role, each writing as fast as it can: every unit of work of both
-    commits (none gives up as "database busy", though SQLite's wait is cut to 2 s) and the
-    counter both advance counts every one."""
+def test_the_roles_processes_write_in_turn(settings: Settings) -> None:
+    """Three processes, one for the main role and two for reports, each writing as fast as it
+    can: every unit of work of each commits (none gives up as "database busy", though SQLite's
+    wait is cut to 2 s) and the counter all advance counts every one."""
     SqliteStorage(settings.db_file).close()  # created and migrated before the race
     units = 400
     writers = [
@@ -84,7 +86,7 @@ def test_the_two_roles_write_in_turn(settings: Settings) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        for role in ("main", "reports")
+        for role in ("main", "reports", "reports")
     ]
     for writer in writers:
         assert writer.stdout is not None
@@ -96,7 +98,8 @@ def test_the_two_roles_write_in_turn(settings: Settings) -> None:
     storage = SqliteStorage(settings.db_file)
     try:
         with storage.unit_of_work() as uow:
-            assert uow.counters.next_value("turns") == 2 * units + 1
+            assert uow.counters.next_value("turns") == 3 * units + 1
             assert uow.counters.next_value("main") == units + 1
+            assert uow.counters.next_value("reports") == 2 * units + 1
     finally:
         storage.close()

@@ -34,7 +34,13 @@ from gateway.adapters.persistence import migrations
 from gateway.adapters.persistence.sql import HeldWrites, Row, SqlQueries, SqlUnitOfWork
 from gateway.errors import ConfigError, TransientError
 from gateway.service.clock import stamp, utcnow
-from gateway.service.ports import INSTANCE_ROLES, ConcurrentChange, Queries, UnitOfWork
+from gateway.service.ports import (
+    INSTANCE_ROLES,
+    MAIN_ROLE,
+    ConcurrentChange,
+    Queries,
+    UnitOfWork,
+)
 
 log = structlog.get_logger("gateway.sqlite")
 
@@ -257,7 +263,7 @@ class SqliteStorage:
         # once on release, instead of polling SQLite's busy handler (which sleeps up to 100 ms
         # between tries). Other processes (commands) still meet busy_timeout.
         self._writer = _WriterLock()
-        # The lock file of each role this process runs (`claim_instance`).
+        # The lock file of the main role, when this process runs it (`claim_instance`).
         self._instance_locks: dict[str, IO[str]] = {}
         self._checkpointer: threading.Thread | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -389,19 +395,19 @@ class SqliteStorage:
             return migrations.upgrade(SqliteExecutor(conn), "sqlite", utcnow())
 
     def claim_instance(self, roles: Sequence[str] = INSTANCE_ROLES) -> None:
-        """Hold this file for the gateway process running `roles` until it ends; a second
-        process for a role already held is refused with one line (SQLite has one writer:
-        several instances need PostgreSQL). The two roles in two processes write in turn, as
-        SQLite has any two processes do (`BEGIN IMMEDIATE`, its busy handler)."""
-        for role in roles:
-            if role not in self._instance_locks:
-                self._instance_locks[role] = self._hold(role)
+        """Hold this file for the gateway process running the main role until it ends: a
+        second is refused with one line (one intake, batcher and relay writing; several
+        instances need PostgreSQL). The reports role is not held: any number of processes may
+        apply the banks' files beside it, each file given to one of them by the broker, as on
+        PostgreSQL. The processes write in turn, as SQLite has any do (`BEGIN IMMEDIATE`, its
+        busy handler), and a report's part holds the lock only for its writes (`run_unit`)."""
+        if MAIN_ROLE in roles and MAIN_ROLE not in self._instance_locks:
+            self._instance_locks[MAIN_ROLE] = self._hold()
         if self._checkpointer is None:
             self._checkpoint_in_background()
 
-    def _hold(self, role: str) -> IO[str]:
-        suffix = ".instance" if role == INSTANCE_ROLES[0] else f".instance-{role}"
-        handle = self.path.with_name(self.path.name + suffix).open("a+", encoding="utf-8")
+    def _hold(self) -> IO[str]:
+        handle = self.path.with_name(self.path.name + ".instance").open("a+", encoding="utf-8")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -409,9 +415,9 @@ class SqliteStorage:
             holder = handle.read().strip() or "another process"
             handle.close()
             raise ConfigError(
-                f"another gateway instance ({holder}) runs the {role} role on {self.path}:"
-                " SQLite takes one instance (its main and reports roles may run in a process"
-                " each, `gateway run --role`); run several on PostgreSQL (GATEWAY_DB_URL)"
+                f"another gateway instance ({holder}) runs the main role on {self.path}:"
+                " SQLite takes one instance (more processes may apply the banks' files beside"
+                " it, `gateway run --role reports`); run several on PostgreSQL (GATEWAY_DB_URL)"
             ) from None
         handle.seek(0)
         handle.truncate()
