@@ -59,7 +59,8 @@ def cli(ctx: click.Context, log_format: str | None) -> None:
     default="all",
     show_default=True,
     help="main: intake, batching, sending; reports: applying the banks' files from the broker;"
-    " all: both. Each role in a process of its own uses a second core (see docs/storage.md).",
+    " all: both. The roles in processes of their own use more cores: one process runs main,"
+    " one or more run reports (see docs/storage.md).",
 )
 @click.pass_context
 def run(ctx: click.Context, role: str) -> None:
@@ -71,7 +72,7 @@ def run(ctx: click.Context, role: str) -> None:
     roles = INSTANCE_ROLES if role == "all" else (role,)
     runtime = Runtime()
     storage = open_database(settings)
-    storage.claim_instance(roles)  # SQLite takes one process per role; PostgreSQL any number
+    storage.claim_instance(roles)  # SQLite: one process runs main, any number reports
     gateway = build_gateway(settings, storage)
     tune_interpreter()
     start_gateway(gateway, runtime, roles)
