@@ -264,7 +264,7 @@ class SqliteStorage:
         # between tries). Other processes (commands) still meet busy_timeout.
         self._writer = _WriterLock()
         # The lock file of the main role, when this process runs it (`claim_instance`).
-        self._instance_locks: dict[str, IO[str]] = {}
+        self._instance_lock: IO[str] | None = None
         self._checkpointer: threading.Thread | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         if upgrade:
@@ -401,8 +401,8 @@ class SqliteStorage:
         apply the banks' files beside it, each file given to one of them by the broker, as on
         PostgreSQL. The processes write in turn, as SQLite has any do (`BEGIN IMMEDIATE`, its
         busy handler), and a report's part holds the lock only for its writes (`run_unit`)."""
-        if MAIN_ROLE in roles and MAIN_ROLE not in self._instance_locks:
-            self._instance_locks[MAIN_ROLE] = self._hold()
+        if MAIN_ROLE in roles and self._instance_lock is None:
+            self._instance_lock = self._hold()
         if self._checkpointer is None:
             self._checkpoint_in_background()
 
