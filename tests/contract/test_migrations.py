@@ -68,7 +68,8 @@ def test_versions_are_numbered_from_one_on_both_backends() -> None:
 
 
 def test_an_existing_sqlite_database_is_upgraded_in_place(tmp_path: Path) -> None:
-    """A database from before versioning keeps its orders and gains the claim columns."""
+    """A database from before versioning keeps its orders (their payloads in a table of their
+    own) and gains the claim columns."""
     path = tmp_path / "gateway.db"
     _old_database(path)
     storage = SqliteStorage(path)
@@ -78,6 +79,9 @@ def test_an_existing_sqlite_database_is_upgraded_in_place(tmp_path: Path) -> Non
         assert old is not None
         assert old.state is TxState.SETTLED
         assert old.amount == Decimal("606000")
+        assert old.payload == "{}"  # moved to order_payloads (0008), read back with the order
+        columns = [row[1] for row in storage.query("PRAGMA table_info(orders)")]
+        assert "payload" not in columns
         with storage.unit_of_work() as uow:
             uow.outbox.enqueue(OutboxMessage("m-1", "treasury.ledger", "k", b"{}", {}), NOW)
             claimed = uow.outbox.claim("me", 10, NOW, NOW.replace(hour=2))

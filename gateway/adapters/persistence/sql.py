@@ -59,6 +59,9 @@ ORDER_COLUMNS = (
     "pmt_inf_id, status_code, reason_code, reason_text, bank_ref, value_date, received_at, "
     "updated_at"
 )
+# The orders with their stored payloads (kept in a table of their own: an order's state changes
+# three times, and each change rewrote the payload with the row).
+ORDERS = "orders JOIN order_payloads USING (order_id)"
 # Where `state` is among ORDER_COLUMNS.
 _STATE = 7
 FILE_COLUMNS = (
@@ -281,11 +284,16 @@ ReadAhead = dict[str, StoredOrder | None]
 def received_in_group(ex: Executor, group_key: str, limit: int) -> list[StoredOrder]:
     """A group's received orders, oldest first (in a unit of work or as committed)."""
     rows = ex.all(
-        f"SELECT {ORDER_COLUMNS} FROM orders WHERE state = ? AND group_key = ?"  # noqa: S608 - fixed columns
+        f"SELECT {ORDER_COLUMNS} FROM {ORDERS} WHERE state = ? AND group_key = ?"  # noqa: S608 - fixed columns
         " ORDER BY received_at, order_id LIMIT ?",
         (TxState.RECEIVED.value, group_key, limit),
     )
     return [order_from_row(row) for row in rows]
+
+
+_KEEP_PAYLOAD = (
+    "INSERT INTO order_payloads (order_id, payload) VALUES (?, ?) ON CONFLICT (order_id) DO NOTHING"
+)
 
 
 def _added(known: str | None, content_hash: str) -> AddResult:
@@ -308,7 +316,7 @@ class SqlOrders:
             part = ids[start : start + 500]
             marks = ", ".join("?" * len(part))
             rows = self._ex.all(
-                f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id IN ({marks})"  # noqa: S608 - fixed columns, placeholders
+                f"SELECT {ORDER_COLUMNS} FROM {ORDERS} WHERE order_id IN ({marks})"  # noqa: S608 - fixed columns, placeholders
                 f" ORDER BY order_id{self._ex.lock}",
                 part,
             )
@@ -331,13 +339,12 @@ class SqlOrders:
     def add(self, order: NewOrder, now: datetime) -> AddResult:
         self._ahead.pop(order.order_id, None)
         inserted = self._ex.run(
-            "INSERT INTO orders (order_id, content_hash, payload, partner, group_key, category,"
+            "INSERT INTO orders (order_id, content_hash, partner, group_key, category,"
             " amount, currency, state, received_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
             (
                 order.order_id,
                 order.content_hash,
-                order.payload,
                 order.partner,
                 order.group_key,
                 order.category,
@@ -349,6 +356,7 @@ class SqlOrders:
             ),
         )
         if inserted:
+            self._ex.later(_KEEP_PAYLOAD, (order.order_id, order.payload))
             return "new"
         row = self._ex.one("SELECT content_hash FROM orders WHERE order_id = ?", (order.order_id,))
         return "duplicate" if row is not None and row[0] == order.content_hash else "conflict"
@@ -361,15 +369,14 @@ class SqlOrders:
         before = self.content_hashes([o.order_id for o in orders])
         absent = [o for o in orders if o.order_id not in before]
         insert = (
-            "INSERT INTO orders (order_id, content_hash, payload, partner, group_key, category,"
+            "INSERT INTO orders (order_id, content_hash, partner, group_key, category,"
             " amount, currency, state, received_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING"
         )
         rows = [
             (
                 o.order_id,
                 o.content_hash,
-                o.payload,
                 o.partner,
                 o.group_key,
                 o.category,
@@ -384,11 +391,15 @@ class SqlOrders:
         if self._ex.prepared:
             # Read as absent: each is stored under the lock only if it still is (an order
             # stored meanwhile has the unit run again, under the lock, to be told apart).
-            for row in rows:
+            for row, order in zip(rows, absent, strict=True):
                 error = ConcurrentChange(f"order {row[0]} was stored meanwhile")
                 self._ex.later(insert, row, expect=1, error=error)
+                payload = (order.order_id, order.payload)
+                self._ex.later(_KEEP_PAYLOAD, payload, expect=1, error=error)
             return [_added(before.get(o.order_id), o.content_hash) for o in orders]
         inserted = self._ex.run_many(insert, rows)
+        for order in absent:  # an order stored meanwhile by another instance has its own
+            self._ex.later(_KEEP_PAYLOAD, (order.order_id, order.payload))
         # Stored meanwhile by another instance (PostgreSQL): other content is a conflict; the
         # same content is kept once, whoever stored it.
         after = (
@@ -433,7 +444,7 @@ class SqlOrders:
         if order_id in self._ahead:
             return self._ahead[order_id]
         row = self._ex.one(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ?{self._ex.lock}",  # noqa: S608 - fixed columns
+            f"SELECT {ORDER_COLUMNS} FROM {ORDERS} WHERE order_id = ?{self._ex.lock}",  # noqa: S608 - fixed columns
             (order_id,),
         )
         self._check_states([order_id], [row] if row else [])
@@ -1152,7 +1163,7 @@ class SqlQueries:
 
     def order(self, order_id: str) -> StoredOrder | None:
         row = self._q.one(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ?",  # noqa: S608 - fixed columns
+            f"SELECT {ORDER_COLUMNS} FROM {ORDERS} WHERE order_id = ?",  # noqa: S608 - fixed columns
             (order_id,),
         )
         return order_from_row(row) if row else None
@@ -1325,7 +1336,7 @@ class SqlQueries:
 
     def booked_payments(self, partner: str, day: date) -> list[Booked]:
         rows = self._q.all(
-            "SELECT order_id, amount, currency, bank_ref, payload FROM orders"
+            f"SELECT order_id, amount, currency, bank_ref, payload FROM {ORDERS}"  # noqa: S608 - fixed clause
             " WHERE partner = ? AND value_date = ? AND state IN (?, ?) ORDER BY order_id",
             (partner, day, TxState.SETTLED.value, TxState.RETURNED.value),
         )
@@ -1357,7 +1368,7 @@ class SqlQueries:
         where = " AND ".join(f"{column} = ?" for column, value in wanted.items() if value) or "1=1"
         args: list[Any] = [value for value in wanted.values() if value]
         rows = self._q.all(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY order_id"  # noqa: S608 - fixed columns
+            f"SELECT {ORDER_COLUMNS} FROM {ORDERS} WHERE {where} ORDER BY order_id"  # noqa: S608 - fixed columns
             + (" LIMIT ?" if limit is not None else ""),
             (*args, limit) if limit is not None else args,
         )
@@ -1390,7 +1401,7 @@ class SqlQueries:
     def search_orders(self, text: str, limit: int = 50) -> list[StoredOrder]:
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self._q.all(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ? OR msg_id = ?"  # noqa: S608 - fixed columns
+            f"SELECT {ORDER_COLUMNS} FROM {ORDERS} WHERE order_id = ? OR msg_id = ?"  # noqa: S608 - fixed columns
             " OR payload LIKE ? ESCAPE '\\' ORDER BY order_id LIMIT ?",
             (text, text, pattern, limit),
         )
