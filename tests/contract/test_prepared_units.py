@@ -109,13 +109,16 @@ def test_a_step_needing_a_writes_result_runs_under_the_lock(storage: SqliteStora
     """A write whose result the step uses (here: whether the message is new) cannot be held:
     the step runs again under the lock, and its writes are made once."""
     calls: list[bool] = []
+    entered: list[bool] = []
 
     def step(uow: UnitOfWork) -> bool:
+        entered.append(True)
         new = uow.outbox.enqueue(message(1), at(1))
         calls.append(new)
         return new
 
     assert storage.run_unit(step) is True
+    assert len(entered) == 2  # prepared first, then again under the lock
     assert calls == [True]  # the prepared run stopped at the write, before it returned
     assert len(storage.queries.outbox_messages([message(1).message_id])) == 1
 

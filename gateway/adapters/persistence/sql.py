@@ -122,7 +122,7 @@ class Executor(Protocol):
         error: Exception | None = None,
     ) -> None:
         """Execute a write whose result nothing waits for, at the latest before the next
-        statement that reads or the commit (PostgreSQL sends a run of them in one round trip);
+        statement that reads or the commit (held, one `executemany` a statement: `HeldWrites`);
         `error` is raised then if the rows changed are not `expect`."""
 
     def flush(self) -> None:
@@ -146,8 +146,9 @@ Held = tuple[tuple[Any, ...], int | None, Exception | None]
 class HeldWrites:
     """Writes nothing waits for (`Executor.later`), sent together: one batch per statement
     (the statement parsed once), each statement's rows in the order they were held. The held
-    writes touch rows nothing else held touches (a move, a posting, an applied entry), so their
-    order across statements is free. `expect` is given only for a statement that changes at
+    writes touch rows nothing else held touches (a move, a posting, an applied entry, an order's
+    payload), or commute (a file's status and the time it was reported), so their order across
+    statements is free. `expect` is given only for a statement that changes at
     most one row, so that a batch's rows changed add up to what its rows expect."""
 
     def __init__(self) -> None:
@@ -161,18 +162,23 @@ class HeldWrites:
     ) -> None:
         self._held.setdefault((sql, expect is not None), []).append((tuple(args), expect, error))
 
-    def send(self, execute_many: Callable[[str, list[tuple[Any, ...]]], int]) -> None:
+    def send(
+        self,
+        execute_many: Callable[[str, list[tuple[Any, ...]]], int],
+        mismatch: Callable[[list[Held], int], Exception] | None = None,
+    ) -> None:
         """Execute every batch; the first batch some of whose writes changed fewer rows than
-        they expect raises (`mismatch`)."""
+        they expect raises what `mismatch` makes of them and the number missing (by default
+        the writes' own error: `_mismatch_error`)."""
         held, self._held = self._held, {}
         for (sql, checked), rows in held.items():
             changed = execute_many(sql, [args for args, _, _ in rows])
             expected = sum(expect or 0 for _, expect, _ in rows)
             if checked and changed != expected:
-                raise mismatch(rows, expected - changed)
+                raise (mismatch or _mismatch_error)(rows, expected - changed)
 
 
-def mismatch(rows: list[Held], missing: int) -> Exception:
+def _mismatch_error(rows: list[Held], missing: int) -> Exception:
     """The error of a batch of held writes some of which changed no row: the write's own error
     when the batch was one write, else one of its kind saying how many (which ones, a batch
     does not tell)."""
@@ -391,8 +397,8 @@ class SqlOrders:
         if self._ex.prepared:
             # Read as absent: each is stored under the lock only if it still is (an order
             # stored meanwhile has the unit run again, under the lock, to be told apart).
+            error = ConcurrentChange("an order of the chunk was stored meanwhile")
             for row, order in zip(rows, absent, strict=True):
-                error = ConcurrentChange(f"order {row[0]} was stored meanwhile")
                 self._ex.later(insert, row, expect=1, error=error)
                 payload = (order.order_id, order.payload)
                 self._ex.later(_KEEP_PAYLOAD, payload, expect=1, error=error)

@@ -31,13 +31,12 @@ import structlog
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from gateway.adapters.persistence import migrations
-from gateway.adapters.persistence.sql import HeldWrites, Row, SqlQueries, SqlUnitOfWork
+from gateway.adapters.persistence.sql import Held, HeldWrites, Row, SqlQueries, SqlUnitOfWork
 from gateway.errors import ConfigError, TransientError
 from gateway.service.clock import stamp, utcnow
 from gateway.service.ports import (
     INSTANCE_ROLES,
     MAIN_ROLE,
-    ConcurrentChange,
     Queries,
     UnitOfWork,
 )
@@ -179,6 +178,11 @@ class _NeedsLock(Exception):  # noqa: N818 - says what the unit needs, as STYLE.
     under the write lock."""
 
 
+def _changed_meanwhile(rows: list[Held], missing: int) -> Exception:
+    """What a prepared unit's held writes changing fewer rows than they expect means."""
+    return _NeedsLock(f"{missing} of {len(rows)} held writes found their row changed")
+
+
 class _PreparedExecutor(SqliteExecutor):
     """A unit's statements before the write lock: reads on the snapshot of a read transaction,
     writes held, checks kept; `commit_on` makes them under the lock."""
@@ -209,12 +213,7 @@ class _PreparedExecutor(SqliteExecutor):
         for sql, args, rows in self._checks:
             if locked.all(sql, args) != rows:
                 raise _NeedsLock("what the unit read changed")
-        try:
-            self._later.send(locked._execute_many)
-        except ConcurrentChange as exc:
-            raise _NeedsLock(str(exc)) from None
-        except RuntimeError as exc:  # a held write without its own error (`mismatch`)
-            raise _NeedsLock(str(exc)) from None
+        self._later.send(locked._execute_many, _changed_meanwhile)
 
 
 class _Reader(SqliteExecutor):
