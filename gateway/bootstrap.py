@@ -29,6 +29,7 @@ from gateway.service.batcher import BatchService
 from gateway.service.clock import Clock, utcnow
 from gateway.service.dead_letters import DeadLetters
 from gateway.service.deadlines import DeadlineWatch
+from gateway.service.decoded import DecodedOrders
 from gateway.service.file_relay import FileRelay
 from gateway.service.file_scanner import FileScanner
 from gateway.service.inbound import InboundService
@@ -156,6 +157,8 @@ class Gateway:
     urgent: queue.SimpleQueue[tuple[str, str]] = field(default_factory=queue.SimpleQueue)
     # The clock every service reads the time from.
     clock: Clock = utcnow
+    # Orders intake decoded and committed, for the batcher to build from (`DecodedOrders`).
+    decoded: DecodedOrders = field(default_factory=DecodedOrders)
 
 
 def build_gateway(
@@ -168,16 +171,22 @@ def build_gateway(
     owner = instance_name(storage)
     keys = our_keys(settings)
     urgent: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+    decoded = DecodedOrders()  # intake's decoded orders, for the batcher's files
     return Gateway(
         settings=settings,
         storage=storage,
-        intake=IntakeService(storage, settings, clock, metrics=metrics, on_urgent=_put_all(urgent)),
-        batcher=BatchService(storage, settings, keys, clock, metrics=metrics, owner=owner),
+        intake=IntakeService(
+            storage, settings, clock, metrics=metrics, on_urgent=_put_all(urgent), decoded=decoded
+        ),
+        batcher=BatchService(
+            storage, settings, keys, clock, metrics=metrics, owner=owner, decoded=decoded
+        ),
         inbound=build_inbound(settings, storage, clock),
         owner=owner,
         metrics=metrics,
         urgent=urgent,
         clock=clock,
+        decoded=decoded,
     )
 
 

@@ -25,6 +25,7 @@ from gateway.iso20022.pain001 import build_pain001
 from gateway.metrics import NO_METRICS, Metrics
 from gateway.service.channels import PRIORITY_HEADER, TO_BANK_EXCHANGE
 from gateway.service.clock import Clock, utcnow
+from gateway.service.decoded import DecodedOrders, NoDecodedOrders
 from gateway.service.intake import is_urgent_group
 from gateway.service.ports import (
     BankAnswer,
@@ -91,8 +92,11 @@ class BatchService:
         clock: Clock = utcnow,
         metrics: Metrics = NO_METRICS,
         owner: str = "gateway",
+        decoded: DecodedOrders | None = None,
     ) -> None:
         self._storage = storage
+        # Orders this process's intake decoded: built from without decoding their JSON again.
+        self._decoded = decoded if decoded is not None else NoDecodedOrders()
         self._metrics = metrics
         self._settings = settings
         self._keys = keys
@@ -103,7 +107,13 @@ class BatchService:
         """The same service claiming groups under another name: the urgent lane's cuts and the
         ticks' never take the same group at once."""
         return BatchService(
-            self._storage, self._settings, self._keys, self._clock, self._metrics, owner
+            self._storage,
+            self._settings,
+            self._keys,
+            self._clock,
+            self._metrics,
+            owner,
+            self._decoded,
         )
 
     def tick(self) -> int:
@@ -321,7 +331,11 @@ class BatchService:
     def _build(
         self, msg_id: str, partner: PartnerProfile, stored: list[StoredOrder], now: datetime
     ) -> _Built:
-        orders = [order_from_payload(json.loads(row.payload)) for row in stored]
+        take = self._decoded.take
+        orders = [
+            take(row.order_id, row.payload) or order_from_payload(json.loads(row.payload))
+            for row in stored
+        ]
         root, groups = render(
             msg_id, partner, orders, now, self._settings.initiating_party, validate=False
         )

@@ -25,6 +25,7 @@ from gateway.domain.postings import LedgerPosting, PostingKind
 from gateway.errors import InvalidMessage
 from gateway.metrics import NO_METRICS, Metrics, intake_result
 from gateway.service.clock import Clock, utcnow
+from gateway.service.decoded import DecodedOrders, NoDecodedOrders
 from gateway.service.execution import ExecutionDates
 from gateway.service.ports import NewOrder, Storage, UnitOfWork
 from gateway.service.postings import posting_message
@@ -64,6 +65,9 @@ class _Parsed:
     canonical: str = ""
 
 
+# New orders stored by a unit: (order id, the payload text stored, the order it decodes to).
+_Kept = list[tuple[str, str, PaymentOrder]]
+
 # The last part of an urgent order's group key: its group is its own, cut at once.
 URGENT_GROUP = "urgent:"
 
@@ -97,8 +101,11 @@ class IntakeService:
         clock: Clock = utcnow,
         metrics: Metrics = NO_METRICS,
         on_urgent: Callable[[Sequence[tuple[str, str]]], None] | None = None,
+        decoded: DecodedOrders | None = None,
     ) -> None:
         self._storage = storage
+        # Where the orders it stores are left, decoded, for the batcher of this process.
+        self._decoded = decoded if decoded is not None else NoDecodedOrders()
         # Told the (partner, group key) of new urgent orders once they are committed (the
         # urgent lane cuts them at once); without it, the batcher's ticks cut them.
         self._on_urgent = on_urgent
@@ -115,15 +122,17 @@ class IntakeService:
         now, started = self._clock(), time.perf_counter()
         parsed = [self._parse(message.body) for message in messages]
 
-        def store(uow: UnitOfWork) -> tuple[list[IntakeOutcome], list[tuple[str, str]]]:
+        def store(uow: UnitOfWork) -> tuple[list[IntakeOutcome], list[tuple[str, str]], _Kept]:
             urgent: list[tuple[str, str]] = []  # a step run again starts afresh
-            outcomes = self._store(uow, parsed, now, urgent)
+            kept: _Kept = []
+            outcomes = self._store(uow, parsed, now, urgent, kept)
             crashpoints.hit("intake.before_commit")
-            return outcomes, urgent
+            return outcomes, urgent, kept
 
         # Prepared before SQLite's write lock where it can be (`Storage.run_unit`): the lock is
         # held for the chunk's inserts alone.
-        outcomes, urgent = self._storage.run_unit(store)
+        outcomes, urgent, kept = self._storage.run_unit(store)
+        self._decoded.keep(kept)  # committed: the batcher may build from them
         if urgent and self._on_urgent is not None:
             self._on_urgent(urgent)
         results = [intake_result(o.result, o.code) for o in outcomes]
@@ -162,7 +171,12 @@ class IntakeService:
         )
 
     def _store(
-        self, uow: UnitOfWork, chunk: list[_Parsed], now: datetime, urgent: list[tuple[str, str]]
+        self,
+        uow: UnitOfWork,
+        chunk: list[_Parsed],
+        now: datetime,
+        urgent: list[tuple[str, str]],
+        kept: _Kept,
     ) -> list[IntakeOutcome]:
         ids = [p.order.order_id for p in chunk if p.order is not None]
         known = uow.orders.content_hashes(ids) if ids else {}
@@ -214,8 +228,12 @@ class IntakeService:
                 outcomes[index] = self._conflict(uow, chunk[index].body, new.order_id, now)
                 continue
             log.debug("order.received", order_id=new.order_id, result=result, partner=new.partner)
-            if result == "new" and is_urgent_group(new.group_key):
-                urgent.append((new.partner, new.group_key))
+            if result == "new":
+                if is_urgent_group(new.group_key):
+                    urgent.append((new.partner, new.group_key))
+                decoded = chunk[index].order
+                if decoded is not None and new.payload is chunk[index].canonical:
+                    kept.append((new.order_id, new.payload, decoded))  # as stored, not moved
             outcomes[index] = IntakeOutcome(new.order_id, result)
         return [outcome for outcome in outcomes if outcome is not None]
 
