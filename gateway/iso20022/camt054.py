@@ -24,9 +24,10 @@ from gateway.iso20022.xml import (
     ISO_ACCOUNT_SCHEMES,
     Picked,
     account_from_key,
+    account_paths,
     add_account,
-    code_or_proprietary,
-    date_choice,
+    code_or_proprietary_in,
+    date_choice_in,
     find,
     findall,
     format_datetime,
@@ -35,6 +36,7 @@ from gateway.iso20022.xml import (
     parse_datetime,
     picker,
     read_account,
+    read_account_in,
     required_text,
     tags,
     text,
@@ -426,7 +428,26 @@ def read_camt054(root: etree._Element, entries: Sequence[Entry] | None = None) -
     )
 
 
-_ENTRY_PATHS = ("AcctSvcrRef", "NtryRef", "Amt", "CdtDbtInd", "Sts", "BookgDt", "ValDt")
+# An entry's paths, and those of its parts read with it (its status code, its dates, its
+# details blocks): one walk of the entry instead of one per part.
+_ENTRY_PATHS = (
+    "AcctSvcrRef",
+    "NtryRef",
+    "Amt",
+    "CdtDbtInd",
+    "Sts",
+    "Sts/Cd",
+    "Sts/Prtry",
+    "BookgDt",
+    "BookgDt/Dt",
+    "BookgDt/DtTm",
+    "ValDt",
+    "ValDt/Dt",
+    "ValDt/DtTm",
+    "NtryDtls",
+    "NtryDtls/Btch",
+    "NtryDtls/TxDtls",
+)
 _DETAIL_PATHS = (
     "Amt",
     "AmtDtls/TxAmt/Amt",
@@ -436,13 +457,22 @@ _DETAIL_PATHS = (
     "Refs/MsgId",
     "Refs/PmtInfId",
     "Refs/AcctSvcrRef",
-    "RltdPties/Dbtr",
-    "RltdPties/DbtrAcct",
-    "RltdPties/Cdtr",
-    "RltdPties/CdtrAcct",
+    *(
+        path
+        for role in ("Dbtr", "Cdtr")
+        for path in (
+            f"RltdPties/{role}",
+            f"RltdPties/{role}/Nm",
+            f"RltdPties/{role}/Pty/Nm",
+            f"RltdPties/{role}/Agt/FinInstnId/Nm",
+            *account_paths(f"RltdPties/{role}Acct"),
+        )
+    ),
     "RmtInf/Ustrd",
     "RmtInf/Strd/CdtrRefInf/Ref",
     "RtrInf/Rsn",
+    "RtrInf/Rsn/Cd",
+    "RtrInf/Rsn/Prtry",
     "RtrInf/AddtlInf",
 )
 
@@ -456,19 +486,23 @@ def read_entry(ntry: etree._Element, ns: str | None) -> Entry:
     where = f"entry {reference or entry_ref or '?'}"
     amount, currency = read_amount(at.first("Amt"), where)
     credit_debit = at.required("CdtDbtInd", where)
-    transactions = [
-        (tx, batch)
-        for details, batch in _detail_blocks(ntry, ns)
-        for tx in findall(details, ns, "TxDtls")
-    ]
+    if at.one("NtryDtls"):
+        batch = at.first("NtryDtls/Btch")
+        transactions = [(tx, batch) for tx in at.all("NtryDtls/TxDtls")]
+    else:
+        transactions = [
+            (tx, batch)
+            for details, batch in _detail_blocks(ntry, ns)
+            for tx in findall(details, ns, "TxDtls")
+        ]
     only = (amount, currency) if len(transactions) == 1 else None
     return Entry(
         amount=amount,
         currency=currency,
         credit_debit=credit_debit,
-        status=_status(at.first("Sts"), ns, where),
-        booking_date=date_choice(at.first("BookgDt"), ns, f"{where} BookgDt"),
-        value_date=date_choice(at.first("ValDt"), ns, f"{where} ValDt"),
+        status=_status(at, ns, where),
+        booking_date=date_choice_in(at, "BookgDt", ns, f"{where} BookgDt"),
+        value_date=date_choice_in(at, "ValDt", ns, f"{where} ValDt"),
         account_servicer_ref=reference,
         details=tuple(
             _read_detail(detail_picker.pick(tx), batch, ns, credit_debit, only, where)
@@ -485,11 +519,12 @@ def _detail_blocks(
     return [(details, find(details, ns, "Btch")) for details in findall(ntry, ns, "NtryDtls")]
 
 
-def _status(element: etree._Element | None, ns: str | None, where: str) -> str:
+def _status(at: Picked, ns: str | None, where: str) -> str:
     """Entry status: plain text up to .04, `Cd`/`Prtry` from .05 on."""
+    element = at.first("Sts")
     if element is None:
         raise InvalidMessage(f"{where}: <Sts> is missing")
-    value = code_or_proprietary(element, ns) or (element.text or "").strip()
+    value = code_or_proprietary_in(at, "Sts", ns) or (element.text or "").strip()
     if not value:
         raise InvalidMessage(f"{where}: <Sts> is empty")
     return value
@@ -515,11 +550,11 @@ def _read_detail(
         msg_id=tx.text("Refs/MsgId") or text(batch, ns, "MsgId"),
         pmt_inf_id=tx.text("Refs/PmtInfId") or text(batch, ns, "PmtInfId"),
         account_servicer_ref=tx.text("Refs/AcctSvcrRef"),
-        counterparty_name=_party_name(tx.first(f"RltdPties/{role}"), ns),
-        counterparty_account=read_account(tx.first(f"RltdPties/{role}Acct"), ns),
+        counterparty_name=_party_name(tx, f"RltdPties/{role}", ns),
+        counterparty_account=read_account_in(tx, f"RltdPties/{role}Acct", ns),
         remittance=" ".join(remittance) if remittance else None,
         structured_ref=tx.text("RmtInf/Strd/CdtrRefInf/Ref"),
-        return_reason=code_or_proprietary(tx.first("RtrInf/Rsn"), ns),
+        return_reason=code_or_proprietary_in(tx, "RtrInf/Rsn", ns),
         return_reason_text=" ".join(reason_lines) or None,
         credit_debit=_contradiction(tx.text("CdtDbtInd"), credit_debit),
     )
@@ -544,12 +579,18 @@ def _detail_amount(tx: Picked, only: tuple[Decimal, str] | None, where: str) -> 
 _PARTY_PATHS = ("Nm", "Pty/Nm", "Agt/FinInstnId/Nm")
 
 
-def _party_name(party: etree._Element | None, ns: str | None) -> str | None:
-    """A party's name: `Nm` (.02/.04), `Pty/Nm` or `Agt/FinInstnId/Nm` (.08)."""
-    if party is None:
-        return None
-    at = picker(ns, _PARTY_PATHS).pick(party)
-    return at.text("Nm") or at.text("Pty/Nm") or at.text("Agt/FinInstnId/Nm")
+def _party_name(tx: Picked, path: str, ns: str | None) -> str | None:
+    """The name of the party at `path`: `Nm` (.02/.04), `Pty/Nm` or `Agt/FinInstnId/Nm` (.08),
+    picked with the transaction (the party alone when the transaction has several there)."""
+    if not tx.one(path):
+        party = tx.first(path)
+        if party is None:
+            return None
+        at = picker(ns, _PARTY_PATHS).pick(party)
+        return at.text("Nm") or at.text("Pty/Nm") or at.text("Agt/FinInstnId/Nm")
+    return (
+        tx.text(f"{path}/Nm") or tx.text(f"{path}/Pty/Nm") or tx.text(f"{path}/Agt/FinInstnId/Nm")
+    )
 
 
 def read_amount(

@@ -200,6 +200,16 @@ class Picked:
         elements = self._found.get(path)
         return elements[0] if elements else None
 
+    def all(self, path: str) -> list[etree._Element]:
+        """As `findall`: every element at `path`."""
+        return self._found.get(path, [])
+
+    def one(self, path: str) -> bool:
+        """Whether exactly one element is at `path`: then what was picked below it is what a
+        pick of that element finds (the `*_in` readers rely on it, and read the element alone
+        otherwise)."""
+        return len(self._found.get(path, ())) == 1
+
     def text(self, path: str) -> str | None:
         """As `text`: the first element's stripped text, held to its ISO length, or None."""
         elements = self._found.get(path)
@@ -321,6 +331,13 @@ def code_or_proprietary(element: etree._Element | None, namespace: str | None) -
     return at.text("Cd") or at.text("Prtry")
 
 
+def code_or_proprietary_in(at: Picked, path: str, namespace: str | None) -> str | None:
+    """As `code_or_proprietary(at.first(path))`, from `path/Cd` and `path/Prtry` picked with it."""
+    if not at.one(path):
+        return code_or_proprietary(at.first(path), namespace)
+    return at.text(f"{path}/Cd") or at.text(f"{path}/Prtry")
+
+
 # --- Values ------------------------------------------------------------------------------------
 # The readers enforce ISO 20022's value rules themselves, whether or not an XSD is installed
 # (pacs.004 and pain.002.001.10 are read without one, and `parse --no-validate` reads any file).
@@ -384,6 +401,14 @@ def date_choice(element: etree._Element | None, namespace: str | None, where: st
         return None
     at = picker(namespace, ("Dt", "DtTm")).pick(element)
     value = at.text("Dt") or at.text("DtTm")
+    return parse_date(value, where) if value else None
+
+
+def date_choice_in(at: Picked, path: str, namespace: str | None, where: str) -> date | None:
+    """As `date_choice(at.first(path))`, from `path/Dt` and `path/DtTm` picked with it."""
+    if not at.one(path):
+        return date_choice(at.first(path), namespace, where)
+    value = at.text(f"{path}/Dt") or at.text(f"{path}/DtTm")
     return parse_date(value, where) if value else None
 
 
@@ -482,6 +507,30 @@ def read_account(cash_account: etree._Element | None, namespace: str | None) -> 
     if number is None:
         return None
     scheme = code_or_proprietary(at.first("Id/Othr/SchmeNm"), namespace)
+    return account_key(Account(number=number, scheme=scheme))
+
+
+def account_paths(path: str) -> tuple[str, ...]:
+    """The paths `read_account_in` reads below a CashAccount at `path`, for a `Picker`."""
+    return (
+        path,
+        *(f"{path}/{below}" for below in _ACCOUNT_PATHS),
+        f"{path}/Id/Othr/SchmeNm/Cd",
+        f"{path}/Id/Othr/SchmeNm/Prtry",
+    )
+
+
+def read_account_in(at: Picked, path: str, namespace: str | None) -> str | None:
+    """As `read_account(at.first(path))`, from the `account_paths(path)` picked with it."""
+    if not at.one(path):
+        return read_account(at.first(path), namespace)
+    iban = at.text(f"{path}/Id/IBAN")
+    if iban:
+        return iban
+    number = at.text(f"{path}/Id/Othr/Id")
+    if number is None:
+        return None
+    scheme = code_or_proprietary_in(at, f"{path}/Id/Othr/SchmeNm", namespace)
     return account_key(Account(number=number, scheme=scheme))
 
 

@@ -368,3 +368,43 @@ def test_a_return_reason_text_and_a_proprietary_code_survive_the_wire() -> None:
     lines = xpath(root, "//c:RtrInf/c:AddtlInf")
     assert len(lines) == 2 and all(len(line) <= 105 for line in lines)
     assert read_camt054(parse_xml(to_bytes(root))).entries[0].details[0] == detail
+
+
+def test_repeated_elements_are_read_as_each_element_alone() -> None:
+    """An entry's parts are picked in one walk of the entry; where a part occurs twice (a file
+    read without its XSD), what is read is still the first element's own content."""
+    root = build_camt054(notification(settlement()))
+
+    def one(path: str) -> etree._Element:
+        [found] = root.xpath(path, namespaces={"c": V08})
+        return found
+
+    def tag(name: str) -> str:
+        return f"{{{V08}}}{name}"
+
+    booked = one("//c:Ntry/c:BookgDt")
+    earlier = etree.Element(tag("BookgDt"))
+    etree.SubElement(earlier, tag("DtTm")).text = "2025-03-16T23:00:00+07:00"
+    booked.addprevious(earlier)  # the first BookgDt has only a date-time; the second a date
+    status = one("//c:Ntry/c:Sts")
+    status.addprevious(etree.fromstring(f'<Sts xmlns="{V08}"><Prtry>PDNG</Prtry></Sts>'))
+    first_tx = one("//c:TxDtls[1]")
+    party = first_tx.find(f"{tag('RltdPties')}/{tag('Cdtr')}")
+    other = etree.fromstring(etree.tostring(party))
+    other.find(f".//{tag('Nm')}").text = "Người khác"
+    party.addnext(other)
+    account = first_tx.find(f"{tag('RltdPties')}/{tag('CdtrAcct')}")
+    other_account = etree.fromstring(etree.tostring(account))
+    other_account.find(f".//{tag('Othr')}/{tag('Id')}").text = "9999999999999"
+    account.addnext(other_account)
+    block = one("//c:NtryDtls")
+    block.addnext(etree.fromstring(etree.tostring(block)))  # a second details block
+
+    [entry] = read_camt054(parse_xml(to_bytes(root))).entries
+    assert entry.booking_date == date(2025, 3, 16)
+    assert entry.status == "PDNG"
+    assert len(entry.details) == 4
+    first = entry.details[0]
+    assert first.counterparty_name == "Nguyễn Thị Hồng Nhung"
+    assert first.counterparty_account == "BBAN:1000000000001"
+    assert entry.details[2:] == settlement().details
