@@ -29,7 +29,7 @@ from gateway.commands.verify import verify
 from gateway.config import Settings, load_settings
 from gateway.demo.command import demo
 from gateway.errors import GatewayError
-from gateway.service.ports import INSTANCE_ROLES
+from gateway.service.ports import INSTANCE_ROLES, MAIN_ROLE
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -59,25 +59,62 @@ def cli(ctx: click.Context, log_format: str | None) -> None:
     default="all",
     show_default=True,
     help="main: intake, batching, sending; reports: applying the banks' files from the broker;"
-    " all: both. The roles in processes of their own use more cores: one process runs main,"
-    " one or more run reports (see docs/storage.md).",
+    " all: both (the reports role in --reports-processes child processes).",
+)
+@click.option(
+    "--reports-processes",
+    default=None,
+    metavar="N|auto",
+    help="With --role all: the reports role in N processes started beside this one (0: in this"
+    " one); auto (the default, setting reports_processes): one per core beyond the first."
+    " See docs/operations.md.",
 )
 @click.pass_context
-def run(ctx: click.Context, role: str) -> None:
+def run(ctx: click.Context, role: str, reports_processes: str | None) -> None:
     """Run the gateway services (intake, batcher, relay, inbound) until interrupted."""
     from gateway.bootstrap import build_gateway, open_database, start_gateway
+    from gateway.processes import ReportsProcesses, follow_parent, reports_process_count
     from gateway.runtime import Runtime, tune_interpreter
 
+    follow_parent()  # a reports process of a `gateway run`: it ends with it
     settings = _settings(ctx)
-    roles = INSTANCE_ROLES if role == "all" else (role,)
+    children = 0
+    if role == "all":
+        children = reports_process_count(reports_processes or settings.reports_processes)
+    roles = (MAIN_ROLE,) if children else INSTANCE_ROLES if role == "all" else (role,)
     runtime = Runtime()
     storage = open_database(settings)
     storage.claim_instance(roles)  # SQLite: one process runs main, any number reports
     gateway = build_gateway(settings, storage)
     tune_interpreter()
-    start_gateway(gateway, runtime, roles)
-    click.echo(f"gateway running against {_redact(settings.amqp_url)}; Ctrl-C stops", err=True)
-    runtime.wait()
+    reports = ReportsProcesses(
+        children, _group_options(ctx, settings), metrics_port=settings.metrics_port
+    )
+    try:
+        reports.start()
+        if children:
+            runtime.add("reports-processes", reports.watch)
+        start_gateway(gateway, runtime, roles)
+        more = f"{children} more process" + ("es" if children > 1 else "")
+        shape = f" (bank files applied by {more})" if children else ""
+        click.echo(
+            f"gateway running against {_redact(settings.amqp_url)}{shape}; Ctrl-C stops", err=True
+        )
+        runtime.wait()
+    except KeyboardInterrupt:  # Ctrl-C while it was starting
+        runtime.stop()
+    finally:
+        reports.stop()
+    if reports.failure:
+        raise GatewayError(reports.failure)
+
+
+def _group_options(ctx: click.Context, settings: Settings) -> list[str]:
+    """The command group's options as this process runs them, for its child processes."""
+    log_format = (
+        ctx.parent.params.get("log_format") if ctx.parent else None
+    ) or settings.log_format
+    return ["--log-format", log_format]
 
 
 def _read_orders(path: Path) -> list[dict[str, Any]]:

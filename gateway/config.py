@@ -78,7 +78,12 @@ class Settings:
     # ISO date-time with offset taken as the arrival of every order by the cut-off rules, for
     # replaying a past month (the demo does); empty means the moment intake receives it.
     as_of: str = ""
-    # Port serving Prometheus metrics at /metrics while `gateway run` runs; 0 serves none.
+    # Processes `gateway run` starts for the reports role (applying the banks' files), beside
+    # itself running the main role: a number (0: both roles in one process), or "auto": one per
+    # core beyond the first, at most 4.
+    reports_processes: str = "auto"
+    # Port serving Prometheus metrics at /metrics while `gateway run` runs; 0 serves none (the
+    # reports processes of `gateway run` serve theirs on the next ports).
     metrics_port: int = 9464
     # Address the metrics port is bound to (0.0.0.0 to be scraped from other machines).
     metrics_address: str = "127.0.0.1"

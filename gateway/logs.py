@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import TextIO
 
 import structlog
 
+# Set by `gateway run` for the processes it starts (e.g. "reports-1"): their lines, in the same
+# log as the gateway's own, say which process wrote them.
+PROCESS_LABEL_ENV = "GATEWAY_PROCESS_LABEL"
+
 
 def configure(fmt: str = "json", level: str = "info", stream: TextIO | None = None) -> None:
     """Set up structlog for the process; events go to `stream` (default stderr)."""
     out = stream or sys.stderr
+    label = os.environ.get(PROCESS_LABEL_ENV, "")
+
+    def process_label(
+        _logger: object, _name: str, event: structlog.types.EventDict
+    ) -> structlog.types.EventDict:
+        if label:
+            event.setdefault("process", label)
+        return event
+
     renderer: structlog.types.Processor = (
         structlog.dev.ConsoleRenderer(colors=out.isatty())
         if fmt == "console"
@@ -21,6 +35,7 @@ def configure(fmt: str = "json", level: str = "info", stream: TextIO | None = No
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            process_label,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             renderer,

@@ -40,6 +40,13 @@ def main() -> None:
     type=click.IntRange(min=1),
     help="With --split: the processes of each instance that run `--role reports`.",
 )
+@click.option(
+    "--reports-processes",
+    default=None,
+    metavar="N|auto",
+    help="Without --split: `gateway run --reports-processes` (default: the gateway's own"
+    " setting, auto: one per core beyond the first).",
+)
 @click.option("--urgent", default=0, show_default=True, help="Urgent orders sent one by one.")
 @click.option("--urgent-gap", default=0.1, show_default=True, help="Seconds between them.")
 @click.option("--seed", default=13, show_default=True, help="Seed of the orders.")
@@ -52,6 +59,7 @@ def e2e(
     instances: int,
     split: bool,
     reports: int,
+    reports_processes: str | None,
     urgent: int,
     urgent_gap: float,
     seed: int,
@@ -67,6 +75,7 @@ def e2e(
         instances=instances,
         split=split,
         reports=reports,
+        reports_processes=reports_processes,
         urgent=urgent,
         urgent_gap=urgent_gap,
         seed=seed,
@@ -75,6 +84,8 @@ def e2e(
     )
     if reports > 1 and not split:
         raise click.UsageError("--reports needs --split (the roles in processes of their own)")
+    if split and reports_processes is not None:
+        raise click.UsageError("--reports-processes is for `gateway run`, not --split")
     try:
         result = E2EBench(config).run()
     except GatewayError as exc:

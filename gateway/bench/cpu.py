@@ -63,6 +63,11 @@ def postgres_pids(data_dir: Path) -> list[int]:
     return [*servers, *children]
 
 
+def child_pids(parent: int) -> list[int]:
+    """The processes `parent` started (`gateway run`'s reports processes)."""
+    return [pid for pid in _pids() if _parent(pid) == parent]
+
+
 def _parent(pid: int) -> int:
     try:
         return int(_read(pid, "stat").rsplit(b")", 1)[1].split()[1])

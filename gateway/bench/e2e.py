@@ -41,7 +41,7 @@ from gateway.adapters.persistence import open_storage, timings
 from gateway.adapters.persistence.postgres import fresh_schema
 from gateway.adapters.rabbitmq import Delivery, connect, consume
 from gateway.banksim.wiring import bank_keypair
-from gateway.bench.cpu import CpuMeter, broker_pids, postgres_pids
+from gateway.bench.cpu import CpuMeter, broker_pids, child_pids, postgres_pids
 from gateway.bench.orders import BenchOrders, generate, urgent_order
 from gateway.bootstrap import declare_topology, our_keypair
 from gateway.config import Settings, load_settings
@@ -86,6 +86,8 @@ class BenchConfig:
     split: bool = False
     # With split: each instance's processes for the reports role.
     reports: int = 1
+    # Without split: `gateway run --reports-processes` (None: the gateway's setting, auto).
+    reports_processes: str | None = None
     # Urgent orders published one by one during the bulk run (0: none).
     urgent: int = 0
     # Seconds between two urgent orders.
@@ -117,6 +119,8 @@ class BenchResult:
     cpu_s: dict[str, float] = field(default_factory=dict)
     load: str = ""
     commit: str = ""
+    # The reports processes each `gateway run` started (without --split).
+    started_reports: int = 0
 
     @property
     def rate(self) -> float:
@@ -138,7 +142,7 @@ class BenchResult:
             f"  commit {self.commit or '?'}; load before the run: {self.load or '?'}",
             f"  orders {self.orders} in {self.files} files ({_mix(self.mix)}),"
             f" database {c.database}, gateway instances {c.instances}"
-            + (_split(c.reports) if c.split else ""),
+            + (_split(c.reports) if c.split else _started(self.started_reports)),
             f"  orders published before the start in {self.publish_s:.1f} s (not counted)",
             f"  {'COMPLETE' if self.complete else 'INCOMPLETE'}: {self.rate:,.0f} orders/s"
             f" ({self.elapsed_s:.1f} s from the gateways' start to the last final posting)",
@@ -180,6 +184,13 @@ class BenchResult:
         clean = self.complete and not any(self.checks.values())
         lines.append(f"  {'PASS' if clean else 'FAIL'}")
         return "\n".join(lines)
+
+
+def _started(reports: int) -> str:
+    if not reports:
+        return " (each `gateway run` in one process)"
+    more = f"{reports} more process" + ("es" if reports > 1 else "")
+    return f" (each `gateway run` its main role in its process, its reports role in {more})"
 
 
 def _mix(values: dict[str, int]) -> str:
@@ -372,7 +383,7 @@ class E2EBench:
         runs = (
             [run for name in names for run in _roles(name, config.reports)]
             if config.split
-            else [(name, ["run"]) for name in names]
+            else [(name, ["run", *self._run_options()]) for name in names]
         )
         gateways = [Child(name, args, self._env, logs / f"{name}.log") for name, args in runs]
         bank = Child("bank-sim", ["bank-sim", "--book", str(book)], self._env, logs / "bank.log")
@@ -419,10 +430,15 @@ class E2EBench:
                 self._storage.close()
         return self.result
 
+    def _run_options(self) -> list[str]:
+        count = self.config.reports_processes
+        return [] if count is None else ["--reports-processes", count]
+
     @staticmethod
     def _cpu_meter(config: BenchConfig, gateways: list[Child], bank: Child) -> CpuMeter:
         def pid_of(child: Child) -> Callable[[], list[int]]:
-            return lambda: [child.pid] if child.pid else []
+            # A gateway and the reports processes it started.
+            return lambda: [child.pid, *child_pids(child.pid)] if child.pid else []
 
         groups = {child.name: pid_of(child) for child in [*gateways, bank]}
         node = os.environ.get("GATEWAY_RABBIT_NODE", "gateway@localhost")
@@ -439,17 +455,25 @@ class E2EBench:
         peaks = {c.name: 0.0 for c in gateways}
         deadline = time.monotonic() + self.config.timeout
         while ledger.finals() < expected and time.monotonic() < deadline:
-            for child in gateways:
-                peaks[child.name] = max(peaks[child.name], _peak_rss_mb(child.pid))
+            self._watch_memory(gateways, peaks)
             if not all(c.alive() for c in self._children):
                 dead = [c.name for c in self._children if not c.alive()]
                 raise GatewayError(f"{', '.join(dead)} stopped; see {logs}")
             time.sleep(0.05)
         self.result.complete = ledger.finals() >= expected
         self.result.elapsed_s = (ledger.last_at or time.time()) - t0
+        self._watch_memory(gateways, peaks)
+        self.result.peak_rss_mb = peaks
+
+    def _watch_memory(self, gateways: list[Child], peaks: dict[str, float]) -> None:
+        """Each gateway's peak RSS so far, and its reports processes' (`name reports-N`)."""
         for child in gateways:
             peaks[child.name] = max(peaks[child.name], _peak_rss_mb(child.pid))
-        self.result.peak_rss_mb = peaks
+            started = sorted(child_pids(child.pid)) if child.pid else []
+            self.result.started_reports = max(self.result.started_reports, len(started))
+            for number, pid in enumerate(started, start=1):
+                name = f"{child.name} reports-{number}"
+                peaks[name] = max(peaks.get(name, 0.0), _peak_rss_mb(pid))
 
     def _send_urgent(
         self,
