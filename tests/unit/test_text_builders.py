@@ -18,7 +18,14 @@ from lxml import etree
 from gateway.banksim.bank import _collector_paused, _debit_references, _ref
 from gateway.errors import InvalidMessage
 from gateway.iso20022 import xsd
-from gateway.iso20022.camt054 import build_camt054, build_camt054_elements, read_camt054
+from gateway.iso20022.camt054 import (
+    Debit,
+    build_camt054,
+    build_camt054_debits,
+    build_camt054_elements,
+    debit_entries,
+    read_camt054,
+)
 from gateway.iso20022.model import (
     CreditTransfer,
     Entry,
@@ -175,6 +182,92 @@ def test_any_text_gives_the_same_camt054(
         name=name, remittance=remittance, end_to_end_id=end_to_end_id, return_reason_text=reason
     )
     _same_camt054(_notification(_entry(detail)))
+
+
+def _debit(n: int = 1, **changes: object) -> Debit:
+    """A settled transfer as the bank books it (`changes` by field name)."""
+    values: dict[str, object] = {
+        "amount": Decimal("606000"),
+        "currency": "VND",
+        "reference": f"VBA{n:017d}",
+        "msg_id": "LOT-0001&<>",
+        "pmt_inf_id": "PMT-0001",
+        "end_to_end_id": f"B{n:07d}",
+        "name": NAME,
+        "account": f"8613{n:09d}",
+        "remittance": REMITTANCE,
+    }
+    values.update(changes)
+    return tuple(values.values())  # type: ignore[return-value]
+
+
+def _debits_bytes(debits: list[Debit]) -> bytes:
+    """The debits' camt.054, asserted the one `build_camt054` (text and elements) makes of
+    their `debit_entries`."""
+    written = to_bytes(
+        build_camt054_debits("VBA-DBT-0001", CREATED_AT, "7411058271001", DAY, debits)
+    )
+    assert written == _same_camt054(
+        Notification("VBA-DBT-0001", CREATED_AT, "7411058271001", debit_entries(DAY, debits))
+    )
+    return written
+
+
+def test_debits_are_the_notification_of_their_entries() -> None:
+    """Written from the debits directly, the document is the one their Entry objects give:
+    Vietnamese in NFD, XML specials, missing parts, other account forms and currencies."""
+    written = _debits_bytes(
+        [
+            _debit(1),
+            _debit(2, name=unicodedata.normalize("NFD", NAME), remittance=None),
+            _debit(3, name="", account="", pmt_inf_id=None, msg_id=None),
+            _debit(4, name=None, account="DE89370400440532013000", reference=""),
+            _debit(5, account="BBAN:8613000000005", end_to_end_id=None),
+            _debit(6, amount=Decimal("606.5"), currency="EUR", remittance=""),
+            _debit(7, amount=Decimal("606000.0")),
+            _debit(8, amount=Decimal("12.5"), currency="XAU"),
+        ]
+    )
+    root = etree.fromstring(written)
+    xsd.validate(root)
+    read = read_camt054(root)
+    assert [entry.details[0].end_to_end_id for entry in read.entries][:2] == [
+        "B0000001",
+        "B0000002",
+    ]
+    assert read.entries[1].details[0].counterparty_name == NAME
+    assert _debits_bytes([]) == _same_camt054(
+        Notification("VBA-DBT-0001", CREATED_AT, "7411058271001", ())
+    )
+
+
+def test_debits_the_text_cannot_carry_are_refused_as_before() -> None:
+    for debits in ([_debit(1), _debit(2, name="Nguyễn\x01An")], [_debit(remittance="\ud800")]):
+        entries = debit_entries(DAY, debits)
+        with pytest.raises(ValueError) as expected:
+            build_camt054(Notification("N", CREATED_AT, "7411058271001", entries))
+        with pytest.raises(ValueError) as got:
+            build_camt054_debits("N", CREATED_AT, "7411058271001", DAY, debits)
+        assert str(got.value) == str(expected.value)
+    for bad in (
+        [_debit(amount=Decimal("606000.5"))],
+        [_debit(amount=Decimal("-5"))],
+    ):
+        entries = debit_entries(DAY, bad)
+        with pytest.raises(InvalidMessage) as expected_refusal:
+            build_camt054(Notification("N", CREATED_AT, "7411058271001", entries))
+        with pytest.raises(InvalidMessage) as refusal:
+            build_camt054_debits("N", CREATED_AT, "7411058271001", DAY, bad)
+        assert str(refusal.value) == str(expected_refusal.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=NAMES, remittance=NAMES, end_to_end_id=NAMES, reference=NAMES)
+def test_any_text_gives_the_same_debits(
+    name: str, remittance: str, end_to_end_id: str, reference: str
+) -> None:
+    debit = _debit(name=name, remittance=remittance, end_to_end_id=end_to_end_id)
+    _debits_bytes([debit, _debit(2, reference=reference)])
 
 
 def _report(*lines: TxStatus, **changes: object) -> StatusReport:
