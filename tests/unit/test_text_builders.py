@@ -34,7 +34,13 @@ from gateway.iso20022.model import (
     StatusReport,
     TxStatus,
 )
-from gateway.iso20022.pain002 import build_pain002, build_pain002_elements, read_pain002
+from gateway.iso20022.pain002 import (
+    Status,
+    build_pain002,
+    build_pain002_elements,
+    build_pain002_statuses,
+    read_pain002,
+)
 from gateway.iso20022.xml import to_bytes
 from gateway.iso20022.xmltext import escape, escape_attribute, parse_own
 from tests.unit.factories import CREATED_AT
@@ -327,6 +333,72 @@ def test_pain002_refusals_are_as_before() -> None:
     control = _report(TxStatus("B1", "RJCT", "B1", "P", "AC04", "bad \x02 text"))
     with pytest.raises(ValueError, match="XML compatible"):
         build_pain002(control)
+
+
+def _statuses_bytes(statuses: list[Status], group_status: str | None = "PART") -> bytes:
+    """The statuses' pain.002, asserted the one `build_pain002` (text and elements) makes of
+    their `TxStatus` lines."""
+    written = to_bytes(
+        build_pain002_statuses("VBA-STS-0001", CREATED_AT, "LOT\r0001&<>", group_status, statuses)
+    )
+    lines = tuple(TxStatus(*status) for status in statuses)
+    assert written == _same_pain002(_report(*lines, group_status=group_status))
+    return written
+
+
+def test_status_lines_are_the_report_of_their_tx_statuses() -> None:
+    reason = 'Tài khoản đã đóng & <closed> "account" ' * 4
+    written = _statuses_bytes(
+        [
+            ("B0000001&", "ACCP", "B0000001&", "PMT-0001", None, None),
+            ("B0000002", "RJCT", None, "PMT-0002", "AC04", reason),
+            (None, "RJCT", "I3", "PMT-0001", "NARR-LONG", unicodedata.normalize("NFD", reason)),
+            ("B0000004", "RJCT", "B0000004", "PMT-0002", "AC04", reason),
+            ("", "ACCP", "I5", "PMT-0001", "", ""),
+        ]
+    )
+    read = read_pain002(etree.fromstring(written))
+    assert [line.original_pmt_inf_id for line in read.transactions] == [
+        "PMT-0001",
+        "PMT-0001",
+        "PMT-0001",
+        "PMT-0002",
+        "PMT-0002",
+    ]
+    assert read.transactions[3].reason_text == reason.strip()
+    _statuses_bytes([], group_status=None)
+    # A PmtInf's own line (no ids) goes first in its block: written the general way.
+    _statuses_bytes([("B1", "ACCP", "B1", "P", None, None), (None, "PART", None, "P", "X", "part")])
+
+
+def test_status_lines_refused_as_before() -> None:
+    for bad in (
+        [("B1", "ACCP", "B1", None, None, None)],
+        [(None, "RJCT", None, "P", None, None), (None, "ACCP", None, "P", None, None)],
+    ):
+        lines = tuple(TxStatus(*status) for status in bad)
+        with pytest.raises(InvalidMessage) as expected:
+            build_pain002(_report(*lines))
+        with pytest.raises(InvalidMessage) as got:
+            build_pain002_statuses("VBA-STS-0001", CREATED_AT, "LOT\r0001&<>", "PART", bad)
+        assert str(got.value) == str(expected.value)
+    with pytest.raises(ValueError, match="XML compatible"):
+        build_pain002_statuses(
+            "S", CREATED_AT, "L", "RJCT", [("B1", "RJCT", "B1", "P", "AC04", "bad \x02 text")]
+        )
+
+
+@settings(max_examples=60, deadline=None)
+@given(end_to_end_id=NAMES, reason=NAMES, pmt_inf_id=NAMES)
+def test_any_text_gives_the_same_status_lines(
+    end_to_end_id: str, reason: str, pmt_inf_id: str
+) -> None:
+    _statuses_bytes(
+        [
+            (end_to_end_id, "RJCT", "I1", pmt_inf_id or "P", "AC01", reason),
+            ("B2", "ACCP", end_to_end_id or None, "P", None, None),
+        ]
+    )
 
 
 def test_debit_references_are_the_bank_references() -> None:
