@@ -23,7 +23,7 @@ from gateway.banksim.messages import (
 from gateway.banksim.record import BankRecord, BookedEntry
 from gateway.errors import ConfigError, InvalidMessage
 from gateway.iso20022 import xsd
-from gateway.iso20022.camt054 import build_camt054
+from gateway.iso20022.camt054 import build_camt054, build_camt054_debits
 from gateway.iso20022.model import (
     CreditTransfer,
     Entry,
@@ -31,10 +31,9 @@ from gateway.iso20022.model import (
     Notification,
     Pain001Content,
     StatusReport,
-    TxStatus,
 )
 from gateway.iso20022.pain001 import read_pain001
-from gateway.iso20022.pain002 import build_pain002
+from gateway.iso20022.pain002 import build_pain002, build_pain002_statuses
 from gateway.iso20022.xml import parse_xml, to_bytes
 from gateway.profile.signature import SignaturePolicy
 from gateway.signing import (
@@ -253,25 +252,20 @@ class BankSimulator:
     ) -> Reply:
         rejected = sum(1 for _, reason in decisions if reason)
         group = "ACCP" if rejected == 0 else ("RJCT" if rejected == len(decisions) else "PART")
-        report = StatusReport(
-            msg_id=_ref("VBA-STS-", content.msg_id)[:35],
-            created_at=now,
-            original_msg_id=content.msg_id,
-            original_msg_name_id="pain.001.001.09",
-            group_status=group,
-            transactions=tuple(
-                TxStatus(
-                    original_end_to_end_id=t.end_to_end_id,
-                    original_instr_id=t.instr_id,
-                    original_pmt_inf_id=t.pmt_inf_id,
-                    status="RJCT" if reason else "ACCP",
-                    reason_code=reason,
-                    reason_text=REASONS.get(reason) if reason else None,
-                )
-                for t, reason in decisions
-            ),
-        )
-        return report.msg_id, "pain.002", self._signed(build_pain002(report))
+        msg_id = _ref("VBA-STS-", content.msg_id)[:35]
+        statuses = [
+            (
+                t.end_to_end_id,
+                "RJCT" if reason else "ACCP",
+                t.instr_id,
+                t.pmt_inf_id,
+                reason,
+                REASONS.get(reason) if reason else None,
+            )
+            for t, reason in decisions
+        ]
+        root = build_pain002_statuses(msg_id, now, content.msg_id, group, statuses)
+        return msg_id, "pain.002", self._signed(root)
 
     def _duplicate_file(self, msg_id: str) -> Reply:
         """A group-level pain.002 RJCT, reason DUPL: "this MsgId was received before". Each
@@ -296,38 +290,26 @@ class BankSimulator:
         references: list[str],
         now: datetime,
     ) -> Reply:
-        day = now.date()
-        notification = Notification(
-            msg_id=_ref("VBA-DBT-", content.msg_id)[:35],
-            created_at=now,
-            account=self.account,
-            entries=tuple(
-                Entry(
-                    amount=t.amount,
-                    currency=t.currency,
-                    credit_debit="DBIT",
-                    status="BOOK",
-                    booking_date=day,
-                    value_date=day,
-                    account_servicer_ref=reference,
-                    details=(
-                        EntryDetail(
-                            amount=t.amount,
-                            currency=t.currency,
-                            end_to_end_id=t.end_to_end_id,
-                            msg_id=content.msg_id,
-                            pmt_inf_id=t.pmt_inf_id,
-                            account_servicer_ref=reference,
-                            counterparty_name=t.creditor_name,
-                            counterparty_account=t.creditor_account.split(":")[-1],
-                            remittance=t.remittance,
-                        ),
-                    ),
-                )
-                for t, reference in zip(settled, references, strict=True)
-            ),
-        )
-        return notification.msg_id, "camt.054", self._signed(build_camt054(notification))
+        """The camt.054 of the settled transfers: one booked debit each, the creditor its
+        counterparty (the account's number, without its scheme)."""
+        msg_id = _ref("VBA-DBT-", content.msg_id)[:35]
+        original = content.msg_id
+        debits = [
+            (
+                t.amount,
+                t.currency,
+                reference,
+                original,
+                t.pmt_inf_id,
+                t.end_to_end_id,
+                t.creditor_name,
+                t.creditor_account.split(":")[-1],
+                t.remittance,
+            )
+            for t, reference in zip(settled, references, strict=True)
+        ]
+        root = build_camt054_debits(msg_id, now, self.account, now.date(), debits)
+        return msg_id, "camt.054", self._signed(root)
 
     def revenue_notification(self, items: Iterable[RevenueItem]) -> Reply:
         """A camt.054 of credits: revenue the bank collected for the treasury."""

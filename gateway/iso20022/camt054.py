@@ -7,7 +7,8 @@ notified account.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
 from decimal import Decimal
 
 from lxml import etree
@@ -111,16 +112,133 @@ def build_camt054(notification: Notification) -> etree._Element:
 
 def _notification_text(notification: Notification) -> str:
     """The whole document as text."""
-    created = format_datetime(notification.created_at, "GrpHdr/CreDtTm")
-    msg_id = escape(notification.msg_id)
-    account = _account_text(account_from_key(notification.account))
-    parts = [
-        f'<Document xmlns="{_OUT.namespace}"><BkToCstmrDbtCdtNtfctn><GrpHdr>'
-        f"<MsgId>{msg_id}</MsgId><CreDtTm>{created}</CreDtTm></GrpHdr><Ntfctn>"
-        f"<Id>{msg_id}</Id><CreDtTm>{created}</CreDtTm><Acct>{account}</Acct>"
-    ]
+    parts = [_head_text(notification.msg_id, notification.created_at, notification.account)]
     parts.extend(map(_entry_text, notification.entries))
-    parts.append("</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>")
+    parts.append(_TAIL)
+    return "".join(parts)
+
+
+def _head_text(msg_id: str, created_at: datetime, account: str) -> str:
+    """The document up to its first Ntry."""
+    created = format_datetime(created_at, "GrpHdr/CreDtTm")
+    written_id = escape(msg_id)
+    written_account = _account_text(account_from_key(account))
+    return (
+        f'<Document xmlns="{_OUT.namespace}"><BkToCstmrDbtCdtNtfctn><GrpHdr>'
+        f"<MsgId>{written_id}</MsgId><CreDtTm>{created}</CreDtTm></GrpHdr><Ntfctn>"
+        f"<Id>{written_id}</Id><CreDtTm>{created}</CreDtTm><Acct>{written_account}</Acct>"
+    )
+
+
+_TAIL = "</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>"
+
+# A booked debit of one detail: amount, currency, the bank's reference (AcctSvcrRef of the entry
+# and of its detail), and the detail's MsgId, PmtInfId, EndToEndId, counterparty name,
+# counterparty account key and remittance (Ustrd).
+Debit = tuple[
+    Decimal, str, str, str | None, str | None, str | None, str | None, str | None, str | None
+]
+
+
+def debit_entries(day: date, debits: Iterable[Debit]) -> tuple[Entry, ...]:
+    """The entries `debits` stand for: each booked on `day`, with that value date, one detail."""
+    return tuple(
+        Entry(
+            amount=amount,
+            currency=currency,
+            credit_debit=_DEBIT,
+            status="BOOK",
+            booking_date=day,
+            value_date=day,
+            account_servicer_ref=reference,
+            details=(
+                EntryDetail(
+                    amount=amount,
+                    currency=currency,
+                    end_to_end_id=end_to_end_id,
+                    msg_id=msg_id,
+                    pmt_inf_id=pmt_inf_id,
+                    account_servicer_ref=reference,
+                    counterparty_name=name,
+                    counterparty_account=account,
+                    remittance=remittance,
+                ),
+            ),
+        )
+        for (
+            amount,
+            currency,
+            reference,
+            msg_id,
+            pmt_inf_id,
+            end_to_end_id,
+            name,
+            account,
+            remittance,
+        ) in debits
+    )
+
+
+def build_camt054_debits(
+    msg_id: str, created_at: datetime, account: str, day: date, debits: Sequence[Debit]
+) -> etree._Element:
+    """`build_camt054` of a notification of booked debits (see `debit_entries`): what a bank
+    sends for a file it settled, one entry a transfer.
+
+    Each entry is written from its debit in one piece, without its `Entry` and `EntryDetail`
+    objects (at 100,000 transfers, making them cost more than writing the text). A notification
+    the text cannot carry is built from those objects, element by element, which refuses it as
+    `build_camt054` does.
+    """
+    try:
+        return parse_own(_debits_text(msg_id, created_at, account, day, debits))
+    except (InvalidMessage, ValueError, etree.LxmlError):
+        entries = debit_entries(day, debits)
+        return build_camt054_elements(Notification(msg_id, created_at, account, entries))
+
+
+def _debits_text(
+    msg_id: str, created_at: datetime, account: str, day: date, debits: Sequence[Debit]
+) -> str:
+    """The whole document as text, each entry as `_entry_text` writes a booked debit."""
+    dates = (
+        f"<CdtDbtInd>{_DEBIT}</CdtDbtInd><Sts>{_code_text('BOOK')}</Sts>"
+        f"<BookgDt><Dt>{day.isoformat()}</Dt></BookgDt><ValDt><Dt>{day.isoformat()}</Dt></ValDt>"
+    )
+    codes = f"{_BANK_TRANSACTION_CODES['ICDT', 'DMCT']}<NtryDtls>"
+    closing = "</NtryDtls></Ntry>"
+    parts = [_head_text(msg_id, created_at, account)]
+    append = parts.append
+    for (
+        amount,
+        currency,
+        reference,
+        detail_msg_id,
+        pmt_inf_id,
+        end_to_end_id,
+        name,
+        counterparty,
+        remittance,
+    ) in debits:
+        written = _amount_text(amount, currency)
+        servicer = f"<AcctSvcrRef>{escape(reference)}</AcctSvcrRef>" if reference else ""
+        append(
+            f"<Ntry>{written}{dates}{servicer}{codes}"
+            + _detail_fields_text(
+                detail_msg_id,
+                reference,
+                pmt_inf_id,
+                end_to_end_id,
+                written,
+                _DEBIT,
+                name,
+                counterparty,
+                remittance,
+                None,
+            )
+            + closing
+        )
+    append(_TAIL)
     return "".join(parts)
 
 
@@ -173,8 +291,35 @@ def _entry_text(entry: Entry) -> str:
 
 def _detail_text(detail: EntryDetail, credit_debit: str, amount: str) -> str:
     """One TxDtls, as `_add_detail` builds it (`amount`: its Amt, written)."""
-    msg_id, reference = detail.msg_id, detail.account_servicer_ref
-    pmt_inf_id, end_to_end_id = detail.pmt_inf_id, detail.end_to_end_id
+    return _detail_fields_text(
+        detail.msg_id,
+        detail.account_servicer_ref,
+        detail.pmt_inf_id,
+        detail.end_to_end_id,
+        amount,
+        credit_debit,
+        detail.counterparty_name,
+        detail.counterparty_account,
+        detail.remittance,
+        detail.structured_ref,
+        (_return_info_text(detail) if detail.return_reason or detail.return_reason_text else ""),
+    )
+
+
+def _detail_fields_text(
+    msg_id: str | None,
+    reference: str | None,
+    pmt_inf_id: str | None,
+    end_to_end_id: str | None,
+    amount: str,
+    credit_debit: str,
+    name: str | None,
+    account: str | None,
+    remittance: str | None,
+    structured_ref: str | None,
+    return_info: str = "",
+) -> str:
+    """A TxDtls from its values (`amount` and `return_info`: its Amt and RtrInf, written)."""
     refs = "".join(
         (
             f"<MsgId>{escape(msg_id)}</MsgId>" if msg_id else "",
@@ -183,38 +328,31 @@ def _detail_text(detail: EntryDetail, credit_debit: str, amount: str) -> str:
             f"<EndToEndId>{escape(end_to_end_id)}</EndToEndId>" if end_to_end_id else "",
         )
     )
-    remittance = ""
-    if detail.remittance or detail.structured_ref:
-        unstructured = (
-            f"<Ustrd>{escape(nfc(detail.remittance))}</Ustrd>" if detail.remittance else ""
-        )
+    written_remittance = ""
+    if remittance or structured_ref:
+        unstructured = f"<Ustrd>{escape(nfc(remittance))}</Ustrd>" if remittance else ""
         structured = (
-            f"<Strd><CdtrRefInf><Ref>{escape(detail.structured_ref)}</Ref></CdtrRefInf></Strd>"
-            if detail.structured_ref
+            f"<Strd><CdtrRefInf><Ref>{escape(structured_ref)}</Ref></CdtrRefInf></Strd>"
+            if structured_ref
             else ""
         )
-        remittance = f"<RmtInf>{unstructured}{structured}</RmtInf>"
+        written_remittance = f"<RmtInf>{unstructured}{structured}</RmtInf>"
     return "".join(
         (
             "<TxDtls>",
             f"<Refs>{refs}</Refs>" if refs else "",
             amount,
             f"<CdtDbtInd>{credit_debit}</CdtDbtInd>",
-            _counterparty_text(detail, credit_debit),
-            remittance,
-            (
-                _return_info_text(detail)
-                if detail.return_reason or detail.return_reason_text
-                else ""
-            ),
+            _counterparty_text(name, account, credit_debit),
+            written_remittance,
+            return_info,
             "</TxDtls>",
         )
     )
 
 
-def _counterparty_text(detail: EntryDetail, credit_debit: str) -> str:
+def _counterparty_text(name: str | None, account: str | None, credit_debit: str) -> str:
     """RltdPties, as `_add_counterparty` builds it ('' when there is no counterparty)."""
-    name, account = detail.counterparty_name, detail.counterparty_account
     if not name and not account:
         return ""
     role = "Dbtr" if credit_debit == _CREDIT else "Cdtr"

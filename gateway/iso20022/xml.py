@@ -292,6 +292,17 @@ def text(element: etree._Element | None, namespace: str | None, path: str) -> st
     return _within_length(found, found.text.strip(), path.rsplit("/", 1)[-1]) or None
 
 
+def element_text(element: etree._Element | None, name: str) -> str | None:
+    """`text` of an element already found (`name` its local name): the stripped text, held to
+    the ISO length of `name`, or None when absent or empty."""
+    if element is None:
+        return None
+    value = element.text
+    if value is None:
+        return None
+    return _within_length(element, value.strip(), name) or None
+
+
 def _within_length(element: etree._Element, value: str, name: str) -> str:
     limit = MAX_LENGTHS.get(name, MAX_TEXT_LENGTH)
     if len(value) > limit:

@@ -18,7 +18,14 @@ from lxml import etree
 from gateway.banksim.bank import _collector_paused, _debit_references, _ref
 from gateway.errors import InvalidMessage
 from gateway.iso20022 import xsd
-from gateway.iso20022.camt054 import build_camt054, build_camt054_elements, read_camt054
+from gateway.iso20022.camt054 import (
+    Debit,
+    build_camt054,
+    build_camt054_debits,
+    build_camt054_elements,
+    debit_entries,
+    read_camt054,
+)
 from gateway.iso20022.model import (
     CreditTransfer,
     Entry,
@@ -27,7 +34,13 @@ from gateway.iso20022.model import (
     StatusReport,
     TxStatus,
 )
-from gateway.iso20022.pain002 import build_pain002, build_pain002_elements, read_pain002
+from gateway.iso20022.pain002 import (
+    Status,
+    build_pain002,
+    build_pain002_elements,
+    build_pain002_statuses,
+    read_pain002,
+)
 from gateway.iso20022.xml import to_bytes
 from gateway.iso20022.xmltext import escape, escape_attribute, parse_own
 from tests.unit.factories import CREATED_AT
@@ -177,6 +190,92 @@ def test_any_text_gives_the_same_camt054(
     _same_camt054(_notification(_entry(detail)))
 
 
+def _debit(n: int = 1, **changes: object) -> Debit:
+    """A settled transfer as the bank books it (`changes` by field name)."""
+    values: dict[str, object] = {
+        "amount": Decimal("606000"),
+        "currency": "VND",
+        "reference": f"VBA{n:017d}",
+        "msg_id": "LOT-0001&<>",
+        "pmt_inf_id": "PMT-0001",
+        "end_to_end_id": f"B{n:07d}",
+        "name": NAME,
+        "account": f"8613{n:09d}",
+        "remittance": REMITTANCE,
+    }
+    values.update(changes)
+    return tuple(values.values())  # type: ignore[return-value]
+
+
+def _debits_bytes(debits: list[Debit]) -> bytes:
+    """The debits' camt.054, asserted the one `build_camt054` (text and elements) makes of
+    their `debit_entries`."""
+    written = to_bytes(
+        build_camt054_debits("VBA-DBT-0001", CREATED_AT, "7411058271001", DAY, debits)
+    )
+    assert written == _same_camt054(
+        Notification("VBA-DBT-0001", CREATED_AT, "7411058271001", debit_entries(DAY, debits))
+    )
+    return written
+
+
+def test_debits_are_the_notification_of_their_entries() -> None:
+    """Written from the debits directly, the document is the one their Entry objects give:
+    Vietnamese in NFD, XML specials, missing parts, other account forms and currencies."""
+    written = _debits_bytes(
+        [
+            _debit(1),
+            _debit(2, name=unicodedata.normalize("NFD", NAME), remittance=None),
+            _debit(3, name="", account="", pmt_inf_id=None, msg_id=None),
+            _debit(4, name=None, account="DE89370400440532013000", reference=""),
+            _debit(5, account="BBAN:8613000000005", end_to_end_id=None),
+            _debit(6, amount=Decimal("606.5"), currency="EUR", remittance=""),
+            _debit(7, amount=Decimal("606000.0")),
+            _debit(8, amount=Decimal("12.5"), currency="XAU"),
+        ]
+    )
+    root = etree.fromstring(written)
+    xsd.validate(root)
+    read = read_camt054(root)
+    assert [entry.details[0].end_to_end_id for entry in read.entries][:2] == [
+        "B0000001",
+        "B0000002",
+    ]
+    assert read.entries[1].details[0].counterparty_name == NAME
+    assert _debits_bytes([]) == _same_camt054(
+        Notification("VBA-DBT-0001", CREATED_AT, "7411058271001", ())
+    )
+
+
+def test_debits_the_text_cannot_carry_are_refused_as_before() -> None:
+    for debits in ([_debit(1), _debit(2, name="Nguyễn\x01An")], [_debit(remittance="\ud800")]):
+        entries = debit_entries(DAY, debits)
+        with pytest.raises(ValueError) as expected:
+            build_camt054(Notification("N", CREATED_AT, "7411058271001", entries))
+        with pytest.raises(ValueError) as got:
+            build_camt054_debits("N", CREATED_AT, "7411058271001", DAY, debits)
+        assert str(got.value) == str(expected.value)
+    for bad in (
+        [_debit(amount=Decimal("606000.5"))],
+        [_debit(amount=Decimal("-5"))],
+    ):
+        entries = debit_entries(DAY, bad)
+        with pytest.raises(InvalidMessage) as expected_refusal:
+            build_camt054(Notification("N", CREATED_AT, "7411058271001", entries))
+        with pytest.raises(InvalidMessage) as refusal:
+            build_camt054_debits("N", CREATED_AT, "7411058271001", DAY, bad)
+        assert str(refusal.value) == str(expected_refusal.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=NAMES, remittance=NAMES, end_to_end_id=NAMES, reference=NAMES)
+def test_any_text_gives_the_same_debits(
+    name: str, remittance: str, end_to_end_id: str, reference: str
+) -> None:
+    debit = _debit(name=name, remittance=remittance, end_to_end_id=end_to_end_id)
+    _debits_bytes([debit, _debit(2, reference=reference)])
+
+
 def _report(*lines: TxStatus, **changes: object) -> StatusReport:
     report = StatusReport(
         msg_id="VBA-STS-0001",
@@ -234,6 +333,72 @@ def test_pain002_refusals_are_as_before() -> None:
     control = _report(TxStatus("B1", "RJCT", "B1", "P", "AC04", "bad \x02 text"))
     with pytest.raises(ValueError, match="XML compatible"):
         build_pain002(control)
+
+
+def _statuses_bytes(statuses: list[Status], group_status: str | None = "PART") -> bytes:
+    """The statuses' pain.002, asserted the one `build_pain002` (text and elements) makes of
+    their `TxStatus` lines."""
+    written = to_bytes(
+        build_pain002_statuses("VBA-STS-0001", CREATED_AT, "LOT\r0001&<>", group_status, statuses)
+    )
+    lines = tuple(TxStatus(*status) for status in statuses)
+    assert written == _same_pain002(_report(*lines, group_status=group_status))
+    return written
+
+
+def test_status_lines_are_the_report_of_their_tx_statuses() -> None:
+    reason = 'Tài khoản đã đóng & <closed> "account" ' * 4
+    written = _statuses_bytes(
+        [
+            ("B0000001&", "ACCP", "B0000001&", "PMT-0001", None, None),
+            ("B0000002", "RJCT", None, "PMT-0002", "AC04", reason),
+            (None, "RJCT", "I3", "PMT-0001", "NARR-LONG", unicodedata.normalize("NFD", reason)),
+            ("B0000004", "RJCT", "B0000004", "PMT-0002", "AC04", reason),
+            ("", "ACCP", "I5", "PMT-0001", "", ""),
+        ]
+    )
+    read = read_pain002(etree.fromstring(written))
+    assert [line.original_pmt_inf_id for line in read.transactions] == [
+        "PMT-0001",
+        "PMT-0001",
+        "PMT-0001",
+        "PMT-0002",
+        "PMT-0002",
+    ]
+    assert read.transactions[3].reason_text == reason.strip()
+    _statuses_bytes([], group_status=None)
+    # A PmtInf's own line (no ids) goes first in its block: written the general way.
+    _statuses_bytes([("B1", "ACCP", "B1", "P", None, None), (None, "PART", None, "P", "X", "part")])
+
+
+def test_status_lines_refused_as_before() -> None:
+    for bad in (
+        [("B1", "ACCP", "B1", None, None, None)],
+        [(None, "RJCT", None, "P", None, None), (None, "ACCP", None, "P", None, None)],
+    ):
+        lines = tuple(TxStatus(*status) for status in bad)
+        with pytest.raises(InvalidMessage) as expected:
+            build_pain002(_report(*lines))
+        with pytest.raises(InvalidMessage) as got:
+            build_pain002_statuses("VBA-STS-0001", CREATED_AT, "LOT\r0001&<>", "PART", bad)
+        assert str(got.value) == str(expected.value)
+    with pytest.raises(ValueError, match="XML compatible"):
+        build_pain002_statuses(
+            "S", CREATED_AT, "L", "RJCT", [("B1", "RJCT", "B1", "P", "AC04", "bad \x02 text")]
+        )
+
+
+@settings(max_examples=60, deadline=None)
+@given(end_to_end_id=NAMES, reason=NAMES, pmt_inf_id=NAMES)
+def test_any_text_gives_the_same_status_lines(
+    end_to_end_id: str, reason: str, pmt_inf_id: str
+) -> None:
+    _statuses_bytes(
+        [
+            (end_to_end_id, "RJCT", "I1", pmt_inf_id or "P", "AC01", reason),
+            ("B2", "ACCP", end_to_end_id or None, "P", None, None),
+        ]
+    )
 
 
 def test_debit_references_are_the_bank_references() -> None:
