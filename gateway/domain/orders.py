@@ -154,9 +154,16 @@ class PaymentOrder:
         return self.order_id
 
 
+# One encoder for every order (json.dumps with options makes one per call). A decoded order
+# holds no cycles to check for.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, separators=(",", ":"), check_circular=False
+)
+
+
 def canonical_json(payload: dict[str, Any]) -> str:
     """The order's canonical JSON: keys sorted, no spaces, text as it is (not escaped)."""
-    return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return _CANONICAL.encode(payload)
 
 
 def content_hash(payload: dict[str, Any], canonical: str | None = None) -> str:
@@ -172,8 +179,9 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 def text_field(value: Any, where: str, max_length: int) -> str:
     """Text in NFC that fits its ISO 20022 field: refused when too long or not writable as XML."""
-    text = nfc(str(value))
-    bad = _NOT_XML.search(text)
+    text = nfc(value if type(value) is str else str(value))
+    # Every character XML cannot carry is unprintable: printable text needs no search.
+    bad = None if text.isprintable() else _NOT_XML.search(text)
     if bad:
         raise InvalidMessage(
             f"{where} contains character U+{ord(bad.group()):04X}, which XML cannot carry"

@@ -7,13 +7,13 @@ business day, or refused, as the partner's profile says ([schedule] off_day).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import structlog
 
-from gateway.domain.calendar import BusinessCalendar, Cutoff, execution_date
+from gateway.domain.calendar import BusinessCalendar, Cutoff, ExecutionDate, execution_date
 from gateway.domain.orders import PaymentOrder
 from gateway.errors import ConfigError, InvalidMessage
 from gateway.profile import PartnerProfile
@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from gateway.config import Settings
 
 log = structlog.get_logger("gateway.execution")
+
+# Decisions an ExecutionDates keeps (see `schedule`).
+_REMEMBERED = 256
 
 # Key of the stored order (not of the contract) keeping the day the treasury asked for.
 MOVED_FROM = "requested_execution_date_moved_from"
@@ -37,6 +40,9 @@ class ExecutionDates:
     def __init__(self, as_of: datetime | None = None) -> None:
         # A fixed arrival moment (replaying a past month); None means the time intake received it.
         self._as_of = as_of
+        # The last decisions, by (schedule rules, requested day, arrival): a chunk's orders
+        # arrive at one moment and ask for a handful of days (at most _REMEMBERED kept).
+        self._decided: dict[tuple[object, date, datetime], ExecutionDate] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ExecutionDates:
@@ -59,17 +65,24 @@ class ExecutionDates:
     ) -> tuple[dict[str, Any], PaymentOrder]:
         """The payload to store and the order as it will be executed; refused per the profile."""
         rules = partner.schedule
-        decided = execution_date(
-            order.requested_execution_date,
-            self._as_of or now,
-            Cutoff(
-                rules.cutoff,
-                ZoneInfo(rules.timezone),
-                inclusive=rules.cutoff_boundary == "inclusive",
-                half_days=dict(rules.half_days),
-            ),
-            BusinessCalendar(rules.calendar, rules.closed_days),
-        )
+        arrival = self._as_of or now
+        key = (rules, order.requested_execution_date, arrival)
+        decided = self._decided.get(key)
+        if decided is None:
+            decided = execution_date(
+                order.requested_execution_date,
+                arrival,
+                Cutoff(
+                    rules.cutoff,
+                    ZoneInfo(rules.timezone),
+                    inclusive=rules.cutoff_boundary == "inclusive",
+                    half_days=dict(rules.half_days),
+                ),
+                BusinessCalendar(rules.calendar, rules.closed_days),
+            )
+            if len(self._decided) >= _REMEMBERED:
+                self._decided.clear()
+            self._decided[key] = decided
         if not decided.moved:
             return payload, order
         if rules.off_day == "refuse":
