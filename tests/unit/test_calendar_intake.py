@@ -111,3 +111,21 @@ def test_a_bad_as_of_setting_is_refused_at_start(settings: Settings, as_of: str)
     """as_of must be a date-time with an offset; anything else stops the start, named."""
     with pytest.raises(ConfigError, match=r"as_of .* must be a date-time with an offset"):
         ExecutionDates.from_settings(replace(settings, as_of=as_of))
+
+
+def test_one_scheduler_decides_again_for_another_arrival(settings: Settings) -> None:
+    """Decisions are remembered by arrival moment and day: the same scheduler, asked for the
+    same day before and after the cut-off, keeps the day and then moves it."""
+    from gateway.domain.orders import order_from_payload  # noqa: PLC0415
+
+    profile = settings.partners["agribank"]
+    dates = ExecutionDates()
+    payload = order(requested_execution_date="2026-11-10")  # a Tuesday
+    domain = order_from_payload(payload)
+    morning = datetime(2026, 11, 10, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội
+    evening = datetime(2026, 11, 10, 13, 0, tzinfo=UTC)  # 20:00, past the cut-off
+    for _ in range(2):
+        kept, _order = dates.schedule(profile, payload, domain, morning)
+        assert kept["requested_execution_date"] == "2026-11-10"
+        moved, _order = dates.schedule(profile, payload, domain, evening)
+        assert moved["requested_execution_date"] == "2026-11-11"
