@@ -9,9 +9,13 @@ from gateway.service.channels import LEDGER_EXCHANGE
 from gateway.service.ports import OutboxMessage
 
 
+# One encoder for every posting (json.dumps with options makes one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False)
+
+
 def posting_message(posting: LedgerPosting) -> OutboxMessage:
     """The outbox message carrying one posting; its id is the posting id."""
-    body = json.dumps(posting.to_json(), ensure_ascii=False, sort_keys=True).encode("utf-8")
+    body = _ENCODER.encode(posting.to_json()).encode("utf-8")
     return OutboxMessage(
         message_id=posting.posting_id,
         exchange=LEDGER_EXCHANGE,
