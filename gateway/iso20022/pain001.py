@@ -38,7 +38,6 @@ from gateway.iso20022.xml import (
     parse_amount,
     parse_currency,
     parse_datetime,
-    picker,
     read_account,
     required_text,
     shown,
@@ -595,47 +594,3 @@ def _transaction_reader(ns: str | None) -> _TransactionReader:  # noqa: PLR0915 
         )
 
     return read
-
-
-_TRANSACTION_PATHS = (
-    "PmtId/EndToEndId",
-    "PmtId/InstrId",
-    "Amt/InstdAmt",
-    "Amt/EqvtAmt/Amt",
-    "RmtInf/Ustrd",
-    "CdtrAgt/FinInstnId",
-    "Cdtr/Nm",
-    "CdtrAcct",
-    "Purp/Cd",
-)
-
-
-def _read_transaction_by_paths(
-    tx: etree._Element, ns: str | None, pmt_inf_id: str, debtor_account: str
-) -> CreditTransfer:
-    """One CdtTrfTxInf, its paths picked by the generic `Picker`: the reference the reader
-    (`_transaction_reader`) is held to."""
-    at = picker(ns, _TRANSACTION_PATHS).pick(tx)
-    end_to_end_id = at.required("PmtId/EndToEndId", f"PmtInf {pmt_inf_id}")
-    where = f"transaction {end_to_end_id}"
-    amount = at.first("Amt/InstdAmt")
-    if amount is None:
-        amount = at.first("Amt/EqvtAmt/Amt")
-    if amount is None or not amount.text:
-        raise InvalidMessage(f"{where}: <Amt/InstdAmt> (or <Amt/EqvtAmt/Amt>) is missing")
-    currency = parse_currency(amount.get("Ccy"), f"{where} <InstdAmt>")
-    remittance = at.texts("RmtInf/Ustrd")
-    agent = at.first("CdtrAgt/FinInstnId")
-    return CreditTransfer(
-        pmt_inf_id=pmt_inf_id,
-        instr_id=at.text("PmtId/InstrId"),
-        end_to_end_id=end_to_end_id,
-        amount=parse_amount(amount.text, f"{where} amount"),
-        currency=currency,
-        creditor_name=at.text("Cdtr/Nm") or "",
-        creditor_account=read_account(at.first("CdtrAcct"), ns) or "",
-        creditor_agent_bic=text(agent, ns, "BICFI") or text(agent, ns, "BIC"),
-        debtor_account=debtor_account,
-        purpose=at.text("Purp/Cd"),
-        remittance=" ".join(remittance) if remittance else None,
-    )

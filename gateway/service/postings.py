@@ -8,7 +8,6 @@ from gateway.domain.postings import LedgerPosting
 from gateway.service.channels import LEDGER_EXCHANGE
 from gateway.service.ports import OutboxMessage
 
-
 # One encoder for every posting (json.dumps with options makes one per call).
 _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False)
 

@@ -14,16 +14,65 @@ from gateway.errors import InvalidMessage
 from gateway.iso20022.apphdr import document_of
 from gateway.iso20022.model import CreditTransfer
 from gateway.iso20022.namespaces import namespace_of
-from gateway.iso20022.pain001 import (
-    _read_transaction_by_paths,
-    _transaction_reader,
-    build_pain001,
-    read_pain001,
+from gateway.iso20022.pain001 import _transaction_reader, build_pain001, read_pain001
+from gateway.iso20022.xml import (
+    findall,
+    parse_amount,
+    parse_currency,
+    parse_xml,
+    picker,
+    read_account,
+    text,
+    to_bytes,
 )
-from gateway.iso20022.xml import findall, parse_xml, to_bytes
 from tests.unit.factories import batch, benefits_batch, group, order
 
 V09 = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
+
+
+_TRANSACTION_PATHS = (
+    "PmtId/EndToEndId",
+    "PmtId/InstrId",
+    "Amt/InstdAmt",
+    "Amt/EqvtAmt/Amt",
+    "RmtInf/Ustrd",
+    "CdtrAgt/FinInstnId",
+    "Cdtr/Nm",
+    "CdtrAcct",
+    "Purp/Cd",
+)
+
+
+def _read_transaction_by_paths(
+    tx: etree._Element, ns: str | None, pmt_inf_id: str, debtor_account: str
+) -> CreditTransfer:
+    """One CdtTrfTxInf, its paths picked by the generic `Picker`: the reference the reader
+    (`_transaction_reader`) is held to (the reader the gateway had before)."""
+    at = picker(ns, _TRANSACTION_PATHS).pick(tx)
+    end_to_end_id = at.required("PmtId/EndToEndId", f"PmtInf {pmt_inf_id}")
+    where = f"transaction {end_to_end_id}"
+    amount = at.first("Amt/InstdAmt")
+    if amount is None:
+        amount = at.first("Amt/EqvtAmt/Amt")
+    if amount is None or not amount.text:
+        raise InvalidMessage(f"{where}: <Amt/InstdAmt> (or <Amt/EqvtAmt/Amt>) is missing")
+    currency = parse_currency(amount.get("Ccy"), f"{where} <InstdAmt>")
+    remittance = at.texts("RmtInf/Ustrd")
+    agent = at.first("CdtrAgt/FinInstnId")
+    return CreditTransfer(
+        pmt_inf_id=pmt_inf_id,
+        instr_id=at.text("PmtId/InstrId"),
+        end_to_end_id=end_to_end_id,
+        amount=parse_amount(amount.text, f"{where} amount"),
+        currency=currency,
+        creditor_name=at.text("Cdtr/Nm") or "",
+        creditor_account=read_account(at.first("CdtrAcct"), ns) or "",
+        creditor_agent_bic=text(agent, ns, "BICFI") or text(agent, ns, "BIC"),
+        debtor_account=debtor_account,
+        purpose=at.text("Purp/Cd"),
+        remittance=" ".join(remittance) if remittance else None,
+    )
+
 
 # A transaction as the gateway writes it; the cases below change one part of it.
 PLAIN = {
