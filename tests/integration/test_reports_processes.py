@@ -6,15 +6,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from gateway.config import Settings
-
-GATEWAY = str(Path(sys.executable).parent / "gateway")
+from tests.integration.gateway_process import GATEWAY, start_until
 
 # slow: real `gateway run` processes, started and killed.
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -30,25 +28,7 @@ def _start(settings: Settings, tmp_path: Path, *args: str) -> subprocess.Popen[s
         "GATEWAY_METRICS_PORT": "0",
         "GATEWAY_LOG_FORMAT": "json",
     }
-    process = subprocess.Popen(
-        [GATEWAY, "run", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line and process.poll() is not None:
-            break
-        seen.append(line)
-        if "gateway running against" in line:
-            return process
-    process.kill()
-    pytest.fail("`gateway run` did not start:\n" + "".join(seen[-30:]))
+    return start_until(["run", *args], env, "gateway running against")
 
 
 def _children(pid: int) -> list[int]:

@@ -21,6 +21,7 @@ from gateway.iso20022.model import Entry, Notification, StatusReport
 from gateway.iso20022.pain002 import build_pain002
 from gateway.iso20022.xml import to_bytes
 from tests.conftest import ROOT
+from tests.integration.gateway_process import start_until
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 
@@ -58,26 +59,7 @@ def _env(home: Path, url: str) -> dict[str, str]:
 
 def _start_until(home: Path, url: str, args: list[str], ready: str) -> subprocess.Popen[str]:
     """Start `gateway ARGS` and wait for the line saying it runs (or for it to die)."""
-    process = subprocess.Popen(
-        [GATEWAY, *args],
-        env=_env(home, url),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line and process.poll() is not None:
-            break
-        lines.append(line)
-        if ready in line:
-            return process
-    process.kill()
-    process.wait(10)
-    pytest.fail(f"`gateway {' '.join(args)}` did not start:\n" + "".join(lines[-30:]))
+    return start_until(args, _env(home, url), ready)
 
 
 def _stop(process: subprocess.Popen[str]) -> str:
