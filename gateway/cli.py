@@ -78,6 +78,11 @@ def run(ctx: click.Context, role: str, reports_processes: str | None) -> None:
 
     follow_parent()  # a reports process of a `gateway run`: it ends with it
     settings = _settings(ctx)
+    if reports_processes is not None and role != "all":
+        raise click.UsageError(
+            f"--reports-processes starts processes for the reports role beside the main role;"
+            f" with --role {role} this process runs one role alone"
+        )
     children = 0
     if role == "all":
         children = reports_process_count(reports_processes or settings.reports_processes)

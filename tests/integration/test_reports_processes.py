@@ -134,3 +134,19 @@ def test_a_bad_count_is_one_clear_line(settings: Settings, tmp_path: Path) -> No
     assert result.stderr.strip().splitlines() == [
         "error: reports_processes is 'many': give a number of processes (0 or more) or auto"
     ]
+
+
+def test_a_count_with_one_role_is_refused(settings: Settings, tmp_path: Path) -> None:
+    """`--role main --reports-processes 2` asks for two things at once: one line says so."""
+    env = {**os.environ, "GATEWAY_DB_PATH": str(settings.db_file), "GATEWAY_METRICS_PORT": "0"}
+    result = subprocess.run(
+        [GATEWAY, "run", "--role", "main", "--reports-processes", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "with --role main this process runs one role alone" in result.stderr
