@@ -149,6 +149,8 @@ class Gateway:
     intake: IntakeService
     batcher: BatchService
     inbound: InboundService
+    # Orders intake decoded and committed, for the batcher to build from: the two services'.
+    decoded: DecodedOrders
     # Who this instance is when it claims work shared with other instances.
     owner: str = "gateway"
     # What the services count and time; served by `start_gateway` when metrics_port is set.
@@ -157,8 +159,6 @@ class Gateway:
     urgent: queue.SimpleQueue[tuple[str, str]] = field(default_factory=queue.SimpleQueue)
     # The clock every service reads the time from.
     clock: Clock = utcnow
-    # Orders intake decoded and committed, for the batcher to build from (`DecodedOrders`).
-    decoded: DecodedOrders = field(default_factory=DecodedOrders)
 
 
 def build_gateway(

@@ -92,9 +92,7 @@ def run(ctx: click.Context, role: str, reports_processes: str | None) -> None:
     storage.claim_instance(roles)  # SQLite: one process runs main, any number reports
     gateway = build_gateway(settings, storage)
     tune_interpreter()
-    reports = ReportsProcesses(
-        children, _group_options(ctx, settings), metrics_port=settings.metrics_port
-    )
+    reports = ReportsProcesses(children, _group_options(ctx), metrics_port=settings.metrics_port)
     try:
         reports.start()
         if children:
@@ -114,12 +112,11 @@ def run(ctx: click.Context, role: str, reports_processes: str | None) -> None:
         raise GatewayError(reports.failure)
 
 
-def _group_options(ctx: click.Context, settings: Settings) -> list[str]:
-    """The command group's options as this process runs them, for its child processes."""
-    log_format = (
-        ctx.parent.params.get("log_format") if ctx.parent else None
-    ) or settings.log_format
-    return ["--log-format", log_format]
+def _group_options(ctx: click.Context) -> list[str]:
+    """The command group's options given to this process, for its child processes (the rest
+    they read from the same environment and configuration)."""
+    given = ctx.parent.params.get("log_format") if ctx.parent else None
+    return ["--log-format", given] if given else []
 
 
 def _read_orders(path: Path) -> list[dict[str, Any]]:

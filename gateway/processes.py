@@ -34,10 +34,11 @@ from gateway.logs import PROCESS_LABEL_ENV
 log = structlog.get_logger("gateway.processes")
 
 AUTO = "auto"
-# "auto" starts one reports process per core beyond the first, at most this many: past a few,
-# the processes only wait for each other at the database (SQLite writes one at a time).
+# "auto" starts one reports process per core beyond the first, at most this many: every process
+# writes to the one database (on SQLite one at a time), and more than two were never measured.
 MAX_AUTO = 4
-# Seconds the children have to finish the file in hand after SIGTERM, before SIGKILL.
+# Seconds the children have to end after SIGTERM (its default action: at once; a file in hand is
+# delivered again), before SIGKILL.
 STOP_SECONDS = 20.0
 _PR_SET_PDEATHSIG = 1
 # Set by the gateway in its children's environment: the process whose death they follow.
@@ -117,11 +118,6 @@ class ReportsProcesses:
             self._children.append(child)
             log.info("reports_process.started", pid=child.pid, number=number)
 
-    @property
-    def pids(self) -> list[int]:
-        """The children's process ids."""
-        return [child.pid for child in self._children]
-
     def watch(self, stop: threading.Event) -> None:
         """A worker: while the gateway runs, a child that ends stops the gateway."""
         while not stop.wait(0.5):
@@ -137,7 +133,7 @@ class ReportsProcesses:
                     return
 
     def stop(self, timeout: float = STOP_SECONDS) -> None:
-        """SIGTERM the children, wait for them to finish the file in hand, SIGKILL the late."""
+        """SIGTERM the children, wait for them to end, SIGKILL the late."""
         self._stopping.set()
         for child in self._children:
             if child.poll() is None:

@@ -31,6 +31,7 @@ from gateway.iso20022.model import (
 from gateway.iso20022.namespaces import MessageType, message_type, namespace_of
 from gateway.iso20022.xml import (
     ISO_ACCOUNT_SCHEMES,
+    account_key,
     element_text,
     find,
     findall,
@@ -449,7 +450,8 @@ _TransactionReader = Callable[[etree._Element, str, str], CreditTransfer]
 
 @lru_cache(maxsize=16)
 def _transaction_reader(ns: str | None) -> _TransactionReader:  # noqa: PLR0915 - unrolled, for speed
-    """`_read_transaction_by_paths` for one namespace, its paths followed by hand.
+    """A CdtTrfTxInf reader for one namespace, its paths followed by hand (the generic
+    `Picker` reader it replaced is its test's reference, tests/unit/test_pain001_reader.py).
 
     A file holds up to 100,000 transactions: each is walked once over its children and the few
     grandchildren read, comparing tags made once here. It finds the elements the reference finds
@@ -522,7 +524,7 @@ def _transaction_reader(ns: str | None) -> _TransactionReader:  # noqa: PLR0915 
             code = element_text(child(scheme, code_tag), "Cd") or element_text(
                 child(scheme, proprietary_tag), "Prtry"
             )
-        return f"{code}:{account_number}" if code else account_number
+        return account_key(Account(number=account_number, scheme=code))
 
     def read(  # noqa: PLR0912 - one branch per path, unrolled
         tx: etree._Element, pmt_inf_id: str, debtor_account: str

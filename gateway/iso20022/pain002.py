@@ -126,22 +126,7 @@ def _statuses_text(head: StatusReport, statuses: Sequence[Status]) -> str:
         lines = groups.get(pmt_inf_id)
         if lines is None:
             lines = groups[pmt_inf_id] = []
-        lines.append(
-            "".join(
-                (
-                    "<TxInfAndSts>",
-                    f"<OrgnlInstrId>{escape(instr_id)}</OrgnlInstrId>" if instr_id else "",
-                    (
-                        f"<OrgnlEndToEndId>{escape(end_to_end_id)}</OrgnlEndToEndId>"
-                        if end_to_end_id
-                        else ""
-                    ),
-                    f"<TxSts>{escape(status)}</TxSts>",
-                    written_reason,
-                    "</TxInfAndSts>",
-                )
-            )
-        )
+        lines.append(_transaction_fields_text(instr_id, end_to_end_id, status, written_reason))
     parts = [_report_head_text(head)]
     for pmt_inf_id, lines in groups.items():
         parts.append(f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{escape(pmt_inf_id)}</OrgnlPmtInfId>")
@@ -198,14 +183,25 @@ def _payment_information_text(pmt_inf_id: str, lines: list[TxStatus]) -> str:
 
 def _transaction_text(line: TxStatus) -> str:
     """One TxInfAndSts, as `_add_transaction` builds it."""
-    instr_id, end_to_end_id = line.original_instr_id, line.original_end_to_end_id
+    return _transaction_fields_text(
+        line.original_instr_id,
+        line.original_end_to_end_id,
+        line.status,
+        _reason_text(line.reason_code, line.reason_text),
+    )
+
+
+def _transaction_fields_text(
+    instr_id: str | None, end_to_end_id: str | None, status: str, reason: str
+) -> str:
+    """A TxInfAndSts from its values (`reason`: its StsRsnInf, written)."""
     return "".join(
         (
             "<TxInfAndSts>",
             f"<OrgnlInstrId>{escape(instr_id)}</OrgnlInstrId>" if instr_id else "",
             f"<OrgnlEndToEndId>{escape(end_to_end_id)}</OrgnlEndToEndId>" if end_to_end_id else "",
-            f"<TxSts>{escape(line.status)}</TxSts>",
-            _reason_text(line.reason_code, line.reason_text),
+            f"<TxSts>{escape(status)}</TxSts>",
+            reason,
             "</TxInfAndSts>",
         )
     )

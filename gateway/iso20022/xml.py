@@ -213,10 +213,7 @@ class Picked:
     def text(self, path: str) -> str | None:
         """As `text`: the first element's stripped text, held to its ISO length, or None."""
         elements = self._found.get(path)
-        if not elements or elements[0].text is None:
-            return None
-        found = elements[0]
-        return _within_length(found, found.text.strip(), path.rsplit("/", 1)[-1]) or None
+        return element_text(elements[0], path.rsplit("/", 1)[-1]) if elements else None
 
     def required(self, path: str, where: str) -> str:
         """As `required_text`: the text, or an InvalidMessage naming what is missing."""
@@ -286,10 +283,7 @@ def text(element: etree._Element | None, namespace: str | None, path: str) -> st
     ISO 20022 allows for that element."""
     if element is None:
         return None
-    found = find(element, namespace, path)
-    if found is None or found.text is None:
-        return None
-    return _within_length(found, found.text.strip(), path.rsplit("/", 1)[-1]) or None
+    return element_text(find(element, namespace, path), path.rsplit("/", 1)[-1])
 
 
 def element_text(element: etree._Element | None, name: str) -> str | None:

@@ -25,7 +25,7 @@ from gateway.iso20022.pain001 import build_pain001
 from gateway.metrics import NO_METRICS, Metrics
 from gateway.service.channels import PRIORITY_HEADER, TO_BANK_EXCHANGE
 from gateway.service.clock import Clock, utcnow
-from gateway.service.decoded import DecodedOrders, NoDecodedOrders
+from gateway.service.decoded import DecodedOrders
 from gateway.service.intake import is_urgent_group
 from gateway.service.ports import (
     BankAnswer,
@@ -96,7 +96,7 @@ class BatchService:
     ) -> None:
         self._storage = storage
         # Orders this process's intake decoded: built from without decoding their JSON again.
-        self._decoded = decoded if decoded is not None else NoDecodedOrders()
+        self._decoded = decoded if decoded is not None else DecodedOrders(capacity=0)
         self._metrics = metrics
         self._settings = settings
         self._keys = keys

@@ -34,12 +34,15 @@ class DecodedOrders:
     thread-safe."""
 
     def __init__(self, capacity: int = CAPACITY) -> None:
+        # 0: keep nothing (services built without a process-wide map: commands, tests).
         self._capacity = capacity
         self._orders: OrderedDict[str, tuple[bytes, PaymentOrder]] = OrderedDict()
         self._lock = threading.Lock()
 
     def keep(self, orders: Iterable[tuple[str, str, PaymentOrder]]) -> None:
         """Keep committed orders: (order id, the payload text stored, the order it decodes to)."""
+        if not self._capacity:
+            return
         with self._lock:
             for order_id, payload, order in orders:
                 self._orders[order_id] = (_digest(payload), order)
@@ -61,14 +64,3 @@ class DecodedOrders:
 
 def _digest(payload: str) -> bytes:
     return hashlib.sha256(payload.encode()).digest()
-
-
-# For services built without a process-wide map (commands, tests): nothing is kept.
-class NoDecodedOrders(DecodedOrders):
-    """Keeps nothing: every order is decoded from its stored text."""
-
-    def __init__(self) -> None:
-        super().__init__(capacity=0)
-
-    def keep(self, orders: Iterable[tuple[str, str, PaymentOrder]]) -> None:
-        """Nothing is kept."""

@@ -25,7 +25,7 @@ from gateway.domain.postings import LedgerPosting, PostingKind
 from gateway.errors import InvalidMessage
 from gateway.metrics import NO_METRICS, Metrics, intake_result
 from gateway.service.clock import Clock, utcnow
-from gateway.service.decoded import DecodedOrders, NoDecodedOrders
+from gateway.service.decoded import DecodedOrders
 from gateway.service.execution import ExecutionDates
 from gateway.service.ports import NewOrder, Storage, UnitOfWork
 from gateway.service.postings import posting_message
@@ -105,7 +105,7 @@ class IntakeService:
     ) -> None:
         self._storage = storage
         # Where the orders it stores are left, decoded, for the batcher of this process.
-        self._decoded = decoded if decoded is not None else NoDecodedOrders()
+        self._decoded = decoded if decoded is not None else DecodedOrders(capacity=0)
         # Told the (partner, group key) of new urgent orders once they are committed (the
         # urgent lane cuts them at once); without it, the batcher's ticks cut them.
         self._on_urgent = on_urgent

@@ -120,33 +120,25 @@ def test_zero_runs_both_roles_in_one_process(
         gateway.wait(30)
 
 
-def test_a_bad_count_is_one_clear_line(settings: Settings, tmp_path: Path) -> None:
+def _refused(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """`gateway run ARGS` when it is refused before it starts anything."""
     env = {**os.environ, "GATEWAY_DB_PATH": str(settings.db_file), "GATEWAY_METRICS_PORT": "0"}
-    result = subprocess.run(
-        [GATEWAY, "run", "--reports-processes", "many"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
+    return subprocess.run(
+        [GATEWAY, "run", *args], capture_output=True, text=True, env=env, timeout=60, check=False
     )
+
+
+def test_a_bad_count_is_one_clear_line(settings: Settings) -> None:
+    result = _refused(settings, "--reports-processes", "many")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: reports_processes is 'many': give a number of processes (0 or more) or auto"
     ]
 
 
-def test_a_count_with_one_role_is_refused(settings: Settings, tmp_path: Path) -> None:
+def test_a_count_with_one_role_is_refused(settings: Settings) -> None:
     """`--role main --reports-processes 2` asks for two things at once: one line says so."""
-    env = {**os.environ, "GATEWAY_DB_PATH": str(settings.db_file), "GATEWAY_METRICS_PORT": "0"}
-    result = subprocess.run(
-        [GATEWAY, "run", "--role", "main", "--reports-processes", "2"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    result = _refused(settings, "--role", "main", "--reports-processes", "2")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "with --role main this process runs one role alone" in result.stderr

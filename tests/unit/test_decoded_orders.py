@@ -13,7 +13,7 @@ from gateway.domain.orders import canonical_json, order_from_payload
 from gateway.iso20022.pain001 import read_pain001
 from gateway.iso20022.xml import parse_xml
 from gateway.service.channels import TO_BANK_EXCHANGE
-from gateway.service.decoded import DecodedOrders, NoDecodedOrders
+from gateway.service.decoded import DecodedOrders
 from tests.doubles import FakeClock, pass_quiet_time
 from tests.unit.test_intake import body, order
 
@@ -44,7 +44,7 @@ def test_the_oldest_orders_go_first_beyond_the_capacity() -> None:
 
 
 def test_services_built_alone_keep_nothing() -> None:
-    decoded = NoDecodedOrders()
+    decoded = DecodedOrders(capacity=0)
     payload = order()
     decoded.keep([kept(payload)])
     assert decoded.take(payload["order_id"], canonical_json(payload)) is None
