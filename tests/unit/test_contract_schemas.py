@@ -454,3 +454,75 @@ def test_the_fast_check_gives_jsonschemas_verdict(name: str) -> None:
         except Exception:  # any refusal counts as one
             fast_ok = False
         assert fast_ok == full.is_valid(variant), json.dumps(variant, default=str)[:300]
+
+
+ACCOUNTS: list[Any] = [
+    {"number": "8506205123456"},
+    {"number": "8506205123456", "scheme": "BBAN"},
+    {"iban": "DE89370400440532013000"},
+    {"iban": "DE89370400440532013000", "number": "8506205123456"},
+    {"iban": "de89"},
+    {"number": "85 06"},
+    {"scheme": "BBAN"},
+    {"number": "1", "scheme": ""},
+    {},
+    None,
+    "8506205123456",
+]
+
+
+@pytest.mark.parametrize("account", ACCOUNTS, ids=[json.dumps(a) for a in ACCOUNTS])
+def test_the_fast_check_gives_jsonschemas_verdict_on_either_account_form(account: Any) -> None:
+    """Either form of account, both at once, neither, and a broken one of each: the compiled
+    check (which tries the forms as `anyOf`) agrees with jsonschema (which reads `oneOf`)."""
+    from gateway.contracts import _fast  # noqa: PLC0415 - the internals under test
+
+    for party in ("debtor", "creditor"):
+        order = _order()
+        order[party]["account"] = copy.deepcopy(account)
+        try:
+            _fast("payment-order-1")(copy.deepcopy(order))
+            fast_ok = True
+        except Exception:  # any refusal counts as one
+            fast_ok = False
+        assert fast_ok == ORDER.is_valid(order)
+
+
+def test_only_forms_that_exclude_each_other_are_tried_as_first_match() -> None:
+    """The account's two forms, and a posting's null-or-object reason, become `anyOf` with the
+    domestic number first; forms a value could fit twice stay `oneOf`."""
+    from gateway.contracts import first_match  # noqa: PLC0415 - the internals under test
+
+    account = first_match(_load("payment-order-1"))["$defs"]["party"]["properties"]["account"]
+    assert "oneOf" not in account
+    assert [form["title"] for form in account["anyOf"]] == ["Domestic account number", "IBAN"]
+    reason = first_match(_load("ledger-posting-1"))["properties"]["reason"]
+    assert "oneOf" not in reason
+    assert len(reason["anyOf"]) == 2
+
+    overlapping = [
+        {"oneOf": [{"type": "string"}, {"type": "string", "maxLength": 3}]},
+        {"oneOf": [{"type": "object", "required": ["a"]}, {"type": "object", "required": ["b"]}]},
+        {"oneOf": [{"required": ["a"]}, {"type": "object", "additionalProperties": False}]},
+        {"oneOf": [{"type": ["string", "null"]}, {"type": "null"}]},
+        {"oneOf": [True, {"type": "null"}]},
+    ]
+    for schema in overlapping:
+        assert first_match(schema) == schema
+    apart = {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["a"],
+                "additionalProperties": False,
+                "properties": {"a": {}},
+            },
+            {
+                "type": "object",
+                "required": ["b"],
+                "additionalProperties": False,
+                "properties": {"b": {}},
+            },
+        ]
+    }
+    assert "anyOf" in first_match(apart)
