@@ -1,0 +1,104 @@
+"""The batcher's hot statements use the indexes they were written for, on both SQL backends.
+
+A plan is what the database chose, not a timing: each test builds the situation of a bulk
+intake (orders past `received` and thousands received; on PostgreSQL, statistics taken before
+they arrived) and reads the plan the database gives the statement.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from gateway.adapters.persistence.sql import READY_GROUPS, mark_batched_statement
+from gateway.domain.states import TxState
+from gateway.service.ports import Storage
+from tests.contract.values import T0, new_order, order_id
+
+ORDERS = 2000
+RECEIVED = 1000
+MARKED = 500
+# Orders settled long ago beside them: a table the size of a day's work, where reading every
+# row costs more than finding 500 by id.
+PAST = 40
+# A copy of each stored order under another id, settled (the same SQL on both databases).
+PAST_ORDERS = (
+    "INSERT INTO orders (order_id, content_hash, partner, group_key, category, amount,"
+    " currency, state, received_at, updated_at)"
+    " SELECT 'PAST-' || copy.n || '-' || order_id, content_hash, partner, group_key, category,"
+    " amount, currency, 'settled', received_at, updated_at FROM orders, copies AS copy"
+)
+
+
+def _mark_parameters() -> tuple[Any, ...]:
+    ids = [order_id(n) for n in range(1, MARKED + 1)]
+    return (TxState.BATCHED.value, "MSG-1", "MSG-1-001", T0, TxState.RECEIVED.value, *ids)
+
+
+def _fill(storage: Storage) -> None:
+    with storage.unit_of_work() as uow:
+        for n in range(1, ORDERS + 1):
+            uow.orders.add(new_order(n), T0)
+
+
+def test_sqlite_marks_a_file_by_order_id_and_reads_ready_groups_from_the_index(
+    tmp_path: Path,
+) -> None:
+    from gateway.adapters.persistence.sqlite import SqliteStorage  # noqa: PLC0415
+
+    path = tmp_path / "gateway.db"
+    storage = SqliteStorage(path)
+    try:
+        _fill(storage)
+    finally:
+        storage.close()
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute(
+            "UPDATE orders SET state = 'settled' WHERE order_id > ?", (order_id(RECEIVED),)
+        )
+        conn.execute("CREATE TEMP TABLE copies (n INTEGER)")
+        conn.executemany("INSERT INTO copies VALUES (?)", [(n,) for n in range(PAST)])
+        conn.execute(PAST_ORDERS)
+        # The gateway never runs ANALYZE on its SQLite file: the planner goes by its own rules.
+        plan = " ".join(
+            str(row[3])
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN " + mark_batched_statement(MARKED), _mark_parameters()
+            )
+        )
+        assert "sqlite_autoindex_orders_1 (order_id=?)" in plan, plan
+        assert "orders_by_state_group" not in plan, plan
+        plan = " ".join(
+            str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + READY_GROUPS, ("received",))
+        )
+        assert "COVERING INDEX orders_by_state_group" in plan, plan
+
+
+def test_postgres_marks_a_file_by_order_id(postgres_url: str) -> None:
+    """PostgreSQL, told by its statistics that received orders are rare, would otherwise scan
+    every received order in the state index and compare it with the thousand ids."""
+    import psycopg  # noqa: PLC0415 - only PostgreSQL tests need the driver
+
+    from gateway.adapters.persistence.postgres import PostgresStorage, _sql  # noqa: PLC0415
+
+    storage = PostgresStorage(postgres_url)
+    try:
+        _fill(storage)
+    finally:
+        storage.close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("UPDATE orders SET state = 'settled'")
+        conn.execute("CREATE TEMP TABLE copies AS SELECT generate_series(1, %s) AS n", (PAST,))
+        conn.execute(PAST_ORDERS)
+        conn.execute("ANALYZE orders")
+        conn.execute(
+            "UPDATE orders SET state = 'received' WHERE order_id <= %s", (order_id(RECEIVED),)
+        )
+        rows = conn.execute(
+            "EXPLAIN " + _sql(mark_batched_statement(MARKED)), _mark_parameters()
+        ).fetchall()
+    plan = " ".join(str(row[0]) for row in rows)
+    assert "orders_pkey" in plan, plan
+    assert "orders_by_state_group" not in plan, plan
