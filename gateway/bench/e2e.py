@@ -38,11 +38,13 @@ import structlog
 
 from gateway.adapters import topology
 from gateway.adapters.persistence import open_storage, timings
+from gateway.adapters.persistence.pg_statements import Statement, StatementStats
 from gateway.adapters.persistence.postgres import fresh_schema
 from gateway.adapters.rabbitmq import Delivery, connect, consume
 from gateway.banksim.wiring import bank_keypair
 from gateway.bench.cpu import CpuMeter, broker_pids, child_pids, postgres_pids
 from gateway.bench.orders import BenchOrders, generate, urgent_order
+from gateway.bench.statements import render as render_statements
 from gateway.bootstrap import declare_topology, our_keypair
 from gateway.config import Settings, load_settings
 from gateway.contracts import check_posting
@@ -121,6 +123,9 @@ class BenchResult:
     commit: str = ""
     # The reports processes each `gateway run` started (without --split).
     started_reports: int = 0
+    # With PostgreSQL: the statements that took the most time, or why none were measured.
+    statements: list[Statement] = field(default_factory=list)
+    statements_note: str = ""
 
     @property
     def rate(self) -> float:
@@ -165,6 +170,7 @@ class BenchResult:
                 f"  CPU seconds in the run: {spent}; total {sum(self.cpu_s.values()):.1f}"
                 f" of {cores} CPUs x {self.elapsed_s:.1f} s = {cores * self.elapsed_s:.1f}"
             )
+        lines += render_statements(self.statements, self.statements_note)
         lines.append("  postings received by the ledger: " + _mix(self.postings))
         if self.urgent_ms:
             u = self.urgent_ms
@@ -286,6 +292,17 @@ class _Tap:
                 conn.close()
 
 
+def _ledger_consumer(settings: Settings, ledger: _Ledger) -> Callable[[threading.Event], None]:
+    """The ledger's consumer of `treasury.ledger`, in chunks as a ledger would take them."""
+
+    def consume_ledger(stop: threading.Event) -> None:
+        consume(
+            settings.amqp_url, topology.LEDGER_QUEUE, ledger.handle, stop, prefetch=2000, chunk=1000
+        )
+
+    return consume_ledger
+
+
 class E2EBench:
     """One run: a fresh home under workdir, the orders, the processes, the figures."""
 
@@ -395,18 +412,8 @@ class E2EBench:
         try:
             runtime.add("tap", tap.run)
             tap.ready.wait(10)
-
-            def consume_ledger(stop: threading.Event) -> None:
-                consume(
-                    settings.amqp_url,
-                    topology.LEDGER_QUEUE,
-                    ledger.handle,
-                    stop,
-                    prefetch=2000,
-                    chunk=1000,
-                )
-
-            runtime.add("ledger", consume_ledger)
+            runtime.add("ledger", _ledger_consumer(settings, ledger))
+            stats = self._count_statements(settings)
             meter = self._cpu_meter(config, gateways, bank)
             meter.start()
             t0 = time.time()
@@ -419,6 +426,8 @@ class E2EBench:
                 )
             self._wait(ledger, gateways, expected, t0, logs)
             self.result.cpu_s = meter.read()
+            if stats is not None:
+                self.result.statements = stats.top()
             self._judge(ledger, orders, urgent_sent)
             self._stages(t0, ledger)
             self._urgent_figures(urgent_sent, tap)
@@ -429,6 +438,15 @@ class E2EBench:
             if self._storage is not None:
                 self._storage.close()
         return self.result
+
+    def _count_statements(self, settings: Settings) -> StatementStats | None:
+        """With PostgreSQL, its statements counted from now on (None: not counted, and why
+        is in the result)."""
+        if not settings.db_url:
+            return None
+        stats = StatementStats(settings.db_url)
+        self.result.statements_note = stats.reset() or ""
+        return None if self.result.statements_note else stats
 
     def _run_options(self) -> list[str]:
         count = self.config.reports_processes

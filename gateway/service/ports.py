@@ -453,6 +453,22 @@ class OrderRepository(Protocol):
         `can_move`); ConcurrentChange when it moved meanwhile, at the latest when the unit of
         work ends (the write may be sent with the next ones, in one round trip)."""
 
+    def states_in_file(self, order_ids: Sequence[str], msg_id: str) -> dict[str, TxState]:
+        """The state of each of these orders that was sent in file msg_id (held against
+        concurrent changes until the unit ends, as `get` holds an order)."""
+
+    def move_together(
+        self,
+        order_ids: Sequence[str],
+        source: TxState,
+        target: TxState,
+        answer: BankAnswer,
+        now: datetime,
+    ) -> None:
+        """Move these orders, each in `source`, to `target` as `move` moves one (a statement
+        a thousand orders, not one an order); ConcurrentChange, at the latest when the unit
+        ends, when one of them moved meanwhile."""
+
     def mark_batched(
         self, assignments: Sequence[tuple[str, str]], msg_id: str, now: datetime
     ) -> None:

@@ -12,7 +12,7 @@ from functools import cache
 import structlog
 
 from gateway.config import PartnerProfile
-from gateway.domain.states import FileState, state_for_status
+from gateway.domain.states import FileState, TxState, can_move, state_for_status
 from gateway.iso20022.model import StatusReport, TxStatus
 from gateway.reasons import bounded
 from gateway.service.channels import ADMIN_EXCHANGE
@@ -153,8 +153,50 @@ def _apply_lines(
     now: datetime,
 ) -> int:
     """Apply status lines in the caller's transaction; how many orders moved."""
-    uow.orders.prefetch([line.original_end_to_end_id or "" for line in lines])
-    return sum(_apply_line(uow, partner, report, line, now) for line in lines)
+    together, alone = _moved_together(uow, report, lines)
+    moved = 0
+    for (source, target, status, code, text), order_ids in together.items():
+        answer = BankAnswer(status_code=status, reason_code=code, reason_text=text)
+        uow.orders.move_together(order_ids, source, target, answer, now)
+        moved += len(order_ids)
+    uow.orders.prefetch([line.original_end_to_end_id or "" for line in alone])
+    return moved + sum(_apply_line(uow, partner, report, line, now) for line in alone)
+
+
+# Orders moved by one statement: from, to, and the bank's status, reason code and reason text.
+_Together = tuple[TxState, TxState, str, str | None, str | None]
+
+
+def _moved_together(
+    uow: UnitOfWork, report: StatusReport, lines: list[TxStatus]
+) -> tuple[dict[_Together, list[str]], list[TxStatus]]:
+    """The lines that move an order of this file to a state that is not final (an accepted
+    file: thousands of ACCP lines), by move, to be made a statement per thousand orders; and the
+    lines to apply one by one (`_apply_line`).
+
+    A line moved together does what `_apply_line` does with it: its order is in the file, so
+    nothing is kept as unmatched; a move that would not go forward (a late or repeated status)
+    moves nothing; a state that is not final writes no posting. A second line for one order
+    is applied alone, after the first."""
+    targets = {line.status: state_for_status(line.status) for line in lines}
+    movable = {status for status, target in targets.items() if target and not target.final}
+    candidates = [line.original_end_to_end_id or "" for line in lines if line.status in movable]
+    states = uow.orders.states_in_file(candidates, report.original_msg_id) if candidates else {}
+    together: dict[_Together, list[str]] = {}
+    alone: list[TxStatus] = []
+    seen: set[str] = set()
+    for line in lines:
+        order_id = line.original_end_to_end_id or ""
+        source = states.get(order_id)
+        target = targets[line.status]
+        if source is None or target is None or line.status not in movable or order_id in seen:
+            alone.append(line)
+            continue
+        seen.add(order_id)
+        if can_move(source, target):
+            key = (source, target, line.status, line.reason_code, line.reason_text)
+            together.setdefault(key, []).append(order_id)
+    return together, alone
 
 
 def _file_reported(

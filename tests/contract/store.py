@@ -412,6 +412,64 @@ class StoreContract(ConsoleContract):
         assert got.state is (path[-1] if path else TxState.RECEIVED)
         assert got.bank_ref is None
 
+    def test_states_in_file_names_only_that_files_orders(self, store: Storage) -> None:
+        """states_in_file gives each named order's state when it was sent in that file; orders
+        of another file, not yet batched, or unknown are left out."""
+        self.add_orders(store, *(new_order(n) for n in range(1, 5)))
+        with store.unit_of_work() as uow:
+            uow.orders.mark_batched([(order_id(1), "P"), (order_id(2), "P")], "MSG-1", at(1))
+            uow.orders.mark_batched([(order_id(3), "P")], "MSG-2", at(1))
+        self.move(store, 2, TxState.ACKNOWLEDGED)
+        named = [order_id(n) for n in (1, 2, 3, 4, 9)] + [order_id(1), ""]
+        with store.unit_of_work() as uow:
+            assert uow.orders.states_in_file(named, "MSG-1") == {
+                order_id(1): TxState.BATCHED,
+                order_id(2): TxState.ACKNOWLEDGED,
+            }
+            assert uow.orders.states_in_file([], "MSG-1") == {}
+
+    def test_move_together_moves_each_as_move_would(self, store: Storage) -> None:
+        """Orders moved together (more than a thousand) get the state and the answer, keep
+        what the answer leaves None, and are read anew by get in the same unit."""
+        orders = [new_order(n) for n in range(1, 1203)]
+        self.add_orders(store, *orders)
+        ids = [o.order_id for o in orders]
+        self.move(store, 1, TxState.ACKNOWLEDGED, answer=BankAnswer(bank_ref="B-1"))
+        answer = BankAnswer(status_code="RJCT", reason_code="AC04", reason_text="closed")
+        with store.unit_of_work() as uow:
+            uow.orders.prefetch(ids[:3])
+            uow.orders.move_together(ids[1:], TxState.RECEIVED, TxState.REJECTED, answer, at(9))
+            moved = uow.orders.get(ids[2])
+            assert moved is not None and moved.state is TxState.REJECTED
+        assert store.queries.orders_by_state() == {"rejected": 1201, "acknowledged": 1}
+        got = store.queries.order(ids[1201])
+        assert got is not None
+        assert (got.status_code, got.reason_code, got.reason_text) == ("RJCT", "AC04", "closed")
+        assert (got.bank_ref, got.updated_at) == (None, at(9))
+        with store.unit_of_work() as uow:
+            ack = BankAnswer(status_code="ACCP")
+            uow.orders.move_together(ids[:1], TxState.ACKNOWLEDGED, TxState.SETTLED, ack, at(10))
+        first = store.queries.order(ids[0])
+        assert first is not None
+        assert (first.state, first.status_code, first.bank_ref) == (TxState.SETTLED, "ACCP", "B-1")
+
+    def test_move_together_with_a_moved_order_rolls_back(self, store: Storage) -> None:
+        """One order no longer in the state named makes the unit raise ConcurrentChange and
+        undo every move; a move that would not go forward is refused outright."""
+        self.add_orders(store, new_order(1), new_order(2))
+        self.move(store, 2, TxState.REJECTED)
+        answer = BankAnswer(status_code="ACCP")
+        with pytest.raises(ConcurrentChange), store.unit_of_work() as uow:
+            uow.orders.move_together(
+                [order_id(1), order_id(2)], TxState.RECEIVED, TxState.ACKNOWLEDGED, answer, at(3)
+            )
+        first = store.queries.order(order_id(1))
+        assert first is not None and first.state is TxState.RECEIVED
+        with pytest.raises(ValueError, match="cannot move"), store.unit_of_work() as uow:
+            uow.orders.move_together(
+                [order_id(2)], TxState.REJECTED, TxState.ACKNOWLEDGED, answer, at(3)
+            )
+
     def test_mark_batched_moves_received_orders(self, store: Storage) -> None:
         """mark_batched puts received orders into a file and PmtInf."""
         self.add_orders(store, new_order(1), new_order(2), new_order(3))

@@ -296,6 +296,24 @@ class MemoryOrders(_Repository):
             value_date=_keep(answer.value_date, current.value_date),
         )
 
+    def states_in_file(self, order_ids: Sequence[str], msg_id: str) -> dict[str, TxState]:
+        found = (self._s.orders.get(order_id) for order_id in order_ids)
+        return {o.order_id: o.state for o in found if o is not None and o.msg_id == msg_id}
+
+    def move_together(
+        self,
+        order_ids: Sequence[str],
+        source: TxState,
+        target: TxState,
+        answer: BankAnswer,
+        now: datetime,
+    ) -> None:
+        for order_id in order_ids:
+            current = self._s.orders.get(order_id)
+            if current is None or current.state != source:
+                raise ConcurrentChange(f"order {order_id} moved while {target} was applied")
+            self.move(current, target, answer, now)
+
     def mark_batched(
         self, assignments: Sequence[tuple[str, str]], msg_id: str, now: datetime
     ) -> None:

@@ -148,8 +148,9 @@ class HeldWrites:
     (the statement parsed once), each statement's rows in the order they were held. The held
     writes touch rows nothing else held touches (a move, a posting, an applied entry, an order's
     payload), or commute (a file's status and the time it was reported), so their order across
-    statements is free. `expect` is given only for a statement that changes at
-    most one row, so that a batch's rows changed add up to what its rows expect."""
+    statements is free. `expect` is the number of rows a write must change (one for a
+    guarded move, a thousand for a thousand orders moved together), so that a batch's rows
+    changed add up to what its rows expect."""
 
     def __init__(self) -> None:
         self._held: dict[tuple[str, bool], list[Held]] = {}
@@ -208,6 +209,18 @@ def mark_batched_statement(count: int) -> str:
     return (
         "UPDATE orders SET state = ?, msg_id = ?, pmt_inf_id = ?, updated_at = ?"  # noqa: S608 - placeholders only
         f" WHERE (state = ?) IS TRUE AND order_id IN ({marks})"
+    )
+
+
+def move_together_statement(count: int) -> str:
+    """Move `count` orders, named by id, from one state to another as `SqlOrders.move` moves
+    one: found by their ids, as in `mark_batched_statement`."""
+    marks = ", ".join("?" * count)
+    return (
+        "UPDATE orders SET state = ?, updated_at = ?,"  # noqa: S608 - placeholders only
+        " status_code = COALESCE(?, status_code), reason_code = COALESCE(?, reason_code),"
+        " reason_text = COALESCE(?, reason_text), bank_ref = COALESCE(?, bank_ref),"
+        f" value_date = COALESCE(?, value_date) WHERE (state = ?) IS TRUE AND order_id IN ({marks})"
     )
 
 
@@ -512,6 +525,60 @@ class SqlOrders:
             expect=1,
             error=ConcurrentChange(f"order {order.order_id} moved while {target} was applied"),
         )
+
+    def states_in_file(self, order_ids: Sequence[str], msg_id: str) -> dict[str, TxState]:
+        ids = [i for i in dict.fromkeys(order_ids) if i]
+        states: dict[str, TxState] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            rows = self._ex.all(
+                f"SELECT order_id, state, msg_id FROM orders WHERE order_id IN ({marks})"  # noqa: S608 - placeholders only
+                f" ORDER BY order_id{self._ex.lock}",
+                part,
+            )
+            if self._ex.prepared:
+                self._ex.check(
+                    f"SELECT order_id, state FROM orders WHERE order_id IN ({marks})"  # noqa: S608 - placeholders only
+                    " ORDER BY order_id",
+                    part,
+                    [(row[0], row[1]) for row in rows],
+                )
+            states.update((row[0], TxState(row[1])) for row in rows if row[2] == msg_id)
+        return states
+
+    def move_together(
+        self,
+        order_ids: Sequence[str],
+        source: TxState,
+        target: TxState,
+        answer: BankAnswer,
+        now: datetime,
+    ) -> None:
+        if not can_move(source, target):
+            raise ValueError(f"orders cannot move from {source} to {target}")
+        for order_id in order_ids:
+            self._ahead.pop(order_id, None)
+        for start in range(0, len(order_ids), 1000):
+            part = order_ids[start : start + 1000]
+            self._ex.later(
+                move_together_statement(len(part)),
+                (
+                    target.value,
+                    now,
+                    answer.status_code,
+                    answer.reason_code,
+                    answer.reason_text,
+                    answer.bank_ref,
+                    answer.value_date,
+                    source.value,
+                    *part,
+                ),
+                expect=len(part),
+                error=ConcurrentChange(
+                    f"{len(part)} orders moving to {target} were not all {source} any more"
+                ),
+            )
 
     def mark_batched(
         self, assignments: Sequence[tuple[str, str]], msg_id: str, now: datetime
