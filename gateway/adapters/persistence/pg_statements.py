@@ -35,10 +35,13 @@ class Statement:
 
 
 def as_superuser(url: str) -> str:
-    """The same database as the role `postgres` (the private cluster's trust rule)."""
+    """The same database as the role `postgres` (the private cluster's trust rule), on its
+    default search path: the view and its functions live in `public`, not in the schema a
+    benchmark's URL names."""
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"postgres@{host}"))
+    query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("options="))
+    return urlunsplit(parts._replace(netloc=f"postgres@{host}", query=query))
 
 
 class StatementStats:
