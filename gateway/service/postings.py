@@ -14,9 +14,10 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=F
 
 def posting_message(posting: LedgerPosting) -> OutboxMessage:
     """The outbox message carrying one posting; its id is the posting id."""
-    body = _ENCODER.encode(posting.to_json()).encode("utf-8")
+    wire = posting.to_json()
+    body = _ENCODER.encode(wire).encode("utf-8")
     return OutboxMessage(
-        message_id=posting.posting_id,
+        message_id=wire["posting_id"],  # posting.posting_id, hashed once
         exchange=LEDGER_EXCHANGE,
         routing_key=posting.routing_key,
         body=body,

@@ -113,8 +113,12 @@ class _WriterLock:
                 self._cond.notify_all()
 
 
+# Values SQLite keeps as they are: passed without `_value`'s checks (most of a row's values).
+_PLAIN = frozenset({str, int, float, bytes, bool, type(None)})
+
+
 def _values(args: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(_value(v) for v in args)
+    return tuple([v if type(v) in _PLAIN else _value(v) for v in args])
 
 
 class SqliteExecutor:
