@@ -350,7 +350,7 @@ def start_gateway(
     if "main" in roles:
         runtime.add("intake", intake)
         runtime.add("intake-urgent", urgent_intake)
-        runtime.add("batcher", every(0.2, gateway.batcher.tick))
+        runtime.add("batcher", every(gateway.batcher.pause, gateway.batcher.tick))
         runtime.add("urgent", urgent_lane(gateway))
         runtime.add("relay", relay)
         watch = DeadlineWatch(gateway.storage, settings, gateway.clock)

@@ -75,7 +75,9 @@ def first_match(schema: Any) -> Any:
         return [first_match(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {key: first_match(value) for key, value in schema.items()}
+    out = {
+        key: value if key in _DATA_KEYWORDS else first_match(value) for key, value in schema.items()
+    }
     forms = out.get("oneOf")
     if isinstance(forms, list) and _exclusive(forms):
         del out["oneOf"]
@@ -91,9 +93,15 @@ def _exclusive(forms: list[Any]) -> bool:
     )
 
 
+# Keywords whose values are data, not schemas: never rewritten.
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
+
+
 def _apart(a: Any, b: Any) -> bool:
     if not (isinstance(a, dict) and isinstance(b, dict)):
         return False
+    if "$ref" in a or "$ref" in b:
+        return False  # in draft 7 a `$ref` overrides the keywords beside it
     types_a, types_b = _types(a), _types(b)
     if types_a is not None and types_b is not None and not types_a & types_b:
         return True  # no value has two JSON types
@@ -105,10 +113,13 @@ def _apart(a: Any, b: Any) -> bool:
 def _types(form: dict[str, Any]) -> set[str] | None:
     declared = form.get("type")
     if isinstance(declared, str):
-        return {declared}
-    if isinstance(declared, list) and all(isinstance(name, str) for name in declared):
-        return set(declared)
-    return None  # any type
+        names = {declared}
+    elif isinstance(declared, list) and all(isinstance(name, str) for name in declared):
+        names = set(declared)
+    else:
+        return None  # any type
+    # Every integer is a number: a form of numbers admits the integers too.
+    return names | {"integer"} if "number" in names else names
 
 
 def _needs_what_other_forbids(a: dict[str, Any], b: dict[str, Any]) -> bool:

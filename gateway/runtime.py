@@ -87,11 +87,15 @@ class Runtime:
             self.stop()
 
 
-def every(interval: float, step: Callable[[], int]) -> Callable[[threading.Event], None]:
-    """A worker that calls `step` until stopped, pausing `interval` when it found nothing to do."""
+def every(
+    interval: float | Callable[[], float], step: Callable[[], int]
+) -> Callable[[threading.Event], None]:
+    """A worker that calls `step` until stopped, pausing `interval` seconds (or as long as
+    `interval()` says, asked each time) when it found nothing to do."""
+    wait = interval if callable(interval) else lambda: interval
 
     def loop(stop: threading.Event) -> None:
-        pause = interval
+        pause = wait()
         while not stop.is_set():
             try:
                 done = step()
@@ -101,8 +105,8 @@ def every(interval: float, step: Callable[[], int]) -> Callable[[threading.Event
                 log.warning("worker.transient_fault", error=str(exc), retry_in_s=pause)
                 stop.wait(pause)
                 continue
-            pause = interval
+            pause = wait()
             if done == 0:
-                stop.wait(interval)
+                stop.wait(pause)
 
     return loop

@@ -427,7 +427,7 @@ class E2EBench:
             self._wait(ledger, gateways, expected, t0, logs)
             self.result.cpu_s = meter.read()
             if stats is not None:
-                self.result.statements = stats.top()
+                self._read_statements(stats)
             self._judge(ledger, orders, urgent_sent)
             self._stages(t0, ledger)
             self._urgent_figures(urgent_sent, tap)
@@ -438,6 +438,12 @@ class E2EBench:
             if self._storage is not None:
                 self._storage.close()
         return self.result
+
+    def _read_statements(self, stats: StatementStats) -> None:
+        try:
+            self.result.statements = stats.top()
+        except GatewayError as exc:
+            self.result.statements_note = str(exc)
 
     def _count_statements(self, settings: Settings) -> StatementStats | None:
         """With PostgreSQL, its statements counted from now on (None: not counted, and why

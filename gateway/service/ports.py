@@ -128,12 +128,13 @@ class PendingMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class ReadyGroup:
-    """Orders waiting to be batched under one group key, and the partner they go to."""
+class WaitingGroup:
+    """Received orders under one group key: how many, their partner, the newest one's arrival."""
 
     group_key: str
     count: int
     partner: str
+    newest: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,8 +446,8 @@ class OrderRepository(Protocol):
     def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
         """Received orders of one group, oldest first."""
 
-    def ready_groups(self, quiet_before: datetime, full_at: int) -> list[ReadyGroup]:
-        """Groups of received orders gone quiet since `quiet_before`, or big enough."""
+    def waiting_groups(self) -> list[WaitingGroup]:
+        """Every group of received orders, by key (the batcher decides which are ready)."""
 
     def move(self, order: StoredOrder, target: TxState, answer: BankAnswer, now: datetime) -> None:
         """Move an order from the state it was read in to `target` (a forward move by

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -176,23 +177,26 @@ def _moved_together(
 
     A line moved together does what `_apply_line` does with it: its order is in the file, so
     nothing is kept as unmatched; a move that would not go forward (a late or repeated status)
-    moves nothing; a state that is not final writes no posting. A second line for one order
-    is applied alone, after the first."""
+    moves nothing; a state that is not final writes no posting. Every line of an order named
+    more than once is applied alone, in the report's order."""
     targets = {line.status: state_for_status(line.status) for line in lines}
     movable = {status for status, target in targets.items() if target and not target.final}
-    candidates = [line.original_end_to_end_id or "" for line in lines if line.status in movable]
+    named = Counter(line.original_end_to_end_id or "" for line in lines)
+    candidates = [
+        line.original_end_to_end_id or ""
+        for line in lines
+        if line.status in movable and named[line.original_end_to_end_id or ""] == 1
+    ]
     states = uow.orders.states_in_file(candidates, report.original_msg_id) if candidates else {}
     together: dict[_Together, list[str]] = {}
     alone: list[TxStatus] = []
-    seen: set[str] = set()
     for line in lines:
         order_id = line.original_end_to_end_id or ""
         source = states.get(order_id)
         target = targets[line.status]
-        if source is None or target is None or line.status not in movable or order_id in seen:
+        if source is None or target is None or line.status not in movable or named[order_id] > 1:
             alone.append(line)
             continue
-        seen.add(order_id)
         if can_move(source, target):
             key = (source, target, line.status, line.reason_code, line.reason_text)
             together.setdefault(key, []).append(order_id)

@@ -30,11 +30,11 @@ from gateway.service.ports import (
     NewOrder,
     OutboxMessage,
     OutboxStatus,
-    ReadyGroup,
     Revenue,
     Storage,
     UnitOfWork,
     UnmatchedLine,
+    WaitingGroup,
 )
 from tests.contract.console_store import ConsoleContract
 from tests.contract.values import (
@@ -586,24 +586,29 @@ class StoreContract(ConsoleContract):
         assert store.queries.received_in_group(GROUP, 2) == first_two
         assert store.queries.received_in_group("none", 10) == []
 
-    def test_ready_groups_quiet_or_full(self, store: Storage) -> None:
-        """ready_groups gives groups quiet since the limit or full, by key, counting received,
-        each with its partner (from the partner column, not from the key's wording)."""
+    def test_waiting_groups_count_received_orders_with_the_newest_arrival(
+        self, store: Storage
+    ) -> None:
+        """waiting_groups gives every group of received orders, by key, with its count, its
+        partner (from the partner column, not from the key's wording) and its newest arrival;
+        orders moved on are not counted."""
         quiet = dict(group_key="b-quiet", partner=OTHER_PARTNER)
         self.add_orders(store, new_order(1, **quiet), now=at(0))
         self.add_orders(store, new_order(2, **quiet), now=at(10))
         self.add_orders(store, new_order(3, group_key="c-busy"), now=at(100))
         self.add_orders(store, *(new_order(n, group_key="a-full") for n in (4, 5, 6)), now=at(99))
-        self.add_orders(store, new_order(7, group_key="a-full"), now=at(0))
+        self.add_orders(store, new_order(7, group_key="a-full"), now=at(120))
         self.move(store, 7, TxState.BATCHED)
-        self.add_orders(store, new_order(8, group_key="d-edge"), now=at(50))
+        self.add_orders(store, new_order(8, group_key="e-gone"), now=at(50))
+        self.move(store, 8, TxState.REJECTED)
         with store.unit_of_work() as uow:
-            ready = uow.orders.ready_groups(at(50), 3)
-            assert uow.orders.ready_groups(at(50), 4) == [ReadyGroup("b-quiet", 2, OTHER_PARTNER)]
-        assert ready == [
-            ReadyGroup("a-full", 3, PARTNER),
-            ReadyGroup("b-quiet", 2, OTHER_PARTNER),
+            waiting = uow.orders.waiting_groups()
+        assert waiting == [
+            WaitingGroup("a-full", 3, PARTNER, at(99)),
+            WaitingGroup("b-quiet", 2, OTHER_PARTNER, at(10)),
+            WaitingGroup("c-busy", 1, PARTNER, at(100)),
         ]
+        assert all(type(group.newest) is datetime for group in waiting)
 
     # --- outbox ------------------------------------------------------------------------------
 

@@ -12,7 +12,11 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from gateway.adapters.persistence.sql import READY_GROUPS, mark_batched_statement
+from gateway.adapters.persistence.sql import (
+    WAITING_GROUPS,
+    mark_batched_statement,
+    move_together_statement,
+)
 from gateway.domain.states import TxState
 from gateway.service.ports import Storage
 from tests.contract.values import T0, new_order, order_id
@@ -37,13 +41,19 @@ def _mark_parameters() -> tuple[Any, ...]:
     return (TxState.BATCHED.value, "MSG-1", "MSG-1-001", T0, TxState.RECEIVED.value, *ids)
 
 
+def _move_parameters() -> tuple[Any, ...]:
+    ids = [order_id(n) for n in range(1, MARKED + 1)]
+    answer = ("ACCP", None, None, None, None)
+    return (TxState.ACKNOWLEDGED.value, T0, *answer, TxState.RECEIVED.value, *ids)
+
+
 def _fill(storage: Storage) -> None:
     with storage.unit_of_work() as uow:
         for n in range(1, ORDERS + 1):
             uow.orders.add(new_order(n), T0)
 
 
-def test_sqlite_marks_a_file_by_order_id_and_reads_ready_groups_from_the_index(
+def test_sqlite_marks_a_file_by_order_id_and_reads_waiting_groups_from_the_index(
     tmp_path: Path,
 ) -> None:
     from gateway.adapters.persistence.sqlite import SqliteStorage  # noqa: PLC0415
@@ -62,21 +72,21 @@ def test_sqlite_marks_a_file_by_order_id_and_reads_ready_groups_from_the_index(
         conn.executemany("INSERT INTO copies VALUES (?)", [(n,) for n in range(PAST)])
         conn.execute(PAST_ORDERS)
         # The gateway never runs ANALYZE on its SQLite file: the planner goes by its own rules.
+        for sql, args in [
+            (mark_batched_statement(MARKED), _mark_parameters()),
+            (move_together_statement(MARKED), _move_parameters()),
+        ]:
+            plan = " ".join(str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+            assert "sqlite_autoindex_orders_1 (order_id=?)" in plan, plan
+            assert "orders_by_state_group" not in plan, plan
         plan = " ".join(
             str(row[3])
-            for row in conn.execute(
-                "EXPLAIN QUERY PLAN " + mark_batched_statement(MARKED), _mark_parameters()
-            )
-        )
-        assert "sqlite_autoindex_orders_1 (order_id=?)" in plan, plan
-        assert "orders_by_state_group" not in plan, plan
-        plan = " ".join(
-            str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + READY_GROUPS, ("received",))
+            for row in conn.execute("EXPLAIN QUERY PLAN " + WAITING_GROUPS, ("received",))
         )
         assert "COVERING INDEX orders_by_state_group" in plan, plan
 
 
-def test_postgres_marks_a_file_by_order_id(postgres_url: str) -> None:
+def test_postgres_marks_and_moves_orders_by_order_id(postgres_url: str) -> None:
     """PostgreSQL, told by its statistics that received orders are rare, would otherwise scan
     every received order in the state index and compare it with the thousand ids."""
     import psycopg  # noqa: PLC0415 - only PostgreSQL tests need the driver
@@ -96,9 +106,13 @@ def test_postgres_marks_a_file_by_order_id(postgres_url: str) -> None:
         conn.execute(
             "UPDATE orders SET state = 'received' WHERE order_id <= %s", (order_id(RECEIVED),)
         )
-        rows = conn.execute(
-            "EXPLAIN " + _sql(mark_batched_statement(MARKED)), _mark_parameters()
-        ).fetchall()
-    plan = " ".join(str(row[0]) for row in rows)
-    assert "orders_pkey" in plan, plan
-    assert "orders_by_state_group" not in plan, plan
+        plans = [
+            " ".join(str(row[0]) for row in conn.execute("EXPLAIN " + _sql(sql), args))
+            for sql, args in [
+                (mark_batched_statement(MARKED), _mark_parameters()),
+                (move_together_statement(MARKED), _move_parameters()),
+            ]
+        ]
+    for plan in plans:
+        assert "orders_pkey" in plan, plan
+        assert "orders_by_state_group" not in plan, plan

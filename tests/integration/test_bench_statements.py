@@ -8,6 +8,7 @@ import psycopg
 
 from gateway.adapters.persistence.pg_statements import Statement, StatementStats, as_superuser
 from gateway.bench.statements import render
+from tests.postgres import unavailable
 
 
 def test_the_superuser_url_keeps_the_server_and_database_not_the_search_path() -> None:
@@ -46,7 +47,10 @@ def test_a_statement_run_after_the_reset_is_counted(postgres_url: str) -> None:
     marker = f"bench_marker_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f"SELECT 1 AS {marker}_before")
-        assert stats.reset() is None
+        note = stats.reset()
+        if note is not None:  # a server other than scripts/postgres's cluster (fails on CI)
+            unavailable(f"pg_stat_statements: {note}")
+        assert note is None
         for _ in range(3):
             conn.execute(f"SELECT 1 AS {marker}_after")
     counted = {s.text: s for s in stats.top(count=500)}

@@ -753,7 +753,7 @@ def test_accepted_lines_move_together_as_each_line_would(
     """A report mostly of acceptances, with what must still be applied line by line: a second
     line for one order, an order of another file, an unknown order, a rejection, a late
     acceptance of a settled order. Each ends as its own line says; the log counts the moves."""
-    send_file(storage, [(f"O-{n}", "P-1") for n in range(1, 6)])
+    send_file(storage, [(f"O-{n}", "P-1") for n in range(1, 7)])
     send_file(storage, [("X-1", "P-1")], msg_id="KBNN-AGR-OTHER")
     settle_by_report(storage, agribank, "O-5")
     message = report(
@@ -765,19 +765,23 @@ def test_accepted_lines_move_together_as_each_line_would(
         TxStatus("O-404", "ACCP"),
         TxStatus("O-3", "RJCT", reason_code="AC04"),
         TxStatus("O-5", "ACCP"),
+        TxStatus("O-6", "RJCT", reason_code="AC01"),
+        TxStatus("O-6", "ACCP", reason_text="too late"),
         group_status="ACCP",
     )
     with structlog.testing.capture_logs() as logs:
         assert apply(storage, agribank, message, raw_of(message)) == "applied"
-    got = {o: order(storage, o) for o in ("O-1", "O-2", "O-3", "O-4", "O-5", "X-1")}
+    got = {o: order(storage, o) for o in ("O-1", "O-2", "O-3", "O-4", "O-5", "O-6", "X-1")}
     assert {o: stored.state for o, stored in got.items()} == {
         "O-1": TxState.ACKNOWLEDGED,
         "O-2": TxState.ACKNOWLEDGED,
         "O-3": TxState.REJECTED,
         "O-4": TxState.ACKNOWLEDGED,
         "O-5": TxState.SETTLED,
+        "O-6": TxState.REJECTED,
         "X-1": TxState.SENT,
     }
+    assert (got["O-6"].reason_code, got["O-6"].reason_text) == ("AC01", None)
     assert (got["O-1"].status_code, got["O-2"].status_code) == ("ACCP", "ACTC")
     assert (got["O-2"].reason_text, got["O-4"].status_code) == ("checked", "ACCP")
     assert got["O-5"].status_code == "ACSC"
@@ -785,6 +789,6 @@ def test_accepted_lines_move_together_as_each_line_would(
         f"order X-1 was not sent in {FILE}",
         "no order O-404",
     ]
-    assert [p["order_id"] for p in postings(storage)] == ["O-5", "O-3"]
+    assert [p["order_id"] for p in postings(storage)] == ["O-5", "O-3", "O-6"]
     [applied] = [e for e in logs if e["event"] == "report.applied"]
-    assert (applied["lines"], applied["moved"]) == (8, 4)
+    assert (applied["lines"], applied["moved"]) == (10, 5)

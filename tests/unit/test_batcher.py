@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ from gateway.config import Settings
 from gateway.domain.orders import content_hash, order_from_payload
 from gateway.iso20022.pain001 import read_pain001
 from gateway.iso20022.xml import parse_xml
+from gateway.service.batcher import TICK_MAX_SECONDS, TICK_MIN_SECONDS
 from gateway.service.channels import LEDGER_EXCHANGE, TO_BANK_EXCHANGE
 from gateway.service.intake import group_key
 from gateway.service.ports import NewOrder, Storage
@@ -96,3 +98,42 @@ def test_a_missing_xsd_blocks_the_batch_without_blaming_the_orders(
     state = storage.snapshot()
     assert [o.state for o in state.orders.values()] == ["received"]
     assert len(state.outbox) == 0
+
+
+def test_the_batcher_looks_again_when_the_first_group_can_go_quiet(settings: Settings) -> None:
+    """Between looks that built nothing the batcher waits until the first waiting group can
+    go quiet (a group yet to come cannot before the quiet time has passed), at least 0.2 s and
+    at most 1 s; at that moment the group is cut."""
+    settings = replace(settings, batch_quiet_seconds=2.0)
+    gateway, storage = in_memory(settings)
+    clock = gateway.clock
+    assert isinstance(clock, FakeClock)
+    assert gateway.batcher.pause() == TICK_MIN_SECONDS  # before any look
+    assert gateway.batcher.tick() == 0
+    assert gateway.batcher.pause() == TICK_MAX_SECONDS  # nothing waits: the quiet time, capped
+    gateway.intake.handle([Msg(json.dumps(order(), ensure_ascii=False).encode())])
+    clock.advance(1.5)
+    assert gateway.batcher.tick() == 0
+    assert gateway.batcher.pause() == pytest.approx(0.51)  # 2 s after the order, and 10 ms
+    clock.advance(0.4)
+    assert gateway.batcher.tick() == 0
+    assert gateway.batcher.pause() == TICK_MIN_SECONDS
+    clock.advance(gateway.batcher.pause())
+    assert gateway.batcher.tick() == 1
+    assert [o.state for o in storage.snapshot().orders.values()] == ["batched"]
+
+
+def test_a_group_holding_a_file_is_cut_before_it_goes_quiet(settings: Settings) -> None:
+    """A group with as many orders as the smallest partner's file holds is ready at once."""
+    partners = {
+        name: replace(profile, messages=replace(profile.messages, max_txs_per_file=3))
+        for name, profile in settings.partners.items()
+    }
+    gateway, storage = in_memory(replace(settings, partners=partners))
+    two = [order(order_id=f"BTXH2611-00000{i}") for i in range(1, 3)]
+    gateway.intake.handle([Msg(json.dumps(p, ensure_ascii=False).encode()) for p in two])
+    assert gateway.batcher.tick() == 0
+    third = order(order_id="BTXH2611-000003")
+    gateway.intake.handle([Msg(json.dumps(third, ensure_ascii=False).encode())])
+    assert gateway.batcher.tick() == 1
+    assert {o.state for o in storage.snapshot().orders.values()} == {"batched"}

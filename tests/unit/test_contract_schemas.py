@@ -506,6 +506,8 @@ def test_only_forms_that_exclude_each_other_are_tried_as_first_match() -> None:
         {"oneOf": [{"required": ["a"]}, {"type": "object", "additionalProperties": False}]},
         {"oneOf": [{"type": ["string", "null"]}, {"type": "null"}]},
         {"oneOf": [True, {"type": "null"}]},
+        {"oneOf": [{"type": "integer"}, {"type": "number"}]},
+        {"oneOf": [{"$ref": "#/$defs/x", "type": "string"}, {"type": "null"}]},
     ]
     for schema in overlapping:
         assert first_match(schema) == schema
@@ -526,3 +528,5 @@ def test_only_forms_that_exclude_each_other_are_tried_as_first_match() -> None:
         ]
     }
     assert "anyOf" in first_match(apart)
+    for data in ("const", "enum", "default", "examples"):
+        assert first_match({data: apart}) == {data: apart}  # data, not a schema

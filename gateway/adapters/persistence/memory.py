@@ -60,7 +60,6 @@ from gateway.service.ports import (
     PendingMessage,
     QuarantinedFile,
     Queries,
-    ReadyGroup,
     ReturnRecord,
     Revenue,
     SeenAs,
@@ -70,6 +69,7 @@ from gateway.service.ports import (
     UnitOfWork,
     UnmatchedLine,
     UserRepository,
+    WaitingGroup,
 )
 
 T = TypeVar("T")
@@ -262,7 +262,7 @@ class MemoryOrders(_Repository):
     def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
         return _received_in_group(self._s, group_key, limit)
 
-    def ready_groups(self, quiet_before: datetime, full_at: int) -> list[ReadyGroup]:
+    def waiting_groups(self) -> list[WaitingGroup]:
         counts: Counter[str] = Counter()
         newest: dict[str, datetime] = {}
         partners: dict[str, str] = {}
@@ -274,9 +274,7 @@ class MemoryOrders(_Repository):
                     newest.get(order.group_key, order.received_at), order.received_at
                 )
         return [
-            ReadyGroup(key, counts[key], partners[key])
-            for key in sorted(counts)
-            if newest[key] < quiet_before or counts[key] >= full_at
+            WaitingGroup(key, counts[key], partners[key], newest[key]) for key in sorted(counts)
         ]
 
     def move(self, order: StoredOrder, target: TxState, answer: BankAnswer, now: datetime) -> None:

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from gateway.errors import GatewayError
+
 # How many statements the benchmark prints.
 TOP = 8
 # How much of each statement's text it prints (whitespace folded).
@@ -51,29 +53,41 @@ class StatementStats:
         self._url = as_superuser(url)
 
     def reset(self) -> str | None:
-        """Start counting afresh; None, or why nothing will be measured."""
+        """Start counting this database's statements afresh (the cluster's other databases
+        keep theirs); None, or why nothing will be measured."""
         try:
             with psycopg.connect(self._url, autocommit=True, connect_timeout=10) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-                conn.execute("SELECT pg_stat_statements_reset()")
+                conn.execute(f"SELECT pg_stat_statements_reset(0, ({_THIS_DATABASE}), 0)")
         except psycopg.Error as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return f"not measured: {first[:200]}"
+            return f"not measured: {_first_line(exc)}"
         return None
 
     def top(self, count: int = TOP) -> list[Statement]:
-        """This database's statements that took the most time since the reset."""
-        with psycopg.connect(self._url, autocommit=True, connect_timeout=10) as conn:
-            rows = conn.execute(
-                "SELECT calls, total_exec_time, rows, query FROM pg_stat_statements"
-                " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                " ORDER BY total_exec_time DESC LIMIT %s",
-                (count,),
-            ).fetchall()
+        """This database's statements that took the most time since the reset; GatewayError
+        saying why when they cannot be read."""
+        try:
+            with psycopg.connect(self._url, autocommit=True, connect_timeout=10) as conn:
+                rows = conn.execute(_TOP, (count,)).fetchall()
+        except psycopg.Error as exc:
+            raise GatewayError(f"not read: {_first_line(exc)}") from exc
         return [
             Statement(int(calls), float(total), int(n), _folded(text))
             for calls, total, n, text in rows
         ]
+
+
+_THIS_DATABASE = "SELECT oid FROM pg_database WHERE datname = current_database()"
+_TOP = (
+    "SELECT calls, total_exec_time, rows, query FROM pg_stat_statements"
+    " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " ORDER BY total_exec_time DESC LIMIT %s"
+)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _folded(text: str) -> str:

@@ -42,7 +42,6 @@ from gateway.service.ports import (
     ParkedOutbox,
     PendingMessage,
     QuarantinedFile,
-    ReadyGroup,
     ReturnRecord,
     Revenue,
     SeenAs,
@@ -50,6 +49,7 @@ from gateway.service.ports import (
     StatementRecord,
     StoredOrder,
     UnmatchedLine,
+    WaitingGroup,
 )
 
 Row = tuple[Any, ...]
@@ -190,9 +190,9 @@ def _mismatch_error(rows: list[Held], missing: int) -> Exception:
     return kind(f"{missing} of {len(rows)} writes found their row changed meanwhile")
 
 
-# The batcher's question, several times a second: each group of received orders, its partner,
+# The batcher's question, up to five times a second: each group of received orders, its partner,
 # count and newest arrival. Answered from the index orders_by_state_group (0009).
-READY_GROUPS = (
+WAITING_GROUPS = (
     "SELECT group_key, partner, COUNT(*), MAX(received_at) FROM orders WHERE state = ?"
     " GROUP BY group_key, partner ORDER BY group_key"
 )
@@ -494,12 +494,11 @@ class SqlOrders:
     def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
         return received_in_group(self._ex, group_key, limit)
 
-    def ready_groups(self, quiet_before: datetime, full_at: int) -> list[ReadyGroup]:
-        rows = self._ex.all(READY_GROUPS, (TxState.RECEIVED.value,))
+    def waiting_groups(self) -> list[WaitingGroup]:
+        rows = self._ex.all(WAITING_GROUPS, (TxState.RECEIVED.value,))
         return [
-            ReadyGroup(key, int(count), partner)
+            WaitingGroup(key, int(count), partner, as_time(newest))
             for key, partner, count, newest in rows
-            if as_time(newest) < quiet_before or count >= full_at
         ]
 
     def move(self, order: StoredOrder, target: TxState, answer: BankAnswer, now: datetime) -> None:
