@@ -212,16 +212,33 @@ def mark_batched_statement(count: int) -> str:
     )
 
 
+# An order's move: its new state and time, and the bank's answer (None keeps what was there).
+_MOVE = (
+    "UPDATE orders SET state = ?, updated_at = ?,"
+    " status_code = COALESCE(?, status_code), reason_code = COALESCE(?, reason_code),"
+    " reason_text = COALESCE(?, reason_text), bank_ref = COALESCE(?, bank_ref),"
+    " value_date = COALESCE(?, value_date)"
+)
+
+
+def _move_values(target: TxState, answer: BankAnswer, now: datetime) -> tuple[Any, ...]:
+    """The values of `_MOVE`'s placeholders."""
+    return (
+        target.value,
+        now,
+        answer.status_code,
+        answer.reason_code,
+        answer.reason_text,
+        answer.bank_ref,
+        answer.value_date,
+    )
+
+
 def move_together_statement(count: int) -> str:
     """Move `count` orders, named by id, from one state to another as `SqlOrders.move` moves
     one: found by their ids, as in `mark_batched_statement`."""
     marks = ", ".join("?" * count)
-    return (
-        "UPDATE orders SET state = ?, updated_at = ?,"  # noqa: S608 - placeholders only
-        " status_code = COALESCE(?, status_code), reason_code = COALESCE(?, reason_code),"
-        " reason_text = COALESCE(?, reason_text), bank_ref = COALESCE(?, bank_ref),"
-        f" value_date = COALESCE(?, value_date) WHERE (state = ?) IS TRUE AND order_id IN ({marks})"
-    )
+    return f"{_MOVE} WHERE (state = ?) IS TRUE AND order_id IN ({marks})"
 
 
 # --- reading columns back into domain values ---------------------------------------------------
@@ -506,21 +523,8 @@ class SqlOrders:
             raise ValueError(f"order {order.order_id} cannot move from {order.state} to {target}")
         self._ahead.pop(order.order_id, None)
         self._ex.later(
-            "UPDATE orders SET state = ?, updated_at = ?,"
-            " status_code = COALESCE(?, status_code), reason_code = COALESCE(?, reason_code),"
-            " reason_text = COALESCE(?, reason_text), bank_ref = COALESCE(?, bank_ref),"
-            " value_date = COALESCE(?, value_date) WHERE order_id = ? AND state = ?",
-            (
-                target.value,
-                now,
-                answer.status_code,
-                answer.reason_code,
-                answer.reason_text,
-                answer.bank_ref,
-                answer.value_date,
-                order.order_id,
-                order.state.value,
-            ),
+            f"{_MOVE} WHERE order_id = ? AND state = ?",
+            (*_move_values(target, answer, now), order.order_id, order.state.value),
             expect=1,
             error=ConcurrentChange(f"order {order.order_id} moved while {target} was applied"),
         )
@@ -562,17 +566,7 @@ class SqlOrders:
             part = order_ids[start : start + 1000]
             self._ex.later(
                 move_together_statement(len(part)),
-                (
-                    target.value,
-                    now,
-                    answer.status_code,
-                    answer.reason_code,
-                    answer.reason_text,
-                    answer.bank_ref,
-                    answer.value_date,
-                    source.value,
-                    *part,
-                ),
+                (*_move_values(target, answer, now), source.value, *part),
                 expect=len(part),
                 error=ConcurrentChange(
                     f"{len(part)} orders moving to {target} were not all {source} any more"
