@@ -843,8 +843,13 @@ _ENQUEUE = (
 )
 
 
+# A message's headers as stored: `json.dumps(headers, sort_keys=True)`, by one encoder
+# (`json.dumps` with an option makes an encoder per call: a tenth of applying a settlement).
+_HEADERS = json.JSONEncoder(sort_keys=True)
+
+
 def _enqueued(message: OutboxMessage, now: datetime) -> tuple[Any, ...]:
-    headers = json.dumps(message.headers, sort_keys=True)
+    headers = _HEADERS.encode(message.headers)
     return (message.message_id, message.exchange, message.routing_key, message.body, headers, now)
 
 
