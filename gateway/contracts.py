@@ -79,7 +79,7 @@ def first_match(schema: Any) -> Any:
         key: value if key in _DATA_KEYWORDS else first_match(value) for key, value in schema.items()
     }
     forms = out.get("oneOf")
-    if isinstance(forms, list) and _exclusive(forms):
+    if isinstance(forms, list) and len(forms) > 1 and _exclusive(forms):
         del out["oneOf"]
         out["anyOf"] = sorted(forms, key=lambda form: form.get("title") != _COMMON_FORM)
     return out
@@ -88,9 +88,7 @@ def first_match(schema: Any) -> Any:
 def _exclusive(forms: list[Any]) -> bool:
     """True when no value can fit two of these forms (a conservative proof: False may be wrong,
     True never is)."""
-    return all(_apart(a, b) for i, a in enumerate(forms) for b in forms[i + 1 :]) and all(
-        isinstance(form, dict) for form in forms
-    )
+    return all(_apart(a, b) for i, a in enumerate(forms) for b in forms[i + 1 :])
 
 
 # Keywords whose values are data, not schemas: never rewritten.

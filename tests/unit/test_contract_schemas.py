@@ -506,6 +506,7 @@ def test_only_forms_that_exclude_each_other_are_tried_as_first_match() -> None:
         {"oneOf": [{"required": ["a"]}, {"type": "object", "additionalProperties": False}]},
         {"oneOf": [{"type": ["string", "null"]}, {"type": "null"}]},
         {"oneOf": [True, {"type": "null"}]},
+        {"oneOf": [True]},
         {"oneOf": [{"type": "integer"}, {"type": "number"}]},
         {"oneOf": [{"$ref": "#/$defs/x", "type": "string"}, {"type": "null"}]},
     ]

@@ -380,18 +380,19 @@ class SqlOrders:
             )
             self._ahead.update(dict.fromkeys(part))
             self._ahead.update((row[0], order_from_row(row)) for row in rows)
-            self._check_states(part, rows)
+            self._check_states(part, [(row[0], row[_STATE]) for row in rows])
 
-    def _check_states(self, order_ids: Sequence[str], rows: list[Row]) -> None:
+    def _check_states(self, order_ids: Sequence[str], states: list[Row]) -> None:
         """In a prepared unit, the orders read keep their states until its writes are made (the
-        decisions taken on them stand): checked by id, in the order of `rows`."""
+        decisions taken on them stand): `states` are the (order_id, state) pairs read for
+        `order_ids`, checked again by id."""
         if not self._ex.prepared:
             return
         marks = ", ".join("?" * len(order_ids))
         self._ex.check(
             f"SELECT order_id, state FROM orders WHERE order_id IN ({marks}) ORDER BY order_id",  # noqa: S608 - placeholders only
             order_ids,
-            [(row[0], row[_STATE]) for row in sorted(rows)],
+            sorted(states),
         )
 
     def add(self, order: NewOrder, now: datetime) -> AddResult:
@@ -505,7 +506,7 @@ class SqlOrders:
             f"SELECT {ORDER_COLUMNS} FROM {ORDERS} WHERE order_id = ?{self._ex.lock}",  # noqa: S608 - fixed columns
             (order_id,),
         )
-        self._check_states([order_id], [row] if row else [])
+        self._check_states([order_id], [(row[0], row[_STATE])] if row else [])
         return order_from_row(row) if row else None
 
     def received_in_group(self, group_key: str, limit: int) -> list[StoredOrder]:
@@ -540,13 +541,7 @@ class SqlOrders:
                 f" ORDER BY order_id{self._ex.lock}",
                 part,
             )
-            if self._ex.prepared:
-                self._ex.check(
-                    f"SELECT order_id, state FROM orders WHERE order_id IN ({marks})"  # noqa: S608 - placeholders only
-                    " ORDER BY order_id",
-                    part,
-                    [(row[0], row[1]) for row in rows],
-                )
+            self._check_states(part, [(row[0], row[1]) for row in rows])
             states.update((row[0], TxState(row[1])) for row in rows if row[2] == msg_id)
         return states
 
