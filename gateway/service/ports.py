@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Protocol, TypeVar
@@ -587,6 +587,23 @@ class OutboxRepository(Protocol):
         Files for `file_partners` (reached by file exchange, not by the broker) are left out,
         or, with `files_only`, are the only messages claimed."""
 
+    def lock_pending(
+        self,
+        owner: str,
+        limit: int,
+        now: datetime,
+        hold_for: timedelta,
+        *,
+        file_partners: Sequence[str] = (),
+        urgent_only: bool = False,
+    ) -> list[PendingMessage]:
+        """The messages `claim` would claim, held by this unit's row locks instead of a written
+        claim: other units skip them until this one ends, and nothing is written to take or
+        give them back. The unit is to stay open while they are published, and to mark them
+        before it ends; if it stays idle longer than `hold_for`, the database ends it (the
+        locks go, and another relay sends the messages). Only where the storage's
+        `relay_locks` says so (see there)."""
+
     def mark_sent(self, row_ids: Sequence[int], now: datetime) -> None:
         """Mark messages confirmed by the broker (or written to a partner's folder)."""
 
@@ -892,6 +909,14 @@ class Storage(Protocol):
     @property
     def queries(self) -> Queries:
         """The read-only port."""
+
+    @property
+    def relay_locks(self) -> bool:
+        """Whether the outbox relay holds the messages it publishes by the row locks of one
+        unit of work, open from taking them to marking them (`OutboxRepository.lock_pending`):
+        PostgreSQL, where a lock costs a fraction of a written claim and a held transaction
+        stops no one else. Otherwise (SQLite, whose one write lock a held unit would keep from
+        every writer) the relay claims in one unit and marks in another."""
 
     def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
         """A write transaction: committed when the block ends, rolled back on any error."""

@@ -15,7 +15,7 @@ from gateway.errors import PermanentError, TransientError
 from gateway.metrics import NO_METRICS, Metrics
 from gateway.service.channels import TO_BANK_EXCHANGE
 from gateway.service.clock import Clock, utcnow
-from gateway.service.ports import PendingMessage, Storage
+from gateway.service.ports import OutboxMessage, PendingMessage, Storage, UnitOfWork
 
 log = structlog.get_logger("gateway.relay")
 
@@ -114,6 +114,8 @@ class RelayService:
 
     def drain(self) -> int:
         """Publish pending messages; returns how many were confirmed."""
+        if self._storage.relay_locks:
+            return self._drain_locked()
         now = self._clock()
         with self._storage.unit_of_work() as uow:
             pending = uow.outbox.claim(
@@ -129,17 +131,52 @@ class RelayService:
             return 0
         drained = _Drained()
         try:
+            self._publish(pending, drained)
+        finally:
+            with self._storage.unit_of_work() as uow:
+                files = self._record(uow, pending, drained)
+                uow.outbox.release(self._unsent(pending, drained))
+        return self._done(pending, drained, files)
+
+    def _drain_locked(self) -> int:
+        """Take, publish and mark in one unit of work, the messages held by its row locks
+        meanwhile: nothing is written to claim them, nor to give back those not sent."""
+        now = self._clock()
+        drained = _Drained()
+        failure: Exception | None = None
+        files: list[OutboxMessage] = []
+        with self._storage.unit_of_work() as uow:
+            pending = uow.outbox.lock_pending(
+                self._owner,
+                self._batch,
+                now,
+                self._claim_for,
+                file_partners=self._file_partners,
+                urgent_only=self._urgent_only,
+            )
+            if pending:
+                try:
+                    self._publish(pending, drained)
+                except Exception as exc:  # raised again once the marks are committed
+                    failure = exc
+                files = self._record(uow, pending, drained)
+        if not pending:
+            self._publisher.keepalive()
+            return 0
+        confirmed = self._done(pending, drained, files)
+        if failure is not None:
+            raise failure
+        return confirmed
+
+    def _publish(self, pending: Sequence[PendingMessage], drained: _Drained) -> None:
+        """Hand the messages to the broker; `drained` says what became of each."""
+        try:
             if isinstance(self._publisher, PipeliningPublisher):
                 self._pipelined(self._publisher, pending, drained)
             else:
                 self._one_by_one(pending, drained)
         except TransientError as exc:
             log.warning("outbox.publish_failed", error=str(exc), confirmed=len(drained.confirmed))
-        finally:
-            self._mark(pending, drained)
-        for seconds in drained.latencies:
-            self._metrics.publish_confirmed(seconds)
-        return len(drained.confirmed)
 
     def _one_by_one(self, pending: Sequence[PendingMessage], drained: _Drained) -> None:
         """Publish each message and wait for its confirm before the next."""
@@ -199,10 +236,10 @@ class RelayService:
         drained.confirmed.extend(cast(int, token) for token in settled.confirmed)
         drained.latencies.extend(settled.latencies)
 
-    def _mark(self, pending: Sequence[PendingMessage], drained: _Drained) -> None:
-        """Mark the confirmed messages sent, park the unroutable ones, release the rest."""
-        done = {*drained.confirmed, *(row_id for row_id, _ in drained.parked)}
-        unsent = [item.row_id for item in pending if item.row_id not in done]
+    def _record(
+        self, uow: UnitOfWork, pending: Sequence[PendingMessage], drained: _Drained
+    ) -> list[OutboxMessage]:
+        """Mark the confirmed messages sent and park the unroutable ones; the files sent."""
         confirmed = set(drained.confirmed)
         files = [
             item.message
@@ -210,18 +247,31 @@ class RelayService:
             if item.row_id in confirmed and item.message.exchange == TO_BANK_EXCHANGE
         ]
         now = self._clock()
-        with self._storage.unit_of_work() as uow:
-            uow.outbox.mark_sent(drained.confirmed, now)
-            for message in files:
-                uow.files.sent(message.message_id, now)
-            for row_id, reason in drained.parked:
-                uow.outbox.park(row_id, reason, now)
-            uow.outbox.release(unsent)
+        uow.outbox.mark_sent(drained.confirmed, now)
+        for message in files:
+            uow.files.sent(message.message_id, now)
+        for row_id, reason in drained.parked:
+            uow.outbox.park(row_id, reason, now)
+        return files
+
+    @staticmethod
+    def _unsent(pending: Sequence[PendingMessage], drained: _Drained) -> list[int]:
+        done = {*drained.confirmed, *(row_id for row_id, _ in drained.parked)}
+        return [item.row_id for item in pending if item.row_id not in done]
+
+    def _done(
+        self, pending: Sequence[PendingMessage], drained: _Drained, files: list[OutboxMessage]
+    ) -> int:
+        """Once the marks are committed: the log lines and metrics; how many were confirmed."""
         for message in files:
             log.info("file.sent", msg_id=message.message_id, partner=message.routing_key)
+        confirmed = set(drained.confirmed)
         for item in pending:
             if item.row_id in confirmed:
                 self._metrics.outbox_sent(item.message.exchange, item.message.routing_key)
+        for seconds in drained.latencies:
+            self._metrics.publish_confirmed(seconds)
+        return len(drained.confirmed)
 
 
 def _content_type(exchange: str) -> str:

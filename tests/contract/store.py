@@ -133,8 +133,9 @@ class StoreContract(ConsoleContract):
     # --- the backend itself ----------------------------------------------------------------
 
     def test_kind(self, store: Storage) -> None:
-        """The storage names its backend."""
+        """The storage names its backend; only PostgreSQL's relays hold messages by locks."""
         assert store.kind == self.kind
+        assert store.relay_locks is (self.kind == "postgresql")
 
     def test_describe_is_a_line(self, store: Storage) -> None:
         """describe() is one non-empty line for the logs."""
@@ -722,6 +723,48 @@ class StoreContract(ConsoleContract):
             message(2),
         )
         assert self.claim(store, "relay-a") == ["msg-0001", "msg-0002"]
+
+    def lock(self, store: Storage, owner: str, limit: int = 10, **kw: Any) -> list[str]:
+        """Message ids `lock_pending` takes at T0, in a unit that then ends, marking nothing."""
+        with store.unit_of_work() as uow:
+            got = uow.outbox.lock_pending(owner, limit, T0, timedelta(seconds=30), **kw)
+        return [pending.message.message_id for pending in got]
+
+    def test_lock_pending_takes_as_claim_and_writes_nothing(self, store: Storage) -> None:
+        """lock_pending takes what claim would (files to banks first, oldest first, up to the
+        limit; urgent files alone with urgent_only; file-exchange partners left out), and
+        leaves no claim behind: once its unit ends, another relay takes the same messages."""
+        urgent = replace(
+            message(5, exchange=TO_BANK_EXCHANGE, routing_key=PARTNER),
+            headers={"msg_id": "msg-0005", PRIORITY_HEADER: "urgent"},
+        )
+        self.enqueue(store, message(1), message(2))
+        self.enqueue(store, message(3, exchange=TO_BANK_EXCHANGE, routing_key=PARTNER))
+        self.enqueue(store, message(4, exchange=TO_BANK_EXCHANGE, routing_key="SHB"), urgent)
+        assert self.lock(store, "relay-a", 3) == ["msg-0003", "msg-0004", "msg-0005"]
+        assert self.lock(store, "relay-a", 10, file_partners=["SHB"]) == [
+            "msg-0003",
+            "msg-0005",
+            "msg-0001",
+            "msg-0002",
+        ]
+        assert self.lock(store, "urgent", 10, urgent_only=True) == ["msg-0005"]
+        assert self.claim(store, "relay-b", 2) == ["msg-0003", "msg-0004"]
+        # Claimed by another relay (not expired): skipped; its own claims it takes again.
+        assert self.lock(store, "relay-a", 10) == ["msg-0005", "msg-0001", "msg-0002"]
+        assert self.lock(store, "relay-b", 2) == ["msg-0003", "msg-0004"]
+
+    def test_lock_pending_then_mark_in_one_unit(self, store: Storage) -> None:
+        """Taken, marked sent and parked in the unit that locked them: sent stays sent,
+        parked is parked, the rest is still pending for the next relay."""
+        self.enqueue(store, message(1), message(2), message(3))
+        with store.unit_of_work() as uow:
+            got = uow.outbox.lock_pending("relay-a", 10, T0, timedelta(seconds=30))
+            uow.outbox.mark_sent([got[0].row_id], at(1))
+            uow.outbox.park(got[1].row_id, "NO_ROUTE", at(1))
+        assert self.lock(store, "relay-b") == ["msg-0003"]
+        assert [p.message_id for p in store.queries.outbox_parked()] == ["msg-0002"]
+        assert store.queries.outbox_pending() == (1, T0)
 
     def test_park_and_unpark(self, store: Storage) -> None:
         """A parked message leaves the line with its reason; unpark puts it back once."""
@@ -1426,6 +1469,32 @@ class StoreContract(ConsoleContract):
         assert set(first) & set(second) == set()
         assert len(first) + len(second) == total
         assert set(first) | set(second) == {message(n).message_id for n in range(total)}
+        assert store.queries.outbox_pending() == (0, None)
+
+    def test_relays_holding_locks_never_share_a_message(self, store: Storage) -> None:
+        """Relays that hold their messages by a unit's locks while they publish take every
+        message exactly once, and none is left (PostgreSQL: the other skips the locked rows;
+        elsewhere one unit at a time)."""
+        total = 40
+        self.enqueue(store, *(message(n) for n in range(total)))
+
+        def drain(owner: str) -> list[str]:
+            got: list[str] = []
+            while True:
+                with store.unit_of_work() as uow:
+                    batch = uow.outbox.lock_pending(owner, 3, T0, timedelta(seconds=30))
+                    time.sleep(0.01)  # published meanwhile: the other relay looks now
+                    uow.outbox.mark_sent([p.row_id for p in batch], T0)
+                if not batch:
+                    return got
+                got += [p.message.message_id for p in batch]
+
+        first, second = run_threads([lambda: drain("relay-a"), lambda: drain("relay-b")])
+        assert isinstance(first, list), first
+        assert isinstance(second, list), second
+        assert set(first) & set(second) == set()
+        assert set(first) | set(second) == {message(n).message_id for n in range(total)}
+        assert len(first) + len(second) == total
         assert store.queries.outbox_pending() == (0, None)
 
     def test_concurrent_work_claims_have_one_winner(self, store: Storage) -> None:

@@ -1,4 +1,5 @@
-"""The batcher's hot statements use the indexes they were written for, on both SQL backends.
+"""The hot statements use the indexes they were written for, on both SQL backends: the
+batcher's, and the outbox relays' (with the admin's questions about the outbox).
 
 A plan is what the database chose, not a timing: each test builds the situation of a bulk
 intake (orders past `received` and thousands received; on PostgreSQL, statistics taken before
@@ -8,18 +9,23 @@ they arrived) and reads the plan the database gives the statement.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from gateway.adapters.persistence.sql import (
     WAITING_GROUPS,
+    Executor,
+    SqlOutbox,
+    SqlQueries,
     mark_batched_statement,
     move_together_statement,
 )
 from gateway.domain.states import TxState
 from gateway.service.ports import Storage
-from tests.contract.values import T0, new_order, order_id
+from tests.contract.values import T0, message, new_order, order_id
 
 ORDERS = 2000
 RECEIVED = 1000
@@ -116,3 +122,93 @@ def test_postgres_marks_and_moves_orders_by_order_id(postgres_url: str) -> None:
     for plan in plans:
         assert "orders_pkey" in plan, plan
         assert "orders_by_state_group" not in plan, plan
+
+
+# --- the outbox: the relays and the admin's questions read the unsent messages only ----------
+
+SENT_ROWS = 3000
+WAITING = 40
+
+
+class _Recorder:
+    """An executor that keeps the statements given to it (and returns no rows)."""
+
+    lock = ""
+    keyed_join = "JOIN"
+    prepared = False
+
+    def __init__(self, skip_locked: str) -> None:
+        self.skip_locked = skip_locked
+        self.statements: list[tuple[str, tuple[Any, ...]]] = []
+
+    def end_idle_after(self, seconds: float) -> None:
+        """Not a statement of the outbox's own."""
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        self.statements.append((sql, tuple(args)))
+        return []
+
+    def one(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        self.statements.append((sql, tuple(args)))
+        return None
+
+
+def _outbox_statements(skip_locked: str) -> list[tuple[str, tuple[Any, ...]]]:
+    """The statements of a relay's look for pending messages (both ways: a written claim and
+    row locks) and of the admin's questions (pending, parked, counts by status)."""
+    recorder = _Recorder(skip_locked)
+    outbox = SqlOutbox(cast(Executor, recorder))
+    outbox.claim("relay", 500, T0, T0 + timedelta(seconds=30), file_partners=["shb"])
+    outbox.lock_pending("relay", 500, T0, timedelta(seconds=30), urgent_only=True)
+    outbox.parked()
+    queries = SqlQueries(cast(Executor, recorder))
+    queries.outbox_pending()
+    queries.outbox_parked()
+    queries.outbox_by_status()
+    return recorder.statements
+
+
+def _fill_outbox(storage: Storage) -> None:
+    """Thousands of messages sent long ago, a few waiting."""
+    with storage.unit_of_work() as uow:
+        for n in range(SENT_ROWS + WAITING):
+            uow.outbox.enqueue(message(n), T0)
+    with storage.unit_of_work() as uow:
+        taken = uow.outbox.claim("fill", SENT_ROWS, T0, T0 + timedelta(seconds=1))
+        uow.outbox.mark_sent([pending.row_id for pending in taken], T0)
+
+
+def test_sqlite_reads_the_unsent_outbox_from_its_partial_indexes(tmp_path: Path) -> None:
+    from gateway.adapters.persistence.sqlite import SqliteStorage  # noqa: PLC0415
+
+    path = tmp_path / "gateway.db"
+    storage = SqliteStorage(path)
+    try:
+        _fill_outbox(storage)
+    finally:
+        storage.close()
+    with closing(sqlite3.connect(path)) as conn:
+        for sql, args in _outbox_statements(""):
+            plan = " ".join(str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+            assert "INDEX outbox_unsent" in plan, (sql, plan)
+            assert "SCAN outbox" not in plan.replace("SCAN outbox USING", ""), (sql, plan)
+
+
+def test_postgres_reads_the_unsent_outbox_from_its_partial_indexes(postgres_url: str) -> None:
+    """With statistics saying nearly every message is sent, each statement reads the index of
+    the unsent, never the table nor the primary key's every row."""
+    import psycopg  # noqa: PLC0415 - only PostgreSQL tests need the driver
+
+    from gateway.adapters.persistence.postgres import PostgresStorage, _sql  # noqa: PLC0415
+
+    storage = PostgresStorage(postgres_url)
+    try:
+        _fill_outbox(storage)
+    finally:
+        storage.close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("ANALYZE outbox")
+        for sql, args in _outbox_statements(" FOR UPDATE SKIP LOCKED"):
+            plan = " ".join(str(row[0]) for row in conn.execute("EXPLAIN " + _sql(sql), args))
+            assert "outbox_unsent" in plan, (sql, plan)
+            assert "Seq Scan" not in plan, (sql, plan)

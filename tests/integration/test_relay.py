@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 import pytest
 
 from gateway.adapters import topology
+from gateway.adapters.confirms import PipelinedPublisher
+from gateway.adapters.persistence.postgres import PostgresStorage
 from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.adapters.rabbitmq import Publisher, connect
 from gateway.config import Settings
+from gateway.errors import TransientError
 from gateway.service.clock import utcnow
 from gateway.service.ports import OutboxMessage
 from gateway.service.relay import RelayService
@@ -48,3 +54,67 @@ def test_unroutable_messages_are_parked_and_the_rest_go_out(
     method, _, body = channel.basic_get(topology.LEDGER_QUEUE, auto_ack=True)
     conn.close()
     assert method is not None and body == b"{}"
+
+
+def test_on_postgresql_the_relay_holds_its_messages_by_locks(
+    broker_url: str, postgres_url: str
+) -> None:
+    """On PostgreSQL the relay takes, publishes and marks in one transaction: what the broker
+    confirmed is sent, the unroutable one parked, and no claim was ever written."""
+    conn = connect(broker_url)
+    channel = conn.channel()
+    topology.declare(channel, ["agribank"], 5)
+    channel.queue_purge(topology.LEDGER_QUEUE)
+    storage = PostgresStorage(postgres_url, pool_size=2)
+    now = utcnow()
+    with storage.unit_of_work() as uow:
+        for n in range(50):
+            uow.outbox.enqueue(
+                OutboxMessage(
+                    f"p{n}", topology.LEDGER_EXCHANGE, "posting.payment_settled", b"{}", {}
+                ),
+                now,
+            )
+        uow.outbox.enqueue(
+            OutboxMessage("m-lost", topology.TO_BANK_EXCHANGE, "nobank", b"<x/>", {}), now
+        )
+    publisher = PipelinedPublisher(broker_url, window=16)
+    try:
+        relay = RelayService(storage, publisher, batch=20)
+        assert storage.relay_locks
+        assert [relay.drain() for _ in range(4)] == [19, 20, 11, 0]
+    finally:
+        publisher.close()
+        [(sent, parked, claimed)] = storage.query(
+            "SELECT COUNT(sent_at), COUNT(parked_at), COUNT(claimed_by) FROM outbox"
+        )
+        storage.close()
+    assert (sent, parked, claimed) == (50, 1, 0)
+    depth = channel.queue_declare(topology.LEDGER_QUEUE, passive=True).method.message_count
+    channel.queue_purge(topology.LEDGER_QUEUE)
+    conn.close()
+    assert depth == 50
+
+
+def test_on_postgresql_a_relay_stalled_past_its_hold_lets_the_messages_go(
+    postgres_url: str,
+) -> None:
+    """A relay whose unit sits idle longer than its hold (a broker that never confirms) loses
+    it: PostgreSQL ends the session, the locks go, its marks fail as transient, and another
+    relay takes the same messages at once."""
+    storage = PostgresStorage(postgres_url, pool_size=2)
+    now = utcnow()
+    try:
+        with storage.unit_of_work() as uow:
+            uow.outbox.enqueue(OutboxMessage("p1", "treasury.ledger", "k", b"{}", {}), now)
+        with pytest.raises(TransientError), storage.unit_of_work() as uow:
+            [held] = uow.outbox.lock_pending("relay-a", 10, now, timedelta(seconds=0.3))
+            time.sleep(1.2)
+            uow.outbox.mark_sent([held.row_id], now)
+        with storage.unit_of_work() as uow:
+            taken = uow.outbox.lock_pending("relay-b", 10, now, timedelta(seconds=30))
+            assert [p.message.message_id for p in taken] == ["p1"]
+            uow.outbox.mark_sent([taken[0].row_id], now)
+        assert storage.queries.outbox_pending() == (0, None)
+    finally:
+        storage.close()

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -173,6 +173,17 @@ def _json_copy(value: T, **dumps: Any) -> T:
     """The value as it comes back from a JSON column."""
     loaded: T = json.loads(json.dumps(value, **dumps))
     return loaded
+
+
+def _pending_messages(rows: list[OutboxRow]) -> list[PendingMessage]:
+    """The relays' copies of pending messages (headers as the SQL backends return them)."""
+    return [
+        PendingMessage(
+            row.row_id,
+            replace(row.message, headers=_json_copy(row.message.headers, sort_keys=True)),
+        )
+        for row in rows
+    ]
 
 
 def _limited(rows: list[T], limit: int | None) -> list[T]:
@@ -506,6 +517,36 @@ class MemoryOutbox(_Repository):
         files_only: bool = False,
         urgent_only: bool = False,
     ) -> list[PendingMessage]:
+        claimed = self._pending(owner, limit, now, file_partners, files_only, urgent_only)
+        for row in claimed:
+            row.claimed_by, row.claim_until = owner, until
+        return _pending_messages(claimed)
+
+    def lock_pending(
+        self,
+        owner: str,
+        limit: int,
+        now: datetime,
+        hold_for: timedelta,
+        *,
+        file_partners: Sequence[str] = (),
+        urgent_only: bool = False,
+    ) -> list[PendingMessage]:
+        # One unit at a time holds the storage: what it takes, no other unit sees meanwhile.
+        del hold_for
+        return _pending_messages(
+            self._pending(owner, limit, now, file_partners, False, urgent_only)
+        )
+
+    def _pending(
+        self,
+        owner: str,
+        limit: int,
+        now: datetime,
+        file_partners: Sequence[str],
+        files_only: bool,
+        urgent_only: bool,
+    ) -> list[OutboxRow]:
         pending = [
             row
             for row in self._s.outbox.values()
@@ -520,18 +561,9 @@ class MemoryOutbox(_Repository):
         ]
         # Files to banks first, then the rest, each in id order (as the SQL backends claim).
         first = TO_BANK_EXCHANGE
-        claimed = _limited(
+        return _limited(
             sorted(pending, key=lambda row: (row.message.exchange != first, row.row_id)), limit
         )
-        for row in claimed:
-            row.claimed_by, row.claim_until = owner, until
-        return [
-            PendingMessage(
-                row.row_id,
-                replace(row.message, headers=_json_copy(row.message.headers, sort_keys=True)),
-            )
-            for row in claimed
-        ]
 
     def mark_sent(self, row_ids: Sequence[int], now: datetime) -> None:
         for row_id in row_ids:
@@ -1033,11 +1065,17 @@ def _file_record(row: FileRow) -> FileRecord:
 class MemoryStorage:
     """The gateway's database in memory, for unit tests."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, relay_locks: bool = False) -> None:
         self._lock = threading.RLock()
         self._state = MemoryState()
         self._writing = False
         self._queries = MemoryQueries(lambda: self._state)
+        # As PostgreSQL (True) or SQLite (False), for the relay's tests of either way.
+        self._relay_locks = relay_locks
+
+    @property
+    def relay_locks(self) -> bool:
+        return self._relay_locks
 
     @property
     def kind(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -73,6 +73,10 @@ USER_COLUMNS = "name, role, password_hash, disabled, created_at, updated_at"
 # The outbox's statuses as SQL literals (a literal lets the (status, id) index serve).
 PENDING, SENT = f"'{OutboxStatus.PENDING}'", f"'{OutboxStatus.SENT}'"
 PARKED, DROPPED = f"'{OutboxStatus.PARKED}'", f"'{OutboxStatus.DROPPED}'"
+# The condition of the outbox's indexes (migration 10): the messages not sent yet, a few among
+# millions sent. A query that uses them states it as it stands here (SQLite's planner takes a
+# partial index only for a condition written as the index's).
+UNSENT = f"status <> {SENT}"
 PARKED_COLUMNS = "message_id, exchange, routing_key, parked_at, parked_why, body, status"
 
 
@@ -127,6 +131,10 @@ class Executor(Protocol):
 
     def flush(self) -> None:
         """Execute the writes `later` holds (before a commit)."""
+
+    def end_idle_after(self, seconds: float) -> None:
+        """Have the database end this transaction, rolled back, if it stays idle (no statement
+        running) longer than `seconds` (PostgreSQL; nowhere else)."""
 
     # True where the unit's reads are made before the write lock and its writes held until it
     # is taken (`Storage.run_unit` on SQLite): what a decision of the unit rests on is then
@@ -848,6 +856,20 @@ def _enqueued(message: OutboxMessage, now: datetime) -> tuple[Any, ...]:
     return (message.message_id, message.exchange, message.routing_key, message.body, headers, now)
 
 
+# What the relays read of a pending message.
+_PENDING_COLUMNS = "id, message_id, exchange, routing_key, body, headers"
+
+
+def _pending_messages(rows: list[Row]) -> list[PendingMessage]:
+    """Rows of _PENDING_COLUMNS as messages, in id order (`RETURNING` keeps none)."""
+    return [
+        PendingMessage(
+            int(row_id), OutboxMessage(message_id, exchange, key, bytes(body), json.loads(headers))
+        )
+        for row_id, message_id, exchange, key, body, headers in sorted(rows)
+    ]
+
+
 class SqlOutbox:
     """Messages written with the change that caused them, sent by a relay."""
 
@@ -871,57 +893,72 @@ class SqlOutbox:
         files_only: bool = False,
         urgent_only: bool = False,
     ) -> list[PendingMessage]:
-        which, which_args = _pending_clause(file_partners, files_only)
-        if files_only:
-            return self._claim(owner, limit, now, until, which, which_args)
-        if urgent_only:
-            # Few rows: the pending files to banks (index by exchange), their headers matched.
-            which = f"exchange = ? AND headers LIKE ? AND {which}"
-            urgent = f'%"{PRIORITY_HEADER}": "urgent"%'
-            return self._claim(
-                owner, limit, now, until, which, [TO_BANK_EXCHANGE, urgent, *which_args]
+        def claimed(which: str, args: Sequence[Any], count: int) -> list[Row]:
+            return self._ex.all(
+                "UPDATE outbox SET claimed_by = ?, claim_until = ? WHERE id IN ("  # noqa: S608 - placeholders only
+                f" SELECT id FROM outbox WHERE {which} ORDER BY id LIMIT ?{self._ex.skip_locked})"
+                f" RETURNING {_PENDING_COLUMNS}",
+                (owner, until, *args, count),
             )
-        # Files to banks first (an urgent payment must not wait behind a run's postings), then
-        # the rest, each in id order.
-        files = self._claim(
-            owner, limit, now, until, f"exchange = ? AND {which}", [TO_BANK_EXCHANGE, *which_args]
-        )
-        if len(files) >= limit:
-            return files
-        rest = self._claim(
-            owner,
-            limit - len(files),
-            now,
-            until,
-            f"exchange <> ? AND {which}",
-            [TO_BANK_EXCHANGE, *which_args],
-        )
-        return files + rest
 
-    def _claim(
+        return self._take(claimed, owner, limit, now, file_partners, files_only, urgent_only)
+
+    def lock_pending(
         self,
         owner: str,
         limit: int,
         now: datetime,
-        until: datetime,
-        which: str,
-        which_args: Sequence[Any],
+        hold_for: timedelta,
+        *,
+        file_partners: Sequence[str] = (),
+        urgent_only: bool = False,
     ) -> list[PendingMessage]:
-        rows = self._ex.all(
-            "UPDATE outbox SET claimed_by = ?, claim_until = ? WHERE id IN ("  # noqa: S608 - placeholders only
-            f" SELECT id FROM outbox WHERE status = {PENDING}"
-            " AND (claimed_by IS NULL OR claimed_by = ? OR claim_until < ?)"
-            f" AND {which} ORDER BY id LIMIT ?{self._ex.skip_locked})"
-            " RETURNING id, message_id, exchange, routing_key, body, headers",
-            (owner, until, owner, now, *which_args, limit),
-        )
-        return [
-            PendingMessage(
-                int(row_id),
-                OutboxMessage(message_id, exchange, key, bytes(body), json.loads(headers)),
+        def locked(which: str, args: Sequence[Any], count: int) -> list[Row]:
+            return self._ex.all(
+                f"SELECT {_PENDING_COLUMNS} FROM outbox WHERE {which}"  # noqa: S608 - placeholders only
+                f" ORDER BY id LIMIT ?{self._ex.skip_locked}",
+                (*args, count),
             )
-            for row_id, message_id, exchange, key, body, headers in sorted(rows)
-        ]
+
+        self._ex.end_idle_after(hold_for.total_seconds())
+        return self._take(locked, owner, limit, now, file_partners, False, urgent_only)
+
+    @staticmethod
+    def _take(
+        take: Callable[[str, Sequence[Any], int], list[Row]],
+        owner: str,
+        limit: int,
+        now: datetime,
+        file_partners: Sequence[str],
+        files_only: bool,
+        urgent_only: bool,
+    ) -> list[PendingMessage]:
+        """The pending messages `claim` and `lock_pending` take: `take(which, args, count)`
+        takes up to `count` of those matching `which`, oldest first."""
+        which, which_args = _pending_clause(file_partners, files_only)
+        # Pending, not claimed by another relay (or its claim expired), of this kind.
+        which = (
+            f"status = {PENDING} AND {UNSENT}"
+            " AND (claimed_by IS NULL OR claimed_by = ? OR claim_until < ?)"
+            f" AND {which}"
+        )
+        args = [owner, now, *which_args]
+        if files_only:
+            return _pending_messages(take(which, args, limit))
+        if urgent_only:
+            # Few rows: the pending files to banks, their headers matched.
+            urgent = f'%"{PRIORITY_HEADER}": "urgent"%'
+            which = f"exchange = ? AND headers LIKE ? AND {which}"
+            return _pending_messages(take(which, [TO_BANK_EXCHANGE, urgent, *args], limit))
+        # Files to banks first (an urgent payment must not wait behind a run's postings), then
+        # the rest, each in id order.
+        files = _pending_messages(
+            take(f"exchange = ? AND {which}", [TO_BANK_EXCHANGE, *args], limit)
+        )
+        if len(files) >= limit:
+            return files
+        rest = take(f"exchange <> ? AND {which}", [TO_BANK_EXCHANGE, *args], limit - len(files))
+        return files + _pending_messages(rest)
 
     def mark_sent(self, row_ids: Sequence[int], now: datetime) -> None:
         # One statement per thousand rows, not one per row.
@@ -956,7 +993,8 @@ class SqlOutbox:
         marks = ", ".join("?" * len(message_ids or ()))
         which = f"message_id IN ({marks})" if message_ids is not None else "1 = 1"
         rows = self._ex.all(
-            f"SELECT {PARKED_COLUMNS} FROM outbox WHERE status = {PARKED} AND {which}"  # noqa: S608 - placeholders only
+            f"SELECT {PARKED_COLUMNS} FROM outbox WHERE status = {PARKED} AND {UNSENT}"  # noqa: S608 - placeholders only
+            f" AND {which}"
             f" ORDER BY id{self._ex.lock}",
             tuple(message_ids or ()),
         )
@@ -1261,20 +1299,21 @@ class SqlQueries:
 
     def outbox_pending(self) -> tuple[int, datetime | None]:
         row = self._q.one(
-            f"SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = {PENDING}"  # noqa: S608 - a literal
+            f"SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = {PENDING} AND {UNSENT}"  # noqa: S608 - literals
         )
         return (int(row[0]), as_opt_time(row[1])) if row else (0, None)
 
     def outbox_parked(self) -> list[ParkedOutbox]:
         rows = self._q.all(
-            f"SELECT {PARKED_COLUMNS} FROM outbox WHERE status = {PARKED} ORDER BY id"  # noqa: S608 - fixed columns
+            f"SELECT {PARKED_COLUMNS} FROM outbox WHERE status = {PARKED} AND {UNSENT}"  # noqa: S608 - fixed columns
+            " ORDER BY id"
         )
         return [parked_from_row(row) for row in rows]
 
     def outbox_by_status(self) -> dict[OutboxStatus, int]:
         counts = self._by(
             "SELECT status, COUNT(*) FROM outbox"  # noqa: S608 - literals
-            f" WHERE status IN ({PENDING}, {PARKED}, {DROPPED}) GROUP BY status"
+            f" WHERE status IN ({PENDING}, {PARKED}, {DROPPED}) AND {UNSENT} GROUP BY status"
         )
         return {s: counts.get(s.value, 0) for s in OutboxStatus if s is not OutboxStatus.SENT}
 
@@ -1354,8 +1393,9 @@ class SqlQueries:
         outbox = [
             HeldClaim("outbox", owner, owner, as_time(until), int(n))
             for owner, n, until in self._q.all(
-                "SELECT claimed_by, COUNT(*), MAX(claim_until) FROM outbox"
-                " WHERE claimed_by IS NOT NULL AND sent_at IS NULL GROUP BY claimed_by"
+                "SELECT claimed_by, COUNT(*), MAX(claim_until) FROM outbox"  # noqa: S608 - a literal
+                f" WHERE {UNSENT} AND claimed_by IS NOT NULL AND sent_at IS NULL"
+                " GROUP BY claimed_by"
             )
         ]
         return sorted(groups + outbox, key=lambda c: (c.expires_at, c.kind, c.key))

@@ -133,6 +133,9 @@ class SqliteExecutor:
         self._conn = conn
         self._later = HeldWrites()
 
+    def end_idle_after(self, seconds: float) -> None:
+        """SQLite ends no transaction by itself (the relay holds none open there)."""
+
     def run(self, sql: str, args: Sequence[Any] = ()) -> int:
         self.flush()
         return int(self._conn.execute(sql, _values(args)).rowcount)
@@ -272,6 +275,12 @@ class SqliteStorage:
         path.parent.mkdir(parents=True, exist_ok=True)
         if upgrade:
             self.upgrade()
+
+    @property
+    def relay_locks(self) -> bool:
+        """One writer: a unit held open while messages are published would keep every other
+        writer waiting."""
+        return False
 
     @property
     def kind(self) -> str:

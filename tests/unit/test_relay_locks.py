@@ -1,0 +1,100 @@
+"""The outbox relay where the storage holds its messages by locks (PostgreSQL's way), on the
+in-memory storage: taken, published and marked in one unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from gateway.adapters.persistence.memory import MemoryStorage
+from gateway.errors import TransientError
+from gateway.service.ports import OutboxMessage
+from gateway.service.relay import RelayService
+
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class _Settled:
+    confirmed: list[Hashable] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    unroutable: list[tuple[Hashable, str]] = field(default_factory=list)
+    failed: list[tuple[Hashable, str]] = field(default_factory=list)
+
+
+class _Broker:
+    """A pipelining publisher confirming what it is given, until it is told to break: at the
+    `breaks_at`-th message it raises `error` (what it took before stays confirmed)."""
+
+    def __init__(self, breaks_at: int | None = None, error: Exception | None = None) -> None:
+        self.published: list[str] = []
+        self._breaks_at = breaks_at
+        self._error = error or RuntimeError("the broker's client failed")
+        self._tokens: list[Hashable] = []
+
+    def submit(self, exchange: str, routing_key: str, body: bytes, **kw: Any) -> None:
+        if self._breaks_at is not None and len(self.published) == self._breaks_at:
+            raise self._error
+        self.published.append(kw["message_id"])
+        self._tokens.append(kw["token"])
+
+    def flush(self, timeout: float | None = None) -> _Settled:
+        settled = _Settled(confirmed=list(self._tokens), latencies=[0.001] * len(self._tokens))
+        self._tokens = []
+        return settled
+
+    def publish(self, exchange: str, routing_key: str, body: bytes, **kw: Any) -> None:
+        raise AssertionError("a pipelining publisher is given its messages by submit")
+
+    def keepalive(self) -> None:
+        """Nothing to keep alive."""
+
+
+def _storage(count: int) -> MemoryStorage:
+    storage = MemoryStorage(relay_locks=True)
+    with storage.unit_of_work() as uow:
+        for n in range(count):
+            message = OutboxMessage(
+                f"p{n}", "treasury.ledger", "posting.payment_settled", b"{}", {}
+            )
+            uow.outbox.enqueue(message, NOW)
+    return storage
+
+
+def test_messages_are_taken_published_and_marked_in_one_unit() -> None:
+    """Every message confirmed is marked sent; nothing is left claimed or pending."""
+    storage = _storage(7)
+    broker = _Broker()
+    relay = RelayService(storage, broker, clock=lambda: NOW, batch=5)
+    assert [relay.drain(), relay.drain(), relay.drain()] == [5, 2, 0]
+    assert broker.published == [f"p{n}" for n in range(7)]
+    assert storage.queries.outbox_pending() == (0, None)
+
+
+def test_a_failure_midway_keeps_what_the_broker_confirmed() -> None:
+    """The client fails after three messages: those three are marked sent before the error
+    goes on; the other two stay pending for the next drain, which sends them once."""
+    storage = _storage(5)
+    broker = _Broker(breaks_at=3)
+    relay = RelayService(storage, broker, clock=lambda: NOW, batch=10)
+    with pytest.raises(RuntimeError, match="client failed"):
+        relay.drain()
+    assert storage.queries.outbox_pending() == (2, NOW)
+    relay = RelayService(storage, _Broker(), clock=lambda: NOW, batch=10)
+    assert relay.drain() == 2
+    assert storage.queries.outbox_pending() == (0, None)
+
+
+def test_a_broker_gone_midway_is_logged_and_the_rest_waits() -> None:
+    """A transient failure (the broker went away) does not raise: what was confirmed is
+    marked, the rest waits for the next drain."""
+    storage = _storage(4)
+    relay = RelayService(
+        storage, _Broker(breaks_at=1, error=TransientError("broker gone")), clock=lambda: NOW
+    )
+    assert relay.drain() == 1
+    assert storage.queries.outbox_pending() == (3, NOW)
