@@ -31,6 +31,7 @@ from pika.exceptions import AMQPError
 
 from gateway import crashpoints
 from gateway.adapters.amqp_connect import LINKS
+from gateway.adapters.amqp_frames import publish_frames
 from gateway.adapters.rabbitmq import UNCONFIRMED, connect
 from gateway.errors import PermanentError, TransientError
 from gateway.metrics import NO_METRICS, Metrics
@@ -227,17 +228,24 @@ class PipelinedPublisher:
             self._pump(0.002)
         try:
             impl = self._ensure()
-            properties = pika.BasicProperties(
-                delivery_mode=pika.DeliveryMode.Persistent,
+            frames = publish_frames(
+                impl.channel_number,
+                exchange,
+                routing_key,
+                body,
                 message_id=message_id,
                 content_type=content_type,
                 headers=headers or {},
+                body_max=impl.connection._body_max_length,
             )
-            self._collecting = True
-            try:
-                impl.basic_publish(exchange, routing_key, body, properties, mandatory=True)
-            finally:
-                self._collecting = False
+            if frames is not None and impl.is_open:
+                # The frames pika would write (see gateway/adapters/amqp_frames.py).
+                self._frames.append(frames)
+                self._frame_bytes += len(frames)
+            else:
+                self._publish_by_pika(
+                    impl, exchange, routing_key, body, message_id, content_type, headers
+                )
         except AMQPError as exc:
             self._lose(f"broker unavailable: {exc!r}")
             raise TransientError(f"broker unavailable: {exc!r}") from exc
@@ -254,6 +262,29 @@ class PipelinedPublisher:
         crashpoints.hit(UNCONFIRMED)
         if self._frame_bytes >= _FLUSH_BYTES:
             self._pump(0)
+
+    def _publish_by_pika(
+        self,
+        impl: Any,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        message_id: str,
+        content_type: str,
+        headers: dict[str, Any] | None,
+    ) -> None:
+        """A message of another shape than `publish_frames` writes: pika marshals it."""
+        properties = pika.BasicProperties(
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=message_id,
+            content_type=content_type,
+            headers=headers or {},
+        )
+        self._collecting = True
+        try:
+            impl.basic_publish(exchange, routing_key, body, properties, mandatory=True)
+        finally:
+            self._collecting = False
 
     def take(self) -> Confirmations:
         """What was settled since the last call (reading the confirms that arrived)."""
