@@ -83,9 +83,12 @@ class _Drained:
 class RelayService:
     """Drains the outbox in id order; a crash before marking means a resend with the same id.
 
-    Each drain claims a batch of messages for this instance (other instances skip them until
-    the claim expires), publishes them, and marks the confirmed ones sent; the others are
-    released for the next drain, here or elsewhere.
+    Each drain takes a batch of messages for this instance, publishes them, and marks the
+    confirmed ones sent. On PostgreSQL (`Storage.relay_locks`) one unit of work takes them with
+    row locks, stays open while they are published and marks them: other instances skip the
+    locked rows, and the rows not confirmed are free again when it ends. Elsewhere a unit
+    claims them (other instances skip them until the claim expires) and a second unit marks
+    the confirmed ones and releases the others.
     """
 
     def __init__(
@@ -130,13 +133,17 @@ class RelayService:
             self._publisher.keepalive()
             return 0
         drained = _Drained()
+        failure: Exception | None = None
         try:
-            self._publish(pending, drained)
-        finally:
+            failure = self._publish(pending, drained)
+        finally:  # also on an interrupt: what the broker confirmed is marked
             with self._storage.unit_of_work() as uow:
                 files = self._record(uow, pending, drained)
                 uow.outbox.release(self._unsent(pending, drained))
-        return self._done(pending, drained, files)
+        confirmed = self._done(pending, drained, files)
+        if failure is not None:
+            raise failure
+        return confirmed
 
     def _drain_locked(self) -> int:
         """Take, publish and mark in one unit of work, the messages held by its row locks
@@ -144,21 +151,28 @@ class RelayService:
         now = self._clock()
         drained = _Drained()
         failure: Exception | None = None
+        pending: list[PendingMessage] = []
         files: list[OutboxMessage] = []
-        with self._storage.unit_of_work() as uow:
-            pending = uow.outbox.lock_pending(
-                self._owner,
-                self._batch,
-                now,
-                self._claim_for,
-                file_partners=self._file_partners,
-                urgent_only=self._urgent_only,
-            )
-            if pending:
-                try:
-                    self._publish(pending, drained)
-                except Exception as exc:  # raised again once the marks are committed
-                    failure = exc
+        try:
+            with self._storage.unit_of_work() as uow:
+                pending = uow.outbox.lock_pending(
+                    self._owner,
+                    self._batch,
+                    now,
+                    self._claim_for,
+                    file_partners=self._file_partners,
+                    urgent_only=self._urgent_only,
+                )
+                failure = self._publish(pending, drained) if pending else None
+                files = self._record(uow, pending, drained)
+        except TransientError:
+            if not drained.confirmed and not drained.parked:
+                raise
+            # The unit was lost once the broker had answered: PostgreSQL closed its session
+            # (held idle past `claim_seconds` while the broker was slow to confirm), or the
+            # connection broke. What the broker confirmed is marked in a unit of its own.
+            log.warning("outbox.hold_lost", confirmed=len(drained.confirmed))
+            with self._storage.unit_of_work() as uow:
                 files = self._record(uow, pending, drained)
         if not pending:
             self._publisher.keepalive()
@@ -168,8 +182,10 @@ class RelayService:
             raise failure
         return confirmed
 
-    def _publish(self, pending: Sequence[PendingMessage], drained: _Drained) -> None:
-        """Hand the messages to the broker; `drained` says what became of each."""
+    def _publish(self, pending: Sequence[PendingMessage], drained: _Drained) -> Exception | None:
+        """Hand the messages to the broker; `drained` says what became of each. A broker gone
+        midway is logged; any other failure is returned, to be raised once what the broker
+        confirmed is marked."""
         try:
             if isinstance(self._publisher, PipeliningPublisher):
                 self._pipelined(self._publisher, pending, drained)
@@ -177,6 +193,9 @@ class RelayService:
                 self._one_by_one(pending, drained)
         except TransientError as exc:
             log.warning("outbox.publish_failed", error=str(exc), confirmed=len(drained.confirmed))
+        except Exception as exc:  # returned: raised by the caller once the marks are made
+            return exc
+        return None
 
     def _one_by_one(self, pending: Sequence[PendingMessage], drained: _Drained) -> None:
         """Publish each message and wait for its confirm before the next."""

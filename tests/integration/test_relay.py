@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -116,5 +118,45 @@ def test_on_postgresql_a_relay_stalled_past_its_hold_lets_the_messages_go(
             assert [p.message.message_id for p in taken] == ["p1"]
             uow.outbox.mark_sent([taken[0].row_id], now)
         assert storage.queries.outbox_pending() == (0, None)
+    finally:
+        storage.close()
+
+
+class _SlowBroker:
+    """Confirms every message, but only after `delay` seconds (a broker slow to confirm)."""
+
+    def __init__(self, delay: float) -> None:
+        self._delay = delay
+        self._tokens: list[Any] = []
+
+    def submit(self, exchange: str, routing_key: str, body: bytes, **kw: Any) -> None:
+        self._tokens.append(kw["token"])
+
+    def flush(self, timeout: float | None = None) -> Any:
+        time.sleep(self._delay)
+        confirmed, self._tokens = self._tokens, []
+        return SimpleNamespace(confirmed=confirmed, latencies=[], unroutable=[], failed=[])
+
+    def publish(self, *args: Any, **kw: Any) -> None:
+        raise AssertionError("messages are handed over by submit")
+
+    def keepalive(self) -> None:
+        """Nothing to keep alive."""
+
+
+def test_on_postgresql_confirms_that_outlast_the_hold_are_still_marked(postgres_url: str) -> None:
+    """The broker confirms after the relay's hold ran out: PostgreSQL closed the unit's session
+    meanwhile, so the relay marks what the broker confirmed in a unit of its own, and nothing
+    is published twice by it."""
+    storage = PostgresStorage(postgres_url, pool_size=2)
+    now = utcnow()
+    try:
+        with storage.unit_of_work() as uow:
+            for n in range(3):
+                uow.outbox.enqueue(OutboxMessage(f"p{n}", "treasury.ledger", "k", b"{}", {}), now)
+        relay = RelayService(storage, _SlowBroker(1.2), claim_seconds=0.3)
+        assert relay.drain() == 3
+        assert storage.queries.outbox_pending() == (0, None)
+        assert relay.drain() == 0
     finally:
         storage.close()

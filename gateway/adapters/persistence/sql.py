@@ -133,8 +133,8 @@ class Executor(Protocol):
         """Execute the writes `later` holds (before a commit)."""
 
     def end_idle_after(self, seconds: float) -> None:
-        """Have the database end this transaction, rolled back, if it stays idle (no statement
-        running) longer than `seconds` (PostgreSQL; nowhere else)."""
+        """Have the database close this unit's session, its transaction rolled back, if it
+        stays idle (no statement running) longer than `seconds` (PostgreSQL; nowhere else)."""
 
     # True where the unit's reads are made before the write lock and its writes held until it
     # is taken (`Storage.run_unit` on SQLite): what a decision of the unit rests on is then
@@ -920,8 +920,10 @@ class SqlOutbox:
                 (*args, count),
             )
 
-        self._ex.end_idle_after(hold_for.total_seconds())
-        return self._take(locked, owner, limit, now, file_partners, False, urgent_only)
+        taken = self._take(locked, owner, limit, now, file_partners, False, urgent_only)
+        if taken:  # from now on the unit waits for the broker
+            self._ex.end_idle_after(hold_for.total_seconds())
+        return taken
 
     @staticmethod
     def _take(
