@@ -9,7 +9,7 @@ statements of gateway/adapters/persistence/sql.py are the reference semantics.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -1447,6 +1447,17 @@ class StoreContract(ConsoleContract):
 
     # --- concurrency: two workers never claim the same work ---------------------------------
 
+    def each_sent_once(self, store: Storage, total: int, drain: Callable[[str], list[str]]) -> None:
+        """Two relays draining at once (`drain(owner)`: the message ids it sent) sent each of
+        the `total` messages exactly once, and none is left."""
+        first, second = run_threads([lambda: drain("relay-a"), lambda: drain("relay-b")])
+        assert isinstance(first, list), first
+        assert isinstance(second, list), second
+        assert set(first) & set(second) == set()
+        assert len(first) + len(second) == total
+        assert set(first) | set(second) == {message(n).message_id for n in range(total)}
+        assert store.queries.outbox_pending() == (0, None)
+
     def test_concurrent_relays_never_share_a_message(self, store: Storage) -> None:
         """Two relays draining the outbox at once claim every message exactly once."""
         total = 40
@@ -1463,13 +1474,7 @@ class StoreContract(ConsoleContract):
                 with store.unit_of_work() as uow:
                     uow.outbox.mark_sent([p.row_id for p in batch], T0)
 
-        first, second = run_threads([lambda: drain("relay-a"), lambda: drain("relay-b")])
-        assert isinstance(first, list), first
-        assert isinstance(second, list), second
-        assert set(first) & set(second) == set()
-        assert len(first) + len(second) == total
-        assert set(first) | set(second) == {message(n).message_id for n in range(total)}
-        assert store.queries.outbox_pending() == (0, None)
+        self.each_sent_once(store, total, drain)
 
     def test_relays_holding_locks_never_share_a_message(self, store: Storage) -> None:
         """Relays that hold their messages by a unit's locks while they publish take every
@@ -1489,13 +1494,7 @@ class StoreContract(ConsoleContract):
                     return got
                 got += [p.message.message_id for p in batch]
 
-        first, second = run_threads([lambda: drain("relay-a"), lambda: drain("relay-b")])
-        assert isinstance(first, list), first
-        assert isinstance(second, list), second
-        assert set(first) & set(second) == set()
-        assert set(first) | set(second) == {message(n).message_id for n in range(total)}
-        assert len(first) + len(second) == total
-        assert store.queries.outbox_pending() == (0, None)
+        self.each_sent_once(store, total, drain)
 
     def test_concurrent_work_claims_have_one_winner(self, store: Storage) -> None:
         """Of many instances claiming one group at once, exactly one wins."""

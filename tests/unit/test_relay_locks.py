@@ -4,26 +4,18 @@ in-memory storage: taken, published and marked in one unit of work."""
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from gateway.adapters.confirms import Confirmations
 from gateway.adapters.persistence.memory import MemoryStorage
 from gateway.errors import TransientError
 from gateway.service.ports import OutboxMessage
 from gateway.service.relay import RelayService
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-
-
-@dataclass
-class _Settled:
-    confirmed: list[Hashable] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    unroutable: list[tuple[Hashable, str]] = field(default_factory=list)
-    failed: list[tuple[Hashable, str]] = field(default_factory=list)
 
 
 class _Broker:
@@ -42,8 +34,8 @@ class _Broker:
         self.published.append(kw["message_id"])
         self._tokens.append(kw["token"])
 
-    def flush(self, timeout: float | None = None) -> _Settled:
-        settled = _Settled(confirmed=list(self._tokens), latencies=[0.001] * len(self._tokens))
+    def flush(self, timeout: float | None = None) -> Confirmations:
+        settled = Confirmations(confirmed=list(self._tokens), latencies=[0.0] * len(self._tokens))
         self._tokens = []
         return settled
 
