@@ -163,8 +163,9 @@ class RelayService:
                     file_partners=self._file_partners,
                     urgent_only=self._urgent_only,
                 )
-                failure = self._publish(pending, drained) if pending else None
-                files = self._record(uow, pending, drained)
+                if pending:
+                    failure = self._publish(pending, drained)
+                    files = self._record(uow, pending, drained)
         except TransientError:
             if not drained.confirmed and not drained.parked:
                 raise
