@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from gateway.bench.cpu import CpuMeter, cpu_seconds
+from gateway.bench.cpu import CpuMeter, child_pids, cpu_seconds
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 
@@ -32,3 +34,26 @@ def test_a_process_started_during_the_run_counts_whole_and_a_missing_one_counts_
     assert spent["none"] == 0
     assert spent["bench (ledger consumer)"] > 0.1
     assert cpu_seconds(proc.pid) == 0  # gone
+
+
+def test_the_children_of_a_process_are_found_whichever_thread_started_them() -> None:
+    """`gateway run` may start its reports processes from any thread: each is found, a
+    process that is not a child is not, and a process that is gone has none."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        procs.append(subprocess.Popen([sys.executable, "-c", "input()"], stdin=subprocess.PIPE))
+
+    start()
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join()
+    try:
+        found = child_pids(os.getpid())
+        assert {p.pid for p in procs} <= set(found)
+        assert os.getppid() not in found
+        assert child_pids(procs[0].pid) == []
+    finally:
+        for proc in procs:
+            proc.communicate(b"\n", timeout=10)
+    assert child_pids(procs[0].pid) == []  # gone
