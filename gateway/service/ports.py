@@ -601,8 +601,8 @@ class OutboxRepository(Protocol):
         claim: other units skip them until this one ends, and nothing is written to take or
         give them back. The unit is to stay open while they are published, and to mark them
         before it ends; if it stays idle longer than `hold_for`, the database ends it (the
-        locks go, and another relay sends the messages). Only where the storage's
-        `relay_locks` says so (see there)."""
+        locks go, and another relay sends the messages). Where the storage has no
+        `relay_locks` (see there) it is a plain read, and the relay holds what it read."""
 
     def mark_sent(self, row_ids: Sequence[int], now: datetime) -> None:
         """Mark messages confirmed by the broker (or written to a partner's folder)."""
@@ -915,8 +915,11 @@ class Storage(Protocol):
         """Whether the outbox relay holds the messages it publishes by the row locks of one
         unit of work, open from taking them to marking them (`OutboxRepository.lock_pending`):
         PostgreSQL, where a lock costs a fraction of a written claim and a held transaction
-        stops no one else. Otherwise (SQLite, whose one write lock a held unit would keep from
-        every writer) the relay claims in one unit and marks in another."""
+        stops no one else. Otherwise every relay on the store runs in one process (SQLite,
+        whose one main-role process `claim_instance` ensures, and whose one write lock a held
+        unit would keep from every writer; the memory store): a relay reads the messages
+        (`lock_pending` in a unit that only reads), the process holds them in memory while
+        they are published, and a second unit marks them."""
 
     def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
         """A write transaction: committed when the block ends, rolled back on any error."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Hashable, Sequence
+import weakref
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, cast, runtime_checkable
@@ -80,15 +82,44 @@ class _Drained:
     latencies: list[float] = field(default_factory=list)
 
 
+class _Holds:
+    """The outbox rows the relays of this process are publishing, on a store whose relays all
+    run in one process (SQLite: the main role's instance lock). A relay takes rows under the
+    mutex, reading them on a snapshot begun under it, and lets them go once their marks are
+    committed: no two relays take a row, and none takes a row already marked sent."""
+
+    def __init__(self) -> None:
+        self.mutex = threading.Lock()
+        self.rows: set[int] = set()
+
+    def let_go(self, row_ids: Iterable[int]) -> None:
+        with self.mutex:
+            self.rows.difference_update(row_ids)
+
+
+# One `_Holds` per store object: every relay of a gateway shares its storage.
+_HOLDS: weakref.WeakKeyDictionary[Storage, _Holds] = weakref.WeakKeyDictionary()
+_HOLDS_MUTEX = threading.Lock()
+
+
+def _holds_of(storage: Storage) -> _Holds:
+    with _HOLDS_MUTEX:
+        holds = _HOLDS.get(storage)
+        if holds is None:
+            holds = _HOLDS[storage] = _Holds()
+        return holds
+
+
 class RelayService:
     """Drains the outbox in id order; a crash before marking means a resend with the same id.
 
     Each drain takes a batch of messages for this instance, publishes them, and marks the
     confirmed ones sent. On PostgreSQL (`Storage.relay_locks`) one unit of work takes them with
     row locks, stays open while they are published and marks them: other instances skip the
-    locked rows, and the rows not confirmed are free again when it ends. Elsewhere a unit
-    claims them (other instances skip them until the claim expires) and a second unit marks
-    the confirmed ones and releases the others.
+    locked rows, and the rows not confirmed are free again when it ends. Elsewhere (SQLite,
+    the memory store) every relay runs in one process: a relay reads its messages without
+    writing, holds them in memory while it publishes (the process's other relays skip them),
+    and one unit marks the confirmed ones sent; nothing is written to take or give them back.
     """
 
     def __init__(
@@ -119,27 +150,41 @@ class RelayService:
         """Publish pending messages; returns how many were confirmed."""
         if self._storage.relay_locks:
             return self._drain_locked()
+        return self._drain_held()
+
+    def _drain_held(self) -> int:
+        """Take messages the process's other relays do not hold, publish them, and mark the
+        confirmed ones in one unit of work: the only write."""
+        holds = _holds_of(self._storage)
         now = self._clock()
-        with self._storage.unit_of_work() as uow:
-            pending = uow.outbox.claim(
-                self._owner,
-                self._batch,
-                now,
-                now + self._claim_for,
-                file_partners=self._file_partners,
-                urgent_only=self._urgent_only,
+        with holds.mutex:
+            held = frozenset(holds.rows)
+            # A read alone: on SQLite, a snapshot without the write lock (`Storage.run_unit`).
+            taken = self._storage.run_unit(
+                lambda uow: uow.outbox.lock_pending(
+                    self._owner,
+                    self._batch + len(held),
+                    now,
+                    self._claim_for,
+                    file_partners=self._file_partners,
+                    urgent_only=self._urgent_only,
+                )
             )
+            pending = [item for item in taken if item.row_id not in held][: self._batch]
+            holds.rows.update(item.row_id for item in pending)
         if not pending:
             self._publisher.keepalive()
             return 0
         drained = _Drained()
         failure: Exception | None = None
         try:
-            failure = self._publish(pending, drained)
-        finally:  # also on an interrupt: what the broker confirmed is marked
-            with self._storage.unit_of_work() as uow:
-                files = self._record(uow, pending, drained)
-                uow.outbox.release(self._unsent(pending, drained))
+            try:
+                failure = self._publish(pending, drained)
+            finally:  # also on an interrupt: what the broker confirmed is marked
+                with self._storage.unit_of_work() as uow:
+                    files = self._record(uow, pending, drained)
+        finally:  # marked, or left pending for the next drain (sent again, same ids)
+            holds.let_go(item.row_id for item in pending)
         confirmed = self._done(pending, drained, files)
         if failure is not None:
             raise failure
@@ -273,11 +318,6 @@ class RelayService:
         for row_id, reason in drained.parked:
             uow.outbox.park(row_id, reason, now)
         return files
-
-    @staticmethod
-    def _unsent(pending: Sequence[PendingMessage], drained: _Drained) -> list[int]:
-        done = {*drained.confirmed, *(row_id for row_id, _ in drained.parked)}
-        return [item.row_id for item in pending if item.row_id not in done]
 
     def _done(
         self, pending: Sequence[PendingMessage], drained: _Drained, files: list[OutboxMessage]

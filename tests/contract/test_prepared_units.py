@@ -9,6 +9,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,45 @@ def test_the_step_runs_while_another_writer_holds_the_lock(
         worker.join(10)
     assert results == [True]
     assert storage.queries.order(order_id(1)).state is TxState.ACKNOWLEDGED  # type: ignore[union-attr]
+
+
+def test_a_step_that_only_reads_returns_without_the_write_lock(
+    storage: SqliteStorage, path: Path
+) -> None:
+    """Another process holds the write lock for as long as the test likes: a step that only
+    reads (the relay's look for pending messages) returns what its snapshot holds meanwhile,
+    and a step that writes waits for the lock."""
+    with storage.unit_of_work() as uow:
+        uow.outbox.enqueue(message(1), at(1))
+    with closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("DELETE FROM outbox")  # not committed: the snapshot does not see it
+        read: list[list[str]] = []
+        reader = threading.Thread(
+            target=lambda: read.append(
+                storage.run_unit(
+                    lambda uow: [
+                        p.message.message_id
+                        for p in uow.outbox.lock_pending("relay", 10, at(2), timedelta(seconds=30))
+                    ]
+                )
+            )
+        )
+        reader.start()
+        reader.join(10)
+        assert read == [[message(1).message_id]], "the read waited for the write lock"
+        wrote = threading.Event()
+        writer = threading.Thread(
+            target=lambda: (
+                storage.run_unit(lambda uow: uow.outbox.add(message(2), at(2))),
+                wrote.set(),
+            )
+        )
+        writer.start()
+        assert not wrote.wait(0.5)  # a write waits for the lock
+        other.execute("ROLLBACK")
+        writer.join(10)
+        assert wrote.is_set()
 
 
 def test_a_step_whose_read_changed_runs_again_under_the_lock(

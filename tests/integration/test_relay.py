@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 from types import SimpleNamespace
@@ -96,6 +97,58 @@ def test_on_postgresql_the_relay_holds_its_messages_by_locks(
     channel.queue_purge(topology.LEDGER_QUEUE)
     conn.close()
     assert depth == 50
+
+
+def test_on_sqlite_the_relays_of_the_process_hold_their_messages_in_memory(
+    settings: Settings, broker_url: str
+) -> None:
+    """On SQLite the relays of the gateway's one process read their messages, hold them in
+    memory while they publish, and write only the marks: two relays draining at once publish
+    each message exactly once, and no claim is ever written."""
+    conn = connect(broker_url)
+    channel = conn.channel()
+    topology.declare(channel, ["agribank"], 5)
+    channel.queue_purge(topology.LEDGER_QUEUE)
+    storage = SqliteStorage(settings.db_file)
+    now = utcnow()
+    with storage.unit_of_work() as uow:
+        for n in range(300):
+            message = OutboxMessage(
+                f"p{n}", topology.LEDGER_EXCHANGE, "posting.payment_settled", b"{}", {}
+            )
+            uow.outbox.enqueue(message, now)
+    publishers = [PipelinedPublisher(broker_url, window=16) for _ in range(2)]
+    drained: list[int] = []
+
+    def drain(relay: RelayService) -> None:
+        while count := relay.drain():
+            drained.append(count)
+
+    try:
+        assert not storage.relay_locks
+        relays = [
+            RelayService(storage, publisher, batch=20, owner=f"relay-{n}")
+            for n, publisher in enumerate(publishers)
+        ]
+        threads = [threading.Thread(target=drain, args=(relay,)) for relay in relays]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        for publisher in publishers:
+            publisher.close()
+        [(sent, claimed)] = storage.query("SELECT COUNT(sent_at), COUNT(claimed_by) FROM outbox")
+        storage.close()
+    assert (sent, claimed, sum(drained)) == (300, 0, 300)
+    ids: list[str] = []
+    while True:
+        method, props, _ = channel.basic_get(topology.LEDGER_QUEUE, auto_ack=True)
+        if method is None:
+            break
+        ids.append(props.message_id)
+    conn.close()
+    assert sorted(ids) == sorted(f"p{n}" for n in range(300))  # each once
 
 
 def test_on_postgresql_a_relay_stalled_past_its_hold_lets_the_messages_go(

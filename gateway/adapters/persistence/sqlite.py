@@ -212,6 +212,12 @@ class _PreparedExecutor(SqliteExecutor):
     def check(self, sql: str, args: Sequence[Any], rows: list[Row]) -> None:
         self._checks.append((sql, tuple(args), rows))
 
+    @property
+    def pending(self) -> bool:
+        """Whether the unit held a write or read something its writes rest on: a unit that
+        did neither has nothing to make under the lock."""
+        return bool(self._checks) or bool(self._later)
+
     def commit_on(self, conn: sqlite3.Connection) -> None:
         """In `conn`'s write transaction: the checks read again, then the held writes made;
         _NeedsLock when a check reads otherwise or a write changes fewer rows than it expects
@@ -279,7 +285,8 @@ class SqliteStorage:
     @property
     def relay_locks(self) -> bool:
         """One writer: a unit held open while messages are published would keep every other
-        writer waiting."""
+        writer waiting. The relays all run in the main role's one process (`claim_instance`),
+        which holds their messages in memory instead."""
         return False
 
     @property
@@ -365,7 +372,9 @@ class SqliteStorage:
         what the repositories register (`Executor.check`): the states of the orders read, the
         files and flags whose absence a decision rests on; a write that must change its row
         (an order's guarded move, a file or entry kept once) is a check too. A step whose
-        prepared run cannot be kept runs again in a plain unit of work."""
+        prepared run cannot be kept runs again in a plain unit of work. A step that only read
+        (no write held, nothing registered) returns what it read on its snapshot, without
+        taking the lock (the relay's look for pending messages)."""
         reader = self.reader()
         prepared = _PreparedExecutor(reader)
         try:
@@ -376,8 +385,9 @@ class SqliteStorage:
                     result = step(SqlUnitOfWork(prepared))
             finally:
                 _rollback(reader)  # the snapshot ends; nothing was written on it
-            with self._transaction() as conn:
-                prepared.commit_on(conn)
+            if prepared.pending:
+                with self._transaction() as conn:
+                    prepared.commit_on(conn)
             return result
         except _NeedsLock as exc:
             log.debug("sqlite.unit_run_under_lock", reason=str(exc))
