@@ -147,7 +147,11 @@ class SqliteExecutor:
         return self._execute_many(sql, list(rows))
 
     def _execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-        return int(self._conn.executemany(sql, [_values(r) for r in rows]).rowcount)
+        return self._execute_held(sql, [_values(r) for r in rows])
+
+    def _execute_held(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Rows whose values are already as SQLite keeps them (`later` converts them)."""
+        return int(self._conn.executemany(sql, rows).rowcount)
 
     def each(self, texts: Sequence[str]) -> tuple[str, Any]:
         return "SELECT value FROM json_each(?)", json.dumps(list(texts))
@@ -160,12 +164,13 @@ class SqliteExecutor:
         expect: int | None = None,
         error: Exception | None = None,
     ) -> None:
-        self._later.add(sql, args, expect, error)
+        # Converted now: a prepared unit (`run_unit`) does it before the write lock.
+        self._later.add(sql, _values(args), expect, error)
 
     def flush(self) -> None:
         """Execute the held writes (`HeldWrites`: one `executemany` a statement)."""
         if self._later:
-            self._later.send(self._execute_many)
+            self._later.send(self._execute_held)
 
     def check(self, sql: str, args: Sequence[Any], rows: list[Row]) -> None:
         """Nothing to check: the unit reads under the write lock."""
@@ -226,7 +231,7 @@ class _PreparedExecutor(SqliteExecutor):
         for sql, args, rows in self._checks:
             if locked.all(sql, args) != rows:
                 raise _NeedsLock("what the unit read changed")
-        self._later.send(locked._execute_many, _changed_meanwhile)
+        self._later.send(locked._execute_held, _changed_meanwhile)
 
 
 class _Reader(SqliteExecutor):
