@@ -56,7 +56,7 @@ BROKER_LINKS_DIR = "var/run"
 # one (gateway/adapters/confirms.py) also many awaiting their confirms, which the relay uses.
 RelayPublisher = OneByOnePublisher
 
-# Outbox messages the relay claims at once, and how many of them may await their confirm.
+# Outbox messages the relay takes at once, and how many of them may await their confirm.
 RELAY_BATCH = 4000
 RELAY_WINDOW = 2000
 # Seconds between two looks for files to write into file-exchange partners' folders, when idle.

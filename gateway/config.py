@@ -34,8 +34,9 @@ class Settings:
     # Database URL: postgresql://user@host:port/dbname for several instances on PostgreSQL,
     # sqlite:///path for another SQLite file; empty means SQLite at db_path.
     db_url: str = ""
-    # Seconds an instance holds claimed work (outbox messages, a batch group) before another
-    # instance may take it over (the holder died or stalled).
+    # Seconds an instance holds claimed work (a batch group, its file relay's outbox messages)
+    # before another instance may take it over (the holder died or stalled); on PostgreSQL also
+    # how long the relay's transaction may wait for the broker's confirms.
     claim_seconds: float = 30.0
     # Where our keys and generated demo keys live; relative paths are under home.
     keys_dir: str = "keys"

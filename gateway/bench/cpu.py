@@ -70,12 +70,18 @@ def child_pids(parent: int) -> list[int]:
     stat costs the benchmark a CPU-second a run, on the cores the gateway is measured on."""
     tasks = _PROC / str(parent) / "task"
     try:
-        lists = [(task / "children").read_bytes() for task in tasks.iterdir()]
-    except FileNotFoundError:  # a kernel without the lists, or `parent` gone
-        return [pid for pid in _pids() if _parent(pid) == parent] if tasks.parent.exists() else []
-    except OSError:
+        threads = list(tasks.iterdir())
+    except OSError:  # `parent` is gone
         return []
-    return sorted({int(pid) for text in lists for pid in text.split()})
+    if threads and not (threads[0] / "children").exists():  # a kernel without the lists
+        return [pid for pid in _pids() if _parent(pid) == parent]
+    found: set[int] = set()
+    for thread in threads:
+        try:
+            found.update(int(pid) for pid in (thread / "children").read_bytes().split())
+        except OSError:  # this thread ended meanwhile (its children went to another one)
+            continue
+    return sorted(found)
 
 
 def _parent(pid: int) -> int:

@@ -932,7 +932,8 @@ class Storage(Protocol):
         step's decisions rest on is read again and the writes are made; if any of it changed
         meanwhile, or the step needed a write's result at once, the step is run again, under
         the lock. A step may therefore run twice: it must keep nothing across runs but what it
-        returns (a log line may be said twice)."""
+        returns (a log line may be said twice). A step that only read (no write held, nothing
+        registered to read again) returns what its snapshot held, without taking the lock."""
 
     def describe(self) -> str:
         """Where the database is, fit for a log line (never a password)."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, cast, runtime_checkable
@@ -84,26 +85,61 @@ class _Drained:
 
 class _Holds:
     """The outbox rows the relays of this process are publishing, on a store whose relays all
-    run in one process (SQLite: the main role's instance lock). A relay takes rows under the
-    mutex, reading them on a snapshot begun under it, and lets them go once their marks are
-    committed: no two relays take a row, and none takes a row already marked sent."""
+    run in one process (SQLite: the main role's instance lock). A relay takes rows while it
+    holds the turn, reading them on a snapshot begun in it, and lets them go once their marks
+    are committed: no two relays take a row, and none takes a row already marked sent. The
+    urgent lane's relay, waiting, has the next turn (as its units have the write lock first)."""
 
     def __init__(self) -> None:
-        self.mutex = threading.Lock()
-        self.rows: set[int] = set()
+        self._turn = threading.Condition()
+        self._busy = False
+        self._urgent_waiting = 0
+        self._rows: set[int] = set()
+
+    @contextmanager
+    def turn(self, urgent: bool) -> Iterator[None]:
+        """The turn to take rows: one relay at a time, an urgent one first."""
+        with self._turn:
+            self._urgent_waiting += urgent
+            try:
+                self._turn.wait_for(lambda: not self._busy and (urgent or not self._urgent_waiting))
+            finally:
+                self._urgent_waiting -= urgent
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._turn:
+                self._busy = False
+                self._turn.notify_all()
+
+    def held(self) -> frozenset[int]:
+        """The rows held now; read in a turn before the snapshot begins, so that a row let go
+        after this read is seen marked by the snapshot, or is in what it returns."""
+        with self._turn:
+            return frozenset(self._rows)
+
+    def hold(self, row_ids: Iterable[int]) -> None:
+        with self._turn:
+            self._rows.update(row_ids)
 
     def let_go(self, row_ids: Iterable[int]) -> None:
-        with self.mutex:
-            self.rows.difference_update(row_ids)
+        """Once the rows' marks are committed (or the marks failed): any turn may take them."""
+        with self._turn:
+            self._rows.difference_update(row_ids)
 
 
-# One `_Holds` per store object: every relay of a gateway shares its storage.
+# The holds of each SQLite file (two storage objects on one file share them), and of each
+# other store object (the memory store).
+_HOLDS_BY_FILE: dict[str, _Holds] = {}
 _HOLDS: weakref.WeakKeyDictionary[Storage, _Holds] = weakref.WeakKeyDictionary()
 _HOLDS_MUTEX = threading.Lock()
 
 
 def _holds_of(storage: Storage) -> _Holds:
     with _HOLDS_MUTEX:
+        if storage.kind == "sqlite":
+            return _HOLDS_BY_FILE.setdefault(storage.describe(), _Holds())
         holds = _HOLDS.get(storage)
         if holds is None:
             holds = _HOLDS[storage] = _Holds()
@@ -157,27 +193,28 @@ class RelayService:
         confirmed ones in one unit of work: the only write."""
         holds = _holds_of(self._storage)
         now = self._clock()
-        with holds.mutex:
-            held = frozenset(holds.rows)
-            # A read alone: on SQLite, a snapshot without the write lock (`Storage.run_unit`).
-            taken = self._storage.run_unit(
-                lambda uow: uow.outbox.lock_pending(
-                    self._owner,
-                    self._batch + len(held),
-                    now,
-                    self._claim_for,
-                    file_partners=self._file_partners,
-                    urgent_only=self._urgent_only,
-                )
-            )
-            pending = [item for item in taken if item.row_id not in held][: self._batch]
-            holds.rows.update(item.row_id for item in pending)
-        if not pending:
-            self._publisher.keepalive()
-            return 0
-        drained = _Drained()
-        failure: Exception | None = None
+        pending: list[PendingMessage] = []
         try:
+            with holds.turn(self._urgent_only):
+                held = holds.held()
+                # A read alone: on SQLite, a snapshot without the write lock (`run_unit`).
+                taken = self._storage.run_unit(
+                    lambda uow: uow.outbox.lock_pending(
+                        self._owner,
+                        self._batch + len(held),
+                        now,
+                        self._claim_for,
+                        file_partners=self._file_partners,
+                        urgent_only=self._urgent_only,
+                    )
+                )
+                pending = [item for item in taken if item.row_id not in held][: self._batch]
+                holds.hold([item.row_id for item in pending])
+            if not pending:
+                self._publisher.keepalive()
+                return 0
+            drained = _Drained()
+            failure: Exception | None = None
             try:
                 failure = self._publish(pending, drained)
             finally:  # also on an interrupt: what the broker confirmed is marked

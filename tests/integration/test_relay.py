@@ -118,11 +118,11 @@ def test_on_sqlite_the_relays_of_the_process_hold_their_messages_in_memory(
             )
             uow.outbox.enqueue(message, now)
     publishers = [PipelinedPublisher(broker_url, window=16) for _ in range(2)]
-    drained: list[int] = []
+    drained: dict[str, int] = {}
 
-    def drain(relay: RelayService) -> None:
+    def drain(relay: RelayService, name: str) -> None:
         while count := relay.drain():
-            drained.append(count)
+            drained[name] = drained.get(name, 0) + count
 
     try:
         assert not storage.relay_locks
@@ -130,17 +130,22 @@ def test_on_sqlite_the_relays_of_the_process_hold_their_messages_in_memory(
             RelayService(storage, publisher, batch=20, owner=f"relay-{n}")
             for n, publisher in enumerate(publishers)
         ]
-        threads = [threading.Thread(target=drain, args=(relay,)) for relay in relays]
+        threads = [
+            threading.Thread(target=drain, args=(relay, f"relay-{n}"))
+            for n, relay in enumerate(relays)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(60)
+        assert not any(thread.is_alive() for thread in threads)
     finally:
         for publisher in publishers:
             publisher.close()
         [(sent, claimed)] = storage.query("SELECT COUNT(sent_at), COUNT(claimed_by) FROM outbox")
         storage.close()
-    assert (sent, claimed, sum(drained)) == (300, 0, 300)
+    assert (sent, claimed, sum(drained.values())) == (300, 0, 300)
+    assert set(drained) == {"relay-0", "relay-1"}  # both drained, side by side
     ids: list[str] = []
     while True:
         method, props, _ = channel.basic_get(topology.LEDGER_QUEUE, auto_ack=True)

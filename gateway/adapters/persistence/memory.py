@@ -532,7 +532,8 @@ class MemoryOutbox(_Repository):
         file_partners: Sequence[str] = (),
         urgent_only: bool = False,
     ) -> list[PendingMessage]:
-        # One unit at a time holds the storage: what it takes, no other unit sees meanwhile.
+        # One unit at a time holds the storage. With `relay_locks`, what it takes no other unit
+        # sees meanwhile; without, it is a plain read and the relay holds what it read.
         del hold_for
         return _pending_messages(
             self._pending(owner, limit, now, file_partners, False, urgent_only)
