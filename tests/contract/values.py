@@ -193,3 +193,15 @@ def run_threads(workers: list[Callable[[], Any]]) -> list[Any]:
         thread.join(timeout=JOIN_SECONDS)
     assert not any(thread.is_alive() for thread in threads), "a worker is stuck"
     return results
+
+
+def draining(relay: Any) -> Callable[[], int]:
+    """A worker for `run_threads`: drains the relay until it finds nothing; how many it sent."""
+
+    def drain() -> int:
+        sent = 0
+        while count := relay.drain():
+            sent += count
+        return sent
+
+    return drain
