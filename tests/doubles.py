@@ -1,11 +1,15 @@
-"""Test doubles shared by the suites: a broker delivery and a clock the test moves by hand."""
+"""Test doubles shared by the suites: a broker delivery, a clock the test moves by hand, and a
+pipelining publisher that confirms what it is given."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from gateway.adapters.confirms import Confirmations
 from gateway.service.clock import utcnow
 
 if TYPE_CHECKING:
@@ -47,3 +51,36 @@ def pass_quiet_time(gateway: Gateway) -> None:
     clock = gateway.clock
     assert isinstance(clock, FakeClock), "build the gateway on a FakeClock to move its time"
     clock.advance(gateway.settings.batch_quiet_seconds + 0.1)
+
+
+class ConfirmingBroker:
+    """A pipelining publisher (`RelayService`'s) confirming what it is given, each message after
+    `pause` seconds, until it is told to break: at the `breaks_at`-th message it raises `error`
+    (what it took before stays confirmed). `published` lists the message ids it took."""
+
+    def __init__(
+        self, breaks_at: int | None = None, error: Exception | None = None, pause: float = 0.0
+    ) -> None:
+        self.published: list[str] = []
+        self._breaks_at = breaks_at
+        self._error = error or RuntimeError("the broker's client failed")
+        self._pause = pause
+        self._tokens: list[Hashable] = []
+
+    def submit(self, exchange: str, routing_key: str, body: bytes, **kw: Any) -> None:
+        if self._breaks_at is not None and len(self.published) == self._breaks_at:
+            raise self._error
+        if self._pause:
+            time.sleep(self._pause)
+        self.published.append(kw["message_id"])
+        self._tokens.append(kw["token"])
+
+    def flush(self, timeout: float | None = None) -> Confirmations:
+        confirmed, self._tokens = self._tokens, []
+        return Confirmations(confirmed=confirmed, latencies=[0.0] * len(confirmed))
+
+    def publish(self, exchange: str, routing_key: str, body: bytes, **kw: Any) -> None:
+        raise AssertionError("a pipelining publisher is given its messages by submit")
+
+    def keepalive(self) -> None:
+        """Nothing to keep alive."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -129,21 +128,15 @@ class _Holds:
             self._rows.difference_update(row_ids)
 
 
-# The holds of each SQLite file (two storage objects on one file share them), and of each
-# other store object (the memory store).
-_HOLDS_BY_FILE: dict[str, _Holds] = {}
-_HOLDS: weakref.WeakKeyDictionary[Storage, _Holds] = weakref.WeakKeyDictionary()
+# The holds of each database, by where it is (`Storage.describe`): two storage objects on one
+# SQLite file share them.
+_HOLDS: dict[str, _Holds] = {}
 _HOLDS_MUTEX = threading.Lock()
 
 
 def _holds_of(storage: Storage) -> _Holds:
     with _HOLDS_MUTEX:
-        if storage.kind == "sqlite":
-            return _HOLDS_BY_FILE.setdefault(storage.describe(), _Holds())
-        holds = _HOLDS.get(storage)
-        if holds is None:
-            holds = _HOLDS[storage] = _Holds()
-        return holds
+        return _HOLDS.setdefault(storage.describe(), _Holds())
 
 
 class RelayService:

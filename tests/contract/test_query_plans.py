@@ -9,7 +9,7 @@ they arrived) and reads the plan the database gives the statement.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -59,17 +59,23 @@ def _fill(storage: Storage) -> None:
             uow.orders.add(new_order(n), T0)
 
 
-def test_sqlite_marks_a_file_by_order_id_and_reads_waiting_groups_from_the_index(
-    tmp_path: Path,
-) -> None:
+def _sqlite_filled(tmp_path: Path, fill: Callable[[Storage], None]) -> Path:
+    """A SQLite database file under `tmp_path`, filled by `fill` and closed."""
     from gateway.adapters.persistence.sqlite import SqliteStorage  # noqa: PLC0415
 
     path = tmp_path / "gateway.db"
     storage = SqliteStorage(path)
     try:
-        _fill(storage)
+        fill(storage)
     finally:
         storage.close()
+    return path
+
+
+def test_sqlite_marks_a_file_by_order_id_and_reads_waiting_groups_from_the_index(
+    tmp_path: Path,
+) -> None:
+    path = _sqlite_filled(tmp_path, _fill)
     with closing(sqlite3.connect(path)) as conn:
         conn.execute(
             "UPDATE orders SET state = 'settled' WHERE order_id > ?", (order_id(RECEIVED),)
@@ -92,18 +98,25 @@ def test_sqlite_marks_a_file_by_order_id_and_reads_waiting_groups_from_the_index
         assert "COVERING INDEX orders_by_state_group" in plan, plan
 
 
+def _postgres_filled(url: str, fill: Callable[[Storage], None]) -> None:
+    """The PostgreSQL test database filled by `fill`, its storage closed."""
+    from gateway.adapters.persistence.postgres import PostgresStorage  # noqa: PLC0415
+
+    storage = PostgresStorage(url)
+    try:
+        fill(storage)
+    finally:
+        storage.close()
+
+
 def test_postgres_marks_and_moves_orders_by_order_id(postgres_url: str) -> None:
     """PostgreSQL, told by its statistics that received orders are rare, would otherwise scan
     every received order in the state index and compare it with the thousand ids."""
     import psycopg  # noqa: PLC0415 - only PostgreSQL tests need the driver
 
-    from gateway.adapters.persistence.postgres import PostgresStorage, _sql  # noqa: PLC0415
+    from gateway.adapters.persistence.postgres import _sql  # noqa: PLC0415
 
-    storage = PostgresStorage(postgres_url)
-    try:
-        _fill(storage)
-    finally:
-        storage.close()
+    _postgres_filled(postgres_url, _fill)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("UPDATE orders SET state = 'settled'")
         conn.execute("CREATE TEMP TABLE copies AS SELECT generate_series(1, %s) AS n", (PAST,))
@@ -179,14 +192,7 @@ def _fill_outbox(storage: Storage) -> None:
 
 
 def test_sqlite_reads_the_unsent_outbox_from_its_partial_indexes(tmp_path: Path) -> None:
-    from gateway.adapters.persistence.sqlite import SqliteStorage  # noqa: PLC0415
-
-    path = tmp_path / "gateway.db"
-    storage = SqliteStorage(path)
-    try:
-        _fill_outbox(storage)
-    finally:
-        storage.close()
+    path = _sqlite_filled(tmp_path, _fill_outbox)
     with closing(sqlite3.connect(path)) as conn:
         for sql, args in _outbox_statements(""):
             plan = " ".join(str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
@@ -199,13 +205,9 @@ def test_postgres_reads_the_unsent_outbox_from_its_partial_indexes(postgres_url:
     the unsent, never the table nor the primary key's every row."""
     import psycopg  # noqa: PLC0415 - only PostgreSQL tests need the driver
 
-    from gateway.adapters.persistence.postgres import PostgresStorage, _sql  # noqa: PLC0415
+    from gateway.adapters.persistence.postgres import _sql  # noqa: PLC0415
 
-    storage = PostgresStorage(postgres_url)
-    try:
-        _fill_outbox(storage)
-    finally:
-        storage.close()
+    _postgres_filled(postgres_url, _fill_outbox)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("ANALYZE outbox")
         for sql, args in _outbox_statements(" FOR UPDATE SKIP LOCKED"):

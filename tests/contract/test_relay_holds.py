@@ -4,41 +4,17 @@ files, no broker (the brokers here confirm what they are given)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.adapters.confirms import Confirmations
 from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.errors import TransientError
 from gateway.service.relay import RelayService
 from tests.contract.values import T0, draining, message, run_threads
-
-
-class _Broker:
-    """Confirms every message it is given, each after a short pause (the others run)."""
-
-    def __init__(self) -> None:
-        self.published: list[str] = []
-        self._tokens: list[Hashable] = []
-
-    def submit(self, exchange: str, routing_key: str, body: bytes, **kw: Any) -> None:
-        time.sleep(0.001)
-        self.published.append(kw["message_id"])
-        self._tokens.append(kw["token"])
-
-    def flush(self, timeout: float | None = None) -> Confirmations:
-        confirmed, self._tokens = self._tokens, []
-        return Confirmations(confirmed=confirmed, latencies=[0.0] * len(confirmed))
-
-    def publish(self, *args: Any, **kw: Any) -> None:
-        raise AssertionError("messages are handed over by submit")
-
-    def keepalive(self) -> None:
-        """Nothing to keep alive."""
+from tests.doubles import ConfirmingBroker
 
 
 @pytest.fixture
@@ -63,7 +39,7 @@ def test_three_relays_publish_each_message_once_and_write_no_claim(
     no row was ever claimed."""
     _enqueue(storage, 300)
     second = SqliteStorage(storage.path, upgrade=False)
-    brokers = [_Broker() for _ in range(3)]
+    brokers = [ConfirmingBroker(pause=0.001) for _ in range(3)]
     stores = [storage, storage, second]
     relays = [
         RelayService(store, broker, clock=lambda: T0, batch=7, owner=f"relay-{n}")
@@ -87,7 +63,7 @@ def test_a_failed_mark_lets_the_messages_go_for_the_next_drain(
     messages stay pending and are no longer held, so the next drain sends them again (the
     same ids: the ledger drops the second copy)."""
     _enqueue(storage, 5)
-    broker = _Broker()
+    broker = ConfirmingBroker()
     relay = RelayService(storage, broker, clock=lambda: T0, batch=10)
     real_unit = storage.unit_of_work
 
@@ -99,7 +75,7 @@ def test_a_failed_mark_lets_the_messages_go_for_the_next_drain(
         relay.drain()
     monkeypatch.setattr(storage, "unit_of_work", real_unit)
     assert storage.queries.outbox_pending() == (5, T0)
-    again = RelayService(storage, _Broker(), clock=lambda: T0, batch=10, owner="relay-b")
+    again = RelayService(storage, ConfirmingBroker(), clock=lambda: T0, batch=10, owner="relay-b")
     assert again.drain() == 5
     assert storage.queries.outbox_pending() == (0, None)
     assert len(broker.published) == 5

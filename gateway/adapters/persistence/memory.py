@@ -1115,7 +1115,8 @@ class MemoryStorage:
         return copy.deepcopy(self._state)
 
     def describe(self) -> str:
-        return "memory"
+        # Each store its own: the relays keep their holds by it.
+        return f"memory:{id(self):x}"
 
     def schema(self) -> tuple[int, int]:
         """No schema to migrate: always current."""
