@@ -71,7 +71,7 @@ def build(
     out_dir.mkdir(parents=True, exist_ok=True)
     for msg_id, orders in batches:
         try:
-            root, _ = render(msg_id, profile, orders, now, settings.initiating_party)
+            root = render(msg_id, profile, orders, now, settings.initiating_party).tree()
         except InvalidMessage as exc:
             raise GatewayError(f"{orders_file}: file {msg_id}: {exc}") from None
         body = to_bytes(root) if keypair is None else sign(root, keypair)

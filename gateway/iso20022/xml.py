@@ -90,10 +90,20 @@ def _refuse_dtd(root: etree._Element) -> None:
         raise InvalidMessage("document uses an entity reference; entities are refused")
 
 
+# The declaration lxml writes before a document serialised as UTF-8.
+XML_DECLARATION = b"<?xml version='1.0' encoding='UTF-8'?>\n"
+
+
 def to_bytes(root: etree._Element) -> bytes:
     """Serialise a document as UTF-8 with an XML declaration."""
     data: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     return data
+
+
+def file_of(canonical: bytes) -> bytes:
+    """The file of a document written as its canonical UTF-8 text (no declaration): the
+    declaration, then the text, as `to_bytes` writes the tree parsed from that text."""
+    return XML_DECLARATION + canonical
 
 
 # --- Tags and paths -----------------------------------------------------------------------------

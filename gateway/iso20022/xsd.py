@@ -104,7 +104,7 @@ def _describe(entry: etree._LogEntry, root: etree._Element) -> str:
         attribute, message, element = None, entry.message, "?"
     located = _element_at(root, entry.path)
     if located is not None:
-        element = _readable_path(located, root)
+        element = _readable_path(located, root) + _transaction_of(located)
     if attribute:
         element = f"{element}@{attribute}"
     message = _CLARK.sub("", message).strip()
@@ -124,6 +124,17 @@ def _element_at(root: etree._Element, path: str | None) -> etree._Element | None
     if isinstance(result, list) and result and isinstance(result[0], etree._Element):
         return result[0]
     return None
+
+
+def _transaction_of(element: etree._Element) -> str:
+    """` (EndToEndId X)` when the element is in a credit transfer that has one, else ''."""
+    node: etree._Element | None = element
+    while node is not None and etree.QName(node).localname != "CdtTrfTxInf":
+        node = node.getparent()
+    if node is None:
+        return ""
+    ids = node.xpath("*[local-name()='PmtId']/*[local-name()='EndToEndId']/text()")
+    return f" (EndToEndId {ids[0]})" if isinstance(ids, list) and ids else ""
 
 
 def _readable_path(element: etree._Element, top: etree._Element) -> str:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -21,7 +22,7 @@ from gateway.domain.text import Charset, fit
 from gateway.errors import GatewayError, InvalidMessage
 from gateway.iso20022 import apphdr, xsd
 from gateway.iso20022.model import OutboundBatch, PaymentGroup
-from gateway.iso20022.pain001 import build_pain001
+from gateway.iso20022.pain001 import WrittenPain001, write_pain001
 from gateway.metrics import NO_METRICS, Metrics
 from gateway.service.channels import PRIORITY_HEADER, TO_BANK_EXCHANGE
 from gateway.service.clock import Clock, utcnow
@@ -368,16 +369,50 @@ class BatchService:
             take(row.order_id, row.payload) or order_from_payload(json.loads(row.payload))
             for row in stored
         ]
-        root, groups = render(
+        rendered = render(
             msg_id, partner, orders, now, self._settings.initiating_party, validate=False
         )
         ring = self._keys.ring(partner.signature.key)
         # The XSD check runs while the signature's digest is computed; nothing is signed unless
         # it passes.
         signed = sign_for_partner(
-            root, ring, partner.signature, f"{msg_id}.xml", now, check=lambda: xsd.validate(root)
+            rendered.envelope,
+            ring,
+            partner.signature,
+            f"{msg_id}.xml",
+            now,
+            check=rendered.check,
+            canonical=rendered.canonical,
         )
-        return signed, len(orders), total([o.money.amount for o in orders]), groups
+        return signed, len(orders), total([o.money.amount for o in orders]), rendered.groups
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """The unsigned file of one batch for a partner, with its payment groups: the pain.001 as
+    its canonical text (`write_pain001`), or, for a partner that takes a head.001 AppHdr, the
+    tree of the envelope holding both."""
+
+    groups: tuple[PaymentGroup, ...]
+    written: WrittenPain001 | None
+    envelope: etree._Element | None = None
+
+    @property
+    def canonical(self) -> bytes | None:
+        """The file's bytes without the XML declaration (None for an envelope)."""
+        return None if self.written is None else self.written.canonical
+
+    def tree(self) -> etree._Element:
+        """The file's tree: the envelope, or the pain.001 parsed from its text."""
+        if self.envelope is not None:
+            return self.envelope
+        assert self.written is not None
+        return self.written.parse()
+
+    def check(self) -> None:
+        """The XSD validation of the file (each part of an envelope against its own XSD). The
+        pain.001's tree, parsed for it, is let go once checked: only the text is kept."""
+        xsd.validate(self.tree())
 
 
 def render(
@@ -388,21 +423,21 @@ def render(
     initiating_party: str,
     *,
     validate: bool = True,
-) -> tuple[etree._Element, tuple[PaymentGroup, ...]]:
+) -> Rendered:
     """The validated, unsigned file of one batch for a partner: pain.001, in its envelope when the
     partner takes a head.001 AppHdr (each part checked against its own XSD). With validate=False
-    the caller validates the returned root (`xsd.validate`), e.g. while signing it."""
+    the caller validates it (`Rendered.check`), e.g. while signing it."""
     policy = partner.messages
     groups = payment_groups(msg_id, orders)
     batch = OutboundBatch(
         msg_id=msg_id, created_at=now, initiating_party=initiating_party, groups=groups
     )
-    root = build_pain001(
+    written = write_pain001(
         batch, policy.pain001_version, charset=policy.charset, account_id=policy.account_id
     )
-    if validate:
-        xsd.validate(root)
-    if policy.app_header:
+    if not policy.app_header:
+        rendered = Rendered(groups, written)
+    else:
         header = apphdr.build_app_header(
             apphdr.AppHeader(
                 sender_name=fit(initiating_party, Charset(policy.charset), "AppHdr/Fr", 140),
@@ -412,7 +447,7 @@ def render(
                 created_at=now,
             )
         )
-        if validate:
-            xsd.validate(header)
-        root = apphdr.wrap(header, root)
-    return root, groups
+        rendered = Rendered(groups, None, apphdr.wrap(header, written.parse()))
+    if validate:
+        rendered.check()
+    return rendered

@@ -21,7 +21,7 @@ from lxml import etree
 from gateway.iso20022.apphdr import BIZMSG
 from gateway.iso20022.limits import check_limits
 from gateway.iso20022.namespaces import BIZMSG_NS, DsigAlgorithm
-from gateway.iso20022.xml import parse_checked, parse_xml, precheck, to_bytes
+from gateway.iso20022.xml import file_of, parse_checked, parse_xml, precheck, to_bytes
 from gateway.profile.inbound import InboundPolicy
 from gateway.profile.signature import SignaturePolicy
 from gateway.signing.keys import KeyRing, SigningKey
@@ -47,6 +47,7 @@ from gateway.signing.xmldsig import (
     refuse_hidden_content,
     sign_detached,
     sign_enveloped,
+    sign_enveloped_text,
     strip_signature,
 )
 
@@ -81,28 +82,40 @@ class VerifiedFile:
 
 
 def sign_for_partner(
-    root: etree._Element,
+    root: etree._Element | None,
     ring: KeyRing,
     policy: SignaturePolicy,
     file_name: str,
     at: datetime,
     *,
     check: Callable[[], None] | None = None,
+    canonical: bytes | None = None,
 ) -> SignedFile:
     """Sign a built file as the partner's policy says, with our key active at `at`.
 
     `check` (the XSD validation) reads the unsigned tree and must pass before anything is
-    signed; for an enveloped signature it runs while the digest is computed.
+    signed; for an enveloped signature of a tree it runs while the digest is computed.
+
+    `canonical`, when the builder gives it, is the document as the bytes of its exclusive
+    canonical form (`gateway.iso20022.pain001.write_pain001`), and `root` may then be None: the
+    file is made from these bytes, and an enveloped signature digests them, with no tree.
     """
-    if policy.mode in ("none", "detached") and check is not None:
-        check()
-    if policy.mode == "none":
-        return SignedFile(to_bytes(root))
-    pair = ring.signing_pair(at)
-    if policy.mode == "detached":
-        body = to_bytes(root)
+    if root is None and canonical is None:
+        raise ValueError("sign_for_partner needs the document's tree or its canonical text")
+    if policy.mode in ("none", "detached"):
+        if check is not None:
+            check()
+        body = file_of(canonical) if canonical is not None else to_bytes(root)
+        if policy.mode == "none":
+            return SignedFile(body)
+        pair = ring.signing_pair(at)
         return SignedFile(body, sign_detached(body, file_name, pair), pair.key_id)
-    return SignedFile(sign_enveloped(root, pair, alongside=check), None, pair.key_id)
+    pair = ring.signing_pair(at)
+    if canonical is not None:
+        signed = sign_enveloped_text(canonical, pair, check=check)
+    else:
+        signed = sign_enveloped(root, pair, alongside=check)
+    return SignedFile(signed, None, pair.key_id)
 
 
 def verify_for_partner(

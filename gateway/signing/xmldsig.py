@@ -41,7 +41,7 @@ from lxml import etree
 from gateway.errors import InvalidMessage
 from gateway.iso20022.apphdr import BIZMSG
 from gateway.iso20022.namespaces import DSIG_NS, DsigAlgorithm, MessageType
-from gateway.iso20022.xml import to_bytes
+from gateway.iso20022.xml import XML_DECLARATION, to_bytes
 from gateway.signing.keys import KeyPair, SigningKey
 
 HEAD_NS = MessageType.HEAD_001_001_02.namespace
@@ -207,15 +207,14 @@ def sign_enveloped(
         else:
             after.addprevious(holder)
     try:
-        digest = _digest_alongside(root, alongside)
-        _child(signature, "SignedInfo/Reference/DigestValue").text = _base64_text(digest)
-        _fill_x509_data(signature, pair.cert_pem)
-        (root if holder is None else holder).append(signature)
-        canonical = etree.tostring(
-            _child(signature, "SignedInfo"), method="c14n", exclusive=True, with_comments=False
+        digest = _digest_alongside(
+            lambda sink: etree.ElementTree(root).write_c14n(
+                sink, exclusive=True, with_comments=False
+            ),
+            alongside,
         )
-        value = _signature_value(pair, canonical)
-        _child(signature, "SignatureValue").text = _base64_text(value)
+        (root if holder is None else holder).append(signature)
+        _complete(signature, pair, digest)
         return _serialised(root)
     except xmlsec.Error as exc:
         raise SignatureError(f"signing failed: {exc}") from None
@@ -223,6 +222,48 @@ def sign_enveloped(
         inserted = signature if holder is None else holder
         if inserted.getparent() is not None:
             place.remove(inserted)
+
+
+def sign_enveloped_text(
+    canonical: bytes, pair: SigningKey, *, check: Callable[[], None] | None = None
+) -> bytes:
+    """Sign, enveloped at its root, a document given as the bytes of its exclusive canonical form
+    (as `gateway.iso20022.pain001.write_pain001` writes it); return the signed file.
+
+    The reference digest is SHA-256 of these bytes: what the enveloped-signature transform then
+    exclusive C14N yield from the signed file, since ds:Signature goes in as the root's last child
+    with no text around it. SignedInfo is canonicalised standing alone, which exclusive C14N
+    allows (it writes a namespace where it is used and inherits no xml: attribute). The file is
+    the XML declaration, the bytes, and ds:Signature before the root's end tag: what
+    `sign_enveloped` writes from the tree parsed from the same bytes, without a pass over a
+    tree. `check` (the tree parsed from the bytes, XSD-validated) runs first, in this thread
+    (where the tree's memory is reused best; the digest alone takes a few hundredths of a second
+    at 100,000 transactions), and nothing is signed unless it passes.
+    """
+    end = canonical.rfind(b"</")
+    if not canonical.startswith(b"<") or end <= 0 or not canonical.endswith(b">"):
+        raise SignatureError("the text to sign is not a document ending with its root's end tag")
+    if check is not None:
+        check()
+    digest = hashlib.sha256(canonical).digest()
+    signature = _template(pair, "", enveloped=True)
+    try:
+        _complete(signature, pair, digest)
+    except xmlsec.Error as exc:
+        raise SignatureError(f"signing failed: {exc}") from None
+    text = memoryview(canonical)
+    return b"".join((XML_DECLARATION, text[:end], etree.tostring(signature), text[end:]))
+
+
+def _complete(signature: etree._Element, pair: SigningKey, digest: bytes) -> None:
+    """Fill a signature template: the reference's digest, our certificate, and the signature
+    value over SignedInfo canonicalised (exclusive C14N) where the template stands."""
+    _child(signature, "SignedInfo/Reference/DigestValue").text = _base64_text(digest)
+    _fill_x509_data(signature, pair.cert_pem)
+    canonical = etree.tostring(
+        _child(signature, "SignedInfo"), method="c14n", exclusive=True, with_comments=False
+    )
+    _child(signature, "SignatureValue").text = _base64_text(_signature_value(pair, canonical))
 
 
 def sign_enveloped_by_library(root: etree._Element, pair: KeyPair) -> bytes:
@@ -267,20 +308,23 @@ def _enveloped_place(root: etree._Element) -> etree._Element:
     return signature_place(root)
 
 
-def _digest_alongside(root: etree._Element, check: Callable[[], None] | None) -> bytes:
-    """SHA-256 of the document's exclusive C14N (without comments), with `check` run meanwhile.
+def _digest_alongside(
+    write: Callable[[_Digest], object], check: Callable[[], None] | None
+) -> bytes:
+    """SHA-256 of what `write` puts into the sink (a document's exclusive C14N, without
+    comments), with `check` run meanwhile.
 
-    The canonical form is streamed into the hash, never held whole. Both threads only read the
-    tree; the check's error, if any, is raised once both are done.
+    The canonical form is streamed into the hash, never held whole. The check only reads; its
+    error, if any, is raised once both are done.
     """
     digest = _Digest()
     if check is None:
-        etree.ElementTree(root).write_c14n(digest, exclusive=True, with_comments=False)
+        write(digest)
         return digest.value()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xsd-check") as pool:
         checked = pool.submit(check)
         try:
-            etree.ElementTree(root).write_c14n(digest, exclusive=True, with_comments=False)
+            write(digest)
         finally:
             wait([checked])
     checked.result()

@@ -1,6 +1,7 @@
-"""The gateway's enveloped signing (digest from lxml's exclusive C14N, SignedInfo signed by
-libxmlsec1) against libxmlsec1's own enveloped signing, python-xmlsec's verification, the xmlsec1
-command line and signxml; and the XSD check that runs beside it."""
+"""The gateway's enveloped signing (digest from lxml's exclusive C14N, or from the builder's
+canonical text; SignedInfo signed by libxmlsec1) against libxmlsec1's own enveloped signing,
+python-xmlsec's verification, the xmlsec1 command line and signxml; and the XSD check that runs
+beside it."""
 
 from __future__ import annotations
 
@@ -20,18 +21,21 @@ from signxml.verifier import SignatureConfiguration
 from gateway.errors import InvalidMessage
 from gateway.iso20022 import apphdr, xsd
 from gateway.iso20022.model import OutboundBatch
-from gateway.iso20022.pain001 import build_pain001
+from gateway.iso20022.pain001 import build_pain001, write_pain001
+from gateway.iso20022.xml import file_of
 from gateway.profile.signature import SignaturePolicy
 from gateway.signing import KeyPair, KeyRing, generate_keypair, sign_for_partner
 from gateway.signing.xmldsig import (
     SGNTR,
     SIGNATURE,
+    SignatureError,
     sign_enveloped,
     sign_enveloped_by_library,
+    sign_enveloped_text,
 )
 from tests.conftest import xmlsec1_verify
 from tests.property.test_iso_properties import batches
-from tests.unit.factories import benefits_batch
+from tests.unit.factories import batch, benefits_batch, group, order
 
 pytestmark = pytest.mark.interop
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
@@ -109,13 +113,45 @@ def test_fast_signatures_equal_the_librarys_and_verify_in_python_xmlsec(
     assert not xmlsec_verifies(curve.replace(b"</MsgId>", b"1</MsgId>", 1), ECDSA)
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=batches(), version=st.sampled_from(["pain.001.001.09", "pain.001.001.03"]))
+def test_signing_the_canonical_text_writes_the_trees_signed_file(
+    batch: OutboundBatch, version: str
+) -> None:
+    """Signed from the builder's canonical text, the file is byte for byte the one signed from
+    the tree (RSA), and an ECDSA signature of it verifies; a changed byte does not."""
+    written = write_pain001(batch, version)
+    fast = sign_enveloped_text(written.canonical, RSA)
+    assert fast == sign_enveloped(written.parse(), RSA)
+    assert xmlsec_verifies(fast, RSA)
+    curve = sign_enveloped_text(written.canonical, ECDSA)
+    assert xmlsec_verifies(curve, ECDSA)
+    assert not xmlsec_verifies(curve.replace(b"</MsgId>", b"1</MsgId>", 1), ECDSA)
+
+
+def test_awkward_text_signed_from_its_canonical_form_verifies_in_both_verifiers() -> None:
+    """A carriage return, a tab, quotes and markup characters in names: the text signed as
+    written verifies in python-xmlsec and signxml (the tree's file writes the carriage return
+    as another character reference, so the two files differ there and only there)."""
+    awkward = 'Nguyễn "Hồng"\r\n\tNhung & <Co>'
+    written = write_pain001(batch(group([order(1, name=awkward, remittance=awkward)])))
+    for pair in (RSA, ECDSA):
+        signed = sign_enveloped_text(written.canonical, pair)
+        assert xmlsec_verifies(signed, pair)
+        signxml_verify(signed, pair)
+    tree = sign_enveloped(written.parse(), RSA)
+    assert sign_enveloped_text(written.canonical, RSA) == tree.replace(b"&#13;", b"&#xD;")
+
+
 @pytest.mark.slow  # a 10,000-transaction file through two other implementations
 @pytest.mark.parametrize("pair", [RSA, ECDSA], ids=["rsa", "ecdsa"])
 def test_a_10000_transaction_file_verifies_with_xmlsec1_and_signxml(
     pair: KeyPair, xmlsec1: str, tmp_path: Path
 ) -> None:
-    """A 10,000-transaction pain.001 signed by the gateway passes both independent verifiers."""
-    root = build_pain001(benefits_batch(10_000))
+    """A 10,000-transaction pain.001 signed as the batcher signs it (from the builder's canonical
+    text) passes both independent verifiers."""
+    written = write_pain001(benefits_batch(10_000))
+    root = written.parse()
     signed = sign_for_partner(
         root,
         KeyRing("kbnn", pair),
@@ -123,6 +159,7 @@ def test_a_10000_transaction_file_verifies_with_xmlsec1_and_signxml(
         "f.xml",
         NOW,
         check=lambda: xsd.validate(root),
+        canonical=written.canonical,
     )
     (tmp_path / "f.xml").write_bytes(signed.body)
     (tmp_path / "c.pem").write_bytes(pair.cert_pem)
@@ -181,10 +218,12 @@ def test_in_an_envelope_the_check_runs_first_without_the_sgntr_holder() -> None:
     assert seen == [True]
 
 
+@pytest.mark.parametrize("from_text", [False, True], ids=["tree", "canonical-text"])
 @pytest.mark.parametrize("mode", ["enveloped", "detached", "none"])
-def test_a_failing_check_signs_nothing_and_leaves_the_tree(mode: str) -> None:
+def test_a_failing_check_signs_nothing_and_leaves_the_tree(mode: str, from_text: bool) -> None:
     """When the XSD check fails its error comes out, and the tree is as it was."""
-    root = build_pain001(benefits_batch(50))
+    written = write_pain001(benefits_batch(50))
+    root = written.parse()
     before = etree.tostring(root)
 
     def check() -> None:
@@ -192,9 +231,50 @@ def test_a_failing_check_signs_nothing_and_leaves_the_tree(mode: str) -> None:
 
     with pytest.raises(InvalidMessage, match="fails its XSD"):
         sign_for_partner(
-            root, KeyRing("k", RSA), SignaturePolicy(mode=mode), "f.xml", NOW, check=check
+            root,
+            KeyRing("k", RSA),
+            SignaturePolicy(mode=mode),
+            "f.xml",
+            NOW,
+            check=check,
+            canonical=written.canonical if from_text else None,
         )
     assert etree.tostring(root) == before
+
+
+@pytest.mark.parametrize("mode", ["enveloped", "detached", "none"])
+def test_every_mode_makes_the_same_file_from_the_canonical_text(mode: str) -> None:
+    """Given the canonical text and no tree, unsigned and detached files are the declaration and
+    the text: the bytes the tree serialises to; an enveloped file is the tree's signed file. The
+    check runs once."""
+    written = write_pain001(benefits_batch(20))
+    ring, policy = KeyRing("k", RSA), SignaturePolicy(mode=mode)
+    checks: list[str] = []
+    from_tree = sign_for_partner(written.parse(), ring, policy, "f.xml", NOW)
+    from_text = sign_for_partner(
+        None,
+        ring,
+        policy,
+        "f.xml",
+        NOW,
+        check=lambda: checks.append("xsd"),
+        canonical=written.canonical,
+    )
+    assert checks == ["xsd"]
+    assert from_text == from_tree
+    if mode != "enveloped":
+        assert from_text.body == file_of(written.canonical)
+    else:
+        assert xmlsec_verifies(from_text.body, RSA)
+    with pytest.raises(ValueError, match="tree or its canonical text"):
+        sign_for_partner(None, ring, policy, "f.xml", NOW)
+
+
+def test_text_that_is_not_a_document_is_refused_before_signing() -> None:
+    """Only a document ending with its root's end tag can take the signature before it."""
+    for text in (b"", b"plain", b"<Document/>", b"<Document>open"):
+        with pytest.raises(SignatureError, match="not a document ending with its root's end tag"):
+            sign_enveloped_text(text, RSA)
 
 
 def test_a_document_with_content_outside_its_root_is_refused() -> None:

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from gateway.commands.iso import _batches
 from gateway.domain.money import MINOR_UNITS, Money
@@ -17,10 +18,10 @@ from gateway.domain.orders import Account, Budget, Category, ClearingMember, Par
 from gateway.domain.text import LATIN_SET
 from gateway.iso20022 import xsd
 from gateway.iso20022.model import OutboundBatch, PaymentGroup, StatusReport, TxStatus
-from gateway.iso20022.pain001 import build_pain001, read_pain001
+from gateway.iso20022.pain001 import build_pain001, read_pain001, write_pain001
 from gateway.iso20022.pain002 import build_pain002
 from gateway.iso20022.reading import read_file
-from gateway.iso20022.xml import to_bytes
+from gateway.iso20022.xml import file_of, to_bytes
 from gateway.service.intake import group_key
 from tests.unit.factories import CREATED_AT, TREASURY
 
@@ -108,6 +109,25 @@ def batches(draw: st.DrawFn) -> OutboundBatch:
 
 VERSIONS = st.sampled_from(["pain.001.001.09", "pain.001.001.03"])
 CHARSETS = st.sampled_from(["utf8", "latin"])
+
+
+def exclusive_c14n(root: etree._Element) -> bytes:
+    canonical: bytes = etree.tostring(root, method="c14n", exclusive=True, with_comments=False)
+    return canonical
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=batches(), version=VERSIONS, charset=CHARSETS)
+def test_the_written_text_is_the_documents_exclusive_canonical_form(
+    batch: OutboundBatch, version: str, charset: str
+) -> None:
+    """What an enveloped signature digests: the builder's text is exactly libxml2's exclusive
+    C14N of the tree, and of the file as a bank parses it."""
+    written = write_pain001(batch, version, charset=charset)
+    assert exclusive_c14n(written.parse()) == written.canonical
+    as_received = etree.fromstring(file_of(written.canonical))
+    assert exclusive_c14n(as_received) == written.canonical
+    assert file_of(written.canonical) == to_bytes(written.parse())
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -67,13 +67,16 @@ def test_batcher_renders_an_envelope_for_an_app_header_partner(
     """With app_header on, the rendered file is a valid envelope that signs, verifies and reads."""
     partner = settings.partners["agribank"]
     partner = replace(partner, messages=replace(partner.messages, app_header=True))
-    root, groups = render(
+    rendered = render(
         "KBNN-20250314-AGRIBANK-0000001",
         partner,
         [order(1), order(2)],
         CREATED_AT,
         settings.initiating_party,
     )
+    root, groups = rendered.tree(), rendered.groups
+    # In an envelope the file is signed from its tree: no canonical text of the pain.001 alone.
+    assert rendered.canonical is None
     assert etree.QName(root).localname == "BizMsg"
     head, _ = apphdr.split(root)
     assert head is not None

@@ -18,8 +18,8 @@ from gateway.domain.orders import Account, Budget, Category
 from gateway.errors import InvalidMessage
 from gateway.iso20022 import xsd
 from gateway.iso20022.model import OutboundBatch
-from gateway.iso20022.pain001 import build_pain001, read_pain001
-from gateway.iso20022.xml import parse_xml, to_bytes
+from gateway.iso20022.pain001 import build_pain001, read_pain001, write_pain001
+from gateway.iso20022.xml import file_of, parse_xml, to_bytes
 from tests.unit.factories import CREATED_AT, batch, benefits_batch, group, order
 
 V09 = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
@@ -202,17 +202,34 @@ def test_refusals_say_what_is_wrong() -> None:
         build_pain001(batch(group([order(1, account=Account())])))
 
 
-def test_an_xsd_failure_names_the_transaction_line_and_element() -> None:
-    """Each transaction sits on its own line, so an XSD error points straight at it."""
+def test_an_xsd_failure_names_the_transaction_and_element() -> None:
+    """The file is one line (its canonical form): an XSD error names the element's path and the
+    transaction's EndToEndId."""
     bad = order(2)
     bad = replace(bad, creditor=replace(bad.creditor, agent_bic="NOTABIC"))
     root = build_pain001(batch(group([order(1), bad, order(3)])))
     with pytest.raises(InvalidMessage) as refused:
         xsd.validate(root)
     assert str(refused.value).startswith(
-        "pain.001.001.09 fails its XSD: line 4: "
-        "CstmrCdtTrfInitn/PmtInf/CdtTrfTxInf[2]/CdtrAgt/FinInstnId/BICFI: [facet 'pattern']"
+        "pain.001.001.09 fails its XSD: line 1: CstmrCdtTrfInitn/PmtInf/CdtTrfTxInf[2]/CdtrAgt/"
+        "FinInstnId/BICFI (EndToEndId ORD-2025-0000002): [facet 'pattern']"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a\rb", "a\r\nb", "tab\there", 'say "yes" & <no>', "  spaced  ", " ", "]]>", "x\n"],
+    ids=["cr", "crlf", "tab", "quotes-and-markup", "outer-spaces", "blank", "cdata-end", "lf"],
+)
+def test_awkward_text_is_written_in_its_canonical_form(text: str) -> None:
+    """Carriage returns, tabs, quotes, markup characters and blank text: the written bytes are
+    libxml2's exclusive C14N of the document, and the text reads back as it was given."""
+    written = write_pain001(batch(group([order(1, name=text, remittance=text)])))
+    canonical = etree.tostring(written.parse(), method="c14n", exclusive=True)
+    assert canonical == written.canonical
+    parsed = etree.fromstring(file_of(written.canonical))
+    names = parsed.xpath("//*[local-name()='Cdtr']/*[local-name()='Nm']/text()")
+    assert names == [text]
 
 
 def test_a_name_too_long_after_nfc_is_refused_before_the_xsd() -> None:
