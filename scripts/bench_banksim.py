@@ -5,11 +5,12 @@ Usage: .venv/bin/python scripts/bench_banksim.py [--txs 20000] [--repeat 3]
 
 The file is the gateway's own: orders of the end-to-end benchmark's mix
 (`gateway.bench.orders.generate`: Vietnamese names, domestic accounts, 0.2% to accounts the bank
-refuses as closed) built by `build_pain001` and signed enveloped with `gateway.signing.sign`, as
-the batcher does. The bank is a `BankSimulator` as `gateway bank-sim` wires it (enveloped
-signatures, the treasury's certificate trusted, its record in a fresh SQLite file per run) with a
-fixed clock, so that with the keys kept in var/bench/banksim-keys the replies are the same bytes
-from run to run and from commit to commit: their SHA-256 is printed to compare two versions.
+refuses as closed) written by `write_pain001`, XSD-checked and signed enveloped from its text
+(`sign_enveloped_text`), as the batcher does. The bank is a `BankSimulator` as `gateway bank-sim`
+wires it (enveloped signatures, the treasury's certificate trusted, its record in a fresh SQLite
+file per run) with a fixed clock, so that with the keys kept in var/bench/banksim-keys the
+replies are the same bytes from run to run and from commit to commit: their SHA-256 is printed
+to compare two versions.
 
 Each stage's wall time (inclusive: "camt.054" holds its build, validate and sign) is measured by
 wrapping the functions `receive` calls; "rest" is what `receive` spent outside them (deciding each
@@ -42,9 +43,10 @@ from gateway.bench.orders import generate  # noqa: E402
 from gateway.domain.orders import PaymentOrder, order_from_payload  # noqa: E402
 from gateway.iso20022 import xsd  # noqa: E402
 from gateway.iso20022.model import OutboundBatch, PaymentGroup  # noqa: E402
-from gateway.iso20022.pain001 import build_pain001  # noqa: E402
+from gateway.iso20022.pain001 import write_pain001  # noqa: E402
 from gateway.profile.signature import SignaturePolicy  # noqa: E402
-from gateway.signing import KeyPair, ensure_keypair, sign, trusted  # noqa: E402
+from gateway.signing import KeyPair, ensure_keypair, trusted  # noqa: E402
+from gateway.signing.xmldsig import sign_enveloped_text  # noqa: E402
 
 KEYS = ROOT / "var" / "bench" / "banksim-keys"
 CREATED = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -73,8 +75,11 @@ def signed_file(count: int, treasury: KeyPair) -> tuple[bytes, frozenset[str]]:
             for index, orders in enumerate(groups.values())
         ),
     )
-    root = build_pain001(batch)
-    return sign(root, treasury, check=lambda: xsd.validate(root)), bench.closed
+    written = write_pain001(batch)
+    signed = sign_enveloped_text(
+        written.canonical, treasury, check=lambda: xsd.validate(written.parse())
+    )
+    return signed, bench.closed
 
 
 class Stages:

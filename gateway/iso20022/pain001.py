@@ -407,10 +407,14 @@ def _encoded(text: str, kind: MessageType) -> bytes:
 
 
 def _located(writer: _Writer, batch: OutboundBatch) -> InvalidMessage:
-    """The error of a text that does not parse, naming the order (or part) where it is."""
-    text = _encoded("\n".join(writer.document(batch)), writer.kind)
+    """The error of a text that does not parse, naming the order (or part) where it is.
+
+    The parts are parsed again one a line, a line break inside a part written as a character
+    reference, so that the error's line is the part's.
+    """
+    parts = (part.replace("\n", "&#10;") for part in writer.document(batch))
     try:
-        etree.fromstring(text, _OWN_TEXT)
+        etree.fromstring(_encoded("\n".join(parts), writer.kind), _OWN_TEXT)
     except etree.XMLSyntaxError as exc:
         labels = writer.labels(batch)
         line = exc.lineno or 0

@@ -102,7 +102,8 @@ def to_bytes(root: etree._Element) -> bytes:
 
 def file_of(canonical: bytes) -> bytes:
     """The file of a document written as its canonical UTF-8 text (no declaration): the
-    declaration, then the text, as `to_bytes` writes the tree parsed from that text."""
+    declaration, then the text. It is what `to_bytes` writes of the tree parsed from that text,
+    but for a carriage return in text, which C14N writes `&#xD;` and lxml `&#13;`."""
     return XML_DECLARATION + canonical
 
 

@@ -13,7 +13,7 @@ from gateway import paths
 from gateway.errors import ConfigError, InvalidMessage
 from gateway.iso20022 import apphdr
 from gateway.iso20022.namespaces import MessageType, message_type, namespace_of
-from gateway.iso20022.xml import PARSER
+from gateway.iso20022.xml import PARSER, shown
 
 SCHEMAS_ENV = "GATEWAY_SCHEMAS_DIR"
 MAX_REPORTED_ERRORS = 3
@@ -134,7 +134,7 @@ def _transaction_of(element: etree._Element) -> str:
     if node is None:
         return ""
     ids = node.xpath("*[local-name()='PmtId']/*[local-name()='EndToEndId']/text()")
-    return f" (EndToEndId {ids[0]})" if isinstance(ids, list) and ids else ""
+    return f" (EndToEndId {shown(str(ids[0]))})" if isinstance(ids, list) and ids else ""
 
 
 def _readable_path(element: etree._Element, top: etree._Element) -> str:

@@ -373,8 +373,8 @@ class BatchService:
             msg_id, partner, orders, now, self._settings.initiating_party, validate=False
         )
         ring = self._keys.ring(partner.signature.key)
-        # The XSD check runs while the signature's digest is computed; nothing is signed unless
-        # it passes.
+        # Nothing is signed unless the XSD check passes (it parses the pain.001 from the very
+        # text that is signed and sent; an envelope is checked while its digest is computed).
         signed = sign_for_partner(
             rendered.envelope,
             ring,

@@ -97,11 +97,12 @@ def sign_for_partner(
     signed; for an enveloped signature of a tree it runs while the digest is computed.
 
     `canonical`, when the builder gives it, is the document as the bytes of its exclusive
-    canonical form (`gateway.iso20022.pain001.write_pain001`), and `root` may then be None: the
-    file is made from these bytes, and an enveloped signature digests them, with no tree.
+    canonical form (`gateway.iso20022.pain001.write_pain001`), given instead of `root`: the file
+    is made from these bytes, and an enveloped signature digests them, with no tree (`check`
+    then parses its own, from the same bytes, so what is validated is what is sent).
     """
-    if root is None and canonical is None:
-        raise ValueError("sign_for_partner needs the document's tree or its canonical text")
+    if (root is None) == (canonical is None):
+        raise ValueError("sign_for_partner takes the document's tree or its canonical text")
     if policy.mode in ("none", "detached"):
         if check is not None:
             check()

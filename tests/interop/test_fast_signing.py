@@ -151,16 +151,22 @@ def test_a_10000_transaction_file_verifies_with_xmlsec1_and_signxml(
     """A 10,000-transaction pain.001 signed as the batcher signs it (from the builder's canonical
     text) passes both independent verifiers."""
     written = write_pain001(benefits_batch(10_000))
-    root = written.parse()
+    checked: list[bool] = []
+
+    def check() -> None:
+        xsd.validate(written.parse())
+        checked.append(True)
+
     signed = sign_for_partner(
-        root,
+        None,
         KeyRing("kbnn", pair),
         SignaturePolicy(),
         "f.xml",
         NOW,
-        check=lambda: xsd.validate(root),
+        check=check,
         canonical=written.canonical,
     )
+    assert checked == [True]
     (tmp_path / "f.xml").write_bytes(signed.body)
     (tmp_path / "c.pem").write_bytes(pair.cert_pem)
     result = xmlsec1_verify(xmlsec1, tmp_path / "f.xml", tmp_path / "c.pem")
@@ -221,7 +227,8 @@ def test_in_an_envelope_the_check_runs_first_without_the_sgntr_holder() -> None:
 @pytest.mark.parametrize("from_text", [False, True], ids=["tree", "canonical-text"])
 @pytest.mark.parametrize("mode", ["enveloped", "detached", "none"])
 def test_a_failing_check_signs_nothing_and_leaves_the_tree(mode: str, from_text: bool) -> None:
-    """When the XSD check fails its error comes out, and the tree is as it was."""
+    """When the XSD check fails its error comes out, nothing is signed, and a tree given is as
+    it was."""
     written = write_pain001(benefits_batch(50))
     root = written.parse()
     before = etree.tostring(root)
@@ -231,7 +238,7 @@ def test_a_failing_check_signs_nothing_and_leaves_the_tree(mode: str, from_text:
 
     with pytest.raises(InvalidMessage, match="fails its XSD"):
         sign_for_partner(
-            root,
+            None if from_text else root,
             KeyRing("k", RSA),
             SignaturePolicy(mode=mode),
             "f.xml",
@@ -266,8 +273,9 @@ def test_every_mode_makes_the_same_file_from_the_canonical_text(mode: str) -> No
         assert from_text.body == file_of(written.canonical)
     else:
         assert xmlsec_verifies(from_text.body, RSA)
-    with pytest.raises(ValueError, match="tree or its canonical text"):
-        sign_for_partner(None, ring, policy, "f.xml", NOW)
+    for root, canonical in ((None, None), (written.parse(), written.canonical)):
+        with pytest.raises(ValueError, match="tree or its canonical text"):
+            sign_for_partner(root, ring, policy, "f.xml", NOW, canonical=canonical)
 
 
 def test_text_that_is_not_a_document_is_refused_before_signing() -> None:

@@ -140,9 +140,13 @@ def test_xml_special_characters_are_escaped() -> None:
 
 
 def test_a_control_character_names_the_order() -> None:
-    """Text XML cannot carry is refused, naming the order it came from."""
+    """Text XML cannot carry is refused, naming the order it came from, also after line breaks
+    in the orders before it."""
     with pytest.raises(InvalidMessage, match=r"cannot write order ORD-2025-0000002"):
         build_pain001(batch(group([order(1), order(2, name="Lê\x01Văn")])))
+    broken = order(1, name="Nguyễn\nVăn\nAn", remittance="a\nb\nc\nd")
+    with pytest.raises(InvalidMessage, match=r"cannot write order ORD-2025-0000002"):
+        write_pain001(batch(group([broken, order(2, name="Lê\x01Văn"), order(3)]))).parse()
 
 
 def test_budget_codes_go_to_structured_remittance_beside_the_free_text() -> None:
@@ -212,7 +216,7 @@ def test_an_xsd_failure_names_the_transaction_and_element() -> None:
         xsd.validate(root)
     assert str(refused.value).startswith(
         "pain.001.001.09 fails its XSD: line 1: CstmrCdtTrfInitn/PmtInf/CdtTrfTxInf[2]/CdtrAgt/"
-        "FinInstnId/BICFI (EndToEndId ORD-2025-0000002): [facet 'pattern']"
+        "FinInstnId/BICFI (EndToEndId 'ORD-2025-0000002'): [facet 'pattern']"
     )
 
 
@@ -230,6 +234,17 @@ def test_awkward_text_is_written_in_its_canonical_form(text: str) -> None:
     parsed = etree.fromstring(file_of(written.canonical))
     names = parsed.xpath("//*[local-name()='Cdtr']/*[local-name()='Nm']/text()")
     assert names == [text]
+
+
+def test_an_xsd_failure_outside_a_transaction_names_no_transaction() -> None:
+    """A group header error is named by its path alone."""
+    root = build_pain001(batch(group([order(1)])))
+    header_count = root.find(f"{{{V09}}}CstmrCdtTrfInitn/{{{V09}}}GrpHdr/{{{V09}}}NbOfTxs")
+    assert header_count is not None
+    header_count.text = "one"
+    with pytest.raises(InvalidMessage, match=r"CstmrCdtTrfInitn/GrpHdr/NbOfTxs: ") as refused:
+        xsd.validate(root)
+    assert "EndToEndId" not in str(refused.value)
 
 
 def test_a_name_too_long_after_nfc_is_refused_before_the_xsd() -> None:
