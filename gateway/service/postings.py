@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import json
+import orjson
 
 from gateway.domain.postings import LedgerPosting
 from gateway.service.channels import LEDGER_EXCHANGE
 from gateway.service.ports import OutboxMessage
 
-# One encoder for every posting (json.dumps with options makes one per call).
-_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False)
+# Keys sorted, text as UTF-8 (not \u escapes), no blanks between tokens.
+_SORTED = orjson.OPT_SORT_KEYS
 
 
 def posting_message(posting: LedgerPosting) -> OutboxMessage:
     """The outbox message carrying one posting; its id is the posting id."""
     wire = posting.to_json()
-    body = _ENCODER.encode(wire).encode("utf-8")
+    body = orjson.dumps(wire, option=_SORTED)
     return OutboxMessage(
         message_id=wire["posting_id"],  # posting.posting_id, hashed once
         exchange=LEDGER_EXCHANGE,
