@@ -1,0 +1,48 @@
+"""Property test: an order's canonical JSON, written by orjson, is the standard library's text.
+
+The content hash that tells a replayed order from a changed one is taken of this text; an
+order stored before orjson wrote it must hash the same after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.domain.orders import canonical_json, content_hash
+from gateway.domain.text import nfc
+
+# The standard library's canonical form, as the gateway wrote it before orjson.
+STANDARD = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+# Any character but a lone surrogate (which neither writer turns into UTF-8): controls, quotes,
+# backslashes, line and paragraph separators, a byte order mark, astral characters.
+TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+SPECIAL = st.sampled_from(['"', "\\", "/", "\x00", "\x1f", "\x7f", "\u2028", "\ufeff", "😀"])
+STRINGS = st.one_of(TEXT, SPECIAL, st.lists(SPECIAL | TEXT, max_size=4).map("".join))
+
+# What a payload holds once its contract check passed: objects, strings, nulls (and booleans).
+VALUES = st.recursive(
+    st.none() | st.booleans() | STRINGS,
+    lambda inner: st.dictionaries(STRINGS, inner, max_size=6),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(payload=st.dictionaries(STRINGS, VALUES, max_size=12))
+def test_canonical_json_is_the_standard_librarys_text(payload: dict[str, Any]) -> None:
+    """Same text, key order included, hence the same content hash as before."""
+    assert canonical_json(payload) == STANDARD.encode(payload)
+    expected = hashlib.sha256(nfc(STANDARD.encode(payload)).encode()).hexdigest()
+    assert content_hash(payload) == expected
+
+
+def test_what_orjson_refuses_is_written_by_the_standard_library() -> None:
+    """A lone surrogate, or an integer beyond 64 bits: written as before, not refused."""
+    for payload in ({"a": "\ud800"}, {"n": 2**70}):
+        assert canonical_json(payload) == STANDARD.encode(payload)
