@@ -23,7 +23,7 @@ from gateway.banksim.messages import (
 from gateway.banksim.record import BankRecord, BookedEntry
 from gateway.errors import ConfigError, InvalidMessage
 from gateway.iso20022 import xsd
-from gateway.iso20022.camt054 import build_camt054, build_camt054_debits
+from gateway.iso20022.camt054 import build_camt054, camt054_debits_document
 from gateway.iso20022.model import (
     CreditTransfer,
     Entry,
@@ -33,8 +33,9 @@ from gateway.iso20022.model import (
     StatusReport,
 )
 from gateway.iso20022.pain001 import read_pain001
-from gateway.iso20022.pain002 import build_pain002, build_pain002_statuses
-from gateway.iso20022.xml import parse_xml, to_bytes
+from gateway.iso20022.pain002 import build_pain002, pain002_statuses_document
+from gateway.iso20022.xml import file_of, parse_xml, to_bytes
+from gateway.iso20022.xmltext import OwnDocument
 from gateway.profile.signature import SignaturePolicy
 from gateway.signing import (
     KeyPair,
@@ -46,6 +47,7 @@ from gateway.signing import (
     sign_for_partner,
     verify_for_partner,
 )
+from gateway.signing.xmldsig import sign_enveloped_text
 
 log = structlog.get_logger("gateway.banksim")
 
@@ -264,8 +266,8 @@ class BankSimulator:
             )
             for t, reason in decisions
         ]
-        root = build_pain002_statuses(msg_id, now, content.msg_id, group, statuses)
-        return msg_id, "pain.002", self._signed(root)
+        document = pain002_statuses_document(msg_id, now, content.msg_id, group, statuses)
+        return msg_id, "pain.002", self._signed(document)
 
     def _duplicate_file(self, msg_id: str) -> Reply:
         """A group-level pain.002 RJCT, reason DUPL: "this MsgId was received before". Each
@@ -308,8 +310,8 @@ class BankSimulator:
             )
             for t, reference in zip(settled, references, strict=True)
         ]
-        root = build_camt054_debits(msg_id, now, self.account, now.date(), debits)
-        return msg_id, "camt.054", self._signed(root)
+        document = camt054_debits_document(msg_id, now, self.account, now.date(), debits)
+        return msg_id, "camt.054", self._signed(document)
 
     def revenue_notification(self, items: Iterable[RevenueItem]) -> Reply:
         """A camt.054 of credits: revenue the bank collected for the treasury."""
@@ -477,10 +479,18 @@ class BankSimulator:
         )
         return [(report.msg_id, "pain.002", self._signed(build_pain002(report)))]
 
-    def _signed(self, root: etree._Element) -> bytes:
+    def _signed(self, built: etree._Element | OwnDocument) -> bytes:
         """A reply, XSD-validated and signed enveloped when the partner signs enveloped; a
-        detached signature is made as the reply goes out (`wire`), beside the body kept here."""
+        detached signature is made as the reply goes out (`wire`), beside the body kept here.
+        A reply written as canonical text is signed and sent as that text, without a pass over
+        its tree (`sign_enveloped_text`)."""
+        document = built if isinstance(built, OwnDocument) else OwnDocument(built)
+        root, canonical = document.root, document.canonical
         xsd.validate(root)
+        if canonical is not None:
+            if self._policy.mode == "enveloped":
+                return sign_enveloped_text(canonical, self._signing_key())
+            return file_of(canonical)
         if self._policy.mode == "enveloped":
             return sign(root, self._signing_key())
         return to_bytes(root)

@@ -43,7 +43,13 @@ from gateway.iso20022.xml import (
     text,
     wire_amount,
 )
-from gateway.iso20022.xmltext import escape, escape_attribute, parse_own
+from gateway.iso20022.xmltext import (
+    OwnDocument,
+    escape,
+    escape_attribute,
+    own_document,
+    parse_own,
+)
 
 _OUT = MessageType.CAMT_054_001_08
 _TAG = tags(
@@ -190,11 +196,21 @@ def build_camt054_debits(
     the text cannot carry is built from those objects, element by element, which refuses it as
     `build_camt054` does.
     """
+    return camt054_debits_document(msg_id, created_at, account, day, debits).root
+
+
+def camt054_debits_document(
+    msg_id: str, created_at: datetime, account: str, day: date, debits: Sequence[Debit]
+) -> OwnDocument:
+    """`build_camt054_debits`, with the canonical text the tree was parsed from (none when the
+    notification was built element by element)."""
     try:
-        return parse_own(_debits_text(msg_id, created_at, account, day, debits))
+        return own_document(_debits_text(msg_id, created_at, account, day, debits))
     except (InvalidMessage, ValueError, etree.LxmlError):
         entries = debit_entries(day, debits)
-        return build_camt054_elements(Notification(msg_id, created_at, account, entries))
+        return OwnDocument(
+            build_camt054_elements(Notification(msg_id, created_at, account, entries))
+        )
 
 
 def _debits_text(

@@ -30,7 +30,7 @@ from gateway.iso20022.xml import (
     text,
     texts,
 )
-from gateway.iso20022.xmltext import escape, parse_own
+from gateway.iso20022.xmltext import OwnDocument, escape, own_document, parse_own
 
 _OUT = MessageType.PAIN_002_001_12
 _READABLE = frozenset(
@@ -98,15 +98,29 @@ def build_pain002_statuses(
     making them costs more than writing the text). A report the text cannot carry is built from
     those objects, element by element, which refuses it as `build_pain002` does.
     """
+    return pain002_statuses_document(
+        msg_id, created_at, original_msg_id, group_status, statuses
+    ).root
+
+
+def pain002_statuses_document(
+    msg_id: str,
+    created_at: datetime,
+    original_msg_id: str,
+    group_status: str | None,
+    statuses: Sequence[Status],
+) -> OwnDocument:
+    """`build_pain002_statuses`, with the canonical text the tree was parsed from (none when
+    the report was built element by element)."""
     try:
         head = StatusReport(msg_id, created_at, original_msg_id, _ORIGINAL_NAME, group_status, ())
-        return parse_own(_statuses_text(head, statuses))
+        return own_document(_statuses_text(head, statuses))
     except (InvalidMessage, ValueError, etree.LxmlError):
         lines = tuple(TxStatus(*status) for status in statuses)
         report = StatusReport(
             msg_id, created_at, original_msg_id, _ORIGINAL_NAME, group_status, lines
         )
-        return build_pain002_elements(report)
+        return OwnDocument(build_pain002_elements(report))
 
 
 _ORIGINAL_NAME = "pain.001.001.09"

@@ -5,22 +5,26 @@ to libxml2 once is several times cheaper than one `SubElement` call per element.
 so keeps its element-by-element twin as the reference and as the way to name a fault: text that
 cannot be written as XML (a control character, say) is found by the parser, and the twin then
 raises exactly what it always raised.
+
+The text is written in its exclusive canonical form (C14N: no declaration, no blank between
+elements, start and end tags, text and attributes escaped as C14N escapes them), so that
+`OwnDocument.canonical` can be signed as it is (`gateway.signing.xmldsig.sign_enveloped_text`).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from lxml import etree
 
 _SPECIAL_CONTENT = re.compile(r"[&<>\r]")
-_SPECIAL_ATTRIBUTE = re.compile(r'[&<>"\r\t\n]')
-_CONTENT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_SPECIAL_ATTRIBUTE = re.compile(r'[&<"\r\t\n]')
+_CONTENT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#xD;"})
 # In an attribute value the parser turns a tab or a line end into a space: they are written as
-# character references, so the value reads back as it was.
+# character references, so the value reads back as it was (and `>` is left, as C14N leaves it).
 _ATTRIBUTE = str.maketrans(
-    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
-    | {"\r": "&#13;", "\t": "&#9;", "\n": "&#10;"}
+    {"&": "&amp;", "<": "&lt;", '"': "&quot;"} | {"\r": "&#xD;", "\t": "&#x9;", "\n": "&#xA;"}
 )
 
 # Our own text has no DTD, no entity and no blank text between elements; the parser is hardened
@@ -38,8 +42,23 @@ def escape_attribute(value: str) -> str:
     return value.translate(_ATTRIBUTE) if _SPECIAL_ATTRIBUTE.search(value) else value
 
 
+@dataclass(frozen=True, slots=True)
+class OwnDocument:
+    """A document the gateway built: its tree and, when it was written as text, that text's
+    bytes (its exclusive canonical form, UTF-8); None when it was built element by element."""
+
+    root: etree._Element
+    canonical: bytes | None = None
+
+
 def parse_own(text: str) -> etree._Element:
     """The tree of a document the gateway wrote as text (raises lxml's XMLSyntaxError, or
     UnicodeEncodeError for a lone surrogate, when the text is not XML)."""
-    root: etree._Element = etree.fromstring(text.encode("utf-8"), _OWN_TEXT)
-    return root
+    return own_document(text).root
+
+
+def own_document(text: str) -> OwnDocument:
+    """`parse_own`, keeping the text's bytes beside the tree."""
+    data = text.encode("utf-8")
+    root: etree._Element = etree.fromstring(data, _OWN_TEXT)
+    return OwnDocument(root, data)

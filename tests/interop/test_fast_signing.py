@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,10 @@ from signxml.verifier import SignatureConfiguration
 
 from gateway.errors import InvalidMessage
 from gateway.iso20022 import apphdr, xsd
+from gateway.iso20022.camt054 import camt054_debits_document
 from gateway.iso20022.model import OutboundBatch
 from gateway.iso20022.pain001 import build_pain001, write_pain001
+from gateway.iso20022.pain002 import pain002_statuses_document
 from gateway.iso20022.xml import file_of
 from gateway.profile.signature import SignaturePolicy
 from gateway.signing import KeyPair, KeyRing, generate_keypair, sign_for_partner
@@ -175,6 +178,51 @@ def test_a_10000_transaction_file_verifies_with_xmlsec1_and_signxml(
     tampered = signed.body.replace(b">606000<", b">606001<", 1)
     (tmp_path / "f.xml").write_bytes(tampered)
     assert xmlsec1_verify(xmlsec1, tmp_path / "f.xml", tmp_path / "c.pem").returncode != 0
+
+
+@pytest.mark.parametrize("pair", [RSA, ECDSA], ids=["rsa", "ecdsa"])
+def test_bank_replies_signed_from_their_text_verify_with_xmlsec1_and_signxml(
+    pair: KeyPair, xmlsec1: str, tmp_path: Path
+) -> None:
+    """The bank simulator's camt.054 and pain.002, written as canonical text and signed as
+    that text (awkward names and reasons included), pass both independent verifiers."""
+    awkward = 'Nguyễn "Hồng"\r\n\t& <Nhung>'
+    debits = [
+        (
+            Decimal("606000"),
+            "VND",
+            f"VBA{n:08d}",
+            "KBNN-1",
+            "PMT-1",
+            f"E2E-{n}",
+            awkward,
+            "8613000000001",
+            awkward,
+        )
+        for n in range(3)
+    ]
+    documents = [
+        camt054_debits_document("VBA-DBT-1", NOW, "7411058271001", NOW.date(), debits),
+        pain002_statuses_document(
+            "VBA-STS-1",
+            NOW,
+            "KBNN-1",
+            "PART",
+            [
+                ("E2E-1", "ACCP", "E2E-1", "PMT-1", None, None),
+                ("E2E-2", "RJCT", "E2E-2", "PMT-1", "AC04", awkward),
+            ],
+        ),
+    ]
+    (tmp_path / "c.pem").write_bytes(pair.cert_pem)
+    for document in documents:
+        assert document.canonical is not None
+        xsd.validate(document.root)
+        signed = sign_enveloped_text(document.canonical, pair)
+        (tmp_path / "r.xml").write_bytes(signed)
+        result = xmlsec1_verify(xmlsec1, tmp_path / "r.xml", tmp_path / "c.pem")
+        assert result.returncode == 0, result.stderr
+        signxml_verify(signed, pair)
 
 
 @pytest.mark.parametrize("pair", [RSA, ECDSA], ids=["rsa", "ecdsa"])

@@ -23,6 +23,7 @@ from gateway.iso20022.camt054 import (
     build_camt054,
     build_camt054_debits,
     build_camt054_elements,
+    camt054_debits_document,
     debit_entries,
     read_camt054,
 )
@@ -39,10 +40,11 @@ from gateway.iso20022.pain002 import (
     build_pain002,
     build_pain002_elements,
     build_pain002_statuses,
+    pain002_statuses_document,
     read_pain002,
 )
 from gateway.iso20022.xml import to_bytes
-from gateway.iso20022.xmltext import escape, escape_attribute, parse_own
+from gateway.iso20022.xmltext import OwnDocument, escape, escape_attribute, parse_own
 from tests.unit.factories import CREATED_AT
 
 DAY = date(2026, 11, 20)
@@ -207,12 +209,22 @@ def _debit(n: int = 1, **changes: object) -> Debit:
     return tuple(values.values())  # type: ignore[return-value]
 
 
+def _canonical(document: OwnDocument) -> OwnDocument:
+    """The document, its text (when written as text) asserted its tree's exclusive C14N: what
+    the bank simulator signs and sends as it is."""
+    if document.canonical is not None:
+        canonical = etree.tostring(document.root, method="c14n", exclusive=True)
+        assert canonical == document.canonical
+    return document
+
+
 def _debits_bytes(debits: list[Debit]) -> bytes:
     """The debits' camt.054, asserted the one `build_camt054` (text and elements) makes of
-    their `debit_entries`."""
-    written = to_bytes(
-        build_camt054_debits("VBA-DBT-0001", CREATED_AT, "7411058271001", DAY, debits)
+    their `debit_entries`, and its text its canonical form."""
+    document = _canonical(
+        camt054_debits_document("VBA-DBT-0001", CREATED_AT, "7411058271001", DAY, debits)
     )
+    written = to_bytes(document.root)
     assert written == _same_camt054(
         Notification("VBA-DBT-0001", CREATED_AT, "7411058271001", debit_entries(DAY, debits))
     )
@@ -337,10 +349,13 @@ def test_pain002_refusals_are_as_before() -> None:
 
 def _statuses_bytes(statuses: list[Status], group_status: str | None = "PART") -> bytes:
     """The statuses' pain.002, asserted the one `build_pain002` (text and elements) makes of
-    their `TxStatus` lines."""
-    written = to_bytes(
-        build_pain002_statuses("VBA-STS-0001", CREATED_AT, "LOT\r0001&<>", group_status, statuses)
+    their `TxStatus` lines, and its text its canonical form."""
+    document = _canonical(
+        pain002_statuses_document(
+            "VBA-STS-0001", CREATED_AT, "LOT\r0001&<>", group_status, statuses
+        )
     )
+    written = to_bytes(document.root)
     lines = tuple(TxStatus(*status) for status in statuses)
     assert written == _same_pain002(_report(*lines, group_status=group_status))
     return written
