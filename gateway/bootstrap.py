@@ -42,10 +42,9 @@ from gateway.signing import (
     KeySource,
     KeyStore,
     SigningKey,
-    ensure_keypair,
     passphrase_from_env,
 )
-from gateway.signing.keys import stored_in_clear
+from gateway.signing.keys import ensure_pair_files, stored_in_clear
 
 log = structlog.get_logger("gateway.bootstrap")
 
@@ -75,7 +74,10 @@ def our_keys(settings: Settings) -> KeySource:
         raise ConfigError(f"key_source {settings.key_source!r} is not one of files, pkcs11")
     passphrase = passphrase_from_env()
     name = settings.signing_key
-    ensure_keypair(settings.keys_path, name, f"{settings.initiating_party} - gateway", passphrase)
+    # Made once if missing; loaded (and checked) once, by the store.
+    ensure_pair_files(
+        settings.keys_path, name, f"{settings.initiating_party} - gateway", passphrase
+    )
     if stored_in_clear(settings.keys_path, name):
         log.warning("key.unencrypted", key=name, hint="development only: see keys/README.md")
     store = KeyStore(settings.keys_path, name, passphrase)

@@ -269,12 +269,23 @@ def ensure_keypair(
     A pair generated here is for development, tests and the demo, whose files carry past
     dates: its certificate is valid from DEV_VALID_FROM. `gateway keys generate` makes real ones.
     """
+    lock = ensure_pair_files(directory, name, common_name, passphrase)
+    with _lock(lock):
+        return load_pair(directory, name, passphrase)
+
+
+def ensure_pair_files(
+    directory: Path, name: str, common_name: str, passphrase: bytes | None = None
+) -> Path:
+    """`ensure_keypair` without loading the pair: its files made once if missing (a key store
+    loads, and checks, them next). Returns the lock file of the pair's making."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with _lock(directory / f".{name}.lock"):
+    lock = directory / f".{name}.lock"
+    with _lock(lock):
         if not has_pair(directory, name):
             key_pem, cert_pem = generate_keypair(common_name, valid_from=DEV_VALID_FROM)
             store_pair(directory, name, key_pem, cert_pem, passphrase)
-        return load_pair(directory, name, passphrase)
+    return lock
 
 
 def load_keyring(directory: Path, name: str, passphrase: bytes | None) -> KeyRing:

@@ -19,6 +19,8 @@ from gateway.signing.keys import (
     PASSPHRASE_FILE_ENV,
     KeyPair,
     KeyStore,
+    ensure_keypair,
+    ensure_pair_files,
     generate_keypair,
     load_keyring,
     load_pair,
@@ -171,3 +173,14 @@ def test_the_key_store_takes_up_a_rotation_without_a_restart(tmp_path: Path) -> 
     assert after.signing_pair(when).key_id != before.current.key_id
     with pytest.raises(ConfigError, match=r"no key 'missing' in .*keys/README.md"):
         store.ring("missing")
+
+
+def test_a_missing_pair_is_made_once_and_a_start_loads_it_once(tmp_path: Path) -> None:
+    """`ensure_pair_files` makes a missing pair and leaves an existing one as it is, loading
+    neither; the key store then loads (and checks) it."""
+    ensure_pair_files(tmp_path, "kbnn", "KBNN")
+    key_file = tmp_path / "kbnn.key.pem"
+    made = key_file.read_bytes()
+    ensure_pair_files(tmp_path, "kbnn", "KBNN")
+    assert key_file.read_bytes() == made
+    assert KeyStore(tmp_path, "kbnn", None).ring().current == ensure_keypair(tmp_path, "kbnn", "x")
