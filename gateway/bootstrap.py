@@ -20,7 +20,7 @@ from gateway.adapters.filedrop import Folder, LocalFolder
 from gateway.adapters.persistence import open_storage
 from gateway.adapters.persistence.sqlite import prefer_this_thread
 from gateway.adapters.quarantine_folder import QuarantineFolder
-from gateway.adapters.rabbitmq import connect, consume
+from gateway.adapters.rabbitmq import connect, consume, take_while
 from gateway.config import PartnerProfile, Settings
 from gateway.errors import ConfigError, GatewayError, TransientError
 from gateway.metrics import NO_METRICS, Metrics
@@ -347,8 +347,24 @@ def start_gateway(
         finally:
             publisher.close()
 
+    def inbound_when_idle(stop: threading.Event) -> None:
+        # The banks' files taken one at a time while intake has had no order for a while: at
+        # the end of a bulk run the main role's process, otherwise idle, applies replies beside
+        # the reports processes; while orders come, it leaves them to those processes.
+        take_while(
+            settings.amqp_url,
+            topology.FROM_BANK_QUEUE,
+            gateway.inbound.handle,
+            stop,
+            ready=lambda: gateway.intake.idle_for(settings.main_applies_after),
+            name="inbound-idle",
+            metrics=gateway.metrics,
+        )
+
     if "reports" in roles:
         runtime.add("inbound", inbound)
+    elif "main" in roles and settings.main_applies_after > 0:
+        runtime.add("inbound-idle", inbound_when_idle)
     if "main" in roles:
         runtime.add("intake", intake)
         runtime.add("intake-urgent", urgent_intake)

@@ -83,6 +83,9 @@ class Settings:
     # itself running the main role: a number (0: both roles in one process), or "auto": one per
     # core beyond the first, at most 4.
     reports_processes: str = "auto"
+    # Seconds without an order after which the main role's process applies the banks' files
+    # too, one at a time, beside the reports role's processes (0: it never does).
+    main_applies_after: float = 1.0
     # Port serving Prometheus metrics at /metrics while `gateway run` runs; 0 serves none (the
     # reports processes of `gateway run` serve theirs on the next ports).
     metrics_port: int = 9464

@@ -21,7 +21,7 @@ from gateway.metrics import NO_METRICS, Metrics
 
 log = structlog.get_logger("gateway.rabbitmq")
 
-__all__ = ["Delivery", "Publisher", "RetryPolicy", "connect", "consume", "park"]
+__all__ = ["Delivery", "Publisher", "RetryPolicy", "connect", "consume", "park", "take_while"]
 
 # The crash point between handing a message to the broker and reading its confirm.
 UNCONFIRMED = "relay.published_unconfirmed"
@@ -227,6 +227,59 @@ def consume(
                 pass
 
 
+def take_while(
+    url: str,
+    queue: str,
+    handler: ChunkHandler,
+    stop: threading.Event,
+    *,
+    ready: Callable[[], bool],
+    name: str,
+    idle: float = 0.1,
+    retry: RetryPolicy | None = None,
+    metrics: Metrics = NO_METRICS,
+) -> None:
+    """Take deliveries one at a time (`basic.get`) while `ready()` holds, each handled, retried,
+    parked and acked as `consume` does. Nothing is prefetched: when `ready()` stops holding, no
+    delivery waits on this connection to be given back (a quorum queue would count it against
+    its delivery limit), and the connection is closed until it holds again."""
+    worker = _Worker(queue, handler, name, retry or RetryPolicy(), metrics)
+    while not stop.is_set():
+        if not ready():
+            stop.wait(idle)
+            continue
+        try:
+            conn = connect(url, name)
+        except AMQPError as exc:
+            log.warning("broker.unreachable", queue=queue, error=repr(exc))
+            stop.wait(1.0)
+            continue
+        try:
+            channel = conn.channel()
+            side = conn.channel()
+            side.confirm_delivery()
+            while not stop.is_set() and ready():
+                method, props, body = channel.basic_get(queue)
+                if method is None:
+                    conn.sleep(idle)
+                    continue
+                worker.handle_one(
+                    channel, side, method.delivery_tag, _delivery(method, props, body)
+                )
+        except AMQPError as exc:
+            if not stop.is_set():
+                log.warning("broker.connection_lost", queue=queue, error=repr(exc))
+                metrics.broker_reconnect(name)
+                stop.wait(0.5)
+        finally:
+            LINKS.lost(name)
+            try:
+                if conn.is_open:
+                    conn.close()
+            except AMQPError:
+                pass
+
+
 def _delivery(method: Any, props: Any, body: bytes) -> Delivery:
     headers = dict(props.headers or {})
     return Delivery(
@@ -273,6 +326,12 @@ class _Worker:
             if stop.is_set():
                 break
         channel.cancel()
+
+    def handle_one(
+        self, channel: BlockingChannel, side: BlockingChannel, tag: int, delivery: Delivery
+    ) -> None:
+        """One delivery, taken by `basic.get`: handled and acked as a chunk of one."""
+        self._handle(channel, side, [(tag, delivery)])
 
     def _handle(
         self,

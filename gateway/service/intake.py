@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -111,6 +112,11 @@ class IntakeService:
         self._on_urgent = on_urgent
         self._metrics = metrics
         self._settings = settings
+        # Chunks in hand, and when the last one was done (monotonic): the main role applies
+        # the banks' files while it has had none for a while (`idle_for`).
+        self._in_hand = 0
+        self._last_done = time.monotonic()
+        self._busy = threading.Lock()
         self._clock = clock
         self._dates = ExecutionDates.from_settings(settings)  # cut-offs and business days
 
@@ -119,6 +125,21 @@ class IntakeService:
 
         Each message is decoded and checked before the transaction; inside it, the chunk's ids
         are looked up in one query and its new orders stored in one statement batch."""
+        with self._busy:
+            self._in_hand += 1
+        try:
+            return self._handle(messages)
+        finally:
+            with self._busy:
+                self._in_hand -= 1
+                self._last_done = time.monotonic()
+
+    def idle_for(self, seconds: float) -> bool:
+        """Whether no chunk is in hand and none was done in the last `seconds`."""
+        with self._busy:
+            return not self._in_hand and time.monotonic() - self._last_done >= seconds
+
+    def _handle(self, messages: Sequence[Message]) -> list[IntakeOutcome]:
         now, started = self._clock(), time.perf_counter()
         parsed = [self._parse(message.body) for message in messages]
 

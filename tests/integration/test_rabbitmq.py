@@ -11,7 +11,7 @@ import pika
 import pytest
 
 from gateway.adapters import topology
-from gateway.adapters.rabbitmq import Delivery, Publisher, connect, consume
+from gateway.adapters.rabbitmq import Delivery, Publisher, connect, consume, take_while
 from gateway.errors import PermanentError, TransientError
 
 pytestmark = pytest.mark.broker
@@ -168,3 +168,43 @@ def test_a_publisher_idle_past_its_heartbeat_still_publishes(broker_url: str, qu
     publisher.publish(queue, "k", b"after", message_id="m-after")
     publisher.close()
     assert depth(broker_url, queue) == 2
+
+
+def test_take_while_takes_one_at_a_time_only_while_ready(broker_url: str, queue: str) -> None:
+    """While `ready()` holds, deliveries are taken one by one, handled and acked; when it stops
+    holding, nothing more is taken and nothing is left waiting on the connection."""
+    publisher = Publisher(broker_url)
+    for index in range(4):
+        publisher.publish(queue, "k", f"m{index}".encode(), message_id=f"m{index}")
+    publisher.close()
+    seen: list[bytes] = []
+    open_gate = threading.Event()
+    open_gate.set()
+    stop = threading.Event()
+
+    def handler(deliveries: Sequence[Delivery]) -> None:
+        assert len(deliveries) == 1
+        seen.extend(d.body for d in deliveries)
+        if len(seen) == 2:
+            open_gate.clear()  # busy again: the two left stay in the queue
+
+    thread = threading.Thread(
+        target=take_while,
+        args=(broker_url, queue, handler, stop),
+        kwargs={"ready": open_gate.is_set, "name": "test-take-while", "idle": 0.05},
+    )
+    thread.start()
+    deadline = time.monotonic() + 20
+    while len(seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert seen == [b"m0", b"m1"]
+    assert depth(broker_url, queue) == 2  # none taken, none held unacked
+    open_gate.set()
+    while len(seen) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert seen == [b"m0", b"m1", b"m2", b"m3"]
+    assert depth(broker_url, queue) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import unicodedata
 from decimal import Decimal
 from typing import Any
@@ -216,3 +217,23 @@ def test_an_order_is_read_in_nfc_whether_written_or_escaped(ensure_ascii: bool) 
     assert read["creditor"]["name"] == "Nguyễn Thị Hồng Nhung"
     assert read["remittance"] == unicodedata.normalize("NFC", remittance)
     assert read == {**_nfc(json.loads(text)), "priority": "normal"}  # the contract's default
+
+
+def test_intake_is_idle_only_with_no_chunk_in_hand_for_the_time_asked(
+    intake: IntakeService, storage: MemoryStorage
+) -> None:
+    """What lets the main role apply the banks' files: no chunk in hand, none done lately."""
+    assert not intake.idle_for(60)  # a start is not idle yet
+    seen: list[bool] = []
+    real_run_unit = storage.run_unit
+
+    def watching(step: Any) -> Any:
+        seen.append(intake.idle_for(0))  # a chunk in hand is busy, however long it takes
+        return real_run_unit(step)
+
+    storage.run_unit = watching  # type: ignore[method-assign]
+    intake.handle([body(order())])
+    assert seen == [False]
+    time.sleep(0.05)
+    assert intake.idle_for(0.02)
+    assert not intake.idle_for(60)
