@@ -167,10 +167,11 @@ def canonical_json(payload: dict[str, Any]) -> str:
     """The order's canonical JSON: keys sorted, no spaces, text as it is (not escaped).
 
     Written by orjson, which writes the same text as `_CANONICAL` for what an order holds after
-    its contract check (objects, strings, nulls, booleans: a property test holds the two to the
-    same text) at a sixth of the time; anything orjson refuses (a lone surrogate, say) is
-    written by `_CANONICAL`. The text is what an order's content hash is taken of: it must
-    never change for the same content.
+    its contract check, objects and strings (a property test holds the two to the same text,
+    and another that the contract admits no number), at a sixth of the time; anything orjson
+    refuses (a lone surrogate, say) is written by `_CANONICAL`. Numbers would not be safe: orjson
+    writes `1e-7` where the standard library writes `1e-07`, and NaN as null. The text is what
+    an order's content hash is taken of: it must never change for the same content.
     """
     try:
         return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()

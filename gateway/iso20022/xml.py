@@ -103,7 +103,8 @@ def to_bytes(root: etree._Element) -> bytes:
 def file_of(canonical: bytes) -> bytes:
     """The file of a document written as its canonical UTF-8 text (no declaration): the
     declaration, then the text. It is what `to_bytes` writes of the tree parsed from that text,
-    but for a carriage return in text, which C14N writes `&#xD;` and lxml `&#13;`."""
+    but for character references: C14N writes a carriage return `&#xD;` (lxml `&#13;`), and in
+    an attribute leaves `>` as it is and writes a tab or line end `&#x9;`, `&#xA;`."""
     return XML_DECLARATION + canonical
 
 
