@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
@@ -15,6 +16,8 @@ from hypothesis import strategies as st
 
 from gateway.domain.orders import canonical_json, content_hash
 from gateway.domain.text import nfc
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # The standard library's canonical form, as the gateway wrote it before orjson.
 STANDARD = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -46,3 +49,28 @@ def test_what_orjson_refuses_is_written_by_the_standard_library() -> None:
     """A lone surrogate, or an integer beyond 64 bits: written as before, not refused."""
     for payload in ({"a": "\ud800"}, {"n": 2**70}):
         assert canonical_json(payload) == STANDARD.encode(payload)
+
+
+def test_the_order_contract_admits_no_number() -> None:
+    """Why orjson may write an order's canonical JSON: payment-order/1 holds objects and strings
+    (and nulls) only, every object closed. A number (orjson writes `1e-7` where the standard
+    library writes `1e-07`) would need this test, and `canonical_json`, changed first."""
+    schema = json.loads((ROOT / "schemas" / "payment-order-1.schema.json").read_text())
+    types: set[str] = set()
+    closed: list[bool] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            kind = node.get("type")
+            types.update([kind] if isinstance(kind, str) else kind or [])
+            if kind == "object" or "properties" in node:
+                closed.append(node.get("additionalProperties") is False)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    assert types <= {"object", "string", "null"}, types
+    assert closed and all(closed)

@@ -4,8 +4,10 @@ and an `EntryDetail` per settled one), and its record holds every payment and bo
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from gateway.banksim.bank import REASONS, AccountBook, BankSimulator, _debit_references, _ref
 from gateway.banksim.record import BankRecord
@@ -17,6 +19,14 @@ from gateway.iso20022.pain001 import build_pain001, read_pain001
 from gateway.iso20022.pain002 import build_pain002
 from gateway.iso20022.xml import parse_xml, to_bytes
 from gateway.profile.signature import SignaturePolicy
+from gateway.signing import (
+    KeyPair,
+    SignatureError,
+    generate_keypair,
+    sign,
+    trusted,
+    verify_for_partner,
+)
 from tests.unit.factories import CREATED_AT, batch, group, order
 
 NOW = CREATED_AT + timedelta(minutes=5)
@@ -133,4 +143,34 @@ def test_the_replies_are_the_documents_of_the_decisions(tmp_path: Path) -> None:
     ]
     assert bank.record.replies_to("KBNN-20250314-0001") == replies
     assert bank.receive(raw) == replies  # the same file again: the same replies
+    bank.record.close()
+
+
+def test_signed_replies_made_from_their_text_verify_at_the_gateway(tmp_path: Path) -> None:
+    """A bank that signs enveloped signs its pain.002 and camt.054 from the text it wrote: the
+    gateway's own check (the streamed digest, SignedInfo by libxmlsec1) takes them, and refuses
+    one with a changed byte."""
+    since = datetime(2024, 1, 1, tzinfo=UTC)
+    treasury = KeyPair(*generate_keypair("KBNN", valid_from=since))
+    bank_key = KeyPair(*generate_keypair("VBA", valid_from=since))
+    policy = SignaturePolicy(mode="enveloped")
+    bank = BankSimulator(
+        bic="VBAAVNVX",
+        account="7411058271001",
+        keypair=bank_key,
+        trusted=(trusted(treasury.cert_pem),),
+        record=BankRecord(tmp_path / "bank.db"),
+        book=AccountBook(closed=frozenset({CLOSED}), unknown=frozenset({UNKNOWN})),
+        policy=policy,
+        clock=lambda: NOW,
+    )
+    replies = bank.receive(sign(parse_xml(_file()), treasury))
+    assert [kind for _, kind, _ in replies] == ["pain.002", "camt.054"]
+    pinned = [trusted(bank_key.cert_pem)]
+    for _, _, body in replies:
+        assert verify_for_partner(body, policy, pinned, NOW).document is not None
+        changed = body.replace(b"ORD-2025-0000001", b"ORD-2025-0000009", 1)
+        assert changed != body
+        with pytest.raises(SignatureError):
+            verify_for_partner(changed, policy, pinned, NOW)
     bank.record.close()

@@ -10,10 +10,11 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from structlog.testing import capture_logs
 
-from gateway.bootstrap import our_keyring
+from gateway.bootstrap import our_keyring, our_keys
 from gateway.cli import cli
 from gateway.config import Settings
 from gateway.errors import ConfigError
+from gateway.signing import keys as keys_module
 from gateway.signing.keys import (
     PASSPHRASE_ENV,
     PASSPHRASE_FILE_ENV,
@@ -175,12 +176,34 @@ def test_the_key_store_takes_up_a_rotation_without_a_restart(tmp_path: Path) -> 
         store.ring("missing")
 
 
-def test_a_missing_pair_is_made_once_and_a_start_loads_it_once(tmp_path: Path) -> None:
+def test_a_missing_pair_is_made_once_and_a_start_loads_it_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`ensure_pair_files` makes a missing pair and leaves an existing one as it is, loading
-    neither; the key store then loads (and checks) it."""
-    ensure_pair_files(tmp_path, "kbnn", "KBNN")
-    key_file = tmp_path / "kbnn.key.pem"
+    neither; a start (`our_keys`) loads the pair once, through the key store."""
+    keys = settings.keys_path
+    ensure_pair_files(keys, "kbnn", "KBNN")
+    key_file = keys / "kbnn.key.pem"
     made = key_file.read_bytes()
-    ensure_pair_files(tmp_path, "kbnn", "KBNN")
+    ensure_pair_files(keys, "kbnn", "KBNN")
     assert key_file.read_bytes() == made
-    assert KeyStore(tmp_path, "kbnn", None).ring().current == ensure_keypair(tmp_path, "kbnn", "x")
+    assert KeyStore(keys, "kbnn", None).ring().current == ensure_keypair(keys, "kbnn", "x")
+    loads: list[str] = []
+    real = keys_module.load_pair
+
+    def counted(directory: Path, stem: str, passphrase: bytes | None) -> KeyPair:
+        loads.append(stem)
+        return real(directory, stem, passphrase)
+
+    monkeypatch.setattr(keys_module, "load_pair", counted)
+    our_keys(settings)
+    assert loads == [settings.signing_key]
+
+
+def test_a_start_with_a_broken_key_stops_naming_the_file(settings: Settings) -> None:
+    """The pair is loaded and checked at start: a damaged key file stops it, named."""
+    our_keys(settings)  # made and loaded once
+    key_file = settings.keys_path / f"{settings.signing_key}.key.pem"
+    key_file.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(ConfigError, match=str(key_file)):
+        our_keys(settings)

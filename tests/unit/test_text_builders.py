@@ -96,10 +96,14 @@ def _same_camt054(notification: Notification) -> bytes:
     return written
 
 
-def test_escaping_reads_back_exactly() -> None:
-    value = "a & b < c > d \" e ' f \r g \n h \t i"
-    assert parse_own(f'<a b="{escape_attribute(value)}">{escape(value)}</a>').get("b") == value
+def test_escaping_reads_back_exactly_and_is_canonical() -> None:
+    """Text and attribute values read back as they were, written as exclusive C14N writes
+    them (so a document written this way is signed as it is)."""
+    value = "a & b < c > d \" e ' f \r g \n h \t i ]]> 😀"
+    written = f'<a b="{escape_attribute(value)}">{escape(value)}</a>'
+    assert parse_own(written).get("b") == value
     assert parse_own(f"<a>{escape(value)}</a>").text == value
+    assert etree.tostring(parse_own(written), method="c14n", exclusive=True) == written.encode()
     assert escape("Nguyễn Văn An") == "Nguyễn Văn An"
 
 
@@ -209,12 +213,15 @@ def _debit(n: int = 1, **changes: object) -> Debit:
     return tuple(values.values())  # type: ignore[return-value]
 
 
-def _canonical(document: OwnDocument) -> OwnDocument:
+def _canonical(document: OwnDocument, as_text: bool = True) -> OwnDocument:
     """The document, its text (when written as text) asserted its tree's exclusive C14N: what
     the bank simulator signs and sends as it is."""
-    if document.canonical is not None:
-        canonical = etree.tostring(document.root, method="c14n", exclusive=True)
-        assert canonical == document.canonical
+    if not as_text:  # built element by element, as it says it must be
+        assert document.canonical is None
+        return document
+    assert document.canonical is not None  # any text but a control character is written
+    canonical = etree.tostring(document.root, method="c14n", exclusive=True)
+    assert canonical == document.canonical
     return document
 
 
@@ -347,13 +354,16 @@ def test_pain002_refusals_are_as_before() -> None:
         build_pain002(control)
 
 
-def _statuses_bytes(statuses: list[Status], group_status: str | None = "PART") -> bytes:
+def _statuses_bytes(
+    statuses: list[Status], group_status: str | None = "PART", *, as_text: bool = True
+) -> bytes:
     """The statuses' pain.002, asserted the one `build_pain002` (text and elements) makes of
     their `TxStatus` lines, and its text its canonical form."""
     document = _canonical(
         pain002_statuses_document(
             "VBA-STS-0001", CREATED_AT, "LOT\r0001&<>", group_status, statuses
-        )
+        ),
+        as_text,
     )
     written = to_bytes(document.root)
     lines = tuple(TxStatus(*status) for status in statuses)
@@ -383,7 +393,10 @@ def test_status_lines_are_the_report_of_their_tx_statuses() -> None:
     assert read.transactions[3].reason_text == reason.strip()
     _statuses_bytes([], group_status=None)
     # A PmtInf's own line (no ids) goes first in its block: written the general way.
-    _statuses_bytes([("B1", "ACCP", "B1", "P", None, None), (None, "PART", None, "P", "X", "part")])
+    _statuses_bytes(
+        [("B1", "ACCP", "B1", "P", None, None), (None, "PART", None, "P", "X", "part")],
+        as_text=False,
+    )
 
 
 def test_status_lines_refused_as_before() -> None:
