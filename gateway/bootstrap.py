@@ -350,7 +350,9 @@ def start_gateway(
     def inbound_when_idle(stop: threading.Event) -> None:
         # The banks' files taken one at a time while intake has had no order for a while: at
         # the end of a bulk run the main role's process, otherwise idle, applies replies beside
-        # the reports processes; while orders come, it leaves them to those processes.
+        # the reports processes; while orders come, it leaves them to those processes. SQLite
+        # only: its main role is one process, while on PostgreSQL every instance's reports
+        # processes already apply files side by side, and the measured runs gained nothing.
         take_while(
             settings.amqp_url,
             topology.FROM_BANK_QUEUE,
@@ -363,7 +365,7 @@ def start_gateway(
 
     if "reports" in roles:
         runtime.add("inbound", inbound)
-    elif "main" in roles and settings.main_applies_after > 0:
+    elif "main" in roles and settings.main_applies_after > 0 and gateway.storage.kind == "sqlite":
         runtime.add("inbound-idle", inbound_when_idle)
     if "main" in roles:
         runtime.add("intake", intake)
