@@ -197,34 +197,51 @@ def consume(
     `name` names the crash point before the ack (`<name>.before_ack`) and the connection in LINKS.
     """
     worker = _Worker(queue, handler, name or queue, retry or RetryPolicy(), metrics)
-    link = name or queue
+
+    def work(_conn: Any, channel: BlockingChannel, side: BlockingChannel) -> None:
+        if setup is not None:
+            setup(channel)
+        channel.basic_qos(prefetch_count=prefetch)
+        worker.loop(channel, side, stop, chunk=chunk, idle=idle)
+
     while not stop.is_set():
+        _session(url, queue, name or queue, stop, metrics, work)
+
+
+def _session(
+    url: str,
+    queue: str,
+    link: str,
+    stop: threading.Event,
+    metrics: Metrics,
+    work: Callable[[Any, BlockingChannel, BlockingChannel], None],
+) -> None:
+    """One connection of a consumer of `queue`: `work` given it, its channel and a side channel
+    with confirms (retries and parking); a broker out of reach waited for, a lost connection
+    logged and counted, the connection closed in the end (the caller opens the next)."""
+    try:
+        conn = connect(url, link)
+    except AMQPError as exc:
+        log.warning("broker.unreachable", queue=queue, error=repr(exc))
+        stop.wait(1.0)
+        return
+    try:
+        channel = conn.channel()
+        side = conn.channel()
+        side.confirm_delivery()
+        work(conn, channel, side)
+    except AMQPError as exc:
+        if not stop.is_set():
+            log.warning("broker.connection_lost", queue=queue, error=repr(exc))
+            metrics.broker_reconnect(link)
+            stop.wait(0.5)
+    finally:
+        LINKS.lost(link)
         try:
-            conn = connect(url, link)
-        except AMQPError as exc:
-            log.warning("broker.unreachable", queue=queue, error=repr(exc))
-            stop.wait(1.0)
-            continue
-        try:
-            channel = conn.channel()
-            side = conn.channel()
-            side.confirm_delivery()
-            if setup is not None:
-                setup(channel)
-            channel.basic_qos(prefetch_count=prefetch)
-            worker.loop(channel, side, stop, chunk=chunk, idle=idle)
-        except AMQPError as exc:
-            if not stop.is_set():
-                log.warning("broker.connection_lost", queue=queue, error=repr(exc))
-                metrics.broker_reconnect(name or queue)
-                stop.wait(0.5)
-        finally:
-            LINKS.lost(link)
-            try:
-                if conn.is_open:
-                    conn.close()
-            except AMQPError:
-                pass
+            if conn.is_open:
+                conn.close()
+        except AMQPError:
+            pass
 
 
 def take_while(
@@ -244,40 +261,21 @@ def take_while(
     delivery waits on this connection to be given back (a quorum queue would count it against
     its delivery limit), and the connection is closed until it holds again."""
     worker = _Worker(queue, handler, name, retry or RetryPolicy(), metrics)
+
+    def take(conn: Any, channel: BlockingChannel, side: BlockingChannel) -> None:
+        while not stop.is_set() and ready():
+            method, props, body = channel.basic_get(queue)
+            if method is None:
+                conn.sleep(idle)
+                continue
+            delivery = _delivery(method, props, body)
+            worker.handle_one(channel, side, method.delivery_tag, delivery)
+
     while not stop.is_set():
-        if not ready():
+        if ready():
+            _session(url, queue, name, stop, metrics, take)
+        else:
             stop.wait(idle)
-            continue
-        try:
-            conn = connect(url, name)
-        except AMQPError as exc:
-            log.warning("broker.unreachable", queue=queue, error=repr(exc))
-            stop.wait(1.0)
-            continue
-        try:
-            channel = conn.channel()
-            side = conn.channel()
-            side.confirm_delivery()
-            while not stop.is_set() and ready():
-                method, props, body = channel.basic_get(queue)
-                if method is None:
-                    conn.sleep(idle)
-                    continue
-                worker.handle_one(
-                    channel, side, method.delivery_tag, _delivery(method, props, body)
-                )
-        except AMQPError as exc:
-            if not stop.is_set():
-                log.warning("broker.connection_lost", queue=queue, error=repr(exc))
-                metrics.broker_reconnect(name)
-                stop.wait(0.5)
-        finally:
-            LINKS.lost(name)
-            try:
-                if conn.is_open:
-                    conn.close()
-            except AMQPError:
-                pass
 
 
 def _delivery(method: Any, props: Any, body: bytes) -> Delivery:

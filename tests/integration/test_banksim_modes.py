@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -41,6 +42,21 @@ def detached(settings: Settings, partner: str) -> Settings:
     profile = settings.partners[partner]
     changed = replace(profile, signature=replace(profile.signature, mode="detached"))
     return replace(settings, partners={**settings.partners, partner: changed})
+
+
+def publish_orders(settings: Settings, orders: list[dict[str, Any]], prefix: str) -> None:
+    """Orders published as the treasury core publishes them, message ids `<prefix><n>`."""
+    publisher = Publisher(settings.amqp_url)
+    try:
+        for n, body in enumerate(orders):
+            publisher.publish(
+                topology.ORDERS_EXCHANGE,
+                "order.social_benefit",
+                json.dumps(body, ensure_ascii=False).encode(),
+                message_id=f"{prefix}{n}",
+            )
+    finally:
+        publisher.close()
 
 
 def _purge(settings: Settings) -> None:
@@ -76,15 +92,7 @@ def test_a_detached_partner_end_to_end_over_amqp(
         _purge(settings)
         start_gateway(gateway, runtime)
         start_bank(settings, settings.partners["agribank"], bank, runtime)
-        publisher = Publisher(settings.amqp_url)
-        for n, body in enumerate(orders):
-            publisher.publish(
-                topology.ORDERS_EXCHANGE,
-                "order.social_benefit",
-                json.dumps(body, ensure_ascii=False).encode(),
-                message_id=f"dt{n}",
-            )
-        publisher.close()
+        publish_orders(settings, orders, "dt")
         deadline = time.monotonic() + 30
         states: dict[str, str] = {}
         while time.monotonic() < deadline:

@@ -3,21 +3,18 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from gateway.adapters import topology
-from gateway.adapters.rabbitmq import Publisher
 from gateway.banksim.bank import AccountBook
 from gateway.banksim.wiring import build_bank, start_bank
 from gateway.bootstrap import build_gateway, declare_topology, start_gateway
 from gateway.config import Settings
 from gateway.runtime import Runtime
-from tests.integration.test_banksim_modes import _purge
+from tests.integration.test_banksim_modes import _purge, publish_orders
 from tests.unit.test_intake import order
 
 pytestmark = pytest.mark.broker
@@ -38,16 +35,7 @@ def _run_main_alone(settings: Settings, tmp_path: Path, wait: float) -> dict[str
         _purge(settings)
         start_gateway(gateway, runtime, roles=("main",))
         start_bank(settings, settings.partners["agribank"], bank, runtime)
-        publisher = Publisher(settings.amqp_url)
-        for n in (1, 2):
-            payload = order(order_id=f"IDLE-{n}")
-            publisher.publish(
-                topology.ORDERS_EXCHANGE,
-                "order.social_benefit",
-                json.dumps(payload, ensure_ascii=False).encode(),
-                message_id=f"idle{n}",
-            )
-        publisher.close()
+        publish_orders(settings, [order(order_id=f"IDLE-{n}") for n in (1, 2)], "idle")
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             states = dict(gateway.storage.query("SELECT order_id, state FROM orders"))
