@@ -34,7 +34,7 @@ from gateway.iso20022.model import (
 )
 from gateway.iso20022.pain001 import read_pain001
 from gateway.iso20022.pain002 import build_pain002, pain002_statuses_document
-from gateway.iso20022.xml import file_of, parse_xml, to_bytes
+from gateway.iso20022.xml import parse_xml
 from gateway.iso20022.xmltext import OwnDocument
 from gateway.profile.signature import SignaturePolicy
 from gateway.signing import (
@@ -43,11 +43,10 @@ from gateway.signing import (
     SignatureError,
     SignedFile,
     TrustedCertificate,
-    sign,
+    file_bytes,
     sign_for_partner,
     verify_for_partner,
 )
-from gateway.signing.xmldsig import sign_enveloped_text
 
 log = structlog.get_logger("gateway.banksim")
 
@@ -485,15 +484,10 @@ class BankSimulator:
         A reply written as canonical text is signed and sent as that text, without a pass over
         its tree (`sign_enveloped_text`)."""
         document = built if isinstance(built, OwnDocument) else OwnDocument(built)
-        root, canonical = document.root, document.canonical
-        xsd.validate(root)
-        if canonical is not None:
-            if self._policy.mode == "enveloped":
-                return sign_enveloped_text(canonical, self._signing_key())
-            return file_of(canonical)
-        if self._policy.mode == "enveloped":
-            return sign(root, self._signing_key())
-        return to_bytes(root)
+        xsd.validate(document.root)
+        pair = self._signing_key() if self._policy.mode == "enveloped" else None
+        canonical = document.canonical
+        return file_bytes(None if canonical else document.root, pair, canonical=canonical)
 
     def _signing_key(self) -> KeyPair:
         """The bank's key; a partner that signs needs one (its profile pins the certificate)."""

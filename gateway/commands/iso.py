@@ -60,6 +60,7 @@ def build(
     """
     from gateway.bootstrap import our_keypair
     from gateway.service.batcher import render
+    from gateway.signing import file_bytes
 
     settings: Settings = ctx.obj
     profile = settings.partner(partner)
@@ -72,25 +73,13 @@ def build(
             rendered = render(msg_id, profile, orders, now, settings.initiating_party)
         except InvalidMessage as exc:
             raise GatewayError(f"{orders_file}: file {msg_id}: {exc}") from None
-        body = _file_bytes(rendered, keypair)
+        body = file_bytes(
+            rendered.envelope, keypair, canonical=rendered.canonical
+        )  # as the batcher writes it: from the pain.001's text, or the envelope's tree
         target = out_dir / f"{msg_id}.xml"
         target.write_bytes(body)
         total = sum((order.money.amount for order in orders), Decimal(0))
         click.echo(f"{target}\t{len(orders)} transactions\tCtrlSum {total:f}")
-
-
-def _file_bytes(rendered: Any, keypair: Any) -> bytes:
-    """A rendered (validated) file's bytes as the batcher writes them: the pain.001's canonical
-    text, or an envelope's tree, signed enveloped unless `keypair` is None."""
-    from gateway.iso20022.xml import file_of, to_bytes
-    from gateway.signing import sign
-    from gateway.signing.xmldsig import sign_enveloped_text
-
-    canonical = rendered.canonical
-    if canonical is not None:
-        return file_of(canonical) if keypair is None else sign_enveloped_text(canonical, keypair)
-    root = rendered.tree()
-    return to_bytes(root) if keypair is None else sign(root, keypair)
 
 
 def _orders(path: Path) -> list[Any]:

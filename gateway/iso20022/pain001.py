@@ -8,8 +8,8 @@ purposes repeat across a run and are formatted once each.
 
 The text is written in its exclusive canonical form (C14N): no declaration, no whitespace between
 elements, no empty-element tags, text escaped as canonicalisation escapes it (`&`, `<`, `>`,
-carriage return). `write_pain001` returns these bytes, so an enveloped signature can digest them
-and the file can be them, with no pass over a tree
+carriage return: `gateway.iso20022.xmltext.escape`). `write_pain001` returns these bytes, so an
+enveloped signature can digest them and the file can be them, with no pass over a tree
 (`gateway.signing.xmldsig.sign_enveloped_text`); the tree is parsed from them for the XSD check.
 """
 
@@ -51,11 +51,8 @@ from gateway.iso20022.xml import (
     tags,
     text,
 )
+from gateway.iso20022.xmltext import escape, parse_own_bytes
 
-# Text content escaped as exclusive C14N escapes it (a quote is left as it is in content); the
-# only attribute written, Ccy, holds a checked currency code.
-_SPECIAL = re.compile(r"[&<>\r]")
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#xD;"})
 # ExternalClearingSystemIdentification1Code values written as `Cd`; any other system (CITAD,
 # NAPAS) is written as `Prtry`.
 ISO_CLEARING_SYSTEMS = frozenset(
@@ -112,7 +109,7 @@ class WrittenPain001:
         """The document's tree; text that is not well-formed is refused naming the order (or
         part) where it fails."""
         try:
-            root: etree._Element = etree.fromstring(self.canonical, _OWN_TEXT)
+            root: etree._Element = parse_own_bytes(self.canonical)
         except etree.XMLSyntaxError:
             # Rare: written again, one part a line, the error's line names the part.
             raise _located(_Writer(*self.layout), self.batch) from None
@@ -199,7 +196,7 @@ class _Writer:
         party = self._text(batch.initiating_party, "GrpHdr", "InitgPty/Nm")
         return (
             f'<Document xmlns="{self._layout.kind.namespace}"><CstmrCdtTrfInitn><GrpHdr>'
-            f"<MsgId>{_x(batch.msg_id)}</MsgId><CreDtTm>{created}</CreDtTm>"
+            f"<MsgId>{escape(batch.msg_id)}</MsgId><CreDtTm>{created}</CreDtTm>"
             f"<NbOfTxs>{count}</NbOfTxs><CtrlSum>{sum(totals, Decimal(0)):f}</CtrlSum>"
             f"<InitgPty><Nm>{party}</Nm></InitgPty></GrpHdr>"
         )
@@ -212,7 +209,7 @@ class _Writer:
         debtor = group.debtor
         where = f"PmtInf {group.pmt_inf_id} debtor"
         return (
-            f"<PmtInf><PmtInfId>{_x(group.pmt_inf_id)}</PmtInfId><PmtMtd>TRF</PmtMtd>"
+            f"<PmtInf><PmtInfId>{escape(group.pmt_inf_id)}</PmtInfId><PmtMtd>TRF</PmtMtd>"
             f"<BtchBookg>false</BtchBookg><NbOfTxs>{len(group.orders)}</NbOfTxs>"
             f"<CtrlSum>{total:f}</CtrlSum>"
             f"<PmtTpInf><CtgyPurp><Cd>{group.category.purpose}</Cd></CtgyPurp></PmtTpInf>"
@@ -227,7 +224,7 @@ class _Writer:
         money, creditor, order_id = order.money, order.creditor, order.order_id
         account = creditor.account
         written_account = (
-            f"<Id><Othr><Id>{_x(account.number)}</Id>{self._scheme(account.scheme)}</Othr></Id>"
+            f"<Id><Othr><Id>{escape(account.number)}</Id>{self._scheme(account.scheme)}</Othr></Id>"
             if account.number and not account.iban and self._account_id != "iban"
             else _account(account, self._account_id, f"order {order_id}")
         )
@@ -276,7 +273,7 @@ class _Writer:
         written = self._texts.get(value)
         if written is None:
             try:
-                written = _x(fit(value, self._charset, field, max_length))
+                written = escape(fit(value, self._charset, field, max_length))
             except InvalidMessage as exc:
                 raise InvalidMessage(f"{owner} {exc}") from None
             if len(self._texts) < _TEXT_CACHE:
@@ -288,7 +285,7 @@ class _Writer:
         if not scheme:
             return ""
         kind = "Cd" if scheme in ISO_ACCOUNT_SCHEMES else "Prtry"
-        return f"<SchmeNm><{kind}>{_x(scheme)}</{kind}></SchmeNm>"
+        return f"<SchmeNm><{kind}>{escape(scheme)}</{kind}></SchmeNm>"
 
     def _account(self, account: Account, where: str) -> str:
         """`Id/IBAN`, or `Id/Othr` with the scheme as `Cd` (ISO code) or `Prtry`, per policy."""
@@ -344,7 +341,7 @@ def _group_total(group: PaymentGroup) -> Decimal:
 
 def _account(account: Account, style: str, where: str) -> str:
     if account.iban and style != "other":
-        return f"<Id><IBAN>{_x(account.iban)}</IBAN></Id>"
+        return f"<Id><IBAN>{escape(account.iban)}</IBAN></Id>"
     if style == "iban":
         raise InvalidMessage(
             f"{where}: account {account.key} is not an IBAN, and this partner takes only IBANs"
@@ -355,29 +352,24 @@ def _account(account: Account, style: str, where: str) -> str:
     scheme = ""
     if account.scheme and not account.iban:
         kind = "Cd" if account.scheme in ISO_ACCOUNT_SCHEMES else "Prtry"
-        scheme = f"<SchmeNm><{kind}>{_x(account.scheme)}</{kind}></SchmeNm>"
-    return f"<Id><Othr><Id>{_x(number)}</Id>{scheme}</Othr></Id>"
+        scheme = f"<SchmeNm><{kind}>{escape(account.scheme)}</{kind}></SchmeNm>"
+    return f"<Id><Othr><Id>{escape(number)}</Id>{scheme}</Othr></Id>"
 
 
 def _agent(layout: _Layout, party: Party) -> str:
     parts = []
     if party.agent_bic:
-        parts.append(f"<{layout.bic}>{_x(party.agent_bic)}</{layout.bic}>")
+        parts.append(f"<{layout.bic}>{escape(party.agent_bic)}</{layout.bic}>")
     member = party.agent_member
     if member is not None:
         kind = "Cd" if member.system in ISO_CLEARING_SYSTEMS else "Prtry"
         parts.append(
-            f"<ClrSysMmbId><ClrSysId><{kind}>{_x(member.system)}</{kind}></ClrSysId>"
-            f"<MmbId>{_x(member.member_id)}</MmbId></ClrSysMmbId>"
+            f"<ClrSysMmbId><ClrSysId><{kind}>{escape(member.system)}</{kind}></ClrSysId>"
+            f"<MmbId>{escape(member.member_id)}</MmbId></ClrSysMmbId>"
         )
     if not parts:
         raise InvalidMessage(f"{party.name}: the bank has neither a BIC nor a clearing member id")
     return f"<FinInstnId>{''.join(parts)}</FinInstnId>"
-
-
-def _x(value: str) -> str:
-    """Text escaped for XML content, as exclusive canonicalisation writes it."""
-    return value.translate(_ESCAPES) if _SPECIAL.search(value) else value
 
 
 def _wire(money: Money, where: str) -> str:
@@ -392,11 +384,6 @@ def _wire(money: Money, where: str) -> str:
         return Money.parse(format(money.amount, "f"), money.currency).wire()
     except InvalidMessage as exc:
         raise InvalidMessage(f"{where}: {exc}") from None
-
-
-# Our own text has no DTD or entity; the parser is hardened all the same. Blank text is kept:
-# the canonical text has none between elements, and a blank name is the name written.
-_OWN_TEXT = etree.XMLParser(resolve_entities=False, no_network=True, collect_ids=False)
 
 
 def _encoded(text: str, kind: MessageType) -> bytes:
@@ -414,7 +401,7 @@ def _located(writer: _Writer, batch: OutboundBatch) -> InvalidMessage:
     """
     parts = (part.replace("\n", "&#10;") for part in writer.document(batch))
     try:
-        etree.fromstring(_encoded("\n".join(parts), writer.kind), _OWN_TEXT)
+        parse_own_bytes(_encoded("\n".join(parts), writer.kind))
     except etree.XMLSyntaxError as exc:
         labels = writer.labels(batch)
         line = exc.lineno or 0

@@ -60,5 +60,10 @@ def parse_own(text: str) -> etree._Element:
 def own_document(text: str) -> OwnDocument:
     """`parse_own`, keeping the text's bytes beside the tree."""
     data = text.encode("utf-8")
+    return OwnDocument(parse_own_bytes(data), data)
+
+
+def parse_own_bytes(data: bytes) -> etree._Element:
+    """`parse_own` of text already encoded (UTF-8)."""
     root: etree._Element = etree.fromstring(data, _OWN_TEXT)
-    return OwnDocument(root, data)
+    return root

@@ -101,22 +101,35 @@ def sign_for_partner(
     is made from these bytes, and an enveloped signature digests them, with no tree (`check`
     then parses its own, from the same bytes, so what is validated is what is sent).
     """
-    if (root is None) == (canonical is None):
-        raise ValueError("sign_for_partner takes the document's tree or its canonical text")
     if policy.mode in ("none", "detached"):
-        if check is not None:
-            check()
-        body = file_of(canonical) if canonical is not None else to_bytes(root)
+        body = file_bytes(root, None, check=check, canonical=canonical)
         if policy.mode == "none":
             return SignedFile(body)
         pair = ring.signing_pair(at)
         return SignedFile(body, sign_detached(body, file_name, pair), pair.key_id)
     pair = ring.signing_pair(at)
+    return SignedFile(file_bytes(root, pair, check=check, canonical=canonical), None, pair.key_id)
+
+
+def file_bytes(
+    root: etree._Element | None,
+    pair: SigningKey | None,
+    *,
+    check: Callable[[], None] | None = None,
+    canonical: bytes | None = None,
+) -> bytes:
+    """A built document's file: signed enveloped by `pair`, or as it is when `pair` is None;
+    from its canonical text when given (then `root` is None), else from its tree. `check`
+    must pass first (beside the digest of a tree, see `sign_enveloped`)."""
+    if (root is None) == (canonical is None):
+        raise ValueError("a file is made from the document's tree or its canonical text")
+    if pair is None:
+        if check is not None:
+            check()
+        return file_of(canonical) if canonical is not None else to_bytes(root)
     if canonical is not None:
-        signed = sign_enveloped_text(canonical, pair, check=check)
-    else:
-        signed = sign_enveloped(root, pair, alongside=check)
-    return SignedFile(signed, None, pair.key_id)
+        return sign_enveloped_text(canonical, pair, check=check)
+    return sign_enveloped(root, pair, alongside=check)
 
 
 def verify_for_partner(

@@ -204,6 +204,6 @@ def test_a_start_with_a_broken_key_stops_naming_the_file(settings: Settings) -> 
     """The pair is loaded and checked at start: a damaged key file stops it, named."""
     our_keys(settings)  # made and loaded once
     key_file = settings.keys_path / f"{settings.signing_key}.key.pem"
-    key_file.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    key_file.write_bytes(key_file.read_bytes()[:80])  # the generated key, cut short
     with pytest.raises(ConfigError, match=str(key_file)):
         our_keys(settings)
