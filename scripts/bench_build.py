@@ -162,9 +162,7 @@ def child(kind: str, count: int, keys: str) -> dict[str, object]:
         built = time.perf_counter()
         result["build_s"] = built - start
         if kind in ("gateway", "gateway+hsm"):
-            body = sign_enveloped_text(
-                written.canonical, keypair, check=lambda: xsd.validate(written.parse())
-            )
+            body = sign_enveloped_text(written.canonical, keypair, check=written.check)
             result["sign_s"] = time.perf_counter() - built
             result["bytes"] = len(body)
     result["total_s"] = sum(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import urllib.parse
@@ -24,6 +25,14 @@ __all__ = ["cluster", "postgres_base_url", "postgres_url"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C (SIGINT) at its usual meaning, for pytest and the gateways the tests start: a
+    shell's background job starts its commands with SIGINT ignored, which children inherit, and
+    the test that stops a gateway by SIGINT would then wait for nothing."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def amqp_url() -> str:

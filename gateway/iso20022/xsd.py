@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import copy
+import itertools
+import os
 import re
 import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 from lxml import etree
@@ -56,6 +61,111 @@ def _load(path: Path, kind: MessageType) -> etree.XMLSchema:
         return etree.XMLSchema(etree.parse(str(path), PARSER))
     except (etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
         raise ConfigError(f"XSD {path} cannot be used: {exc}") from None
+
+
+# Threads that check the pieces of one large document side by side (the calling thread one of
+# them): libxml2 parses and validates without Python's lock, so each takes a core.
+CHECK_THREADS = max(1, min(4, os.cpu_count() or 1))
+# Compiled schemas lent to those threads, one to a thread at a time: an lxml validator keeps its
+# error log on itself, so two threads never validate with the same one.
+_spare: dict[tuple[Path, MessageType], list[etree.XMLSchema]] = {}
+
+_XS = "{http://www.w3.org/2001/XMLSchema}"
+
+
+@cache
+def _splittable(path: Path, repeated: tuple[str, ...]) -> bool:
+    """Whether the XSD at `path` lets a document be checked in pieces cut between elements
+    named in `repeated`: each declared with maxOccurs unbounded, and no identity constraint
+    (xs:unique, xs:key, xs:keyref) nor ID/IDREF type that would tie one piece to another."""
+    try:
+        tree = etree.parse(str(path), PARSER)
+    except (OSError, etree.XMLSyntaxError):
+        return False
+    for name in ("unique", "key", "keyref"):
+        if tree.find(f".//{_XS}{name}") is not None:
+            return False
+    types = {str(element.get("type", "")).split(":")[-1] for element in tree.iter(f"{_XS}element")}
+    types |= {
+        str(attribute.get("type", "")).split(":")[-1] for attribute in tree.iter(f"{_XS}attribute")
+    }
+    if types & {"ID", "IDREF", "IDREFS"}:
+        return False
+    declared = [
+        element for element in tree.iter(f"{_XS}element") if element.get("name") in repeated
+    ]
+    named = {str(element.get("name")) for element in declared}
+    return named == set(repeated) and all(
+        element.get("maxOccurs") == "unbounded" for element in declared
+    )
+
+
+def splittable(kind: MessageType, repeated: tuple[str, ...]) -> bool:
+    """Whether a document of this version is valid exactly when every piece of it is: a piece
+    being the document with only some of its `repeated` elements (`_splittable`)."""
+    return _splittable(schemas_dir() / kind.schema_file, repeated)
+
+
+def all_valid(
+    kind: MessageType,
+    pieces: Sequence[Callable[[], bytes]],
+    parse: Callable[[bytes], etree._Element],
+) -> bool:
+    """Whether every piece (a document's text, made when asked) parses and is valid against the
+    XSD of `kind`, the pieces checked side by side on up to `CHECK_THREADS` threads, each tree
+    let go once checked. Says only yes or no: the caller names a fault by validating the whole.
+    """
+    schema_for(kind)  # compiled (or its absence said) before any thread starts
+    failed = threading.Event()
+    numbers = itertools.count()
+    valid: list[int] = []  # the pieces found valid: yes only when that is all of them
+
+    def work() -> None:
+        with _lent(kind) as schema:
+            while not failed.is_set() and (number := next(numbers)) < len(pieces):
+                try:
+                    good = schema.validate(parse(pieces[number]()))
+                except etree.XMLSyntaxError:
+                    good = False
+                if not good:
+                    failed.set()
+                    return
+                valid.append(number)
+
+    def helper() -> None:
+        try:
+            work()
+        except BaseException:  # its pieces stay unchecked: the answer is no
+            failed.set()
+
+    helpers = [
+        threading.Thread(target=helper, name=f"xsd-piece-{n}", daemon=True)
+        for n in range(min(CHECK_THREADS, len(pieces)) - 1)
+    ]
+    for thread in helpers:
+        thread.start()
+    try:
+        work()
+    finally:
+        for thread in helpers:
+            thread.join()
+    return len(valid) == len(pieces)
+
+
+@contextmanager
+def _lent(kind: MessageType) -> Iterator[etree.XMLSchema]:
+    """A compiled schema of `kind` for one thread's use, returned to the spares after it."""
+    key = (schemas_dir(), kind)
+    with _lock:
+        spares = _spare.setdefault(key, [])
+        schema = spares.pop() if spares else None
+    if schema is None:
+        schema = _load(key[0] / kind.schema_file, kind)
+    try:
+        yield schema
+    finally:
+        with _lock:
+            _spare[key].append(schema)
 
 
 def validate(root: etree._Element) -> None:
