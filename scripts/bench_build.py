@@ -158,7 +158,7 @@ def child(kind: str, count: int, keys: str) -> dict[str, object]:
         result["build_s"] = time.perf_counter() - start
         result["bytes"] = len(data)
     else:
-        written = write_pain001(_batch(orders))
+        written = write_pain001(_batch(orders), check=kind in ("gateway", "gateway+hsm"))
         built = time.perf_counter()
         result["build_s"] = built - start
         if kind in ("gateway", "gateway+hsm"):

@@ -15,10 +15,9 @@ enveloped signature can digest them and the file can be them, with no pass over 
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 
@@ -101,6 +100,9 @@ def build_pain001(
 CHECK_PIECE = 5_000
 # The elements a pain.001 is cut between for that check (`xsd.splittable`).
 _REPEATED = ("PmtInf", "CdtTrfTxInf")
+# Transactions written between two looks for pieces ready to be checked.
+_TOLD_EVERY = 1_000
+_END = "</CstmrCdtTrfInitn></Document>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,8 @@ class WrittenPain001:
     layout: tuple[str, str, str]  # version, charset and account_id policies
     # For a large file, its text in pieces of `CHECK_PIECE` transactions (none: checked whole).
     pieces: tuple[_Piece, ...] = ()
+    # The verdict of the pieces' check when it ran while the text was written.
+    verdict: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
 
     def parse(self) -> etree._Element:
         """The document's tree; text that is not well-formed is refused naming the order (or
@@ -140,19 +144,22 @@ class WrittenPain001:
     def check(self) -> None:
         """The XSD validation of the text (InvalidMessage naming the fault when it fails).
 
-        A large file is checked in pieces side by side on the machine's cores, each piece the
-        document with some of its transactions (the same bytes, between the same GrpHdr and
-        PmtInf start and the end tags): under an XSD where PmtInf and CdtTrfTxInf repeat
-        without bound and nothing ties one element to another (`xsd.splittable`, read from
-        the XSD in use), the file is valid exactly when every piece is. Any doubt (a piece
-        failing, or an XSD not so made) and the whole tree is parsed and validated, which
-        names the fault as it always has.
+        A large file is checked in pieces side by side on the machine's cores (from the time
+        they are written, with `write_pain001(check=True)`), each piece the document with some
+        of its transactions (the same bytes, between the same GrpHdr and PmtInf start and the
+        end tags): under an XSD where PmtInf and CdtTrfTxInf repeat without bound and nothing
+        ties one element to another (`xsd.splittable`, read from the XSD in use), the file is
+        valid exactly when every piece is. Any doubt (a piece failing, or an XSD not so made)
+        and the whole tree is parsed and validated, which names the fault as it always has.
         """
-        pieces = [self._piece(piece) for piece in self.pieces]
-        splittable = bool(pieces) and xsd.splittable(self.kind, _REPEATED)
-        if splittable and xsd.all_valid(self.kind, pieces, parse_own_bytes):
-            return
-        xsd.validate(self.parse())
+        if self.verdict is not None:
+            valid = self.verdict()
+        elif self.pieces and xsd.splittable(self.kind, _REPEATED):
+            valid = xsd.all_valid(self.kind, [self._piece(p) for p in self.pieces], parse_own_bytes)
+        else:
+            valid = False
+        if not valid:
+            xsd.validate(self.parse())
 
     def _piece(self, piece: _Piece) -> Callable[[], bytes]:
         text = memoryview(self.canonical)[piece.start : piece.stop]
@@ -166,59 +173,105 @@ def write_pain001(
     charset: str = "utf8",
     account_id: str = "auto",
     piece: int = CHECK_PIECE,
+    check: bool = False,
 ) -> WrittenPain001:
     """The pain.001 of one outbound batch as canonical text; `parse` gives its tree, `check`
-    validates it (in pieces of `piece` transactions when it has more)."""
+    validates it (in pieces of `piece` transactions when it has more). With check=True the
+    pieces are checked from the time each is written, on the other cores, for `check` to
+    take the verdict."""
     writer = _Writer(version, charset, account_id)
-    parts = writer.document(batch)
-    cuts = _cuts(parts, batch, piece)
-    bounds = [0, *(cut.index for cut in cuts), len(parts)]
-    runs = [_encoded("".join(parts[a:b]), writer.kind) for a, b in itertools.pairwise(bounds)]
+    cuts = _cuts(batch, piece)
+    checking = (
+        xsd.PieceCheck(writer.kind, parse_own_bytes)
+        if check and cuts and xsd.splittable(writer.kind, _REPEATED)
+        else None
+    )
+    pieces = _Pieces(cuts, writer.kind, checking)
+    try:
+        parts = writer.document(batch, pieces.take if checking else None)
+        pieces.take(parts, final=True)
+        if checking is not None:
+            checking.close()
+    except BaseException:
+        if checking is not None:
+            checking.abandon()
+        raise
     del parts
-    pieces: list[_Piece] = []
-    if cuts:
-        offset = 0
-        for number, run in enumerate(runs):
-            opening = cuts[number - 1].opening if number else b""
-            closing = cuts[number].closing if number < len(cuts) else b""
-            pieces.append(_Piece(opening, offset, offset + len(run), closing))
-            offset += len(run)
+    runs = pieces.runs
     data = runs[0] if len(runs) == 1 else b"".join(runs)
-    return WrittenPain001(data, writer.kind, batch, (version, charset, account_id), tuple(pieces))
+    verdict = checking.verdict if checking is not None else None
+    layout = (version, charset, account_id)
+    return WrittenPain001(data, writer.kind, batch, layout, tuple(pieces.pieces), verdict)
 
 
 @dataclass(frozen=True, slots=True)
 class _Cut:
-    """Where the text is cut for the piecewise check: before part `index`, the piece after it
-    opened by `opening`, the piece before it closed by `closing`."""
+    """Where the text is cut for the piecewise check: before part `index` of
+    `_Writer.document`; `head` is the part of the PmtInf head the piece after it continues
+    (0: the cut is before a group's head)."""
 
     index: int
-    opening: bytes
-    closing: bytes
+    head: int
 
 
-def _cuts(parts: list[str], batch: OutboundBatch, size: int) -> list[_Cut]:
-    """Cuts every `size` transactions (none for a file of `size` or fewer). `parts` are
-    `_Writer.document`'s: the start and GrpHdr, then for each group its head, one part a
+def _cuts(batch: OutboundBatch, size: int) -> list[_Cut]:
+    """Cuts every `size` transactions (none for a file of `size` or fewer). The parts of
+    `_Writer.document` are the start and GrpHdr, then for each group its head, one part a
     transaction and its end tag, then the document's end. A cut before a group's first
     transaction is made before its head instead, so that every piece's PmtInf has one."""
     total = sum(len(group.orders) for group in batch.groups)
     if size < 1 or total <= size:
         return []
-    start, end = parts[0].encode(), parts[-1].encode()
     cuts: list[_Cut] = []
     index, count = 1, 0  # the group's head part; transactions before it
     for group in batch.groups:
-        head = parts[index].encode()
         for number in range(len(group.orders)):
             if count and count % size == 0:
-                if number == 0:
-                    cuts.append(_Cut(index, start, end))
-                else:
-                    cuts.append(_Cut(index + 1 + number, start + head, b"</PmtInf>" + end))
+                cuts.append(_Cut(index + 1 + number, index) if number else _Cut(index, 0))
             count += 1
         index += len(group.orders) + 2
     return cuts
+
+
+class _Pieces:
+    """The text encoded a run between two cuts at a time, as the writer goes: each run is the
+    body of a piece (when there are cuts), handed to the check as soon as it is written."""
+
+    def __init__(self, cuts: list[_Cut], kind: MessageType, check: xsd.PieceCheck | None) -> None:
+        self._cuts = cuts
+        self._kind = kind
+        self._check = check
+        self._offset = 0
+        self.runs: list[bytes] = []
+        self.pieces: list[_Piece] = []
+
+    def take(self, parts: list[str], final: bool = False) -> None:
+        """Encode the runs that the parts written so far complete (the last one when final)."""
+        cuts = self._cuts
+        while len(self.runs) <= len(cuts):
+            number = len(self.runs)
+            start = cuts[number - 1].index if number else 0
+            stop = cuts[number].index if number < len(cuts) else len(parts)
+            if stop > len(parts) or (number == len(cuts) and not final):
+                return
+            run = _encoded("".join(parts[start:stop]), self._kind)
+            self.runs.append(run)
+            if cuts:
+                self._piece(parts, number, run)
+            self._offset += len(run)
+
+    def _piece(self, parts: list[str], number: int, run: bytes) -> None:
+        cuts = self._cuts
+        opening, closing = "", ""
+        if number:
+            head = cuts[number - 1].head
+            opening = parts[0] + (parts[head] if head else "")
+        if number < len(cuts):
+            closing = ("</PmtInf>" if cuts[number].head else "") + _END
+        piece = _Piece(opening.encode(), self._offset, self._offset + len(run), closing.encode())
+        self.pieces.append(piece)
+        if self._check is not None:
+            self._check.add(lambda: b"".join((piece.opening, run, piece.closing)))
 
 
 class _Writer:
@@ -247,8 +300,11 @@ class _Writer:
         """The message version written."""
         return self._layout.kind
 
-    def document(self, batch: OutboundBatch) -> list[str]:
-        """The document's text in parts, one transaction a part (see `labels`)."""
+    def document(
+        self, batch: OutboundBatch, written: Callable[[list[str]], None] | None = None
+    ) -> list[str]:
+        """The document's text in parts, one transaction a part (see `labels`); `written`, when
+        given, is told the parts so far after every `_TOLD_EVERY` transactions of a group."""
         if not batch.groups:
             raise InvalidMessage(f"batch {batch.msg_id}: no payment groups to send")
         check_identifier(batch.msg_id, "MsgId")
@@ -265,9 +321,15 @@ class _Writer:
             ids = [order.order_id for order in group.orders]
             _check_order_ids(ids, seen_orders)
             lines.append(self._group_head(group, total))
-            lines.extend(map(transaction, group.orders))
+            if written is None:
+                lines.extend(map(transaction, group.orders))
+            else:
+                orders = group.orders
+                for first in range(0, len(orders), _TOLD_EVERY):
+                    lines.extend(map(transaction, orders[first : first + _TOLD_EVERY]))
+                    written(lines)
             lines.append("</PmtInf>")
-        lines.append("</CstmrCdtTrfInitn></Document>")
+        lines.append(_END)
         return lines
 
     @staticmethod

@@ -373,8 +373,9 @@ class BatchService:
             msg_id, partner, orders, now, self._settings.initiating_party, validate=False
         )
         ring = self._keys.ring(partner.signature.key)
-        # Nothing is signed unless the XSD check passes (it parses the pain.001 from the very
-        # text that is signed and sent; an envelope is checked while its digest is computed).
+        # Nothing is signed unless the XSD check passes (it parses the pain.001, whole or in
+        # pieces, from the very text that is signed and sent; an envelope is checked while its
+        # digest is computed).
         signed = sign_for_partner(
             rendered.envelope,
             ring,
@@ -437,7 +438,11 @@ def render(
         msg_id=msg_id, created_at=now, initiating_party=initiating_party, groups=groups
     )
     written = write_pain001(
-        batch, policy.pain001_version, charset=policy.charset, account_id=policy.account_id
+        batch,
+        policy.pain001_version,
+        charset=policy.charset,
+        account_id=policy.account_id,
+        check=not policy.app_header,  # a large file's pieces checked as they are written
     )
     if not policy.app_header:
         rendered = Rendered(groups, written)
