@@ -116,9 +116,9 @@ def instrument(bank: BankSimulator, stages: Stages) -> None:
     stages.wrap(bank_module, "read_pain001", "read pain.001")
     stages.wrap(bank, "_status_report", "pain.002")
     stages.wrap(bank, "_debit_notification", "camt.054")
-    stages.wrap(bank_module, "build_pain002", "build")
-    stages.wrap(bank_module, "build_camt054", "build")
-    stages.wrap(bank_module, "sign", "sign")
+    stages.wrap(bank_module, "pain002_statuses_document", "build")
+    stages.wrap(bank_module, "camt054_debits_document", "build")
+    stages.wrap(bank_module, "file_bytes", "sign")
     stages.wrap(bank.record, "seen", "record: seen")
     stages.wrap(bank.record, "book", "record: book")
     stages.wrap(bank.record, "record", "record: payments, book and replies")
@@ -161,7 +161,13 @@ def run_once(
     return wall, cpu, stages, replies
 
 
-_WRAPPED = ("verify_for_partner", "read_pain001", "build_pain002", "build_camt054", "sign")
+_WRAPPED = (
+    "verify_for_partner",
+    "read_pain001",
+    "pain002_statuses_document",
+    "camt054_debits_document",
+    "file_bytes",
+)
 
 
 def main() -> None:
