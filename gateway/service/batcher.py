@@ -369,10 +369,11 @@ class BatchService:
             take(row.order_id, row.payload) or order_from_payload(json.loads(row.payload))
             for row in stored
         ]
+        # The key first: a file whose key cannot be read is not written (nor its pieces checked).
+        ring = self._keys.ring(partner.signature.key)
         rendered = render(
             msg_id, partner, orders, now, self._settings.initiating_party, validate=False
         )
-        ring = self._keys.ring(partner.signature.key)
         # Nothing is signed unless the XSD check passes (it parses the pain.001, whole or in
         # pieces, from the very text that is signed and sent; an envelope is checked while its
         # digest is computed).
