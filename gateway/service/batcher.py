@@ -415,7 +415,7 @@ class Rendered:
         """The XSD validation of the file (each part of an envelope against its own XSD). The
         pain.001's text is checked as `WrittenPain001.check` says (its tree, or the trees of its
         pieces, let go once checked: only the text is kept)."""
-        if self.written is not None and self.envelope is None:
+        if self.written is not None:  # a pain.001 without an envelope
             self.written.check()
             return
         xsd.validate(self.tree())
