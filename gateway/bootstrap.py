@@ -343,7 +343,11 @@ def start_gateway(
             claim_seconds=settings.claim_seconds,
         )
         try:
-            every(settings.relay_interval, service.drain)(stop)
+            # Idle, it polls less and less often (up to relay_idle_limit): the reports role,
+            # in its own process, writes postings this relay finds only by looking.
+            every(settings.relay_interval, service.drain, idle_limit=settings.relay_idle_limit)(
+                stop
+            )
         finally:
             publisher.close()
 
@@ -567,7 +571,11 @@ def start_file_exchange(gateway: Gateway, runtime: Runtime) -> None:
             # A pass that finds nothing scans the outbox's pending messages for files: every
             # quarter second is soon enough for a folder the bank polls, and leaves the CPU to
             # the broker relay in a busy hour.
-            every(max(settings.relay_interval, FILE_RELAY_IDLE_SECONDS), service.drain)(stop)
+            every(
+                max(settings.relay_interval, FILE_RELAY_IDLE_SECONDS),
+                service.drain,
+                idle_limit=settings.relay_idle_limit,
+            )(stop)
         finally:
             service.close()
 

@@ -68,6 +68,9 @@ class Settings:
     delivery_limit: int = 5
     # Seconds between outbox relay polls when it is idle.
     relay_interval: float = 0.05
+    # Longest pause of an outbox relay that keeps finding nothing: each empty poll doubles the
+    # pause from relay_interval up to this; one that finds a message brings it back.
+    relay_idle_limit: float = 0.4
     # Seconds between two looks for files past their partner's status deadline.
     deadline_check_seconds: float = 30.0
     # Bank simulator misbehaviour, e.g. "duplicate=0.1,delay=0.1,reorder=0.2,drop=0.05,seed=7".

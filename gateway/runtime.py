@@ -88,14 +88,23 @@ class Runtime:
 
 
 def every(
-    interval: float | Callable[[], float], step: Callable[[], int]
+    interval: float | Callable[[], float],
+    step: Callable[[], int],
+    *,
+    idle_limit: float | None = None,
 ) -> Callable[[threading.Event], None]:
     """A worker that calls `step` until stopped, pausing `interval` seconds (or as long as
-    `interval()` says, asked each time) when it found nothing to do."""
+    `interval()` says, asked each time) when it found nothing to do.
+
+    With `idle_limit`, each further pass that finds nothing doubles the pause, up to
+    `idle_limit` seconds; a pass that finds work brings it back to `interval`. A worker that
+    polls the database (the outbox relay) then asks it a few times a second while idle, not
+    twenty, and still follows a busy run at `interval`."""
     wait = interval if callable(interval) else lambda: interval
 
     def loop(stop: threading.Event) -> None:
         pause = wait()
+        idle = 0  # passes in a row that found nothing
         while not stop.is_set():
             try:
                 done = step()
@@ -106,7 +115,12 @@ def every(
                 stop.wait(pause)
                 continue
             pause = wait()
-            if done == 0:
-                stop.wait(pause)
+            if done:
+                idle = 0
+                continue
+            if idle_limit is not None:
+                pause = min(pause * 2 ** min(idle, 16), max(idle_limit, pause))
+            idle += 1
+            stop.wait(pause)
 
     return loop
