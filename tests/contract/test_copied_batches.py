@@ -1,17 +1,27 @@
-"""PostgreSQL: a large batch of one-row INSERTs is copied through a temporary table and
-inserted by one statement (`PostgresExecutor._insert_copied`), with what executing it row by
-row gave: the rows in their order (the outbox's ids are the relay's order), conflicts ignored
-where the statement says so, the count of rows inserted, two batches in one unit, nothing
-left after a rollback."""
+"""PostgreSQL: a large batch of one-row INSERTs or UPDATEs is copied through a temporary
+table and written by one statement (`PostgresExecutor._insert_copied`, `_update_copied`), with
+what executing it row by row gave: the rows in their order (the outbox's ids are the relay's
+order), conflicts ignored where the statement says so, the count of rows written (an order
+moved meanwhile fails the unit), two batches in one unit, nothing left after a rollback."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 
-from gateway.adapters.persistence.postgres import COPY_FROM, PostgresStorage
+from gateway.adapters.persistence.postgres import (
+    _UPDATE,
+    COPY_FROM,
+    PostgresStorage,
+    _sql,
+    _update_columns,
+)
+from gateway.adapters.persistence.sql import _MOVE
 from gateway.domain.states import TxState
+from gateway.service.ports import BankAnswer, ConcurrentChange
 from tests.contract.values import T0, at, message, new_order, order_id
 
 MANY = COPY_FROM * 3
@@ -92,3 +102,80 @@ def test_a_chunk_of_orders_is_stored_and_counted_as_new(storage: PostgresStorage
     with storage.unit_of_work() as uow:
         stored = uow.orders.get(order_id(MANY))
     assert stored is not None and stored.payload == chunk[-1].payload
+
+
+def _received(storage: PostgresStorage, count: int) -> None:
+    with storage.unit_of_work() as uow:
+        uow.orders.add_many([new_order(n) for n in range(1, count + 1)], T0)
+
+
+def test_a_large_batch_of_moves_writes_each_order_its_own_answer(storage: PostgresStorage) -> None:
+    _received(storage, MANY)
+    with storage.unit_of_work() as uow:
+        uow.orders.prefetch([order_id(n) for n in range(1, MANY + 1)])
+        for n in range(1, MANY + 1):
+            order = uow.orders.get(order_id(n))
+            assert order is not None
+            # Every other order has no value date or reason: the stored ones are kept.
+            answer = BankAnswer(
+                status_code="ACSC",
+                bank_ref=f"REF-{n}",
+                value_date=date(2026, 11, 2 + n % 2) if n % 2 else None,
+                reason_text="Đã hạch toán" if n % 2 else None,
+            )
+            uow.orders.move(order, TxState.REJECTED, answer, at(n))
+    rows = storage.query(
+        "SELECT order_id, state, status_code, bank_ref, value_date, reason_text, updated_at"
+        " FROM orders ORDER BY order_id"
+    )
+    assert len(rows) == MANY
+    for n, row in enumerate(rows, start=1):
+        assert row[1:4] == (TxState.REJECTED.value, "ACSC", f"REF-{n}")
+        assert row[4] == (date(2026, 11, 3) if n % 2 else None)
+        assert row[5] == ("Đã hạch toán" if n % 2 else None)
+        assert row[6] == at(n)
+
+
+def test_a_batch_of_moves_with_one_order_moved_meanwhile_fails_the_unit(
+    storage: PostgresStorage,
+) -> None:
+    _received(storage, MANY)
+    with storage.unit_of_work() as uow:
+        orders = [uow.orders.get(order_id(n)) for n in range(1, MANY + 1)]
+    with storage.unit_of_work() as other:  # another instance moves one of them first
+        first = orders[5]
+        assert first is not None
+        other.orders.move(first, TxState.REJECTED, BankAnswer(status_code="RJCT"), T0)
+    with pytest.raises(ConcurrentChange), storage.unit_of_work() as uow:
+        for order in orders:
+            assert order is not None
+            uow.orders.move(order, TxState.REJECTED, BankAnswer(status_code="ACSC"), at(1))
+    states = storage.query("SELECT status_code, COUNT(*) FROM orders GROUP BY 1 ORDER BY 1")
+    assert states == [("RJCT", 1), (None, MANY - 1)]  # the batch's writes rolled back
+
+
+def test_only_updates_whose_placeholders_all_stand_for_columns_are_copied() -> None:
+    def columns(statement: str) -> list[str] | None:
+        update = _UPDATE.fullmatch(_sql(statement))
+        return _update_columns(update) if update else None
+
+    move = f"{_MOVE} WHERE order_id = ? AND state = ?"
+    assert columns(move) == [
+        "state",
+        "updated_at",
+        "status_code",
+        "reason_code",
+        "reason_text",
+        "bank_ref",
+        "value_date",
+        "order_id",
+        "state",
+    ]
+    assert columns("UPDATE files SET status = 'x', sent_at = ? WHERE msg_id = ?") == [
+        "sent_at",
+        "msg_id",
+    ]
+    assert columns("UPDATE counters SET value = value + ? WHERE name = ?") is None
+    assert columns("UPDATE outbox SET sent_at = ? WHERE id = ? AND status <> 'sent'") is None
+    assert columns("UPDATE orders SET state = ? WHERE order_id IN (?, ?)") is None
+    assert re.search("%s", _sql(move))  # the shared SQL's marks are psycopg's
