@@ -568,9 +568,9 @@ def start_file_exchange(gateway: Gateway, runtime: Runtime) -> None:
             claim_seconds=settings.claim_seconds,
         )
         try:
-            # A pass that finds nothing scans the outbox's pending messages for files: every
-            # quarter second is soon enough for a folder the bank polls, and leaves the CPU to
-            # the broker relay in a busy hour.
+            # A pass that finds nothing scans the outbox's pending messages for files: a quarter
+            # second, then up to relay_idle_limit, is soon enough for a folder the bank polls,
+            # and leaves the CPU to the broker relay in a busy hour.
             every(
                 max(settings.relay_interval, FILE_RELAY_IDLE_SECONDS),
                 service.drain,

@@ -66,7 +66,8 @@ class Settings:
     prefetch: int = 1000
     # Deliveries after which the broker parks a message (quorum queue delivery-limit).
     delivery_limit: int = 5
-    # Seconds between outbox relay polls when it is idle.
+    # Seconds an outbox relay pauses after a poll that found nothing (the pause then doubles,
+    # up to relay_idle_limit).
     relay_interval: float = 0.05
     # Longest pause of an outbox relay that keeps finding nothing: each empty poll doubles the
     # pause from relay_interval up to this; one that finds a message brings it back.

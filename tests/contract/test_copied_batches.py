@@ -6,9 +6,11 @@ moved meanwhile fails the unit), two batches in one unit, nothing left after a r
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from datetime import date
+from decimal import Decimal
 
 import pytest
 
@@ -17,12 +19,12 @@ from gateway.adapters.persistence.postgres import (
     COPY_FROM,
     PostgresStorage,
     _sql,
-    _update_columns,
+    _update_plan,
 )
 from gateway.adapters.persistence.sql import _MOVE
 from gateway.domain.states import TxState
 from gateway.service.ports import BankAnswer, ConcurrentChange
-from tests.contract.values import T0, at, message, new_order, order_id
+from tests.contract.values import HANOI, T0, at, message, new_order, order_id
 
 MANY = COPY_FROM * 3
 
@@ -82,7 +84,7 @@ def test_a_batch_rolled_back_leaves_nothing(storage: PostgresStorage) -> None:
         uow.outbox.claim("relay-1", 1, T0, at(60))
         raise RuntimeError("the unit fails after its batch was sent")
     assert _pending_ids(storage) == []
-    with storage.unit_of_work() as uow:  # the same connection's table is used again
+    with storage.unit_of_work() as uow:  # the table made again where the rollback undid it
         for n in range(1, MANY + 1):
             uow.outbox.add(message(n), T0)
     assert len(_pending_ids(storage)) == MANY
@@ -154,28 +156,68 @@ def test_a_batch_of_moves_with_one_order_moved_meanwhile_fails_the_unit(
     assert states == [("RJCT", 1), (None, MANY - 1)]  # the batch's writes rolled back
 
 
+def test_a_batch_of_moves_naming_one_order_twice_is_written_row_by_row(
+    storage: PostgresStorage,
+) -> None:
+    """Row by row, a second move of an order sees the first's state; one UPDATE ... FROM would
+    not: such a batch is not copied, and gives what row by row gives."""
+    _received(storage, MANY)
+    with storage.unit_of_work() as uow:
+        orders = [uow.orders.get(order_id(n)) for n in range(1, MANY + 1)]
+    with storage.unit_of_work() as uow:
+        for order in orders:
+            assert order is not None
+            uow.orders.move(order, TxState.BATCHED, BankAnswer(), at(1))
+        first = orders[0]
+        assert first is not None
+        batched = dataclasses.replace(first, state=TxState.BATCHED)
+        uow.orders.move(batched, TxState.REJECTED, BankAnswer(status_code="RJCT"), at(2))
+    states = storage.query("SELECT state, COUNT(*) FROM orders GROUP BY 1 ORDER BY 1")
+    assert states == [(TxState.BATCHED.value, MANY - 1), (TxState.REJECTED.value, 1)]
+
+
+def test_amounts_and_times_keep_their_values_through_the_copy(storage: PostgresStorage) -> None:
+    """Decimal amounts and times with an offset, as the port hands them over."""
+    in_hanoi = T0.astimezone(HANOI)
+    chunk = [
+        dataclasses.replace(new_order(n), amount=Decimal(f"{n}123456789012")) for n in range(1, 80)
+    ]
+    with storage.unit_of_work() as uow:
+        uow.orders.add_many(chunk, in_hanoi)
+    rows = storage.query("SELECT amount, received_at FROM orders ORDER BY order_id")
+    assert [row[0] for row in rows] == [order.amount for order in chunk]
+    assert {row[1] for row in rows} == {T0}
+
+
 def test_only_updates_whose_placeholders_all_stand_for_columns_are_copied() -> None:
-    def columns(statement: str) -> list[str] | None:
+    def plan(statement: str) -> tuple[list[str], list[int]] | None:
         update = _UPDATE.fullmatch(_sql(statement))
-        return _update_columns(update) if update else None
+        found = _update_plan(update) if update else None
+        return (found.columns, found.keys) if found else None
 
     move = f"{_MOVE} WHERE order_id = ? AND state = ?"
-    assert columns(move) == [
-        "state",
-        "updated_at",
-        "status_code",
-        "reason_code",
-        "reason_text",
-        "bank_ref",
-        "value_date",
-        "order_id",
-        "state",
-    ]
-    assert columns("UPDATE files SET status = 'x', sent_at = ? WHERE msg_id = ?") == [
-        "sent_at",
-        "msg_id",
-    ]
-    assert columns("UPDATE counters SET value = value + ? WHERE name = ?") is None
-    assert columns("UPDATE outbox SET sent_at = ? WHERE id = ? AND status <> 'sent'") is None
-    assert columns("UPDATE orders SET state = ? WHERE order_id IN (?, ?)") is None
+    assert plan(move) == (
+        [
+            "state",
+            "updated_at",
+            "status_code",
+            "reason_code",
+            "reason_text",
+            "bank_ref",
+            "value_date",
+            "order_id",
+            "state",
+        ],
+        [7],  # matched by order_id, which the move leaves as it is
+    )
+    assert plan("UPDATE files SET status = 'x', sent_at = ? WHERE msg_id = ?") == (
+        ["sent_at", "msg_id"],
+        [1],
+    )
+    assert plan("UPDATE counters SET value = value + ? WHERE name = ?") is None
+    assert plan("UPDATE outbox SET sent_at = ? WHERE id = ? AND status <> 'sent'") is None
+    assert plan("UPDATE orders SET state = ? WHERE order_id IN (?, ?)") is None
+    assert plan("UPDATE orders SET state = ? WHERE state = ?") is None  # no key left unchanged
+    assert plan("UPDATE orders SET a = (SELECT b FROM t WHERE c = ?) WHERE d = ?") is None
+    assert plan("UPDATE orders SET a = ? FROM t WHERE d = ?") is None
     assert re.search("%s", _sql(move))  # the shared SQL's marks are psycopg's

@@ -66,3 +66,11 @@ def test_a_transient_fault_backs_off_on_its_own_and_the_idle_count_goes_on() -> 
     stop = _Recorder(passes=4)
     every(0.05, _steps(0, TransientError("database busy"), 0, 0), idle_limit=0.4)(stop)
     assert stop.pauses == [0.05, 0.1, 0.1, 0.2]
+
+
+def test_an_interval_asked_each_time_is_the_start_of_each_doubling() -> None:
+    # The batcher's pause is a callable: asked after every pass, then doubled while idle.
+    asked = iter([0.2, 0.3, 0.3, 0.3])
+    stop = _Recorder(passes=3)
+    every(lambda: next(asked), _steps(), idle_limit=1.0)(stop)
+    assert stop.pauses == [0.3, 0.6, 1.0]

@@ -16,11 +16,13 @@ import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import structlog
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -31,6 +33,8 @@ from gateway.service.clock import utcnow
 from gateway.service.ports import INSTANCE_ROLES, Queries, UnitOfWork
 
 T = TypeVar("T")
+
+log = structlog.get_logger("gateway.postgres")
 
 # One constant key for pg_advisory_xact_lock: instances starting together migrate one by one.
 _MIGRATION_LOCK = 0x4B424E4E  # "KBNN"
@@ -60,11 +64,12 @@ _INSERT = re.compile(
 
 # An UPDATE of one row whose every placeholder stands for a column of the table: assigned
 # (`column = %s`), kept unless given (`COALESCE(%s, column)`) or matched (`column = %s` in the
-# WHERE clause, conditions joined by AND). `_execute_many` sends a large batch of it through a
-# temporary table too (`_update_copied`).
+# WHERE clause, conditions joined by AND), with no subquery and no FROM of its own.
+# `_execute_many` sends a large batch of it through a temporary table too (`_update_copied`).
 _UPDATE = re.compile(r"UPDATE (?P<table>\w+) SET (?P<assign>.+) WHERE (?P<match>.+)")
 _UPDATE_MARK = re.compile(r"(\w+) = %s|COALESCE\(%s, (\w+)\)")
 _MATCH = re.compile(r"\w+ = %s(?: AND \w+ = %s)*")
+_NOT_PLAIN = re.compile(r"\b(?:SELECT|FROM|RETURNING)\b", re.IGNORECASE)
 
 # Rows from which a batch of such an INSERT or UPDATE is copied rather than executed row by row.
 COPY_FROM = 64
@@ -96,9 +101,11 @@ class PostgresExecutor:
 
     prepared = False
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], *, copies: bool = False) -> None:
         self._conn = conn
         self._later = HeldWrites()
+        # Whether large batches may go through temporary tables (`_execute_many`).
+        self._copies = copies
 
     def run(self, sql: str, args: Sequence[Any] = ()) -> int:
         self.flush()
@@ -130,30 +137,31 @@ class PostgresExecutor:
         )
 
     def _execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-        if len(rows) >= COPY_FROM:
+        if self._copies and len(rows) >= COPY_FROM:
             insert = _INSERT.fullmatch(sql)
             if insert and insert["marks"].count("%s") == insert["columns"].count(",") + 1:
-                return self._insert_copied(insert, rows)
+                return self._insert_copied(sql, insert, rows)
             update = _UPDATE.fullmatch(sql)
-            columns = _update_columns(update) if update else None
-            if update and columns:
-                return self._update_copied(sql, update, columns, rows)
+            plan = _update_plan(update) if update else None
+            if update and plan and _one_row_each(plan, rows):
+                return self._update_copied(sql, update, plan, rows)
         with self._conn.cursor() as cursor:
             cursor.executemany(sql, [tuple(row) for row in rows])
             return cursor.rowcount
 
-    def _insert_copied(self, insert: re.Match[str], rows: Sequence[Sequence[Any]]) -> int:
+    def _insert_copied(self, sql: str, insert: re.Match[str], rows: Sequence[Sequence[Any]]) -> int:
         """A batch of one-row INSERTs as one: the rows copied (COPY) into a temporary table of
         the same columns, then inserted from it in their order, conflicts ignored as the
         statement says; the rows inserted.
 
         Executed row by row (psycopg pipelines them), each row costs psycopg's own work in the
-        gateway's process: applying a camt.054 entry (its rows inserted so) took 203-213 µs of the
-        reports role's CPU, copied 150-173 (docs/storage.md, "Large batches copied"). The
-        temporary table is this connection's, made once, emptied after each batch (a unit may
-        send two) and at each commit."""
+        gateway's process: applying a camt.054 entry took 203-213 µs of the reports role's CPU,
+        its inserts copied 150-173 (docs/storage.md, "Large batches copied"). The temporary
+        table is the connection's, one per statement, made when missing (again after a
+        rollback undid it), emptied after each batch (a unit may send two) and at each
+        commit."""
         table, columns = insert["table"], insert["columns"]
-        held = f"held_{table}"
+        held = _held_name(table, sql)
         with self._conn.cursor() as cursor:
             cursor.execute(
                 f"CREATE TEMPORARY TABLE IF NOT EXISTS {held} ON COMMIT DELETE ROWS"  # noqa: S608 - names from our own SQL
@@ -171,18 +179,20 @@ class PostgresExecutor:
             return inserted
 
     def _update_copied(
-        self, sql: str, update: re.Match[str], columns: list[str], rows: Sequence[Sequence[Any]]
+        self, sql: str, update: re.Match[str], plan: _UpdatePlan, rows: Sequence[Sequence[Any]]
     ) -> int:
         """A batch of one-row UPDATEs as one: the rows' values copied into a temporary table
         whose columns have the types of the table's columns they stand for, then one `UPDATE
-        ... FROM` it; the rows changed. Each held write changes its own row (`HeldWrites`),
-        so the count is the one row by row would give, and a row that no longer matches (an
-        order moved meanwhile) is missing from it as it was."""
+        ... FROM` it; the rows changed. No two held rows can reach one table row (checked by
+        `_one_row_each`), so the count is the one row by row would give, and a row that no
+        longer matches (an order moved meanwhile) is missing from it as it was. The statement
+        is planned afresh each time (not prepared): a plan kept from when the table was small
+        could read all of it for each batch."""
         table = update["table"]
-        held = f"held_{table}_{zlib.crc32(sql.encode()):08x}"
-        marks = [f"p{n}" for n in range(1, len(columns) + 1)]
+        held = _held_name(table, sql)
+        marks = [f"p{n}" for n in range(1, len(plan.columns) + 1)]
         picked = ", ".join(
-            f"{column} AS {mark}" for column, mark in zip(columns, marks, strict=True)
+            f"{column} AS {mark}" for column, mark in zip(plan.columns, marks, strict=True)
         )
         names = iter(marks)
         assign, match = (
@@ -197,7 +207,10 @@ class PostgresExecutor:
             with cursor.copy(f"COPY {held} ({', '.join(marks)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            cursor.execute(f"UPDATE {table} SET {assign} FROM {held} AS h WHERE {match}")  # noqa: S608 - our own SQL
+            cursor.execute(
+                f"UPDATE {table} SET {assign} FROM {held} AS h WHERE {match}",  # noqa: S608 - our own SQL
+                prepare=False,
+            )
             changed = cursor.rowcount
             cursor.execute(f"DELETE FROM {held}")  # noqa: S608 - a name from our own SQL
             return changed
@@ -221,18 +234,44 @@ class PostgresExecutor:
         return [tuple(row) for row in self._conn.execute(_sql(sql), tuple(args)).fetchall()]
 
 
-def _update_columns(update: re.Match[str]) -> list[str] | None:
-    """The column each placeholder of an UPDATE stands for, in order; None when one does not
-    stand for a column (the statement is then executed row by row)."""
-    if not _MATCH.fullmatch(update["match"]):
+def _held_name(table: str, sql: str) -> str:
+    """The temporary table a statement's batches are copied into: one per statement."""
+    return f"held_{table}_{zlib.crc32(sql.encode()):08x}"
+
+
+@dataclass(frozen=True)
+class _UpdatePlan:
+    """What a one-row UPDATE's placeholders stand for: the column of each, in order, and the
+    placeholders matched against columns the statement does not assign (its key, as for an
+    order's move: `order_id`, not `state`)."""
+
+    columns: list[str]
+    keys: list[int]
+
+
+def _update_plan(update: re.Match[str]) -> _UpdatePlan | None:
+    """The plan of an UPDATE that may be copied; None when a placeholder does not stand for a
+    column, or the statement has a subquery or a FROM of its own, or its WHERE clause matches
+    no column it leaves unchanged (it is then executed row by row)."""
+    if _NOT_PLAIN.search(update["assign"]) or not _MATCH.fullmatch(update["match"]):
         return None
-    columns: list[str] = []
-    for part in (update["assign"], update["match"]):
-        found = [m.group(1) or m.group(2) for m in _UPDATE_MARK.finditer(part)]
-        if len(found) != part.count("%s"):
-            return None
-        columns.extend(found)
-    return columns
+    parts = [
+        [m.group(1) or m.group(2) for m in _UPDATE_MARK.finditer(part)]
+        for part in (update["assign"], update["match"])
+    ]
+    assigned, matched = parts
+    if len(assigned) != update["assign"].count("%s") or len(matched) != update["match"].count("%s"):
+        return None
+    keys = [len(assigned) + n for n, column in enumerate(matched) if column not in assigned]
+    return _UpdatePlan(assigned + matched, keys) if keys else None
+
+
+def _one_row_each(plan: _UpdatePlan, rows: Sequence[Sequence[Any]]) -> bool:
+    """Whether no two rows name the same values for the columns the statement matches and
+    leaves unchanged: then no table row is reached by two of them, neither at once nor one
+    after the other (a row moved by one and matched by the next, as row by row would)."""
+    keys = {tuple(row[n] for n in plan.keys) for row in rows}
+    return len(keys) == len(rows)
 
 
 class _Reader(PostgresExecutor):
@@ -244,6 +283,7 @@ class _Reader(PostgresExecutor):
     def __init__(self, storage: PostgresStorage) -> None:
         self._storage = storage
         self._later = HeldWrites()  # a reader holds no writes
+        self._copies = False
 
     def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
         with self._storage.connection() as conn:
@@ -280,6 +320,7 @@ class PostgresStorage:
         self._pool.open(wait=False)
         if upgrade:
             self.upgrade()
+        self._copies: bool | None = None  # asked of the database at the first unit of work
 
     @property
     def relay_locks(self) -> bool:
@@ -302,10 +343,29 @@ class PostgresStorage:
         except _TRANSIENT as exc:
             raise TransientError(f"database unavailable: {_first_line(exc)}") from exc
 
+    def copies(self) -> bool:
+        """Whether this role may make temporary tables here (large batches are copied through
+        them, `PostgresExecutor._execute_many`); asked once. A database that refuses them
+        (`REVOKE TEMPORARY`) has every batch executed row by row, as the log says once."""
+        if self._copies is None:
+            with self.connection() as conn:
+                row = conn.execute(
+                    "SELECT has_database_privilege(current_database(), 'TEMPORARY')"
+                ).fetchone()
+            self._copies = bool(row and row[0])
+            if not self._copies:
+                log.warning(
+                    "postgres.no_temporary_tables",
+                    hint="GRANT TEMPORARY ON DATABASE to the gateway's role: large batches are"
+                    " then copied, not written row by row",
+                )
+        return self._copies
+
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
+        copies = self.copies()
         with self.connection() as conn:
-            executor = PostgresExecutor(conn)
+            executor = PostgresExecutor(conn, copies=copies)
             yield SqlUnitOfWork(executor)
             executor.flush()
 
