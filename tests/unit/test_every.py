@@ -69,7 +69,8 @@ def test_a_transient_fault_backs_off_on_its_own_and_the_idle_count_goes_on() -> 
 
 
 def test_an_interval_asked_each_time_is_the_start_of_each_doubling() -> None:
-    # The batcher's pause is a callable: asked after every pass, then doubled while idle.
+    # A pause given as a callable (as the batcher's) is asked after every pass; with a limit,
+    # what it says is doubled while the worker stays idle.
     asked = iter([0.2, 0.3, 0.3, 0.3])
     stop = _Recorder(passes=3)
     every(lambda: next(asked), _steps(), idle_limit=1.0)(stop)

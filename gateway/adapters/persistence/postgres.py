@@ -161,22 +161,14 @@ class PostgresExecutor:
         rollback undid it), emptied after each batch (a unit may send two) and at each
         commit."""
         table, columns = insert["table"], insert["columns"]
-        held = _held_name(table, sql)
-        with self._conn.cursor() as cursor:
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {held} ON COMMIT DELETE ROWS"  # noqa: S608 - names from our own SQL
-                f" AS SELECT 0::bigint AS held_n, {columns} FROM {table} WITH NO DATA"
-            )
-            with cursor.copy(f"COPY {held} (held_n, {columns}) FROM STDIN") as copy:
-                for n, row in enumerate(rows):
-                    copy.write_row((n, *row))
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {held}"  # noqa: S608 - names from our own SQL
-                f" ORDER BY held_n{insert['conflict'] or ''}"
-            )
-            inserted = cursor.rowcount
-            cursor.execute(f"DELETE FROM {held}")  # noqa: S608 - a name from our own SQL
-            return inserted
+        return self._through_held(
+            _held_name(table, sql),
+            f"SELECT 0::bigint AS held_n, {columns} FROM {table}",  # noqa: S608 - names from our own SQL
+            f"held_n, {columns}",
+            [(n, *row) for n, row in enumerate(rows)],
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {{held}}"  # noqa: S608 - names from our own SQL
+            f" ORDER BY held_n{insert['conflict'] or ''}",
+        )
 
     def _update_copied(
         self, sql: str, update: re.Match[str], plan: _UpdatePlan, rows: Sequence[Sequence[Any]]
@@ -185,9 +177,7 @@ class PostgresExecutor:
         whose columns have the types of the table's columns they stand for, then one `UPDATE
         ... FROM` it; the rows changed. No two held rows can reach one table row (checked by
         `_one_row_each`), so the count is the one row by row would give, and a row that no
-        longer matches (an order moved meanwhile) is missing from it as it was. The statement
-        is planned afresh each time (not prepared): a plan kept from when the table was small
-        could read all of it for each batch."""
+        longer matches (an order moved meanwhile) is missing from it as it was."""
         table = update["table"]
         held = _held_name(table, sql)
         marks = [f"p{n}" for n in range(1, len(plan.columns) + 1)]
@@ -199,18 +189,30 @@ class PostgresExecutor:
             _UPDATE_MARK.sub(lambda m: m.group(0).replace("%s", f"h.{next(names)}"), part)
             for part in (update["assign"], update["match"])
         )
+        return self._through_held(
+            held,
+            f"SELECT {picked} FROM {table}",  # noqa: S608 - names from our own SQL
+            ", ".join(marks),
+            rows,
+            f"UPDATE {table} SET {assign} FROM {{held}} AS h WHERE {match}",  # noqa: S608 - names from our own SQL
+        )
+
+    def _through_held(
+        self, held: str, select: str, columns: str, rows: Sequence[Sequence[Any]], write: str
+    ) -> int:
+        """Copy `rows` into the temporary table `held` (made when missing, with the columns and
+        types of `select`), run `write` (`{held}` names the table), empty the table; the rows
+        `write` changed. `write` is planned afresh each time (not prepared): a plan kept from
+        when the table written was small could read all of it for each batch."""
         with self._conn.cursor() as cursor:
             cursor.execute(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {held} ON COMMIT DELETE ROWS"  # noqa: S608 - names from our own SQL
-                f" AS SELECT {picked} FROM {table} WITH NO DATA"
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {held} ON COMMIT DELETE ROWS"
+                f" AS {select} WITH NO DATA"
             )
-            with cursor.copy(f"COPY {held} ({', '.join(marks)}) FROM STDIN") as copy:
+            with cursor.copy(f"COPY {held} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            cursor.execute(
-                f"UPDATE {table} SET {assign} FROM {held} AS h WHERE {match}",  # noqa: S608 - our own SQL
-                prepare=False,
-            )
+            cursor.execute(write.replace("{held}", held), prepare=False)
             changed = cursor.rowcount
             cursor.execute(f"DELETE FROM {held}")  # noqa: S608 - a name from our own SQL
             return changed
