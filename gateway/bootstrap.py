@@ -58,6 +58,10 @@ RelayPublisher = OneByOnePublisher
 # Outbox messages the relay takes at once, and how many of them may await their confirm.
 RELAY_BATCH = 4000
 RELAY_WINDOW = 2000
+# On PostgreSQL, batches one drain takes at most while they come full, each taken and marked
+# while the broker confirms the next (`RelayService`): the database's work and the broker's
+# overlap.
+RELAY_BATCHES = 8
 # Seconds between two looks for files to write into file-exchange partners' folders, when idle.
 FILE_RELAY_IDLE_SECONDS = 0.25
 
@@ -341,6 +345,7 @@ def start_gateway(
             metrics=gateway.metrics,
             owner=gateway.owner,
             claim_seconds=settings.claim_seconds,
+            batches=RELAY_BATCHES,
         )
         try:
             # Idle, it polls less and less often (up to relay_idle_limit): the reports role,

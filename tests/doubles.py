@@ -56,16 +56,26 @@ def pass_quiet_time(gateway: Gateway) -> None:
 class ConfirmingBroker:
     """A pipelining publisher (`RelayService`'s) confirming what it is given, each message after
     `pause` seconds, until it is told to break: at the `breaks_at`-th message it raises `error`
-    (what it took before stays confirmed). `published` lists the message ids it took."""
+    (what it took before stays confirmed). `published` lists the message ids it took.
+
+    `flush(through=n)` confirms the first `n` messages handed over; `eager` confirms all it
+    holds then, as a broker whose confirms of later messages arrived meanwhile. `flushes` lists
+    the `through` of each flush."""
 
     def __init__(
-        self, breaks_at: int | None = None, error: Exception | None = None, pause: float = 0.0
+        self,
+        breaks_at: int | None = None,
+        error: Exception | None = None,
+        pause: float = 0.0,
+        eager: bool = False,
     ) -> None:
         self.published: list[str] = []
         self._breaks_at = breaks_at
         self._error = error or RuntimeError("the broker's client failed")
         self._pause = pause
-        self._tokens: list[Hashable] = []
+        self._eager = eager
+        self._tokens: list[tuple[int, Hashable]] = []  # (hand-over number, token), unconfirmed
+        self.flushes: list[int | None] = []
 
     def submit(self, exchange: str, routing_key: str, body: bytes, **kw: Any) -> None:
         if self._breaks_at is not None and len(self.published) == self._breaks_at:
@@ -73,10 +83,17 @@ class ConfirmingBroker:
         if self._pause:
             time.sleep(self._pause)
         self.published.append(kw["message_id"])
-        self._tokens.append(kw["token"])
+        self._tokens.append((len(self.published), kw["token"]))
 
-    def flush(self, timeout: float | None = None) -> Confirmations:
-        confirmed, self._tokens = self._tokens, []
+    @property
+    def handed(self) -> int:
+        return len(self.published)
+
+    def flush(self, timeout: float | None = None, through: int | None = None) -> Confirmations:
+        self.flushes.append(through)
+        last = None if self._eager else through
+        confirmed = [token for n, token in self._tokens if last is None or n <= last]
+        self._tokens = [(n, token) for n, token in self._tokens if last is not None and n > last]
         return Confirmations(confirmed=confirmed, latencies=[0.0] * len(confirmed))
 
     def publish(self, exchange: str, routing_key: str, body: bytes, **kw: Any) -> None:

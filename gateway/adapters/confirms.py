@@ -64,8 +64,9 @@ class PipelinedPublisher:
 
     One connection, used by one thread. `submit` hands a message over (waiting only while the
     window is full), `take` returns what was settled since the last `take`, `flush` waits until
-    every submitted message is settled and returns the same. `publish` is one message, confirmed
-    before it returns, for callers that send one at a time.
+    every submitted message is settled (or, `through=handed` read earlier, every message handed
+    over until then: the ones handed over since stay in flight) and returns the same.
+    `publish` is one message, confirmed before it returns, for callers that send one at a time.
     """
 
     def __init__(
@@ -85,8 +86,12 @@ class PipelinedPublisher:
         self._channel: BlockingChannel | None = None
         self._impl: Any = None  # the asynchronous pika.channel.Channel under self._channel
         self._tag = 0
-        # Delivery tag -> (token, message id, when handed over), in tag order.
-        self._inflight: OrderedDict[int, tuple[Hashable, str, float]] = OrderedDict()
+        # Messages handed over since the publisher was made (`handed`): delivery tags start
+        # again on each channel, this count never does.
+        self._handed = 0
+        # Delivery tag -> (token, message id, when handed over, its number in `handed`), in
+        # tag order, which is the order they were handed over.
+        self._inflight: OrderedDict[int, tuple[Hashable, str, float, int]] = OrderedDict()
         self._returned: dict[str, str] = {}
         self._settled = Confirmations()
         self._selected = False
@@ -150,7 +155,7 @@ class PipelinedPublisher:
 
     def _lose(self, reason: str) -> None:
         """The connection is gone or given up: every unconfirmed message failed."""
-        for token, _, _ in self._inflight.values():
+        for token, *_ in self._inflight.values():
             self._settled.failed.append((token, reason))
         self._inflight.clear()
         self._returned.clear()
@@ -198,7 +203,7 @@ class PipelinedPublisher:
             entry = self._inflight.pop(tag, None)
             if entry is None:
                 continue
-            token, message_id, handed = entry
+            token, message_id, handed, _ = entry
             returned = self._returned.pop(message_id, None)
             if not acked:
                 self._settled.failed.append((token, f"broker refused message {message_id}"))
@@ -250,10 +255,12 @@ class PipelinedPublisher:
             self._lose(f"broker unavailable: {exc!r}")
             raise TransientError(f"broker unavailable: {exc!r}") from exc
         self._tag += 1
+        self._handed += 1
         self._inflight[self._tag] = (
             message_id if token is None else token,
             message_id,
             time.perf_counter(),
+            self._handed,
         )
         if crashpoints.armed(UNCONFIRMED):
             assert self._conn is not None
@@ -293,16 +300,27 @@ class PipelinedPublisher:
         settled, self._settled = self._settled, Confirmations()
         return settled
 
-    def flush(self, timeout: float | None = None) -> Confirmations:
-        """Wait until every submitted message is settled; messages still unconfirmed after
-        `timeout` seconds are reported failed (the connection is dropped with them)."""
+    @property
+    def handed(self) -> int:
+        """How many messages were handed over so far (for `flush(through=...)`)."""
+        return self._handed
+
+    def flush(self, timeout: float | None = None, through: int | None = None) -> Confirmations:
+        """Wait until every submitted message is settled, or (`through`, a `handed` read
+        earlier) every message handed over until then; returns what was settled meanwhile,
+        of any message. Messages still unconfirmed after `timeout` seconds are reported failed
+        (the connection is dropped with them, and every other unconfirmed message)."""
         deadline = time.monotonic() + (self._confirm_timeout if timeout is None else timeout)
-        while self._inflight:
+        while self._inflight and (through is None or self._oldest() <= through):
             if time.monotonic() > deadline:
                 self._lose(f"no confirm within {self._confirm_timeout:.0f} s")
                 break
             self._pump(0.01)
         return self.take()
+
+    def _oldest(self) -> int:
+        """The hand-over number of the oldest message in flight."""
+        return next(iter(self._inflight.values()))[3]
 
     @property
     def outstanding(self) -> int:

@@ -95,8 +95,11 @@ class CpuMeter:
     """CPU seconds of named groups of processes between `start` and `read`: a process started
     in between counts whole, one ended in between is not seen."""
 
-    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
+    def __init__(
+        self, groups: dict[str, Callable[[], list[int]]], own: str = "bench (ledger consumer)"
+    ) -> None:
         self._groups = groups
+        self._own_name = own
         self._start: dict[int, float] = {}
         self._own = 0.0
 
@@ -106,11 +109,11 @@ class CpuMeter:
         self._own = times.user + times.system
 
     def read(self) -> dict[str, float]:
-        """Seconds by group, and this process's own as "bench"."""
+        """Seconds by group, and this process's own (named `own`)."""
         spent = {
             name: sum(max(0.0, cpu_seconds(pid) - self._start.get(pid, 0.0)) for pid in find())
             for name, find in self._groups.items()
         }
         times = os.times()
-        spent["bench (ledger consumer)"] = times.user + times.system - self._own
+        spent[self._own_name] = times.user + times.system - self._own
         return spent

@@ -5,8 +5,11 @@ N ledger postings (as settlements write them) are put in a fresh outbox, SQLite 
 checkout's PostgreSQL; then the relay drains them to `treasury.ledger` on the broker, each row
 marked sent only once the broker confirmed its message, and the clock stops when the outbox is
 empty. The relay runs as `gateway run` wires it (pipelined confirms, RELAY_BATCH messages
-claimed at once, RELAY_WINDOW awaiting their confirm); with `--compare` the same is done for a
-smaller count with the publisher that waits for each confirm, as the relay did before.
+claimed at once, RELAY_WINDOW awaiting their confirm, on PostgreSQL up to RELAY_BATCHES batches
+a drain, each taken and marked while the broker confirms the next); with `--compare` the same
+is done for a smaller count with the publisher that waits for each confirm, as the relay did
+before. The CPU seconds the relay, RabbitMQ and PostgreSQL spent while draining are printed
+beside each rate: on two cores the three share them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -25,8 +29,9 @@ from gateway.adapters.confirms import PipelinedPublisher
 from gateway.adapters.persistence import open_storage
 from gateway.adapters.persistence.postgres import fresh_schema
 from gateway.adapters.rabbitmq import Publisher, connect
+from gateway.bench.cpu import CpuMeter, broker_pids, postgres_pids
 from gateway.bench.e2e import checkout_commit, machine_load
-from gateway.bootstrap import RELAY_BATCH, RELAY_WINDOW, declare_topology
+from gateway.bootstrap import RELAY_BATCH, RELAY_BATCHES, RELAY_WINDOW, declare_topology
 from gateway.config import load_settings
 from gateway.domain.postings import LedgerPosting, PostingKind
 from gateway.service.postings import posting_message
@@ -42,6 +47,8 @@ class RelayRun:
     postings: int
     seconds: float
     confirmed: int
+    # CPU seconds spent while draining: the relay (this process), RabbitMQ, PostgreSQL.
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -63,13 +70,21 @@ class RelayResult:
         lines = [
             "bench_relay: the outbox relay alone, postings to treasury.ledger",
             f"  commit {self.commit or '?'}; load before the run: {self.load or '?'}",
-            f"  database {self.database}; relay batch {RELAY_BATCH}, window {RELAY_WINDOW}",
+            f"  database {self.database}; relay batch {RELAY_BATCH}, window {RELAY_WINDOW},"
+            f" on PostgreSQL up to {RELAY_BATCHES} batches a drain",
         ]
         for run in self.runs:
             lines.append(
                 f"  {run.publisher:<34} {run.confirmed:>7} of {run.postings:>7} confirmed"
                 f" in {run.seconds:6.2f} s: {run.rate:>9,.0f} postings/s"
             )
+            if run.cpu_s:
+                spent = ", ".join(f"{name} {sec:.2f}" for name, sec in run.cpu_s.items())
+                offered = (os.cpu_count() or 1) * run.seconds
+                lines.append(
+                    f"  {'':<34} CPU seconds: {spent}; total {sum(run.cpu_s.values()):.2f}"
+                    f" of {os.cpu_count()} CPUs x {run.seconds:.2f} s = {offered:.2f}"
+                )
         return "\n".join(lines)
 
     def as_json(self) -> dict[str, Any]:
@@ -141,21 +156,39 @@ def run_relay_bench(
                 if pipelined
                 else Publisher(settings.amqp_url)
             )
-            relay = RelayService(storage, publisher, batch=RELAY_BATCH if pipelined else 500)
+            relay = (
+                RelayService(storage, publisher, batch=RELAY_BATCH, batches=RELAY_BATCHES)
+                if pipelined
+                else RelayService(storage, publisher, batch=500)
+            )
             confirmed = 0
+            meter = _cpu_meter(database)
             try:
                 publisher.keepalive()
+                meter.start()
                 began = time.perf_counter()
                 while (done := relay.drain()) > 0:
                     confirmed += done
                 seconds = time.perf_counter() - began
+                cpu = meter.read()
             finally:
                 publisher.close()
-            result.runs.append(RelayRun(name, count, seconds, confirmed))
+            result.runs.append(RelayRun(name, count, seconds, confirmed, cpu))
         _purge_ledger(settings.amqp_url)
     finally:
         storage.close()
     return result
+
+
+def _cpu_meter(database: str) -> CpuMeter:
+    """The CPU of the relay (this process), the broker and PostgreSQL: on two cores the three
+    share them, and their total bounds the rate as much as any one of them."""
+    node = os.environ.get("GATEWAY_RABBIT_NODE", "gateway@localhost")
+    groups: dict[str, Callable[[], list[int]]] = {"RabbitMQ": lambda: broker_pids(node)}
+    if database == "postgres":
+        data = ROOT / "var" / "postgres" / "data"
+        groups["PostgreSQL"] = lambda: postgres_pids(data)
+    return CpuMeter(groups, own="relay")
 
 
 def _purge_ledger(url: str) -> None:

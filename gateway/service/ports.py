@@ -921,6 +921,13 @@ class Storage(Protocol):
         (`lock_pending` in a unit that only reads), the process holds them in memory while
         they are published, and a second unit marks them."""
 
+    @property
+    def overlapping_units(self) -> bool:
+        """Whether one thread may hold two units of work open at once, each on a connection
+        of its own (PostgreSQL): the relay then takes its next batch, by the row locks of a
+        second unit, while the first's messages are still being confirmed. SQLite has one
+        write lock, the memory store one unit at a time."""
+
     def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
         """A write transaction: committed when the block ends, rolled back on any error."""
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Hashable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, cast, runtime_checkable
@@ -53,7 +54,9 @@ class Settled(Protocol):
 @runtime_checkable
 class PipeliningPublisher(Protocol):
     """Hands many messages to the broker before their confirms arrive (see
-    gateway/adapters/confirms.py); each comes back confirmed, unroutable or failed."""
+    gateway/adapters/confirms.py); each comes back confirmed, unroutable or failed. `flush`
+    waits for every message, or (`through`, a `handed` read earlier) for those handed over
+    until then, and returns what was settled meanwhile, of any message."""
 
     def submit(
         self,
@@ -67,19 +70,42 @@ class PipeliningPublisher(Protocol):
         token: Hashable | None = None,
     ) -> None: ...
 
-    def flush(self, timeout: float | None = None) -> Settled: ...
+    @property
+    def handed(self) -> int: ...
+
+    def flush(self, timeout: float | None = None, through: int | None = None) -> Settled: ...
 
     def keepalive(self) -> None: ...
 
 
 @dataclass
 class _Drained:
-    """One drain's outcome, row ids by fate."""
+    """One batch's outcome, row ids by fate."""
 
     confirmed: list[int] = field(default_factory=list)
     parked: list[tuple[int, str]] = field(default_factory=list)
     # Seconds each confirmed message waited for its confirm.
     latencies: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Batch:
+    """The messages a drain took at once: handed to the broker, then settled and marked."""
+
+    pending: list[PendingMessage]
+    drained: _Drained = field(default_factory=_Drained)
+    # The publisher's `handed` once the last of them was handed over.
+    through: int = 0
+    # What failed in the hand-over (not the broker's going away): raised once marks are made.
+    failure: Exception | None = None
+    # PostgreSQL: the unit of work whose row locks hold the messages, open until they are
+    # marked (its exit, and the unit).
+    unit: ExitStack | None = None
+    uow: UnitOfWork | None = None
+
+    @property
+    def row_ids(self) -> list[int]:
+        return [item.row_id for item in self.pending]
 
 
 class _Holds:
@@ -142,13 +168,20 @@ def _holds_of(storage: Storage) -> _Holds:
 class RelayService:
     """Drains the outbox in id order; a crash before marking means a resend with the same id.
 
-    Each drain takes a batch of messages for this instance, publishes them, and marks the
-    confirmed ones sent. On PostgreSQL (`Storage.relay_locks`) one unit of work takes them with
-    row locks, stays open while they are published and marks them: other instances skip the
-    locked rows, and the rows not confirmed are free again when it ends. Elsewhere (SQLite,
-    the memory store) every relay runs in one process: a relay reads its messages without
-    writing, holds them in memory while it publishes (the process's other relays skip them),
-    and one unit marks the confirmed ones sent; nothing is written to take or give them back.
+    Each batch is taken for this instance, published, and the confirmed messages marked sent.
+    On PostgreSQL (`Storage.relay_locks`) one unit of work takes them with row locks, stays
+    open while they are published and marks them: other instances skip the locked rows, and
+    the rows not confirmed are free again when it ends. Elsewhere (SQLite, the memory store)
+    every relay runs in one process: a relay reads its messages without writing, holds them in
+    memory while it publishes (the process's other relays skip them), and one unit marks the
+    confirmed ones sent; nothing is written to take or give them back.
+
+    On PostgreSQL with a pipelining publisher, a drain takes up to `batches` batches while each
+    comes full: the next batch is taken, by a unit of its own on a connection of its own
+    (`Storage.overlapping_units`), while the broker confirms the last messages of the one
+    before, and that one is marked while the broker confirms the next. The database's work
+    and the broker's overlap; each row is still marked only once its own message is confirmed,
+    in the unit that locked it. Elsewhere a drain is one batch.
     """
 
     def __init__(
@@ -162,6 +195,7 @@ class RelayService:
         owner: str = "gateway",
         claim_seconds: float = 30.0,
         urgent_only: bool = False,
+        batches: int = 1,
     ) -> None:
         self._storage = storage
         # Only the files of urgent orders (the urgent lane sends its files itself, at once).
@@ -174,101 +208,105 @@ class RelayService:
         self._publisher = publisher
         self._clock = clock
         self._batch = batch
+        self._batches = max(1, batches)
 
     def drain(self) -> int:
         """Publish pending messages; returns how many were confirmed."""
-        if self._storage.relay_locks:
-            return self._drain_locked()
-        return self._drain_held()
-
-    def _drain_held(self) -> int:
-        """Take messages the process's other relays do not hold, publish them, and mark the
-        confirmed ones in one unit of work: the only write."""
-        holds = _holds_of(self._storage)
-        now = self._clock()
-        pending: list[PendingMessage] = []
+        publisher = self._publisher
+        holds = None if self._storage.relay_locks else _holds_of(self._storage)
+        # PostgreSQL's work overlaps the broker's; SQLite's costs little beside the broker's,
+        # and a batch taken while another is held would read the held rows again to skip them.
+        overlap = (
+            holds is None
+            and self._storage.overlapping_units
+            and isinstance(publisher, PipeliningPublisher)
+        )
+        confirmed = 0
+        failures: list[Exception] = []
+        flying: _Batch | None = None  # handed over: its confirms and marks are still to come
         try:
-            with holds.turn(self._urgent_only):
-                held = holds.held()
-                # A read alone: on SQLite, a snapshot without the write lock (`run_unit`).
-                taken = self._storage.run_unit(
-                    lambda uow: uow.outbox.lock_pending(
-                        self._owner,
-                        self._batch + len(held),
-                        now,
-                        self._claim_for,
-                        file_partners=self._file_partners,
-                        urgent_only=self._urgent_only,
-                    )
-                )
-                pending = [item for item in taken if item.row_id not in held][: self._batch]
-                holds.hold([item.row_id for item in pending])
-            if not pending:
-                self._publisher.keepalive()
-                return 0
-            drained = _Drained()
-            failure: Exception | None = None
-            try:
-                failure = self._publish(pending, drained)
-            finally:  # also on an interrupt: what the broker confirmed is marked
-                with self._storage.unit_of_work() as uow:
-                    files = self._record(uow, pending, drained)
-        finally:  # marked, or left pending for the next drain (sent again, same ids)
-            holds.let_go(item.row_id for item in pending)
-        confirmed = self._done(pending, drained, files)
-        if failure is not None:
-            raise failure
+            for _ in range(self._batches if overlap else 1):
+                batch = self._take_locked() if holds is None else self._take_held(holds)
+                if batch is None:
+                    break
+                batch.failure = self._publish(batch)
+                older, flying = flying, batch
+                if older is not None:
+                    confirmed += self._finish(older, holds, ahead=batch)
+                    failures += [older.failure] if older.failure else []
+                if batch.failure is not None or len(batch.pending) < self._batch:
+                    break  # the outbox is drained, or the hand-over failed
+        finally:  # also on an interrupt: what the broker confirmed is marked
+            if flying is not None:
+                confirmed += self._finish(flying, holds, ahead=None)
+                failures += [flying.failure] if flying.failure else []
+        if failures:
+            raise failures[0]
+        if flying is None:
+            publisher.keepalive()  # nothing to publish
         return confirmed
 
-    def _drain_locked(self) -> int:
-        """Take, publish and mark in one unit of work, the messages held by its row locks
-        meanwhile: nothing is written to claim them, nor to give back those not sent."""
+    # --- taking a batch ------------------------------------------------------------------------
+
+    def _take_held(self, holds: _Holds) -> _Batch | None:
+        """Messages the process's other relays do not hold, read (not written) and held."""
         now = self._clock()
-        drained = _Drained()
-        failure: Exception | None = None
-        pending: list[PendingMessage] = []
-        files: list[OutboxMessage] = []
-        try:
-            with self._storage.unit_of_work() as uow:
-                pending = uow.outbox.lock_pending(
+        with holds.turn(self._urgent_only):
+            held = holds.held()
+            # A read alone: on SQLite, a snapshot without the write lock (`run_unit`).
+            taken = self._storage.run_unit(
+                lambda uow: uow.outbox.lock_pending(
                     self._owner,
-                    self._batch,
+                    self._batch + len(held),
                     now,
                     self._claim_for,
                     file_partners=self._file_partners,
                     urgent_only=self._urgent_only,
                 )
-                if pending:
-                    failure = self._publish(pending, drained)
-                    files = self._record(uow, pending, drained)
-        except TransientError:
-            if not drained.confirmed and not drained.parked:
-                raise
-            # The unit was lost once the broker had answered: PostgreSQL closed its session
-            # (held idle past `claim_seconds` while the broker was slow to confirm), or the
-            # connection broke. What the broker confirmed is marked in a unit of its own.
-            log.warning("outbox.hold_lost", confirmed=len(drained.confirmed))
-            with self._storage.unit_of_work() as uow:
-                files = self._record(uow, pending, drained)
-        if not pending:
-            self._publisher.keepalive()
-            return 0
-        confirmed = self._done(pending, drained, files)
-        if failure is not None:
-            raise failure
-        return confirmed
+            )
+            pending = [item for item in taken if item.row_id not in held][: self._batch]
+            holds.hold([item.row_id for item in pending])
+        return _Batch(pending) if pending else None
 
-    def _publish(self, pending: Sequence[PendingMessage], drained: _Drained) -> Exception | None:
-        """Hand the messages to the broker; `drained` says what became of each. A broker gone
-        midway is logged; any other failure is returned, to be raised once what the broker
-        confirmed is marked."""
+    def _take_locked(self) -> _Batch | None:
+        """Messages taken by the row locks of a unit of work left open until they are marked:
+        nothing is written to claim them, nor to give back those not sent."""
+        unit = ExitStack()
+        uow = unit.enter_context(self._storage.unit_of_work())
         try:
-            if isinstance(self._publisher, PipeliningPublisher):
-                self._pipelined(self._publisher, pending, drained)
+            pending = uow.outbox.lock_pending(
+                self._owner,
+                self._batch,
+                self._clock(),
+                self._claim_for,
+                file_partners=self._file_partners,
+                urgent_only=self._urgent_only,
+            )
+        except BaseException:
+            if not unit.__exit__(*sys.exc_info()):
+                raise
+            return None
+        if not pending:
+            unit.close()
+            return None
+        return _Batch(pending, unit=unit, uow=uow)
+
+    # --- publishing ----------------------------------------------------------------------------
+
+    def _publish(self, batch: _Batch) -> Exception | None:
+        """Hand the batch's messages to the broker (a pipelining publisher's confirms are
+        gathered by `_finish`). A broker gone midway is logged; any other failure is returned,
+        to be raised once what the broker confirmed is marked."""
+        publisher = self._publisher
+        try:
+            if isinstance(publisher, PipeliningPublisher):
+                self._hand_over(publisher, batch)
             else:
-                self._one_by_one(pending, drained)
+                self._one_by_one(batch.pending, batch.drained)
         except TransientError as exc:
-            log.warning("outbox.publish_failed", error=str(exc), confirmed=len(drained.confirmed))
+            log.warning(
+                "outbox.publish_failed", error=str(exc), confirmed=len(batch.drained.confirmed)
+            )
         except Exception as exc:  # returned: raised by the caller once the marks are made
             return exc
         return None
@@ -296,13 +334,11 @@ class RelayService:
             crashpoints.hit("relay.confirmed_unmarked")
             drained.confirmed.append(item.row_id)
 
-    def _pipelined(
-        self, publisher: PipeliningPublisher, pending: Sequence[PendingMessage], drained: _Drained
-    ) -> None:
-        """Hand every message over, many confirms outstanding, then collect the confirms; the
-        rows are marked only for the messages the broker confirmed."""
+    @staticmethod
+    def _hand_over(publisher: PipeliningPublisher, batch: _Batch) -> None:
+        """Hand every message over, many confirms outstanding; `_finish` collects them."""
         try:
-            for item in pending:
+            for item in batch.pending:
                 message = item.message
                 publisher.submit(
                     message.exchange,
@@ -314,22 +350,74 @@ class RelayService:
                     token=item.row_id,
                 )
         finally:
-            # Also when the broker went away midway: what it confirmed before is marked.
-            self._settle(publisher.flush(), drained)
+            batch.through = publisher.handed
 
     @staticmethod
-    def _settle(settled: Settled, drained: _Drained) -> None:
+    def _settle(settled: Settled, batch: _Batch, ahead: _Batch | None) -> None:
+        """Give each settled message's fate to its batch: `batch`, or the one handed over
+        after it, whose confirms began to arrive meanwhile."""
+        mine = set(batch.row_ids)
+
+        def owner(token: Hashable) -> _Drained:
+            return ahead.drained if ahead is not None and token not in mine else batch.drained
+
         for token, reason in settled.unroutable:
             log.error("outbox.parked", row_id=token, error=reason)
-            drained.parked.append((cast(int, token), reason))
+            owner(token).parked.append((cast(int, token), reason))
         if settled.failed:
             log.warning(
                 "outbox.publish_failed", failed=len(settled.failed), error=settled.failed[0][1]
             )
         if settled.confirmed:
             crashpoints.hit("relay.confirmed_unmarked")
-        drained.confirmed.extend(cast(int, token) for token in settled.confirmed)
-        drained.latencies.extend(settled.latencies)
+        for token, seconds in zip(settled.confirmed, settled.latencies, strict=True):
+            drained = owner(token)
+            drained.confirmed.append(cast(int, token))
+            drained.latencies.append(seconds)
+
+    # --- marking -------------------------------------------------------------------------------
+
+    def _finish(self, batch: _Batch, holds: _Holds | None, ahead: _Batch | None) -> int:
+        """Wait for the batch's confirms (not for those of the batch `ahead` of it), mark the
+        confirmed messages sent in its unit, and let its messages go; how many were confirmed.
+        The messages not confirmed stay pending, sent again by a later drain (same ids)."""
+        try:
+            if isinstance(self._publisher, PipeliningPublisher):
+                settled = self._publisher.flush(through=batch.through)
+                self._settle(settled, batch, ahead)
+        finally:  # also on an interrupt: what the broker confirmed is marked
+            if holds is not None:
+                try:
+                    with self._storage.unit_of_work() as uow:
+                        files = self._record(uow, batch.pending, batch.drained)
+                finally:  # marked, or left pending for the next drain (sent again, same ids)
+                    holds.let_go(batch.row_ids)
+            else:
+                files = self._commit_locked(batch)
+        return self._done(batch.pending, batch.drained, files)
+
+    def _commit_locked(self, batch: _Batch) -> list[OutboxMessage]:
+        """Mark the batch in the unit holding its row locks, and end the unit."""
+        assert batch.unit is not None and batch.uow is not None
+        drained = batch.drained
+        try:
+            try:
+                files = self._record(batch.uow, batch.pending, drained)
+            except BaseException:
+                if not batch.unit.__exit__(*sys.exc_info()):
+                    raise
+                return []
+            batch.unit.close()
+        except TransientError:
+            if not drained.confirmed and not drained.parked:
+                raise
+            # The unit was lost once the broker had answered: PostgreSQL closed its session
+            # (held idle past `claim_seconds` while the broker was slow to confirm), or the
+            # connection broke. What the broker confirmed is marked in a unit of its own.
+            log.warning("outbox.hold_lost", confirmed=len(drained.confirmed))
+            with self._storage.unit_of_work() as uow:
+                files = self._record(uow, batch.pending, drained)
+        return files
 
     def _record(
         self, uow: UnitOfWork, pending: Sequence[PendingMessage], drained: _Drained

@@ -133,9 +133,11 @@ class StoreContract(ConsoleContract):
     # --- the backend itself ----------------------------------------------------------------
 
     def test_kind(self, store: Storage) -> None:
-        """The storage names its backend; only PostgreSQL's relays hold messages by locks."""
+        """The storage names its backend; only PostgreSQL's relays hold messages by locks, and
+        only there may a thread hold two units of work open at once."""
         assert store.kind == self.kind
         assert store.relay_locks is (self.kind == "postgresql")
+        assert store.overlapping_units is (self.kind == "postgresql")
 
     def test_describe_is_a_line(self, store: Storage) -> None:
         """describe() is one non-empty line for the logs."""

@@ -58,6 +58,29 @@ def test_many_messages_in_flight_are_each_confirmed_once(broker_url: str, queue:
     assert _depth(broker_url, queue) == 3000
 
 
+def test_a_flush_through_a_count_waits_for_those_messages_alone(
+    broker_url: str, queue: str
+) -> None:
+    """`flush(through=handed)` returns once every message handed over until then is settled,
+    the ones handed over after still in flight or settled; the next flush has the rest: each
+    token comes back once, across the two."""
+    publisher = PipelinedPublisher(broker_url, window=500)
+    try:
+        for n in range(300):
+            publisher.submit(EXCHANGE, "k", b"a%d" % n, message_id=f"a{n}", token=n)
+        through = publisher.handed
+        for n in range(300, 600):
+            publisher.submit(EXCHANGE, "k", b"b%d" % n, message_id=f"b{n}", token=n)
+        first = publisher.flush(through=through)
+        assert publisher.handed == 600
+        second = publisher.flush()
+    finally:
+        publisher.close()
+    assert set(range(300)) <= set(first.confirmed)  # all of the first 300, maybe more
+    assert sorted(first.confirmed + second.confirmed) == list(range(600))
+    assert len(first.latencies) == len(first.confirmed)
+
+
 def test_an_unroutable_message_is_told_apart_from_its_confirmed_neighbours(
     broker_url: str, queue: str
 ) -> None:

@@ -20,6 +20,7 @@ from gateway.service.clock import utcnow
 from gateway.service.ports import OutboxMessage
 from gateway.service.relay import RelayService
 from tests.contract.values import draining, run_threads
+from tests.doubles import ConfirmingBroker
 
 pytestmark = pytest.mark.broker
 
@@ -180,11 +181,15 @@ class _SlowBroker:
 
     def submit(self, exchange: str, routing_key: str, body: bytes, **kw: Any) -> None:
         self._tokens.append(kw["token"])
+        self.handed += 1
 
-    def flush(self, timeout: float | None = None) -> Any:
+    handed = 0
+
+    def flush(self, timeout: float | None = None, through: int | None = None) -> Any:
         time.sleep(self._delay)
         confirmed, self._tokens = self._tokens, []
-        return SimpleNamespace(confirmed=confirmed, latencies=[], unroutable=[], failed=[])
+        latencies = [self._delay] * len(confirmed)
+        return SimpleNamespace(confirmed=confirmed, latencies=latencies, unroutable=[], failed=[])
 
     def publish(self, *args: Any, **kw: Any) -> None:
         raise AssertionError("messages are handed over by submit")
@@ -209,3 +214,102 @@ def test_on_postgresql_confirms_that_outlast_the_hold_are_still_marked(postgres_
         assert relay.drain() == 0
     finally:
         storage.close()
+
+
+def test_on_postgresql_a_drain_takes_the_next_batch_while_the_broker_confirms(
+    broker_url: str, postgres_url: str
+) -> None:
+    """With `batches`, one drain takes batch after batch while they come full, each by the
+    locks of a unit of its own, and the broker's confirms of each arrive while the next is
+    handed over: every message is confirmed once, marked once, and no claim is written."""
+    conn, channel = _ledger(broker_url)
+    storage = PostgresStorage(postgres_url, pool_size=3)
+    _postings(storage, 95, utcnow())
+    publisher = PipelinedPublisher(broker_url, window=16)
+    try:
+        assert storage.overlapping_units
+        relay = RelayService(storage, publisher, batch=20, batches=3)
+        assert [relay.drain() for _ in range(3)] == [60, 35, 0]
+    finally:
+        publisher.close()
+        [(sent, claimed)] = storage.query("SELECT COUNT(sent_at), COUNT(claimed_by) FROM outbox")
+        storage.close()
+    assert (sent, claimed) == (95, 0)
+    ids: list[str] = []
+    while True:
+        method, props, _ = channel.basic_get(topology.LEDGER_QUEUE, auto_ack=True)
+        if method is None:
+            break
+        ids.append(props.message_id)
+    conn.close()
+    assert ids == [f"p{n}" for n in range(95)]  # each once, in the outbox's order
+
+
+@pytest.mark.parametrize("eager", [False, True], ids=["in-order", "next-batch-early"])
+def test_on_postgresql_each_batch_waits_only_for_its_own_confirms(
+    postgres_url: str, eager: bool
+) -> None:
+    """A batch is settled through its own last message (`flush(through=...)`), the next batch
+    already handed over; confirms of the next that arrive with it (`eager`) are kept for the
+    next, whose unit marks them: each row is marked by the unit that locked it."""
+    storage = PostgresStorage(postgres_url, pool_size=3)
+    _postings(storage, 25, utcnow())
+    broker = ConfirmingBroker(eager=eager)
+    try:
+        relay = RelayService(storage, broker, batch=10, batches=8)
+        assert relay.drain() == 25
+        assert storage.queries.outbox_pending() == (0, None)
+    finally:
+        storage.close()
+    assert broker.published == [f"p{n}" for n in range(25)]
+    assert broker.flushes == [10, 20, 25]
+
+
+@pytest.mark.parametrize(
+    ("error", "raised"),
+    [(RuntimeError("client failed"), True), (TransientError("broker gone"), False)],
+    ids=["client-fails", "broker-goes"],
+)
+def test_on_postgresql_a_failure_in_a_later_batch_keeps_every_earlier_confirm(
+    postgres_url: str, error: Exception, raised: bool
+) -> None:
+    """The hand-over fails at the 25th message, in the third batch of a drain: the two batches
+    before and the four messages of the third the broker confirmed are marked before the error
+    goes on (a broker gone is logged instead); the other 16 are pending and free at once."""
+    storage = PostgresStorage(postgres_url, pool_size=3)
+    _postings(storage, 40, utcnow())
+    relay = RelayService(storage, ConfirmingBroker(breaks_at=24, error=error), batch=10, batches=8)
+    try:
+        if raised:
+            with pytest.raises(RuntimeError, match="client failed"):
+                relay.drain()
+        else:
+            assert relay.drain() == 24
+        assert storage.queries.outbox_pending()[0] == 16
+        again = RelayService(storage, ConfirmingBroker(), batch=10, batches=8, owner="relay-b")
+        assert again.drain() == 16
+        assert storage.queries.outbox_pending() == (0, None)
+    finally:
+        storage.close()
+
+
+def test_on_postgresql_two_relays_overlapping_batches_never_share_a_message(
+    postgres_url: str,
+) -> None:
+    """Two relays (two instances) drain at once, each taking its next batch while its last is
+    confirmed: the locks of every open unit keep each message to one of them."""
+    storage = PostgresStorage(postgres_url, pool_size=6)
+    _postings(storage, 300, utcnow())
+    brokers = [ConfirmingBroker(pause=0.0005) for _ in range(2)]
+    try:
+        relays = [
+            RelayService(storage, broker, batch=20, batches=4, owner=f"relay-{n}")
+            for n, broker in enumerate(brokers)
+        ]
+        drained = run_threads([draining(relay) for relay in relays])
+        assert storage.queries.outbox_pending() == (0, None)
+    finally:
+        storage.close()
+    assert all(isinstance(count, int) and count > 0 for count in drained), drained
+    published = [message_id for broker in brokers for message_id in broker.published]
+    assert sorted(published) == sorted(f"p{n}" for n in range(300))  # each once

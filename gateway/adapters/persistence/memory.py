@@ -1079,6 +1079,11 @@ class MemoryStorage:
         return self._relay_locks
 
     @property
+    def overlapping_units(self) -> bool:
+        """One unit at a time holds the store."""
+        return False
+
+    @property
     def kind(self) -> str:
         return "memory"
 

@@ -330,6 +330,11 @@ class PostgresStorage:
         return True
 
     @property
+    def overlapping_units(self) -> bool:
+        """Each unit of work has a pooled connection of its own."""
+        return True
+
+    @property
     def kind(self) -> str:
         return "postgresql"
 

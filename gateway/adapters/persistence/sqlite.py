@@ -295,6 +295,11 @@ class SqliteStorage:
         return False
 
     @property
+    def overlapping_units(self) -> bool:
+        """One write lock: a second unit in the same thread would wait for the first."""
+        return False
+
+    @property
     def kind(self) -> str:
         return "sqlite"
 
