@@ -61,7 +61,7 @@ RELAY_WINDOW = 2000
 # On PostgreSQL, batches one drain takes at most while they come full, each taken and marked
 # while the broker confirms the next (`RelayService`): the database's work and the broker's
 # overlap.
-RELAY_BATCHES = 8
+RELAY_BATCHES = 4
 # Seconds between two looks for files to write into file-exchange partners' folders, when idle.
 FILE_RELAY_IDLE_SECONDS = 0.25
 

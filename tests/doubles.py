@@ -65,7 +65,7 @@ class ConfirmingBroker:
     def __init__(
         self,
         breaks_at: int | None = None,
-        error: Exception | None = None,
+        error: BaseException | None = None,
         pause: float = 0.0,
         eager: bool = False,
     ) -> None:
@@ -76,9 +76,11 @@ class ConfirmingBroker:
         self._eager = eager
         self._tokens: list[tuple[int, Hashable]] = []  # (hand-over number, token), unconfirmed
         self.flushes: list[int | None] = []
+        self.refusals = 0  # submits that raised `error`
 
     def submit(self, exchange: str, routing_key: str, body: bytes, **kw: Any) -> None:
         if self._breaks_at is not None and len(self.published) == self._breaks_at:
+            self.refusals += 1
             raise self._error
         if self._pause:
             time.sleep(self._pause)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Hashable, Iterable, Iterator, Sequence
@@ -98,6 +97,8 @@ class _Batch:
     through: int = 0
     # What failed in the hand-over (not the broker's going away): raised once marks are made.
     failure: Exception | None = None
+    # The broker went away during the hand-over: the messages after it wait for a later drain.
+    cut: bool = False
     # PostgreSQL: the unit of work whose row locks hold the messages, open until they are
     # marked (its exit, and the unit).
     unit: ExitStack | None = None
@@ -222,27 +223,33 @@ class RelayService:
             and isinstance(publisher, PipeliningPublisher)
         )
         confirmed = 0
-        failures: list[Exception] = []
-        flying: _Batch | None = None  # handed over: its confirms and marks are still to come
+        taken: list[_Batch] = []
+        # Taken and not yet finished (settled, marked, let go), oldest first: at most two.
+        open_batches: list[_Batch] = []
         try:
             for _ in range(self._batches if overlap else 1):
                 batch = self._take_locked() if holds is None else self._take_held(holds)
                 if batch is None:
                     break
-                batch.failure = self._publish(batch)
-                older, flying = flying, batch
-                if older is not None:
+                if open_batches and _shares_rows(batch, open_batches[-1]):
+                    # The unit before lost its locks (PostgreSQL ended its session while the
+                    # broker was slow to confirm): its rows are left to it; the drain ends.
+                    self._give_back(batch)
+                    break
+                taken.append(batch)
+                open_batches.append(batch)  # finished below, whatever happens from here
+                self._publish(batch)
+                if len(open_batches) == 2:
+                    older = open_batches.pop(0)
                     confirmed += self._finish(older, holds, ahead=batch)
-                    failures += [older.failure] if older.failure else []
-                if batch.failure is not None or len(batch.pending) < self._batch:
+                if batch.failure is not None or batch.cut or len(batch.pending) < self._batch:
                     break  # the outbox is drained, or the hand-over failed
         finally:  # also on an interrupt: what the broker confirmed is marked
-            if flying is not None:
-                confirmed += self._finish(flying, holds, ahead=None)
-                failures += [flying.failure] if flying.failure else []
-        if failures:
-            raise failures[0]
-        if flying is None:
+            confirmed += self._finish_all(open_batches, holds)
+        for batch in taken:
+            if batch.failure is not None:
+                raise batch.failure
+        if not taken:
             publisher.keepalive()  # nothing to publish
         return confirmed
 
@@ -271,9 +278,8 @@ class RelayService:
     def _take_locked(self) -> _Batch | None:
         """Messages taken by the row locks of a unit of work left open until they are marked:
         nothing is written to claim them, nor to give back those not sent."""
-        unit = ExitStack()
-        uow = unit.enter_context(self._storage.unit_of_work())
-        try:
+        with ExitStack() as unit:
+            uow = unit.enter_context(self._storage.unit_of_work())
             pending = uow.outbox.lock_pending(
                 self._owner,
                 self._batch,
@@ -282,21 +288,22 @@ class RelayService:
                 file_partners=self._file_partners,
                 urgent_only=self._urgent_only,
             )
-        except BaseException:
-            if not unit.__exit__(*sys.exc_info()):
-                raise
-            return None
-        if not pending:
-            unit.close()
-            return None
-        return _Batch(pending, unit=unit, uow=uow)
+            if not pending:
+                return None  # the unit ends: nothing was written
+            return _Batch(pending, unit=unit.pop_all(), uow=uow)
+
+    @staticmethod
+    def _give_back(batch: _Batch) -> None:
+        """End a batch's unit before anything was handed over: its locks go."""
+        if batch.unit is not None:
+            batch.unit.close()
 
     # --- publishing ----------------------------------------------------------------------------
 
-    def _publish(self, batch: _Batch) -> Exception | None:
+    def _publish(self, batch: _Batch) -> None:
         """Hand the batch's messages to the broker (a pipelining publisher's confirms are
-        gathered by `_finish`). A broker gone midway is logged; any other failure is returned,
-        to be raised once what the broker confirmed is marked."""
+        gathered by `_finish`). A broker gone midway is logged (`batch.cut`); any other
+        failure is kept (`batch.failure`), raised once what the broker confirmed is marked."""
         publisher = self._publisher
         try:
             if isinstance(publisher, PipeliningPublisher):
@@ -304,12 +311,12 @@ class RelayService:
             else:
                 self._one_by_one(batch.pending, batch.drained)
         except TransientError as exc:
+            batch.cut = True
             log.warning(
                 "outbox.publish_failed", error=str(exc), confirmed=len(batch.drained.confirmed)
             )
-        except Exception as exc:  # returned: raised by the caller once the marks are made
-            return exc
-        return None
+        except Exception as exc:  # raised by `drain` once the marks are made
+            batch.failure = exc
 
     def _one_by_one(self, pending: Sequence[PendingMessage], drained: _Drained) -> None:
         """Publish each message and wait for its confirm before the next."""
@@ -356,10 +363,10 @@ class RelayService:
     def _settle(settled: Settled, batch: _Batch, ahead: _Batch | None) -> None:
         """Give each settled message's fate to its batch: `batch`, or the one handed over
         after it, whose confirms began to arrive meanwhile."""
-        mine = set(batch.row_ids)
+        theirs = set(ahead.row_ids) if ahead is not None else set()
 
         def owner(token: Hashable) -> _Drained:
-            return ahead.drained if ahead is not None and token not in mine else batch.drained
+            return ahead.drained if ahead is not None and token in theirs else batch.drained
 
         for token, reason in settled.unroutable:
             log.error("outbox.parked", row_id=token, error=reason)
@@ -396,18 +403,25 @@ class RelayService:
                 files = self._commit_locked(batch)
         return self._done(batch.pending, batch.drained, files)
 
+    def _finish_all(self, batches: list[_Batch], holds: _Holds | None) -> int:
+        """`_finish` each batch, oldest first, each whatever became of the one before."""
+        if not batches:
+            return 0
+        first, rest = batches[0], batches[1:]
+        try:
+            done = self._finish(first, holds, ahead=rest[0] if rest else None)
+        finally:
+            done_after = self._finish_all(rest, holds)
+        return done + done_after
+
     def _commit_locked(self, batch: _Batch) -> list[OutboxMessage]:
         """Mark the batch in the unit holding its row locks, and end the unit."""
-        assert batch.unit is not None and batch.uow is not None
-        drained = batch.drained
+        unit, uow, drained = batch.unit, batch.uow, batch.drained
+        if unit is None or uow is None:
+            raise RuntimeError("a batch taken by row locks has its unit of work")
         try:
-            try:
-                files = self._record(batch.uow, batch.pending, drained)
-            except BaseException:
-                if not batch.unit.__exit__(*sys.exc_info()):
-                    raise
-                return []
-            batch.unit.close()
+            with unit:
+                return self._record(uow, batch.pending, drained)
         except TransientError:
             if not drained.confirmed and not drained.parked:
                 raise
@@ -415,9 +429,8 @@ class RelayService:
             # (held idle past `claim_seconds` while the broker was slow to confirm), or the
             # connection broke. What the broker confirmed is marked in a unit of its own.
             log.warning("outbox.hold_lost", confirmed=len(drained.confirmed))
-            with self._storage.unit_of_work() as uow:
-                files = self._record(uow, batch.pending, drained)
-        return files
+            with self._storage.unit_of_work() as fresh:
+                return self._record(fresh, batch.pending, drained)
 
     def _record(
         self, uow: UnitOfWork, pending: Sequence[PendingMessage], drained: _Drained
@@ -450,6 +463,11 @@ class RelayService:
         for seconds in drained.latencies:
             self._metrics.publish_confirmed(seconds)
         return len(drained.confirmed)
+
+
+def _shares_rows(batch: _Batch, other: _Batch) -> bool:
+    """Whether two batches took a row in common."""
+    return not set(other.row_ids).isdisjoint(batch.row_ids)
 
 
 def _content_type(exchange: str) -> str:

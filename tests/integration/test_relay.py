@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -178,12 +180,11 @@ class _SlowBroker:
     def __init__(self, delay: float) -> None:
         self._delay = delay
         self._tokens: list[Any] = []
+        self.handed = 0
 
     def submit(self, exchange: str, routing_key: str, body: bytes, **kw: Any) -> None:
         self._tokens.append(kw["token"])
         self.handed += 1
-
-    handed = 0
 
     def flush(self, timeout: float | None = None, through: int | None = None) -> Any:
         time.sleep(self._delay)
@@ -278,13 +279,15 @@ def test_on_postgresql_a_failure_in_a_later_batch_keeps_every_earlier_confirm(
     goes on (a broker gone is logged instead); the other 16 are pending and free at once."""
     storage = PostgresStorage(postgres_url, pool_size=3)
     _postings(storage, 40, utcnow())
-    relay = RelayService(storage, ConfirmingBroker(breaks_at=24, error=error), batch=10, batches=8)
+    broker = ConfirmingBroker(breaks_at=24, error=error)
+    relay = RelayService(storage, broker, batch=10, batches=8)
     try:
         if raised:
             with pytest.raises(RuntimeError, match="client failed"):
                 relay.drain()
         else:
             assert relay.drain() == 24
+        assert broker.refusals == 1  # the drain ended at the failed hand-over
         assert storage.queries.outbox_pending()[0] == 16
         again = RelayService(storage, ConfirmingBroker(), batch=10, batches=8, owner="relay-b")
         assert again.drain() == 16
@@ -313,3 +316,91 @@ def test_on_postgresql_two_relays_overlapping_batches_never_share_a_message(
     assert all(isinstance(count, int) and count > 0 for count in drained), drained
     published = [message_id for broker in brokers for message_id in broker.published]
     assert sorted(published) == sorted(f"p{n}" for n in range(300))  # each once
+
+
+def test_on_postgresql_an_interrupt_midway_ends_every_open_unit(postgres_url: str) -> None:
+    """An interrupt (Ctrl-C) while the second batch is handed over: the first batch's confirms
+    and the second's so far are marked, both units end, and no lock outlives them: another
+    relay takes every message left at once."""
+    storage = PostgresStorage(postgres_url, pool_size=3)
+    _postings(storage, 40, utcnow())
+    broker = ConfirmingBroker(breaks_at=15, error=KeyboardInterrupt())
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            RelayService(storage, broker, batch=10, batches=8).drain()
+        assert storage.queries.outbox_pending()[0] == 25
+        again = RelayService(storage, ConfirmingBroker(), batch=50, owner="relay-b")
+        assert again.drain() == 25
+    finally:
+        storage.close()
+
+
+class _LocksSpy:
+    """A PostgreSQL storage whose units record the rows they locked and the rows they marked."""
+
+    def __init__(self, storage: PostgresStorage) -> None:
+        self._storage = storage
+        self.units: list[tuple[set[int], set[int]]] = []  # (locked, marked), by unit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._storage, name)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Any]:
+        locked: set[int] = set()
+        marked: set[int] = set()
+        self.units.append((locked, marked))
+        with self._storage.unit_of_work() as uow:
+            outbox = uow.outbox
+            lock_pending, mark_sent = outbox.lock_pending, outbox.mark_sent
+
+            def locking(*args: Any, **kw: Any) -> Any:
+                taken = lock_pending(*args, **kw)
+                locked.update(item.row_id for item in taken)
+                return taken
+
+            def marking(row_ids: Any, now: Any) -> None:
+                marked.update(row_ids)
+                mark_sent(row_ids, now)
+
+            setattr(outbox, "lock_pending", locking)  # noqa: B010 - wrapped for the record
+            setattr(outbox, "mark_sent", marking)  # noqa: B010
+            yield uow
+
+
+@pytest.mark.parametrize("eager", [False, True], ids=["in-order", "next-batch-early"])
+def test_on_postgresql_each_row_is_marked_by_the_unit_that_locked_it(
+    postgres_url: str, eager: bool
+) -> None:
+    """Confirms of the next batch that arrive while a batch is settled are kept for the next
+    batch's unit: every unit marks exactly the rows it locked."""
+    storage = PostgresStorage(postgres_url, pool_size=3)
+    _postings(storage, 35, utcnow())
+    spy = _LocksSpy(storage)
+    try:
+        relay = RelayService(spy, ConfirmingBroker(eager=eager), batch=10, batches=8)
+        assert relay.drain() == 35
+    finally:
+        storage.close()
+    units = [(locked, marked) for locked, marked in spy.units if locked]
+    assert [len(locked) for locked, _ in units] == [10, 10, 10, 5]
+    assert all(marked == locked for locked, marked in units)
+
+
+def test_on_postgresql_a_batch_whose_unit_lost_its_locks_is_not_taken_twice(
+    postgres_url: str,
+) -> None:
+    """The first batch's unit sits idle past its hold while the broker is slow (PostgreSQL ends
+    its session); the next batch finds the same rows unlocked: it gives them back and the drain
+    ends. The first batch's confirms are marked in a unit of their own, each message was
+    handed over once, and the rest wait for the next drain."""
+    storage = PostgresStorage(postgres_url, pool_size=3)
+    _postings(storage, 25, utcnow())
+    broker = ConfirmingBroker(pause=0.1)
+    try:
+        relay = RelayService(storage, broker, batch=10, batches=8, claim_seconds=0.3)
+        assert relay.drain() == 10
+        assert broker.published == [f"p{n}" for n in range(10)]
+        assert storage.queries.outbox_pending()[0] == 15
+    finally:
+        storage.close()
