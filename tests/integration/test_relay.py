@@ -36,6 +36,18 @@ def _ledger(broker_url: str) -> tuple[Any, Any]:
     return conn, channel
 
 
+def _ledger_ids(conn: Any, channel: Any) -> list[str]:
+    """The message ids on the ledger queue, in its order (taken off it); the connection closed."""
+    ids: list[str] = []
+    while True:
+        method, props, _ = channel.basic_get(topology.LEDGER_QUEUE, auto_ack=True)
+        if method is None:
+            break
+        ids.append(props.message_id)
+    conn.close()
+    return ids
+
+
 def _postings(storage: Any, count: int, now: Any) -> None:
     """`count` postings for the ledger in the outbox, ids p0, p1, ..."""
     with storage.unit_of_work() as uow:
@@ -140,13 +152,7 @@ def test_on_sqlite_the_relays_of_the_process_hold_their_messages_in_memory(
         storage.close()
     assert all(isinstance(count, int) and count > 0 for count in drained), drained  # side by side
     assert (sent, claimed, sum(drained)) == (300, 0, 300)
-    ids: list[str] = []
-    while True:
-        method, props, _ = channel.basic_get(topology.LEDGER_QUEUE, auto_ack=True)
-        if method is None:
-            break
-        ids.append(props.message_id)
-    conn.close()
+    ids = _ledger_ids(conn, channel)
     assert sorted(ids) == sorted(f"p{n}" for n in range(300))  # each once
 
 
@@ -236,13 +242,7 @@ def test_on_postgresql_a_drain_takes_the_next_batch_while_the_broker_confirms(
         [(sent, claimed)] = storage.query("SELECT COUNT(sent_at), COUNT(claimed_by) FROM outbox")
         storage.close()
     assert (sent, claimed) == (95, 0)
-    ids: list[str] = []
-    while True:
-        method, props, _ = channel.basic_get(topology.LEDGER_QUEUE, auto_ack=True)
-        if method is None:
-            break
-        ids.append(props.message_id)
-    conn.close()
+    ids = _ledger_ids(conn, channel)
     assert ids == [f"p{n}" for n in range(95)]  # each once, in the outbox's order
 
 
