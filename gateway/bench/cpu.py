@@ -91,6 +91,17 @@ def _parent(pid: int) -> int:
         return 0
 
 
+def server_groups(database: str, root: Path) -> dict[str, Callable[[], list[int]]]:
+    """The servers a benchmark on this checkout (`root`) shares its cores with, by name:
+    its RabbitMQ node (GATEWAY_RABBIT_NODE) and, on `database` "postgres", its PostgreSQL."""
+    node = os.environ.get("GATEWAY_RABBIT_NODE", "gateway@localhost")
+    groups: dict[str, Callable[[], list[int]]] = {"RabbitMQ": lambda: broker_pids(node)}
+    if database == "postgres":
+        data = root / "var" / "postgres" / "data"
+        groups["PostgreSQL"] = lambda: postgres_pids(data)
+    return groups
+
+
 class CpuMeter:
     """CPU seconds of named groups of processes between `start` and `read`: a process started
     in between counts whole, one ended in between is not seen."""

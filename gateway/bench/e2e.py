@@ -42,7 +42,7 @@ from gateway.adapters.persistence.pg_statements import Statement, StatementStats
 from gateway.adapters.persistence.postgres import fresh_schema
 from gateway.adapters.rabbitmq import Delivery, connect, consume
 from gateway.banksim.wiring import bank_keypair
-from gateway.bench.cpu import CpuMeter, broker_pids, child_pids, postgres_pids
+from gateway.bench.cpu import CpuMeter, child_pids, server_groups
 from gateway.bench.orders import BenchOrders, generate, urgent_order
 from gateway.bench.statements import render as render_statements
 from gateway.bootstrap import declare_topology, our_keypair
@@ -467,12 +467,7 @@ class E2EBench:
             return lambda: [child.pid, *child_pids(child.pid)] if child.pid else []
 
         groups = {child.name: pid_of(child) for child in [*gateways, bank]}
-        node = os.environ.get("GATEWAY_RABBIT_NODE", "gateway@localhost")
-        groups["RabbitMQ"] = lambda: broker_pids(node)
-        if config.database == "postgres":
-            data = ROOT / "var" / "postgres" / "data"
-            groups["PostgreSQL"] = lambda: postgres_pids(data)
-        return CpuMeter(groups)
+        return CpuMeter({**groups, **server_groups(config.database, ROOT)})
 
     def _wait(
         self, ledger: _Ledger, gateways: list[Child], expected: int, t0: float, logs: Path

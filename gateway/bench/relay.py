@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -29,7 +28,7 @@ from gateway.adapters.confirms import PipelinedPublisher
 from gateway.adapters.persistence import open_storage
 from gateway.adapters.persistence.postgres import fresh_schema
 from gateway.adapters.rabbitmq import Publisher, connect
-from gateway.bench.cpu import CpuMeter, broker_pids, postgres_pids
+from gateway.bench.cpu import CpuMeter, server_groups
 from gateway.bench.e2e import checkout_commit, machine_load
 from gateway.bootstrap import RELAY_BATCH, RELAY_BATCHES, RELAY_WINDOW, declare_topology
 from gateway.config import load_settings
@@ -183,12 +182,7 @@ def run_relay_bench(
 def _cpu_meter(database: str) -> CpuMeter:
     """The CPU of the relay (this process), the broker and PostgreSQL: on two cores the three
     share them, and their total bounds the rate as much as any one of them."""
-    node = os.environ.get("GATEWAY_RABBIT_NODE", "gateway@localhost")
-    groups: dict[str, Callable[[], list[int]]] = {"RabbitMQ": lambda: broker_pids(node)}
-    if database == "postgres":
-        data = ROOT / "var" / "postgres" / "data"
-        groups["PostgreSQL"] = lambda: postgres_pids(data)
-    return CpuMeter(groups, own="relay")
+    return CpuMeter(server_groups(database, ROOT), own="relay")
 
 
 def _purge_ledger(url: str) -> None:

@@ -2,17 +2,26 @@
 table and written by one statement (`PostgresExecutor._insert_copied`, `_update_copied`), with
 what executing it row by row gave: the rows in their order (the outbox's ids are the relay's
 order), conflicts ignored where the statement says so, the count of rows written (an order
-moved meanwhile fails the unit), two batches in one unit, nothing left after a rollback."""
+moved meanwhile fails the unit), two batches in one unit, nothing left after a rollback.
+
+Each test runs twice: copied, and row by row on a database where the gateway's role may not make
+temporary tables (`REVOKE TEMPORARY`, as some administrators do; `PostgresStorage.copies`). That
+role and its database are made by the test server's superuser (`postgres`, as scripts/postgres
+sets it up); a server without one skips those runs, or fails them on CI."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import urllib.parse
+import uuid
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 
+import psycopg
 import pytest
+import structlog
 
 from gateway.adapters.persistence.postgres import (
     _UPDATE,
@@ -25,14 +34,57 @@ from gateway.adapters.persistence.sql import _MOVE
 from gateway.domain.states import TxState
 from gateway.service.ports import BankAnswer, ConcurrentChange
 from tests.contract.values import HANOI, T0, at, message, new_order, order_id
+from tests.postgres import unavailable, with_search_path
 
 MANY = COPY_FROM * 3
 
 
-@pytest.fixture
-def storage(postgres_url: str) -> Iterator[PostgresStorage]:
-    made = PostgresStorage(postgres_url)
+def _as(url: str, user: str, database: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{user}@{host}:{parts.port}" if parts.port else f"{user}@{host}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, path=f"/{database}", query=""))
+
+
+@pytest.fixture(scope="module")
+def no_temp_base(postgres_base_url: str) -> Iterator[str]:
+    """A database whose one role may connect and create schemas, but not make temporary
+    tables; its URL as that role."""
+    name = f"gw_notemp_{uuid.uuid4().hex[:8]}"
+    admin_url = _as(postgres_base_url, "postgres", "postgres")
     try:
+        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        unavailable(f"no superuser `postgres` to make a role without TEMPORARY: {exc}")
+        raise  # unreachable: unavailable() skips or fails
+    try:
+        admin.execute(f"CREATE ROLE {name} LOGIN")
+        admin.execute(f"CREATE DATABASE {name} OWNER postgres")
+        admin.execute(f"REVOKE TEMPORARY ON DATABASE {name} FROM PUBLIC")
+        admin.execute(f"GRANT CONNECT, CREATE ON DATABASE {name} TO {name}")
+        yield _as(postgres_base_url, name, name)
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"DROP ROLE IF EXISTS {name}")
+        admin.close()
+
+
+@pytest.fixture
+def no_temp_url(no_temp_base: str) -> str:
+    """A fresh schema of that database (it goes with the database)."""
+    schema = f"t_{uuid.uuid4().hex}"
+    with psycopg.connect(no_temp_base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return with_search_path(no_temp_base, schema)
+
+
+@pytest.fixture(params=["copied", "row-by-row"])
+def storage(request: pytest.FixtureRequest) -> Iterator[PostgresStorage]:
+    copied = request.param == "copied"
+    url = request.getfixturevalue("postgres_url" if copied else "no_temp_url")
+    made = PostgresStorage(url)
+    try:
+        assert made.copies() is copied
         yield made
     finally:
         made.close()
@@ -221,3 +273,21 @@ def test_only_updates_whose_placeholders_all_stand_for_columns_are_copied() -> N
     assert plan("UPDATE orders SET a = (SELECT b FROM t WHERE c = ?) WHERE d = ?") is None
     assert plan("UPDATE orders SET a = ? FROM t WHERE d = ?") is None
     assert re.search("%s", _sql(move))  # the shared SQL's marks are psycopg's
+
+
+def test_without_temporary_tables_the_log_says_so_once(no_temp_url: str) -> None:
+    """A role that may not make temporary tables has its batches written row by row (the tests
+    above, run that way, hold it to the same rows, counts and refusals); the log says why, once."""
+    with structlog.testing.capture_logs() as logs:
+        storage = PostgresStorage(no_temp_url)
+        try:
+            assert storage.copies() is False
+            for start in (1, MANY + 1):
+                with storage.unit_of_work() as uow:
+                    for n in range(start, start + MANY):
+                        uow.outbox.add(message(n), T0)
+            assert len(_pending_ids(storage)) == 2 * MANY
+        finally:
+            storage.close()
+    refused = [entry for entry in logs if entry["event"] == "postgres.no_temporary_tables"]
+    assert len(refused) == 1
