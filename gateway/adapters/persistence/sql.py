@@ -199,10 +199,11 @@ def _mismatch_error(rows: list[Held], missing: int) -> Exception:
 
 
 # The batcher's question, up to five times a second: each group of received orders, its partner,
-# count and newest arrival. Answered from the index orders_by_state_group (0009).
+# count and newest arrival. Answered from the index orders_waiting (0011) of the orders in no
+# file yet, whose condition (`msg_id IS NULL`) it states, as SQLite's planner requires.
 WAITING_GROUPS = (
-    "SELECT group_key, partner, COUNT(*), MAX(received_at) FROM orders WHERE state = ?"
-    " GROUP BY group_key, partner ORDER BY group_key"
+    "SELECT group_key, partner, COUNT(*), MAX(received_at) FROM orders"
+    " WHERE msg_id IS NULL AND state = ? GROUP BY group_key, partner ORDER BY group_key"
 )
 
 
@@ -211,8 +212,8 @@ def mark_batched_statement(count: int) -> str:
     batched in a file.
 
     The orders are found by their ids: `IS TRUE` keeps the state out of the index choice. Both
-    databases otherwise may walk every received order in the state index (tens of thousands
-    during a bulk intake) for each thousand ids."""
+    databases otherwise walked every received order in the state index of 0009 (tens of
+    thousands during a bulk intake) for each thousand ids."""
     marks = ", ".join("?" * count)
     return (
         "UPDATE orders SET state = ?, msg_id = ?, pmt_inf_id = ?, updated_at = ?"  # noqa: S608 - placeholders only
@@ -350,8 +351,8 @@ ReadAhead = dict[str, StoredOrder | None]
 def received_in_group(ex: Executor, group_key: str, limit: int) -> list[StoredOrder]:
     """A group's received orders, oldest first (in a unit of work or as committed)."""
     rows = ex.all(
-        f"SELECT {ORDER_COLUMNS} FROM {ORDERS} WHERE state = ? AND group_key = ?"  # noqa: S608 - fixed columns
-        " ORDER BY received_at, order_id LIMIT ?",
+        f"SELECT {ORDER_COLUMNS} FROM {ORDERS} WHERE msg_id IS NULL AND state = ?"  # noqa: S608 - fixed columns
+        " AND group_key = ? ORDER BY received_at, order_id LIMIT ?",
         (TxState.RECEIVED.value, group_key, limit),
     )
     return [order_from_row(row) for row in rows]
