@@ -463,15 +463,16 @@ _LOADED_MAX = 32
 
 def private_key(pem: bytes) -> PrivateKey:
     """An unencrypted PEM private key, loaded and checked once."""
-    key = _loaded.get(pem)
-    if key is None:
-        try:
-            key = serialization.load_pem_private_key(pem, password=None)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"private key cannot be loaded: {exc}") from None
-        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-            raise ConfigError(f"private key type {type(key).__name__} is not RSA or EC")
-        _remember(pem, key)
+    known = _loaded.get(pem)
+    if known is not None:
+        return known
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"private key cannot be loaded: {exc}") from None
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"private key type {type(key).__name__} is not RSA or EC")
+    _remember(pem, key)
     return key
 
 

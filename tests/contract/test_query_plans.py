@@ -141,7 +141,6 @@ def test_postgres_marks_and_moves_orders_by_order_id(postgres_url: str) -> None:
         assert "orders_waiting" not in plan, plan
 
 
-
 def _fill_batched(storage: Storage) -> None:
     """ORDERS orders stored, then batched into one file, in the gateway's own writes."""
     _fill(storage)
@@ -179,6 +178,7 @@ def test_postgres_moves_batched_orders_without_writing_an_index(postgres_url: st
     assert all(updated == ORDERS for updated, _ in moved), moved
     assert moved[0][1] >= ORDERS * 9 // 10, moved
     assert [hot for _, hot in moved[1:]] == [ORDERS, ORDERS], moved
+
 
 # --- the outbox: the relays and the admin's questions read the unsent messages only ----------
 
