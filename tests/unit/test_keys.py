@@ -207,3 +207,29 @@ def test_a_start_with_a_broken_key_stops_naming_the_file(settings: Settings) -> 
     key_file.write_bytes(key_file.read_bytes()[:80])  # the generated key, cut short
     with pytest.raises(ConfigError, match=str(key_file)):
         our_keys(settings)
+
+
+def test_a_key_read_from_its_file_is_not_loaded_again_to_sign(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading an RSA key checks it (about 150 ms of CPU for 3,072 bits): a pair read from its
+    files is checked there, and signing with it does not load it a second time."""
+    pair = ensure_keypair(tmp_path, "kbnn-once", "KBNN")
+    loaded = load_pair(tmp_path, "kbnn-once", None)
+    calls: list[bytes] = []
+    real = serialization.load_pem_private_key
+
+    def counted(data: bytes, password: bytes | None, *args: object, **kwargs: object) -> object:
+        calls.append(data)
+        return real(data, password)
+
+    monkeypatch.setattr(keys_module.serialization, "load_pem_private_key", counted)
+    assert loaded.private_key.public_key().public_numbers() == (
+        keys_module.private_key(pair.key_pem).public_key().public_numbers()
+    )
+    assert calls == []
+    # A PEM never read from a file is loaded, and checked, once.
+    other, _ = generate_keypair("KBNN other")
+    keys_module.private_key(other)
+    keys_module.private_key(other)
+    assert calls == [other]
