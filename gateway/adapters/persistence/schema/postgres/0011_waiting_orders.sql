@@ -8,7 +8,9 @@
 -- The batcher's questions say `msg_id IS NULL` and the state: an order refused before any file
 -- (rejected, no msg_id) stays in the index, and the state keeps it out of the answers.
 DROP INDEX IF EXISTS orders_by_state_group;
-CREATE INDEX IF NOT EXISTS orders_waiting ON orders (group_key, received_at, order_id)
+-- In the order the batcher groups them (group, partner), with the arrival time: the groups'
+-- counts come from the index in order, with each order's state read from its row.
+CREATE INDEX IF NOT EXISTS orders_waiting ON orders (group_key, partner, received_at)
     WHERE msg_id IS NULL;
 -- The orders of a file are found by its msg_id in an index of the orders in files only: the
 -- batcher's `msg_id IS NULL` is then answered from orders_waiting, which SQLite's planner,
