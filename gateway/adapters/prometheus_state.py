@@ -64,7 +64,8 @@ class _CachedReading:
 
 
 class StateCollector(_CachedReading):
-    """The database's state as gauges, read at scrape time by a handful of indexed queries.
+    """The database's state as gauges, read at scrape time by a handful of queries (counting
+    orders by state reads the table: no index names the state, see docs/storage.md, version 11).
 
     Scrapes are serialised and a result younger than `max_age` seconds is served again, so that
     however often (or however many) Prometheus servers scrape, the database sees at most one

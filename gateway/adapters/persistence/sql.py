@@ -207,6 +207,12 @@ WAITING_GROUPS = (
 )
 
 
+# A file's orders, found by its msg_id in orders_by_msg, the index of the orders in files
+# (0011: `WHERE msg_id IS NOT NULL`, which `msg_id = ?` implies on both databases).
+FILE_ORDER_IDS = "SELECT order_id FROM orders WHERE msg_id = ? ORDER BY order_id"
+FILE_ORDERS_MOVED = "UPDATE orders SET state = ?, updated_at = ? WHERE msg_id = ? AND state = ?"
+
+
 def mark_batched_statement(count: int) -> str:
     """Move `count` orders, named by id, from one state (the last parameter before the ids) to
     batched in a file.
@@ -608,9 +614,7 @@ class SqlOrders:
             )
 
     def ids_in_file(self, msg_id: str) -> list[str]:
-        rows = self._ex.all(
-            "SELECT order_id FROM orders WHERE msg_id = ? ORDER BY order_id", (msg_id,)
-        )
+        rows = self._ex.all(FILE_ORDER_IDS, (msg_id,))
         return [row[0] for row in rows]
 
     def ids_in_group(self, msg_id: str, pmt_inf_id: str) -> list[str]:
@@ -657,10 +661,7 @@ class SqlFiles:
         )
         assert can_move(TxState.BATCHED, TxState.SENT)
         self._ahead.clear()  # its orders move
-        self._ex.run(
-            "UPDATE orders SET state = ?, updated_at = ? WHERE msg_id = ? AND state = ?",
-            (TxState.SENT.value, now, msg_id, TxState.BATCHED.value),
-        )
+        self._ex.run(FILE_ORDERS_MOVED, (TxState.SENT.value, now, msg_id, TxState.BATCHED.value))
 
     def set_status(self, msg_id: str, state: FileState, now: datetime) -> None:
         self._ex.later(
