@@ -16,6 +16,7 @@ from pika.exceptions import AMQPError, NackError, UnroutableError
 from gateway import crashpoints
 from gateway.adapters import topology
 from gateway.adapters.amqp_connect import LINKS, connect
+from gateway.adapters.amqp_heartbeats import HeartbeatKeeper
 from gateway.errors import PermanentError, TransientError
 from gateway.metrics import NO_METRICS, Metrics
 
@@ -198,11 +199,15 @@ def consume(
     """
     worker = _Worker(queue, handler, name or queue, retry or RetryPolicy(), metrics)
 
-    def work(_conn: Any, channel: BlockingChannel, side: BlockingChannel) -> None:
+    def work(conn: Any, channel: BlockingChannel, side: BlockingChannel) -> None:
         if setup is not None:
             setup(channel)
         channel.basic_qos(prefetch_count=prefetch)
-        worker.loop(channel, side, stop, chunk=chunk, idle=idle)
+        keeper = HeartbeatKeeper(conn, name or queue)
+        try:
+            worker.loop(channel, side, keeper, stop, chunk=chunk, idle=idle)
+        finally:
+            keeper.close()
 
     while not stop.is_set():
         _session(url, queue, name or queue, stop, metrics, work)
@@ -263,13 +268,17 @@ def take_while(
     worker = _Worker(queue, handler, name, retry or RetryPolicy(), metrics)
 
     def take(conn: Any, channel: BlockingChannel, side: BlockingChannel) -> None:
-        while not stop.is_set() and ready():
-            method, props, body = channel.basic_get(queue)
-            if method is None:
-                conn.sleep(idle)
-                continue
-            delivery = _delivery(method, props, body)
-            worker.handle_one(channel, side, method.delivery_tag, delivery)
+        keeper = HeartbeatKeeper(conn, name)
+        try:
+            while not stop.is_set() and ready():
+                method, props, body = channel.basic_get(queue)
+                if method is None:
+                    conn.sleep(idle)
+                    continue
+                delivery = _delivery(method, props, body)
+                worker.handle_one(channel, side, keeper, method.delivery_tag, delivery)
+        finally:
+            keeper.close()
 
     while not stop.is_set():
         if ready():
@@ -307,6 +316,7 @@ class _Worker:
         self,
         channel: BlockingChannel,
         side: BlockingChannel,
+        keeper: HeartbeatKeeper,
         stop: threading.Event,
         *,
         chunk: int,
@@ -319,27 +329,35 @@ class _Worker:
                 if len(pending) < chunk:
                     continue
             if pending:
-                self._handle(channel, side, pending)
+                self._handle(channel, side, keeper, pending)
                 pending = []
             if stop.is_set():
                 break
         channel.cancel()
 
     def handle_one(
-        self, channel: BlockingChannel, side: BlockingChannel, tag: int, delivery: Delivery
+        self,
+        channel: BlockingChannel,
+        side: BlockingChannel,
+        keeper: HeartbeatKeeper,
+        tag: int,
+        delivery: Delivery,
     ) -> None:
         """One delivery, taken by `basic.get`: handled and acked as a chunk of one."""
-        self._handle(channel, side, [(tag, delivery)])
+        self._handle(channel, side, keeper, [(tag, delivery)])
 
     def _handle(
         self,
         channel: BlockingChannel,
         side: BlockingChannel,
+        keeper: HeartbeatKeeper,
         pending: list[tuple[int, Delivery]],
     ) -> None:
         last_tag = pending[-1][0]
         try:
-            self._handler([delivery for _, delivery in pending])
+            # The connection answers heartbeats however long the handler takes.
+            with keeper.busy():
+                self._handler([delivery for _, delivery in pending])
         except TransientError as exc:
             log.warning("chunk.retry", queue=self._queue, size=len(pending), error=str(exc))
             for _, delivery in pending:
@@ -351,7 +369,7 @@ class _Worker:
             if len(pending) > 1:
                 # Find the poison message: one at a time, so good neighbours are not parked.
                 for tag, delivery in pending:
-                    self._handle(channel, side, [(tag, delivery)])
+                    self._handle(channel, side, keeper, [(tag, delivery)])
                 return
             delivery = pending[0][1]
             if isinstance(exc, PermanentError):
@@ -362,6 +380,7 @@ class _Worker:
             log.exception("message.failed", queue=self._queue, message_id=delivery.message_id)
             channel.basic_nack(last_tag, multiple=False, requeue=True)
             return
+        keeper.raise_if_lost()
         crashpoints.hit(f"{self._name}.before_ack")
         channel.basic_ack(last_tag, multiple=len(pending) > 1)
 

@@ -170,6 +170,37 @@ def test_a_publisher_idle_past_its_heartbeat_still_publishes(broker_url: str, qu
     assert depth(broker_url, queue) == 2
 
 
+def test_a_handler_longer_than_the_heartbeats_keeps_its_connection(
+    broker_url: str, queue: str
+) -> None:
+    """A chunk handled for several heartbeats (a large camt.054 on a busy machine) is acked on
+    its own connection: the broker does not close it, and nothing handled comes again."""
+    separator = "&" if "?" in broker_url else "?"
+    url = f"{broker_url}{separator}heartbeat=1"
+    publisher = Publisher(broker_url)
+    for index in range(3):
+        publisher.publish(queue, "k", f"m{index}".encode(), message_id=f"m{index}")
+    publisher.close()
+    handled: list[tuple[bytes, bool]] = []
+    stop = threading.Event()
+
+    def handler(deliveries: Sequence[Delivery]) -> None:
+        if not handled:
+            time.sleep(5)  # without heartbeats the broker drops a connection in 2-3 s
+        handled.extend((d.body, d.redelivered) for d in deliveries)
+        if len(handled) >= 3:
+            stop.set()
+
+    thread = threading.Thread(
+        target=consume, args=(url, queue, handler, stop), kwargs={"prefetch": 3, "chunk": 1}
+    )
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert handled == [(b"m0", False), (b"m1", False), (b"m2", False)]
+    assert depth(broker_url, queue) == 0
+
+
 def test_take_while_takes_one_at_a_time_only_while_ready(broker_url: str, queue: str) -> None:
     """While `ready()` holds, deliveries are taken one by one, handled and acked; when it stops
     holding, nothing more is taken and nothing is left waiting on the connection."""
