@@ -49,7 +49,6 @@ class HeartbeatKeeper:
         self._inside = threading.Lock()
         # What the helper met on the connection (e.g. the broker gone): raised to the consumer.
         self.error: AMQPError | None = None
-        self.turns = 0
         self._thread = threading.Thread(target=self._run, name=f"{name}-heartbeats", daemon=True)
         self._thread.start()
 
@@ -135,7 +134,9 @@ class HeartbeatKeeper:
             except AMQPError as exc:
                 self.error = exc
                 return
-            self.turns += 1
+            except Exception as exc:  # any other fault of pika's ends the connection too
+                self.error = AMQPError(f"the connection's I/O loop failed: {exc!r}")
+                return
             with self._cond:
                 if self._busy is None or self._busy[0] != number:
                     return

@@ -72,6 +72,16 @@ def payment_groups(msg_id: str, orders: list[PaymentOrder]) -> tuple[PaymentGrou
 # Claims on batch groups, so that several instances never build one group into two files.
 GROUP_CLAIM = "batch-group"
 
+# One instance's batcher at a time looks for ready groups: it holds this lease, renewed at each
+# of its ticks, and the others ask only for the lease (once a TICK_MAX_SECONDS). Three batchers
+# each asking PostgreSQL for every waiting group, then racing for the same groups' claims, cost
+# the database more than one did, and built nothing sooner. A holder that stops gives the lease
+# up; one that dies or stalls loses it LEASE_SECONDS after its last tick, and the next instance
+# to look takes it. The group claims still keep any two batchers from building one group.
+LEASE_CLAIM = "batcher"
+LEASE_KEY = "lease"
+LEASE_SECONDS = 10.0
+
 # How long the batcher waits between looks that built nothing: until the first moment a waiting
 # group can go quiet, but at least TICK_MIN_SECONDS and at most TICK_MAX_SECONDS (a group that
 # fills a file between looks is cut at the next).
@@ -114,6 +124,8 @@ class BatchService:
         self._owner = owner
         # The first moment the groups seen by the last tick can go quiet.
         self._quiet_at: datetime | None = None
+        # Whether the last tick found another instance's batcher holding the lease.
+        self._following = False
 
     def for_owner(self, owner: str) -> BatchService:
         """The same service claiming groups under another name: the urgent lane's cuts and the
@@ -130,13 +142,18 @@ class BatchService:
 
     def tick(self) -> int:
         """Cut every ready group: quiet for `batch_quiet_seconds`, or holding a file's worth of
-        orders for the partner with the smallest files; returns the number of files built."""
+        orders for the partner with the smallest files; returns the number of files built. Only
+        while this batcher holds the lease (LEASE_CLAIM), which the tick takes or renews."""
         now = self._clock()
         quiet = timedelta(seconds=self._settings.batch_quiet_seconds)
         smallest_limit = min(
             (p.messages.max_txs_per_file for p in self._settings.partners.values()), default=50_000
         )
         with self._storage.unit_of_work() as uow:
+            until = now + timedelta(seconds=LEASE_SECONDS)
+            self._following = not uow.claims.claim(LEASE_CLAIM, LEASE_KEY, self._owner, now, until)
+            if self._following:
+                return 0
             waiting = uow.orders.waiting_groups()
         ready: list[WaitingGroup] = []
         # A group with no received order now gets its first after `now`: none goes quiet
@@ -154,11 +171,19 @@ class BatchService:
         """Seconds to wait after a tick that built nothing: until the first waiting group can
         go quiet (see TICK_MIN_SECONDS and TICK_MAX_SECONDS). Looking five times a second
         read every received order's group that often, tens of thousands during a bulk intake,
-        on each instance."""
+        on each instance. While another instance's batcher holds the lease: TICK_MAX_SECONDS."""
+        if self._following:
+            return TICK_MAX_SECONDS
         if self._quiet_at is None:
             return TICK_MIN_SECONDS
         left = (self._quiet_at + _PAST_QUIET - self._clock()).total_seconds()
         return min(max(left, TICK_MIN_SECONDS), TICK_MAX_SECONDS)
+
+    def step_down(self) -> None:
+        """Give the lease up (this batcher stops): another instance's takes it at its next look,
+        not LEASE_SECONDS later."""
+        with self._storage.unit_of_work() as uow:
+            uow.claims.release(LEASE_CLAIM, LEASE_KEY, self._owner)
 
     def cut_now(self, groups: Sequence[tuple[str, str]]) -> int:
         """Cut these groups (partner, group key) at once, ready or not (urgent orders: a group of

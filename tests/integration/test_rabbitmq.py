@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 
@@ -198,6 +202,67 @@ def test_a_handler_longer_than_the_heartbeats_keeps_its_connection(
     thread.join(30)
     assert not thread.is_alive()
     assert handled == [(b"m0", False), (b"m1", False), (b"m2", False)]
+    assert depth(broker_url, queue) == 0
+
+
+def _close_from_the_broker(url: str, link: str) -> None:
+    """Have the broker close the connections named `gateway:<link>`, as when their node goes
+    down (its management API, beside the AMQP port)."""
+    host = urllib.parse.urlparse(url).hostname or "127.0.0.1"
+    api = f"http://{host}:15672/api/connections"
+    auth = "Basic " + base64.b64encode(b"guest:guest").decode()
+    names: list[str] = []
+    deadline = time.monotonic() + 20  # the API lists a new connection within seconds
+    while not names and time.monotonic() < deadline:
+        time.sleep(0.5)
+        request = urllib.request.Request(api, headers={"Authorization": auth})
+        with urllib.request.urlopen(request) as answer:  # noqa: S310 - the same
+            names = [
+                c["name"]
+                for c in json.load(answer)
+                if c.get("client_properties", {}).get("connection_name") == f"gateway:{link}"
+            ]
+    assert names, f"no connection gateway:{link} on the broker"
+    for name in names:
+        request = urllib.request.Request(  # noqa: S310 - http to the test's broker
+            f"{api}/{urllib.parse.quote(name, safe='')}",
+            method="DELETE",
+            headers={"Authorization": auth},
+        )
+        urllib.request.urlopen(request).close()  # noqa: S310 - the same
+
+
+def test_a_connection_lost_during_a_long_handler_is_not_acked_and_comes_again(
+    broker_url: str, queue: str
+) -> None:
+    """The broker closes the connection while a long chunk is handled (the helper is answering
+    its heartbeats): the consumer does not hang, reconnects, and the chunk, never acked, comes
+    again on the new connection."""
+    publisher = Publisher(broker_url)
+    publisher.publish(queue, "k", b"m0", message_id="m0")
+    publisher.close()
+    handled: list[tuple[bytes, bool]] = []
+    stop = threading.Event()
+    link = f"test-lost-{uuid.uuid4().hex[:6]}"
+
+    def handler(deliveries: Sequence[Delivery]) -> None:
+        if not handled:
+            time.sleep(1.5)  # past the grace: the helper is inside pika
+            _close_from_the_broker(broker_url, link)
+            time.sleep(1.0)
+        handled.extend((d.body, d.redelivered) for d in deliveries)
+        if len(handled) >= 2:
+            stop.set()
+
+    thread = threading.Thread(
+        target=consume,
+        args=(broker_url, queue, handler, stop),
+        kwargs={"prefetch": 1, "chunk": 1, "name": link},
+    )
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert handled == [(b"m0", False), (b"m0", True)]
     assert depth(broker_url, queue) == 0
 
 

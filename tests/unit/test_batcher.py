@@ -17,7 +17,13 @@ from gateway.config import Settings
 from gateway.domain.orders import content_hash, order_from_payload
 from gateway.iso20022.pain001 import read_pain001
 from gateway.iso20022.xml import parse_xml
-from gateway.service.batcher import TICK_MAX_SECONDS, TICK_MIN_SECONDS
+from gateway.service.batcher import (
+    LEASE_CLAIM,
+    LEASE_SECONDS,
+    TICK_MAX_SECONDS,
+    TICK_MIN_SECONDS,
+    BatchService,
+)
 from gateway.service.channels import LEDGER_EXCHANGE, TO_BANK_EXCHANGE
 from gateway.service.intake import group_key
 from gateway.service.ports import NewOrder, Storage
@@ -137,3 +143,31 @@ def test_a_group_holding_a_file_is_cut_before_it_goes_quiet(settings: Settings) 
     gateway.intake.handle([Msg(json.dumps(third, ensure_ascii=False).encode())])
     assert gateway.batcher.tick() == 1
     assert {o.state for o in storage.snapshot().orders.values()} == {"batched"}
+
+
+def test_one_batcher_at_a_time_holds_the_lease(settings: Settings) -> None:
+    """Of two instances' batchers on one database, the one holding the lease builds; the other
+    only asks for the lease, once a second, until the holder gives it up or stops renewing it
+    for LEASE_SECONDS: then it takes the lease and builds."""
+    gateway, storage = in_memory(settings)
+    clock = gateway.clock
+    assert isinstance(clock, FakeClock)
+    first = gateway.batcher
+    second = BatchService(storage, settings, first._keys, clock=clock, owner="second")
+    assert first.tick() == 0  # nothing waits yet; the lease is the first's
+    gateway.intake.handle([Msg(json.dumps(order(), ensure_ascii=False).encode())])
+    pass_quiet_time(gateway)
+    assert second.tick() == 0  # a ready group, but the lease is held
+    assert second.pause() == TICK_MAX_SECONDS
+    assert [o.state for o in storage.snapshot().orders.values()] == ["received"]
+    [lease] = [c for c in storage.queries.claims() if c.kind == LEASE_CLAIM]
+    assert lease.owner == first._owner
+    clock.advance(LEASE_SECONDS + 0.1)  # the first stopped renewing it (died or stalled)
+    assert second.tick() == 1
+    assert [o.state for o in storage.snapshot().orders.values()] == ["batched"]
+    assert first.tick() == 0  # now the second's
+    assert first.pause() == TICK_MAX_SECONDS
+    second.step_down()  # stopping, it gives the lease up: the first takes it at once
+    assert first.tick() == 0
+    [lease] = [c for c in storage.queries.claims() if c.kind == LEASE_CLAIM]
+    assert lease.owner == first._owner
