@@ -14,9 +14,9 @@ Timeouts, unless the URL's query sets them (pika's names, e.g. `?heartbeat=10`):
                               off, paused) is noticed within 10-20 s and the connection is
                               closed; a killed node on a live machine is noticed at once (the
                               connection is reset). Not less: the broker drops a client that
-                              sends nothing for two periods, and a worker busy in one chunk
-                              (a slow commit on a loaded machine) sends nothing meanwhile; at
-                              5 s that happened in the test suite on the shared machine
+                              sends nothing for two periods; at 5 s that happened in the test
+                              suite on the shared machine. A consumer busy in one long chunk
+                              still answers (`amqp_heartbeats.HeartbeatKeeper`)
   socket_timeout              3 s to open the TCP connection to one node
   stack_timeout               6 s for the whole AMQP handshake with one node (a node that
                               accepts TCP but does not answer, as a paused one, is skipped)

@@ -11,7 +11,7 @@ were read a second time, only to be found done.
 connection and lets pika answer heartbeats until the handler returns; the consumer's thread
 takes the connection back only once the helper is out of pika. The connection is never used by
 two threads at once, and the handler never touches it. A chunk handled within the grace costs
-two flag changes.
+two notifications of the helper, which finds nothing to do.
 """
 
 from __future__ import annotations

@@ -359,12 +359,14 @@ class _Worker:
             with keeper.busy():
                 self._handler([delivery for _, delivery in pending])
         except TransientError as exc:
+            keeper.raise_if_lost()  # nothing can be retried or acked on a connection gone
             log.warning("chunk.retry", queue=self._queue, size=len(pending), error=str(exc))
             for _, delivery in pending:
                 self._retry_later(side, delivery, str(exc))
             channel.basic_ack(last_tag, multiple=True)
             return
         except Exception as exc:
+            keeper.raise_if_lost()  # the chunk comes again on the next connection as it is
             log.warning("chunk.failed", queue=self._queue, size=len(pending), error=repr(exc))
             if len(pending) > 1:
                 # Find the poison message: one at a time, so good neighbours are not parked.

@@ -21,7 +21,7 @@ from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.bootstrap import build_gateway
 from gateway.config import Settings
 from gateway.domain.states import TxState
-from gateway.service.batcher import GROUP_CLAIM, BatchService
+from gateway.service.batcher import GROUP_CLAIM, LEASE_CLAIM, BatchService
 from gateway.service.overview import overview
 from gateway.service.ports import Storage
 from tests.doubles import Msg
@@ -94,6 +94,32 @@ def test_two_instances_on_postgres_never_build_one_order_into_two_files(
         assert sum(built.values()) == len(per_file) == 12
         assert first.queries.files_by_state() == {"built": 12}
         assert first.queries.orders_by_state() == {"batched": 400}
+    finally:
+        first.close()
+        second.close()
+
+
+def test_on_postgres_one_instance_at_a_time_looks_for_ready_groups(
+    settings: Settings, postgres_url: str
+) -> None:
+    """Two instances' batchers on one PostgreSQL: the first to tick holds the lease and builds;
+    the second's ticks build nothing while it is held; given up, the second takes it."""
+    settings = replace(settings, batch_quiet_seconds=0.0)
+    first, second = PostgresStorage(postgres_url), PostgresStorage(postgres_url)
+    try:
+        one = build_gateway(settings, storage=first)
+        two = build_gateway(settings, storage=second)
+        one.intake.handle(_orders(10, batches=2))
+        assert one.batcher.tick() == 2  # the lease, then both groups
+        one.intake.handle(_orders(12, batches=3)[10:])  # two more orders, in two groups
+        assert two.batcher.tick() == 0  # they are ready, but the lease is the first's
+        [lease] = [c for c in first.queries.claims() if c.kind == LEASE_CLAIM]
+        assert lease.owner == one.owner
+        one.batcher.step_down()
+        assert two.batcher.tick() == 2
+        [lease] = [c for c in first.queries.claims() if c.kind == LEASE_CLAIM]
+        assert lease.owner == two.owner
+        assert first.queries.orders_by_state() == {"batched": 12}
     finally:
         first.close()
         second.close()

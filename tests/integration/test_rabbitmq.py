@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 import urllib.parse
@@ -180,7 +181,7 @@ def test_a_handler_longer_than_the_heartbeats_keeps_its_connection(
     """A chunk handled for several heartbeats (a large camt.054 on a busy machine) is acked on
     its own connection: the broker does not close it, and nothing handled comes again."""
     separator = "&" if "?" in broker_url else "?"
-    url = f"{broker_url}{separator}heartbeat=1"
+    url = f"{broker_url}{separator}heartbeat=2"
     publisher = Publisher(broker_url)
     for index in range(3):
         publisher.publish(queue, "k", f"m{index}".encode(), message_id=f"m{index}")
@@ -190,7 +191,7 @@ def test_a_handler_longer_than_the_heartbeats_keeps_its_connection(
 
     def handler(deliveries: Sequence[Delivery]) -> None:
         if not handled:
-            time.sleep(5)  # without heartbeats the broker drops a connection in 2-3 s
+            time.sleep(7)  # without heartbeats the broker drops a connection in 4-6 s
         handled.extend((d.body, d.redelivered) for d in deliveries)
         if len(handled) >= 3:
             stop.set()
@@ -207,16 +208,19 @@ def test_a_handler_longer_than_the_heartbeats_keeps_its_connection(
 
 def _close_from_the_broker(url: str, link: str) -> None:
     """Have the broker close the connections named `gateway:<link>`, as when their node goes
-    down (its management API, beside the AMQP port)."""
-    host = urllib.parse.urlparse(url).hostname or "127.0.0.1"
-    api = f"http://{host}:15672/api/connections"
-    auth = "Basic " + base64.b64encode(b"guest:guest").decode()
+    down (its management API, on GATEWAY_RABBIT_MGMT_PORT as `scripts/broker` starts it)."""
+    parsed = urllib.parse.urlparse(url)
+    port = os.environ.get("GATEWAY_RABBIT_MGMT_PORT", "15672")
+    api = f"http://{parsed.hostname or '127.0.0.1'}:{port}/api/connections"
+    user = urllib.parse.unquote(parsed.username or "guest")
+    password = urllib.parse.unquote(parsed.password or "guest")
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
     names: list[str] = []
     deadline = time.monotonic() + 20  # the API lists a new connection within seconds
     while not names and time.monotonic() < deadline:
         time.sleep(0.5)
-        request = urllib.request.Request(api, headers={"Authorization": auth})
-        with urllib.request.urlopen(request) as answer:  # noqa: S310 - the same
+        request = urllib.request.Request(api, headers=auth)
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - test broker
             names = [
                 c["name"]
                 for c in json.load(answer)
@@ -224,12 +228,10 @@ def _close_from_the_broker(url: str, link: str) -> None:
             ]
     assert names, f"no connection gateway:{link} on the broker"
     for name in names:
-        request = urllib.request.Request(  # noqa: S310 - http to the test's broker
-            f"{api}/{urllib.parse.quote(name, safe='')}",
-            method="DELETE",
-            headers={"Authorization": auth},
+        request = urllib.request.Request(  # noqa: S310 - the same
+            f"{api}/{urllib.parse.quote(name, safe='')}", method="DELETE", headers=auth
         )
-        urllib.request.urlopen(request).close()  # noqa: S310 - the same
+        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - the same
 
 
 def test_a_connection_lost_during_a_long_handler_is_not_acked_and_comes_again(
@@ -242,13 +244,13 @@ def test_a_connection_lost_during_a_long_handler_is_not_acked_and_comes_again(
     publisher.publish(queue, "k", b"m0", message_id="m0")
     publisher.close()
     handled: list[tuple[bytes, bool]] = []
-    stop = threading.Event()
+    busy, closed, stop = threading.Event(), threading.Event(), threading.Event()
     link = f"test-lost-{uuid.uuid4().hex[:6]}"
 
     def handler(deliveries: Sequence[Delivery]) -> None:
         if not handled:
-            time.sleep(1.5)  # past the grace: the helper is inside pika
-            _close_from_the_broker(broker_url, link)
+            busy.set()
+            closed.wait(30)  # the helper is inside pika meanwhile (past its 1 s grace)
             time.sleep(1.0)
         handled.extend((d.body, d.redelivered) for d in deliveries)
         if len(handled) >= 2:
@@ -260,6 +262,12 @@ def test_a_connection_lost_during_a_long_handler_is_not_acked_and_comes_again(
         kwargs={"prefetch": 1, "chunk": 1, "name": link},
     )
     thread.start()
+    try:
+        assert busy.wait(20), "the message never reached the handler"
+        time.sleep(1.5)
+        _close_from_the_broker(broker_url, link)
+    finally:
+        closed.set()
     thread.join(30)
     assert not thread.is_alive()
     assert handled == [(b"m0", False), (b"m0", True)]
