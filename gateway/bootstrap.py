@@ -372,15 +372,6 @@ def start_gateway(
             metrics=gateway.metrics,
         )
 
-    def batcher(stop: threading.Event) -> None:
-        try:
-            every(gateway.batcher.pause, gateway.batcher.tick)(stop)
-        finally:
-            try:
-                gateway.batcher.step_down()
-            except GatewayError as exc:  # the database gone: the lease expires by itself
-                log.warning("batcher.lease_kept", error=str(exc))
-
     if "reports" in roles:
         runtime.add("inbound", inbound)
     elif "main" in roles and settings.main_applies_after > 0 and gateway.storage.kind == "sqlite":
@@ -388,7 +379,7 @@ def start_gateway(
     if "main" in roles:
         runtime.add("intake", intake)
         runtime.add("intake-urgent", urgent_intake)
-        runtime.add("batcher", batcher)
+        runtime.add("batcher", every(gateway.batcher.pause, gateway.batcher.tick))
         runtime.add("urgent", urgent_lane(gateway))
         runtime.add("relay", relay)
         watch = DeadlineWatch(gateway.storage, settings, gateway.clock)

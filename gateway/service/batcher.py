@@ -72,21 +72,6 @@ def payment_groups(msg_id: str, orders: list[PaymentOrder]) -> tuple[PaymentGrou
 # Claims on batch groups, so that several instances never build one group into two files.
 GROUP_CLAIM = "batch-group"
 
-# Where several instances share the database (PostgreSQL), one instance's batcher at a time
-# looks for ready groups: it holds this lease, renewed at each tick and before each file it
-# builds, and the others ask only for the lease (once a TICK_MAX_SECONDS). Three batchers each
-# asking PostgreSQL for every waiting group, then racing for the same groups' claims, cost the
-# database more than one did, and built nothing sooner. A holder that stops gives the lease up;
-# one that dies or stalls loses it `claim_seconds` after its last renewal, as any claim, and the
-# next instance to look takes it. A holder that meets a fault of its own (a group blocked: its
-# HSM token gone, a key it cannot read) gives the lease up and leaves it for REST_SECONDS, so
-# that another instance, which may have what this one lacks, builds meanwhile. The group claims
-# still keep any two batchers from building one group. SQLite has one main-role process
-# (`Storage.claim_instance`): no lease there, and no write for it at every tick.
-LEASE_CLAIM = "batcher"
-LEASE_KEY = "lease"
-REST_SECONDS = 5.0
-
 # How long the batcher waits between looks that built nothing: until the first moment a waiting
 # group can go quiet, but at least TICK_MIN_SECONDS and at most TICK_MAX_SECONDS (a group that
 # fills a file between looks is cut at the next).
@@ -129,14 +114,6 @@ class BatchService:
         self._owner = owner
         # The first moment the groups seen by the last tick can go quiet.
         self._quiet_at: datetime | None = None
-        # Whether ticks take the lease first (not on SQLite, see LEASE_CLAIM); whether this
-        # batcher holds it, or found another's holding it at its last tick; until when it
-        # leaves the lease to others after a blocked group; and the groups blocked so far.
-        self._lease = storage.kind != "sqlite"
-        self._leading = False
-        self._following = False
-        self._resting_until: datetime | None = None
-        self._blocked = 0
 
     def for_owner(self, owner: str) -> BatchService:
         """The same service claiming groups under another name: the urgent lane's cuts and the
@@ -153,22 +130,13 @@ class BatchService:
 
     def tick(self) -> int:
         """Cut every ready group: quiet for `batch_quiet_seconds`, or holding a file's worth of
-        orders for the partner with the smallest files; returns the number of files built. Only
-        while this batcher holds the lease (LEASE_CLAIM), which the tick takes or renews."""
+        orders for the partner with the smallest files; returns the number of files built."""
         now = self._clock()
         quiet = timedelta(seconds=self._settings.batch_quiet_seconds)
         smallest_limit = min(
             (p.messages.max_txs_per_file for p in self._settings.partners.values()), default=50_000
         )
-        if self._resting(now):
-            return 0
         with self._storage.unit_of_work() as uow:
-            if self._lease:
-                until = now + timedelta(seconds=self._settings.claim_seconds)
-                self._leading = uow.claims.claim(LEASE_CLAIM, LEASE_KEY, self._owner, now, until)
-                self._following = not self._leading
-                if self._following:
-                    return 0
             waiting = uow.orders.waiting_groups()
         ready: list[WaitingGroup] = []
         # A group with no received order now gets its first after `now`: none goes quiet
@@ -180,43 +148,17 @@ class BatchService:
             else:
                 quiet_at.append(group.newest + quiet)
         self._quiet_at = min(quiet_at)
-        blocked = self._blocked
-        built = self.cut_now([(group.partner, group.group_key) for group in ready])
-        if self._leading and self._blocked > blocked:
-            self._rest(now)
-        return built
-
-    def _resting(self, now: datetime) -> bool:
-        """Whether this batcher leaves the lease to others now (after a blocked group)."""
-        return self._resting_until is not None and now < self._resting_until
-
-    def _rest(self, now: datetime) -> None:
-        """Give the lease up after a blocked group, and leave it to others for REST_SECONDS."""
-        self.step_down()
-        self._resting_until = now + timedelta(seconds=REST_SECONDS)
-        log.warning("batcher.lease_given_up", owner=self._owner, rest_s=REST_SECONDS)
+        return self.cut_now([(group.partner, group.group_key) for group in ready])
 
     def pause(self) -> float:
         """Seconds to wait after a tick that built nothing: until the first waiting group can
         go quiet (see TICK_MIN_SECONDS and TICK_MAX_SECONDS). Looking five times a second
         read every received order's group that often, tens of thousands during a bulk intake,
-        on each instance. While another instance's batcher holds the lease, or this one leaves
-        it to others: TICK_MAX_SECONDS."""
-        if self._following or self._resting(self._clock()):
-            return TICK_MAX_SECONDS
+        on each instance."""
         if self._quiet_at is None:
             return TICK_MIN_SECONDS
         left = (self._quiet_at + _PAST_QUIET - self._clock()).total_seconds()
         return min(max(left, TICK_MIN_SECONDS), TICK_MAX_SECONDS)
-
-    def step_down(self) -> None:
-        """Give the lease up (this batcher stops): another instance's takes it at its next look,
-        not `claim_seconds` later."""
-        self._leading = False
-        if not self._lease:
-            return
-        with self._storage.unit_of_work() as uow:
-            uow.claims.release(LEASE_CLAIM, LEASE_KEY, self._owner)
 
     def cut_now(self, groups: Sequence[tuple[str, str]]) -> int:
         """Cut these groups (partner, group key) at once, ready or not (urgent orders: a group of
@@ -233,14 +175,12 @@ class BatchService:
                     if self._reject_unbuildable(partner, key):
                         built += self._cut_group(partner, key)
                 except GatewayError as again:
-                    self._blocked += 1
                     log.error("batch.blocked", group=key, error=str(again))
             except ClaimLost as exc:
                 log.warning("batch.claim_lost", group=key, error=str(exc))
             except GatewayError as exc:
                 # A fault of ours (a missing XSD, a bad profile): no order is to blame. The group
                 # waits, and every tick says why, until an admin mends it.
-                self._blocked += 1
                 log.error("batch.blocked", group=key, error=str(exc))
         return built
 
@@ -294,8 +234,6 @@ class BatchService:
         now = self._clock()
         until = now + timedelta(seconds=self._settings.claim_seconds)
         with self._storage.unit_of_work() as uow:
-            if self._leading:  # a tick that builds several files keeps its lease
-                uow.claims.claim(LEASE_CLAIM, LEASE_KEY, self._owner, now, until)
             if not uow.claims.claim(GROUP_CLAIM, key, self._owner, now, until):
                 return None
         stored = self._storage.queries.received_in_group(key, limit)

@@ -50,9 +50,9 @@ def overview(queries: Queries, settings: Settings, now: datetime | None = None) 
 
 
 def held_claims(queries: Queries, now: datetime) -> list[dict[str, Any]]:
-    """Work instances hold (the batcher's lease on PostgreSQL, batch groups; outbox messages
-    per instance), and whether each claim has expired: an expired one belongs to an instance
-    that died or stalled, and another instance takes the work over."""
+    """Work instances hold (batch groups; outbox messages per instance), and whether each claim
+    has expired: an expired one belongs to an instance that died or stalled, and another
+    instance takes the work over."""
     return [
         {
             "kind": claim.kind,

@@ -13,12 +13,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from gateway.adapters.pkcs11 import Token, config_of, token_for
-from gateway.bootstrap import Gateway, our_keys
+from gateway.bootstrap import our_keys
 from gateway.config import Settings
 from gateway.errors import TransientError
-from gateway.service.batcher import REST_SECONDS
 from gateway.signing import TokenKey
-from tests.doubles import FakeClock, Msg, pass_quiet_time
+from tests.doubles import Msg, pass_quiet_time
 from tests.hsm.support import token_key
 from tests.unit.test_batcher import in_memory
 from tests.unit.test_intake import order
@@ -95,12 +94,6 @@ def test_the_pin_may_come_from_a_file(
     assert len(key.run("listing", lambda session: list(session.get_objects()))) >= 3
 
 
-def rest_over(gateway: Gateway) -> None:
-    """Move the clock past the rest a batcher takes after a blocked group (REST_SECONDS)."""
-    assert isinstance(gateway.clock, FakeClock)
-    gateway.clock.advance(REST_SECONDS + 0.1)
-
-
 def test_a_removed_token_makes_the_batch_wait_until_it_is_back(
     token_settings: Settings, softhsm: Path
 ) -> None:
@@ -117,8 +110,6 @@ def test_a_removed_token_makes_the_batch_wait_until_it_is_back(
         with capture_logs() as logs:
             # The ring read before is still fresh: signing meets the missing token.
             assert gateway.batcher.tick() == 0
-            # The batcher left the lease to other instances for a while; none took it.
-            rest_over(gateway)
             assert gateway.batcher.tick() == 0
         assert [o.state for o in storage.snapshot().orders.values()] == ["received"]
         unavailable = [entry for entry in logs if entry["event"] == "hsm.unavailable"]
@@ -127,7 +118,6 @@ def test_a_removed_token_makes_the_batch_wait_until_it_is_back(
         assert all("\n" not in str(entry.get("error", "")) for entry in logs)
     finally:
         shutil.move(aside, folder)
-    rest_over(gateway)
     assert gateway.batcher.tick() == 1
     assert [o.state for o in storage.snapshot().orders.values()] == ["batched"]
 

@@ -21,7 +21,7 @@ from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.bootstrap import build_gateway
 from gateway.config import Settings
 from gateway.domain.states import TxState
-from gateway.service.batcher import GROUP_CLAIM, LEASE_CLAIM, BatchService
+from gateway.service.batcher import GROUP_CLAIM, BatchService
 from gateway.service.overview import overview
 from gateway.service.ports import Storage
 from tests.doubles import Msg
@@ -52,9 +52,8 @@ def _file_of_each_order(storage: Storage) -> dict[str, str | None]:
 def test_two_instances_on_postgres_never_build_one_order_into_two_files(
     settings: Settings, postgres_url: str
 ) -> None:
-    """Two batchers on one PostgreSQL, cutting the same groups at once, put every order in
-    exactly one file, and each file holds only its own orders (the group claims; their ticks
-    take turns by the lease, which a stalled holder can lose in the middle of a cut)."""
+    """Two batchers on one PostgreSQL, ticking at once, put every order in exactly one file,
+    and each file holds only its own orders."""
     settings = replace(settings, batch_quiet_seconds=0.0)
     settings = replace(
         settings,
@@ -71,11 +70,9 @@ def test_two_instances_on_postgres_never_build_one_order_into_two_files(
         one.intake.handle(_orders(400, batches=4))
         built = Counter[str]()
 
-        groups = sorted({(o.partner, o.group_key) for o in first.queries.orders_in_state()})
-
         def batch(name: str, service: BatchService) -> None:
-            for _ in range(3):
-                built[name] += service.cut_now(groups)
+            for _ in range(30):
+                built[name] += service.tick()
 
         threads = [
             threading.Thread(target=batch, args=(name, g.batcher))
@@ -99,37 +96,6 @@ def test_two_instances_on_postgres_never_build_one_order_into_two_files(
         second.close()
 
 
-def test_on_postgres_one_instance_at_a_time_looks_for_ready_groups(
-    settings: Settings, postgres_url: str
-) -> None:
-    """Two instances' batchers on one PostgreSQL: the first to tick holds the lease and builds;
-    the second's ticks build nothing while it is held; given up, the second takes it."""
-    settings = replace(settings, batch_quiet_seconds=0.0)
-    first, second = PostgresStorage(postgres_url), PostgresStorage(postgres_url)
-    try:
-        one = build_gateway(settings, storage=first)
-        two = build_gateway(settings, storage=second)
-        one.intake.handle(_orders(10, batches=2))
-        assert one.batcher.tick() == 2  # the lease, then both groups
-        one.intake.handle(_orders(12, batches=3)[10:])  # two more orders, in two groups
-        assert two.batcher.tick() == 0  # they are ready, but the lease is the first's
-        [lease] = [c for c in first.queries.claims() if c.kind == LEASE_CLAIM]
-        assert lease.owner == one.owner
-        one.batcher.step_down()
-        assert two.batcher.tick() == 2
-        [lease] = [c for c in first.queries.claims() if c.kind == LEASE_CLAIM]
-        assert lease.owner == two.owner
-        assert first.queries.orders_by_state() == {"batched": 12}
-    finally:
-        first.close()
-        second.close()
-
-
-def _group_claims(claims: list[dict[str, object]]) -> list[dict[str, object]]:
-    """The claims on batch groups (not the batcher's lease, which the survivor takes)."""
-    return [claim for claim in claims if claim["kind"] == GROUP_CLAIM]
-
-
 def test_a_dead_instance_claim_holds_its_group_until_it_expires(settings: Settings) -> None:
     """A group claimed by an instance that died is left alone until the claim expires, then
     another instance builds it."""
@@ -146,10 +112,10 @@ def test_a_dead_instance_claim_holds_its_group_until_it_expires(settings: Settin
     )
     assert survivor.tick() == 0
     assert storage.queries.orders_by_state() == {"received": 5}
-    [held] = _group_claims(overview(storage.queries, settings, now[0])["claims"])
+    [held] = overview(storage.queries, settings, now[0])["claims"]
     assert (held["kind"], held["owner"], held["expired"]) == (GROUP_CLAIM, "dead", False)
     now[0] += timedelta(seconds=31)
-    [held] = _group_claims(overview(storage.queries, settings, now[0])["claims"])
+    [held] = overview(storage.queries, settings, now[0])["claims"]
     assert held["expired"] is True
     assert survivor.tick() == 1
     assert storage.queries.orders_by_state() == {"batched": 5}

@@ -15,16 +15,9 @@ from gateway.adapters.persistence.memory import MemoryStorage
 from gateway.bootstrap import Gateway, build_gateway
 from gateway.config import Settings
 from gateway.domain.orders import content_hash, order_from_payload
-from gateway.errors import TransientError
 from gateway.iso20022.pain001 import read_pain001
 from gateway.iso20022.xml import parse_xml
-from gateway.service.batcher import (
-    LEASE_CLAIM,
-    REST_SECONDS,
-    TICK_MAX_SECONDS,
-    TICK_MIN_SECONDS,
-    BatchService,
-)
+from gateway.service.batcher import TICK_MAX_SECONDS, TICK_MIN_SECONDS
 from gateway.service.channels import LEDGER_EXCHANGE, TO_BANK_EXCHANGE
 from gateway.service.intake import group_key
 from gateway.service.ports import NewOrder, Storage
@@ -144,58 +137,3 @@ def test_a_group_holding_a_file_is_cut_before_it_goes_quiet(settings: Settings) 
     gateway.intake.handle([Msg(json.dumps(third, ensure_ascii=False).encode())])
     assert gateway.batcher.tick() == 1
     assert {o.state for o in storage.snapshot().orders.values()} == {"batched"}
-
-
-def test_one_batcher_at_a_time_holds_the_lease(settings: Settings) -> None:
-    """Of two instances' batchers on one database, the one holding the lease builds; the other
-    only asks for the lease, once a second, until the holder gives it up or stops renewing it
-    for `claim_seconds`: then it takes the lease and builds."""
-    gateway, storage = in_memory(settings)
-    clock = gateway.clock
-    assert isinstance(clock, FakeClock)
-    first = gateway.batcher
-    second = BatchService(storage, settings, first._keys, clock=clock, owner="second")
-    assert first.tick() == 0  # nothing waits yet; the lease is the first's
-    gateway.intake.handle([Msg(json.dumps(order(), ensure_ascii=False).encode())])
-    pass_quiet_time(gateway)
-    assert second.tick() == 0  # a ready group, but the lease is held
-    assert second.pause() == TICK_MAX_SECONDS
-    assert [o.state for o in storage.snapshot().orders.values()] == ["received"]
-    [lease] = [c for c in storage.queries.claims() if c.kind == LEASE_CLAIM]
-    assert lease.owner == first._owner
-    clock.advance(settings.claim_seconds + 0.1)  # the first stopped renewing it (died, stalled)
-    assert second.tick() == 1
-    assert [o.state for o in storage.snapshot().orders.values()] == ["batched"]
-    assert first.tick() == 0  # now the second's
-    assert first.pause() == TICK_MAX_SECONDS
-    second.step_down()  # stopping, it gives the lease up: the first takes it at once
-    assert first.tick() == 0
-    [lease] = [c for c in storage.queries.claims() if c.kind == LEASE_CLAIM]
-    assert lease.owner == first._owner
-
-
-class _NoToken:
-    """An instance whose HSM token is gone: no key can be read."""
-
-    def ring(self, name: str = "") -> Any:
-        raise TransientError("the HSM token is not in its slot")
-
-
-def test_a_batcher_that_cannot_build_leaves_the_lease_to_another(settings: Settings) -> None:
-    """The lease's holder whose group is blocked by a fault of its own (its token gone) gives
-    the lease up and leaves it for REST_SECONDS: another instance's batcher builds the group."""
-    gateway, storage = in_memory(settings)
-    clock = gateway.clock
-    assert isinstance(clock, FakeClock)
-    broken = BatchService(storage, settings, _NoToken(), clock=clock, owner="no-token")  # type: ignore[arg-type]
-    gateway.intake.handle([Msg(json.dumps(order(), ensure_ascii=False).encode())])
-    pass_quiet_time(gateway)
-    assert broken.tick() == 0  # took the lease, could not sign, gave it up
-    assert [c for c in storage.queries.claims() if c.kind == LEASE_CLAIM] == []
-    assert broken.pause() == TICK_MAX_SECONDS
-    assert broken.tick() == 0  # resting: it does not take the lease back at once
-    assert gateway.batcher.tick() == 1
-    assert [o.state for o in storage.snapshot().orders.values()] == ["batched"]
-    clock.advance(REST_SECONDS + 0.1)
-    assert broken.tick() == 0  # rested; the lease is the other's now
-    assert broken.pause() == TICK_MAX_SECONDS
