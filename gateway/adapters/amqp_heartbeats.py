@@ -48,7 +48,7 @@ class HeartbeatKeeper:
         # Held by the helper while it is inside pika.
         self._inside = threading.Lock()
         # What the helper met on the connection (e.g. the broker gone): raised to the consumer.
-        self.error: AMQPError | None = None
+        self._error: AMQPError | None = None
         self._thread = threading.Thread(target=self._run, name=f"{name}-heartbeats", daemon=True)
         self._thread.start()
 
@@ -68,8 +68,8 @@ class HeartbeatKeeper:
     def raise_if_lost(self) -> None:
         """Raise what the helper met on the connection (the broker gone): the chunk's ack
         cannot reach the broker, and its deliveries come again on the next connection."""
-        if self.error is not None:
-            raise self.error
+        if self._error is not None:
+            raise self._error
 
     def close(self) -> None:
         """Stop the helper (the connection is the caller's to close)."""
@@ -105,7 +105,7 @@ class HeartbeatKeeper:
                 with self._cond:
                     self._pumping = False
                 self._inside.release()
-            if self.error is not None:
+            if self._error is not None:
                 return
 
     def _wait_past_grace(self) -> int | None:
@@ -132,10 +132,10 @@ class HeartbeatKeeper:
             try:
                 self._conn.process_data_events(time_limit=TURN_SECONDS)
             except AMQPError as exc:
-                self.error = exc
+                self._error = exc
                 return
             except Exception as exc:  # any other fault of pika's ends the connection too
-                self.error = AMQPError(f"the connection's I/O loop failed: {exc!r}")
+                self._error = AMQPError(f"the connection's I/O loop failed: {exc!r}")
                 return
             with self._cond:
                 if self._busy is None or self._busy[0] != number:
