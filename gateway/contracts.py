@@ -12,6 +12,7 @@ from functools import cache
 from typing import Any
 
 import fastjsonschema
+import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
@@ -143,6 +144,10 @@ def _check(name: str, payload: Any) -> None:
         raise InvalidMessage(f"{name}: {where}: {error.message}")
 
 
+# How orjson says a document is nested past its limit (1,024 levels).
+_TOO_DEEP = "depth limit exceeded"
+
+
 def parse_order_json(body: bytes) -> dict[str, Any]:
     """Decode an order message and check it against payment-order/1."""
     try:
@@ -154,10 +159,15 @@ def parse_order_json(body: bytes) -> dict[str, Any]:
         escaped = "\\u" in text
         if not escaped:
             text = unicodedata.normalize("NFC", text)
-        payload = json.loads(text)
+        # orjson: a fifth of the standard library's time. Stricter, and each refusal is one no
+        # order could pass anyway: a lone surrogate (not text), NaN or a number beyond a double
+        # (the contract admits no number).
+        payload = orjson.loads(text)
     except UnicodeDecodeError as exc:
         raise InvalidMessage(f"order is not UTF-8: {exc.reason} at byte {exc.start}") from None
-    except json.JSONDecodeError as exc:
+    except json.JSONDecodeError as exc:  # orjson's JSONDecodeError is this one's subclass
+        if exc.msg.startswith(_TOO_DEEP):
+            raise InvalidMessage("order is nested too deeply to be a payment order") from None
         raise InvalidMessage(
             f"order is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None

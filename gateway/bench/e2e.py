@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+import orjson
 import pika
 import structlog
 
@@ -243,7 +244,7 @@ class _Ledger:
 
     def _take(self, message: Delivery) -> None:
         try:
-            body = json.loads(message.body)
+            body = orjson.loads(message.body)  # the stand-in's share of the cores kept small
             self._seen += 1
             if self._seen % 97 == 1:  # a sample checked against the contract, cheaply
                 check_posting(body)

@@ -244,11 +244,15 @@ class IntakeService:
                 )
             )
         results = uow.orders.add_many([new for _, new in fresh], now)
+        # Bound once for the chunk: the module's logger binds itself again at every call.
+        received = log.bind()
         for (index, new), result in zip(fresh, results, strict=True):
             if result == "conflict":
                 outcomes[index] = self._conflict(uow, chunk[index].body, new.order_id, now)
                 continue
-            log.debug("order.received", order_id=new.order_id, result=result, partner=new.partner)
+            received.debug(
+                "order.received", order_id=new.order_id, result=result, partner=new.partner
+            )
             if result == "new":
                 if is_urgent_group(new.group_key):
                     urgent.append((new.partner, new.group_key))

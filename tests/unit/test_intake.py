@@ -124,6 +124,12 @@ def test_same_id_different_content_is_a_conflict(
     ("raw", "needle"),
     [
         (b'{"schema": "payment-order/1", "order_id": ', "not JSON"),
+        # A lone surrogate is no text, NaN no number the contract admits: refused as not JSON.
+        (
+            json.dumps(order(creditor={**order()["creditor"], "name": "A \ud800 B"})).encode(),
+            "not JSON: no low surrogate in string at line 1",
+        ),
+        (json.dumps(order()).replace('"VND"', "NaN").encode(), "not JSON"),
         (json.dumps(order(amount="606000.50")).encode(), "VND allows 0"),
         (json.dumps(order(amount=606000)).encode(), "amount"),
         (json.dumps(order(category="lottery")).encode(), "category"),
