@@ -74,8 +74,9 @@ def run(ctx: click.Context, role: str, reports_processes: str | None) -> None:
     """Run the gateway services (intake, batcher, relay, inbound) until interrupted."""
     from gateway.bootstrap import build_gateway, open_database, start_gateway
     from gateway.processes import ReportsProcesses, follow_parent, reports_process_count
-    from gateway.runtime import Runtime, tune_interpreter
+    from gateway.runtime import Runtime, tune_allocator, tune_interpreter
 
+    tune_allocator()  # before any thread of this process allocates
     follow_parent()  # a reports process of a `gateway run`: it ends with it
     settings = _settings(ctx)
     if reports_processes is not None and role != "all":

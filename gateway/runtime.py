@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -18,6 +20,9 @@ log = structlog.get_logger("gateway.runtime")
 GC_YOUNG_THRESHOLD = 100_000
 # Seconds a thread runs Python before it must hand the interpreter to a thread asking for it.
 SWITCH_INTERVAL = 0.0005
+# glibc malloc's arenas a gateway process may use (M_ARENA_MAX, mallopt's parameter -8).
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8
 
 
 def tune_interpreter() -> None:
@@ -32,6 +37,27 @@ def tune_interpreter() -> None:
     for no measurable cost in throughput or CPU (docs/benchmarks.md)."""
     tune_collector()
     sys.setswitchinterval(SWITCH_INTERVAL)
+
+
+def tune_allocator() -> bool:
+    """Hold glibc's malloc to MALLOC_ARENAS arenas in a gateway process, before its threads
+    start; whether it was done.
+
+    glibc gives a thread that allocates while another holds an arena an arena of its own, up
+    to eight per core, and a freed block returns only to its own arena: a gateway's dozen
+    threads (consumers, relays, the batcher, its XSD checkers, the database's connections) each
+    kept a high-water mark of their own. On 100,000 orders with PostgreSQL the main process's
+    peak RSS was 410 MB with glibc's default and 292 MB with two arenas, for no measurable
+    cost in CPU (docs/benchmarks.md); the interpreter holds its lock while it allocates, so
+    its threads seldom contend for an arena anyway. An operator's `MALLOC_ARENA_MAX` stands;
+    a C library without `mallopt` (musl, macOS) is left as it is."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_ARENA_MAX, MALLOC_ARENAS))
 
 
 def tune_collector() -> None:

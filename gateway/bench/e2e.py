@@ -115,6 +115,8 @@ class BenchResult:
     complete: bool = False
     stages: dict[str, float | None] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    # Each instance's processes together: the most their resident memories summed at one look.
+    together_rss_mb: dict[str, float] = field(default_factory=dict)
     files: int = 0
     checks: dict[str, int] = field(default_factory=dict)
     postings: dict[str, int] = field(default_factory=dict)
@@ -142,6 +144,9 @@ class BenchResult:
         data["orders_per_s"] = round(self.rate, 1)
         return data
 
+    def _processes_of(self, instance: str) -> list[str]:
+        return [name for name in self.peak_rss_mb if name.split(" ")[0] == instance]
+
     def render(self) -> str:
         """The table scripts/bench_e2e prints."""
         c = self.config
@@ -166,6 +171,12 @@ class BenchResult:
             previous = max(previous, at)
         rss = ", ".join(f"{name} {mb:.0f} MB" for name, mb in self.peak_rss_mb.items())
         lines.append(f"  peak RSS: {rss}")
+        if any(len(self._processes_of(name)) > 1 for name in self.together_rss_mb):
+            together = ", ".join(f"{name} {mb:.0f} MB" for name, mb in self.together_rss_mb.items())
+            lines.append(
+                f"  each instance's processes together (at most, looked at once a second):"
+                f" {together}"
+            )
         if self.cpu_s:
             spent = ", ".join(f"{name} {sec:.1f}" for name, sec in self.cpu_s.items())
             cores = os.cpu_count() or 1
@@ -492,14 +503,18 @@ class E2EBench:
         self.result.peak_rss_mb = peaks
 
     def _watch_memory(self, gateways: list[Child], peaks: dict[str, float]) -> None:
-        """Each gateway's peak RSS so far, and its reports processes' (`name reports-N`)."""
+        """Each gateway's peak RSS so far, and its reports processes' (`name reports-N`); and
+        the most the processes of each instance held together at one look."""
+        together = self.result.together_rss_mb
         for child in gateways:
-            peaks[child.name] = max(peaks[child.name], _peak_rss_mb(child.pid))
+            peaks[child.name] = max(peaks[child.name], _rss_mb(child.pid, _PEAK))
             started = sorted(child_pids(child.pid)) if child.pid else []
             self.result.started_reports = max(self.result.started_reports, len(started))
             for number, pid in enumerate(started, start=1):
                 name = f"{child.name} reports-{number}"
-                peaks[name] = max(peaks.get(name, 0.0), _peak_rss_mb(pid))
+                peaks[name] = max(peaks.get(name, 0.0), _rss_mb(pid, _PEAK))
+            now = sum(_rss_mb(pid, _NOW) for pid in [child.pid, *started])
+            together[child.name] = max(together.get(child.name, 0.0), now)
 
     def _send_urgent(
         self,
@@ -610,13 +625,18 @@ def _percentile(sorted_values: list[float], pct: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-def _peak_rss_mb(pid: int | None) -> float:
-    """The kernel's high-water mark of a process's resident memory, in MB (0 when gone)."""
+# A process's resident memory in /proc/<pid>/status: its high-water mark, and now.
+_PEAK, _NOW = "VmHWM:", "VmRSS:"
+
+
+def _rss_mb(pid: int | None, which: str) -> float:
+    """A process's resident memory (`_PEAK`: the kernel's high-water mark; `_NOW`), in MB
+    (0 when gone)."""
     if pid is None:
         return 0.0
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(which):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
