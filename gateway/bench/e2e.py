@@ -115,8 +115,11 @@ class BenchResult:
     complete: bool = False
     stages: dict[str, float | None] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
-    # Each instance's processes together: the most their resident memories summed at one look.
+    # Each instance's processes together, the most at one look: their resident memories
+    # summed (a shared library's pages counted in each), and their proportional shares (PSS:
+    # a page shared by n processes counted 1/n in each).
     together_rss_mb: dict[str, float] = field(default_factory=dict)
+    together_pss_mb: dict[str, float] = field(default_factory=dict)
     files: int = 0
     checks: dict[str, int] = field(default_factory=dict)
     postings: dict[str, int] = field(default_factory=dict)
@@ -172,7 +175,10 @@ class BenchResult:
         rss = ", ".join(f"{name} {mb:.0f} MB" for name, mb in self.peak_rss_mb.items())
         lines.append(f"  peak RSS: {rss}")
         if any(len(self._processes_of(name)) > 1 for name in self.together_rss_mb):
-            together = ", ".join(f"{name} {mb:.0f} MB" for name, mb in self.together_rss_mb.items())
+            together = ", ".join(
+                f"{name} RSS {mb:.0f} MB, PSS {self.together_pss_mb.get(name, 0.0):.0f} MB"
+                for name, mb in self.together_rss_mb.items()
+            )
             lines.append(
                 f"  each instance's processes together (at most, looked at once a second):"
                 f" {together}"
@@ -505,7 +511,7 @@ class E2EBench:
     def _watch_memory(self, gateways: list[Child], peaks: dict[str, float]) -> None:
         """Each gateway's peak RSS so far, and its reports processes' (`name reports-N`); and
         the most the processes of each instance held together at one look."""
-        together = self.result.together_rss_mb
+        together, shares = self.result.together_rss_mb, self.result.together_pss_mb
         for child in gateways:
             peaks[child.name] = max(peaks[child.name], _rss_mb(child.pid, _PEAK))
             started = sorted(child_pids(child.pid)) if child.pid else []
@@ -513,8 +519,11 @@ class E2EBench:
             for number, pid in enumerate(started, start=1):
                 name = f"{child.name} reports-{number}"
                 peaks[name] = max(peaks.get(name, 0.0), _rss_mb(pid, _PEAK))
-            now = sum(_rss_mb(pid, _NOW) for pid in [child.pid, *started])
+            pids = [child.pid, *started]
+            now = sum(_rss_mb(pid, _NOW) for pid in pids)
             together[child.name] = max(together.get(child.name, 0.0), now)
+            share = sum(_rss_mb(pid, _SHARE, _ROLLUP) for pid in pids)
+            shares[child.name] = max(shares.get(child.name, 0.0), share)
 
     def _send_urgent(
         self,
@@ -627,15 +636,18 @@ def _percentile(sorted_values: list[float], pct: float) -> float:
 
 # A process's resident memory in /proc/<pid>/status: its high-water mark, and now.
 _PEAK, _NOW = "VmHWM:", "VmRSS:"
+# Its proportional share (in smaps_rollup: the kernel walks its pages, a few ms a look).
+_SHARE, _ROLLUP = "Pss:", "smaps_rollup"
 
 
-def _rss_mb(pid: int | None, which: str) -> float:
-    """A process's resident memory (`_PEAK`: the kernel's high-water mark; `_NOW`), in MB
-    (0 when gone)."""
+def _rss_mb(pid: int | None, which: str, source: str = "status") -> float:
+    """A process's memory from /proc/<pid>/<source> (`_PEAK`: the kernel's high-water mark of
+    its resident memory; `_NOW`: its resident memory; `_SHARE` in `_ROLLUP`), in MB (0 when
+    gone)."""
     if pid is None:
         return 0.0
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/{source}").read_text().splitlines():
             if line.startswith(which):
                 return int(line.split()[1]) / 1024
     except OSError:
