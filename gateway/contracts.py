@@ -160,9 +160,12 @@ def parse_order_json(body: bytes) -> dict[str, Any]:
         if not escaped:
             text = unicodedata.normalize("NFC", text)
         # orjson: a fifth of the standard library's time. Stricter, and each refusal is one no
-        # order could pass anyway: a lone surrogate (not text), NaN or a number beyond a double
-        # (the contract admits no number).
+        # order could pass anyway: a lone surrogate (not text), NaN, a number that overflows a
+        # double (the contract admits no number; an integer past 64 bits is read as a float,
+        # which the schema refuses as it refused the integer).
         payload = orjson.loads(text)
+        # Every string in NFC, walked value by value (recursively: within the try).
+        normalised: Any = _nfc(payload) if escaped else payload
     except UnicodeDecodeError as exc:
         raise InvalidMessage(f"order is not UTF-8: {exc.reason} at byte {exc.start}") from None
     except json.JSONDecodeError as exc:  # orjson's JSONDecodeError is this one's subclass
@@ -171,11 +174,10 @@ def parse_order_json(body: bytes) -> dict[str, Any]:
         raise InvalidMessage(
             f"order is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
-    except RecursionError:
+    except RecursionError:  # the walk of an escaped order nested past Python's stack
         raise InvalidMessage("order is nested too deeply to be a payment order") from None
-    if not isinstance(payload, dict):
-        raise InvalidMessage(f"order must be a JSON object, got {type(payload).__name__}")
-    normalised: dict[str, Any] = _nfc(payload) if escaped else payload
+    if not isinstance(normalised, dict):
+        raise InvalidMessage(f"order must be a JSON object, got {type(normalised).__name__}")
     _check("payment-order-1", normalised)
     return normalised
 

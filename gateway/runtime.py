@@ -43,19 +43,18 @@ def tune_allocator() -> bool:
     """Hold glibc's malloc to MALLOC_ARENAS arenas in a gateway process, before its threads
     start; whether it was done.
 
-    glibc gives a thread that allocates while another holds an arena an arena of its own, up
-    to eight per core, and a freed block returns only to its own arena: a gateway's dozen
-    threads (consumers, relays, the batcher, its XSD checkers, the database's connections) each
-    kept a high-water mark of their own. On 100,000 orders with PostgreSQL the main process's
-    peak RSS was 410 MB with glibc's default and 292 MB with two arenas, for no measurable
-    cost in CPU (docs/benchmarks.md); the interpreter holds its lock while it allocates, so
-    its threads seldom contend for an arena anyway. An operator's `MALLOC_ARENA_MAX` stands;
-    a C library without `mallopt` (musl, macOS) is left as it is."""
-    if os.environ.get("MALLOC_ARENA_MAX"):
+    glibc gives each new thread an arena of its own at its first allocation, up to eight per
+    core, and a freed block returns only to its own arena: a gateway's dozen threads
+    (consumers, relays, the batcher, its XSD checkers, the database's connections) each kept a
+    high-water mark of their own. Alternated on PostgreSQL, 100,000 orders: the main process
+    peaked at 340 and 378 MB with glibc's default and at 300 and 309 MB with two, in the same
+    time (docs/benchmarks.md). An operator's `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` stands; a
+    C library without `mallopt` (musl, macOS, Windows) is left as it is."""
+    if os.environ.get("MALLOC_ARENA_MAX") or "arena_max" in os.environ.get("GLIBC_TUNABLES", ""):
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):
         return False
     return bool(mallopt(_M_ARENA_MAX, MALLOC_ARENAS))
 

@@ -26,7 +26,7 @@ import os
 import shutil
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -120,6 +120,8 @@ class BenchResult:
     # a page shared by n processes counted 1/n in each).
     together_rss_mb: dict[str, float] = field(default_factory=dict)
     together_pss_mb: dict[str, float] = field(default_factory=dict)
+    # The most processes each instance had at one look (the line is printed when one had two).
+    together_processes: dict[str, int] = field(default_factory=dict)
     files: int = 0
     checks: dict[str, int] = field(default_factory=dict)
     postings: dict[str, int] = field(default_factory=dict)
@@ -147,9 +149,6 @@ class BenchResult:
         data["orders_per_s"] = round(self.rate, 1)
         return data
 
-    def _processes_of(self, instance: str) -> list[str]:
-        return [name for name in self.peak_rss_mb if name.split(" ")[0] == instance]
-
     def render(self) -> str:
         """The table scripts/bench_e2e prints."""
         c = self.config
@@ -174,7 +173,7 @@ class BenchResult:
             previous = max(previous, at)
         rss = ", ".join(f"{name} {mb:.0f} MB" for name, mb in self.peak_rss_mb.items())
         lines.append(f"  peak RSS: {rss}")
-        if any(len(self._processes_of(name)) > 1 for name in self.together_rss_mb):
+        if any(count > 1 for count in self.together_processes.values()):
             together = ", ".join(
                 f"{name} RSS {mb:.0f} MB, PSS {self.together_pss_mb.get(name, 0.0):.0f} MB"
                 for name, mb in self.together_rss_mb.items()
@@ -333,6 +332,7 @@ class E2EBench:
         self.result = BenchResult(config=config)
         self._storage: Storage | None = None
         self._children: list[Child] = []
+        self._instance_of: dict[str, str] = {}
 
     def _prepare(self) -> Settings:
         shutil.rmtree(self.config.workdir, ignore_errors=True)
@@ -423,6 +423,12 @@ class E2EBench:
             else [(name, ["run", *self._run_options()]) for name in names]
         )
         gateways = [Child(name, args, self._env, logs / f"{name}.log") for name, args in runs]
+        # Which instance each gateway process is (with --split, an instance is several).
+        self._instance_of = (
+            {run: name for name in names for run, _ in _roles(name, config.reports)}
+            if config.split
+            else {name: name for name in names}
+        )
         bank = Child("bank-sim", ["bank-sim", "--book", str(book)], self._env, logs / "bank.log")
         self._children = [*gateways, bank]
         ledger = _Ledger()
@@ -511,7 +517,9 @@ class E2EBench:
     def _watch_memory(self, gateways: list[Child], peaks: dict[str, float]) -> None:
         """Each gateway's peak RSS so far, and its reports processes' (`name reports-N`); and
         the most the processes of each instance held together at one look."""
-        together, shares = self.result.together_rss_mb, self.result.together_pss_mb
+        rss: defaultdict[str, float] = defaultdict(float)
+        pss: defaultdict[str, float] = defaultdict(float)
+        processes: Counter[str] = Counter()
         for child in gateways:
             peaks[child.name] = max(peaks[child.name], _rss_mb(child.pid, _PEAK))
             started = sorted(child_pids(child.pid)) if child.pid else []
@@ -519,11 +527,22 @@ class E2EBench:
             for number, pid in enumerate(started, start=1):
                 name = f"{child.name} reports-{number}"
                 peaks[name] = max(peaks.get(name, 0.0), _rss_mb(pid, _PEAK))
-            pids = [child.pid, *started]
-            now = sum(_rss_mb(pid, _NOW) for pid in pids)
-            together[child.name] = max(together.get(child.name, 0.0), now)
-            share = sum(_rss_mb(pid, _SHARE, _ROLLUP) for pid in pids)
-            shares[child.name] = max(shares.get(child.name, 0.0), share)
+            instance = self._instance_of.get(child.name, child.name)
+            pids = [pid for pid in (child.pid, *started) if pid is not None]
+            rss[instance] += sum(_rss_mb(pid, _NOW) for pid in pids)
+            pss[instance] += sum(_rss_mb(pid, _SHARE, _ROLLUP) for pid in pids)
+            processes[instance] += len(pids)
+        result = self.result
+        for instance in rss:
+            result.together_rss_mb[instance] = max(
+                result.together_rss_mb.get(instance, 0.0), rss[instance]
+            )
+            result.together_pss_mb[instance] = max(
+                result.together_pss_mb.get(instance, 0.0), pss[instance]
+            )
+            result.together_processes[instance] = max(
+                result.together_processes.get(instance, 0), processes[instance]
+            )
 
     def _send_urgent(
         self,

@@ -124,7 +124,7 @@ def test_same_id_different_content_is_a_conflict(
     ("raw", "needle"),
     [
         (b'{"schema": "payment-order/1", "order_id": ', "not JSON"),
-        # A lone surrogate is no text, NaN no number the contract admits: refused as not JSON.
+        # A lone surrogate is no text, NaN no JSON number: both refused as not JSON.
         (
             json.dumps(order(creditor={**order()["creditor"], "name": "A \ud800 B"})).encode(),
             "not JSON: no low surrogate in string at line 1",
@@ -207,6 +207,17 @@ def test_deeply_nested_json_is_refused_not_parked(
 ) -> None:
     """JSON nested past Python's recursion limit is an invalid order with a reason."""
     [outcome] = intake.handle([Msg(b"[" * 100_000)])
+    assert outcome.result == "invalid"
+    assert "nested too deeply" in (outcome.reason or "")
+
+
+def test_an_escaped_order_nested_past_the_stack_is_refused_not_parked(
+    intake: IntakeService, storage: MemoryStorage
+) -> None:
+    """With `\\u` escapes every decoded string is put in NFC by a walk of the value: nested
+    deeper than Python's stack (within orjson's 1,024 levels), it is refused with a reason."""
+    body = b'{"order_id": "X", "a": ' + b"[" * 600 + b'"\\u00e9"' + b"]" * 600 + b"}"
+    [outcome] = intake.handle([Msg(body)])
     assert outcome.result == "invalid"
     assert "nested too deeply" in (outcome.reason or "")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -73,7 +74,7 @@ libc.fclose(ctypes.c_void_p(out))
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
 @pytest.mark.parametrize(("mode", "most"), [("tuned", MALLOC_ARENAS), ("default", None)])
 def test_a_gateway_process_keeps_to_two_malloc_arenas(
     mode: str, most: int | None, tmp_path: Path
@@ -81,7 +82,7 @@ def test_a_gateway_process_keeps_to_two_malloc_arenas(
     """Eight threads allocating: with `tune_allocator`, glibc's heaps are at most two (as
     `malloc_info` counts them); without it, each thread had one of its own."""
     report = tmp_path / "malloc.xml"
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
     subprocess.run(
         [sys.executable, "-c", _ARENAS, mode, str(report)], check=True, env=env, timeout=60
     )
@@ -92,7 +93,15 @@ def test_a_gateway_process_keeps_to_two_malloc_arenas(
         assert 1 <= heaps <= most
 
 
-def test_an_operators_malloc_arena_max_stands(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("MALLOC_ARENA_MAX", "4"), ("GLIBC_TUNABLES", "glibc.malloc.arena_max=4")],
+)
+def test_an_operators_arena_limit_stands(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Set in the environment, glibc has read it at the process's start: nothing is changed."""
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    monkeypatch.setenv(name, value)
     assert tune_allocator() is False
