@@ -120,8 +120,6 @@ class BenchResult:
     # a page shared by n processes counted 1/n in each).
     together_rss_mb: dict[str, float] = field(default_factory=dict)
     together_pss_mb: dict[str, float] = field(default_factory=dict)
-    # The most processes each instance had at one look (the line is printed when one had two).
-    together_processes: dict[str, int] = field(default_factory=dict)
     files: int = 0
     checks: dict[str, int] = field(default_factory=dict)
     postings: dict[str, int] = field(default_factory=dict)
@@ -173,7 +171,7 @@ class BenchResult:
             previous = max(previous, at)
         rss = ", ".join(f"{name} {mb:.0f} MB" for name, mb in self.peak_rss_mb.items())
         lines.append(f"  peak RSS: {rss}")
-        if any(count > 1 for count in self.together_processes.values()):
+        if c.split or self.started_reports:  # an instance of more than one process
             together = ", ".join(
                 f"{name} RSS {mb:.0f} MB, PSS {self.together_pss_mb.get(name, 0.0):.0f} MB"
                 for name, mb in self.together_rss_mb.items()
@@ -519,19 +517,17 @@ class E2EBench:
         the most the processes of each instance held together at one look."""
         rss: defaultdict[str, float] = defaultdict(float)
         pss: defaultdict[str, float] = defaultdict(float)
-        processes: Counter[str] = Counter()
         for child in gateways:
-            peaks[child.name] = max(peaks[child.name], _rss_mb(child.pid, _PEAK))
+            peaks[child.name] = max(peaks[child.name], _memory_mb(child.pid, _PEAK))
             started = sorted(child_pids(child.pid)) if child.pid else []
             self.result.started_reports = max(self.result.started_reports, len(started))
             for number, pid in enumerate(started, start=1):
                 name = f"{child.name} reports-{number}"
-                peaks[name] = max(peaks.get(name, 0.0), _rss_mb(pid, _PEAK))
+                peaks[name] = max(peaks.get(name, 0.0), _memory_mb(pid, _PEAK))
             instance = self._instance_of.get(child.name, child.name)
             pids = [pid for pid in (child.pid, *started) if pid is not None]
-            rss[instance] += sum(_rss_mb(pid, _NOW) for pid in pids)
-            pss[instance] += sum(_rss_mb(pid, _SHARE, _ROLLUP) for pid in pids)
-            processes[instance] += len(pids)
+            rss[instance] += sum(_memory_mb(pid, _NOW) for pid in pids)
+            pss[instance] += sum(_memory_mb(pid, _SHARE, _ROLLUP) for pid in pids)
         result = self.result
         for instance in rss:
             result.together_rss_mb[instance] = max(
@@ -539,9 +535,6 @@ class E2EBench:
             )
             result.together_pss_mb[instance] = max(
                 result.together_pss_mb.get(instance, 0.0), pss[instance]
-            )
-            result.together_processes[instance] = max(
-                result.together_processes.get(instance, 0), processes[instance]
             )
 
     def _send_urgent(
@@ -659,7 +652,7 @@ _PEAK, _NOW = "VmHWM:", "VmRSS:"
 _SHARE, _ROLLUP = "Pss:", "smaps_rollup"
 
 
-def _rss_mb(pid: int | None, which: str, source: str = "status") -> float:
+def _memory_mb(pid: int | None, which: str, source: str = "status") -> float:
     """A process's memory from /proc/<pid>/<source> (`_PEAK`: the kernel's high-water mark of
     its resident memory; `_NOW`: its resident memory; `_SHARE` in `_ROLLUP`), in MB (0 when
     gone)."""
