@@ -41,9 +41,10 @@ from gateway.adapters import topology
 from gateway.adapters.persistence import open_storage, timings
 from gateway.adapters.persistence.pg_statements import Statement, StatementStats
 from gateway.adapters.persistence.postgres import fresh_schema
-from gateway.adapters.rabbitmq import Delivery, connect, consume
+from gateway.adapters.rabbitmq import connect
 from gateway.banksim.wiring import bank_keypair
 from gateway.bench.cpu import CpuMeter, child_pids, server_groups
+from gateway.bench.ledger_reader import read_ledger
 from gateway.bench.orders import BenchOrders, generate, urgent_order
 from gateway.bench.statements import render as render_statements
 from gateway.bootstrap import declare_topology, our_keypair
@@ -249,16 +250,16 @@ class _Ledger:
         self._seen = 0
         self.last_at = 0.0
 
-    def handle(self, messages: Any) -> None:
-        """A chunk of postings (acked by the consumer after this returns)."""
+    def handle(self, bodies: list[bytes]) -> None:
+        """A chunk of postings (acked by the reader after this returns)."""
         with self._lock:
-            for message in messages:
-                self._take(message)
+            for body in bodies:
+                self._take(body)
             self.last_at = time.time()
 
-    def _take(self, message: Delivery) -> None:
+    def _take(self, message: bytes) -> None:
         try:
-            body = orjson.loads(message.body)  # the stand-in's share of the cores kept small
+            body = orjson.loads(message)  # the stand-in's share of the cores kept small
             self._seen += 1
             if self._seen % 97 == 1:  # a sample checked against the contract, cheaply
                 check_posting(body)
@@ -310,10 +311,11 @@ class _Tap:
 
 
 def _ledger_consumer(settings: Settings, ledger: _Ledger) -> Callable[[threading.Event], None]:
-    """The ledger's consumer of `treasury.ledger`, in chunks as a ledger would take them."""
+    """The ledger's consumer of `treasury.ledger`, in chunks as a ledger would take them (read
+    by `ledger_reader`: what the stand-in spends is taken from the gateway's cores)."""
 
     def consume_ledger(stop: threading.Event) -> None:
-        consume(
+        read_ledger(
             settings.amqp_url, topology.LEDGER_QUEUE, ledger.handle, stop, prefetch=2000, chunk=1000
         )
 
