@@ -6,6 +6,7 @@ change of what it wraps fails here, not in the next benchmark series)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,25 @@ def test_bench_apply_applies_every_line_on_postgres(postgres_url: str) -> None:
     assert "bench_apply: 300 orders, PostgreSQL, 1 runs (wall/CPU/PostgreSQL's CPU" in out
     line = next(line for line in out.splitlines() if "camt.054 applied:" in line)
     assert len(line.split(":", 1)[1].strip().split("/")) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.broker
+def test_bench_e2e_runs_to_the_last_final_posting_with_its_checks(
+    broker_url: str, tmp_path: Path
+) -> None:
+    """A few hundred orders and five urgent ones through the real gateway, bank simulator,
+    broker and the ledger stand-in's own reader: every order's one final posting arrives, and
+    the urgent orders' files are seen at the bank (the tap on its inbox)."""
+    out = _run(
+        "-m", "gateway.bench", "e2e", "--orders", "400", "--urgent", "5", "--json",
+        "--workdir", str(tmp_path),
+    )  # fmt: skip
+    result = json.loads(out)
+    assert result["complete"] is True
+    assert set(result["checks"].values()) == {0}
+    assert result["postings"]["redelivered (dropped by posting id)"] == 0
+    finals = result["postings"]["payment_settled"] + result["postings"]["payment_rejected"]
+    assert finals == 405
+    assert result["urgent_ms"]["arrived"] == 5
+    assert result["cpu_s"]["bench (ledger consumer)"] > 0
