@@ -311,8 +311,8 @@ class _Tap:
 
 
 def _ledger_consumer(settings: Settings, ledger: _Ledger) -> Callable[[threading.Event], None]:
-    """The ledger's consumer of `treasury.ledger`, in chunks as a ledger would take them (read
-    by `ledger_reader`: what the stand-in spends is taken from the gateway's cores)."""
+    """The ledger's consumer of `treasury.ledger.postings`, in chunks as a ledger would take
+    them (read by `ledger_reader`: what the stand-in spends is taken from the gateway's cores)."""
 
     def consume_ledger(stop: threading.Event) -> None:
         read_ledger(
@@ -463,13 +463,14 @@ class E2EBench:
                 self._storage.close()
         return self.result
 
-    def _tap(self, runtime: Runtime, settings: Settings) -> _Tap:
-        """The tap on the bank's inbox, read only with --urgent (only the urgent lane's figures
-        use it; otherwise its reading would take from the cores the run is measured on)."""
+    def _tap(self, runtime: Runtime, settings: Settings) -> _Tap | None:
+        """The tap on the bank's inbox, with --urgent only (only the urgent lane's figures use
+        it; otherwise its reading would take from the cores the run is measured on)."""
+        if not self.config.urgent:
+            return None
         tap = _Tap(settings.amqp_url)
-        if self.config.urgent:
-            runtime.add("tap", tap.run)
-            tap.ready.wait(10)
+        runtime.add("tap", tap.run)
+        tap.ready.wait(10)
         return tap
 
     def _read_statements(self, stats: StatementStats) -> None:
@@ -613,8 +614,8 @@ class E2EBench:
             "postings received by the ledger": ledger.last_at - t0 if ledger.last_at else None,
         }
 
-    def _urgent_figures(self, sent: dict[str, float], tap: _Tap) -> None:
-        if not sent:
+    def _urgent_figures(self, sent: dict[str, float], tap: _Tap | None) -> None:
+        if not sent or tap is None:
             return
         traced = timings.trace(cast(Any, self._storage), "URG")
         per_file = Counter(msg_id for msg_id, _ in traced.values())

@@ -1,5 +1,5 @@
-"""The benchmark's ledger stand-in reads `treasury.ledger` through this small AMQP 0-9-1
-consumer rather than through pika.
+"""The benchmark's ledger stand-in reads the ledger's queue (`treasury.ledger.postings`) through
+this small AMQP 0-9-1 consumer rather than through pika.
 
 The real ledger runs on the treasury's machines; in `scripts/bench_e2e` its stand-in shares the
 gateway's two cores, and what it spends there is taken from the gateway. Through pika (the
@@ -8,14 +8,17 @@ CPU-seconds in two runs on 2026-12-01), nearly all of it pika's generic decoding
 of each delivery's three frames; this reads them in about 10 µs (0.92 and 0.98 CPU-seconds,
 the same queue and postings, alternated). It is measuring apparatus: the gateway's own
 consumers all go through pika (`gateway/adapters/rabbitmq.py`), with its failover, heartbeats
-and flow control.
+and flow control. It connects to the first node a cluster URL names.
 
 What it does: the AMQP handshake (PLAIN, heartbeats off), `basic.qos` and `basic.consume` on
 one channel, then frames read off the socket: each `basic.deliver` with its content header and
 body frames is one message; the bodies are handed over in chunks and acked together
-(`multiple`) after the handler returns, or when the queue goes quiet. Any other method from the
-broker (a channel or the connection closed, the consumer cancelled) ends the read with the
-broker's words; the caller's runtime opens a new connection, and what was not acked comes again.
+(`multiple`, up to the last message read whole) after the handler returns, or when the queue
+goes quiet. When stopped it closes the connection and reads on until the broker confirms the
+close, so that its last ack has been taken; what was delivered but not handed over comes again.
+Any other method from the broker (a channel or the connection closed, the consumer cancelled
+because its queue was deleted, a login refused) ends the read with the broker's words; the
+caller's runtime opens a new connection.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
 from pika import frame, spec
 from pika.amqp_object import Method
 
-from gateway.adapters.amqp_connect import broker_urls
+from gateway.adapters.amqp_connect import broker_urls, node_of
 from gateway.errors import GatewayError
 
 _FRAME_HEADER = struct.Struct(">BHI")
@@ -38,8 +42,16 @@ _LONGLONG = struct.Struct(">Q")
 _METHOD, _HEADER, _BODY, _HEARTBEAT = 1, 2, 3, 8
 _FRAME_END = 0xCE
 _DELIVER = (60 << 16) | 60
+_CLOSE_OK = (10 << 16) | 51
 _CHANNEL = 1
 _READ_BYTES = 1 << 17
+# Seconds to open the TCP connection; for the whole handshake; for the broker to confirm a close.
+CONNECT_TIMEOUT = 5.0
+HANDSHAKE_TIMEOUT = 30.0
+CLOSE_TIMEOUT = 2.0
+# What the broker is asked to do for this client: say why a login was refused (instead of
+# dropping the connection), and cancel the consumer when its queue is deleted.
+_CAPABILITIES = {"authentication_failure_close": True, "consumer_cancel_notify": True}
 
 BodiesHandler = Callable[[list[bytes]], object]
 
@@ -51,46 +63,69 @@ class LedgerReadError(GatewayError):
 class _Connection:
     """One AMQP connection with one channel, frames read from a buffer refilled from the socket."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, idle: float) -> None:
         parts = urlsplit(url)
         if parts.scheme != "amqp":
             raise LedgerReadError(
-                f"the ledger reader speaks plain amqp:// only, not {parts.scheme}"
+                f"the ledger reader speaks plain amqp:// only, not {parts.scheme}://"
             )
-        self._sock = socket.create_connection((parts.hostname or "localhost", parts.port or 5672))
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock.settimeout(timeout)
+        self.node = node_of(url)
+        address = (parts.hostname or "localhost", parts.port or 5672)
+        try:
+            self._sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
+        except OSError as exc:
+            raise LedgerReadError(f"cannot reach the broker at {self.node}: {exc}") from None
         self._buf = bytearray()
         self._pos = 0
-        user = unquote(parts.username or "guest")
-        password = unquote(parts.password or "guest")
-        vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+        self.closed_by_broker = False
+        try:
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._sock.settimeout(min(idle, 1.0))
+            self._handshake(
+                unquote(parts.username or "guest"),
+                unquote(parts.password or "guest"),
+                unquote(parts.path[1:]) if len(parts.path) > 1 else "/",
+            )
+        except BaseException:
+            self._sock.close()
+            raise
+        self._sock.settimeout(idle)
+
+    def _handshake(self, user: str, password: str, vhost: str) -> None:
+        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
         self._sock.sendall(b"AMQP\x00\x00\x09\x01")
-        self.expect(spec.Connection.Start, wait=True)
+        self.expect(spec.Connection.Start, deadline)
         self.send(
             spec.Connection.StartOk(
-                client_properties={"product": "gateway bench ledger"},
+                client_properties={
+                    "product": "gateway bench ledger",
+                    "capabilities": _CAPABILITIES,
+                },
                 mechanism="PLAIN",
                 response=f"\0{user}\0{password}",
                 locale="en_US",
             ),
             channel=0,
         )
-        tune = self.expect(spec.Connection.Tune, wait=True)
+        tune = self.expect(spec.Connection.Tune, deadline)
         self.send(
             spec.Connection.TuneOk(channel_max=1, frame_max=tune.frame_max, heartbeat=0), channel=0
         )
         self.send(spec.Connection.Open(virtual_host=vhost), channel=0)
-        self.expect(spec.Connection.OpenOk, wait=True)
+        self.expect(spec.Connection.OpenOk, deadline)
         self.send(spec.Channel.Open())
-        self.expect(spec.Channel.OpenOk, wait=True)
+        self.expect(spec.Channel.OpenOk, deadline)
 
     def send(self, method: Method, channel: int = _CHANNEL) -> None:
         self._sock.sendall(frame.Method(channel, method).marshal())
 
-    def next_frame(self, wait: bool) -> tuple[int, int, int] | None:
+    @property
+    def buf(self) -> bytearray:
+        return self._buf
+
+    def next_frame(self) -> tuple[int, int, int] | None:
         """(type, start, end) of the next whole frame's payload in `self.buf`; None when the
-        socket stays quiet for its timeout and `wait` is false."""
+        socket stays quiet for its timeout."""
         while True:
             buf, pos = self._buf, self._pos
             if len(buf) - pos >= 7:
@@ -98,36 +133,48 @@ class _Connection:
                 end = pos + 7 + size
                 if len(buf) > end:
                     if buf[end] != _FRAME_END:
-                        raise LedgerReadError("a frame from the broker lacks its end marker")
+                        raise LedgerReadError(
+                            f"a frame from the broker (type {kind}, {size} bytes) ends with byte"
+                            f" 0x{buf[end]:02X}, not 0xCE: the stream is not AMQP 0-9-1"
+                        )
                     self._pos = end + 1
                     return kind, pos + 7, end
             try:
                 data = self._sock.recv(_READ_BYTES)
             except TimeoutError:
-                if wait:
-                    continue
                 return None
             if not data:
-                raise LedgerReadError("the broker closed the connection")
+                raise LedgerReadError(f"the broker at {self.node} closed the connection")
             if self._pos:
                 del self._buf[: self._pos]
                 self._pos = 0
             self._buf += data
 
-    @property
-    def buf(self) -> bytearray:
-        return self._buf
-
     def method(self, start: int, end: int) -> Method:
         """The method frame at `start:end`, decoded by pika's spec."""
-        method = spec.methods[_METHOD_ID.unpack_from(self._buf, start)[0]]()
+        method_id = _METHOD_ID.unpack_from(self._buf, start)[0]
+        known = spec.methods.get(method_id)
+        if known is None:
+            raise LedgerReadError(
+                f"the broker sent an unknown method (class {method_id >> 16},"
+                f" method {method_id & 0xFFFF})"
+            )
+        method = known()
         method.decode(bytes(self._buf[start:end]), 4)
+        if isinstance(method, spec.Connection.Close):
+            self.closed_by_broker = True
         return method
 
-    def expect(self, kind: type[Method], *, wait: bool) -> Method:
+    def expect(self, kind: type[Method], deadline: float) -> Method:
+        """The next method, which must be a `kind`; heartbeats skipped, waited for until
+        `deadline` (monotonic)."""
         while True:
-            found = self.next_frame(wait)
-            if found is None or found[0] == _HEARTBEAT:
+            found = self.next_frame()
+            if found is None:
+                if time.monotonic() > deadline:
+                    raise LedgerReadError(f"no {kind.NAME} from the broker at {self.node} in time")
+                continue
+            if found[0] == _HEARTBEAT:
                 continue
             if found[0] != _METHOD:
                 raise LedgerReadError(
@@ -135,19 +182,30 @@ class _Connection:
                 )
             method = self.method(found[1], found[2])
             if not isinstance(method, kind):
-                raise LedgerReadError(f"expected {kind.NAME}, the broker said {_said(method)}")
+                raise LedgerReadError(f"expected {kind.NAME}, {_said(method)}")
             return method
 
     def close(self) -> None:
+        """Close the connection: answer the broker's close, or ask for one and read on
+        (deliveries dropped unacked) until the broker confirms it, its acks taken before."""
         try:
+            if self.closed_by_broker:
+                self.send(spec.Connection.CloseOk(), channel=0)
+                return
             self.send(
-                spec.Connection.Close(
-                    reply_code=200, reply_text="bench done", class_id=0, method_id=0
-                ),
+                spec.Connection.Close(reply_code=200, reply_text="done", class_id=0, method_id=0),
                 channel=0,
             )
-            self._sock.settimeout(1.0)
-            self.expect(spec.Connection.CloseOk, wait=False)
+            self._sock.settimeout(0.2)
+            deadline = time.monotonic() + CLOSE_TIMEOUT
+            while time.monotonic() < deadline:
+                found = self.next_frame()
+                if (
+                    found is not None
+                    and found[0] == _METHOD
+                    and _METHOD_ID.unpack_from(self._buf, found[1])[0] == _CLOSE_OK
+                ):
+                    return
         except (OSError, LedgerReadError):
             pass
         finally:
@@ -155,9 +213,12 @@ class _Connection:
 
 
 def _said(method: Method) -> str:
+    """What a method from the broker says, in words."""
+    if isinstance(method, spec.Basic.Cancel):
+        return "the broker cancelled the consumer (its queue deleted?)"
     text = getattr(method, "reply_text", None)
     code = getattr(method, "reply_code", None)
-    return f"{method.NAME} {code} {text}" if text is not None else method.NAME
+    return f"the broker said {method.NAME} {code} {text}" if text is not None else method.NAME
 
 
 def read_ledger(
@@ -170,14 +231,17 @@ def read_ledger(
     chunk: int,
     idle: float = 0.05,
 ) -> None:
-    """Consume `queue` until `stop` is set: bodies to `handler` in chunks of up to `chunk`,
-    acked together after it returns (and when the queue has been quiet for `idle` seconds)."""
+    """Consume `queue` until `stop` is set: bodies to `handler` in chunks of up to `chunk` (no
+    more than `prefetch`: a chunk must be able to fill), acked together after it returns, and
+    whatever has come whole when the queue has been quiet for `idle` seconds."""
+    if not 0 < chunk <= prefetch:
+        raise ValueError(f"chunk {chunk} must be between 1 and prefetch {prefetch}")
     conn = _Connection(broker_urls(url)[0], idle)
     try:
         conn.send(spec.Basic.Qos(prefetch_count=prefetch))
-        conn.expect(spec.Basic.QosOk, wait=True)
+        conn.expect(spec.Basic.QosOk, time.monotonic() + HANDSHAKE_TIMEOUT)
         conn.send(spec.Basic.Consume(queue=queue))
-        conn.expect(spec.Basic.ConsumeOk, wait=True)
+        conn.expect(spec.Basic.ConsumeOk, time.monotonic() + HANDSHAKE_TIMEOUT)
         _read(conn, handler, stop, chunk)
     finally:
         conn.close()
@@ -188,9 +252,17 @@ def _read(conn: _Connection, handler: BodiesHandler, stop: threading.Event, chun
     parts: list[bytes] = []  # the body frames of the message being read
     tag = 0  # the delivery being read
     done = 0  # the last delivery read whole: what an ack covers
-    left = 0
+    left = 0  # its body's bytes still to come
+
+    def whole(body: bytes) -> None:
+        nonlocal bodies, done
+        bodies.append(body)
+        done = tag
+        if len(bodies) >= chunk:
+            bodies = _handed(conn, handler, bodies, done)
+
     while not stop.is_set():
-        found = conn.next_frame(wait=False)
+        found = conn.next_frame()
         if found is None:  # quiet: what has come whole is handled and acked
             bodies = _handed(conn, handler, bodies, done)
             continue
@@ -200,19 +272,15 @@ def _read(conn: _Connection, handler: BodiesHandler, stop: threading.Event, chun
             parts.append(bytes(buf[start:end]))
             left -= end - start
             if left <= 0:
-                bodies.append(parts[0] if len(parts) == 1 else b"".join(parts))
+                whole(parts[0] if len(parts) == 1 else b"".join(parts))
                 parts = []
-                done = tag
-                if len(bodies) >= chunk:
-                    bodies = _handed(conn, handler, bodies, done)
         elif kind == _HEADER:
             left = _LONGLONG.unpack_from(buf, start + 4)[0]
             if left == 0:
-                bodies.append(b"")
-                done = tag
+                whole(b"")
         elif kind == _METHOD:
             if _METHOD_ID.unpack_from(buf, start)[0] != _DELIVER:
-                raise LedgerReadError(f"the broker said {_said(conn.method(start, end))}")
+                raise LedgerReadError(_said(conn.method(start, end)))
             tag_at = start + 5 + buf[start + 4]  # past the consumer tag
             tag = _LONGLONG.unpack_from(buf, tag_at)[0]
         elif kind != _HEARTBEAT:

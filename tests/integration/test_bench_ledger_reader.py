@@ -4,6 +4,8 @@ order, acked only once handed over; the broker's refusal named."""
 from __future__ import annotations
 
 import threading
+import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 
@@ -58,7 +60,10 @@ def _read_until(url: str, queue: str, enough: int, chunk: int) -> list[list[byte
             stop.set()
 
     reader = threading.Thread(
-        target=read_ledger, args=(url, queue, handle, stop), kwargs={"prefetch": 50, "chunk": chunk}
+        target=read_ledger,
+        args=(url, queue, handle, stop),
+        kwargs={"prefetch": 100, "chunk": chunk},
+        daemon=True,
     )
     reader.start()
     reader.join(30)
@@ -99,6 +104,39 @@ def test_a_missing_queue_is_named(broker_url: str) -> None:
         read_ledger(
             broker_url, "test.ledger.none", lambda _: None, threading.Event(), prefetch=1, chunk=1
         )
+
+
+def test_a_deleted_queue_ends_the_read_with_its_reason(broker_url: str, queue: str) -> None:
+    """The broker cancels the consumer of a deleted queue (the reader asks it to say so)."""
+    errors: list[Exception] = []
+
+    def read() -> None:
+        try:
+            read_ledger(broker_url, queue, lambda _: None, threading.Event(), prefetch=1, chunk=1)
+        except LedgerReadError as exc:
+            errors.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 10
+    while _counts(broker_url, queue)[1] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    conn = connect(broker_url)
+    conn.channel().queue_delete(queue)
+    conn.close()
+    reader.join(10)
+
+    assert not reader.is_alive()
+    assert [str(e) for e in errors] == ["the broker cancelled the consumer (its queue deleted?)"]
+
+
+def test_a_refused_login_is_named(broker_url: str) -> None:
+    parts = urllib.parse.urlsplit(broker_url.split(",", maxsplit=1)[0])
+    url = parts._replace(
+        netloc=f"{parts.username}:wrong-{parts.password}@{parts.hostname}:{parts.port or 5672}"
+    ).geturl()
+    with pytest.raises(LedgerReadError, match="403 ACCESS_REFUSED"):
+        read_ledger(url, "q", lambda _: None, threading.Event(), prefetch=1, chunk=1)
 
 
 def test_only_plain_amqp_is_spoken() -> None:
