@@ -28,6 +28,11 @@ export GATEWAY_AMQP_URL
 : "${GATEWAY_PG_PORT:=55432}"
 export GATEWAY_PG_PORT
 
+# The local nodes' Erlang schedulers do not busy-wait for work (scripts/broker and
+# scripts/broker-cluster): on a machine whose cores a node shares with the gateway and the bank
+# simulator, spinning schedulers take CPU the others need (RabbitMQ's runtime guide).
+ERLANG_NO_BUSY_WAIT="+sbwt none +sbwtdcpu none +sbwtdio none"
+
 # Prefix for messages, e.g. "broker: ..." or "test: ...".
 _SCRIPT_NAME="$(basename "$0")"
 

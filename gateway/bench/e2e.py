@@ -257,9 +257,9 @@ class _Ledger:
                 self._take(body)
             self.last_at = time.time()
 
-    def _take(self, message: bytes) -> None:
+    def _take(self, raw: bytes) -> None:
         try:
-            body = orjson.loads(message)  # the stand-in's share of the cores kept small
+            body = orjson.loads(raw)  # the stand-in's share of the cores kept small
             self._seen += 1
             if self._seen % 97 == 1:  # a sample checked against the contract, cheaply
                 check_posting(body)

@@ -75,7 +75,7 @@ class _Connection:
             self._sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
             raise LedgerReadError(f"cannot reach the broker at {self.node}: {exc}") from None
-        self._buf = bytearray()
+        self.buf = bytearray()  # what came from the socket; frames read from `_pos` on
         self._pos = 0
         self.closed_by_broker = False
         try:
@@ -119,15 +119,11 @@ class _Connection:
     def send(self, method: Method, channel: int = _CHANNEL) -> None:
         self._sock.sendall(frame.Method(channel, method).marshal())
 
-    @property
-    def buf(self) -> bytearray:
-        return self._buf
-
     def next_frame(self) -> tuple[int, int, int] | None:
         """(type, start, end) of the next whole frame's payload in `self.buf`; None when the
         socket stays quiet for its timeout."""
         while True:
-            buf, pos = self._buf, self._pos
+            buf, pos = self.buf, self._pos
             if len(buf) - pos >= 7:
                 kind, _channel, size = _FRAME_HEADER.unpack_from(buf, pos)
                 end = pos + 7 + size
@@ -146,13 +142,13 @@ class _Connection:
             if not data:
                 raise LedgerReadError(f"the broker at {self.node} closed the connection")
             if self._pos:
-                del self._buf[: self._pos]
+                del self.buf[: self._pos]
                 self._pos = 0
-            self._buf += data
+            self.buf += data
 
     def method(self, start: int, end: int) -> Method:
         """The method frame at `start:end`, decoded by pika's spec."""
-        method_id = _METHOD_ID.unpack_from(self._buf, start)[0]
+        method_id = _METHOD_ID.unpack_from(self.buf, start)[0]
         known = spec.methods.get(method_id)
         if known is None:
             raise LedgerReadError(
@@ -160,7 +156,7 @@ class _Connection:
                 f" method {method_id & 0xFFFF})"
             )
         method = known()
-        method.decode(bytes(self._buf[start:end]), 4)
+        method.decode(bytes(self.buf[start:end]), 4)
         if isinstance(method, spec.Connection.Close):
             self.closed_by_broker = True
         return method
@@ -203,7 +199,7 @@ class _Connection:
                 if (
                     found is not None
                     and found[0] == _METHOD
-                    and _METHOD_ID.unpack_from(self._buf, found[1])[0] == _CLOSE_OK
+                    and _METHOD_ID.unpack_from(self.buf, found[1])[0] == _CLOSE_OK
                 ):
                     return
         except (OSError, LedgerReadError):
