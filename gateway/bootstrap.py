@@ -626,6 +626,11 @@ class Admin:
             self._storage = existing_storage(self.settings)
         return self._storage
 
+    def close(self) -> None:
+        """Close the database, when it was opened."""
+        if self._storage is not None:
+            self._storage.close()
+
     def has_database(self) -> bool:
         """Whether the gateway's database exists (SQLite file there, or a URL set)."""
         return bool(self.settings.db_url) or self.settings.db_file.exists()

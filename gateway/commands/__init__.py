@@ -15,10 +15,15 @@ if TYPE_CHECKING:
 
 def existing_database(settings: Settings, *, upgrade: bool = True) -> Storage:
     """The gateway's database (see `gateway.bootstrap.existing_storage`), opened only when a
-    command needs it."""
+    command needs it, and closed when the command ends, however it ends (on PostgreSQL its
+    pool's connections are given back to the server then, not left to the process's exit)."""
     from gateway.bootstrap import existing_storage
 
-    return existing_storage(settings, upgrade=upgrade)
+    storage = existing_storage(settings, upgrade=upgrade)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(storage.close)
+    return storage
 
 
 def admin(ctx: click.Context) -> Admin:
@@ -27,4 +32,6 @@ def admin(ctx: click.Context) -> Admin:
     from gateway.bootstrap import Admin
 
     settings: Settings = ctx.obj
-    return Admin(settings)
+    wiring = Admin(settings)
+    ctx.call_on_close(wiring.close)
+    return wiring

@@ -161,3 +161,29 @@ def test_key_rotation_is_audited(tmp_path: Path) -> None:
         storage.close()
     assert (row.via, row.action, row.subject) == ("cli", "keys.rotate", "kbnn-gateway")
     assert when.isoformat() in row.detail_json and '"key_id":' in row.detail_json
+
+
+def test_commands_give_their_database_connections_back(postgres_url: str, tmp_path: Path) -> None:
+    """A command's PostgreSQL pool is closed when the command ends, whether it succeeded or
+    refused (its connections are not left open until the process exits)."""
+    name = "gateway-cli-close-test"
+    url = f"{postgres_url}&application_name={name}"
+    open_storage(url, tmp_path / "unused.db").close()
+    db = Db({"GATEWAY_DB_URL": url}, lambda sql: None)
+
+    def left_open() -> int:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    three_actions(db)
+    assert left_open() == 0
+    refused = run(db, "users", "add", "lan", "--role", "viewer", "--password-stdin", stdin=PASSWORD)
+    assert refused.exit_code != 0 and "exists already" in str(refused.exception)
+    assert left_open() == 0
+    unknown = run(db, "dlq", "drop", "outbox", "--id", "P-none", "--reason", "thử")
+    assert unknown.exit_code != 0 and "P-none" in str(unknown.exception)
+    assert left_open() == 0
