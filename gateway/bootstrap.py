@@ -271,6 +271,23 @@ def build_inbound(settings: Settings, storage: Storage, clock: Clock = utcnow) -
     return InboundService(storage, settings, clock, quarantine=quarantine_folder(settings))
 
 
+def check_clock(storage: Storage, settings: Settings, clock: Clock = utcnow) -> float | None:
+    """The database server's clock against this machine's, in seconds; said as a warning when
+    they differ by a quarter of a claim or more. Instances sharing a PostgreSQL database take
+    over each other's expired claims by their own clocks: one whose clock runs ahead by
+    `claim_seconds` takes over work another has just claimed (a file written to a partner's
+    folder twice, builds lost and redone). None for SQLite."""
+    offset = storage.clock_offset(clock())
+    if offset is not None and abs(offset) >= settings.claim_seconds / 4:
+        log.warning(
+            "clock.skew",
+            database_ahead_seconds=round(offset, 1),
+            claim_seconds=settings.claim_seconds,
+            hint="keep every gateway machine and the database server on NTP",
+        )
+    return offset
+
+
 def start_gateway(
     gateway: Gateway, runtime: Runtime, roles: Sequence[str] = INSTANCE_ROLES
 ) -> None:
@@ -288,6 +305,7 @@ def start_gateway(
                 path=str(settings.path(pinned.path)),
             )
     declare_topology(settings)
+    check_clock(gateway.storage, settings, gateway.clock)
     # Which broker node each connection is on, for `gateway status` (see amqp_connect.Links).
     LINKS.keep_in(settings.path(BROKER_LINKS_DIR))
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -253,7 +255,8 @@ class BatchService:
         now = self._clock()
         msg_id = make_msg_id(partner, now.strftime("%Y%m%d"), seq)
         try:
-            built = self._build(msg_id, partner, stored, now)
+            with self._claim_kept(key):
+                built = self._build(msg_id, partner, stored, now)
         except BaseException:
             with self._storage.unit_of_work() as uow:
                 uow.claims.release(GROUP_CLAIM, key, self._owner)
@@ -266,6 +269,38 @@ class BatchService:
         crashpoints.hit("batch.after_commit")
         self._file_built(partner, msg_id, built, started)
         return built[1]
+
+    @contextmanager
+    def _claim_kept(self, key: str) -> Iterator[None]:
+        """Renew this batcher's claim on a group every third of `claim_seconds` while the block
+        runs (a file's build and signature). Without it, a build longer than the claim (a
+        large file on a starved machine, a slow signing token) was taken over by another
+        instance, which lost it the same way in turn: the group's files never committed."""
+        seconds = self._settings.claim_seconds
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(seconds / 3):
+                now = self._clock()
+                try:
+                    with self._storage.unit_of_work() as uow:
+                        kept = uow.claims.claim(
+                            GROUP_CLAIM, key, self._owner, now, now + timedelta(seconds=seconds)
+                        )
+                except GatewayError as exc:  # the database away for now: try at the next third
+                    log.warning("batch.claim_not_renewed", group=key, error=str(exc))
+                    continue
+                if not kept:
+                    return  # taken over: the commit finds it lost and says so
+                log.info("batch.claim_renewed", group=key, owner=self._owner)
+
+        keeper = threading.Thread(target=renew, name="batch-claim", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            keeper.join()
 
     def cut_urgent(self, groups: Sequence[tuple[str, str]]) -> int:
         """Cut urgent orders' groups (one order each) in one transaction that claims, numbers,

@@ -108,7 +108,7 @@ class FileRelay:
                     uow.outbox.mark_sent([row_id for row_id, _ in written], now)
                     for _, msg_id in written:
                         uow.files.sent(msg_id, now)
-                    uow.outbox.release(unsent)
+                    uow.outbox.release(unsent, self._owner)
                 for exchange, partner in sent:
                     self._metrics.outbox_sent(exchange, partner)
         return len(written)

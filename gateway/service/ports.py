@@ -506,7 +506,9 @@ class FileRepository(Protocol):
         flagged yet, oldest first."""
 
     def flag_overdue(self, msg_id: str, partner: str, now: datetime) -> bool:
-        """Flag a file overdue; False when it was flagged already (by any instance)."""
+        """Flag a file overdue; False when it was flagged already (by any instance) or has had
+        a status report meanwhile (one being applied is waited for: its flag would be left
+        for nothing to clear)."""
 
     def clear_overdue(self, msg_id: str, partner: str, now: datetime) -> datetime | None:
         """Clear a file's overdue flag once: when it was flagged, or None."""
@@ -607,8 +609,9 @@ class OutboxRepository(Protocol):
     def mark_sent(self, row_ids: Sequence[int], now: datetime) -> None:
         """Mark messages confirmed by the broker (or written to a partner's folder)."""
 
-    def release(self, row_ids: Sequence[int]) -> None:
-        """Give up claims on messages that were not sent, for any relay to try again."""
+    def release(self, row_ids: Sequence[int], owner: str) -> None:
+        """Give up `owner`'s claims on messages that were not sent, for any relay to try again
+        (a claim another relay has taken over since stays its own)."""
 
     def park(self, row_id: int, reason: str, now: datetime) -> None:
         """Set aside a pending message the broker cannot route, with the reason (a message
@@ -956,6 +959,10 @@ class Storage(Protocol):
         """Register this process as the gateway instance running `roles` on the database:
         SQLite takes one process running the main role (a second is refused with
         ConfigError) and any number running reports alone, PostgreSQL any number of each."""
+
+    def clock_offset(self, now: datetime) -> float | None:
+        """Seconds the database server's clock is ahead of `now` (behind: negative), where the
+        database runs on a server of its own; None where it runs in this process (SQLite)."""
 
     def close(self) -> None:
         """Release connections."""

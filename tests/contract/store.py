@@ -121,7 +121,7 @@ class StoreContract(ConsoleContract):
         """Row ids of every pending message by message id (claims them, then releases)."""
         with store.unit_of_work() as uow:
             got = uow.outbox.claim(owner, 1000, T0, at(1))
-            uow.outbox.release([pending.row_id for pending in got])
+            uow.outbox.release([pending.row_id for pending in got], owner)
         return {pending.message.message_id: pending.row_id for pending in got}
 
     def sent_file(self, store: Storage, msg_id: str, sent_at: datetime, **kw: Any) -> None:
@@ -672,8 +672,22 @@ class StoreContract(ConsoleContract):
         with store.unit_of_work() as uow:
             got = uow.outbox.claim("relay-a", 10, T0, at(60))
         with store.unit_of_work() as uow:
-            uow.outbox.release([got[0].row_id])
+            uow.outbox.release([got[0].row_id], "relay-a")
         assert self.claim(store, "relay-b") == ["msg-0001"]
+
+    def test_release_leaves_a_claim_taken_over_since(self, store: Storage) -> None:
+        """A relay that gives up messages after its claim expired and another relay took them
+        over releases nothing of the other's: they stay claimed until that one is done."""
+        self.enqueue(store, message(1))
+        with store.unit_of_work() as uow:
+            (got,) = uow.outbox.claim("relay-a", 10, T0, at(30))
+        assert self.claim(store, "relay-b", now=at(31)) == ["msg-0001"]
+        with store.unit_of_work() as uow:
+            uow.outbox.release([got.row_id], "relay-a")
+        assert self.claim(store, "relay-c", now=at(32)) == []
+        with store.unit_of_work() as uow:
+            uow.outbox.release([got.row_id], "relay-b")
+        assert self.claim(store, "relay-c", now=at(33)) == ["msg-0001"]
 
     def test_claim_file_partners_and_files_only(self, store: Storage) -> None:
         """Files for file-exchange partners are left out, or alone with files_only."""
@@ -1202,6 +1216,20 @@ class StoreContract(ConsoleContract):
             assert not uow.files.flag_overdue("MSG-1", PARTNER, at(20))
             assert uow.files.overdue_unflagged(PARTNER, at(30)) == []
 
+    def test_a_reported_file_is_not_flagged(self, store: Storage) -> None:
+        """A file whose report was applied after the deadline watch listed it is not flagged
+        (nothing would ever clear the flag), nor is a file the database does not hold."""
+        self.sent_file(store, "MSG-1", T0)
+        with store.unit_of_work() as uow:
+            assert uow.files.overdue_unflagged(PARTNER, at(10)) == [("MSG-1", T0)]
+        with store.unit_of_work() as uow:
+            uow.files.status_reported("MSG-1", at(11))
+        with store.unit_of_work() as uow:
+            assert not uow.files.flag_overdue("MSG-1", PARTNER, at(12))
+            assert not uow.files.flag_overdue("NO-SUCH-FILE", PARTNER, at(12))
+        with store.unit_of_work() as uow:
+            assert uow.files.clear_overdue("MSG-1", PARTNER, at(13)) is None
+
     def test_clear_overdue_once(self, store: Storage) -> None:
         """clear_overdue gives the flag time once, then None; None for a file never flagged."""
         self.sent_file(store, "MSG-1", T0)
@@ -1310,7 +1338,7 @@ class StoreContract(ConsoleContract):
         assert [c.expires_at for c in held] == [at(30), at(60)]
         with store.unit_of_work() as uow:
             uow.outbox.mark_sent([claimed[0].row_id], at(1))
-            uow.outbox.release([claimed[1].row_id])
+            uow.outbox.release([claimed[1].row_id], "gw-2")
             uow.claims.release("batch", GROUP, "gw-1")
         [left] = store.queries.claims()
         assert (left.kind, left.owner, left.messages) == ("outbox", "gw-2", 1)

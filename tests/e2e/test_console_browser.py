@@ -116,7 +116,7 @@ def console(demo_home: Path, broker_url: str) -> Iterator[tuple[str, Settings, S
             if pending.message.message_id == PARKED_ID:
                 uow.outbox.park(pending.row_id, "NO_ROUTE: no queue bound to posting.x", now)
             else:
-                uow.outbox.release([pending.row_id])
+                uow.outbox.release([pending.row_id], "browser-test")
     port = free_port()
     server = console_server(settings, storage, address="127.0.0.1", port=port)
     thread = threading.Thread(target=server.run, daemon=True)

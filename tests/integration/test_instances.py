@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -91,6 +92,44 @@ def test_two_instances_on_postgres_never_build_one_order_into_two_files(
         assert sum(built.values()) == len(per_file) == 12
         assert first.queries.files_by_state() == {"built": 12}
         assert first.queries.orders_by_state() == {"batched": 400}
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_build_longer_than_its_claim_keeps_its_group(
+    settings: Settings, postgres_url: str
+) -> None:
+    """An instance whose file takes longer to build than its claim lasts (a starved machine, a
+    slow signing token) renews the claim meanwhile: the other instance, ticking all along,
+    never takes the group over, and the file commits."""
+    settings = replace(settings, batch_quiet_seconds=0.0, claim_seconds=0.6)
+    first, second = PostgresStorage(postgres_url), PostgresStorage(postgres_url)
+    try:
+        slow = build_gateway(settings, storage=first)
+        other = build_gateway(settings, storage=second)
+        slow.intake.handle(_orders(5, batches=1))
+        building, built = threading.Event(), threading.Event()
+        build = slow.batcher._build
+
+        def slow_build(*args, **kwargs):  # type: ignore[no-untyped-def]
+            building.set()
+            time.sleep(2.0)  # more than three claims' length
+            return build(*args, **kwargs)
+
+        slow.batcher._build = slow_build  # type: ignore[method-assign]
+        files: list[int] = []
+        cutting = threading.Thread(target=lambda: (files.append(slow.batcher.tick()), built.set()))
+        cutting.start()
+        assert building.wait(30)
+        taken_over = 0
+        while not built.wait(0.1):
+            taken_over += other.batcher.tick()
+        cutting.join(30)
+        assert (files, taken_over) == ([1], 0)
+        [msg_id] = set(_file_of_each_order(first).values())
+        assert msg_id is not None
+        assert first.queries.orders_by_state() == {"batched": 5}
     finally:
         first.close()
         second.close()

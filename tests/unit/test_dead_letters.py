@@ -96,7 +96,7 @@ def storage() -> RecordingStorage:
         ids = {p.message.message_id: p.row_id for p in uow.outbox.claim("me", 9, NOW, NOW)}
         uow.outbox.park(ids["F-1"], "message F-1 has no queue to go to", NOW)
         uow.outbox.park(ids["F-2"], "message F-2 has no queue to go to", NOW)
-        uow.outbox.release([ids["F-3"]])
+        uow.outbox.release([ids["F-3"]], "me")
     return store
 
 

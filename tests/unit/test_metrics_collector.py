@@ -134,7 +134,7 @@ def storage(settings: Settings) -> MemoryStorage:
         # The row ids of the outbox, as a relay gets them; every claim is given up again.
         claimed = uow.outbox.claim("test", 100, NOW, NOW + timedelta(seconds=30))
         row = {pending.message.message_id: pending.row_id for pending in claimed}
-        uow.outbox.release(list(row.values()))
+        uow.outbox.release(list(row.values()), "test")
         uow.outbox.mark_sent([row["P-SENT"]], NOW)
         uow.outbox.park(row["P-PARKED"], "no queue bound", NOW)
         uow.outbox.park(row["P-DROPPED"], "no queue bound", NOW)

@@ -402,7 +402,8 @@ class MemoryFiles(_Repository):
         ]
 
     def flag_overdue(self, msg_id: str, partner: str, now: datetime) -> bool:
-        if msg_id in self._s.overdue_flags:
+        row = self._s.files.get(msg_id)
+        if msg_id in self._s.overdue_flags or row is None or row.status_at is not None:
             return False
         self._s.overdue_flags[msg_id] = (partner, now)
         return True
@@ -573,10 +574,10 @@ class MemoryOutbox(_Repository):
                 row.status, row.sent_at = OutboxStatus.SENT, now
                 row.claimed_by, row.claim_until = None, None
 
-    def release(self, row_ids: Sequence[int]) -> None:
+    def release(self, row_ids: Sequence[int], owner: str) -> None:
         for row_id in row_ids:
             row = self._s.outbox.get(row_id)
-            if row is not None:
+            if row is not None and row.claimed_by == owner:
                 row.claimed_by, row.claim_until = None, None
 
     def park(self, row_id: int, reason: str, now: datetime) -> None:
@@ -1133,6 +1134,10 @@ class MemoryStorage:
 
     def claim_instance(self, roles: Sequence[str] = INSTANCE_ROLES) -> None:
         """One process holds the memory: nothing to claim."""
+
+    def clock_offset(self, now: datetime) -> float | None:
+        """In this process: no other clock."""
+        return None
 
     def close(self) -> None:
         """Nothing to release."""

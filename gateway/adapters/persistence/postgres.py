@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -404,6 +405,14 @@ class PostgresStorage:
             ex = PostgresExecutor(conn)
             ex.one("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
             return migrations.upgrade(ex, "postgres", utcnow())
+
+    def clock_offset(self, now: datetime) -> float | None:
+        """The server's `now()` against `now` (a round trip's time apart, on a local network a
+        few milliseconds)."""
+        row = _Reader(self).one("SELECT now()")
+        assert row is not None
+        server: datetime = row[0]
+        return (server - now).total_seconds()
 
     def close(self) -> None:
         """Close every pooled connection."""

@@ -690,17 +690,24 @@ class SqlFiles:
         return [(row[0], as_time(row[1])) for row in rows]
 
     def flag_overdue(self, msg_id: str, partner: str, now: datetime) -> bool:
+        # Only while the file has no report, its row locked (PostgreSQL): a unit applying a
+        # report has written the file's status_at before it looks for a flag to clear
+        # (`clear_overdue`), so this waits for it and then sees the report; or it flags first,
+        # and the report's unit, waiting for the row, then finds the flag and clears it.
         return (
             self._ex.run(
-                "INSERT INTO overdue_flags (msg_id, partner, flagged_at) VALUES (?, ?, ?)"
+                "INSERT INTO overdue_flags (msg_id, partner, flagged_at)"  # noqa: S608 - a fixed clause
+                " SELECT msg_id, ?, ? FROM files"
+                f" WHERE msg_id = ? AND status_at IS NULL{self._ex.lock}"
                 " ON CONFLICT (msg_id) DO NOTHING",
-                (msg_id, partner, now),
+                (partner, now, msg_id),
             )
             == 1
         )
 
     def clear_overdue(self, msg_id: str, partner: str, now: datetime) -> datetime | None:
         flag = "SELECT flagged_at FROM overdue_flags WHERE msg_id = ?"
+        # Read after the unit's held writes are sent (status_at among them, see flag_overdue).
         row = self._ex.one(flag, (msg_id,))
         if row is None:
             # The deadline watch must not flag the file between a prepared read and its write.
@@ -975,13 +982,14 @@ class SqlOutbox:
                 (now, *part),
             )
 
-    def release(self, row_ids: Sequence[int]) -> None:
+    def release(self, row_ids: Sequence[int], owner: str) -> None:
         for start in range(0, len(row_ids), 1000):
             part = list(row_ids[start : start + 1000])
             marks = ", ".join("?" * len(part))
             self._ex.run(
-                f"UPDATE outbox SET claimed_by = NULL, claim_until = NULL WHERE id IN ({marks})",  # noqa: S608 - placeholders only
-                part,
+                "UPDATE outbox SET claimed_by = NULL, claim_until = NULL"  # noqa: S608 - placeholders only
+                f" WHERE id IN ({marks}) AND claimed_by = ?",
+                (*part, owner),
             )
 
     def park(self, row_id: int, reason: str, now: datetime) -> None:

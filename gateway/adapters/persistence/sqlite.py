@@ -485,6 +485,10 @@ class SqliteStorage:
             if conn is not None:
                 conn.execute("PRAGMA wal_autocheckpoint = 0")
 
+    def clock_offset(self, now: datetime) -> float | None:
+        """SQLite runs in this process: no other clock."""
+        return None
+
     def close(self) -> None:
         """Close this thread's connections (other threads' close when their thread ends)."""
         for which in ("conn", "reader"):
