@@ -131,9 +131,11 @@ def open_database(settings: Settings, *, upgrade: bool = True) -> Storage:
 
 def existing_storage(settings: Settings, *, upgrade: bool = True) -> Storage:
     """The gateway's database, refusing to create an empty SQLite file by mistake (a wrong
-    GATEWAY_HOME or db_path would otherwise be taken for a gateway with no history)."""
-    if not settings.db_url and not settings.db_file.exists():
-        raise GatewayError(f"no gateway database at {settings.db_file} yet; start `gateway run`")
+    GATEWAY_HOME, db_path or sqlite:/// URL would otherwise be taken for a gateway with no
+    history)."""
+    file = settings.sqlite_file
+    if file is not None and not file.exists():
+        raise GatewayError(f"no gateway database at {file} yet; start `gateway run`")
     return open_database(settings, upgrade=upgrade)
 
 
@@ -650,8 +652,10 @@ class Admin:
             self._storage.close()
 
     def has_database(self) -> bool:
-        """Whether the gateway's database exists (SQLite file there, or a URL set)."""
-        return bool(self.settings.db_url) or self.settings.db_file.exists()
+        """Whether the gateway's database exists (its SQLite file there, or another database's
+        URL set)."""
+        file = self.settings.sqlite_file
+        return file is None or file.exists()
 
     def dead_letters(self) -> DeadLetters:
         """Parked messages on the broker and in the outbox (`gateway dlq`)."""

@@ -121,47 +121,70 @@ def _group_options(ctx: click.Context) -> list[str]:
 
 
 def _read_orders(path: Path) -> list[dict[str, Any]]:
+    """The orders of a JSON file (one, or a list) or a CSV file; none is an error."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark, as spreadsheets write "CSV UTF-8", is not text.
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise GatewayError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     if path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(io.StringIO(text)))
-        return [_order_from_csv(row, index) for index, row in enumerate(rows, start=2)]
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GatewayError(f"{path}: not JSON: {exc.msg} at line {exc.lineno}") from None
-    orders = data if isinstance(data, list) else [data]
-    for index, item in enumerate(orders):
-        if not isinstance(item, dict):
-            raise GatewayError(f"{path}: item {index} is not a JSON object (an order)")
+        orders = _orders_from_csv(path, text)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise GatewayError(f"{path}: not JSON: {exc.msg} at line {exc.lineno}") from None
+        orders = data if isinstance(data, list) else [data]
+        for index, item in enumerate(orders):
+            if not isinstance(item, dict):
+                raise GatewayError(f"{path}: item {index} is not a JSON object (an order)")
+    if not orders:
+        raise GatewayError(f"{path}: no order in it; nothing published")
     return orders
 
 
-def _order_from_csv(row: dict[str, str], line: int) -> dict[str, Any]:
+def _orders_from_csv(path: Path, text: str) -> list[dict[str, Any]]:
+    """The rows of a CSV file as orders: comma-separated, or semicolons or tabs as some
+    spreadsheets write them (the header line says which)."""
+    header = text.split("\n", 1)[0]
     try:
-        order: dict[str, Any] = {
-            "schema": "payment-order/1",
-            "order_id": row["order_id"],
-            "category": row["category"],
-            "debtor": {
-                "name": row["debtor_name"],
-                "account": {"number": row["debtor_account"], "scheme": "BBAN"},
-                "agent_bic": row["debtor_bic"],
-            },
-            "creditor": {
-                "name": row["creditor_name"],
-                "account": {"number": row["creditor_account"], "scheme": "BBAN"},
-                "agent_bic": row["creditor_bic"],
-            },
-            "amount": row["amount"],
-            "currency": row["currency"],
-            "requested_execution_date": row["requested_execution_date"],
-            "remittance": row.get("remittance", ""),
-        }
-    except KeyError as exc:
-        raise GatewayError(f"CSV line {line}: missing column {exc.args[0]}") from None
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(header, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    orders = []
+    for line, row in enumerate(reader, start=2):
+        try:
+            orders.append(_order_from_csv(row))
+        except KeyError as exc:
+            columns = ", ".join(reader.fieldnames or ()) or "nothing"
+            raise GatewayError(
+                f"{path}: line {line}: no column {exc.args[0]} (the header has {columns})"
+            ) from None
+    return orders
+
+
+def _order_from_csv(row: dict[str, str]) -> dict[str, Any]:
+    """One CSV row as a payment-order/1 order (KeyError: a column missing)."""
+    order: dict[str, Any] = {
+        "schema": "payment-order/1",
+        "order_id": row["order_id"],
+        "category": row["category"],
+        "debtor": {
+            "name": row["debtor_name"],
+            "account": {"number": row["debtor_account"], "scheme": "BBAN"},
+            "agent_bic": row["debtor_bic"],
+        },
+        "creditor": {
+            "name": row["creditor_name"],
+            "account": {"number": row["creditor_account"], "scheme": "BBAN"},
+            "agent_bic": row["creditor_bic"],
+        },
+        "amount": row["amount"],
+        "currency": row["currency"],
+        "requested_execution_date": row["requested_execution_date"],
+        "remittance": row.get("remittance", ""),
+    }
     if row.get("batch_ref"):
         order["batch_ref"] = row["batch_ref"]
     return order
@@ -291,11 +314,11 @@ def _echo_broker(broker: dict[str, Any]) -> None:
 def _broker_status(settings: Settings) -> dict[str, Any]:
     """The configured broker nodes and, per running `gateway run` of this home, the node each
     of its connections is on and how often it failed over."""
-    from gateway.adapters.amqp_connect import node_of, read_links
+    from gateway.adapters.amqp_connect import broker_urls, node_of, read_links
     from gateway.bootstrap import BROKER_LINKS_DIR
 
     return {
-        "nodes": [node_of(url) for url in settings.amqp_urls],
+        "nodes": [node_of(url) for url in broker_urls(settings.amqp_url)],
         "quorum_group_size": settings.quorum_group_size,
         "processes": read_links(settings.path(BROKER_LINKS_DIR)),
     }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +123,16 @@ class Settings:
         return self.path(self.db_path)
 
     @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite file the settings name (db_url `sqlite:///path`, else db_path); None when
+        db_url names another database."""
+        if not self.db_url:
+            return self.db_file
+        if self.db_url.startswith("sqlite:///"):
+            return Path(self.db_url.removeprefix("sqlite://"))
+        return None
+
+    @property
     def database(self) -> str:
         """Which database the gateway uses: `postgresql` or `sqlite`."""
         return "postgresql" if self.db_url.startswith(("postgresql:", "postgres:")) else "sqlite"
@@ -167,9 +179,25 @@ class Settings:
         return None
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+# The settings whose value is one of a few words, and those words.
+_CHOICES = {
+    "log_format": ("json", "console"),
+    "log_level": ("debug", "info", "warning", "error", "critical"),
+}
+# Settings that are TCP ports (0: none served).
+_PORTS = ("metrics_port", "console_port")
+
+
 def _coerce(name: str, raw: str, current: Any) -> Any:
     if isinstance(current, bool):
-        return raw.lower() in ("1", "true", "yes", "on")
+        if raw.lower() in _TRUE + _FALSE:
+            return raw.lower() in _TRUE
+        raise ConfigError(
+            f"GATEWAY_{name.upper()} must be one of true, false (or 1, 0, yes, no, on, off),"
+            f" got {raw!r}"
+        )
     if isinstance(current, int):
         try:
             return int(raw)
@@ -181,6 +209,42 @@ def _coerce(name: str, raw: str, current: Any) -> Any:
         except ValueError:
             raise ConfigError(f"GATEWAY_{name.upper()} must be a number, got {raw!r}") from None
     return raw
+
+
+def _from_file(name: str, value: Any, current: Any, where: Path) -> Any:
+    """A conf/gateway.toml value, of the type its setting holds (a wrong one named, as a
+    GATEWAY_* variable's is): true or false, an integer, a number, or a quoted string; `as_of`
+    may also be a TOML date-time with its offset."""
+    if name == "as_of" and isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ConfigError(f"{where}: as_of {value.isoformat()} has no UTC offset")
+        return value.isoformat()
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(current, bool):
+        fits, kind = isinstance(value, bool), "true or false"
+    elif isinstance(current, int):
+        fits, kind = number and isinstance(value, int), "an integer"
+    elif isinstance(current, float):
+        fits, kind = number, "a number"
+        value = float(value) if fits else value
+    else:
+        fits, kind = isinstance(value, str), 'a string (in "quotes")'
+    if not fits:
+        raise ConfigError(f"{where}: {name} must be {kind}, got {value!r}")
+    return value
+
+
+def _checked(values: dict[str, Any], named: Callable[[str], str]) -> None:
+    """Refuse a word no setting of `_CHOICES` knows, and a port out of range (`named` says
+    where a setting was given)."""
+    for name, words in _CHOICES.items():
+        value = values.get(name)
+        if value is not None and str(value).lower() not in words:
+            raise ConfigError(f"{named(name)} must be one of {', '.join(words)}, got {value!r}")
+    for name in _PORTS:
+        value = values.get(name)
+        if value is not None and not 0 <= value <= 65535:
+            raise ConfigError(f"{named(name)} must be a TCP port (0 to 65535), got {value}")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -207,7 +271,17 @@ def load_settings(home: Path | None = None, **overrides: Any) -> Settings:
     values: dict[str, Any] = {}
     conf_file = root / "conf" / "gateway.toml"
     if conf_file.exists():
-        values.update(_read_toml(conf_file).get("gateway", {}))
+        document = _read_toml(conf_file)
+        outside = sorted(set(document) - {"gateway"})
+        if outside:
+            raise ConfigError(
+                f"{conf_file}: {', '.join(outside)} outside the [gateway] table (every setting"
+                " goes under [gateway])"
+            )
+        table = document.get("gateway", {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{conf_file}: gateway must be the table [gateway], got {table!r}")
+        values.update(table)
     simple = {f.name: f for f in fields(Settings) if f.name not in ("home", "partners")}
     unknown = sorted(set(values) - set(simple))
     if "console_secret" in unknown:
@@ -226,10 +300,18 @@ def load_settings(home: Path | None = None, **overrides: Any) -> Settings:
         # A cluster's nodes, as a list: the same as the comma-separated form.
         values["amqp_url"] = ",".join(str(url).strip() for url in values["amqp_url"])
     defaults = Settings(home=root)
+    values = {
+        name: _from_file(name, value, getattr(defaults, name), conf_file)
+        for name, value in values.items()
+    }
+    _checked(values, lambda name: f"{conf_file}: {name}")
+    from_environment: dict[str, Any] = {}
     for name in simple:
         raw = os.environ.get(f"GATEWAY_{name.upper()}")
         if raw is not None:
-            values[name] = _coerce(name, raw, getattr(defaults, name))
+            from_environment[name] = _coerce(name, raw, getattr(defaults, name))
+    _checked(from_environment, lambda name: f"GATEWAY_{name.upper()}")
+    values.update(from_environment)
     values.update({k: v for k, v in overrides.items() if k != "partners"})
     partner_dir = root / "conf" / "partners"
     partners = load_partners(partner_dir) if partner_dir.is_dir() else {}

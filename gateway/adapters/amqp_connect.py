@@ -59,7 +59,12 @@ def broker_urls(value: str | Sequence[str]) -> list[str]:
     if not urls:
         raise ConfigError("amqp_url names no broker")
     for url in urls:
-        if urlsplit(url).scheme not in ("amqp", "amqps"):
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - read to be checked: a port not a number, or past 65535
+        except ValueError as exc:  # also an unclosed [IPv6] address
+            raise ConfigError(f"amqp_url: {redact(url)}: {exc}") from None
+        if parts.scheme not in ("amqp", "amqps"):
             raise ConfigError(f"amqp_url: {redact(url)} is not an amqp:// or amqps:// URL")
     return urls
 

@@ -94,19 +94,29 @@ def test_an_unknown_partner_is_the_same_line_for_every_command(
 
 
 @pytest.mark.broker
-def test_submit_publishes_csv_orders(home: Path, broker_url: str) -> None:
-    """Orders from a CSV file arrive on gateway.orders as payment-order/1 JSON."""
+@pytest.mark.parametrize(
+    ("encoding", "delimiter"),
+    [("utf-8", ","), ("utf-8-sig", ";"), ("utf-8-sig", "\t")],
+    ids=["plain", "spreadsheet-semicolons", "spreadsheet-tabs"],
+)
+def test_submit_publishes_csv_orders(
+    home: Path, broker_url: str, encoding: str, delimiter: str
+) -> None:
+    """Orders from a CSV file arrive on gateway.orders as payment-order/1 JSON: comma-separated,
+    or as a spreadsheet saves "CSV UTF-8" (a byte-order mark, semicolons or tabs)."""
     conn = connect(broker_url)
     channel = conn.channel()
     topology.declare(channel, ["agribank"], 5)
     channel.queue_purge(topology.ORDERS_QUEUE)
     csv_file = home / "orders.csv"
     csv_file.write_text(
-        "order_id,category,debtor_name,debtor_account,debtor_bic,creditor_name,"
-        "creditor_account,creditor_bic,amount,currency,requested_execution_date,remittance\n"
-        "CSV-1,electricity,Kho bạc Nhà nước Phú Lương,7411058271001,VBAAVNVX,"
-        "Công ty Điện lực Thái Nguyên,1020304050,ICBVVNVX,1250000,VND,2026-11-12,HĐ 0012345\n",
-        encoding="utf-8",
+        (
+            "order_id,category,debtor_name,debtor_account,debtor_bic,creditor_name,"
+            "creditor_account,creditor_bic,amount,currency,requested_execution_date,remittance\n"
+            "CSV-1,electricity,Kho bạc Nhà nước Phú Lương,7411058271001,VBAAVNVX,"
+            "Công ty Điện lực Thái Nguyên,1020304050,ICBVVNVX,1250000,VND,2026-11-12,HĐ 0012345\n"
+        ).replace(",", delimiter),
+        encoding=encoding,
     )
     result = run(home, "submit", str(csv_file), url=broker_url)
     assert result.returncode == 0, result.stderr
@@ -125,7 +135,23 @@ def test_submit_a_csv_missing_a_column(home: Path) -> None:
     csv_file.write_text("order_id,category\nX,water\n", encoding="utf-8")
     result = run(home, "submit", str(csv_file))
     assert result.returncode == 1
-    assert "CSV line 2: missing column debtor_name" in result.stderr
+    assert result.stderr.strip() == (
+        f"error: {csv_file}: line 2: no column debtor_name (the header has order_id, category)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("orders.json", "[]"), ("orders.csv", ""), ("orders.csv", "order_id,category\n")],
+    ids=["empty-list", "empty-csv", "header-only"],
+)
+def test_submit_with_no_order_is_refused(home: Path, name: str, text: str) -> None:
+    """A file with no order is an error, not "published 0 order(s)"."""
+    path = home / name
+    path.write_text(text, encoding="utf-8")
+    result = run(home, "submit", str(path))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {path}: no order in it; nothing published"
 
 
 def test_orders_show_prints_one_order(home: Path) -> None:
@@ -253,3 +279,31 @@ def test_status_names_the_broker_nodes_and_where_each_connection_is(home: Path) 
     assert "broker nodes (3): 127.0.0.1:5701, 127.0.0.1:5702, 127.0.0.1:5703" in text
     line = next(line for line in text.splitlines() if line.strip().startswith("intake"))
     assert "127.0.0.1:5702" in line and "failovers 1" in line
+
+
+def test_a_file_that_is_not_a_database_is_named(home: Path) -> None:
+    """db_path pointing at some other file: one line naming it, no traceback."""
+    (home / "var").mkdir()
+    (home / "var" / "gateway.db").write_bytes(b"not a database, " * 256)
+    for command in (("status",), ("db", "status")):
+        result = run(home, *command)
+        assert result.returncode == 1
+        assert result.stderr.strip() == (
+            f"error: {home / 'var' / 'gateway.db'} is not a database SQLite can read:"
+            " file is not a database"
+        )
+
+
+def test_a_sqlite_url_to_no_file_creates_nothing(home: Path) -> None:
+    """A mistyped sqlite:/// URL is refused as a missing database, as db_path is: an empty
+    database made there would pass for a gateway with no history."""
+    missing = home / "elsewhere" / "gateway.db"
+    env = {**os.environ, "GATEWAY_HOME": str(home), "GATEWAY_DB_URL": f"sqlite://{missing}"}
+    result = subprocess.run(
+        [GATEWAY, "status"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: no gateway database at {missing} yet; start `gateway run`"
+    )
+    assert not missing.parent.exists()

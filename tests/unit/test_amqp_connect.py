@@ -37,6 +37,24 @@ def test_a_setting_naming_no_broker_is_refused(value: str) -> None:
         broker_urls(value)
 
 
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("amqp://guest:guest@127.0.0.1:notaport/%2F", "Port could not be cast to integer"),
+        ("amqp://guest:guest@127.0.0.1:99999/%2F", "Port out of range 0-65535"),
+        ("amqp://[::1", "Invalid IPv6 URL"),
+        ("notaurl", "notaurl is not an amqp:// or amqps:// URL"),
+    ],
+)
+def test_a_url_that_cannot_be_read_is_refused(value: str, named: str) -> None:
+    """A port that is not one, or an unclosed IPv6 address: a configuration error naming the
+    URL (its password masked), not a ValueError from inside a command."""
+    with pytest.raises(ConfigError, match="amqp_url") as refused:
+        broker_urls(value)
+    assert named in str(refused.value)
+    assert "guest:guest" not in str(refused.value)
+
+
 def test_timeouts_default_unless_the_url_sets_them() -> None:
     """10 s heartbeats and short per-node timeouts, unless the URL's query says otherwise."""
     params = parameters(URLS[0], "gateway:test")

@@ -241,20 +241,22 @@ class _Reader(SqliteExecutor):
         self._storage = storage
 
     def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
-        with _transient("read"):
+        with _transient("read", self._storage.path):
             return SqliteExecutor(self._storage.reader()).one(sql, args)
 
     def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
-        with _transient("read"):
+        with _transient("read", self._storage.path):
             return SqliteExecutor(self._storage.reader()).all(sql, args)
 
 
 @contextmanager
-def _transient(what: str) -> Iterator[None]:
+def _transient(what: str, path: Path) -> Iterator[None]:
+    """SQLite's faults that may pass (busy, locked, an I/O error) as TransientError naming the
+    database file."""
     try:
         yield
     except sqlite3.OperationalError as exc:
-        raise TransientError(f"database {what} failed: {exc}") from exc
+        raise TransientError(f"database {path}: {what} failed: {exc}") from exc
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -310,7 +312,14 @@ class SqliteStorage:
         conn = sqlite3.connect(
             self.path, isolation_level=None, timeout=self._busy_timeout, check_same_thread=False
         )
-        conn.execute("PRAGMA journal_mode = WAL")
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError:
+            conn.close()
+            raise  # busy, locked: may pass
+        except sqlite3.DatabaseError as exc:  # not a database at all, or a damaged one
+            conn.close()
+            raise ConfigError(f"{self.path} is not a database SQLite can read: {exc}") from None
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
         if self._checkpointer is not None:
@@ -329,7 +338,7 @@ class SqliteStorage:
     def _thread_connection(self, which: str) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, which, None)
         if conn is None:
-            with _transient("open"):
+            with _transient("open", self.path):
                 conn = self._connect()
             setattr(self._local, which, conn)
         return conn
@@ -337,7 +346,9 @@ class SqliteStorage:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         if not self._writer.acquire(timeout=max(self._busy_timeout, 0.5)):
-            raise TransientError("database busy: another unit of work holds the write lock")
+            raise TransientError(
+                f"database {self.path} busy: another unit of work holds the write lock"
+            )
         try:
             with self._locked_transaction() as conn:
                 yield conn
@@ -350,13 +361,13 @@ class SqliteStorage:
         try:
             self._begin(conn)
         except sqlite3.OperationalError as exc:
-            raise TransientError(f"database busy: {exc}") from exc
+            raise TransientError(f"database {self.path} busy: {exc}") from exc
         try:
             yield conn
         except sqlite3.OperationalError as exc:
             # Locked, disk full, I/O error: nothing was written; the work is retried later.
             _rollback(conn)
-            raise TransientError(f"database fault: {exc}") from exc
+            raise TransientError(f"database {self.path}: {exc}") from exc
         except BaseException:
             _rollback(conn)
             raise
@@ -364,7 +375,7 @@ class SqliteStorage:
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             _rollback(conn)
-            raise TransientError(f"database commit failed: {exc}") from exc
+            raise TransientError(f"database {self.path}: commit failed: {exc}") from exc
 
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
@@ -388,10 +399,10 @@ class SqliteStorage:
         reader = self.reader()
         prepared = _PreparedExecutor(reader)
         try:
-            with _transient("read"):
+            with _transient("read", self.path):
                 reader.execute("BEGIN")
             try:
-                with _transient("read"):
+                with _transient("read", self.path):
                     result = step(SqlUnitOfWork(prepared))
             finally:
                 _rollback(reader)  # the snapshot ends; nothing was written on it
