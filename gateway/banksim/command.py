@@ -13,7 +13,7 @@ from gateway.config import Settings
 @click.option("--partner", default="agribank", show_default=True, help="Partner profile to serve.")
 @click.option(
     "--book",
-    type=click.Path(path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help='JSON {"closed": [...], "unknown": [...]} of accounts the bank refuses.',
 )
@@ -33,11 +33,12 @@ def bank_sim(ctx: click.Context, partner: str, book: Path | None, resend_answer:
 
     settings: Settings = ctx.obj
     profile = settings.partner(partner)
+    accounts = load_book(book)  # a book that cannot be read is said before the broker is asked
     declare_topology(settings)
     bank = build_bank(
         settings,
         profile,
-        load_book(book),
+        accounts,
         settings.path(f"var/bank-{partner}.db"),
         resend_answer=resend_answer,
     )

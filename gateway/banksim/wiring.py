@@ -105,12 +105,20 @@ def start_file_bank(
 
 
 def load_book(path: Path | None) -> AccountBook:
-    """The bank's closed and unknown accounts from a JSON file {"closed": [], "unknown": []}."""
-    if path is None or not path.exists():
+    """The bank's closed and unknown accounts from a JSON file {"closed": [], "unknown": []};
+    without a file (None), a bank that refuses no account. A file named but missing or
+    unreadable is an error: a bank silently refusing nothing would hide a typo in --book."""
+    if path is None:
         return AccountBook()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"bank book {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"bank book {path}: not UTF-8 ({exc})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
         raise ConfigError(f"bank book {path}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f'bank book {path}: expected {{"closed": [...], "unknown": [...]}}')

@@ -9,6 +9,7 @@ import click
 
 from gateway.commands import existing_database
 from gateway.config import Settings
+from gateway.errors import GatewayError
 
 
 @click.group()
@@ -21,10 +22,23 @@ def audit() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
 @click.pass_obj
 def audit_list(settings: Settings, limit: int, as_json: bool) -> None:
-    """The newest actions, oldest of them first, with the hash chaining each to the one before."""
-    rows = existing_database(settings).queries.audit_trail(limit=limit, newest_first=True)
-    for row in reversed(rows):
+    """The newest actions, oldest of them first, with the hash chaining each to the one before.
+
+    A row changed in the database so that it cannot be read back (or, with --json, whose detail
+    is not JSON) is left out and named after the rows that can be: exit 1."""
+    from gateway.service.audit import newest
+
+    rows, unreadable = newest(existing_database(settings).queries, limit)
+    problems = [unreadable] if unreadable else []
+    for row in rows:
         if as_json:
+            try:
+                detail = json.loads(row.detail_json)
+            except json.JSONDecodeError as exc:
+                problems.append(
+                    f"row {row.seq} cannot be read back (its detail is not JSON: {exc})"
+                )
+                continue
             line = {
                 "seq": row.seq,
                 "at": row.at.isoformat(timespec="microseconds"),
@@ -32,7 +46,7 @@ def audit_list(settings: Settings, limit: int, as_json: bool) -> None:
                 "via": row.via,
                 "action": row.action,
                 "subject": row.subject,
-                "detail": json.loads(row.detail_json),
+                "detail": detail,
                 "prev_hash": row.prev_hash,
                 "row_hash": row.row_hash,
             }
@@ -43,6 +57,11 @@ def audit_list(settings: Settings, limit: int, as_json: bool) -> None:
                 f" {row.via:<8} {row.action:<22} {row.subject} {row.detail_json}"
                 f" {row.row_hash[:16]}"
             )
+    if problems:
+        raise GatewayError(
+            f"audit trail: {'; '.join(problems)}; it was changed in the database"
+            " (`gateway audit verify` names the first row changed)"
+        )
 
 
 @audit.command("verify")

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import ssl
+
 import click
 
 from gateway.commands import existing_database
 from gateway.config import Settings
+from gateway.errors import ConfigError
+
+# Connections the console's sockets queue while the server starts (uvicorn's own default).
+BACKLOG = 2048
 
 
 @click.command()
-@click.option("--port", type=int, default=None, help="Port (default: the console_port setting).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port (default: the console_port setting; 0: any free port, said on start).",
+)
 @click.option(
     "--address", default=None, help="Address to bind (default: console_address, 127.0.0.1)."
 )
@@ -27,6 +40,85 @@ def console(settings: Settings, port: int | None, address: str | None) -> None:
         click.echo(
             "no console users yet: add one with `gateway users add NAME --role operator`", err=True
         )
-    scheme = "https" if settings.console_tls_cert else "http"
-    click.echo(f"console at {scheme}://{address}:{port}/ ; Ctrl-C stops", err=True)
-    console_server(settings, storage, address=address, port=port).run()
+    check_tls(settings)
+    sockets = listen(address, port)
+    try:
+        server = console_server(settings, storage, address=address, port=port)
+        scheme = "https" if settings.console_tls_cert else "http"
+        bound = sockets[0].getsockname()[1]
+        click.echo(f"console at {scheme}://{address}:{bound}/ ; Ctrl-C stops", err=True)
+        server.run(sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def check_tls(settings: Settings) -> None:
+    """Refuse TLS settings the server could not start with, naming the setting and its file:
+    the certificate and key must both be set, exist, and be a PEM certificate and its key.
+    (uvicorn would only say `[Errno 2] No such file or directory` or `[SSL] PEM lib`.)"""
+    if not settings.console_tls_cert and not settings.console_tls_key:
+        return
+    for setting in ("console_tls_cert", "console_tls_key"):
+        value = getattr(settings, setting)
+        if not value:
+            raise ConfigError(
+                f"{setting} is not set: console TLS needs both console_tls_cert (certificate,"
+                " PEM) and console_tls_key (its private key, PEM)"
+            )
+        path = settings.path(value)
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"{setting} {path}: {exc.strerror or exc}") from None
+    cert = settings.path(settings.console_tls_cert)
+    key = settings.path(settings.console_tls_key)
+    try:
+        # An empty password: an encrypted key is refused here, not asked for on the terminal
+        # (the server is given no password either).
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password="")
+    except ssl.SSLError as exc:
+        detail = f" ({exc.reason})" if exc.reason else ""
+        raise ConfigError(
+            f"console_tls_cert {cert} and console_tls_key {key} are not a PEM certificate and"
+            f" its unencrypted private key{detail}"
+        ) from None
+
+
+def listen(address: str, port: int) -> list[socket.socket]:
+    """Sockets bound and listening on every address `address` resolves to (as uvicorn binds
+    them itself), so that a wrong address or a port taken is said naming them before the
+    console says it serves. Port 0 takes one free port, the same for every address."""
+    try:
+        found = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise ConfigError(f"console address {address!r}: {reason}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, resolved_to in dict.fromkeys(found):
+            where = resolved_to
+            if port == 0 and sockets:
+                where = (where[0], sockets[0].getsockname()[1], *where[2:])
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                # One socket per family, as asyncio binds them.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(where)
+            except OSError as exc:
+                resolved = f" ({where[0]})" if where[0] != address else ""
+                raise ConfigError(
+                    f"console cannot listen on {address}{resolved} port {port}:"
+                    f" {exc.strerror or exc}"
+                ) from None
+            sock.listen(BACKLOG)
+    except BaseException:
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+        raise
+    return sockets

@@ -16,13 +16,24 @@ def db() -> None:
 @db.command("status")
 @click.pass_context
 def db_status(ctx: click.Context) -> None:
-    """Which database, and its schema version against the newest this gateway ships."""
+    """Which database, and its schema version against the newest this gateway ships.
+
+    A database upgraded by a newer gateway than this one is named so, exit 1 (as every other
+    command refuses it)."""
+    from gateway.service.ports import SchemaTooNew
+
     settings: Settings = ctx.obj
     storage = existing_database(settings, upgrade=False)
     try:
         applied, newest = storage.schema()
     finally:
         storage.close()
+    if applied > newest:
+        raise SchemaTooNew(
+            f"database {storage.describe()} was upgraded by a newer gateway: it is at schema"
+            f" version {applied}, newer than this gateway knows ({newest}): run the gateway"
+            " release that upgraded it, or a newer one"
+        )
     state = "up to date" if applied == newest else f"{newest - applied} upgrade(s) pending"
     click.echo(f"database {storage.describe()}: schema version {applied} of {newest}, {state}")
 

@@ -3,7 +3,9 @@ folder or, with key_source = "pkcs11" (or --pkcs11), in an HSM token."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from gateway.signing.keys import (
     CERT_VALIDITY,
     PASSPHRASE_ENV,
     PASSPHRASE_FILE_ENV,
+    KeyPair,
     SigningKey,
     certificate,
     generate_keypair,
@@ -191,15 +194,25 @@ def list_keys(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False, sort_keys=True))
-        return
-    if not rows:
-        click.echo(f"no keys in {settings.keys_path}")
-    for row in rows:
-        activates = f"  signs from {row['activates']}" if row.get("activates") else ""
-        validity = f"valid {row['not_before']} to {row['not_after']}" if "not_before" in row else ""
-        click.echo(
-            f"{row['role']:8} {row['key_id']:16}  {row.get('algorithm', ''):14} {validity:28}"
-            f"  {row['where']}{activates}"
+    else:
+        if not rows:
+            click.echo(f"no keys in {settings.keys_path}")
+        for row in rows:
+            activates = f"  signs from {row['activates']}" if row.get("activates") else ""
+            validity = (
+                f"valid {row['not_before']} to {row['not_after']}" if "not_before" in row else ""
+            )
+            problem = f"  UNREADABLE: {row['error']}" if row.get("error") else ""
+            click.echo(
+                f"{row['role']:8} {row['key_id']:16}  {row.get('algorithm', ''):14} {validity:28}"
+                f"  {row['where']}{activates}{problem}"
+            )
+    # Listed in full first; then a non-zero exit, so that a script sees the folder is not sound.
+    broken = [row for row in rows if row.get("error")]
+    if broken:
+        raise ConfigError(
+            f"{len(broken)} file(s) in the keys folder cannot be read, first"
+            f" {broken[0]['file']}: {broken[0]['error']}"
         )
 
 
@@ -239,6 +252,10 @@ def rotate(
     if when <= now:
         raise click.BadParameter("the activation must be in the future: banks pin it first")
     target = export_dir or settings.path("var/keys-export")
+    # The banks need the exported certificate before the activation date: a folder it cannot
+    # be written to stops the rotation before any key is made (a next key prepared but never
+    # exported would refuse the rotation run again once the folder is fixed).
+    _check_export(target)
     if _uses_token(settings, in_token):
         _rotate_in_token(settings, name, when, now, curve=curve, target=target)
         _audit_rotation(settings, name, when, "pkcs11")
@@ -246,23 +263,36 @@ def rotate(
     passphrase = _passphrase()
     if not has_pair(directory, name):
         raise ConfigError(f"no key {name!r} in {directory}: `gateway keys generate` first")
-    if has_pair(directory, f"{name}.next"):
-        since = read_activation(directory, name)
-        if since > now:
-            raise ConfigError(
-                f"a next key of {name} is already prepared, signing from {since.isoformat()}"
-            )
-        _promote(directory, name, passphrase)
-        click.echo(f"the next key of {name}, active since {since.isoformat()}, is now current")
+    since = read_activation(directory, name) if has_pair(directory, f"{name}.next") else None
+    if since is not None and since > now:
+        raise ConfigError(
+            f"a next key of {name} is already prepared, signing from {since.isoformat()}"
+        )
     common_name = f"{settings.initiating_party} - gateway"
     key_pem, cert_pem = generate_keypair(common_name, curve=curve, valid_from=now)
-    p12 = pair_files(directory, name)[2].exists()
-    store_pair(directory, f"{name}.next", key_pem, cert_pem, passphrase, pkcs12_format=p12)
-    write_atomically(
-        directory / f"{name}.next.activates", (when.isoformat() + "\n").encode(), 0o644
-    )
+    # Exported first: if the export folder fails us after all, the keys folder is unchanged.
+    fresh = KeyPair(key_pem, cert_pem)
+    exported = _export(target, name, fresh, when)
+    activates = directory / f"{name}.next.activates"
+    storing = False
+    try:
+        if since is not None:
+            _promote(directory, name, passphrase)
+            click.echo(f"the next key of {name}, active since {since.isoformat()}, is now current")
+        storing = True
+        p12 = pair_files(directory, name)[2].exists()
+        store_pair(directory, f"{name}.next", key_pem, cert_pem, passphrase, pkcs12_format=p12)
+        write_atomically(activates, (when.isoformat() + "\n").encode(), 0o644)
+    except BaseException:
+        # Neither a certificate for the banks to pin of a key that was not stored, nor half a
+        # next key (it would refuse the rotation run again); once the old next key has moved
+        # aside (storing), every next file here is this run's.
+        written = [exported, target / f"{name}-{fresh.key_id}.txt"]
+        if storing:
+            written += [*pair_files(directory, f"{name}.next"), activates]
+        _remove(written)
+        raise
     pair = load_pair(directory, f"{name}.next", passphrase)
-    exported = _export(target, name, pair, when)
     click.echo(
         f"prepared the next key of {name}: key id {pair.key_id}, signs from {when.isoformat()};"
         f" give the banks {exported}"
@@ -334,15 +364,53 @@ def _promote(directory: Path, name: str, passphrase: bytes) -> None:
     (directory / f"{name}.next.activates").unlink(missing_ok=True)
 
 
+def _check_export(target: Path) -> None:
+    """Refuse an export folder the certificate cannot be written to: one that is a file, or
+    whose nearest existing folder (the missing ones are created on export) takes no new file.
+    Tried by creating a temporary file there, which disappears at once: permission bits alone
+    say nothing for root, nor for /proc and read-only mounts."""
+    folder = target
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"export folder {target}: {folder} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"export folder {target}: cannot write in {folder} ({exc.strerror or exc})"
+        ) from None
+
+
 def _export(target: Path, name: str, pair: SigningKey, when: datetime) -> Path:
     """The certificate and a note for the banks: key id, fingerprint, activation, validity."""
-    target.mkdir(parents=True, exist_ok=True)
     cert_path = target / f"{name}-{pair.key_id}.cert.pem"
-    cert_path.write_bytes(pair.cert_pem)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        cert_path.write_bytes(pair.cert_pem)
+        _write_note(target / f"{name}-{pair.key_id}.txt", cert_path.name, pair, when)
+    except BaseException as exc:
+        _remove([cert_path, target / f"{name}-{pair.key_id}.txt"])
+        if isinstance(exc, OSError):
+            raise ConfigError(f"export folder {target}: {exc.strerror or exc}") from None
+        raise
+    return cert_path
+
+
+def _remove(paths: list[Path]) -> None:
+    """Remove what a failed rotation wrote, as far as it can be (the first error is the one
+    said)."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+
+
+def _write_note(note: Path, cert_name: str, pair: SigningKey, when: datetime) -> None:
+    """The note beside the exported certificate, for the bank that pins it."""
     cert = pair.certificate
-    note = target / f"{name}-{pair.key_id}.txt"
     note.write_text(
-        f"Treasury signing certificate {cert_path.name}\n"
+        f"Treasury signing certificate {cert_name}\n"
         f"key id (KeyName in our signatures): {pair.key_id}\n"
         f"SHA-256 fingerprint: {cert.fingerprint(hashes.SHA256()).hex(':')}\n"
         f"subject: {cert.subject.rfc4514_string()}\n"
@@ -352,7 +420,6 @@ def _export(target: Path, name: str, pair: SigningKey, when: datetime) -> Path:
         "Pin it beside the current certificate before that date.\n",
         encoding="utf-8",
     )
-    return cert_path
 
 
 def _cert_file(directory: Path, stem: str) -> Path:
@@ -376,27 +443,57 @@ def _rows(directory: Path, name: str) -> list[dict[str, str]]:
             role = "next"
         elif path.parent.name == "retired":
             role = "retired"
-        if path.suffix == ".p12":
-            passphrase = passphrase_from_env()
-            if passphrase is None:
-                rows.append(
-                    {"role": role, "key_id": "(locked)", "file": str(path), "where": f"file {path}"}
-                )
-                continue
-            pem = load_pair(path.parent, stem, passphrase).cert_pem
-        else:
-            pem = path.read_bytes()
-        row = {
-            "role": role,
-            "key_id": key_id_of(pem),
-            **_describe(pem),
-            "file": str(path),
-            "where": f"file {path}",
-        }
+        try:
+            pem = _certificate_pem(path, stem)
+        except (ConfigError, OSError) as exc:
+            # One broken file does not hide the others: its row says why it cannot be read.
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            rows.append(_unreadable(role, path, reason))
+            continue
+        if pem is None:
+            rows.append(
+                {"role": role, "key_id": "(locked)", "file": str(path), "where": f"file {path}"}
+            )
+            continue
+        try:
+            row = {
+                "role": role,
+                "key_id": key_id_of(pem),
+                **_describe(pem),
+                "file": str(path),
+                "where": f"file {path}",
+            }
+        except ConfigError as exc:
+            rows.append(_unreadable(role, path, str(exc)))
+            continue
         if role == "next":
-            row["activates"] = read_activation(directory, name).isoformat()
+            try:
+                row["activates"] = read_activation(directory, name).isoformat()
+            except ConfigError as exc:
+                row["error"] = str(exc)
         rows.append(row)
     return rows
+
+
+def _certificate_pem(path: Path, stem: str) -> bytes | None:
+    """The certificate of a .cert.pem file, or of a .p12 file (None: locked, no passphrase)."""
+    if path.suffix != ".p12":
+        return path.read_bytes()
+    passphrase = passphrase_from_env()
+    if passphrase is None:
+        return None
+    return load_pair(path.parent, stem, passphrase).cert_pem
+
+
+def _unreadable(role: str, path: Path, reason: str) -> dict[str, str]:
+    """The row of a file in the keys folder that holds no certificate we can read."""
+    return {
+        "role": role,
+        "key_id": "(unreadable)",
+        "file": str(path),
+        "where": f"file {path}",
+        "error": reason,
+    }
 
 
 def _token_rows(settings: Settings) -> list[dict[str, str]]:

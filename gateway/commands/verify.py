@@ -23,12 +23,12 @@ from gateway.signing.receipt import entry_problems, receive
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--partner", required=True, help="Partner profile whose pinned certificates apply.")
 @click.option(
     "--signature",
     "signature_file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="Detached signature (default: FILE.sig when the partner signs detached).",
 )

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
 from gateway.adapters.persistence.memory import MemoryStorage
+from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.adapters.quarantine_folder import QuarantineFolder
 from gateway.adapters.web.app import Console, create_app
 from gateway.adapters.web.auth import Sessions, Throttle
@@ -382,3 +386,34 @@ def test_sessions_expire_and_cannot_be_forged() -> None:
     assert Sessions(b"k" * 32, max_age=-1, secure=False).load(value) is None
     assert Sessions(b"other" * 8, secure=False).load(value) is None
     assert sessions.load(value[:-2] + "xx") is None
+
+
+def test_the_audit_page_names_a_row_changed_beyond_reading(
+    settings: Settings, clock: Clock, tmp_path: Path
+) -> None:
+    """On SQLite, a row whose time was overwritten with text and one whose detail is no longer
+    JSON: the page still serves, shows the rows it can read, names the one it cannot, and says
+    the chain is broken there."""
+    store = SqliteStorage(tmp_path / "gateway.db")
+    hasher = Argon2Hasher(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    for name in ("lan", "an", "minh"):
+        add_user(
+            store, hasher, name=name, role="operator", password=PASSWORD, actor="root", via="cli"
+        )
+    with closing(sqlite3.connect(tmp_path / "gateway.db")) as conn, conn:
+        conn.execute("UPDATE audit_trail SET detail = 'sửa tay' WHERE seq = 1")
+        conn.execute("UPDATE audit_trail SET at = 'garbage' WHERE seq = 3")
+    try:
+        with make_client(settings, store, clock) as client:  # type: ignore[arg-type]
+            login(client, "lan")
+            page = client.get("/audit")
+    finally:
+        store.close()
+    assert page.status_code == 200
+    assert re.search(
+        r'id="unreadable">[^<]*the newest row cannot be read back \(Invalid isoformat string:'
+        r"[^<]*the rows after row 2 are not shown",
+        page.text,
+    )
+    assert re.search(r'id="chain">Chuỗi bị phá tại dòng 1 ', page.text)
+    assert "(not JSON): sửa tay" in page.text

@@ -31,7 +31,7 @@ from gateway.domain.audit import ZERO_HASH
 from gateway.domain.states import FileState, TxState
 from gateway.errors import GatewayError
 from gateway.service import console
-from gateway.service.audit import check, record
+from gateway.service.audit import check, newest, record
 from gateway.service.clock import Clock, utcnow
 from gateway.service.ports import ConsoleUser, Storage
 from gateway.service.statements import load_reconciliation
@@ -379,11 +379,12 @@ def create_app(deps: Console) -> Starlette:  # noqa: PLR0915 - one closure per p
         )  # fmt: skip
 
     async def audit(request: Request, session: Session, user: ConsoleUser) -> Response:
-        rows = await run_in_threadpool(lambda: queries.audit_trail(limit=500, newest_first=True))
+        # A row changed in the database so that it cannot be read back is named, not a crash.
+        rows, unreadable = await run_in_threadpool(newest, queries, 500)
         count, broken = await run_in_threadpool(check, queries)
         return page(
-            request, session, user, "audit.html", rows=rows, count=count, broken=broken,
-            loads=json.loads, zero=ZERO_HASH,
+            request, session, user, "audit.html", rows=rows[::-1], count=count, broken=broken,
+            unreadable=unreadable, loads=_detail, zero=ZERO_HASH,
         )  # fmt: skip
 
     routes = [
@@ -410,6 +411,16 @@ def create_app(deps: Console) -> Starlette:  # noqa: PLR0915 - one closure per p
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     return Starlette(routes=routes)
+
+
+def _detail(text: str) -> dict[str, Any]:
+    """An audit row's detail for its cell: the JSON it was written as, or the text as it is
+    stored when someone changed it into something else (the chain check names the row)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"(not JSON)": text}
+    return value if isinstance(value, dict) else {"(not an object)": value}
 
 
 def _is_operator(user: ConsoleUser | None) -> bool:
