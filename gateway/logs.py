@@ -47,3 +47,6 @@ def configure(fmt: str = "json", level: str = "info", stream: TextIO | None = No
         cache_logger_on_first_use=False,
     )
     logging.getLogger("pika").setLevel(logging.WARNING)
+    # The pool's own lines (each failed connection attempt, raw on stderr): the gateway's error
+    # names the reason instead (`PostgresStorage`), once, in its own log format.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)

@@ -14,6 +14,10 @@ from gateway.errors import GatewayError
 def _password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise GatewayError(
+            "no terminal to ask the password on: give it on standard input with --password-stdin"
+        )
     value: str = click.prompt("password", hide_input=True, confirmation_prompt=True)
     return value
 

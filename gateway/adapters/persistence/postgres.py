@@ -29,7 +29,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gateway.adapters.persistence import migrations
 from gateway.adapters.persistence.sql import HeldWrites, Row, SqlQueries, SqlUnitOfWork
-from gateway.errors import TransientError
+from gateway.errors import ConfigError, TransientError
 from gateway.service.clock import utcnow
 from gateway.service.ports import INSTANCE_ROLES, Queries, UnitOfWork
 
@@ -309,6 +309,8 @@ class PostgresStorage:
         upgrade: bool = True,
     ) -> None:
         self.url = url
+        _check_url(url)
+        self._connect_timeout = connect_timeout
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -348,8 +350,20 @@ class PostgresStorage:
         try:
             with self._pool.connection() as conn, conn.transaction():
                 yield conn
+        except PoolTimeout as exc:
+            raise TransientError(f"database unavailable: {self._why_no_connection(exc)}") from exc
         except _TRANSIENT as exc:
             raise TransientError(f"database unavailable: {_first_line(exc)}") from exc
+
+    def _why_no_connection(self, timeout: PoolTimeout) -> str:
+        """Why the pool had no connection to give: the server's or libpq's own words, from one
+        connection tried directly (the pool only says it waited; its attempts' reasons are in
+        its log lines). The pool's words when that connection is made (the pool was busy)."""
+        try:
+            psycopg.connect(self.url, connect_timeout=max(1, int(self._connect_timeout))).close()
+        except psycopg.Error as exc:
+            return f"{redact(self.url)}: {_first_line(exc)}"
+        return _first_line(timeout)
 
     def copies(self) -> bool:
         """Whether this role may make temporary tables here (large batches are copied through
@@ -417,6 +431,18 @@ class PostgresStorage:
     def close(self) -> None:
         """Close every pooled connection."""
         self._pool.close()
+
+
+def _check_url(url: str) -> None:
+    """Refuse a URL libpq cannot read (a parameter it does not know, a port that is not a
+    number) at once, naming it, instead of retrying it as a server that is down."""
+    try:
+        parts = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"database URL {redact(url)}: {_first_line(exc)}") from None
+    for port in str(parts.get("port") or "").split(","):
+        if port and not port.isdigit():
+            raise ConfigError(f"database URL {redact(url)}: port {port!r} is not a number")
 
 
 def fresh_schema(url: str, schema: str) -> str:
