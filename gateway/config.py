@@ -184,7 +184,8 @@ _FALSE = ("0", "false", "no", "off", "")
 # The settings whose value is one of a few words, and those words.
 _CHOICES = {
     "log_format": ("json", "console"),
-    "log_level": ("debug", "info", "warning", "error", "critical"),
+    # The logging module's level names, in any case (warn, fatal and notset among them).
+    "log_level": ("debug", "info", "warning", "error", "critical", "warn", "fatal", "notset"),
 }
 # Settings that are TCP ports (0: none served).
 _PORTS = ("metrics_port", "console_port")
@@ -215,6 +216,8 @@ def _from_file(name: str, value: Any, current: Any, where: Path) -> Any:
     """A conf/gateway.toml value, of the type its setting holds (a wrong one named, as a
     GATEWAY_* variable's is): true or false, an integer, a number, or a quoted string; `as_of`
     may also be a TOML date-time with its offset."""
+    if name == "reports_processes" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # a number, or "auto"
     if name == "as_of" and isinstance(value, datetime):
         if value.tzinfo is None:
             raise ConfigError(f"{where}: as_of {value.isoformat()} has no UTC offset")
@@ -239,8 +242,11 @@ def _checked(values: dict[str, Any], named: Callable[[str], str]) -> None:
     where a setting was given)."""
     for name, words in _CHOICES.items():
         value = values.get(name)
-        if value is not None and str(value).lower() not in words:
+        if value is None:
+            continue
+        if str(value).lower() not in words:
             raise ConfigError(f"{named(name)} must be one of {', '.join(words)}, got {value!r}")
+        values[name] = str(value).lower()  # as the logs compare them
     for name in _PORTS:
         value = values.get(name)
         if value is not None and not 0 <= value <= 65535:

@@ -14,8 +14,26 @@ import structlog
 PROCESS_LABEL_ENV = "GATEWAY_PROCESS_LABEL"
 
 
-def configure(fmt: str = "json", level: str = "info", stream: TextIO | None = None) -> None:
-    """Set up structlog for the process; events go to `stream` (default stderr)."""
+class _Forwarded(logging.Handler):
+    """A library's log records as the gateway's events (`library.log`, its logger's name and
+    words), in the gateway's format, instead of raw lines beside them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        structlog.get_logger(record.name).log(
+            record.levelno, "library.log", logger=record.name, message=record.getMessage()
+        )
+
+
+def configure(
+    fmt: str = "json",
+    level: str = "info",
+    stream: TextIO | None = None,
+    *,
+    pool_warnings: bool = True,
+) -> None:
+    """Set up structlog for the process; events go to `stream` (default stderr). Without
+    `pool_warnings` (a command, not a service), PostgreSQL's pool keeps its warnings (each
+    failed connection attempt) to itself: the command's error names the reason once."""
     out = stream or sys.stderr
     label = os.environ.get(PROCESS_LABEL_ENV, "")
 
@@ -47,6 +65,9 @@ def configure(fmt: str = "json", level: str = "info", stream: TextIO | None = No
         cache_logger_on_first_use=False,
     )
     logging.getLogger("pika").setLevel(logging.WARNING)
-    # The pool's own lines (each failed connection attempt, raw on stderr): the gateway's error
-    # names the reason instead (`PostgresStorage`), once, in its own log format.
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    # The pool's lines (a broken connection discarded, a reconnection failed) as events of the
+    # gateway's log; a command's error says the reason once instead.
+    pool = logging.getLogger("psycopg.pool")
+    pool.handlers = [_Forwarded()]
+    pool.propagate = False
+    pool.setLevel(logging.WARNING if pool_warnings else logging.ERROR)

@@ -270,9 +270,12 @@ def rotate(
         )
     common_name = f"{settings.initiating_party} - gateway"
     key_pem, cert_pem = generate_keypair(common_name, curve=curve, valid_from=now)
-    # Exported first: if the export folder fails us after all, the keys folder is unchanged.
+    # Exported first, under names ending `.part`: if the export folder fails us after all, the
+    # keys folder is unchanged; the files get their names once the key is stored (a run killed
+    # in between leaves no certificate the banks could take for a key that does not exist).
     fresh = KeyPair(key_pem, cert_pem)
-    exported = _export(target, name, fresh, when)
+    exported = _export(target, name, fresh, when, suffix=PART)
+    staged = [exported, target / f"{name}-{fresh.key_id}.txt"]
     activates = directory / f"{name}.next.activates"
     storing = False
     try:
@@ -287,11 +290,13 @@ def rotate(
         # Neither a certificate for the banks to pin of a key that was not stored, nor half a
         # next key (it would refuse the rotation run again); once the old next key has moved
         # aside (storing), every next file here is this run's.
-        written = [exported, target / f"{name}-{fresh.key_id}.txt"]
+        written = [path.with_name(path.name + PART) for path in staged]
         if storing:
             written += [*pair_files(directory, f"{name}.next"), activates]
         _remove(written)
         raise
+    for path in staged:
+        path.with_name(path.name + PART).replace(path)
     pair = load_pair(directory, f"{name}.next", passphrase)
     click.echo(
         f"prepared the next key of {name}: key id {pair.key_id}, signs from {when.isoformat()};"
@@ -383,15 +388,22 @@ def _check_export(target: Path) -> None:
         ) from None
 
 
-def _export(target: Path, name: str, pair: SigningKey, when: datetime) -> Path:
-    """The certificate and a note for the banks: key id, fingerprint, activation, validity."""
+# What an export's files are named until the key they describe is stored.
+PART = ".part"
+
+
+def _export(target: Path, name: str, pair: SigningKey, when: datetime, *, suffix: str = "") -> Path:
+    """The certificate and a note for the banks: key id, fingerprint, activation, validity;
+    the certificate's path (written with `suffix` added to both names, for the caller to
+    rename)."""
     cert_path = target / f"{name}-{pair.key_id}.cert.pem"
+    note = target / f"{name}-{pair.key_id}.txt"
     try:
         target.mkdir(parents=True, exist_ok=True)
-        cert_path.write_bytes(pair.cert_pem)
-        _write_note(target / f"{name}-{pair.key_id}.txt", cert_path.name, pair, when)
+        cert_path.with_name(cert_path.name + suffix).write_bytes(pair.cert_pem)
+        _write_note(note.with_name(note.name + suffix), cert_path.name, pair, when)
     except BaseException as exc:
-        _remove([cert_path, target / f"{name}-{pair.key_id}.txt"])
+        _remove([cert_path.with_name(cert_path.name + suffix), note.with_name(note.name + suffix)])
         if isinstance(exc, OSError):
             raise ConfigError(f"export folder {target}: {exc.strerror or exc}") from None
         raise

@@ -87,7 +87,7 @@ def check(queries: Queries) -> tuple[int, Break | None]:
         return len(rows), verify(rows, queries.audit_head())
     # The rows before the unreadable one are judged on their own, the last of them taken for the
     # head: a break among them comes first; else the chain breaks at the unreadable row.
-    broken = verify(rows, (len(rows), rows[-1].row_hash) if rows else (0, ZERO_HASH))
+    broken = verify(rows, (rows[-1].seq, rows[-1].row_hash) if rows else (0, ZERO_HASH))
     if broken is None:
         at = len(rows) + 1
         broken = Break(

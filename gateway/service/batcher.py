@@ -281,15 +281,18 @@ class BatchService:
 
         def renew() -> None:
             while not stop.wait(seconds / 3):
-                now = self._clock()
+                until = self._clock() + timedelta(seconds=seconds)
                 try:
                     with self._storage.unit_of_work() as uow:
-                        kept = uow.claims.claim(
-                            GROUP_CLAIM, key, self._owner, now, now + timedelta(seconds=seconds)
-                        )
+                        # Only a claim still ours: one taken over (and perhaps released since)
+                        # is never taken back here.
+                        kept = uow.claims.extend(GROUP_CLAIM, key, self._owner, until)
                 except GatewayError as exc:  # the database away for now: try at the next third
                     log.warning("batch.claim_not_renewed", group=key, error=str(exc))
                     continue
+                except Exception as exc:  # said; the build goes on, its claim not renewed
+                    log.error("batch.claim_renewal_failed", group=key, error=repr(exc))
+                    return
                 if not kept:
                     return  # taken over: the commit finds it lost and says so
                 log.info("batch.claim_renewed", group=key, owner=self._owner)

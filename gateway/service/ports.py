@@ -688,6 +688,10 @@ class ClaimRepository(Protocol):
         """True when `owner` still holds the claim (held against takeover until the unit
         ends)."""
 
+    def extend(self, kind: str, key: str, owner: str, until: datetime) -> bool:
+        """Hold a claim `owner` still holds until `until`; False when it holds it no longer
+        (taken over, or released: then nothing is taken)."""
+
     def release(self, kind: str, key: str, owner: str) -> None:
         """Give the work up (nothing when another owner holds it now)."""
 

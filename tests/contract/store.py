@@ -1308,6 +1308,22 @@ class StoreContract(ConsoleContract):
         with store.unit_of_work() as uow:
             assert not uow.claims.claim("batch", GROUP, "gw-2", at(60), at(120))
 
+    def test_work_claim_extended_only_while_held(self, store: Storage) -> None:
+        """extend moves the holder's expiry; a claim taken over, or released, is not taken back
+        by it."""
+        with store.unit_of_work() as uow:
+            assert uow.claims.claim("batch", GROUP, "gw-1", T0, at(30))
+            assert uow.claims.extend("batch", GROUP, "gw-1", at(90))
+        with store.unit_of_work() as uow:
+            assert not uow.claims.claim("batch", GROUP, "gw-2", at(60), at(120))
+            assert uow.claims.claim("batch", GROUP, "gw-2", at(91), at(150))
+            assert not uow.claims.extend("batch", GROUP, "gw-1", at(200))
+            assert uow.claims.holds("batch", GROUP, "gw-2", at(92))
+            uow.claims.release("batch", GROUP, "gw-2")
+        with store.unit_of_work() as uow:
+            assert not uow.claims.extend("batch", GROUP, "gw-1", at(200))
+            assert uow.claims.claim("batch", GROUP, "gw-3", at(93), at(120))
+
     def test_work_claim_release_by_owner_only(self, store: Storage) -> None:
         """release by another owner does nothing; by the holder frees the work."""
         with store.unit_of_work() as uow:

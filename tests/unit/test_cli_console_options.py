@@ -144,3 +144,37 @@ def test_port_zero_says_the_port_it_listens_on(home: Path, monkeypatch: pytest.M
     assert result.exit_code == 0, result.output
     assert served["port"] != 0
     assert f"console at http://127.0.0.1:{served['port']}/ ; Ctrl-C stops" in result.output
+
+
+def test_a_certificate_file_holding_its_key_too_is_taken(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One PEM with the key and the certificate, console_tls_key unset: as uvicorn takes it."""
+    key_pem, cert_pem = generate_keypair("console", curve=True)
+    (home / "console.pem").write_bytes(key_pem + cert_pem)
+    served = serve_with(monkeypatch)
+
+    result = console(home, "--port", "0", GATEWAY_CONSOLE_TLS_CERT="console.pem")
+
+    assert result.exit_code == 0, result.output
+    assert f"console at https://127.0.0.1:{served['port']}/ ; Ctrl-C stops" in result.output
+
+
+def test_a_key_without_its_certificate_is_named(home: Path) -> None:
+    key_pem, _ = generate_keypair("console", curve=True)
+    (home / "console.key").write_bytes(key_pem)
+
+    result = console(home, "--port", "0", GATEWAY_CONSOLE_TLS_KEY="console.key")
+
+    assert isinstance(result.exception, ConfigError)
+    assert str(result.exception).startswith("console_tls_key is set without console_tls_cert")
+
+
+def test_an_empty_address_is_every_interface(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """console_address "" listens on every interface (as it did through asyncio)."""
+    served = serve_with(monkeypatch)
+
+    result = console(home, "--port", "0", GATEWAY_CONSOLE_ADDRESS="")
+
+    assert result.exit_code == 0, result.output
+    assert served["port"] > 0

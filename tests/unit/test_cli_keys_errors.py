@@ -108,3 +108,29 @@ def test_keys_rotate_that_cannot_store_the_next_key_removes_its_export(
     assert result.exit_code != 0
     assert sorted(p.name for p in (home / "keys").iterdir()) == before
     assert list(out.iterdir()) == []
+
+
+def test_keys_rotate_names_its_export_only_once_the_key_is_stored(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the next key is being stored the export's files end in `.part` (a run killed then
+    leaves no certificate a bank could pin for a key that does not exist); after, they have
+    their names, and the certificate is the stored next key's."""
+    out = home / "out"
+    seen: list[list[str]] = []
+    store = keys_command.store_pair
+
+    def watched(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(sorted(p.name for p in out.iterdir()))
+        return store(*args, **kwargs)
+
+    monkeypatch.setattr(keys_command, "store_pair", watched)
+    result = gateway(home, "keys", "rotate", "--activate-at", later(), "--export", str(out))
+
+    assert result.exit_code == 0, result.output
+    [while_storing] = seen
+    assert while_storing and all(name.endswith(".part") for name in while_storing)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(name.removesuffix(".part") for name in while_storing)
+    [cert] = [out / name for name in names if name.endswith(".cert.pem")]
+    assert cert.read_bytes() == (home / "keys" / f"{NAME}.next.cert.pem").read_bytes()

@@ -137,3 +137,20 @@ def test_booleans_in_the_environment(
 ) -> None:
     monkeypatch.setenv("GATEWAY_CONSOLE_WITH_RUN", value)
     assert load_settings(tmp_path).console_with_run is (value.lower() in ("1", "true", "yes", "on"))
+
+
+def test_reports_processes_a_number_or_auto_and_level_names_as_logging_has_them(
+    tmp_path: Path,
+) -> None:
+    """reports_processes = 0 (as docs/operations.md writes it) is a number, not a refused
+    string; a level name the logging module knows is taken in any case, kept in lower case."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "gateway.toml").write_text(
+        "[gateway]\nreports_processes = 0\nlog_level = 'WARN'\nlog_format = 'Console'\n"
+    )
+    settings = load_settings(tmp_path)
+    assert (settings.reports_processes, settings.log_level, settings.log_format) == (
+        "0",
+        "warn",
+        "console",
+    )

@@ -733,6 +733,13 @@ class MemoryClaims(_Repository):
         held = self._s.work_claims.get((kind, key))
         return held is not None and held.owner == owner
 
+    def extend(self, kind: str, key: str, owner: str, until: datetime) -> bool:
+        held = self._s.work_claims.get((kind, key))
+        if held is None or held.owner != owner:
+            return False
+        self._s.work_claims[kind, key] = WorkClaim(owner, until)
+        return True
+
     def release(self, kind: str, key: str, owner: str) -> None:
         held = self._s.work_claims.get((kind, key))
         if held is not None and held.owner == owner:

@@ -1253,6 +1253,16 @@ class SqlClaims:
         )
         return row is not None and row[0] == owner
 
+    def extend(self, kind: str, key: str, owner: str, until: datetime) -> bool:
+        return (
+            self._ex.run(
+                "UPDATE work_claims SET expires_at = ?"
+                " WHERE kind = ? AND claim_key = ? AND owner = ?",
+                (until, kind, key, owner),
+            )
+            == 1
+        )
+
     def release(self, kind: str, key: str, owner: str) -> None:
         self._ex.run(
             "DELETE FROM work_claims WHERE kind = ? AND claim_key = ? AND owner = ?",
