@@ -70,4 +70,5 @@ def configure(
     pool = logging.getLogger("psycopg.pool")
     pool.handlers = [_Forwarded()]
     pool.propagate = False
+    pool.disabled = False  # a logging configuration applied before may have disabled it
     pool.setLevel(logging.WARNING if pool_warnings else logging.ERROR)

@@ -887,6 +887,12 @@ class Queries(Protocol):
     ) -> list[AuditRecord]:
         """The audit trail by sequence (the newest `limit` rows, newest first, on request)."""
 
+    def audit_seqs(self, *, limit: int | None = None, newest_first: bool = False) -> list[int]:
+        """The audit trail's seqs, in the order and number `audit_trail` reads its rows."""
+
+    def audit_row(self, seq: int) -> AuditRecord | None:
+        """One row of the audit trail, by its seq (None when there is none)."""
+
     def audit_head(self) -> tuple[int, str]:
         """The sequence number and hash of the last row appended (0 and the zero hash when the
         trail is empty), kept apart from the rows so that removing the last rows shows."""

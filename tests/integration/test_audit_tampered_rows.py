@@ -83,9 +83,9 @@ def test_list_shows_the_readable_rows_and_names_the_unreadable_one(db: Db) -> No
     assert listed_seqs(newest.output) == [3]
 
 
-def test_list_fills_its_window_around_the_unreadable_row(db: Db, tmp_path: Path) -> None:
-    """Nine rows, the sixth changed: `--limit` counts it, and the rows older than it fill the
-    rest of the window."""
+def test_list_counts_the_unreadable_row_in_its_window(db: Db, tmp_path: Path) -> None:
+    """Nine rows, the sixth changed: `--limit` counts it among the newest rows, and names it
+    when the window reaches it."""
     storage = open_storage(
         db.env.get("GATEWAY_DB_URL") or "", Path(db.env.get("GATEWAY_DB_PATH", tmp_path / "x"))
     )
@@ -105,15 +105,15 @@ def test_list_fills_its_window_around_the_unreadable_row(db: Db, tmp_path: Path)
             assert "row 6 cannot be read back" in str(result.exception)
 
 
-def test_list_names_the_ends_it_could_not_read_past(db: Db) -> None:
-    """Two rows changed: the rows between the two ends read are named, not guessed."""
+def test_list_names_every_unreadable_row_and_shows_the_rest(db: Db) -> None:
+    """Two rows changed, one readable between them: it is shown, each of the two named."""
     three_actions(db)
     db.execute(unreadable_time(db, "seq IN (1, 3)"))
     result = run(db, "audit", "list")
     assert result.exit_code == 1, result.output
-    assert listed_seqs(result.output) == []
-    assert "the newest row cannot be read back" in str(result.exception)
-    assert "no row is shown" in str(result.exception)
+    assert listed_seqs(result.output) == [2]
+    assert "row 1 cannot be read back" in str(result.exception)
+    assert "row 3 cannot be read back" in str(result.exception)
     verified = run(db, "audit", "verify")
     assert verified.exit_code == 1, verified.output
     assert "BROKEN at row 1 (changed)" in verified.output

@@ -1050,6 +1050,12 @@ class MemoryQueries:
         rows = sorted(self._committed().audit, key=lambda r: r.seq, reverse=newest_first)
         return rows if limit is None else rows[:limit]
 
+    def audit_seqs(self, *, limit: int | None = None, newest_first: bool = False) -> list[int]:
+        return [row.seq for row in self.audit_trail(limit=limit, newest_first=newest_first)]
+
+    def audit_row(self, seq: int) -> AuditRecord | None:
+        return next((row for row in self._committed().audit if row.seq == seq), None)
+
     def audit_head(self) -> tuple[int, str]:
         return self._committed().audit_head
 

@@ -1631,6 +1631,19 @@ class SqlQueries:
         )
         return [audit_from_row(row) for row in rows]
 
+    def audit_seqs(self, *, limit: int | None = None, newest_first: bool = False) -> list[int]:
+        order = "DESC" if newest_first else "ASC"
+        rows = self._q.all(
+            f"SELECT seq FROM audit_trail ORDER BY seq {order}"  # noqa: S608 - a fixed word
+            + (" LIMIT ?" if limit is not None else ""),
+            (limit,) if limit is not None else (),
+        )
+        return [int(row[0]) for row in rows]
+
+    def audit_row(self, seq: int) -> AuditRecord | None:
+        row = self._q.one(f"SELECT {AUDIT_COLUMNS} FROM audit_trail WHERE seq = ?", (seq,))  # noqa: S608 - fixed columns
+        return audit_from_row(row) if row else None
+
     def audit_head(self) -> tuple[int, str]:
         row = self._q.one("SELECT seq, row_hash FROM audit_head WHERE id = 1")
         return (int(row[0]), str(row[1])) if row else (0, audit_chain.ZERO_HASH)
