@@ -239,7 +239,7 @@ def _from_file(name: str, value: Any, current: Any, where: Path) -> Any:
 
 def _checked(values: dict[str, Any], named: Callable[[str], str]) -> None:
     """Refuse a word no setting of `_CHOICES` knows, and a port out of range (`named` says
-    where a setting was given)."""
+    where a setting was given); the words are kept in lower case, as the logs compare them."""
     for name, words in _CHOICES.items():
         value = values.get(name)
         if value is None:

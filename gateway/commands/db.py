@@ -23,17 +23,10 @@ def db_status(ctx: click.Context) -> None:
     from gateway.service.ports import SchemaTooNew
 
     settings: Settings = ctx.obj
-    storage = existing_database(settings, upgrade=False)
-    try:
-        applied, newest = storage.schema()
-    finally:
-        storage.close()
+    storage = existing_database(settings, upgrade=False)  # closed as the command ends
+    applied, newest = storage.schema()
     if applied > newest:
-        raise SchemaTooNew(
-            f"database {storage.describe()} was upgraded by a newer gateway: it is at schema"
-            f" version {applied}, newer than this gateway knows ({newest}): run the gateway"
-            " release that upgraded it, or a newer one"
-        )
+        raise SchemaTooNew.at(applied, newest, f"database {storage.describe()}")
     state = "up to date" if applied == newest else f"{newest - applied} upgrade(s) pending"
     click.echo(f"database {storage.describe()}: schema version {applied} of {newest}, {state}")
 
@@ -45,11 +38,8 @@ def db_upgrade(ctx: click.Context) -> None:
 
     A database upgraded by a newer gateway than this one is refused, never written to."""
     settings: Settings = ctx.obj
-    storage = existing_database(settings, upgrade=False)
-    try:
-        applied = storage.upgrade()
-        version, _ = storage.schema()
-    finally:
-        storage.close()
+    storage = existing_database(settings, upgrade=False)  # closed as the command ends
+    applied = storage.upgrade()
+    version, _ = storage.schema()
     done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
     click.echo(f"database {storage.describe()}: schema version {version} ({done})")

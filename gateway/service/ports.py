@@ -44,6 +44,16 @@ class ClaimLost(TransientError):  # noqa: N818 - same reason
 class SchemaTooNew(ConfigError):  # noqa: N818 - same reason
     """The database was upgraded by a newer gateway than this one."""
 
+    @classmethod
+    def at(cls, current: int, newest: int, database: str = "the database") -> SchemaTooNew:
+        """The refusal of a database at schema version `current`, this gateway knowing up to
+        `newest` (every command words it so)."""
+        return cls(
+            f"{database} was upgraded by a newer gateway: it is at schema version {current},"
+            f" newer than this gateway knows ({newest}): run the gateway release that upgraded"
+            " it, or a newer one"
+        )
+
 
 # --- values ----------------------------------------------------------------------------------
 

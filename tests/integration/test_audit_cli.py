@@ -192,7 +192,10 @@ def test_commands_give_their_database_connections_back(postgres_url: str, tmp_pa
 def test_users_add_without_a_terminal_says_how_to_give_the_password(db: Db) -> None:
     """Run from a script with no terminal and no --password-stdin: one line saying what to do
     (it was `aborted`, exit 130), and no user added."""
+    three_actions(db)
     result = run(db, "users", "add", "bình", "--role", "viewer", stdin="")
     assert result.exit_code == 1
     assert "--password-stdin" in str(result.exception)
-    assert "bình" not in run(db, "users", "list").output
+    listed = run(db, "users", "list")
+    assert listed.exit_code == 0 and "lan" in listed.output
+    assert "bình" not in listed.output

@@ -32,6 +32,11 @@ def console(home: Path, *args: str, **env: str) -> Result:
     return CliRunner().invoke(cli, ["console", *args], env=environment)
 
 
+def with_tls(home: Path, cert: str, key: str) -> Result:
+    """`gateway console --port 0` with these files (under home) as its TLS certificate and key."""
+    return console(home, "--port", "0", GATEWAY_CONSOLE_TLS_CERT=cert, GATEWAY_CONSOLE_TLS_KEY=key)
+
+
 @pytest.fixture
 def taken() -> Iterator[int]:
     """A port of 127.0.0.1 some other program listens on."""
@@ -66,13 +71,7 @@ def test_a_port_taken_is_named_before_the_console_says_it_serves(home: Path, tak
 
 
 def test_a_missing_tls_certificate_names_its_setting_and_path(home: Path) -> None:
-    result = console(
-        home,
-        "--port",
-        "0",
-        GATEWAY_CONSOLE_TLS_CERT="tls/console.pem",
-        GATEWAY_CONSOLE_TLS_KEY="tls/console.key",
-    )
+    result = with_tls(home, "tls/console.pem", "tls/console.key")
 
     assert isinstance(result.exception, ConfigError)
     message = str(result.exception)
@@ -84,13 +83,7 @@ def test_tls_files_that_are_not_pem_are_named(home: Path) -> None:
     (home / "console.pem").write_text("not a certificate", encoding="utf-8")
     (home / "console.key").write_text("not a key", encoding="utf-8")
 
-    result = console(
-        home,
-        "--port",
-        "0",
-        GATEWAY_CONSOLE_TLS_CERT="console.pem",
-        GATEWAY_CONSOLE_TLS_KEY="console.key",
-    )
+    result = with_tls(home, "console.pem", "console.key")
 
     assert isinstance(result.exception, ConfigError)
     message = str(result.exception)
@@ -106,13 +99,7 @@ def test_tls_files_that_are_a_certificate_and_its_key_are_taken(
     (home / "console.pem").write_bytes(cert_pem)
     served = serve_with(monkeypatch)
 
-    result = console(
-        home,
-        "--port",
-        "0",
-        GATEWAY_CONSOLE_TLS_CERT="console.pem",
-        GATEWAY_CONSOLE_TLS_KEY="console.key",
-    )
+    result = with_tls(home, "console.pem", "console.key")
 
     assert result.exit_code == 0, result.output
     assert f"console at https://127.0.0.1:{served['port']}/ ; Ctrl-C stops" in result.output

@@ -56,10 +56,7 @@ def pending(backend: str, current: int) -> list[Migration]:
     known = shipped(backend)
     newest = known[-1].version if known else 0
     if current > newest:
-        raise SchemaTooNew(
-            f"the database is at schema version {current}, newer than this gateway knows"
-            f" ({newest}): run the gateway release that upgraded it, or a newer one"
-        )
+        raise SchemaTooNew.at(current, newest)
     return [m for m in known if m.version > current]
 
 
