@@ -128,3 +128,49 @@ class CpuMeter:
         times = os.times()
         spent[self._own_name] = times.user + times.system - self._own
         return spent
+
+
+# The columns of /proc/stat's `cpu` line (all CPUs together), in clock ticks.
+_STAT_COLUMNS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def machine_ticks(stat: str | None = None) -> dict[str, int]:
+    """The machine's CPU time so far by kind, from /proc/stat (or the text given)."""
+    if stat is None:
+        try:
+            stat = (_PROC / "stat").read_text()
+        except OSError:
+            return {}
+    for line in stat.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            values = [int(value) for value in fields[1 : 1 + len(_STAT_COLUMNS)]]
+            return dict(zip(_STAT_COLUMNS, values, strict=False))
+    return {}
+
+
+def machine_seconds(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
+    """Where the machine's CPUs went between two readings: `busy` (running any process, the
+    kernel included), `idle`, `iowait` (idle with a disk write or read pending) and `steal`
+    (the hypervisor ran another guest on a CPU this machine was given). Stolen time is in no
+    process's CPU seconds: a run that loses it takes longer with the same work."""
+    if not before or not after:
+        return {}
+    spent = {kind: (after.get(kind, 0) - before.get(kind, 0)) / _TICKS for kind in after}
+    busy = sum(spent.get(kind, 0.0) for kind in ("user", "nice", "system", "irq", "softirq"))
+    return {
+        "busy": busy,
+        "idle": spent.get("idle", 0.0),
+        "iowait": spent.get("iowait", 0.0),
+        "steal": spent.get("steal", 0.0),
+    }
+
+
+def render_machine(spent: dict[str, float]) -> str:
+    """One line of where the machine's CPUs went, as the benchmarks print it."""
+    return (
+        f"the machine's CPUs in the same span: busy {spent.get('busy', 0.0):.1f} s,"
+        f" idle {spent.get('idle', 0.0):.1f} s (waiting for the disk"
+        f" {spent.get('iowait', 0.0):.1f} s), stolen by the hypervisor"
+        f" {spent.get('steal', 0.0):.1f} s"
+    )

@@ -43,7 +43,14 @@ from gateway.adapters.persistence.pg_statements import Statement, StatementStats
 from gateway.adapters.persistence.postgres import fresh_schema
 from gateway.adapters.rabbitmq import connect
 from gateway.banksim.wiring import bank_keypair
-from gateway.bench.cpu import CpuMeter, child_pids, server_groups
+from gateway.bench.cpu import (
+    CpuMeter,
+    child_pids,
+    machine_seconds,
+    machine_ticks,
+    render_machine,
+    server_groups,
+)
 from gateway.bench.ledger_reader import read_ledger
 from gateway.bench.orders import BenchOrders, generate, urgent_order
 from gateway.bench.statements import render as render_statements
@@ -128,6 +135,9 @@ class BenchResult:
     urgent_files_shared: int = 0
     # CPU seconds each process (group) spent from the start to the last final posting.
     cpu_s: dict[str, float] = field(default_factory=dict)
+    # The machine's CPU time in the same span by kind (busy, idle, iowait, steal): a run that
+    # loses CPU to the hypervisor (steal) is slower with the same work.
+    machine_s: dict[str, float] = field(default_factory=dict)
     load: str = ""
     commit: str = ""
     # The reports processes each `gateway run` started (without --split).
@@ -188,6 +198,8 @@ class BenchResult:
                 f"  CPU seconds in the run: {spent}; total {sum(self.cpu_s.values()):.1f}"
                 f" of {cores} CPUs x {self.elapsed_s:.1f} s = {cores * self.elapsed_s:.1f}"
             )
+        if self.machine_s:
+            lines.append("  " + render_machine(self.machine_s))
         lines += render_statements(self.statements, self.statements_note)
         lines.append("  postings received by the ledger: " + _mix(self.postings))
         if self.urgent_ms:
@@ -440,6 +452,7 @@ class E2EBench:
             stats = self._count_statements(settings)
             meter = self._cpu_meter(config, gateways, bank)
             meter.start()
+            machine = machine_ticks()
             t0 = time.time()
             for child in self._children:
                 child.start()
@@ -450,6 +463,7 @@ class E2EBench:
                 )
             self._wait(ledger, gateways, expected, t0, logs)
             self.result.cpu_s = meter.read()
+            self.result.machine_s = machine_seconds(machine, machine_ticks())
             if stats is not None:
                 self._read_statements(stats)
             self._judge(ledger, orders, urgent_sent)

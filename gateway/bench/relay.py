@@ -28,7 +28,13 @@ from gateway.adapters.confirms import PipelinedPublisher
 from gateway.adapters.persistence import open_storage
 from gateway.adapters.persistence.postgres import fresh_schema
 from gateway.adapters.rabbitmq import Publisher, connect
-from gateway.bench.cpu import CpuMeter, server_groups
+from gateway.bench.cpu import (
+    CpuMeter,
+    machine_seconds,
+    machine_ticks,
+    render_machine,
+    server_groups,
+)
 from gateway.bench.e2e import checkout_commit, machine_load
 from gateway.bootstrap import RELAY_BATCH, RELAY_BATCHES, RELAY_WINDOW, declare_topology
 from gateway.config import load_settings
@@ -48,6 +54,8 @@ class RelayRun:
     confirmed: int
     # CPU seconds spent while draining: the relay (this process), RabbitMQ, PostgreSQL.
     cpu_s: dict[str, float] = field(default_factory=dict)
+    # The machine's CPU time in the same span by kind (busy, idle, iowait, steal).
+    machine_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -84,6 +92,8 @@ class RelayResult:
                     f"  {'':<34} CPU seconds: {spent}; total {sum(run.cpu_s.values()):.2f}"
                     f" of {os.cpu_count()} CPUs x {run.seconds:.2f} s = {offered:.2f}"
                 )
+            if run.machine_s:
+                lines.append(f"  {'':<34} {render_machine(run.machine_s)}")
         return "\n".join(lines)
 
     def as_json(self) -> dict[str, Any]:
@@ -165,14 +175,16 @@ def run_relay_bench(
             try:
                 publisher.keepalive()
                 meter.start()
+                machine = machine_ticks()
                 began = time.perf_counter()
                 while (done := relay.drain()) > 0:
                     confirmed += done
                 seconds = time.perf_counter() - began
                 cpu = meter.read()
+                spent = machine_seconds(machine, machine_ticks())
             finally:
                 publisher.close()
-            result.runs.append(RelayRun(name, count, seconds, confirmed, cpu))
+            result.runs.append(RelayRun(name, count, seconds, confirmed, cpu, spent))
         _purge_ledger(settings.amqp_url)
     finally:
         storage.close()

@@ -66,3 +66,6 @@ def test_bench_e2e_runs_to_the_last_final_posting_with_its_checks(
     assert finals == 405
     assert result["urgent_ms"]["arrived"] == 5
     assert result["cpu_s"]["bench (ledger consumer)"] > 0
+    # The machine's own account of the same span: its CPUs were busy for the run's processes.
+    assert result["machine_s"]["busy"] > result["cpu_s"]["bench (ledger consumer)"]
+    assert result["machine_s"]["steal"] >= 0

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.bench.cpu import CpuMeter, child_pids, cpu_seconds
+from gateway.bench.cpu import (
+    CpuMeter,
+    child_pids,
+    cpu_seconds,
+    machine_seconds,
+    machine_ticks,
+    render_machine,
+)
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 
@@ -57,3 +64,30 @@ def test_the_children_of_a_process_are_found_whichever_thread_started_them() -> 
         for proc in procs:
             proc.communicate(b"\n", timeout=10)
     assert child_pids(procs[0].pid) == []  # gone
+
+
+def test_the_machines_cpu_time_is_read_by_kind_and_stolen_time_named() -> None:
+    """/proc/stat's `cpu` line read by column; between two readings the busy kinds are
+    summed, and idle, disk waits and the hypervisor's steal are each their own."""
+    before = machine_ticks("cpu  100 5 20 1000 7 1 2 3 0 0\ncpu0 50 2 10 500 3 0 1 1 0 0\n")
+    after = machine_ticks("cpu  300 5 60 1100 9 1 4 53 0 0\ncpu0 150 2 30 550 4 0 2 26 0 0\n")
+    assert before == {
+        "user": 100,
+        "nice": 5,
+        "system": 20,
+        "idle": 1000,
+        "iowait": 7,
+        "irq": 1,
+        "softirq": 2,
+        "steal": 3,
+    }
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    spent = machine_seconds(before, after)
+    assert spent["busy"] == pytest.approx((200 + 40 + 2) * tick)
+    assert spent["idle"] == pytest.approx(100 * tick)
+    assert spent["iowait"] == pytest.approx(2 * tick)
+    assert spent["steal"] == pytest.approx(50 * tick)
+    assert "stolen by the hypervisor" in render_machine(spent)
+    assert machine_seconds({}, after) == {}
+    assert machine_ticks("intr 1 2 3\n") == {}
+    assert machine_ticks()["idle"] > 0  # this machine's own /proc/stat
