@@ -13,6 +13,7 @@ import click
 from pika.exceptions import AMQPError
 
 from gateway import logs
+from gateway.adapters.amqp_connect import BrokerUnreachableError
 from gateway.banksim.command import bank_sim
 from gateway.commands import existing_database, iso
 from gateway.commands import files as files_commands
@@ -200,12 +201,13 @@ def _order_from_csv(row: dict[str, str]) -> dict[str, Any]:
 def submit(ctx: click.Context, file: Path) -> None:
     """Publish payment orders from a JSON (one or a list) or CSV file to treasury.orders."""
     from gateway.adapters import topology
+    from gateway.adapters.amqp_connect import COMMAND_WAIT
     from gateway.adapters.rabbitmq import Publisher
     from gateway.service.channels import order_routing_key
 
     settings = _settings(ctx)
     orders = _read_orders(file)
-    publisher = Publisher(settings.amqp_url)
+    publisher = Publisher(settings.amqp_url, within=COMMAND_WAIT)
     try:
         for order in orders:
             publisher.publish(
@@ -346,6 +348,9 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except GatewayError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except BrokerUnreachableError as exc:  # the nodes tried, the wait and the last one's reason
+        click.echo(f"error: broker unavailable: {exc}", err=True)
         sys.exit(1)
     except AMQPError as exc:
         click.echo(f"error: broker unavailable ({exc!r}); is RabbitMQ running?", err=True)

@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from pika.exceptions import AMQPError
 
 from gateway.adapters import topology
+from gateway.adapters.amqp_connect import COMMAND_WAIT
 from gateway.adapters.quarantine_folder import QuarantineFolder
 from gateway.adapters.rabbitmq import Publisher
 from gateway.config import Settings
@@ -124,7 +125,7 @@ class ConsoleActions:
             finally:
                 folder.close()
             return
-        publisher = Publisher(self._settings.amqp_url)
+        publisher = Publisher(self._settings.amqp_url, within=COMMAND_WAIT)
         try:
             publisher.publish(
                 topology.FROM_BANK_EXCHANGE,

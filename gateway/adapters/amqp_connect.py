@@ -4,9 +4,11 @@
 or several, comma-separated: the nodes of one RabbitMQ cluster. Every connection the gateway
 opens (consumers, publishers, the relay, admin commands) goes through `connect`, which tries the
 URLs one after the other, starting after the node this worker was last on, and keeps trying
-(with backoff) for a minute while none answers. Which node each long-lived connection is on,
-and how often it moved to another node (a failover), is kept in `LINKS`: the metrics read it,
-and `gateway run` writes it to `var/run/` for `gateway status`.
+(with backoff) for a minute while none answers, an admin's command for `COMMAND_WAIT` seconds;
+then it says which nodes it tried and why the last did not answer (`BrokerUnreachableError`). Which
+node each long-lived connection is on, and how often it moved to another node (a failover), is
+kept in `LINKS`: the metrics read it, and `gateway run` writes it to `var/run/` for
+`gateway status`.
 
 Timeouts, unless the URL's query sets them (pika's names, e.g. `?heartbeat=10`):
 
@@ -40,7 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 import pika
 import structlog
 from pika.exceptions import AMQPConnectionError, AMQPError
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from gateway.errors import ConfigError
 
@@ -263,13 +265,58 @@ def open_connection(url: str | Sequence[str], worker: str | None = None) -> pika
     raise error
 
 
-@retry(
-    retry=retry_if_exception_type(AMQPError),
-    wait=wait_exponential(multiplier=0.2, max=5),
-    stop=stop_after_delay(60),
-    reraise=True,
-)
-def connect(url: str | Sequence[str], worker: str | None = None) -> pika.BlockingConnection:
-    """A blocking connection to the first node that answers, retried with backoff for a minute
-    while none does. A named `worker` is a long-lived connection whose node is kept in LINKS."""
-    return open_connection(url, worker)
+# How long a long-lived connection (a consumer, the relay) keeps trying while no node answers,
+# and how long an admin's command does before it says so (`gateway submit`, `dlq`, `quarantine
+# reprocess`): someone waits at the terminal.
+SERVICE_WAIT = 60.0
+COMMAND_WAIT = 10.0
+
+
+class BrokerUnreachableError(AMQPConnectionError):  # type: ignore[misc]  # pika is untyped
+    """No node of the broker answered within the wait: which were tried, for how long, and the
+    last node's reason."""
+
+    def __init__(self, urls: Sequence[str], seconds: float, last: BaseException) -> None:
+        nodes = ", ".join(node_of(url) for url in urls)
+        super().__init__(
+            f"no broker node answered within {seconds:g} s ({nodes}): {unreachable_reason(last)}"
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __repr__(self) -> str:
+        return f"BrokerUnreachableError({self.args[0]!r})"
+
+
+def unreachable_reason(exc: BaseException) -> str:
+    """The reason under pika's wrappers: the socket's error ("Connection refused") when there
+    is one, else the error as pika gives it."""
+    seen: list[BaseException] = [exc]
+    while seen:
+        current = seen.pop()
+        if isinstance(current, OSError):
+            return current.strerror or repr(current)
+        inner = [*current.args, getattr(current, "exception", None)]  # pika's connector errors
+        seen.extend(arg for arg in inner if isinstance(arg, BaseException))
+    return repr(exc)
+
+
+def connect(
+    url: str | Sequence[str], worker: str | None = None, *, within: float = SERVICE_WAIT
+) -> pika.BlockingConnection:
+    """A blocking connection to the first node that answers, tried again with backoff for
+    `within` seconds while none does (BrokerUnreachableError after that). A named `worker` is a
+    long-lived connection whose node is kept in LINKS."""
+    retrying = Retrying(
+        retry=retry_if_exception_type(AMQPError),
+        wait=wait_exponential(multiplier=0.2, max=5),
+        stop=stop_after_delay(within),
+        reraise=True,
+    )
+    try:
+        return retrying(open_connection, url, worker)
+    except BrokerUnreachableError:
+        raise
+    except AMQPConnectionError as exc:
+        raise BrokerUnreachableError(broker_urls(url), within, exc) from exc

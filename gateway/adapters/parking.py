@@ -16,6 +16,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from gateway.adapters import topology
+from gateway.adapters.amqp_connect import COMMAND_WAIT
 from gateway.adapters.rabbitmq import (
     PARKED_AT_HEADER,
     PARKED_REASON_HEADER,
@@ -112,7 +113,7 @@ class BrokerParking:
         self._url = url
 
     def counts(self, queues: Sequence[str]) -> dict[str, int | None]:
-        conn = connect(self._url)
+        conn = connect(self._url, within=COMMAND_WAIT)
         try:
             channel = conn.channel()
             counted: dict[str, int | None] = {}
@@ -131,7 +132,7 @@ class BrokerParking:
 
     @contextmanager
     def open(self, queue: str) -> Iterator[_Batch]:
-        conn = connect(self._url)
+        conn = connect(self._url, within=COMMAND_WAIT)
         try:
             channel = conn.channel()
             channel.confirm_delivery()

@@ -15,7 +15,7 @@ from pika.exceptions import AMQPError, NackError, UnroutableError
 
 from gateway import crashpoints
 from gateway.adapters import topology
-from gateway.adapters.amqp_connect import LINKS, connect
+from gateway.adapters.amqp_connect import LINKS, SERVICE_WAIT, connect
 from gateway.adapters.amqp_heartbeats import HeartbeatKeeper
 from gateway.errors import PermanentError, TransientError
 from gateway.metrics import NO_METRICS, Metrics
@@ -44,14 +44,21 @@ class Publisher:
     """Publishes with confirms and `mandatory`; one connection, used by one thread.
 
     `url` names one node or the nodes of a cluster (comma-separated); a lost connection is
-    opened again on the next node that answers. `worker` names the connection in LINKS (default:
-    the name of the thread that first publishes).
+    opened again on the next node that answers, tried for `within` seconds while none does.
+    `worker` names the connection in LINKS (default: the name of the thread that first
+    publishes).
     """
 
     def __init__(
-        self, url: str, metrics: Metrics = NO_METRICS, *, worker: str | None = None
+        self,
+        url: str,
+        metrics: Metrics = NO_METRICS,
+        *,
+        worker: str | None = None,
+        within: float = SERVICE_WAIT,
     ) -> None:
         self._url = url
+        self._within = within
         self._metrics = metrics
         self._worker = worker
         self._conn: pika.BlockingConnection | None = None
@@ -62,7 +69,7 @@ class Publisher:
             self.close()
             if self._worker is None:
                 self._worker = threading.current_thread().name
-            self._conn = connect(self._url, self._worker)
+            self._conn = connect(self._url, self._worker, within=self._within)
             self._channel = self._conn.channel()
             self._channel.confirm_delivery()
         return self._channel
@@ -89,8 +96,16 @@ class Publisher:
             headers=headers or {},
         )
         for attempt in (1, 2):
+            # A connection opened before may have died while idle (the broker dropped it): then
+            # it is opened again and the publish tried once more. One opened now has already
+            # been tried for `within` seconds.
+            reused = self._channel is not None and self._channel.is_open
             try:
                 channel = self._ensure()
+            except AMQPError as exc:
+                self.close()
+                raise TransientError(f"broker unavailable: {exc}") from exc
+            try:
                 if crashpoints.armed(UNCONFIRMED):
                     self._hand_over_and_die(channel, exchange, routing_key, body, properties)
                 crashpoints.hit(UNCONFIRMED)
@@ -105,7 +120,7 @@ class Publisher:
                 raise TransientError(f"broker refused message {message_id}") from None
             except AMQPError as exc:
                 self.close()
-                if attempt == 2:
+                if attempt == 2 or not reused:
                     raise TransientError(f"broker unavailable: {exc!r}") from exc
                 log.info("publisher.reconnect", error=repr(exc))
                 self._metrics.broker_reconnect("publisher")

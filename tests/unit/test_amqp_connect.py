@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
+from pika.exceptions import AMQPConnectionError, AMQPError
 
 from gateway.adapters import amqp_connect, topology
 from gateway.adapters.amqp_connect import Links, broker_urls, node_of, parameters, read_links
@@ -154,3 +156,35 @@ def test_every_quorum_queue_gets_the_group_size_on_a_cluster() -> None:
     single = _Recorder()
     topology.declare(single, ["agribank"], 5)
     assert all("x-quorum-initial-group-size" not in a for a in single.queues.values())
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on (bound, then let go)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_no_node_answering_within_the_wait_names_the_nodes_and_the_reason() -> None:
+    """Every node refused: after the wait, one error naming each node tried, the wait and the
+    socket's reason, not pika's nested wrappers; still an AMQPError for the consumers' loops."""
+    ports = [_closed_port(), _closed_port()]
+    urls = ",".join(f"amqp://guest:guest@127.0.0.1:{port}/%2F" for port in ports)
+
+    with pytest.raises(amqp_connect.BrokerUnreachableError) as caught:
+        amqp_connect.connect(urls, within=0.3)
+
+    message = str(caught.value)
+    assert message.startswith("no broker node answered within 0.3 s (")
+    assert all(f"127.0.0.1:{port}" in message for port in ports)
+    assert message.endswith("Connection refused")
+    assert isinstance(caught.value, AMQPError)
+
+
+def test_the_reason_under_pikas_wrappers() -> None:
+    """The socket's error is found however deep pika nests it; without one, the error itself."""
+    refused = ConnectionRefusedError(111, "Connection refused")
+    wrapped = AMQPConnectionError(AMQPConnectionError(refused))
+    assert amqp_connect.unreachable_reason(wrapped) == "Connection refused"
+    other = AMQPConnectionError("x")
+    assert amqp_connect.unreachable_reason(other) == repr(other)
