@@ -29,7 +29,7 @@ from gateway.commands.users import users
 from gateway.commands.verify import verify
 from gateway.config import Settings, load_settings
 from gateway.demo.command import demo
-from gateway.errors import GatewayError
+from gateway.errors import ConfigError, GatewayError
 from gateway.service.ports import INSTANCE_ROLES, MAIN_ROLE
 
 
@@ -38,7 +38,30 @@ def _settings(ctx: click.Context) -> Settings:
     return settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_HELP = ("-h", "--help")
+
+
+class _Unloaded:
+    """The settings of a command that asked only for its help while conf/gateway.toml cannot be
+    read: the help is shown; anything that reads a setting meets the file's error."""
+
+    def __init__(self, error: ConfigError) -> None:
+        self._error = error
+
+    def __getattr__(self, name: str) -> Any:
+        raise self._error
+
+
+class _Gateway(click.Group):
+    """The command group; notes whether the words after it ask for a command's help."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        words = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        ctx.meta["gateway.help_asked"] = any(word in _HELP for word in words)
+        return super().invoke(ctx)
+
+
+@click.group(cls=_Gateway, context_settings={"help_option_names": list(_HELP)})
 @click.option(
     "--log-format",
     type=click.Choice(["json", "console"]),
@@ -48,7 +71,15 @@ def _settings(ctx: click.Context) -> Settings:
 @click.pass_context
 def cli(ctx: click.Context, log_format: str | None) -> None:
     """KBNN bank gateway: payment orders in, signed ISO 20022 out, bank reports in, postings out."""
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        if not ctx.meta.get("gateway.help_asked"):
+            raise
+        # A command's --help needs no setting: it is shown, a broken file does not hide it.
+        logs.configure(log_format or "console", "info")
+        ctx.obj = _Unloaded(exc)
+        return
     logs.configure(
         log_format or settings.log_format,
         settings.log_level,

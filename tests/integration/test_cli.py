@@ -52,6 +52,24 @@ def test_help_lists_the_commands(home: Path) -> None:
         assert command in result.stdout
 
 
+@pytest.mark.parametrize("words", [["submit", "--help"], ["dlq", "list", "-h"], ["run", "--help"]])
+def test_a_commands_help_shows_while_the_settings_file_is_broken(
+    home: Path, words: list[str]
+) -> None:
+    """--help needs no setting: a broken conf/gateway.toml does not hide it. The command itself
+    still stops at the file's error, naming it."""
+    settings = home / "conf" / "gateway.toml"
+    settings.write_text(settings.read_text(encoding="utf-8") + "\nlog_level = \n", "utf-8")
+
+    helped = run(home, *words)
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith(f"Usage: gateway {' '.join(words[:-1])} [OPTIONS]")
+
+    refused = run(home, "status")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().startswith(f"error: {settings}: Invalid value")
+
+
 def test_status_without_a_database_is_one_clear_line(home: Path) -> None:
     """No traceback: one line saying what is missing, and a non-zero exit."""
     result = run(home, "status")
