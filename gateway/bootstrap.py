@@ -472,22 +472,35 @@ def console_server(
 
 
 def start_console(settings: Settings, storage: Storage, runtime: Runtime) -> None:
-    """Serve the console as a worker of `runtime` (a port already taken is said, not fatal)."""
-    server = console_server(
-        settings, storage, address=settings.console_address, port=settings.console_port
-    )
+    """Serve the console as a worker of `runtime`. TLS settings it could not serve with stop the
+    start, naming the setting and its file; an address it cannot listen on (a port taken) is
+    said in the log, and the gateway runs without its console."""
+    from gateway.adapters.web.serving import check_tls, listen  # noqa: PLC0415
+
+    check_tls(settings)
+    address, port = settings.console_address, settings.console_port
+    server = console_server(settings, storage, address=address, port=port)
 
     def serve(stop: threading.Event) -> None:
+        try:
+            sockets = listen(address, port)
+        except ConfigError as exc:
+            log.error("console.unavailable", address=address, port=port, error=str(exc))
+            return
+
         def stopper() -> None:
             stop.wait()
             server.should_exit = True
 
         threading.Thread(target=stopper, daemon=True).start()
-        log.info("console.serving", address=settings.console_address, port=settings.console_port)
+        log.info("console.serving", address=address, port=sockets[0].getsockname()[1])
         try:
-            server.run()
+            server.run(sockets=sockets)
         except (OSError, SystemExit) as exc:
-            log.error("console.unavailable", port=settings.console_port, error=str(exc))
+            log.error("console.unavailable", address=address, port=port, error=str(exc))
+        finally:
+            for sock in sockets:
+                sock.close()
 
     runtime.add("console", serve)
 
