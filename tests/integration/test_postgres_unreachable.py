@@ -37,3 +37,23 @@ def test_a_server_that_cannot_be_reached_is_named_with_the_reason(url: str, reas
     assert message.startswith("database unavailable: postgresql://gw:***@127.0.0.1")
     assert reason in message
     assert "secret" not in message
+
+
+def test_a_pool_busy_to_its_last_connection_says_so(postgres_url: str) -> None:
+    """Every connection the pool may open held by other work: the wait is said to be the pool's
+    (busy), without a connection opened beside the pool to ask the server."""
+    storage = PostgresStorage(postgres_url, pool_size=1, connect_timeout=1)
+    try:
+        # The pool's one connection held while a second is asked for.
+        with storage.connection(), pytest.raises(TransientError) as waited:
+            _one_transaction(storage)
+        assert str(waited.value).startswith(
+            "database unavailable: all 1 connections of the pool in use for 1 s:"
+        )
+    finally:
+        storage.close()
+
+
+def _one_transaction(storage: PostgresStorage) -> None:
+    with storage.connection():
+        pass

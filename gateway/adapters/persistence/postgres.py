@@ -356,9 +356,17 @@ class PostgresStorage:
             raise TransientError(f"database unavailable: {_first_line(exc)}") from exc
 
     def _why_no_connection(self, timeout: PoolTimeout) -> str:
-        """Why the pool had no connection to give: the server's or libpq's own words, from one
-        connection tried directly (the pool only says it waited; its attempts' reasons are in
-        its log lines). The pool's words when that connection is made (the pool was busy)."""
+        """Why the pool had no connection to give. Every connection it may hold open and in use:
+        it was busy, said so without asking the server for one more. Else the server's or
+        libpq's own words, from one connection tried directly (the pool only says it waited; its
+        attempts' reasons are in its log lines), or the pool's words when that one is made."""
+        stats = self._pool.get_stats()
+        size, largest = stats.get("pool_size", 0), stats.get("pool_max", 0)
+        if largest and size >= largest and not stats.get("pool_available", 0):
+            return (
+                f"all {size} connections of the pool in use for"
+                f" {self._connect_timeout:g} s: {_first_line(timeout)}"
+            )
         try:
             psycopg.connect(self.url, connect_timeout=max(1, int(self._connect_timeout))).close()
         except psycopg.Error as exc:
