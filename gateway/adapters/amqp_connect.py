@@ -266,8 +266,8 @@ def open_connection(url: str | Sequence[str], worker: str | None = None) -> pika
 
 
 # How long a long-lived connection (a consumer, the relay) keeps trying while no node answers,
-# and how long an admin's command does before it says so (`gateway submit`, `dlq`, `quarantine
-# reprocess`): someone waits at the terminal.
+# and how long an admin's command does before it says so (`gateway submit`, `gateway dlq`, the
+# console's parked messages and reprocessed files): someone waits for its answer.
 SERVICE_WAIT = 60.0
 COMMAND_WAIT = 10.0
 
