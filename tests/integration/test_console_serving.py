@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from gateway.adapters.persistence.sqlite import SqliteStorage
 from gateway.bootstrap import start_console
@@ -80,9 +81,7 @@ def test_console_tls_files_it_cannot_serve_with_stop_the_start(
         storage.close()
 
 
-def test_a_port_taken_is_logged_and_the_gateway_runs_on(
-    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_port_taken_is_logged_and_the_gateway_runs_on(settings: Settings, tmp_path: Path) -> None:
     """Another program on the console's port: the console says so in the log, naming the
     address, and its worker ends; the runtime's other workers go on."""
     with closing(socket.socket()) as taken:
@@ -97,14 +96,14 @@ def test_a_port_taken_is_logged_and_the_gateway_runs_on(
         beside = threading.Event()
         runtime.add("beside", lambda stop: (beside.set(), stop.wait()))
         try:
-            start_console(settings, storage, runtime)
-            deadline, said = time.monotonic() + 30, ""
-            while "console.unavailable" not in said:
-                assert time.monotonic() < deadline, "the console never said it was unavailable"
-                time.sleep(0.1)
-                captured = capsys.readouterr()
-                said += captured.out + captured.err
-            assert f"console cannot listen on 127.0.0.1 port {port}" in said
+            with capture_logs() as logs:
+                start_console(settings, storage, runtime)
+                deadline = time.monotonic() + 30
+                while not [e for e in logs if e["event"] == "console.unavailable"]:
+                    assert time.monotonic() < deadline, "the console never said it was unavailable"
+                    time.sleep(0.1)
+            said = next(e for e in logs if e["event"] == "console.unavailable")
+            assert said["error"].startswith(f"console cannot listen on 127.0.0.1 port {port}:")
             assert beside.is_set()
         finally:
             runtime.stop()
