@@ -297,6 +297,10 @@ def start_gateway(
     deadlines, file exchange, console) and `reports` (the banks' files from the broker); the
     metrics of each process's own work on its own port."""
     settings = gateway.settings
+    if settings.console_with_run and "main" in roles:
+        from gateway.adapters.web.serving import check_tls  # noqa: PLC0415
+
+        check_tls(settings)  # before any worker starts: a start it stops leaves nothing running
     for partner in settings.partners.values():
         pinned = partner.signature.current
         if pinned is not None and not settings.path(pinned.path).is_file():

@@ -144,6 +144,9 @@ def run(ctx: click.Context, role: str, reports_processes: str | None) -> None:
         runtime.wait()
     except KeyboardInterrupt:  # Ctrl-C while it was starting
         runtime.stop()
+    except BaseException:  # a start that failed midway: the workers already started stop cleanly
+        runtime.stop()
+        raise
     finally:
         reports.stop()
     if reports.failure:

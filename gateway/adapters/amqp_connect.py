@@ -41,8 +41,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pika
 import structlog
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from pika.exceptions import AMQPConnectionError, AMQPError
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import Retrying, retry_if_exception_type, stop_before_delay, wait_exponential
 
 from gateway.errors import ConfigError
 
@@ -254,8 +255,10 @@ def open_connection(url: str | Sequence[str], worker: str | None = None) -> pika
     for candidate in _order(urls, worker):
         try:
             conn = pika.BlockingConnection(parameters(candidate, name))
-        except AMQPConnectionError as exc:
-            error = exc
+        except (AMQPConnectionError, AMQPConnectorException) as exc:
+            # pika raises a node that took the TCP connection but not the AMQP handshake in
+            # time (a paused node) as its connector's own error, not an AMQPError.
+            error = exc if isinstance(exc, AMQPConnectionError) else AMQPConnectionError(exc)
             log.info("broker.node_unreachable", node=node_of(candidate), error=repr(exc))
             continue
         if worker is not None:
@@ -273,13 +276,14 @@ COMMAND_WAIT = 10.0
 
 
 class BrokerUnreachableError(AMQPConnectionError):  # type: ignore[misc]  # pika is untyped
-    """No node of the broker answered within the wait: which were tried, for how long, and the
-    last node's reason."""
+    """No node of the broker accepted a connection within the wait (refused, silent, or refusing
+    our credentials): which were tried, for how long, and the last node's reason."""
 
     def __init__(self, urls: Sequence[str], seconds: float, last: BaseException) -> None:
         nodes = ", ".join(node_of(url) for url in urls)
         super().__init__(
-            f"no broker node answered within {seconds:g} s ({nodes}): {unreachable_reason(last)}"
+            f"no broker node accepted a connection within {seconds:g} s ({nodes}):"
+            f" {unreachable_reason(last)}"
         )
 
     def __str__(self) -> str:
@@ -311,7 +315,7 @@ def connect(
     retrying = Retrying(
         retry=retry_if_exception_type(AMQPError),
         wait=wait_exponential(multiplier=0.2, max=5),
-        stop=stop_after_delay(within),
+        stop=stop_before_delay(within),  # no try begun after the wait
         reraise=True,
     )
     try:

@@ -104,7 +104,7 @@ class Publisher:
                 channel = self._ensure()
             except AMQPError as exc:
                 self.close()
-                raise TransientError(f"broker unavailable: {exc}") from exc
+                raise TransientError(f"broker unavailable: {str(exc) or repr(exc)}") from exc
             try:
                 if crashpoints.armed(UNCONFIRMED):
                     self._hand_over_and_die(channel, exchange, routing_key, body, properties)

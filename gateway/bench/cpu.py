@@ -170,7 +170,7 @@ def render_machine(spent: dict[str, float]) -> str:
     """One line of where the machine's CPUs went, as the benchmarks print it."""
     return (
         f"the machine's CPUs in the same span: busy {spent.get('busy', 0.0):.1f} s,"
-        f" idle {spent.get('idle', 0.0):.1f} s (waiting for the disk"
-        f" {spent.get('iowait', 0.0):.1f} s), stolen by the hypervisor"
+        f" idle {spent.get('idle', 0.0):.1f} s, idle while waiting for the disk"
+        f" {spent.get('iowait', 0.0):.1f} s, stolen by the hypervisor"
         f" {spent.get('steal', 0.0):.1f} s"
     )

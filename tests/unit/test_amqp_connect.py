@@ -175,7 +175,7 @@ def test_no_node_answering_within_the_wait_names_the_nodes_and_the_reason() -> N
         amqp_connect.connect(urls, within=0.3)
 
     message = str(caught.value)
-    assert message.startswith("no broker node answered within 0.3 s (")
+    assert message.startswith("no broker node accepted a connection within 0.3 s (")
     assert all(f"127.0.0.1:{port}" in message for port in ports)
     assert message.endswith("Connection refused")
     assert isinstance(caught.value, AMQPError)

@@ -13,6 +13,7 @@ serialization failure, no connection free in time) are raised as `TransientError
 from __future__ import annotations
 
 import re
+import threading
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -311,6 +312,8 @@ class PostgresStorage:
         self.url = url
         _check_url(url)
         self._connect_timeout = connect_timeout
+        self._held_lock = threading.Lock()
+        self._held_count = 0
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -348,23 +351,35 @@ class PostgresStorage:
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection for one transaction; faults that may pass become transient."""
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with self._pool.connection() as conn, self._held(), conn.transaction():
                 yield conn
         except PoolTimeout as exc:
             raise TransientError(f"database unavailable: {self._why_no_connection(exc)}") from exc
         except _TRANSIENT as exc:
             raise TransientError(f"database unavailable: {_first_line(exc)}") from exc
 
+    @contextmanager
+    def _held(self) -> Iterator[None]:
+        """Counts the pool's connections handed out and not yet given back (the pool's own
+        size also counts connections it is still trying to open, after a server was lost)."""
+        with self._held_lock:
+            self._held_count += 1
+        try:
+            yield
+        finally:
+            with self._held_lock:
+                self._held_count -= 1
+
     def _why_no_connection(self, timeout: PoolTimeout) -> str:
-        """Why the pool had no connection to give. Every connection it may hold open and in use:
-        it was busy, said so without asking the server for one more. Else the server's or
+        """Why the pool had no connection to give. Every connection it may open handed out
+        (`_held`): it was busy, said so without asking the server for one more. Else the server's or
         libpq's own words, from one connection tried directly (the pool only says it waited; its
         attempts' reasons are in its log lines), or the pool's words when that one is made."""
-        stats = self._pool.get_stats()
-        size, largest = stats.get("pool_size", 0), stats.get("pool_max", 0)
-        if largest and size >= largest and not stats.get("pool_available", 0):
+        with self._held_lock:
+            held = self._held_count
+        if held >= self._pool.max_size:
             return (
-                f"all {size} connections of the pool in use for"
+                f"all {held} connections of the pool in use for"
                 f" {self._connect_timeout:g} s: {_first_line(timeout)}"
             )
         try:
