@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from pika.exceptions import AMQPError
 
 from gateway.adapters import topology
-from gateway.adapters.amqp_connect import COMMAND_WAIT
+from gateway.adapters.amqp_connect import COMMAND_WAIT, BrokerUnreachableError
 from gateway.adapters.quarantine_folder import QuarantineFolder
 from gateway.adapters.rabbitmq import Publisher
 from gateway.config import Settings
@@ -61,9 +61,17 @@ class ConsoleActions:
     def parked(self) -> tuple[list[ParkedItem], list[str]]:
         items: list[ParkedItem] = []
         problems: list[str] = []
-        for queue in self._letters.queues:
+        queues = list(self._letters.queues)
+        for index, queue in enumerate(queues):
             try:
                 shown = self._letters.show(queue, SHOWN_PER_QUEUE)
+            except BrokerUnreachableError as exc:
+                # No node answered for this queue: the others would each wait as long again.
+                problems.append(f"{queue}: {exc}")
+                problems.extend(
+                    f"{rest}: not asked, the broker is unreachable" for rest in queues[index + 1 :]
+                )
+                break
             except (AMQPError, OSError, GatewayError) as exc:
                 problems.append(f"{queue}: {str(exc) or type(exc).__name__}")
                 continue

@@ -5,7 +5,9 @@ trail."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pika
@@ -118,3 +120,24 @@ def test_quarantined_file_is_handed_to_the_bank_channel_again(
     assert (row.action, row.subject) == ("quarantine.reprocess", str(kept.quarantine_id))
     with pytest.raises(GatewayError):
         console.reprocess(999, actor="lan")
+
+
+@pytest.mark.slow  # waits COMMAND_WAIT seconds for the broker once
+def test_parked_with_the_broker_unreachable_asks_it_once(settings: Settings) -> None:
+    """No broker node answering: the first queue's problem names the wait and the reason, the
+    other queues are not asked (each would wait as long again), and nothing is listed."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    storage = SqliteStorage(settings.db_file)
+    try:
+        unreachable = replace(settings, amqp_url=f"amqp://guest:guest@127.0.0.1:{port}/%2F")
+        items, problems = console_actions(unreachable, storage).parked()
+    finally:
+        storage.close()
+    assert items == []
+    assert len(problems) > 1  # every queue the console lists
+    assert problems[0].startswith(
+        f"{topology.ORDERS_QUEUE}: no broker node accepted a connection within"
+    )
+    assert all(p.endswith(": not asked, the broker is unreachable") for p in problems[1:])
