@@ -297,10 +297,6 @@ def start_gateway(
     deadlines, file exchange, console) and `reports` (the banks' files from the broker); the
     metrics of each process's own work on its own port."""
     settings = gateway.settings
-    if settings.console_with_run and "main" in roles:
-        from gateway.adapters.web.serving import check_tls  # noqa: PLC0415
-
-        check_tls(settings)  # before any worker starts: a start it stops leaves nothing running
     for partner in settings.partners.values():
         pinned = partner.signature.current
         if pinned is not None and not settings.path(pinned.path).is_file():
@@ -396,6 +392,10 @@ def start_gateway(
             metrics=gateway.metrics,
         )
 
+    if "main" in roles and settings.console_with_run:
+        # First: the console's TLS files are checked as it starts, and a start they stop must
+        # leave no other worker running.
+        start_console(settings, gateway.storage, runtime)
     if "reports" in roles:
         runtime.add("inbound", inbound)
     elif "main" in roles and settings.main_applies_after > 0 and gateway.storage.kind == "sqlite":
@@ -409,8 +409,6 @@ def start_gateway(
         watch = DeadlineWatch(gateway.storage, settings, gateway.clock)
         runtime.add("deadlines", every(settings.deadline_check_seconds, watch.tick))
         start_file_exchange(gateway, runtime)
-        if settings.console_with_run:
-            start_console(settings, gateway.storage, runtime)
     start_metrics(gateway, runtime)
 
 

@@ -286,9 +286,6 @@ class BrokerUnreachableError(AMQPConnectionError):  # type: ignore[misc]  # pika
             f" {unreachable_reason(last)}"
         )
 
-    def __str__(self) -> str:
-        return str(self.args[0])
-
     def __repr__(self) -> str:
         return f"BrokerUnreachableError({self.args[0]!r})"
 
@@ -320,7 +317,5 @@ def connect(
     )
     try:
         return retrying(open_connection, url, worker)
-    except BrokerUnreachableError:
-        raise
     except AMQPConnectionError as exc:
         raise BrokerUnreachableError(broker_urls(url), within, exc) from exc
